@@ -1,0 +1,161 @@
+#!/usr/bin/env python3
+"""Write the PyTorch parity fixtures for seqformer's C tests into tests/fixtures/.
+
+Each fixture (float32 safetensors) holds
+  * every model parameter under its state_dict name,
+  * ``x`` [B, L, C] input, ``y`` [B, P, C] target,
+  * ``out`` [B, P, C] model output, ``loss`` [1] MSE(out, y) (mean over B*P*C),
+  * ``grad.<name>`` d loss / d parameter, for every parameter,
+and ``__metadata__`` = {"config": <json>, "format_version": "1", "producer": "..."}.
+
+Deterministic: torch.manual_seed per fixture, one thread, dropout 0.
+Also re-runs every fixture in float64 (same weights, same inputs) and prints how far
+float32 PyTorch is from float64, as an honest tolerance reference (--report-json to save it).
+
+Usage (from the repository root):  /usr/bin/python3 tools/reference/make_fixtures.py
+"""
+
+import argparse
+import copy
+import json
+import math
+import os
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import seqformer_ref as ref  # noqa: E402
+
+B = 4
+SMALL = dict(seq_len=48, pred_len=12, n_channels=3, d_model=8, n_heads=2, e_layers=2, d_ff=16,
+             patch_len=8, stride=4)
+
+
+def patchtst_cfg(**kw):
+    cfg = {"format_version": 1, "model": "patchtst", **SMALL, "revin": True, "dropout": 0.0,
+           "head_dropout": 0.0, "mixer": "softmax", "causal": False, "norm": "layernorm",
+           "norm_place": "post", "pos": "learned"}
+    cfg.update(kw)
+    return cfg
+
+
+FIXTURES = [
+    ("patchtst_softmax_post", patchtst_cfg()),
+    ("patchtst_linear_pre", patchtst_cfg(mixer="linear", norm="rmsnorm", norm_place="pre",
+                                         pos="sinusoidal")),
+    ("patchtst_softmax_causal", patchtst_cfg(causal=True, norm_place="pre")),
+    ("dlinear", {"format_version": 1, "model": "dlinear", "seq_len": 48, "pred_len": 12,
+                 "n_channels": 3, "kernel_size": 25}),
+]
+
+
+def randomize_(model, std=0.3):
+    """Every parameter random and non-degenerate: norm weights 1 + N(0, 0.1), the rest N(0, std)."""
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            is_norm_weight = (".norm" in name or name.startswith("norm")) and name.endswith("weight")
+            if is_norm_weight:
+                p.copy_(1.0 + 0.1 * torch.randn_like(p))
+            else:
+                p.copy_(std * torch.randn_like(p))
+
+
+def make_data(L, P, C, g):
+    """Raw-scale series with per-channel offsets/scales (so RevIN matters), split into x / y."""
+    T = L + P
+    t = torch.arange(T, dtype=torch.float64)
+    offsets = torch.linspace(-3.0, 4.0, C, dtype=torch.float64)
+    scales = torch.logspace(-1.0, 0.6, C, dtype=torch.float64)  # 0.1 .. ~4
+    periods = torch.linspace(7.0, 24.0, C, dtype=torch.float64)
+    xs = torch.empty(B, T, C, dtype=torch.float64)
+    for b in range(B):
+        phase = 2 * math.pi * torch.rand(C, generator=g, dtype=torch.float64)
+        slope = 0.02 * torch.randn(C, generator=g, dtype=torch.float64)
+        level = offsets + 0.5 * torch.randn(C, generator=g, dtype=torch.float64)
+        noise = 0.3 * torch.randn(T, C, generator=g, dtype=torch.float64)
+        wave = torch.sin(2 * math.pi * t[:, None] / periods[None, :] + phase[None, :])
+        xs[b] = level + scales * (wave + noise + slope * t[:, None])
+    xs = xs.float()
+    return xs[:, :L].contiguous(), xs[:, L:].contiguous()
+
+
+def run(model, x, y):
+    model.zero_grad(set_to_none=True)
+    out = model(x)
+    loss = torch.mean((out - y) ** 2)
+    loss.backward()
+    grads = {n: p.grad.detach().clone() for n, p in model.named_parameters()}
+    return out.detach(), loss.detach(), grads
+
+
+def rel_err(a, b):
+    """max |a - b| / max |b| (b is the float64 reference)."""
+    a, b = a.double(), b.double()
+    return ((a - b).abs().max() / b.abs().max().clamp_min(1e-300)).item()
+
+
+def make_one(name, cfg, seed, out_dir):
+    torch.manual_seed(seed)
+    model = ref.build_model(cfg)
+    randomize_(model)
+    model.train(False)  # dropout is 0 anyway; eval keeps it obviously deterministic
+    g = torch.Generator().manual_seed(seed + 1000)
+    x, y = make_data(cfg["seq_len"], cfg["pred_len"], cfg["n_channels"], g)
+    out, loss, grads = run(model, x, y)
+
+    full_cfg = model.cfg  # with defaults filled in
+    tensors = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    tensors["x"], tensors["y"], tensors["out"] = x, y, out
+    tensors["loss"] = loss.reshape(1)
+    for n, gr in grads.items():
+        tensors[ref.GRAD_PREFIX + n] = gr
+    meta = {"config": json.dumps(full_cfg), "format_version": str(ref.FORMAT_VERSION),
+            "producer": f"tools/reference/make_fixtures.py torch {torch.__version__}"}
+    path = os.path.join(out_dir, name + ".safetensors")
+    ref.save_safetensors(path, tensors, meta)
+
+    # float64 twin: same weights and inputs, everything in double
+    m64 = copy.deepcopy(model).double()
+    out64, loss64, grads64 = run(m64, x.double(), y.double())
+    rep = {
+        "file": os.path.relpath(path),
+        "bytes": os.path.getsize(path),
+        "params": ref.count_params(model),
+        "loss32": loss.item(),
+        "loss64": loss64.item(),
+        "loss_rel_err": abs(loss.item() - loss64.item()) / abs(loss64.item()),
+        "out_max_abs_err": (out.double() - out64).abs().max().item(),
+        "out_max_abs": out64.abs().max().item(),
+        "out_rel_err": rel_err(out, out64),
+        "grad_rel_err": {n: rel_err(grads[n], grads64[n]) for n in grads},
+        "grad_max_abs_err": {n: (grads[n].double() - grads64[n]).abs().max().item() for n in grads},
+    }
+    rep["grad_rel_err_worst"] = max(rep["grad_rel_err"].values())
+    rep["grad_max_abs_err_worst"] = max(rep["grad_max_abs_err"].values())
+    return rep
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    root = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+    ap.add_argument("--out-dir", default=os.path.join(root, "tests", "fixtures"))
+    ap.add_argument("--report-json", default=None, help="also write the float32-vs-float64 report here")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    os.makedirs(args.out_dir, exist_ok=True)
+    reports = []
+    for i, (name, cfg) in enumerate(FIXTURES):
+        rep = make_one(name, cfg, seed=1234 + i, out_dir=args.out_dir)
+        reports.append(rep)
+        print(f"{rep['file']}: {rep['bytes']} bytes, {rep['params']} params, loss {rep['loss32']:.6f} | "
+              f"f32 vs f64: loss rel {rep['loss_rel_err']:.2e}, out max abs {rep['out_max_abs_err']:.2e} "
+              f"(rel {rep['out_rel_err']:.2e}), grads worst rel {rep['grad_rel_err_worst']:.2e} "
+              f"worst abs {rep['grad_max_abs_err_worst']:.2e}")
+    if args.report_json:
+        with open(args.report_json, "w") as f:
+            json.dump(reports, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
