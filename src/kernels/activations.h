@@ -1,0 +1,36 @@
+/* Elementwise activations and dropout over n contiguous floats.
+ *
+ * GELU, exact form (PyTorch nn.GELU() default, approximate='none'):
+ *   gelu(x) = x * Phi(x),  Phi(x) = 0.5 * erfc(-x / sqrt(2)),  gelu'(x) = Phi(x) + x * phi(x).
+ * The fast version evaluates erfc with a branch-free fitted formula (erfc(z) = t*exp(-z^2 + P(t)),
+ * t = 1/(1+z/2), degree-10 polynomial P fitted for this project) and sf_expf_fast, so the loops
+ * vectorise; its error is ~1e-7 relative to max(|x|, 1) (measured in tests/test_norm_kernels.c).
+ * ELU+1 feature map (linear attention): phi(x) = x > 0 ? x + 1 : exp(x); phi'(x) = x > 0 ? 1 : exp(x).
+ *
+ * Forward may run in place (y == x); backward may run in place (dx == dy). Backward OVERWRITES dx
+ * with dy * f'(x), where x is the forward input. The *_ref versions use libm in double. */
+#ifndef SF_KERNELS_ACTIVATIONS_H
+#define SF_KERNELS_ACTIVATIONS_H
+
+#include <stdint.h>
+
+#include "core/rng.h"
+
+void sf_gelu_forward(float *y, const float *x, long n);
+void sf_gelu_backward(float *dx, const float *dy, const float *x, long n);
+void sf_elu1_forward(float *y, const float *x, long n);
+void sf_elu1_backward(float *dx, const float *dy, const float *x, long n);
+
+void sf_gelu_forward_ref(float *y, const float *x, long n);
+void sf_gelu_backward_ref(float *dx, const float *dy, const float *x, long n);
+void sf_elu1_forward_ref(float *y, const float *x, long n);
+void sf_elu1_backward_ref(float *dx, const float *dy, const float *x, long n);
+
+/* Inverted dropout with drop probability p in [0, 1): mask[i] = 0 with probability p (one
+ * sf_rng_uniform draw per element, in order, so it is reproducible from the rng state), else 1;
+ * y = x * mask / (1 - p). p == 0 copies x (mask all 1, no rng draws). y may equal x.
+ * Backward: dx = dy * mask / (1 - p) (dx may equal dy). */
+void sf_dropout_forward(float *y, uint8_t *mask, const float *x, long n, float p, sf_rng *rng);
+void sf_dropout_backward(float *dx, const float *dy, const uint8_t *mask, long n, float p);
+
+#endif

@@ -1,0 +1,63 @@
+/* sf_gemm (cblas) against sf_gemm_ref (plain loops, double accumulation): all four transpose
+ * combinations, odd sizes, padded leading dimensions, beta 0 (C garbage/NaN ignored) and beta 1. */
+#include <math.h>
+#include <string.h>
+
+#include "core/rng.h"
+#include "kernels/gemm.h"
+#include "test_util.h"
+
+static sf_rng rng;
+
+static void one_case(int ta, int tb, int M, int N, int K, float alpha, float beta, int pad) {
+#define AT_LEAST_1(v) ((v) > 1 ? (v) : 1)
+    int lda = AT_LEAST_1(ta ? M : K) + pad, ldb = AT_LEAST_1(tb ? K : N) + pad, ldc = AT_LEAST_1(N) + pad;
+    long na = (long)(ta ? K : M) * lda, nb = (long)(tb ? N : K) * ldb, nc = (long)M * ldc;
+    float *A = malloc(sizeof(float) * (size_t)(na + 1));
+    float *B = malloc(sizeof(float) * (size_t)(nb + 1));
+    float *C1 = malloc(sizeof(float) * (size_t)(nc + 1));
+    float *C2 = malloc(sizeof(float) * (size_t)(nc + 1));
+    sf_rng_fill_uniform(&rng, A, na, -1.0f, 1.0f);
+    sf_rng_fill_uniform(&rng, B, nb, -1.0f, 1.0f);
+    sf_rng_fill_uniform(&rng, C1, nc, -1.0f, 1.0f);
+    if (beta == 0.0f)
+        for (long i = 0; i < nc; i++) C1[i] = NAN; /* must not be read */
+    memcpy(C2, C1, sizeof(float) * (size_t)nc);
+    sf_gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C1, ldc);
+    sf_gemm_ref(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C2, ldc);
+    /* compare only the [M,N] part; padding columns must be untouched (equal, or both NaN) */
+    double md = 0, mb = 1e-6;
+    int pad_ok = 1;
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < ldc; j++) {
+            float a = C1[(long)i * ldc + j], b = C2[(long)i * ldc + j];
+            if (j >= N) {
+                if (!(a == b || (isnan(a) && isnan(b)))) pad_ok = 0;
+                continue;
+            }
+            double d = fabs((double)a - b);
+            if (d > md || d != d) md = d;
+            if (fabs(b) > mb) mb = fabs(b);
+        }
+    double rel = md / mb;
+    CHECK_MSG(rel <= 1e-5 && pad_ok, "ta=%d tb=%d M=%d N=%d K=%d alpha=%g beta=%g pad=%d rel=%.3g pad_ok=%d",
+              ta, tb, M, N, K, alpha, beta, pad, rel, pad_ok);
+    free(A), free(B), free(C1), free(C2);
+}
+
+int main(void) {
+    sf_rng_seed(&rng, test_seed());
+    sf_set_blas_threads(1);
+    const int sizes[][3] = {{1, 1, 1}, {3, 5, 7}, {17, 13, 11}, {64, 33, 129}, {100, 1, 37}, {1, 70, 3}, {5, 9, 0}};
+    for (int s = 0; s < (int)(sizeof sizes / sizeof sizes[0]); s++)
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++) {
+                const int M = sizes[s][0], N = sizes[s][1], K = sizes[s][2];
+                one_case(ta, tb, M, N, K, 1.0f, 0.0f, 0);
+                one_case(ta, tb, M, N, K, 1.0f, 1.0f, 0);
+                one_case(ta, tb, M, N, K, 0.5f, 1.0f, 3);
+                one_case(ta, tb, M, N, K, -2.0f, 0.0f, 2);
+                one_case(ta, tb, M, N, K, 1.5f, 0.25f, 1);
+            }
+    return test_finish();
+}
