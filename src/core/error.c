@@ -20,7 +20,7 @@ int sf_error_prefix(const char *fmt, ...) {
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
     memcpy(old, g_msg, sizeof old);
-    snprintf(g_msg, sizeof g_msg, "%s: %s", prefix, old);
+    snprintf(g_msg, sizeof g_msg, "%.400s: %.600s", prefix, old);
     return SF_ERR;
 }
 

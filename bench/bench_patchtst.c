@@ -1,0 +1,125 @@
+/* seqformer side of the PyTorch comparison (bench/run.sh runs both and prints ratios):
+ * training steps/s (forward + MSE + backward + AdamW, dropout on) and batch-1 inference latency
+ * at the ETTh1 PatchTST config on random inputs, plus the BLAS sgemm peak measured in the same
+ * run so achieved GFLOP/s can be read against it. Prints one JSON line. */
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "kernels/gemm.h"
+#include "models/model.h"
+#include "train/adamw.h"
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int cmp_d(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cmp_d);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/* Forward FLOPs of one window (multiply-add = 2), for the GFLOP/s estimate. */
+static double forward_flops(const sf_model_config *c) {
+    double N = sf_config_n_patches(c), d = c->d_model, F = c->d_ff;
+    double per_seq = 2 * N * c->patch_len * d;                  /* patch embedding */
+    per_seq += c->e_layers * (2 * N * d * 4 * d                 /* qkv + out */
+                              + 2 * 2 * N * N * d               /* scores + weighted sum */
+                              + 2 * 2 * N * d * F);             /* ffn */
+    per_seq += 2 * N * d * c->pred_len;                         /* head */
+    return per_seq * c->n_channels;
+}
+
+static double blas_peak_gflops(void) {
+    int n = 1024;
+    float *a = malloc((size_t)n * n * 4), *b = malloc((size_t)n * n * 4), *c = malloc((size_t)n * n * 4);
+    for (long i = 0; i < (long)n * n; i++) a[i] = b[i] = 1.0f / (float)(1 + i % 7);
+    double best = 0;
+    for (int r = 0; r < 5; r++) {
+        double t = now();
+        sf_gemm(0, 0, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
+        double g = 2.0 * n * n * n / (now() - t) / 1e9;
+        if (g > best) best = g;
+    }
+    free(a);
+    free(b);
+    free(c);
+    return best;
+}
+
+int main(int argc, char **argv) {
+    int threads = 2, batch = 128, reps = 5, steps = 5, infer_runs = 200;
+    const char *mixer = "softmax";
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--batch")) batch = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--reps")) reps = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--steps")) steps = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--mixer")) mixer = argv[i + 1];
+        else {
+            fprintf(stderr, "usage: bench_patchtst [--threads N] [--batch N] [--reps N] [--steps N] [--mixer softmax|linear]\n");
+            return 2;
+        }
+    }
+    omp_set_num_threads(threads);
+    sf_model_config cfg;
+    sf_config_defaults(&cfg, "patchtst");
+    snprintf(cfg.mixer, sizeof cfg.mixer, "%s", mixer);
+    sf_model m;
+    if (sf_model_create(&m, &cfg)) return 1;
+    sf_model_init_weights(&m, 0);
+    long nx = (long)batch * cfg.seq_len * cfg.n_channels, ny = (long)batch * cfg.pred_len * cfg.n_channels;
+    float *x = malloc((size_t)nx * 4), *y = malloc((size_t)ny * 4), *out = malloc((size_t)ny * 4),
+          *dy = malloc((size_t)ny * 4);
+    sf_rng rng;
+    sf_rng_seed(&rng, 0);
+    sf_rng_fill_normal(&rng, x, nx, 0, 1);
+    sf_rng_fill_normal(&rng, y, ny, 0, 1);
+    sf_adamw opt;
+    sf_adamw_init(&opt, &m.params, 0.0f);
+    double t_alloc = now();
+    sf_model_reserve(&m, batch, 1);
+    t_alloc = now() - t_alloc;
+    double *rep_ms = malloc((size_t)reps * sizeof(double));
+    for (int r = -1; r < reps; r++) { /* r = -1: warm-up */
+        double t = now();
+        for (int s = 0; s < steps; s++) {
+            sf_params_zero_grad(&m.params);
+            sf_model_forward(&m, x, out, batch, 1, &rng);
+            sf_mse_loss(out, y, dy, ny);
+            sf_model_backward(&m, dy, batch);
+            sf_adamw_step(&opt, &m.params, 1e-4f);
+        }
+        if (r >= 0) rep_ms[r] = (now() - t) * 1e3 / steps;
+    }
+    double step_ms = median(rep_ms, reps);
+    double *lat = malloc((size_t)infer_runs * sizeof(double));
+    for (int r = -20; r < infer_runs; r++) {
+        double t = now();
+        sf_model_forward(&m, x, out, 1, 0, NULL);
+        if (r >= 0) lat[r] = (now() - t) * 1e3;
+    }
+    double lat_ms = median(lat, infer_runs);
+    double gflop_step = 3.0 * forward_flops(&cfg) * batch / 1e9; /* fwd + ~2x for bwd */
+    double peak = blas_peak_gflops();
+    printf("{\"impl\":\"seqformer\",\"threads\":%d,\"batch\":%d,\"mixer\":\"%s\",\"params\":%ld,"
+           "\"train_step_ms\":%.2f,\"train_steps_per_s\":%.3f,\"infer_b1_latency_ms\":%.4f,"
+           "\"train_gflops\":%.2f,\"blas_peak_gflops\":%.1f,\"arena_mb\":%.1f}\n",
+           threads, batch, mixer, sf_model_n_params(&m), step_ms, 1e3 / step_ms, lat_ms,
+           gflop_step / (step_ms / 1e3), peak, (double)m.arena.cap * 4 / 1048576.0);
+    (void)t_alloc;
+    sf_adamw_free(&opt);
+    sf_model_destroy(&m);
+    free(x); free(y); free(out); free(dy); free(rep_ms); free(lat);
+    return 0;
+}

@@ -1,0 +1,45 @@
+#include "core/arena.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+
+void sf_arena_init_plan(sf_arena *a) {
+    memset(a, 0, sizeof *a);
+    a->planning = 1;
+}
+
+void sf_arena_alloc(sf_arena *a, size_t floats) {
+    memset(a, 0, sizeof *a);
+    a->cap = floats;
+    a->base = aligned_alloc(64, ((floats ? floats : 16) * sizeof(float) + 63) & ~(size_t)63);
+    if (!a->base) {
+        fprintf(stderr, "seqformer: out of memory allocating a %zu MB activation arena\n",
+                floats * sizeof(float) >> 20);
+        abort();
+    }
+}
+
+void sf_arena_free(sf_arena *a) {
+    free(a->base);
+    memset(a, 0, sizeof *a);
+}
+
+float *sf_arena_push(sf_arena *a, size_t n) {
+    size_t n16 = (n + 15) & ~(size_t)15;
+    size_t at = a->used;
+    a->used += n16;
+    if (a->used > a->peak) a->peak = a->used;
+    if (a->planning) return NULL;
+    if (a->used > a->cap) {
+        fprintf(stderr, "internal error: activation arena overflow (%zu > %zu floats)\n", a->used,
+                a->cap);
+        abort();
+    }
+    return a->base + at;
+}
+
+uint8_t *sf_arena_push_bytes(sf_arena *a, size_t n) {
+    return (uint8_t *)sf_arena_push(a, (n + sizeof(float) - 1) / sizeof(float));
+}

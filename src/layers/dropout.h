@@ -1,0 +1,15 @@
+/* Inverted dropout on an activation buffer, with its mask kept on the arena for backward.
+ * A no-op (mask NULL) when p == 0 or when not training, so eval and p=0 cost nothing. */
+#ifndef SF_LAYERS_DROPOUT_H
+#define SF_LAYERS_DROPOUT_H
+
+#include <stdint.h>
+
+#include "layers/layer.h"
+
+/* In place on x[n]; returns the mask to hand to sf_dropout_back (NULL: identity). */
+uint8_t *sf_dropout_fwd(sf_ctx *ctx, float *x, long n, float p);
+/* In place on dx[n] (dx = dx * mask / (1-p)); identity when mask is NULL. */
+void sf_dropout_back(const sf_ctx *ctx, float *dx, const uint8_t *mask, long n, float p);
+
+#endif

@@ -1,0 +1,78 @@
+#include "layers/linear.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "kernels/gemm.h"
+
+void sf_linear_declare(sf_linear *l, sf_params *ps, const char *name, int in, int out, int bias) {
+    char buf[SF_PARAM_NAME_MAX];
+    l->in = in;
+    l->out = out;
+    l->has_bias = bias;
+    snprintf(buf, sizeof buf, "%s.weight", name);
+    sf_params_declare(ps, buf, 2, (int64_t[]){out, in}, &l->w, &l->dw, 0);
+    if (bias) {
+        snprintf(buf, sizeof buf, "%s.bias", name);
+        sf_params_declare(ps, buf, 1, (int64_t[]){out}, &l->b, &l->db, 1);
+    }
+}
+
+void sf_linear_init(sf_linear *l, sf_rng *rng) {
+    float bound = 1.0f / sqrtf((float)l->in);
+    sf_rng_fill_uniform(rng, l->w, (long)l->in * l->out, -bound, bound);
+    if (l->has_bias) sf_rng_fill_uniform(rng, l->b, l->out, -bound, bound);
+}
+
+void sf_linear_forward(const sf_linear *l, float *y, const float *x, long N) {
+    float beta = 0.0f;
+    if (l->has_bias) {
+        for (long i = 0; i < N; i++) memcpy(y + i * l->out, l->b, (size_t)l->out * sizeof(float));
+        beta = 1.0f;
+    }
+    sf_gemm(0, 1, (int)N, l->out, l->in, 1.0f, x, l->in, l->w, l->in, beta, y, l->out);
+}
+
+void sf_linear_backward(sf_linear *l, float *dx, const float *dy, const float *x, long N) {
+    /* dW[out,in] += dy^T[out,N] x[N,in] */
+    sf_gemm(1, 0, l->out, l->in, (int)N, 1.0f, dy, l->out, x, l->in, 1.0f, l->dw, l->in);
+    if (l->has_bias) {
+        for (long i = 0; i < N; i++) {
+            const float *r = dy + i * l->out;
+            for (int o = 0; o < l->out; o++) l->db[o] += r[o];
+        }
+    }
+    if (dx) sf_gemm(0, 0, (int)N, l->in, l->out, 1.0f, dy, l->out, l->w, l->in, 0.0f, dx, l->in);
+}
+
+void sf_linear_forward_ref(const sf_linear *l, float *y, const float *x, long N) {
+    for (long i = 0; i < N; i++)
+        for (int o = 0; o < l->out; o++) {
+            double s = l->has_bias ? l->b[o] : 0.0;
+            for (int k = 0; k < l->in; k++) s += (double)x[i * l->in + k] * l->w[o * l->in + k];
+            y[i * l->out + o] = (float)s;
+        }
+}
+
+void sf_linear_backward_ref(sf_linear *l, float *dx, const float *dy, const float *x, long N) {
+    for (int o = 0; o < l->out; o++) {
+        for (int k = 0; k < l->in; k++) {
+            double s = 0;
+            for (long i = 0; i < N; i++) s += (double)dy[i * l->out + o] * x[i * l->in + k];
+            l->dw[o * l->in + k] += (float)s;
+        }
+        if (l->has_bias) {
+            double s = 0;
+            for (long i = 0; i < N; i++) s += dy[i * l->out + o];
+            l->db[o] += (float)s;
+        }
+    }
+    if (dx)
+        for (long i = 0; i < N; i++)
+            for (int k = 0; k < l->in; k++) {
+                double s = 0;
+                for (int o = 0; o < l->out; o++) s += (double)dy[i * l->out + o] * l->w[o * l->in + k];
+                dx[i * l->in + k] = (float)s;
+            }
+}

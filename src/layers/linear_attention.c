@@ -1,0 +1,107 @@
+/* Token mixer "linear": kernelized attention with the elu+1 feature map (Katharopoulos et al.,
+ * 2020). Same projections and parameter names as "softmax" (<prefix>.qkv, <prefix>.out), so the
+ * two are drop-in replacements; cost is O(T d^2/H) instead of O(T^2 d).
+ * step: causal only; the state is the running sum S = sum phi(k) v^T and z = sum phi(k), per head,
+ * so streaming costs O(1) per token whatever the history length. */
+#include <string.h>
+
+#include "core/error.h"
+#include "kernels/linear_attention.h"
+#include "layers/layer.h"
+#include "layers/linear.h"
+#include "layers/mixers.h"
+
+typedef struct {
+    sf_linear qkv, out;
+    int d, H, Dh, causal;
+    /* saved by forward */
+    const float *x;
+    float *qkv_buf, *a, *scratch;
+} sf_linear_attention;
+
+static void lin_declare(sf_mixer *m, sf_params *ps, const char *prefix) {
+    sf_linear_attention *s = m->self;
+    char buf[SF_PARAM_NAME_MAX];
+    snprintf(buf, sizeof buf, "%s.qkv", prefix);
+    sf_linear_declare(&s->qkv, ps, buf, s->d, 3 * s->d, 1);
+    snprintf(buf, sizeof buf, "%s.out", prefix);
+    sf_linear_declare(&s->out, ps, buf, s->d, s->d, 1);
+}
+
+static void lin_init(sf_mixer *m, sf_rng *rng) {
+    sf_linear_attention *s = m->self;
+    sf_linear_init(&s->qkv, rng);
+    sf_linear_init(&s->out, rng);
+}
+
+static void lin_forward(sf_mixer *m, sf_ctx *ctx, const float *x, float *y) {
+    sf_linear_attention *s = m->self;
+    long N = (long)ctx->B * ctx->T;
+    s->x = x;
+    s->qkv_buf = sf_arena_push(ctx->arena, (size_t)N * 3 * s->d);
+    s->a = sf_arena_push(ctx->arena, (size_t)N * s->d);
+    s->scratch = sf_arena_push(
+        ctx->arena, sf_linear_attention_scratch_floats(ctx->B, ctx->T, s->H, s->Dh, s->causal));
+    if (sf_arena_planning(ctx->arena)) return;
+    sf_linear_forward(&s->qkv, s->qkv_buf, x, N);
+    const float *q = s->qkv_buf, *k = q + s->d, *v = q + 2 * s->d;
+    sf_linear_attention_forward(s->a, s->d, q, k, v, 3 * s->d, ctx->B, ctx->T, s->H, s->Dh,
+                                s->causal, s->scratch);
+    sf_linear_forward(&s->out, y, s->a, N);
+}
+
+static void lin_backward(sf_mixer *m, sf_ctx *ctx, const float *dy, float *dx) {
+    sf_linear_attention *s = m->self;
+    long N = (long)ctx->B * ctx->T;
+    size_t mark = sf_arena_mark(ctx->arena);
+    float *da = sf_arena_push(ctx->arena, (size_t)N * s->d);
+    float *dqkv = sf_arena_push(ctx->arena, (size_t)N * 3 * s->d);
+    if (!sf_arena_planning(ctx->arena)) {
+        sf_linear_backward(&s->out, da, dy, s->a, N);
+        const float *q = s->qkv_buf, *k = q + s->d, *v = q + 2 * s->d;
+        sf_linear_attention_backward(dqkv, dqkv + s->d, dqkv + 2 * s->d, da, s->d, q, k, v,
+                                     3 * s->d, ctx->B, ctx->T, s->H, s->Dh, s->causal, s->scratch);
+        sf_linear_backward(&s->qkv, dx, dqkv, s->x, N);
+    }
+    sf_arena_reset_to(ctx->arena, mark);
+}
+
+static size_t lin_state_floats(const sf_mixer *m) {
+    const sf_linear_attention *s = m->self;
+    return sf_linear_attention_state_floats(s->H, s->Dh);
+}
+
+static void lin_step(const sf_mixer *m, const float *x_t, const float *state_in, float *state_out,
+                     float *y_t, int t) {
+    const sf_linear_attention *s = m->self;
+    (void)t;
+    SF_ASSERT(s->causal && "streaming needs a causal mixer");
+    float *qkv = sf_malloc((size_t)4 * s->d * sizeof(float)), *a = qkv + 3 * s->d;
+    sf_linear_forward(&s->qkv, qkv, x_t, 1);
+    sf_linear_attention_step(a, qkv, qkv + s->d, qkv + 2 * s->d, state_in, state_out, s->H, s->Dh);
+    sf_linear_forward(&s->out, y_t, a, 1);
+    free(qkv);
+}
+
+static void lin_destroy(sf_mixer *m) { free(m->self); }
+
+static const sf_mixer_ops lin_ops = {"linear", lin_declare, lin_init, lin_forward,
+                                     lin_backward, lin_state_floats, lin_step, lin_destroy};
+
+sf_mixer *sf_linear_attention_create(const sf_mixer_opts *o) {
+    if (o->n_heads <= 0 || o->d_model % o->n_heads != 0) {
+        sf_errorf("linear attention: n_heads (%d) must be positive and divide d_model (%d)",
+                  o->n_heads, o->d_model);
+        return NULL;
+    }
+    sf_linear_attention *s = sf_calloc(1, sizeof *s);
+    s->d = o->d_model;
+    s->H = o->n_heads;
+    s->Dh = o->d_model / o->n_heads;
+    s->causal = o->causal;
+    sf_mixer *m = sf_calloc(1, sizeof *m);
+    m->ops = &lin_ops;
+    m->d = o->d_model;
+    m->self = s;
+    return m;
+}
