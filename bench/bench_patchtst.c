@@ -59,6 +59,7 @@ static double blas_peak_gflops(void) {
 
 int main(int argc, char **argv) {
     int threads = 2, batch = 128, reps = 5, steps = 5, infer_runs = 200;
+    if (getenv("SF_BENCH_INFER_RUNS")) infer_runs = atoi(getenv("SF_BENCH_INFER_RUNS"));
     const char *mixer = "softmax";
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);

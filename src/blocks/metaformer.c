@@ -46,6 +46,7 @@ void sf_block_destroy(sf_block *b) {
 }
 
 static void add(float *y, const float *a, const float *b, long n) {
+#pragma omp parallel for simd schedule(static) if (n >= 65536)
     for (long i = 0; i < n; i++) y[i] = a[i] + b[i];
 }
 

@@ -6,6 +6,8 @@
 
 #include "kernels/gemm.h"
 
+#include <omp.h>
+
 void sf_linear_declare(sf_linear *l, sf_params *ps, const char *name, int in, int out, int bias) {
     char buf[SF_PARAM_NAME_MAX];
     l->in = in;
@@ -34,15 +36,35 @@ void sf_linear_forward(const sf_linear *l, float *y, const float *x, long N) {
     sf_gemm(0, 1, (int)N, l->out, l->in, 1.0f, x, l->in, l->w, l->in, beta, y, l->out);
 }
 
+/* db[out] += column sums of dy[N, out]: per-thread partial sums over row ranges, combined in
+ * thread order (deterministic for a given thread count). */
+static void bias_grad(float *db, const float *dy, long N, int out) {
+    if (out > 1024 || N < 4096) {
+        for (long i = 0; i < N; i++)
+            for (int o = 0; o < out; o++) db[o] += dy[i * out + o];
+        return;
+    }
+    float part[64][1024];
+    int nt = omp_get_max_threads() < 64 ? omp_get_max_threads() : 64;
+#pragma omp parallel num_threads(nt)
+    {
+        int t = omp_get_thread_num(), T = omp_get_num_threads();
+        long lo = N * t / T, hi = N * (t + 1) / T;
+        float *acc = part[t];
+        for (int o = 0; o < out; o++) acc[o] = 0;
+        for (long i = lo; i < hi; i++)
+            for (int o = 0; o < out; o++) acc[o] += dy[i * out + o];
+#pragma omp barrier
+#pragma omp single
+        for (int k = 0; k < T; k++)
+            for (int o = 0; o < out; o++) db[o] += part[k][o];
+    }
+}
+
 void sf_linear_backward(sf_linear *l, float *dx, const float *dy, const float *x, long N) {
     /* dW[out,in] += dy^T[out,N] x[N,in] */
     sf_gemm(1, 0, l->out, l->in, (int)N, 1.0f, dy, l->out, x, l->in, 1.0f, l->dw, l->in);
-    if (l->has_bias) {
-        for (long i = 0; i < N; i++) {
-            const float *r = dy + i * l->out;
-            for (int o = 0; o < l->out; o++) l->db[o] += r[o];
-        }
-    }
+    if (l->has_bias) bias_grad(l->db, dy, N, l->out);
     if (dx) sf_gemm(0, 0, (int)N, l->in, l->out, 1.0f, dy, l->out, l->w, l->in, 0.0f, dx, l->in);
 }
 

@@ -269,7 +269,7 @@ int sf_train(sf_model *m, const sf_forecast_data *d, const sf_train_opts *o,
             lr = sf_train_lr(o, epoch, s, steps);
             sf_adamw_step(&opt, &m->params, lr);
             loss_sum += loss;
-            sf_progress_step(&prog, epoch, s + 1, loss);
+            sf_progress_step(&prog, epoch + 1, s + 1, loss);
         }
         double val_mse, val_mae;
         sf_evaluate(m, d, SF_VAL, o->eval_batch_size, &val_mse, &val_mae);
@@ -287,7 +287,7 @@ int sf_train(sf_model *m, const sf_forecast_data *d, const sf_train_opts *o,
         }
         rs.next_epoch = epoch + 1;
         run_epochs++;
-        sf_progress_epoch_end(&prog, epoch, train_loss, val_mse, val_mse, val_mae, lr, best);
+        sf_progress_epoch_end(&prog, epoch + 1, train_loss, val_mse, val_mse, val_mae, lr, best);
         if (sf_csv_log_append_row(&log, epoch + 1, train_loss, val_mse, val_mse, val_mae, lr,
                                   now_seconds() - te))
             goto done;
