@@ -1,5 +1,11 @@
 #include "kernels/activations.h"
 
+/* clang reports "loop not vectorized" for some `omp simd` loops (float max reductions) as a
+ * warning, which -Werror would turn into a build failure; the loops are still correct. */
+#if defined(__clang__)
+#pragma clang diagnostic ignored "-Wpass-failed"
+#endif
+
 #include <math.h>
 #include <string.h>
 
@@ -36,13 +42,25 @@ static inline float std_normal_cdf(float x) {
     return sf_selectf(x < 0.0f, h, 1.0f - h);
 }
 
-void sf_gelu_forward(float *y, const float *x, long n) {
-#pragma omp parallel for simd schedule(static) if (n >= SF_ACT_PAR_MIN)
+/* The elementwise loops are also compiled for AVX2+FMA and picked at load time (GCC function
+ * multi-versioning through an ifunc); the default build targets baseline x86-64 (SSE2). The
+ * clones are plain range functions because OpenMP outlines a parallel loop body into a
+ * separate function, which would not inherit the clones. -DSF_NO_MULTIVERSION: baseline only. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && \
+    !defined(SF_NO_MULTIVERSION)
+#define SF_ACT_MULTIVERSION __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define SF_ACT_MULTIVERSION
+#endif
+#define SF_ACT_CHUNK 16384L
+
+SF_ACT_MULTIVERSION static void gelu_fwd_range(float *y, const float *x, long n) {
+#pragma omp simd
     for (long i = 0; i < n; i++) y[i] = x[i] * std_normal_cdf(x[i]);
 }
 
-void sf_gelu_backward(float *dx, const float *dy, const float *x, long n) {
-#pragma omp parallel for simd schedule(static) if (n >= SF_ACT_PAR_MIN)
+SF_ACT_MULTIVERSION static void gelu_bwd_range(float *dx, const float *dy, const float *x, long n) {
+#pragma omp simd
     for (long i = 0; i < n; i++) {
         const float xi = x[i];
         const float pdf = 0.39894228040143268f * sf_expf_fast(-0.5f * xi * xi);
@@ -50,8 +68,8 @@ void sf_gelu_backward(float *dx, const float *dy, const float *x, long n) {
     }
 }
 
-void sf_elu1_forward(float *y, const float *x, long n) {
-#pragma omp parallel for simd schedule(static) if (n >= SF_ACT_PAR_MIN)
+SF_ACT_MULTIVERSION static void elu1_fwd_range(float *y, const float *x, long n) {
+#pragma omp simd
     for (long i = 0; i < n; i++) {
         const float xi = x[i];
         const float e = sf_expf_fast(sf_selectf(xi > 0.0f, 0.0f, xi));
@@ -59,13 +77,40 @@ void sf_elu1_forward(float *y, const float *x, long n) {
     }
 }
 
-void sf_elu1_backward(float *dx, const float *dy, const float *x, long n) {
-#pragma omp parallel for simd schedule(static) if (n >= SF_ACT_PAR_MIN)
+SF_ACT_MULTIVERSION static void elu1_bwd_range(float *dx, const float *dy, const float *x, long n) {
+#pragma omp simd
     for (long i = 0; i < n; i++) {
         const float xi = x[i];
         const float e = sf_expf_fast(sf_selectf(xi > 0.0f, 0.0f, xi));
         dx[i] = dy[i] * sf_selectf(xi > 0.0f, 1.0f, e);
     }
+}
+
+#define CHUNKED(call_lo_len)                                                                   \
+    do {                                                                                       \
+        const long nchunks = (n + SF_ACT_CHUNK - 1) / SF_ACT_CHUNK;                            \
+        _Pragma("omp parallel for schedule(static) if (n >= SF_ACT_PAR_MIN)")                  \
+        for (long c = 0; c < nchunks; c++) {                                                   \
+            const long lo = c * SF_ACT_CHUNK;                                                  \
+            const long len = n - lo < SF_ACT_CHUNK ? n - lo : SF_ACT_CHUNK;                    \
+            call_lo_len;                                                                       \
+        }                                                                                      \
+    } while (0)
+
+void sf_gelu_forward(float *y, const float *x, long n) {
+    CHUNKED(gelu_fwd_range(y + lo, x + lo, len));
+}
+
+void sf_gelu_backward(float *dx, const float *dy, const float *x, long n) {
+    CHUNKED(gelu_bwd_range(dx + lo, dy + lo, x + lo, len));
+}
+
+void sf_elu1_forward(float *y, const float *x, long n) {
+    CHUNKED(elu1_fwd_range(y + lo, x + lo, len));
+}
+
+void sf_elu1_backward(float *dx, const float *dy, const float *x, long n) {
+    CHUNKED(elu1_bwd_range(dx + lo, dy + lo, x + lo, len));
 }
 
 void sf_gelu_forward_ref(float *y, const float *x, long n) {
@@ -92,6 +137,18 @@ void sf_elu1_backward_ref(float *dx, const float *dy, const float *x, long n) {
     for (long i = 0; i < n; i++) dx[i] = x[i] > 0.0f ? dy[i] : (float)((double)dy[i] * exp(x[i]));
 }
 
+/* Dropout masks come from a counter-based hash of (per-call seed, element index) rather than a
+ * sequential generator, so the loop vectorises, runs on all threads, and the mask does not depend
+ * on the thread count. Two rounds of the "lowbias32" integer mix (C. Wellons) per element. */
+static inline uint32_t mix32(uint32_t x) {
+    x ^= x >> 16;
+    x *= 0x7feb352dU;
+    x ^= x >> 15;
+    x *= 0x846ca68bU;
+    x ^= x >> 16;
+    return x;
+}
+
 void sf_dropout_forward(float *y, uint8_t *mask, const float *x, long n, float p, sf_rng *rng) {
     SF_ASSERT(n >= 0 && p >= 0.0f && p < 1.0f);
     if (p == 0.0f) {
@@ -100,16 +157,21 @@ void sf_dropout_forward(float *y, uint8_t *mask, const float *x, long n, float p
         return;
     }
     const float keep_scale = 1.0f / (1.0f - p);
+    const uint64_t seed = sf_rng_u64(rng);
+    const uint32_t s0 = (uint32_t)seed, s1 = (uint32_t)(seed >> 32);
+    const uint32_t thresh = (uint32_t)((double)p * 16777216.0); /* keep iff 24-bit u >= p */
+#pragma omp parallel for simd schedule(static) if (n >= SF_ACT_PAR_MIN)
     for (long i = 0; i < n; i++) {
-        const uint8_t m = sf_rng_uniform(rng) >= p;
+        const uint32_t u = mix32(mix32((uint32_t)i + s0) ^ s1) >> 8;
+        const uint8_t m = (uint8_t)(u >= thresh);
         mask[i] = m;
-        y[i] = m ? x[i] * keep_scale : 0.0f;
+        y[i] = x[i] * (keep_scale * (float)m);
     }
 }
 
 void sf_dropout_backward(float *dx, const float *dy, const uint8_t *mask, long n, float p) {
     SF_ASSERT(n >= 0 && p >= 0.0f && p < 1.0f);
     const float keep_scale = 1.0f / (1.0f - p);
-#pragma omp simd
+#pragma omp parallel for simd schedule(static) if (n >= SF_ACT_PAR_MIN)
     for (long i = 0; i < n; i++) dx[i] = dy[i] * (keep_scale * (float)mask[i]);
 }

@@ -26,9 +26,10 @@ void sf_gelu_backward_ref(float *dx, const float *dy, const float *x, long n);
 void sf_elu1_forward_ref(float *y, const float *x, long n);
 void sf_elu1_backward_ref(float *dx, const float *dy, const float *x, long n);
 
-/* Inverted dropout with drop probability p in [0, 1): mask[i] = 0 with probability p (one
- * sf_rng_uniform draw per element, in order, so it is reproducible from the rng state), else 1;
- * y = x * mask / (1 - p). p == 0 copies x (mask all 1, no rng draws). y may equal x.
+/* Inverted dropout with drop probability p in [0, 1): mask[i] = 0 with probability p, else 1;
+ * y = x * mask / (1 - p). The mask is a counter-based hash of (one sf_rng_u64 draw per call,
+ * element index), so it is reproducible from the rng state, independent of the thread count,
+ * and the loop vectorises/parallelises. p == 0 copies x (mask all 1, no rng draw). y may equal x.
  * Backward: dx = dy * mask / (1 - p) (dx may equal dy). */
 void sf_dropout_forward(float *y, uint8_t *mask, const float *x, long n, float p, sf_rng *rng);
 void sf_dropout_backward(float *dx, const float *dy, const uint8_t *mask, long n, float p);

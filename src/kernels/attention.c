@@ -1,0 +1,413 @@
+#include "kernels/attention.h"
+
+/* clang reports "loop not vectorized" for some `omp simd` loops (float max reductions) as a
+ * warning, which -Werror would turn into a build failure; the loops are still correct. */
+#if defined(__clang__)
+#pragma clang diagnostic ignored "-Wpass-failed"
+#endif
+
+#include <math.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "core/error.h"
+#include "kernels/softmax.h" /* sf_expf_fast */
+
+/* Tiles. A key tile holds bc keys transposed as [Dh][bc] in SF_ATT_TILE floats, so
+ * bc = min(SF_ATT_BC, SF_ATT_TILE / Dh) (64 keys up to Dh = 64, 16 at Dh = 256); a query tile of
+ * the forward holds br = min(SF_ATT_BR, SF_ATT_TILE / Dh) rows of output accumulators. Stack use
+ * per thread: about 60 KB in the forward, 70 KB in the backward. */
+#define SF_ATT_TILE 4096
+#define SF_ATT_BC 64
+#define SF_ATT_BR 32
+#define SF_ATT_PAD 8
+/* Work below this many score entries (B*H*T*T) runs on the calling thread only. */
+#define SF_ATT_PAR_MIN 4096L
+
+/* The tile kernels are also compiled for AVX2+FMA and picked at load time (GCC function
+ * multi-versioning through an ifunc), since the default build targets baseline x86-64 (SSE2).
+ * -DSF_NO_MULTIVERSION builds only the baseline version. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && \
+    !defined(SF_NO_MULTIVERSION)
+#define SF_ATT_MULTIVERSION __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define SF_ATT_MULTIVERSION
+#endif
+
+static inline int imin(int a, int b) { return a < b ? a : b; }
+
+/* Key-tile width: a multiple of SF_ATT_PAD (>= 16 for Dh <= 256). */
+static inline int key_tile(int Dh) { return imin(SF_ATT_BC, (SF_ATT_TILE / Dh) / SF_ATT_PAD * SF_ATT_PAD); }
+/* Row loops over the keys of a tile run to the next multiple of SF_ATT_PAD (masked), so the
+ * vector loops never need a scalar remainder. */
+static inline int pad_up(int n) { return (n + SF_ATT_PAD - 1) / SF_ATT_PAD * SF_ATT_PAD; }
+static inline int query_tile(int Dh) { return imin(SF_ATT_BR, SF_ATT_TILE / Dh); }
+
+static void check_args(int ld, int ldo, int B, int T, int H, int Dh) {
+    SF_ASSERT(B >= 0 && T >= 0 && H >= 1);
+    SF_ASSERT(Dh >= 1 && Dh <= SF_ATTENTION_MAX_DH);
+    SF_ASSERT(ld >= H * Dh && ldo >= H * Dh);
+}
+
+static int n_threads_for(long work) {
+#ifdef _OPENMP
+    return work >= SF_ATT_PAR_MIN ? omp_get_max_threads() : 1;
+#else
+    (void)work;
+    return 1;
+#endif
+}
+
+/* dst[d*bc + j] = src[(j0 + j)*ld + d] for j < nj: a key (or value) tile transposed to [Dh][bc];
+ * columns nj..pad_up(nj)-1 are zeroed (masked lanes must not meet inf/NaN garbage). */
+static void load_transposed(float *restrict dst, const float *restrict src, long ld, int j0,
+                            int nj, int bc, int Dh) {
+    for (int j = 0; j < nj; j++) {
+        const float *r = src + (long)(j0 + j) * ld;
+        for (int d = 0; d < Dh; d++) dst[d * bc + j] = r[d];
+    }
+    for (int d = 0; d < Dh; d++)
+        for (int j = nj; j < pad_up(nj); j++) dst[d * bc + j] = 0.0f;
+}
+
+/* ---- forward ------------------------------------------------------------------------- */
+
+/* One query tile [i0, i0+ni) of one (b, h). Pointers are already offset to the head. */
+SF_ATT_MULTIVERSION static void fwd_query_tile(float *restrict o, long ldo, float *restrict lse,
+                           const float *restrict q, const float *restrict k,
+                           const float *restrict v, long ld, int T, int Dh, float scale,
+                           int causal, int i0, int ni) {
+    float kt[SF_ATT_TILE], vt[SF_ATT_TILE]; /* [Dh][bc] */
+    float acc[SF_ATT_TILE];                 /* [ni][Dh] unnormalised output */
+    float qs[SF_ATTENTION_MAX_DH];          /* scaled query row */
+    float s[SF_ATT_BC];                     /* scores / probabilities of one row */
+    float m[SF_ATT_BR], l[SF_ATT_BR];       /* running max and sum per row */
+    const int bc = key_tile(Dh);
+    for (int i = 0; i < ni; i++) m[i] = -INFINITY, l[i] = 0.0f;
+    const int jend = causal ? i0 + ni : T; /* keys beyond the last row are masked */
+    for (int j0 = 0; j0 < jend; j0 += bc) {
+        const int nj = imin(bc, jend - j0);
+        load_transposed(kt, k, ld, j0, nj, bc, Dh);
+        load_transposed(vt, v, ld, j0, nj, bc, Dh);
+        for (int i = 0; i < ni; i++) {
+            const int t = i0 + i;
+            /* keys j0..j0+jn-1 are visible to query t */
+            const int jn = causal ? imin(nj, t - j0 + 1) : nj;
+            if (jn <= 0) continue;
+            const int jp = pad_up(jn); /* lanes jn..jp-1 are masked out */
+            const float *qr = q + (long)t * ld;
+            for (int d = 0; d < Dh; d++) qs[d] = qr[d] * scale;
+            for (int j = 0; j < jp; j++) s[j] = 0.0f;
+            for (int d = 0; d < Dh; d++) {
+                const float qd = qs[d];
+                const float *restrict kd = kt + d * bc;
+#pragma omp simd
+                for (int j = 0; j < jp; j++) s[j] += qd * kd[j];
+            }
+            float mx = m[i];
+#pragma omp simd reduction(max : mx)
+            for (int j = 0; j < jp; j++) {
+                s[j] = sf_selectf(j < jn, s[j], -INFINITY);
+                mx = s[j] > mx ? s[j] : mx;
+            }
+            float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+            for (int j = 0; j < jp; j++) {
+                const float p = sf_expf_fast(s[j] - mx); /* exactly 0 on masked lanes */
+                s[j] = p;
+                sum += p;
+            }
+            float *restrict a = acc + (long)i * Dh;
+            if (j0 == 0) { /* first tile of the row: nothing to rescale */
+                l[i] = sum;
+                for (int d = 0; d < Dh; d++) {
+                    const float *restrict vd = vt + d * bc;
+                    float pv = 0.0f;
+#pragma omp simd reduction(+ : pv)
+                    for (int j = 0; j < jp; j++) pv += s[j] * vd[j];
+                    a[d] = pv;
+                }
+            } else {
+                const float alpha = sf_expf_fast(m[i] - mx);
+                l[i] = l[i] * alpha + sum;
+                for (int d = 0; d < Dh; d++) {
+                    const float *restrict vd = vt + d * bc;
+                    float pv = 0.0f;
+#pragma omp simd reduction(+ : pv)
+                    for (int j = 0; j < jp; j++) pv += s[j] * vd[j];
+                    a[d] = a[d] * alpha + pv;
+                }
+            }
+            m[i] = mx;
+        }
+    }
+    for (int i = 0; i < ni; i++) {
+        const int t = i0 + i;
+        const float inv = 1.0f / l[i];
+        float *orow = o + (long)t * ldo;
+        const float *a = acc + (long)i * Dh;
+        for (int d = 0; d < Dh; d++) orow[d] = a[d] * inv;
+        lse[t] = m[i] + logf(l[i]);
+    }
+}
+
+void sf_attention_forward(float *o, int ldo, float *lse, const float *q, const float *k,
+                          const float *v, int ld, int B, int T, int H, int Dh, float scale,
+                          int causal) {
+    check_args(ld, ldo, B, T, H, Dh);
+    if (B == 0 || T == 0) return;
+    const int br = query_tile(Dh);
+    const int nqt = (T + br - 1) / br;
+    const long npairs = (long)B * H, nitems = npairs * nqt;
+    const int nth = n_threads_for(npairs * T * T);
+    /* Items are (pair, query tile), pair-major, handed out in contiguous chunks so neighbouring
+     * heads of the same token (which share cache lines of o) mostly stay on one thread. */
+    const long chunk = nitems / ((long)nth * 16) > 1 ? nitems / ((long)nth * 16) : 1;
+#pragma omp parallel for schedule(dynamic, chunk) num_threads(nth)
+    for (long it = 0; it < nitems; it++) {
+        const long pair = it / nqt;
+        const int qt = (int)(it % nqt);
+        const int b = (int)(pair / H), h = (int)(pair % H);
+        const long base = (long)b * T * ld + (long)h * Dh;
+        const int i0 = qt * br;
+        fwd_query_tile(o + (long)b * T * ldo + (long)h * Dh, ldo, lse + pair * T, q + base,
+                       k + base, v + base, ld, T, Dh, scale, causal, i0, imin(br, T - i0));
+    }
+}
+
+/* ---- backward ------------------------------------------------------------------------ */
+
+/* All gradients of one (b, h): loop over key tiles (dK, dV of the tile accumulate on the stack,
+ * transposed), inner loop over the query rows that see the tile (dQ accumulates in dq, which
+ * this thread owns for this head). */
+SF_ATT_MULTIVERSION static void bwd_head(float *restrict dq, float *restrict dk, float *restrict dv,
+                     const float *restrict dout, long ldo, const float *restrict o,
+                     const float *restrict lse, const float *restrict q,
+                     const float *restrict k, const float *restrict v, long ld, int T, int Dh,
+                     float scale, int causal) {
+    float kt[SF_ATT_TILE], vt[SF_ATT_TILE], dkt[SF_ATT_TILE], dvt[SF_ATT_TILE]; /* [Dh][bc] */
+    float qs[SF_ATTENTION_MAX_DH];
+    float p[SF_ATT_BC], ds[SF_ATT_BC];
+    const int bc = key_tile(Dh);
+    for (int t = 0; t < T; t++) memset(dq + (long)t * ld, 0, sizeof(float) * (size_t)Dh);
+    for (int j0 = 0; j0 < T; j0 += bc) {
+        const int nj = imin(bc, T - j0);
+        load_transposed(kt, k, ld, j0, nj, bc, Dh);
+        load_transposed(vt, v, ld, j0, nj, bc, Dh);
+        memset(dkt, 0, sizeof(float) * (size_t)Dh * bc);
+        memset(dvt, 0, sizeof(float) * (size_t)Dh * bc);
+        for (int t = causal ? j0 : 0; t < T; t++) {
+            const int jn = causal ? imin(nj, t - j0 + 1) : nj;
+            const float *qr = q + (long)t * ld, *gr = dout + (long)t * ldo, *orow = o + (long)t * ldo;
+            float *dqr = dq + (long)t * ld;
+            /* D_t = sum_d dout_t[d] * o_t[d] = sum_j P_tj dP_tj */
+            float Dt = 0.0f;
+#pragma omp simd reduction(+ : Dt)
+            for (int d = 0; d < Dh; d++) Dt += gr[d] * orow[d];
+            for (int d = 0; d < Dh; d++) qs[d] = qr[d] * scale;
+            /* P_tj = exp(S_tj - lse_t), recomputed; lanes jn..jp-1 masked to 0 */
+            const int jp = pad_up(jn);
+            for (int j = 0; j < jp; j++) p[j] = 0.0f, ds[j] = 0.0f;
+            for (int d = 0; d < Dh; d++) {
+                const float qd = qs[d], gd = gr[d];
+                const float *restrict kd = kt + d * bc, *restrict vd = vt + d * bc;
+#pragma omp simd
+                for (int j = 0; j < jp; j++) {
+                    p[j] += qd * kd[j];
+                    ds[j] += gd * vd[j]; /* dP_tj = dout_t . v_j */
+                }
+            }
+            const float lt = lse[t];
+#pragma omp simd
+            for (int j = 0; j < jp; j++) {
+                p[j] = sf_selectf(j < jn, sf_expf_fast(p[j] - lt), 0.0f);
+                ds[j] = p[j] * (ds[j] - Dt); /* dS / scale */
+            }
+            for (int d = 0; d < Dh; d++) {
+                const float qd = qs[d], gd = gr[d];
+                float *restrict dkd = dkt + d * bc, *restrict dvd = dvt + d * bc;
+                const float *restrict kd = kt + d * bc;
+                float acc = 0.0f;
+#pragma omp simd reduction(+ : acc)
+                for (int j = 0; j < jp; j++) {
+                    dvd[j] += gd * p[j];  /* dV_j += P_tj dout_t */
+                    dkd[j] += qd * ds[j]; /* dK_j += scale dS_tj q_t */
+                    acc += ds[j] * kd[j];
+                }
+                dqr[d] += scale * acc; /* dQ_t += scale sum_j dS_tj k_j */
+            }
+        }
+        for (int j = 0; j < nj; j++) {
+            float *dkr = dk + (long)(j0 + j) * ld, *dvr = dv + (long)(j0 + j) * ld;
+            for (int d = 0; d < Dh; d++) {
+                dkr[d] = dkt[d * bc + j];
+                dvr[d] = dvt[d * bc + j];
+            }
+        }
+    }
+}
+
+void sf_attention_backward(float *dq, float *dk, float *dv, const float *dout, int ldo,
+                           const float *o, const float *lse, const float *q, const float *k,
+                           const float *v, int ld, int B, int T, int H, int Dh, float scale,
+                           int causal) {
+    check_args(ld, ldo, B, T, H, Dh);
+    if (B == 0 || T == 0) return;
+    const long npairs = (long)B * H;
+    const int nth = n_threads_for(npairs * T * T);
+    const long chunk = npairs / ((long)nth * 16) > 1 ? npairs / ((long)nth * 16) : 1;
+#pragma omp parallel for schedule(dynamic, chunk) num_threads(nth)
+    for (long pair = 0; pair < npairs; pair++) {
+        const int b = (int)(pair / H), h = (int)(pair % H);
+        const long base = (long)b * T * ld + (long)h * Dh;
+        const long obase = (long)b * T * ldo + (long)h * Dh;
+        bwd_head(dq + base, dk + base, dv + base, dout + obase, ldo, o + obase, lse + pair * T,
+                 q + base, k + base, v + base, ld, T, Dh, scale, causal);
+    }
+}
+
+/* ---- streaming step ------------------------------------------------------------------ */
+
+#define SF_ATT_STEP_CHUNK 256
+
+static void step_head(float *restrict o, const float *restrict q, const float *restrict kc,
+                      const float *restrict vc, long stride, int n_keys, int Dh, float scale) {
+    float s[SF_ATT_STEP_CHUNK];
+    float acc[SF_ATTENTION_MAX_DH], qs[SF_ATTENTION_MAX_DH];
+    for (int d = 0; d < Dh; d++) acc[d] = 0.0f, qs[d] = q[d] * scale;
+    float m = -INFINITY, l = 0.0f;
+    for (int j0 = 0; j0 < n_keys; j0 += SF_ATT_STEP_CHUNK) {
+        const int nj = imin(SF_ATT_STEP_CHUNK, n_keys - j0);
+        float mx = m;
+        for (int j = 0; j < nj; j++) {
+            const float *kr = kc + (long)(j0 + j) * stride;
+            float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+            for (int d = 0; d < Dh; d++) dot += qs[d] * kr[d];
+            s[j] = dot;
+            mx = dot > mx ? dot : mx;
+        }
+        float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+        for (int j = 0; j < nj; j++) {
+            s[j] = sf_expf_fast(s[j] - mx);
+            sum += s[j];
+        }
+        const float alpha = sf_expf_fast(m - mx);
+        m = mx;
+        l = l * alpha + sum;
+        for (int d = 0; d < Dh; d++) acc[d] *= alpha;
+        for (int j = 0; j < nj; j++) {
+            const float *vr = vc + (long)(j0 + j) * stride;
+            const float pj = s[j];
+#pragma omp simd
+            for (int d = 0; d < Dh; d++) acc[d] += pj * vr[d];
+        }
+    }
+    const float inv = 1.0f / l;
+    for (int d = 0; d < Dh; d++) o[d] = acc[d] * inv;
+}
+
+void sf_attention_step(float *o, const float *q, const float *kcache, const float *vcache,
+                       int n_keys, int H, int Dh, float scale) {
+    SF_ASSERT(n_keys >= 1 && H >= 1 && Dh >= 1 && Dh <= SF_ATTENTION_MAX_DH);
+    const long stride = (long)H * Dh;
+    const int nth = n_threads_for(n_keys * stride >= 65536 ? SF_ATT_PAR_MIN : 0);
+#pragma omp parallel for schedule(static) num_threads(nth)
+    for (int h = 0; h < H; h++)
+        step_head(o + (long)h * Dh, q + (long)h * Dh, kcache + (long)h * Dh,
+                  vcache + (long)h * Dh, stride, n_keys, Dh, scale);
+}
+
+/* ---- references ---------------------------------------------------------------------- */
+
+/* P (T x T, double) of one (b, h): softmax of the masked scaled scores; returns lse per row. */
+static void ref_probs(double *P, double *lse_out, const float *q, const float *k, long ld, int T,
+                      int Dh, double scale, int causal) {
+    for (int i = 0; i < T; i++) {
+        double *Pi = P + (long)i * T, mx = -INFINITY, sum = 0.0;
+        const int jend = causal ? i + 1 : T;
+        for (int j = 0; j < jend; j++) {
+            double s = 0.0;
+            for (int d = 0; d < Dh; d++) s += (double)q[(long)i * ld + d] * k[(long)j * ld + d];
+            Pi[j] = s * scale;
+            if (Pi[j] > mx) mx = Pi[j];
+        }
+        for (int j = 0; j < jend; j++) sum += exp(Pi[j] - mx);
+        for (int j = 0; j < jend; j++) Pi[j] = exp(Pi[j] - mx) / sum;
+        for (int j = jend; j < T; j++) Pi[j] = 0.0;
+        if (lse_out) lse_out[i] = mx + log(sum);
+    }
+}
+
+void sf_attention_forward_ref(float *o, int ldo, float *lse, const float *q, const float *k,
+                              const float *v, int ld, int B, int T, int H, int Dh, float scale,
+                              int causal) {
+    check_args(ld, ldo, B, T, H, Dh);
+    if (B == 0 || T == 0) return;
+    double *P = sf_malloc(sizeof(double) * (size_t)T * T);
+    double *L = sf_malloc(sizeof(double) * (size_t)T);
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < H; h++) {
+            const long base = (long)b * T * ld + (long)h * Dh;
+            ref_probs(P, L, q + base, k + base, ld, T, Dh, scale, causal);
+            for (int i = 0; i < T; i++) {
+                for (int d = 0; d < Dh; d++) {
+                    double acc = 0.0;
+                    for (int j = 0; j < T; j++) acc += P[(long)i * T + j] * v[base + (long)j * ld + d];
+                    o[(long)(b * T + i) * ldo + (long)h * Dh + d] = (float)acc;
+                }
+                lse[((long)b * H + h) * T + i] = (float)L[i];
+            }
+        }
+    free(P);
+    free(L);
+}
+
+void sf_attention_backward_ref(float *dq, float *dk, float *dv, const float *dout, int ldo,
+                               const float *o, const float *lse, const float *q, const float *k,
+                               const float *v, int ld, int B, int T, int H, int Dh, float scale,
+                               int causal) {
+    (void)o, (void)lse;
+    check_args(ld, ldo, B, T, H, Dh);
+    if (B == 0 || T == 0) return;
+    double *P = sf_malloc(sizeof(double) * (size_t)T * T);
+    double *dS = sf_malloc(sizeof(double) * (size_t)T * T);
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < H; h++) {
+            const long base = (long)b * T * ld + (long)h * Dh;
+            const float *qb = q + base, *kb = k + base, *vb = v + base;
+            const float *gb = dout + (long)b * T * ldo + (long)h * Dh;
+            ref_probs(P, NULL, qb, kb, ld, T, Dh, scale, causal);
+            /* dP = dout V^T; dS = P * (dP - rowsum(P * dP)) */
+            for (int i = 0; i < T; i++) {
+                double rs = 0.0;
+                for (int j = 0; j < T; j++) {
+                    double dp = 0.0;
+                    for (int d = 0; d < Dh; d++) dp += (double)gb[(long)i * ldo + d] * vb[(long)j * ld + d];
+                    dS[(long)i * T + j] = dp;
+                    rs += P[(long)i * T + j] * dp;
+                }
+                for (int j = 0; j < T; j++) dS[(long)i * T + j] = P[(long)i * T + j] * (dS[(long)i * T + j] - rs);
+            }
+            for (int i = 0; i < T; i++)
+                for (int d = 0; d < Dh; d++) {
+                    double aq = 0.0, ak = 0.0, av = 0.0;
+                    for (int j = 0; j < T; j++) {
+                        aq += dS[(long)i * T + j] * kb[(long)j * ld + d];              /* dQ = s dS K */
+                        ak += dS[(long)j * T + i] * qb[(long)j * ld + d];              /* dK = s dS^T Q */
+                        av += P[(long)j * T + i] * gb[(long)j * ldo + d];              /* dV = P^T dout */
+                    }
+                    dq[base + (long)i * ld + d] = (float)(scale * aq);
+                    dk[base + (long)i * ld + d] = (float)(scale * ak);
+                    dv[base + (long)i * ld + d] = (float)av;
+                }
+        }
+    free(P);
+    free(dS);
+}

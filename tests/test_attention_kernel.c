@@ -1,0 +1,183 @@
+/* Softmax attention: the tiled online-softmax kernels against the T x T double references
+ * (forward o and lse, backward dq, dk, dv; causal and not; fused [B,T,3D] and padded layouts;
+ * T not a multiple of the tiles, T = 1, Dh from 1 to 256), the reference backward against finite
+ * differences, and the KV-cache step against the causal forward. The seed is printed. */
+#include <math.h>
+#include <string.h>
+
+#include "core/rng.h"
+#include "kernels/attention.h"
+#include "test_util.h"
+
+static sf_rng rng;
+static double worst_fwd, worst_bwd;
+
+#define SENTINEL 12345.0f
+
+static float *alloc_fill(long n, float val) {
+    float *p = malloc(sizeof(float) * (size_t)(n > 0 ? n : 1));
+    for (long i = 0; i < n; i++) p[i] = val;
+    return p;
+}
+
+/* Max relative error over columns [off, off+width) of rows with stride ld: max |a-b| over
+ * max(max |b|, floor). */
+static double cmp_rows(const float *a, const float *b, long rows, int ld, int off, int width,
+                       double floor) {
+    double md = 0, mb = floor;
+    for (long r = 0; r < rows; r++)
+        for (int c = 0; c < width; c++) {
+            double x = a[r * ld + off + c], y = b[r * ld + off + c];
+            double d = fabs(x - y);
+            if (d > md || d != d) md = d;
+            if (fabs(y) > mb) mb = fabs(y);
+        }
+    return md / mb;
+}
+
+static double maxabs_rows(const float *b, long rows, int ld, int off, int width) {
+    double mb = 0;
+    for (long r = 0; r < rows; r++)
+        for (int c = 0; c < width; c++) mb = fmax(mb, fabs(b[r * ld + off + c]));
+    return mb;
+}
+
+static int pad_untouched(const float *a, long rows, int ld, int used_lo, int used_hi) {
+    for (long r = 0; r < rows; r++)
+        for (int c = 0; c < ld; c++)
+            if ((c < used_lo || c >= used_hi) && a[r * ld + c] != SENTINEL) return 0;
+    return 1;
+}
+
+/* Whether every column outside [used_lo, used_hi) still holds SENTINEL. */
+/* fused: q, k, v (and dq, dk, dv) inside one [B, T, ld] buffer with ld = 3*H*Dh + pad;
+ * otherwise three separate buffers with ld = H*Dh + pad. */
+static void run_case(int B, int T, int H, int Dh, int causal, int fused, int pad, int padO) {
+    const int D = H * Dh;
+    const int ld = fused ? 3 * D + pad : D + pad, ldo = D + padO;
+    const long rows = (long)B * T, n = rows * ld, no = rows * ldo;
+    const float scale = 1.0f / sqrtf((float)Dh);
+    float *buf[3], *gbuf[3], *gref[3];
+    const int nbuf = fused ? 1 : 3;
+    for (int i = 0; i < nbuf; i++) {
+        buf[i] = alloc_fill(n, 0.0f);
+        sf_rng_fill_normal(&rng, buf[i], n, 0.0f, 1.5f);
+        gbuf[i] = alloc_fill(n, SENTINEL);
+        gref[i] = alloc_fill(n, SENTINEL);
+    }
+    const float *q = buf[0], *k = fused ? buf[0] + D : buf[1], *v = fused ? buf[0] + 2 * D : buf[2];
+    float *dq = gbuf[0], *dk = fused ? gbuf[0] + D : gbuf[1], *dv = fused ? gbuf[0] + 2 * D : gbuf[2];
+    float *dq2 = gref[0], *dk2 = fused ? gref[0] + D : gref[1], *dv2 = fused ? gref[0] + 2 * D : gref[2];
+    float *o = alloc_fill(no, SENTINEL), *o2 = alloc_fill(no, SENTINEL), *dout = alloc_fill(no, 0.0f);
+    sf_rng_fill_normal(&rng, dout, no, 0.0f, 1.0f);
+    float *lse = alloc_fill((long)B * H * T, 0.0f), *lse2 = alloc_fill((long)B * H * T, 0.0f);
+
+    sf_attention_forward(o, ldo, lse, q, k, v, ld, B, T, H, Dh, scale, causal);
+    sf_attention_forward_ref(o2, ldo, lse2, q, k, v, ld, B, T, H, Dh, scale, causal);
+    sf_attention_backward(dq, dk, dv, dout, ldo, o, lse, q, k, v, ld, B, T, H, Dh, scale, causal);
+    sf_attention_backward_ref(dq2, dk2, dv2, dout, ldo, NULL, NULL, q, k, v, ld, B, T, H, Dh, scale, causal);
+
+    double eo = cmp_rows(o, o2, rows, ldo, 0, D, 1e-6);
+    double el = max_rel_err(lse, lse2, (long)B * H * T, 1e-6);
+    double eq, ek, ev;
+    /* Gradients are compared relative to the largest of the three reference gradients: where an
+     * exact gradient vanishes (T == 1: dq = dk = 0 up to the rounding of dout.v - dout.o) its
+     * own scale is meaningless. */
+    const double gs = fmax(maxabs_rows(dq2, rows, ld, 0, D),
+                           fmax(maxabs_rows(dk2, rows, ld, 0, D), maxabs_rows(dv2, rows, ld, 0, D)));
+    int pad_ok = pad_untouched(o, rows, ldo, 0, D);
+    if (fused) {
+        eq = cmp_rows(gbuf[0], gref[0], rows, ld, 0, D, gs);
+        ek = cmp_rows(gbuf[0], gref[0], rows, ld, D, D, gs);
+        ev = cmp_rows(gbuf[0], gref[0], rows, ld, 2 * D, D, gs);
+        pad_ok &= pad_untouched(gbuf[0], rows, ld, 0, 3 * D);
+    } else {
+        eq = cmp_rows(dq, dq2, rows, ld, 0, D, gs);
+        ek = cmp_rows(dk, dk2, rows, ld, 0, D, gs);
+        ev = cmp_rows(dv, dv2, rows, ld, 0, D, gs);
+        pad_ok &= pad_untouched(dq, rows, ld, 0, D) && pad_untouched(dk, rows, ld, 0, D) &&
+                  pad_untouched(dv, rows, ld, 0, D);
+    }
+    double ef = fmax(eo, el), eb = fmax(eq, fmax(ek, ev));
+    worst_fwd = fmax(worst_fwd, ef);
+    worst_bwd = fmax(worst_bwd, eb);
+    printf("B=%d T=%d H=%d Dh=%d causal=%d %s ld=%d ldo=%d: o %.2e lse %.2e dq %.2e dk %.2e dv %.2e pad %s\n",
+           B, T, H, Dh, causal, fused ? "fused" : "separate", ld, ldo, eo, el, eq, ek, ev,
+           pad_ok ? "ok" : "CLOBBERED");
+    CHECK_MSG(ef <= 1e-5 && eb <= 1e-5 && pad_ok, "B=%d T=%d H=%d Dh=%d causal=%d fused=%d", B, T, H, Dh,
+              causal, fused);
+    for (int i = 0; i < nbuf; i++) free(buf[i]), free(gbuf[i]), free(gref[i]);
+    free(o), free(o2), free(dout), free(lse), free(lse2);
+}
+
+/* Reference backward vs central differences of L = sum(dout * o), o from the reference forward. */
+static void fd_check(int causal) {
+    const int B = 1, T = 5, H = 2, Dh = 3, D = H * Dh, ld = 3 * D, ldo = D;
+    const long n = (long)B * T * ld, no = (long)B * T * ldo;
+    const float scale = 0.7f;
+    float *qkv = alloc_fill(n, 0), *g = alloc_fill(n, 0), *dout = alloc_fill(no, 0), *o = alloc_fill(no, 0);
+    float *lse = alloc_fill((long)B * H * T, 0);
+    sf_rng_fill_normal(&rng, qkv, n, 0, 1);
+    sf_rng_fill_normal(&rng, dout, no, 0, 1);
+    sf_attention_backward_ref(g, g + D, g + 2 * D, dout, ldo, NULL, NULL, qkv, qkv + D, qkv + 2 * D, ld, B,
+                              T, H, Dh, scale, causal);
+    const float h = 4e-3f;
+    double worst = 0, gmax = 0;
+    for (long i = 0; i < n; i++) {
+        float keep = qkv[i];
+        double L[2];
+        for (int sgn = 0; sgn < 2; sgn++) {
+            qkv[i] = keep + (sgn ? -h : h);
+            sf_attention_forward_ref(o, ldo, lse, qkv, qkv + D, qkv + 2 * D, ld, B, T, H, Dh, scale, causal);
+            L[sgn] = 0;
+            for (long j = 0; j < no; j++) L[sgn] += (double)dout[j] * o[j];
+        }
+        qkv[i] = keep;
+        double fd = (L[0] - L[1]) / (2.0 * h);
+        worst = fmax(worst, fabs(fd - g[i]));
+        gmax = fmax(gmax, fabs(g[i]));
+    }
+    printf("reference backward vs finite differences (causal=%d): max abs err %.2e (max |grad| %.2f)\n",
+           causal, worst, gmax);
+    CHECK(worst < 1e-3 * fmax(gmax, 1.0));
+    free(qkv), free(g), free(dout), free(o), free(lse);
+}
+
+/* Token-by-token KV-cache steps reproduce the causal forward. */
+static void step_check(int T, int H, int Dh) {
+    const int D = H * Dh;
+    const long n = (long)T * D;
+    float *q = alloc_fill(n, 0), *k = alloc_fill(n, 0), *v = alloc_fill(n, 0);
+    float *o = alloc_fill(n, 0), *os = alloc_fill(n, 0), *lse = alloc_fill((long)H * T, 0);
+    sf_rng_fill_normal(&rng, q, n, 0, 1.5f);
+    sf_rng_fill_normal(&rng, k, n, 0, 1.5f);
+    sf_rng_fill_normal(&rng, v, n, 0, 1);
+    const float scale = 1.0f / sqrtf((float)Dh);
+    sf_attention_forward(o, D, lse, q, k, v, D, 1, T, H, Dh, scale, 1);
+    for (int t = 0; t < T; t++) sf_attention_step(os + (long)t * D, q + (long)t * D, k, v, t + 1, H, Dh, scale);
+    double e = max_rel_err(os, o, n, 1e-6);
+    printf("step vs causal forward T=%d H=%d Dh=%d: max rel err %.2e\n", T, H, Dh, e);
+    CHECK(e <= 1e-5);
+    free(q), free(k), free(v), free(o), free(os), free(lse);
+}
+
+int main(void) {
+    sf_rng_seed(&rng, test_seed());
+    for (int causal = 0; causal < 2; causal++) {
+        run_case(2, 42, 4, 4, causal, 1, 0, 0);    /* PatchTST-like, fused qkv */
+        run_case(1, 1, 1, 4, causal, 0, 0, 0);     /* T = 1 */
+        run_case(3, 1, 2, 8, causal, 1, 2, 1);     /* T = 1, several heads, padded */
+        run_case(2, 70, 2, 64, causal, 1, 3, 2);   /* T not a multiple of the 64-key / 32-row tiles */
+        run_case(1, 130, 3, 16, causal, 0, 5, 3);  /* separate, padded rows */
+        run_case(2, 33, 1, 256, causal, 0, 0, 0);  /* max Dh (16-key tiles) */
+        run_case(2, 45, 2, 100, causal, 1, 1, 0);  /* Dh not a power of two (40-key tiles) */
+        run_case(1, 9, 3, 1, causal, 0, 0, 0);     /* Dh = 1 */
+        run_case(4, 200, 2, 8, causal, 1, 0, 0);   /* parallel path, several tiles */
+    }
+    printf("worst forward rel err %.2e, worst backward rel err %.2e\n", worst_fwd, worst_bwd);
+    fd_check(0);
+    fd_check(1);
+    step_check(37, 3, 8);
+    step_check(300, 2, 4); /* more keys than one step chunk */
+    return test_finish();
+}
