@@ -41,9 +41,9 @@ expect 2 "unknown flag" -- "$SF" predict --model x --data y --horizon 3
   && pass=$((pass+1)) || { fail=$((fail+1)); echo "FAIL: --help"; }
 # data files
 expect 1 "missing.csv" -- "$SF" train --data "$tmp/missing.csv" --out "$tmp/x"
-expect 1 "ragged.csv:52" -- "$SF" train --data "$tmp/ragged.csv" --out "$tmp/x"
-expect 1 "nonnum.csv:52.*abc" -- "$SF" train --data "$tmp/nonnum.csv" --out "$tmp/x"
-expect 1 "nan.csv:52" -- "$SF" train --data "$tmp/nan.csv" --out "$tmp/x"
+expect 1 "ragged.csv:51" -- "$SF" train --data "$tmp/ragged.csv" --out "$tmp/x"
+expect 1 "nonnum.csv:51.*abc" -- "$SF" train --data "$tmp/nonnum.csv" --out "$tmp/x"
+expect 1 "nan.csv:51" -- "$SF" train --data "$tmp/nan.csv" --out "$tmp/x"
 expect 1 "too short" -- "$SF" train --data "$tmp/short.csv" --out "$tmp/x"
 expect 1 "OT" -- "$SF" train --data "$tmp/renamed.csv" --out "$tmp/x"
 [ ! -e "$tmp/x/model.safetensors" ] && pass=$((pass+1)) || { fail=$((fail+1)); echo "FAIL: output after error"; }
