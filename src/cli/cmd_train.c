@@ -56,6 +56,8 @@ int cmd_train(int argc, char **argv) {
         {"weight-decay", ARG_FLOAT, &o.weight_decay, 0, 10, NULL, "AdamW weight decay", 0},
         {"clip-grad", ARG_FLOAT, &o.clip_grad, 0, 1e9, NULL, "max global grad norm (0: off)", 0},
         {"epochs", ARG_INT, &o.epochs, 1, 100000, NULL, "max epochs", 0},
+        {"min-delta", ARG_FLOAT, &o.min_delta, 0, 1e9, NULL,
+         "early stopping: least val MSE improvement that counts", 0},
         {"patience", ARG_INT, &o.patience, 1, 100000, NULL, "early-stopping patience (epochs)", 0},
         {"seed", ARG_INT, &seed, 0, 2147483647, NULL, "random seed", 0},
         {"threads", ARG_INT, &threads, 0, 1024, NULL, "threads (0: OpenMP default)", 0},

@@ -22,6 +22,7 @@ void sf_train_opts_defaults(sf_train_opts *o, const char *model) {
     o->batch_size = dl ? 32 : 128;
     o->eval_batch_size = 256;
     o->warmup_epochs = 1;
+    o->min_delta = 1e-4f;
     o->lr = dl ? 5e-3f : 1e-4f;
     snprintf(o->lradj, sizeof o->lradj, "%s", "type3");
     o->seed = 2021;
@@ -276,7 +277,7 @@ int sf_train(sf_model *m, const sf_forecast_data *d, const sf_train_opts *o,
         double train_loss = loss_sum / steps;
         rs.train_hist[epoch] = train_loss;
         rs.val_hist[epoch] = val_mse;
-        int best = val_mse < rs.best_val;
+        int best = val_mse < rs.best_val - o->min_delta;
         if (best) {
             rs.best_val = val_mse;
             rs.best_epoch = epoch;

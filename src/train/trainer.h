@@ -14,6 +14,7 @@ typedef struct {
     int epochs, patience, batch_size, eval_batch_size;
     int warmup_epochs;
     float lr, weight_decay, clip_grad;
+    float min_delta; /* early stopping: val MSE must improve by more than this (as PatchTST's delta) */
     char lradj[16]; /* "type3" (PatchTST), "cosine", "constant" */
     uint64_t seed;
     const char *out_dir;
