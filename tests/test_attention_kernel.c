@@ -173,6 +173,12 @@ int main(void) {
         run_case(2, 45, 2, 100, causal, 1, 1, 0);  /* Dh not a power of two (40-key tiles) */
         run_case(1, 9, 3, 1, causal, 0, 0, 0);     /* Dh = 1 */
         run_case(4, 200, 2, 8, causal, 1, 0, 0);   /* parallel path, several tiles */
+        /* small-head (Dh <= 8) row-lane forward: every Dh, T not a multiple of the 16-row block */
+        run_case(2, 17, 3, 3, causal, 1, 1, 0);
+        run_case(1, 23, 2, 5, causal, 0, 2, 1);
+        run_case(3, 50, 2, 6, causal, 1, 0, 2);
+        run_case(2, 31, 1, 7, causal, 0, 0, 0);
+        run_case(2, 16, 4, 2, causal, 1, 0, 0);
     }
     printf("worst forward rel err %.2e, worst backward rel err %.2e\n", worst_fwd, worst_bwd);
     fd_check(0);

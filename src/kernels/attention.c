@@ -8,6 +8,7 @@
 
 #include <math.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,14 +28,15 @@
 #define SF_ATT_BR 32
 #define SF_ATT_PAD 8
 /* Work below this many score entries (B*H*T*T) runs on the calling thread only. */
-#define SF_ATT_PAR_MIN 4096L
+#define SF_ATT_PAR_MIN 262144L
 
 /* The tile kernels are also compiled for AVX2+FMA and picked at load time (GCC function
  * multi-versioning through an ifunc), since the default build targets baseline x86-64 (SSE2).
  * -DSF_NO_MULTIVERSION builds only the baseline version. */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && \
     !defined(SF_NO_MULTIVERSION)
-#define SF_ATT_MULTIVERSION __attribute__((target_clones("arch=x86-64-v3", "default")))
+#define SF_ATT_MULTIVERSION                                                                     \
+    __attribute__((target_clones("arch=x86-64-v3", "default"), optimize("fp-contract=fast")))
 #else
 #define SF_ATT_MULTIVERSION
 #endif
@@ -156,12 +158,136 @@ SF_ATT_MULTIVERSION static void fwd_query_tile(float *restrict o, long ldo, floa
     }
 }
 
+/* Small heads (Dh <= SF_ATT_SMALL_DH): query rows in the vector lanes instead of keys. For a
+ * block of SF_ATT_RL query rows (two 8-lane vectors), pass 1 takes the row maxima over all
+ * visible keys, pass 2 recomputes the scores (Dh FMAs per vector) and accumulates exp(s - m) and
+ * exp(s - m) * v. No transposes, no horizontal reductions, no rescaling. Written with GCC vector
+ * extensions (the baseline clone lowers them to SSE pairs). Lanes past the last row
+ * (ni < SF_ATT_RL) repeat the last row and are not stored. */
+#define SF_ATT_RL 16
+#define SF_ATT_SMALL_DH 8
+#if defined(__GNUC__)
+#define SF_ATT_HAVE_VEC 1
+/* The vector helpers are static and always inlined: no 32-byte vector crosses a real call. */
+#pragma GCC diagnostic ignored "-Wpsabi"
+typedef float v8sf __attribute__((vector_size(32)));
+typedef int32_t v8si __attribute__((vector_size(32)));
+
+static inline __attribute__((always_inline)) v8sf v8_splat(float x) {
+    return (v8sf){x, x, x, x, x, x, x, x};
+}
+/* Lane-wise cond ? a : b for a comparison mask (all ones / zero per lane). */
+static inline __attribute__((always_inline)) v8sf v8_sel(v8si m, v8sf a, v8sf b) {
+    return (v8sf)(((v8si)a & m) | ((v8si)b & ~m));
+}
+/* sf_expf_fast, lane-wise, same operations in the same order. */
+static inline __attribute__((always_inline)) v8sf v8_exp(v8sf x) {
+    v8sf xc = v8_sel(v8_splat(-104.0f) > x, v8_splat(-104.0f), x);
+    xc = v8_sel(xc > v8_splat(89.0f), v8_splat(89.0f), xc);
+    const v8sf t = xc * 1.44269504088896341f + 12582912.0f;
+    const v8sf kf = t - 12582912.0f;
+    v8sf r = xc - kf * 0.693359375f;
+    r = r - kf * -2.12194440e-4f;
+    v8sf p = v8_splat(1.0f / 5040.0f);
+    p = p * r + 1.0f / 720.0f;
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    const v8si k = (v8si)t - 0x4B400000, k1 = k / 2, k2 = k - k1;
+    const v8sf e1 = (v8sf)((k1 + 127) << 23), e2 = (v8sf)((k2 + 127) << 23);
+    return p * e1 * e2;
+}
+
+static inline __attribute__((always_inline)) void fwd_rows_small_dh(
+    float *restrict o, long ldo, float *restrict lse, const float *restrict q,
+    const float *restrict k, const float *restrict v, long ld, int T, const int Dh, float scale,
+    int causal, int i0, int ni) {
+    v8sf qa[SF_ATT_SMALL_DH], qb[SF_ATT_SMALL_DH], aa[SF_ATT_SMALL_DH], ab[SF_ATT_SMALL_DH];
+    float tq[SF_ATT_RL];
+    for (int d = 0; d < Dh; d++) {
+        for (int r = 0; r < SF_ATT_RL; r++) tq[r] = q[(long)(i0 + imin(r, ni - 1)) * ld + d] * scale;
+        memcpy(&qa[d], tq, sizeof(v8sf));
+        memcpy(&qb[d], tq + 8, sizeof(v8sf));
+        aa[d] = ab[d] = v8_splat(0.0f);
+    }
+    const v8si rowa = (v8si){0, 1, 2, 3, 4, 5, 6, 7} + i0, rowb = rowa + 8;
+    const v8sf ninf = v8_splat(-INFINITY);
+    v8sf ma = ninf, mb = ninf, la = v8_splat(0.0f), lb = la;
+    const int jend = causal ? i0 + ni : T;
+    for (int j = 0; j < jend; j++) {
+        const float *restrict kr = k + (long)j * ld;
+        v8sf sa = qa[0] * kr[0], sb = qb[0] * kr[0];
+        for (int d = 1; d < Dh; d++) sa += qa[d] * kr[d], sb += qb[d] * kr[d];
+        if (causal) {
+            const v8si js = (v8si){j, j, j, j, j, j, j, j};
+            sa = v8_sel(js <= rowa, sa, ninf);
+            sb = v8_sel(js <= rowb, sb, ninf);
+        }
+        ma = v8_sel(sa > ma, sa, ma);
+        mb = v8_sel(sb > mb, sb, mb);
+    }
+    for (int j = 0; j < jend; j++) {
+        const float *restrict kr = k + (long)j * ld;
+        const float *restrict vr = v + (long)j * ld;
+        v8sf sa = qa[0] * kr[0], sb = qb[0] * kr[0];
+        for (int d = 1; d < Dh; d++) sa += qa[d] * kr[d], sb += qb[d] * kr[d];
+        v8sf pa = v8_exp(sa - ma), pb = v8_exp(sb - mb);
+        if (causal) {
+            const v8si js = (v8si){j, j, j, j, j, j, j, j};
+            pa = v8_sel(js <= rowa, pa, v8_splat(0.0f));
+            pb = v8_sel(js <= rowb, pb, v8_splat(0.0f));
+        }
+        la += pa;
+        lb += pb;
+        for (int d = 0; d < Dh; d++) aa[d] += pa * vr[d], ab[d] += pb * vr[d];
+    }
+    float acc[SF_ATT_SMALL_DH][SF_ATT_RL], m[SF_ATT_RL], l[SF_ATT_RL];
+    for (int d = 0; d < Dh; d++) {
+        memcpy(acc[d], &aa[d], sizeof(v8sf));
+        memcpy(acc[d] + 8, &ab[d], sizeof(v8sf));
+    }
+    memcpy(m, &ma, sizeof(v8sf));
+    memcpy(m + 8, &mb, sizeof(v8sf));
+    memcpy(l, &la, sizeof(v8sf));
+    memcpy(l + 8, &lb, sizeof(v8sf));
+    for (int r = 0; r < ni; r++) {
+        const int t = i0 + r;
+        const float inv = 1.0f / l[r];
+        float *orow = o + (long)t * ldo;
+        for (int d = 0; d < Dh; d++) orow[d] = acc[d][r] * inv;
+        lse[t] = m[r] + logf(l[r]);
+    }
+}
+
+SF_ATT_MULTIVERSION static void fwd_rows_small(float *restrict o, long ldo, float *restrict lse,
+                                               const float *restrict q, const float *restrict k,
+                                               const float *restrict v, long ld, int T, int Dh,
+                                               float scale, int causal, int i0, int ni) {
+#define SF_ATT_CASE(D)                                                                      \
+    case D:                                                                                 \
+        fwd_rows_small_dh(o, ldo, lse, q, k, v, ld, T, D, scale, causal, i0, ni);           \
+        break;
+    switch (Dh) {
+        SF_ATT_CASE(1) SF_ATT_CASE(2) SF_ATT_CASE(3) SF_ATT_CASE(4)
+        SF_ATT_CASE(5) SF_ATT_CASE(6) SF_ATT_CASE(7) SF_ATT_CASE(8)
+        default: SF_ASSERT(0 && "fwd_rows_small: Dh > SF_ATT_SMALL_DH");
+    }
+#undef SF_ATT_CASE
+}
+#else
+#define SF_ATT_HAVE_VEC 0
+#endif
+
 void sf_attention_forward(float *o, int ldo, float *lse, const float *q, const float *k,
                           const float *v, int ld, int B, int T, int H, int Dh, float scale,
                           int causal) {
     check_args(ld, ldo, B, T, H, Dh);
     if (B == 0 || T == 0) return;
-    const int br = query_tile(Dh);
+    const int small = SF_ATT_HAVE_VEC && Dh <= SF_ATT_SMALL_DH;
+    const int br = small ? SF_ATT_RL : query_tile(Dh);
     const int nqt = (T + br - 1) / br;
     const long npairs = (long)B * H, nitems = npairs * nqt;
     const int nth = n_threads_for(npairs * T * T);
@@ -175,6 +301,13 @@ void sf_attention_forward(float *o, int ldo, float *lse, const float *q, const f
         const int b = (int)(pair / H), h = (int)(pair % H);
         const long base = (long)b * T * ld + (long)h * Dh;
         const int i0 = qt * br;
+#if SF_ATT_HAVE_VEC
+        if (small) {
+            fwd_rows_small(o + (long)b * T * ldo + (long)h * Dh, ldo, lse + pair * T, q + base,
+                           k + base, v + base, ld, T, Dh, scale, causal, i0, imin(br, T - i0));
+            continue;
+        }
+#endif
         fwd_query_tile(o + (long)b * T * ldo + (long)h * Dh, ldo, lse + pair * T, q + base,
                        k + base, v + base, ld, T, Dh, scale, causal, i0, imin(br, T - i0));
     }

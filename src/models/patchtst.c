@@ -14,6 +14,10 @@
 #include "layers/norm.h"
 #include "models/model.h"
 
+/* Elementwise loops over fewer than this many floats run on the calling thread: waking the team
+costs more than the loop (batch-1 inference is 294 tokens x 16). */
+#define SF_PT_PAR_MIN 65536L
+
 typedef struct {
     int L, P, C, N, pl, s, d, E;
     sf_linear patch_embed, head;
@@ -112,7 +116,7 @@ static void pt_forward(sf_model *m, sf_ctx *ctx, const float *x, float *y) {
     for (int i = 0; i <= s->E; i++) s->z[i] = sf_arena_push(a, (size_t)ntok * d);
     if (!plan) {
         /* RevIN statistics and patching, one (b, c) series at a time. */
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (ntok * d >= SF_PT_PAR_MIN)
         for (int bc = 0; bc < BC; bc++) {
             int b = bc / C, ch = bc % C;
             const float *xs = x + (size_t)b * L * C + ch;
@@ -139,7 +143,7 @@ static void pt_forward(sf_model *m, sf_ctx *ctx, const float *x, float *y) {
         }
         sf_linear_forward(&s->patch_embed, s->z[0], s->patches, ntok);
         const float *pos = s->pos ? s->pos : s->pos_table;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (ntok * d >= SF_PT_PAR_MIN)
         for (int bc = 0; bc < BC; bc++) {
             float *zb = s->z[0] + (size_t)bc * N * d;
             for (int i = 0; i < N * d; i++) zb[i] += pos[i];
@@ -157,7 +161,7 @@ static void pt_forward(sf_model *m, sf_ctx *ctx, const float *x, float *y) {
     s->flat = sf_arena_push(a, (size_t)ntok * d);
     s->head_out = sf_arena_push(a, (size_t)BC * s->P);
     if (!plan) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (ntok * d >= SF_PT_PAR_MIN)
         for (int bc = 0; bc < BC; bc++) {
             const float *zb = zl + (size_t)bc * N * d;
             float *fb = s->flat + (size_t)bc * N * d;
@@ -203,7 +207,7 @@ static void pt_backward(sf_model *m, sf_ctx *ctx, const float *dy) {
     if (!plan) {
         sf_linear_backward(&s->head, dflat, dhead, s->flat, BC);
         float *dz = s->has_norm_f ? g1 : g0;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (ntok * d >= SF_PT_PAR_MIN)
         for (int bc = 0; bc < BC; bc++) {
             const float *fb = dflat + (size_t)bc * N * d;
             float *zb = dz + (size_t)bc * N * d;
