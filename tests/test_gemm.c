@@ -1,4 +1,4 @@
-/* sf_gemm (cblas) against sf_gemm_ref (plain loops, double accumulation): all four transpose
+/* sf_gemm (small-size kernels and cblas) against sf_gemm_ref (plain loops, double accumulation): all four transpose
  * combinations, odd sizes, padded leading dimensions, beta 0 (C garbage/NaN ignored) and beta 1. */
 #include <math.h>
 #include <string.h>
@@ -48,7 +48,9 @@ static void one_case(int ta, int tb, int M, int N, int K, float alpha, float bet
 int main(void) {
     sf_rng_seed(&rng, test_seed());
     sf_set_blas_threads(1);
-    const int sizes[][3] = {{1, 1, 1}, {3, 5, 7}, {17, 13, 11}, {64, 33, 129}, {100, 1, 37}, {1, 70, 3}, {5, 9, 0}};
+    const int sizes[][3] = {{1, 1, 1}, {3, 5, 7}, {17, 13, 11}, {64, 33, 129}, {100, 1, 37}, {1, 70, 3}, {5, 9, 0},
+                            /* batch-1 PatchTST shapes (small-GEMM kernels), one past the small limit (OpenBLAS) */
+                            {7, 96, 672}, {294, 128, 16}, {294, 16, 128}, {13, 19, 1025}, {300, 128, 40}};
     for (int s = 0; s < (int)(sizeof sizes / sizeof sizes[0]); s++)
         for (int ta = 0; ta < 2; ta++)
             for (int tb = 0; tb < 2; tb++) {

@@ -4,6 +4,145 @@
 
 #include "core/error.h"
 
+#include <stdint.h>
+#include <string.h>
+
+/* Small problems (M*N*K <= SF_GEMM_SMALL_MNK) skip OpenBLAS: for the batch-1 PatchTST shapes its
+ * per-call overhead, packing and thread hand-off cost more than the arithmetic. Two plain kernels,
+ * deterministic (the summation order depends only on the shapes):
+ *  - op(B) = W^T with W [N,K] row-major (the Linear forward) and K >= 32: dot products of rows of
+ *    A with rows of W, 8-lane partial sums, 1 row x 4 columns at a time;
+ *  - otherwise: op(B) packed into [K][16] column panels on the stack, 4 rows x 16 columns of C in
+ *    registers, A broadcast. */
+#define SF_GEMM_SMALL_MNK (1L << 20)
+#define SF_GEMM_SMALL_KMAX 1024
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && \
+    !defined(SF_NO_MULTIVERSION)
+#define SF_GEMM_MULTIVERSION                                                                    \
+    __attribute__((target_clones("arch=x86-64-v3", "default"), optimize("fp-contract=fast")))
+#else
+#define SF_GEMM_MULTIVERSION
+#endif
+#if defined(__GNUC__)
+#define SF_GEMM_HAVE_SMALL 1
+#pragma GCC diagnostic ignored "-Wpsabi"
+typedef float g8sf __attribute__((vector_size(32)));
+
+static inline __attribute__((always_inline)) void store_c(float *c, float acc, float alpha,
+                                                          float beta) {
+    *c = beta == 0.0f ? alpha * acc : alpha * acc + beta * *c;
+}
+
+static inline __attribute__((always_inline)) float hsum8(g8sf v) {
+    float t[8];
+    memcpy(t, &v, sizeof t);
+    return ((t[0] + t[4]) + (t[1] + t[5])) + ((t[2] + t[6]) + (t[3] + t[7]));
+}
+
+/* C = alpha * A W^T + beta * C, A [M,K] (lda), W [N,K] (ldb). */
+SF_GEMM_MULTIVERSION static void small_gemm_nt_dot(int M, int N, int K, float alpha,
+                                                   const float *restrict A, int lda,
+                                                   const float *restrict W, int ldb, float beta,
+                                                   float *restrict C, int ldc) {
+    const int K8 = K / 8 * 8;
+    for (int i = 0; i < M; i++) {
+        const float *restrict a = A + (long)i * lda;
+        int j = 0;
+        for (; j + 4 <= N; j += 4) {
+            const float *w0 = W + (long)j * ldb, *w1 = w0 + ldb, *w2 = w1 + ldb, *w3 = w2 + ldb;
+            g8sf s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0}, av, wv;
+            for (int p = 0; p < K8; p += 8) {
+                memcpy(&av, a + p, sizeof av);
+                memcpy(&wv, w0 + p, sizeof wv), s0 += av * wv;
+                memcpy(&wv, w1 + p, sizeof wv), s1 += av * wv;
+                memcpy(&wv, w2 + p, sizeof wv), s2 += av * wv;
+                memcpy(&wv, w3 + p, sizeof wv), s3 += av * wv;
+            }
+            float r0 = hsum8(s0), r1 = hsum8(s1), r2 = hsum8(s2), r3 = hsum8(s3);
+            for (int p = K8; p < K; p++) {
+                r0 += a[p] * w0[p], r1 += a[p] * w1[p], r2 += a[p] * w2[p], r3 += a[p] * w3[p];
+            }
+            float *c = C + (long)i * ldc + j;
+            store_c(c, r0, alpha, beta), store_c(c + 1, r1, alpha, beta);
+            store_c(c + 2, r2, alpha, beta), store_c(c + 3, r3, alpha, beta);
+        }
+        for (; j < N; j++) {
+            const float *w0 = W + (long)j * ldb;
+            g8sf s0 = {0}, av, wv;
+            for (int p = 0; p < K8; p += 8) {
+                memcpy(&av, a + p, sizeof av);
+                memcpy(&wv, w0 + p, sizeof wv), s0 += av * wv;
+            }
+            float r0 = hsum8(s0);
+            for (int p = K8; p < K; p++) r0 += a[p] * w0[p];
+            store_c(C + (long)i * ldc + j, r0, alpha, beta);
+        }
+    }
+}
+
+/* General small case: op(B) packed per 16-column panel, 4x16 register block. */
+SF_GEMM_MULTIVERSION static void small_gemm_panel(int transA, int transB, int M, int N, int K,
+                                                  float alpha, const float *restrict A, int lda,
+                                                  const float *restrict B, int ldb, float beta,
+                                                  float *restrict C, int ldc) {
+    float bp[SF_GEMM_SMALL_KMAX * 16];
+    const long sai = transA ? 1 : lda, sak = transA ? lda : 1; /* op(A)[i][k] = A[i*sai + k*sak] */
+    for (int j0 = 0; j0 < N; j0 += 16) {
+        const int nj = N - j0 < 16 ? N - j0 : 16;
+        for (int p = 0; p < K; p++) {
+            float *dst = bp + (long)p * 16;
+            for (int j = 0; j < nj; j++)
+                dst[j] = transB ? B[(long)(j0 + j) * ldb + p] : B[(long)p * ldb + j0 + j];
+            for (int j = nj; j < 16; j++) dst[j] = 0.0f;
+        }
+        int i0 = 0;
+        for (; i0 + 4 <= M; i0 += 4) {
+            /* named accumulators so they stay in registers */
+            g8sf c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0}, c20 = {0}, c21 = {0}, c30 = {0},
+                 c31 = {0};
+            const float *a = A + (long)i0 * sai;
+            for (int p = 0; p < K; p++) {
+                g8sf b0, b1;
+                memcpy(&b0, bp + (long)p * 16, sizeof b0);
+                memcpy(&b1, bp + (long)p * 16 + 8, sizeof b1);
+                const float *ap = a + p * sak;
+                const float x0 = ap[0], x1 = ap[sai], x2 = ap[2 * sai], x3 = ap[3 * sai];
+                c00 += x0 * b0, c01 += x0 * b1;
+                c10 += x1 * b0, c11 += x1 * b1;
+                c20 += x2 * b0, c21 += x2 * b1;
+                c30 += x3 * b0, c31 += x3 * b1;
+            }
+            const g8sf cs[8] = {c00, c01, c10, c11, c20, c21, c30, c31};
+            for (int r = 0; r < 4; r++) {
+                float t[16];
+                memcpy(t, &cs[2 * r], sizeof(g8sf));
+                memcpy(t + 8, &cs[2 * r + 1], sizeof(g8sf));
+                float *c = C + (long)(i0 + r) * ldc + j0;
+                for (int j = 0; j < nj; j++) store_c(c + j, t[j], alpha, beta);
+            }
+        }
+        for (; i0 < M; i0++) {
+            g8sf c00 = {0}, c01 = {0};
+            const float *a = A + (long)i0 * sai;
+            for (int p = 0; p < K; p++) {
+                g8sf b0, b1;
+                memcpy(&b0, bp + (long)p * 16, sizeof b0);
+                memcpy(&b1, bp + (long)p * 16 + 8, sizeof b1);
+                const float x0 = a[p * sak];
+                c00 += x0 * b0, c01 += x0 * b1;
+            }
+            float t[16];
+            memcpy(t, &c00, sizeof(g8sf));
+            memcpy(t + 8, &c01, sizeof(g8sf));
+            float *c = C + (long)i0 * ldc + j0;
+            for (int j = 0; j < nj; j++) store_c(c + j, t[j], alpha, beta);
+        }
+    }
+}
+#else
+#define SF_GEMM_HAVE_SMALL 0
+#endif
+
 static void check_args(int transA, int transB, int M, int N, int K, int lda, int ldb, int ldc) {
     SF_ASSERT(M >= 0 && N >= 0 && K >= 0);
     SF_ASSERT(lda >= (transA ? M : K) && lda >= 1);
@@ -22,6 +161,18 @@ void sf_gemm(int transA, int transB, int M, int N, int K, float alpha, const flo
                 C[(long)i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[(long)i * ldc + j];
         return;
     }
+#if SF_GEMM_HAVE_SMALL
+    if ((long)M * N * K <= SF_GEMM_SMALL_MNK) {
+        if (!transA && transB && K >= 32) {
+            small_gemm_nt_dot(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+            return;
+        }
+        if (K <= SF_GEMM_SMALL_KMAX) {
+            small_gemm_panel(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+            return;
+        }
+    }
+#endif
     cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans,
                 transB ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
