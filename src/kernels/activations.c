@@ -142,7 +142,8 @@ void sf_elu1_backward_ref(float *dx, const float *dy, const float *x, long n) {
 
 /* Dropout masks come from a counter-based hash of (per-call seed, element index) rather than a
  * sequential generator, so the loop vectorises, runs on all threads, and the mask does not depend
- * on the thread count. Two rounds of the "lowbias32" integer mix (C. Wellons) per element. */
+ * on the thread count. One round of the "lowbias32" integer mix (C. Wellons) per element: a
+ * full-avalanche hash of (index + per-call seed), plenty for Bernoulli masks. */
 static inline uint32_t mix32(uint32_t x) {
     x ^= x >> 16;
     x *= 0x7feb352dU;
@@ -165,7 +166,7 @@ void sf_dropout_forward(float *y, uint8_t *mask, const float *x, long n, float p
     const uint32_t thresh = (uint32_t)((double)p * 16777216.0); /* keep iff 24-bit u >= p */
 #pragma omp parallel for simd schedule(static) if (n >= SF_ACT_PAR_MIN)
     for (long i = 0; i < n; i++) {
-        const uint32_t u = mix32(mix32((uint32_t)i + s0) ^ s1) >> 8;
+        const uint32_t u = mix32(((uint32_t)i + s0) ^ s1) >> 8;
         const uint8_t m = (uint8_t)(u >= thresh);
         mask[i] = m;
         y[i] = x[i] * (keep_scale * (float)m);
