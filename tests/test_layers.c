@@ -34,10 +34,11 @@ typedef struct {
     int B, T;
     const char *name;
     int no_dx; /* whole models do not return input gradients */
+    int training; /* forward in training mode (BatchNorm batch statistics; dropout is 0 here) */
 } subject;
 
 static double loss_at(subject *s, sf_arena *a, const float *x, const float *r, float *y) {
-    sf_ctx c = {.arena = a, .training = 0, .B = s->B, .T = s->T};
+    sf_ctx c = {.arena = a, .training = s->training, .B = s->B, .T = s->T};
     sf_arena_reset_to(a, 0);
     s->fwd(s->o, &c, x, y);
     return dot(y, r, s->ny);
@@ -68,7 +69,7 @@ static double fd_err(subject *s, sf_arena *a, float *x, float *v, long i, const 
 static void grad_check(subject *s, float *x) {
     sf_arena plan, a;
     sf_arena_init_plan(&plan);
-    sf_ctx pc = {.arena = &plan, .training = 0, .B = s->B, .T = s->T};
+    sf_ctx pc = {.arena = &plan, .training = s->training, .B = s->B, .T = s->T};
     s->fwd(s->o, &pc, NULL, NULL);
     s->bwd(s->o, &pc, NULL, NULL);
     sf_arena_alloc(&a, plan.peak);
@@ -76,7 +77,7 @@ static void grad_check(subject *s, float *x) {
     float *dx = sf_malloc((size_t)s->nx * sizeof(float));
     sf_params_zero_grad(s->ps);
     loss_at(s, &a, x, r, y);
-    sf_ctx c = {.arena = &a, .training = 0, .B = s->B, .T = s->T};
+    sf_ctx c = {.arena = &a, .training = s->training, .B = s->B, .T = s->T};
     s->bwd(s->o, &c, r, dx);
     /* Entries whose true gradient is ~0 (e.g. a key bias, which softmax ignores) have only
      * rounding noise in their difference quotient: judge errors relative to the typical gradient
@@ -98,6 +99,7 @@ static void grad_check(subject *s, float *x) {
     /* parameters: a few entries of every tensor */
     for (int p = 0; p < s->ps->n; p++) {
         sf_param *pp = &s->ps->p[p];
+        if (pp->buffer) continue; /* running statistics are state, not trained */
         for (int k = 0; k < 6; k++) {
             long i = (long)pp->offset + (long)sf_rng_below(&g_rng, (uint32_t)pp->numel);
             double an = s->ps->grad[i], err = fd_err(s, &a, x, s->ps->data, i, r, y, an, floor);
@@ -154,7 +156,7 @@ static void check_mixer(const char *kind, int causal) {
     perturb_params(&ps);
     char name[64];
     snprintf(name, sizeof name, "mixer %s%s", kind, causal ? " causal" : "");
-    subject s = {mixer_fwd, mixer_bwd, m, &ps, (long)B * T * d, (long)B * T * d, B, T, name, 0};
+    subject s = {mixer_fwd, mixer_bwd, m, &ps, (long)B * T * d, (long)B * T * d, B, T, name, 0, 0};
     float *x = rnd(s.nx, 1.0f);
     grad_check(&s, x);
     free(x);
@@ -162,7 +164,7 @@ static void check_mixer(const char *kind, int causal) {
     sf_params_free(&ps);
 }
 
-static void check_norm(sf_norm_kind k) {
+static void check_norm(sf_norm_kind k, int training) {
     int B = 3, T = 5, d = 6;
     sf_norm n;
     sf_params ps;
@@ -171,8 +173,11 @@ static void check_norm(sf_norm_kind k) {
     sf_params_alloc(&ps);
     sf_norm_init(&n);
     perturb_params(&ps);
-    subject s = {norm_fwd, norm_bwd, &n, &ps, (long)B * T * d, (long)B * T * d, B, T,
-                 k == SF_NORM_LAYERNORM ? "layernorm" : "rmsnorm", 0};
+    char name[64];
+    snprintf(name, sizeof name, "%s%s", sf_norm_kind_name(k),
+             k == SF_NORM_BATCHNORM ? (training ? " (batch stats)" : " (running stats)") : "");
+    subject s = {norm_fwd, norm_bwd, &n, &ps, (long)B * T * d, (long)B * T * d, B, T, name, 0,
+                 training};
     float *x = rnd(s.nx, 1.0f);
     grad_check(&s, x);
     free(x);
@@ -196,7 +201,9 @@ static void check_block(const char *mixer, int pre, sf_norm_kind nk, int causal)
     char name[96];
     snprintf(name, sizeof name, "block %s %s-norm %s%s", mixer, pre ? "pre" : "post",
              sf_norm_kind_name(nk), causal ? " causal" : "");
-    subject s = {block_fwd, block_bwd, &b, &ps, (long)B * T * d, (long)B * T * d, B, T, name, 0};
+    /* BatchNorm blocks are checked in training mode (batch statistics), the others in eval mode. */
+    subject s = {block_fwd, block_bwd, &b, &ps, (long)B * T * d, (long)B * T * d, B, T, name, 0,
+                 nk == SF_NORM_BATCHNORM};
     float *x = rnd(s.nx, 1.0f);
     grad_check(&s, x);
 
@@ -270,7 +277,7 @@ static void check_model(const char *model, const char *mixer, const char *place,
     snprintf(name, sizeof name, "model %s %s %s-norm %s", model, mixer, place, pos);
     int B = 3;
     subject s = {model_fwd, model_bwd, &m, &m.params, (long)B * c.seq_len * c.n_channels,
-                 (long)B * c.pred_len * c.n_channels, B, 0, name, 1};
+                 (long)B * c.pred_len * c.n_channels, B, 0, name, 1, 0};
     float *x = rnd(s.nx, 2.0f);
     for (long i = 0; i < s.nx; i++) x[i] += (float)(i % c.n_channels) * 3.0f; /* channel offsets */
     grad_check(&s, x);
@@ -309,8 +316,10 @@ static void check_linear_ref(void) {
 int main(void) {
     sf_rng_seed(&g_rng, test_seed());
     check_linear_ref();
-    check_norm(SF_NORM_LAYERNORM);
-    check_norm(SF_NORM_RMSNORM);
+    check_norm(SF_NORM_LAYERNORM, 0);
+    check_norm(SF_NORM_RMSNORM, 0);
+    check_norm(SF_NORM_BATCHNORM, 1);
+    check_norm(SF_NORM_BATCHNORM, 0);
     check_mixer("softmax", 0);
     check_mixer("softmax", 1);
     check_mixer("linear", 0);
@@ -321,6 +330,8 @@ int main(void) {
     check_block("softmax", 1, SF_NORM_LAYERNORM, 1);
     check_block("linear", 0, SF_NORM_RMSNORM, 1);
     check_block("linear", 1, SF_NORM_LAYERNORM, 0);
+    check_block("softmax", 0, SF_NORM_BATCHNORM, 0);
+    check_block("softmax", 1, SF_NORM_BATCHNORM, 1);
     check_model("patchtst", "softmax", "post", "learned");
     check_model("patchtst", "linear", "pre", "sinusoidal");
     check_model("dlinear", "softmax", "post", "learned");

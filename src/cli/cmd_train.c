@@ -36,7 +36,7 @@ int cmd_train(int argc, char **argv) {
         {"model", ARG_CHOICE, &model, 0, 0, "patchtst|dlinear", "model", 0},
         {"mixer", ARG_CHOICE, &mixer, 0, 0, "softmax|linear", "token mixer", 0},
         {"causal", ARG_BOOL, &c.causal, 0, 1, NULL, "causal token mixing", 0},
-        {"norm", ARG_CHOICE, &norm, 0, 0, "layernorm|rmsnorm", "normalisation", 0},
+        {"norm", ARG_CHOICE, &norm, 0, 0, "layernorm|rmsnorm|batchnorm", "normalisation", 0},
         {"norm-place", ARG_CHOICE, &norm_place, 0, 0, "post|pre", "norm placement", 0},
         {"pos", ARG_CHOICE, &pos, 0, 0, "learned|sinusoidal", "positions", 0},
         {"d-model", ARG_INT, &c.d_model, 1, 4096, NULL, "model width", 0},

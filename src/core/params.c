@@ -42,6 +42,12 @@ void sf_params_declare(sf_params *ps, const char *name, int ndim, const int64_t 
     p->no_decay = no_decay;
 }
 
+void sf_params_declare_buffer(sf_params *ps, const char *name, int ndim, const int64_t *shape,
+                              float **value_slot) {
+    sf_params_declare(ps, name, ndim, shape, value_slot, NULL, 1);
+    ps->p[ps->n - 1].buffer = 1;
+}
+
 void sf_params_alloc(sf_params *ps) {
     SF_ASSERT(ps->data == NULL);
     size_t bytes = (ps->total ? ps->total : 16) * sizeof(float);

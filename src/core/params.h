@@ -20,6 +20,7 @@ typedef struct {
     size_t offset, numel;
     float **value_slot, **grad_slot; /* bound by sf_params_alloc */
     int no_decay;                    /* 1: excluded from weight decay (biases, norms, positions) */
+    int buffer;                      /* 1: state, not trained (BatchNorm running statistics) */
 } sf_param;
 
 typedef struct {
@@ -34,6 +35,10 @@ void sf_params_free(sf_params *ps);
 /* Declare one tensor. `name` may be built with printf-style formatting by the caller. */
 void sf_params_declare(sf_params *ps, const char *name, int ndim, const int64_t *shape,
                        float **value_slot, float **grad_slot, int no_decay);
+/* A tensor that is saved and loaded with the weights but never trained: its gradient stays 0, so
+ * AdamW leaves it alone, and gradient checks skip it (PyTorch's register_buffer). */
+void sf_params_declare_buffer(sf_params *ps, const char *name, int ndim, const int64_t *shape,
+                              float **value_slot);
 void sf_params_alloc(sf_params *ps); /* zero-filled values and gradients */
 void sf_params_zero_grad(sf_params *ps);
 int sf_params_find(const sf_params *ps, const char *name); /* index or -1 */

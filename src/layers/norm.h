@@ -1,26 +1,33 @@
-/* Normalisation over the feature dimension: LayerNorm (PyTorch nn.LayerNorm, eps inside the sqrt,
- * biased variance) or RMSNorm (weight only). Names: <name>.weight and, for LayerNorm, <name>.bias. */
+/* Normalisation of the feature dimension:
+ *   LayerNorm (PyTorch nn.LayerNorm: per token, eps inside the sqrt, biased variance),
+ *   RMSNorm (weight only),
+ *   BatchNorm (PyTorch nn.BatchNorm1d over all tokens of the batch, as PatchTST uses it: batch
+ *   statistics when training, running statistics otherwise; momentum 0.1).
+ * Names: <name>.weight, <name>.bias (not RMSNorm), and for BatchNorm the buffers
+ * <name>.running_mean, <name>.running_var, <name>.num_batches_tracked. */
 #ifndef SF_LAYERS_NORM_H
 #define SF_LAYERS_NORM_H
 
 #include "layers/layer.h"
 
-typedef enum { SF_NORM_LAYERNORM, SF_NORM_RMSNORM } sf_norm_kind;
+typedef enum { SF_NORM_LAYERNORM, SF_NORM_RMSNORM, SF_NORM_BATCHNORM } sf_norm_kind;
 
 typedef struct {
     sf_norm_kind kind;
     int d;
     float eps;
     float *w, *b, *dw, *db;
+    float *running_mean, *running_var, *num_batches; /* BatchNorm buffers */
     /* saved by forward */
     const float *x;
-    float *mean, *rstd;
+    float *mean, *rstd; /* per row (LayerNorm, RMSNorm) or per feature (BatchNorm) */
+    int batch_stats;    /* BatchNorm: the last forward used batch statistics */
 } sf_norm;
 
 int sf_norm_kind_parse(const char *s, sf_norm_kind *out); /* SF_OK / SF_ERR */
 const char *sf_norm_kind_name(sf_norm_kind k);
 void sf_norm_declare(sf_norm *n, sf_params *ps, const char *name, sf_norm_kind kind, int d);
-void sf_norm_init(sf_norm *n); /* weight 1, bias 0 */
+void sf_norm_init(sf_norm *n); /* weight 1, bias 0, running mean 0 / var 1 */
 /* x, y: [N, d]; x must stay alive until backward (it is saved by pointer). */
 void sf_norm_forward(sf_norm *n, sf_ctx *ctx, const float *x, float *y, long N);
 void sf_norm_backward(sf_norm *n, sf_ctx *ctx, const float *dy, float *dx, long N);

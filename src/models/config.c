@@ -77,7 +77,9 @@ int sf_config_validate(const sf_model_config *c) {
         return sf_errorf("config field 'head_dropout': %g must be in [0, 1)",
                          (double)c->head_dropout);
     if (one_of("mixer", c->mixer, "softmax", "linear")) return SF_ERR;
-    if (one_of("norm", c->norm, "layernorm", "rmsnorm")) return SF_ERR;
+    if (strcmp(c->norm, "batchnorm") != 0 && one_of("norm", c->norm, "layernorm", "rmsnorm"))
+        return sf_errorf("config field 'norm': '%s' is not one of layernorm, rmsnorm, batchnorm",
+                         c->norm);
     if (one_of("norm_place", c->norm_place, "post", "pre")) return SF_ERR;
     if (one_of("pos", c->pos, "learned", "sinusoidal")) return SF_ERR;
     if (strcmp(c->pos, "sinusoidal") == 0 && c->d_model % 2)

@@ -15,7 +15,7 @@ typedef struct {
     float dropout, head_dropout;
     char mixer[16]; /* "softmax" | "linear" */
     int causal;
-    char norm[16];       /* "layernorm" | "rmsnorm" */
+    char norm[16];       /* "layernorm" | "rmsnorm" | "batchnorm" */
     char norm_place[8];  /* "post" | "pre" */
     char pos[16];        /* "learned" | "sinusoidal" */
     /* dlinear */
