@@ -34,7 +34,8 @@ void sf_model_init_weights(sf_model *m, uint64_t seed) {
 
 long sf_model_n_params(const sf_model *m) {
     long n = 0;
-    for (int i = 0; i < m->params.n; i++) n += (long)m->params.p[i].numel;
+    for (int i = 0; i < m->params.n; i++)
+        if (!m->params.p[i].buffer) n += (long)m->params.p[i].numel;
     return n;
 }
 

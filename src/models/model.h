@@ -43,7 +43,7 @@ void sf_model_reserve(sf_model *m, int max_batch, int training);
 void sf_model_forward(sf_model *m, const float *x, float *y, int B, int training, sf_rng *rng);
 /* After a training forward with the same B: parameter gradients += d loss / d params. */
 void sf_model_backward(sf_model *m, const float *dy, int B);
-long sf_model_n_params(const sf_model *m);
+long sf_model_n_params(const sf_model *m); /* trainable parameters (buffers excluded) */
 
 /* Mean squared error over n elements and its gradient (dy may be NULL). */
 double sf_mse_loss(const float *y, const float *target, float *dy, long n);
