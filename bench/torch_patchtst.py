@@ -39,7 +39,7 @@ def main():
     ap.add_argument("--head-dropout", type=float, default=0.0)
     ap.add_argument("--mixer", choices=["softmax", "linear"], default="softmax")
     ap.add_argument("--causal", action="store_true")
-    ap.add_argument("--norm", choices=["layernorm", "rmsnorm"], default="layernorm")
+    ap.add_argument("--norm", choices=["layernorm", "rmsnorm", "batchnorm"], default="layernorm")
     ap.add_argument("--norm-place", choices=["post", "pre"], default="post")
     ap.add_argument("--pos", choices=["learned", "sinusoidal"], default="learned")
     ap.add_argument("--batch", type=int, default=128)

@@ -6,6 +6,11 @@ Each fixture (float32 safetensors) holds
   * ``x`` [B, L, C] input, ``y`` [B, P, C] target,
   * ``out`` [B, P, C] model output, ``loss`` [1] MSE(out, y) (mean over B*P*C),
   * ``grad.<name>`` d loss / d parameter, for every parameter,
+and, for batchnorm fixtures (model run in train mode, see make_one):
+  * the batchnorm buffers (running_mean, running_var, num_batches_tracked as an F32 scalar)
+    as they were *before* the training forward, under their state_dict names,
+  * ``after.<buffer name>`` the buffers after the training forward,
+  * ``out_eval`` [B, P, C] the eval-mode output (using the updated running statistics),
 and ``__metadata__`` = {"config": <json>, "format_version": "1", "producer": "..."}.
 
 Deterministic: torch.manual_seed per fixture, one thread, dropout 0.
@@ -47,7 +52,24 @@ FIXTURES = [
     ("patchtst_softmax_causal", patchtst_cfg(causal=True, norm_place="pre")),
     ("dlinear", {"format_version": 1, "model": "dlinear", "seq_len": 48, "pred_len": 12,
                  "n_channels": 3, "kernel_size": 25}),
+    ("patchtst_batchnorm_post", patchtst_cfg(norm="batchnorm")),
 ]
+
+
+def is_batchnorm(cfg):
+    return cfg.get("model") == "patchtst" and cfg.get("norm") == "batchnorm"
+
+
+def randomize_buffers_(model):
+    """Batchnorm running statistics random: running_mean N(0, 0.5), running_var U(0.5, 2), count 3."""
+    with torch.no_grad():
+        for name, b in model.named_buffers():
+            if name.endswith("running_mean"):
+                b.copy_(0.5 * torch.randn_like(b))
+            elif name.endswith("running_var"):
+                b.copy_(torch.empty_like(b).uniform_(0.5, 2.0))
+            elif name.endswith("num_batches_tracked"):
+                b.fill_(3)
 
 
 def randomize_(model, std=0.3):
@@ -89,6 +111,28 @@ def run(model, x, y):
     return out.detach(), loss.detach(), grads
 
 
+def run_fixture(model, x, y, batchnorm):
+    """What a fixture records.  Non-batchnorm: eval mode, -> (out, loss, grads, {}, None).
+    Batchnorm: train mode forward/backward (updates the running statistics), then the buffers
+    (-> after), then eval mode forward (-> out_eval).  Leaves the model in eval mode."""
+    if not batchnorm:
+        model.train(False)
+        out, loss, grads = run(model, x, y)
+        return out, loss, grads, {}, None
+    model.train(True)
+    out, loss, grads = run(model, x, y)
+    after = {n: b.detach().clone() for n, b in model.named_buffers()}
+    model.train(False)
+    with torch.no_grad():
+        out_eval = model(x)
+    return out, loss, grads, after, out_eval
+
+
+def fixture_state(model):
+    """state_dict for a fixture file: everything float32 (num_batches_tracked -> F32 scalar)."""
+    return {k: v.detach().clone().to(torch.float32) for k, v in model.state_dict().items()}
+
+
 def rel_err(a, b):
     """max |a - b| / max |b| (b is the float64 reference)."""
     a, b = a.double(), b.double()
@@ -99,25 +143,33 @@ def make_one(name, cfg, seed, out_dir):
     torch.manual_seed(seed)
     model = ref.build_model(cfg)
     randomize_(model)
+    bn = is_batchnorm(cfg)
+    if bn:
+        randomize_buffers_(model)
     model.train(False)  # dropout is 0 anyway; eval keeps it obviously deterministic
     g = torch.Generator().manual_seed(seed + 1000)
     x, y = make_data(cfg["seq_len"], cfg["pred_len"], cfg["n_channels"], g)
-    out, loss, grads = run(model, x, y)
+    state0 = fixture_state(model)  # before anything runs (batchnorm buffers change in train mode)
+    m64 = copy.deepcopy(model).double()
+    out, loss, grads, after, out_eval = run_fixture(model, x, y, bn)
 
     full_cfg = model.cfg  # with defaults filled in
-    tensors = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    tensors = dict(state0)
     tensors["x"], tensors["y"], tensors["out"] = x, y, out
     tensors["loss"] = loss.reshape(1)
     for n, gr in grads.items():
         tensors[ref.GRAD_PREFIX + n] = gr
+    for n, b in after.items():
+        tensors[ref.AFTER_PREFIX + n] = b.to(torch.float32)
+    if out_eval is not None:
+        tensors["out_eval"] = out_eval
     meta = {"config": json.dumps(full_cfg), "format_version": str(ref.FORMAT_VERSION),
             "producer": f"tools/reference/make_fixtures.py torch {torch.__version__}"}
     path = os.path.join(out_dir, name + ".safetensors")
     ref.save_safetensors(path, tensors, meta)
 
-    # float64 twin: same weights and inputs, everything in double
-    m64 = copy.deepcopy(model).double()
-    out64, loss64, grads64 = run(m64, x.double(), y.double())
+    # float64 twin: same weights, buffers and inputs, everything in double
+    out64, loss64, grads64, after64, out_eval64 = run_fixture(m64, x.double(), y.double(), bn)
     rep = {
         "file": os.path.relpath(path),
         "bytes": os.path.getsize(path),
@@ -133,6 +185,14 @@ def make_one(name, cfg, seed, out_dir):
     }
     rep["grad_rel_err_worst"] = max(rep["grad_rel_err"].values())
     rep["grad_max_abs_err_worst"] = max(rep["grad_max_abs_err"].values())
+    if bn:
+        rep["after_rel_err"] = {n: rel_err(after[n], after64[n]) for n in after}
+        rep["after_max_abs_err"] = {n: (after[n].double() - after64[n].double()).abs().max().item()
+                                    for n in after}
+        rep["after_rel_err_worst"] = max(rep["after_rel_err"].values())
+        rep["after_max_abs_err_worst"] = max(rep["after_max_abs_err"].values())
+        rep["out_eval_max_abs_err"] = (out_eval.double() - out_eval64).abs().max().item()
+        rep["out_eval_rel_err"] = rel_err(out_eval, out_eval64)
     return rep
 
 
@@ -151,7 +211,10 @@ def main():
         print(f"{rep['file']}: {rep['bytes']} bytes, {rep['params']} params, loss {rep['loss32']:.6f} | "
               f"f32 vs f64: loss rel {rep['loss_rel_err']:.2e}, out max abs {rep['out_max_abs_err']:.2e} "
               f"(rel {rep['out_rel_err']:.2e}), grads worst rel {rep['grad_rel_err_worst']:.2e} "
-              f"worst abs {rep['grad_max_abs_err_worst']:.2e}")
+              f"worst abs {rep['grad_max_abs_err_worst']:.2e}"
+              + (f" | after.* worst rel {rep['after_rel_err_worst']:.2e} worst abs "
+                 f"{rep['after_max_abs_err_worst']:.2e}, out_eval max abs {rep['out_eval_max_abs_err']:.2e} "
+                 f"(rel {rep['out_eval_rel_err']:.2e})" if "after_rel_err" in rep else ""))
     if args.report_json:
         with open(args.report_json, "w") as f:
             json.dump(reports, f, indent=1)

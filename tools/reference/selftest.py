@@ -6,7 +6,10 @@
   * softmax Mixer vs torch.nn.MultiheadAttention with the same weights (causal and not);
   * PatchTST / DLinear forward vs a from-scratch NumPy float64 implementation of the spec;
   * the default ETTh1 PatchTST parameter count;
-  * every fixture in tests/fixtures reloads (strict) and reproduces out, loss and grads;
+  * every fixture in tests/fixtures reloads (strict) and reproduces out, loss and grads
+    (batchnorm: also after.* running statistics and out_eval);
+  * batchnorm: TokenBatchNorm == the official Transpose/BatchNorm1d/Transpose Sequential, state_dict
+    names, F32 num_batches_tracked loads strictly back as int64;
   * check_checkpoint.py on a zero-head checkpoint vs a NumPy computation of the same metric.
 
 Usage (from the repository root):  /usr/bin/python3 tools/reference/selftest.py
@@ -92,7 +95,20 @@ def test_softmax_vs_mha():
 
 # ---- independent NumPy float64 implementation of the spec ----
 
-def np_norm(x, sd, pre, kind):
+def np_norm(x, sd, pre, kind, bn_train=False, bn_stats=None):
+    if kind == "batchnorm":
+        w, b = sd[pre + ".weight"], sd[pre + ".bias"]
+        if not bn_train:
+            return (x - sd[pre + ".running_mean"]) / np.sqrt(sd[pre + ".running_var"] + 1e-5) * w + b
+        flat = x.reshape(-1, x.shape[-1])  # every token of every series
+        mu = flat.mean(0)
+        var = ((flat - mu) ** 2).mean(0)
+        n = flat.shape[0]
+        if bn_stats is not None:
+            bn_stats[pre + ".running_mean"] = 0.9 * sd[pre + ".running_mean"] + 0.1 * mu
+            bn_stats[pre + ".running_var"] = 0.9 * sd[pre + ".running_var"] + 0.1 * var * n / (n - 1)
+            bn_stats[pre + ".num_batches_tracked"] = sd[pre + ".num_batches_tracked"] + 1
+        return (x - mu) / np.sqrt(var + 1e-5) * w + b
     if kind == "layernorm":
         mu = x.mean(-1, keepdims=True)
         var = ((x - mu) ** 2).mean(-1, keepdims=True)
@@ -136,7 +152,7 @@ def np_mixer(x, sd, pre, cfg):
     return np_linear(out, sd, pre + ".out")
 
 
-def np_patchtst(x, sd, cfg):
+def np_patchtst(x, sd, cfg, bn_train=False, bn_stats=None):
     B, L, C = x.shape
     s, pl, d = cfg["stride"], cfg["patch_len"], cfg["d_model"]
     N = (L + s - pl) // s + 1
@@ -159,17 +175,18 @@ def np_patchtst(x, sd, cfg):
                 pe[p, i] = math.sin(p / 10000 ** (i / d))
                 pe[p, i + 1] = math.cos(p / 10000 ** (i / d))
         u = u + pe
+    nk = dict(bn_train=bn_train, bn_stats=bn_stats)
     for blk in range(cfg["e_layers"]):
         pre = f"blocks.{blk}"
         ffn = lambda a: np_linear(np_gelu(np_linear(a, sd, pre + ".ffn.fc1")), sd, pre + ".ffn.fc2")
         if cfg["norm_place"] == "pre":
-            u = u + np_mixer(np_norm(u, sd, pre + ".norm1", cfg["norm"]), sd, pre + ".mixer", cfg)
-            u = u + ffn(np_norm(u, sd, pre + ".norm2", cfg["norm"]))
+            u = u + np_mixer(np_norm(u, sd, pre + ".norm1", cfg["norm"], **nk), sd, pre + ".mixer", cfg)
+            u = u + ffn(np_norm(u, sd, pre + ".norm2", cfg["norm"], **nk))
         else:
-            u = np_norm(u + np_mixer(u, sd, pre + ".mixer", cfg), sd, pre + ".norm1", cfg["norm"])
-            u = np_norm(u + ffn(u), sd, pre + ".norm2", cfg["norm"])
+            u = np_norm(u + np_mixer(u, sd, pre + ".mixer", cfg), sd, pre + ".norm1", cfg["norm"], **nk)
+            u = np_norm(u + ffn(u), sd, pre + ".norm2", cfg["norm"], **nk)
     if cfg["norm_place"] == "pre":
-        u = np_norm(u, sd, "norm_f", cfg["norm"])
+        u = np_norm(u, sd, "norm_f", cfg["norm"], **nk)
     flat = np.zeros((B * C, d * N))
     for di in range(d):
         for p in range(N):
@@ -205,6 +222,20 @@ def test_numpy_twin():
             y_t = model(torch.from_numpy(x)).numpy()
         e = np.abs(y_np - y_t).max() / np.abs(y_np).max()
         check(f"numpy float64 spec twin vs torch float64: {name}", e < 1e-10, f"rel {e:.1e}")
+        if mf.is_batchnorm(cfg):
+            # train mode: batch statistics over all B*C*N tokens, running-stat update
+            stats = {}
+            y_np = np_patchtst(x, sd, cfg, bn_train=True, bn_stats=stats)
+            model.train(True)
+            with torch.no_grad():
+                y_t = model(torch.from_numpy(x)).numpy()
+            e = np.abs(y_np - y_t).max() / np.abs(y_np).max()
+            bufs = dict(model.named_buffers())
+            e_b = max(np.abs(stats[k] - bufs[k].double().numpy()).max() for k in stats)
+            check(f"numpy float64 spec twin vs torch float64, train mode + running stats: {name}",
+                  e < 1e-10 and e_b < 1e-12 and len(stats) == len(bufs) and
+                  all(bufs[k].dtype == torch.int64 for k in bufs if k.endswith("num_batches_tracked")),
+                  f"rel {e:.1e}, buffers abs {e_b:.1e}")
 
 
 def test_param_count():
@@ -232,17 +263,98 @@ def test_fixtures_reproduce():
         pnames = [n for n, _ in model.named_parameters()]
         have_all = all("grad." + n in tensors for n in pnames) and \
             sorted(k[5:] for k in tensors if k.startswith("grad.")) == sorted(pnames)
-        out, loss, grads = mf.run(model, torch.from_numpy(tensors["x"]), torch.from_numpy(tensors["y"]))
+        bn = mf.is_batchnorm(cfg)
+        out, loss, grads, after, out_eval = mf.run_fixture(model, torch.from_numpy(tensors["x"]),
+                                                           torch.from_numpy(tensors["y"]), bn)
         e_out = np.abs(out.numpy() - tensors["out"]).max()
         e_loss = abs(loss.item() - tensors["loss"][0])
         e_g = max(np.abs(grads[n].numpy() - tensors["grad." + n]).max() for n in pnames)
+        # biases added right before a train-mode batchnorm (post-norm: mixer.out.bias, ffn.fc2.bias) have
+        # an exactly zero gradient mathematically; the stored values are float32 noise
+        zero_grad = {n for n in pnames if bn and cfg["norm_place"] == "post" and
+                     (n.endswith("mixer.out.bias") or n.endswith("ffn.fc2.bias"))}
+        gmax = max(np.abs(tensors["grad." + n]).max() for n in pnames)
         nonzero = all(np.abs(tensors["grad." + n]).min() > 0 or np.count_nonzero(tensors["grad." + n]) > 0.9 *
-                      tensors["grad." + n].size for n in pnames)
+                      tensors["grad." + n].size for n in pnames if n not in zero_grad)
+        nonzero = nonzero and all(np.abs(tensors["grad." + n]).max() < 1e-6 * gmax for n in zero_grad)
         shapes = tensors["loss"].shape == (1,) and tensors["x"].dtype == np.float32
+        extra_ok, extra = True, ""
+        if bn:
+            bnames = [n for n, _ in model.named_buffers()]
+            e_after = max(np.abs(after[n].float().numpy() - tensors["after." + n]).max() for n in bnames)
+            e_eval = np.abs(out_eval.numpy() - tensors["out_eval"]).max()
+            # state before the training forward is what the weights section holds
+            st0 = all(tensors[n].shape == () and tensors[n] == 3.0 and tensors["after." + n] == 4.0
+                      for n in bnames if n.endswith("num_batches_tracked"))
+            moved = all(np.abs(tensors[n] - tensors["after." + n]).max() > 1e-3
+                        for n in bnames if not n.endswith("num_batches_tracked"))
+            eval_differs = np.abs(tensors["out_eval"] - tensors["out"]).max() > 1e-3
+            keys_ok = sorted(k for k in tensors if k.startswith("after.")) == sorted("after." + n for n in bnames)
+            extra_ok = e_after == 0 and e_eval == 0 and st0 and moved and eval_differs and keys_ok
+            extra = f", after.* {e_after:.1e}, out_eval {e_eval:.1e}, {len(zero_grad)} zero-gradient biases"
         check(f"fixture reload + reproduce: {name}",
-              have_all and nonzero and shapes and e_out == 0 and e_loss == 0 and e_g == 0,
-              f"(out {e_out:.1e}, loss {e_loss:.1e}, grads {e_g:.1e}, {len(pnames)} params, "
+              have_all and nonzero and shapes and e_out == 0 and e_loss == 0 and e_g == 0 and extra_ok,
+              f"(out {e_out:.1e}, loss {e_loss:.1e}, grads {e_g:.1e}{extra}, {len(pnames)} params, "
               f"{os.path.getsize(path)} bytes, producer={meta['producer']!r})")
+
+
+def test_batchnorm_module():
+    """TokenBatchNorm vs the official PatchTST Sequential(Transpose(1,2), BatchNorm1d(d), Transpose(1,2)),
+    train and eval mode, forward, backward and running statistics; state_dict names; a checkpoint with
+    num_batches_tracked stored as F32 [] (as the C side and save_checkpoint write it) loads strictly."""
+    class Transpose(nn.Module):
+        def forward(self, x):
+            return x.transpose(1, 2)
+
+    torch.manual_seed(3)
+    d = 8
+    ours = ref.make_norm("batchnorm", d).double()
+    official = nn.Sequential(Transpose(), nn.BatchNorm1d(d), Transpose()).double()
+    with torch.no_grad():
+        ours.weight.normal_()
+        ours.bias.normal_()
+        official[1].weight.copy_(ours.weight)
+        official[1].bias.copy_(ours.bias)
+    errs = []
+    for train in (True, True, False):
+        ours.train(train)
+        official.train(train)
+        x = torch.randn(12, 7, d, dtype=torch.float64)
+        xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+        ya, yb = ours(xa), official(xb)
+        (ya * torch.arange(ya.numel(), dtype=ya.dtype).reshape(ya.shape)).sum().backward()
+        (yb * torch.arange(yb.numel(), dtype=yb.dtype).reshape(yb.shape)).sum().backward()
+        errs += [(ya - yb).abs().max().item(), (xa.grad - xb.grad).abs().max().item(),
+                 (ours.weight.grad - official[1].weight.grad).abs().max().item(),
+                 (ours.running_mean - official[1].running_mean).abs().max().item(),
+                 (ours.running_var - official[1].running_var).abs().max().item()]
+    keys = list(ours.state_dict())
+    ok = max(errs) < 1e-12 and keys == ["weight", "bias", "running_mean", "running_var", "num_batches_tracked"]
+    ok = ok and ours.num_batches_tracked.item() == 2 == official[1].num_batches_tracked.item()
+    ok = ok and ours.eps == 1e-5 and ours.momentum == 0.1
+    check("batchnorm == official Transpose/BatchNorm1d/Transpose", ok, f"max err {max(errs):.1e}, keys {keys}")
+
+    cfg = {"model": "patchtst", "seq_len": 48, "pred_len": 12, "n_channels": 3, "d_model": 8, "n_heads": 2,
+           "e_layers": 1, "d_ff": 16, "patch_len": 8, "stride": 4, "norm": "batchnorm", "norm_place": "pre"}
+    m = ref.build_model(cfg)
+    with torch.no_grad():
+        for n, b in m.named_buffers():
+            if n.endswith("num_batches_tracked"):
+                b.fill_(7)
+            else:
+                b.uniform_(0.5, 1.5)
+    with tempfile.TemporaryDirectory() as tmp:
+        p = os.path.join(tmp, "bn.safetensors")
+        ref.save_checkpoint(p, m, m.cfg)
+        raw, _ = ref.load_safetensors(p)
+        m2, cfg2, _ = ref.load_checkpoint(p)
+    nbt = [k for k in raw if k.endswith("num_batches_tracked")]
+    ok = len(nbt) == 3 and all(raw[k].dtype == np.float32 and raw[k].shape == () for k in nbt)  # norm1, norm2, norm_f
+    sd2 = m2.state_dict()
+    ok = ok and all(sd2[k].dtype == torch.int64 and sd2[k].item() == 7 for k in nbt)
+    ok = ok and all(torch.equal(v.float(), sd2[k].float()) for k, v in m.state_dict().items())
+    ok = ok and list(json.loads(json.dumps(m.cfg))) == list(ref.canonical_config(m.cfg)) and cfg2["norm"] == "batchnorm"
+    check("batchnorm checkpoint: F32 [] num_batches_tracked -> int64, strict load", ok, f"{nbt}")
 
 
 def test_check_checkpoint():
@@ -288,6 +400,7 @@ def main():
     test_softmax_vs_mha()
     test_replication_pad()
     test_param_count()
+    test_batchnorm_module()
     test_numpy_twin()
     test_fixtures_reproduce()
     test_check_checkpoint()

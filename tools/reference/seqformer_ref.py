@@ -22,8 +22,9 @@ NORM_EPS = 1e-5
 LINATTN_EPS = 1e-6
 
 # Tensors that fixtures hold besides the model parameters (see make_fixtures.py).
-FIXTURE_TENSORS = ("x", "y", "out", "loss")
+FIXTURE_TENSORS = ("x", "y", "out", "loss", "out_eval")
 GRAD_PREFIX = "grad."
+AFTER_PREFIX = "after."  # batchnorm fixtures: buffers after the training forward
 
 # --------------------------------------------------------------------------
 # safetensors IO
@@ -127,11 +128,29 @@ class RMSNorm(nn.Module):
         return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
 
 
+class TokenBatchNorm(nn.BatchNorm1d):
+    """Official PatchTST norm='BatchNorm': Sequential(Transpose(1,2), BatchNorm1d(d), Transpose(1,2))
+    on x [B*C, N, d]: per-feature statistics over all B*C*N tokens.  nn.BatchNorm1d defaults
+    (eps 1e-5, momentum 0.1, affine, track_running_stats).  Subclassing BatchNorm1d keeps the
+    state_dict names flat: <name>.weight, .bias, .running_mean, .running_var, .num_batches_tracked.
+    Train mode: normalise with the batch mean and biased variance, and update
+    running_mean = 0.9 running_mean + 0.1 mean, running_var = 0.9 running_var + 0.1 var * n/(n-1)
+    (n = B*C*N), num_batches_tracked += 1.  Eval mode: normalise with the running statistics."""
+
+    def __init__(self, d):
+        super().__init__(d)  # eps=1e-5 == NORM_EPS, momentum=0.1, affine, track_running_stats
+
+    def forward(self, x):
+        return super().forward(x.transpose(1, 2)).transpose(1, 2)
+
+
 def make_norm(kind, d):
     if kind == "layernorm":
         return nn.LayerNorm(d, eps=NORM_EPS)
     if kind == "rmsnorm":
         return RMSNorm(d)
+    if kind == "batchnorm":
+        return TokenBatchNorm(d)
     raise ValueError(f"unknown norm {kind!r}")
 
 
@@ -388,22 +407,41 @@ def count_params(model):
 
 
 def is_model_tensor(name):
-    return name not in FIXTURE_TENSORS and not name.startswith(GRAD_PREFIX)
+    return name not in FIXTURE_TENSORS and not name.startswith(GRAD_PREFIX) and not name.startswith(AFTER_PREFIX)
+
+
+def state_dict_from_arrays(model, arrays):
+    """name -> np.ndarray (as read from a file) -> name -> torch.Tensor with each entry cast to the
+    dtype of the model's own state_dict entry (e.g. num_batches_tracked: stored F32 [] -> int64 [])."""
+    own = model.state_dict()
+    sd = {}
+    for k, v in arrays.items():
+        t = torch.from_numpy(v)
+        if k in own and own[k].dtype != t.dtype:
+            want = own[k].dtype
+            if not want.is_floating_point:
+                if not torch.equal(t, torch.round(t)):
+                    raise ValueError(f"{k}: non-integral value for an integer buffer")
+                t = torch.round(t)
+            t = t.to(want)
+        sd[k] = t
+    return sd
 
 
 def load_checkpoint(path, dtype=torch.float32):
     """Load a seqformer checkpoint (or fixture) -> (model in eval mode, config dict, metadata dict).
 
     The config comes from ``__metadata__["config"]``; the weights are loaded with
-    ``load_state_dict(strict=True)``.  Fixture-only tensors (x, y, out, loss, grad.*)
-    are skipped so fixtures load too; anything else unknown is an error.
+    ``load_state_dict(strict=True)``.  Fixture-only tensors (x, y, out, loss, out_eval, grad.*,
+    after.*) are skipped so fixtures load too; anything else unknown is an error.  Integer buffers
+    (batchnorm num_batches_tracked) are stored as F32 and cast back to int64 here.
     """
     tensors, meta = load_safetensors(path)
     if "config" not in meta:
         raise ValueError(f"{path}: no __metadata__['config']")
     cfg = json.loads(meta["config"])
     model = build_model(cfg)
-    sd = {k: torch.from_numpy(v) for k, v in tensors.items() if is_model_tensor(k)}
+    sd = state_dict_from_arrays(model, {k: v for k, v in tensors.items() if is_model_tensor(k)})
     model.load_state_dict(sd, strict=True)
     model = model.to(dtype).eval()
     return model, cfg, meta
