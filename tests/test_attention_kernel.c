@@ -1,7 +1,8 @@
 /* Softmax attention: the tiled online-softmax kernels against the T x T double references
  * (forward o and lse, backward dq, dk, dv; causal and not; fused [B,T,3D] and padded layouts;
  * T not a multiple of the tiles, T = 1, Dh from 1 to 256), the reference backward against finite
- * differences, and the KV-cache step against the causal forward. The seed is printed. */
+ * differences, and the KV-cache step against the causal forward. The seed is printed. Every
+ * head size 1..8 (the row-lane small-head kernels) runs at several T, causal and not. */
 #include <math.h>
 #include <string.h>
 
@@ -179,6 +180,13 @@ int main(void) {
         run_case(3, 50, 2, 6, causal, 1, 0, 2);
         run_case(2, 31, 1, 7, causal, 0, 0, 0);
         run_case(2, 16, 4, 2, causal, 1, 0, 0);
+        /* small-head (Dh <= 8) row-lane backward: every Dh at T = 1, 7 (under one 8-row vector),
+         * 42 (PatchTST), 45, 130 (more than one 64-row chunk); padded rows, fused and separate */
+        static const int Ts[] = {1, 7, 42, 45, 130};
+        for (int Dh = 1; Dh <= 8; Dh++)
+            for (int it = 0; it < 5; it++)
+                run_case(2, Ts[it], 1 + (Dh + it) % 3, Dh, causal, (Dh + it) % 2 == 0, 1 + Dh % 3,
+                         it % 3);
     }
     printf("worst forward rel err %.2e, worst backward rel err %.2e\n", worst_fwd, worst_bwd);
     fd_check(0);
