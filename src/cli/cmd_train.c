@@ -22,7 +22,7 @@ int cmd_train(int argc, char **argv) {
     sf_train_opts_defaults(&o, c.model);
     const char *task = "forecast", *data = NULL, *target = "OT", *features = "M",
                *split = "auto", *out = NULL, *progress = "auto", *lradj = "type3";
-    const char *mixer = "softmax", *norm = "layernorm", *norm_place = "post", *pos = "learned";
+    const char *mixer = "softmax", *norm = "batchnorm", *norm_place = "post", *pos = "learned";
     int seed = 2021, threads = 0, resume = 0;
     arg_spec specs[] = {
         {"task", ARG_CHOICE, &task, 0, 0, "forecast", "task", 0},

@@ -21,7 +21,7 @@ void sf_config_defaults(sf_model_config *c, const char *model) {
     c->dropout = 0.3f;
     c->head_dropout = 0.0f;
     strcpy(c->mixer, "softmax");
-    strcpy(c->norm, "layernorm");
+    strcpy(c->norm, "batchnorm"); /* PatchTST's default (norm='BatchNorm') */
     strcpy(c->norm_place, "post");
     strcpy(c->pos, "learned");
     c->kernel_size = 25;

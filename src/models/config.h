@@ -23,7 +23,7 @@ typedef struct {
 } sf_model_config;
 
 /* PatchTST paper's ETTh1 settings (d_model 16, 4 heads, 3 layers, d_ff 128, patch 16/8,
- * dropout 0.3, head dropout 0) or DLinear's (kernel 25). */
+ * dropout 0.3, head dropout 0, post-norm BatchNorm, learned positions) or DLinear's (kernel 25). */
 void sf_config_defaults(sf_model_config *c, const char *model);
 int sf_config_validate(const sf_model_config *c); /* SF_ERR names the field */
 int sf_config_n_patches(const sf_model_config *c);
