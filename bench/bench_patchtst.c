@@ -60,15 +60,16 @@ static double blas_peak_gflops(void) {
 int main(int argc, char **argv) {
     int threads = 2, batch = 128, reps = 5, steps = 5, infer_runs = 200;
     if (getenv("SF_BENCH_INFER_RUNS")) infer_runs = atoi(getenv("SF_BENCH_INFER_RUNS"));
-    const char *mixer = "softmax";
+    const char *mixer = "softmax", *norm = "batchnorm";
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--batch")) batch = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--reps")) reps = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--steps")) steps = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--mixer")) mixer = argv[i + 1];
+        else if (!strcmp(argv[i], "--norm")) norm = argv[i + 1];
         else {
-            fprintf(stderr, "usage: bench_patchtst [--threads N] [--batch N] [--reps N] [--steps N] [--mixer softmax|linear]\n");
+            fprintf(stderr, "usage: bench_patchtst [--threads N] [--batch N] [--reps N] [--steps N] [--mixer softmax|linear] [--norm batchnorm|layernorm|rmsnorm]\n");
             return 2;
         }
     }
@@ -76,6 +77,7 @@ int main(int argc, char **argv) {
     sf_model_config cfg;
     sf_config_defaults(&cfg, "patchtst");
     snprintf(cfg.mixer, sizeof cfg.mixer, "%s", mixer);
+    snprintf(cfg.norm, sizeof cfg.norm, "%s", norm);
     sf_model m;
     if (sf_model_create(&m, &cfg)) return 1;
     sf_model_init_weights(&m, 0);
@@ -113,10 +115,10 @@ int main(int argc, char **argv) {
     double lat_ms = median(lat, infer_runs);
     double gflop_step = 3.0 * forward_flops(&cfg) * batch / 1e9; /* fwd + ~2x for bwd */
     double peak = blas_peak_gflops();
-    printf("{\"impl\":\"seqformer\",\"threads\":%d,\"batch\":%d,\"mixer\":\"%s\",\"params\":%ld,"
+    printf("{\"impl\":\"seqformer\",\"threads\":%d,\"batch\":%d,\"mixer\":\"%s\",\"norm\":\"%s\",\"params\":%ld,"
            "\"train_step_ms\":%.2f,\"train_steps_per_s\":%.3f,\"infer_b1_latency_ms\":%.4f,"
            "\"train_gflops\":%.2f,\"blas_peak_gflops\":%.1f,\"arena_mb\":%.1f}\n",
-           threads, batch, mixer, sf_model_n_params(&m), step_ms, 1e3 / step_ms, lat_ms,
+           threads, batch, mixer, cfg.norm, sf_model_n_params(&m), step_ms, 1e3 / step_ms, lat_ms,
            gflop_step / (step_ms / 1e3), peak, (double)m.arena.cap * 4 / 1048576.0);
     (void)t_alloc;
     sf_adamw_free(&opt);

@@ -1,23 +1,25 @@
 #!/usr/bin/env bash
 # C vs PyTorch at the same config and thread count, in one run: training steps/s and batch-1
 # inference latency of the ETTh1 PatchTST model, and the ratios. Needs Debian's python3-torch
-# for the baseline (installed here if missing). Usage: bench/run.sh [threads]
+# for the baseline (installed here if missing). Usage: bench/run.sh [threads] [norm]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 threads=${1:-2}
+norm=${2:-batchnorm}   # PatchTST default; both sides run the same config
 bash scripts/build.sh
 if ! /usr/bin/python3 -c 'import torch' 2>/dev/null; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get install -y -qq python3-torch >/dev/null
 fi
-c=$(./build/bench_patchtst --threads "$threads")
-t=$(/usr/bin/python3 bench/torch_patchtst.py --threads "$threads")
+c=$(./build/bench_patchtst --threads "$threads" --norm "$norm")
+t=$(/usr/bin/python3 bench/torch_patchtst.py --threads "$threads" --norm "$norm")
 echo "seqformer: $c"
 echo "pytorch:   $t"
 /usr/bin/python3 - "$c" "$t" <<'PY'
 import json, sys
 c, t = json.loads(sys.argv[1]), json.loads(sys.argv[2])
 assert c["params"] == t["params"], (c["params"], t["params"])
+assert c["norm"] == t["config"]["norm"], (c["norm"], t["config"]["norm"])
 print(f"training throughput: {c['train_steps_per_s']:.2f} vs {t['train_steps_per_s']:.2f} steps/s "
       f"-> {c['train_steps_per_s']/t['train_steps_per_s']:.2f}x PyTorch")
 print(f"batch-1 latency:     {c['infer_b1_latency_ms']:.3f} vs {t['infer_b1_latency_ms']:.3f} ms "
