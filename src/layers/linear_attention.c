@@ -8,11 +8,11 @@
 #include "core/error.h"
 #include "kernels/linear_attention.h"
 #include "layers/layer.h"
-#include "layers/linear.h"
+#include "layers/attention_proj.h"
 #include "layers/mixers.h"
 
 typedef struct {
-    sf_linear qkv, out;
+    sf_attention_proj proj;
     int d, H, Dh, causal;
     /* saved by forward */
     const float *x;
@@ -21,17 +21,12 @@ typedef struct {
 
 static void lin_declare(sf_mixer *m, sf_params *ps, const char *prefix) {
     sf_linear_attention *s = m->self;
-    char buf[SF_PARAM_NAME_MAX];
-    snprintf(buf, sizeof buf, "%s.qkv", prefix);
-    sf_linear_declare(&s->qkv, ps, buf, s->d, 3 * s->d, 1);
-    snprintf(buf, sizeof buf, "%s.out", prefix);
-    sf_linear_declare(&s->out, ps, buf, s->d, s->d, 1);
+    sf_attention_proj_declare(&s->proj, ps, prefix, s->d);
 }
 
 static void lin_init(sf_mixer *m, sf_rng *rng) {
     sf_linear_attention *s = m->self;
-    sf_linear_init(&s->qkv, rng);
-    sf_linear_init(&s->out, rng);
+    sf_attention_proj_init(&s->proj, rng);
 }
 
 static void lin_forward(sf_mixer *m, sf_ctx *ctx, const float *x, float *y) {
@@ -43,11 +38,11 @@ static void lin_forward(sf_mixer *m, sf_ctx *ctx, const float *x, float *y) {
     s->scratch = sf_arena_push(
         ctx->arena, sf_linear_attention_scratch_floats(ctx->B, ctx->T, s->H, s->Dh, s->causal));
     if (sf_arena_planning(ctx->arena)) return;
-    sf_linear_forward(&s->qkv, s->qkv_buf, x, N);
+    sf_linear_forward(&s->proj.qkv, s->qkv_buf, x, N);
     const float *q = s->qkv_buf, *k = q + s->d, *v = q + 2 * s->d;
     sf_linear_attention_forward(s->a, s->d, q, k, v, 3 * s->d, ctx->B, ctx->T, s->H, s->Dh,
                                 s->causal, s->scratch);
-    sf_linear_forward(&s->out, y, s->a, N);
+    sf_linear_forward(&s->proj.out, y, s->a, N);
 }
 
 static void lin_backward(sf_mixer *m, sf_ctx *ctx, const float *dy, float *dx) {
@@ -57,11 +52,11 @@ static void lin_backward(sf_mixer *m, sf_ctx *ctx, const float *dy, float *dx) {
     float *da = sf_arena_push(ctx->arena, (size_t)N * s->d);
     float *dqkv = sf_arena_push(ctx->arena, (size_t)N * 3 * s->d);
     if (!sf_arena_planning(ctx->arena)) {
-        sf_linear_backward(&s->out, da, dy, s->a, N);
+        sf_linear_backward(&s->proj.out, da, dy, s->a, N);
         const float *q = s->qkv_buf, *k = q + s->d, *v = q + 2 * s->d;
         sf_linear_attention_backward(dqkv, dqkv + s->d, dqkv + 2 * s->d, da, s->d, q, k, v,
                                      3 * s->d, ctx->B, ctx->T, s->H, s->Dh, s->causal, s->scratch);
-        sf_linear_backward(&s->qkv, dx, dqkv, s->x, N);
+        sf_linear_backward(&s->proj.qkv, dx, dqkv, s->x, N);
     }
     sf_arena_reset_to(ctx->arena, mark);
 }
@@ -77,9 +72,9 @@ static void lin_step(const sf_mixer *m, const float *x_t, const float *state_in,
     (void)t;
     SF_ASSERT(s->causal && "streaming needs a causal mixer");
     float *qkv = sf_malloc((size_t)4 * s->d * sizeof(float)), *a = qkv + 3 * s->d;
-    sf_linear_forward(&s->qkv, qkv, x_t, 1);
+    sf_linear_forward(&s->proj.qkv, qkv, x_t, 1);
     sf_linear_attention_step(a, qkv, qkv + s->d, qkv + 2 * s->d, state_in, state_out, s->H, s->Dh);
-    sf_linear_forward(&s->out, y_t, a, 1);
+    sf_linear_forward(&s->proj.out, y_t, a, 1);
     free(qkv);
 }
 

@@ -11,11 +11,11 @@
 #include "core/error.h"
 #include "kernels/attention.h"
 #include "layers/layer.h"
-#include "layers/linear.h"
+#include "layers/attention_proj.h"
 #include "layers/mixers.h"
 
 typedef struct {
-    sf_linear qkv, out;
+    sf_attention_proj proj;
     int d, H, Dh, causal, max_T;
     float scale;
     /* saved by forward */
@@ -25,17 +25,12 @@ typedef struct {
 
 static void attn_declare(sf_mixer *m, sf_params *ps, const char *prefix) {
     sf_softmax_attention *s = m->self;
-    char buf[SF_PARAM_NAME_MAX];
-    snprintf(buf, sizeof buf, "%s.qkv", prefix);
-    sf_linear_declare(&s->qkv, ps, buf, s->d, 3 * s->d, 1);
-    snprintf(buf, sizeof buf, "%s.out", prefix);
-    sf_linear_declare(&s->out, ps, buf, s->d, s->d, 1);
+    sf_attention_proj_declare(&s->proj, ps, prefix, s->d);
 }
 
 static void attn_init(sf_mixer *m, sf_rng *rng) {
     sf_softmax_attention *s = m->self;
-    sf_linear_init(&s->qkv, rng);
-    sf_linear_init(&s->out, rng);
+    sf_attention_proj_init(&s->proj, rng);
 }
 
 static void attn_forward(sf_mixer *m, sf_ctx *ctx, const float *x, float *y) {
@@ -46,11 +41,11 @@ static void attn_forward(sf_mixer *m, sf_ctx *ctx, const float *x, float *y) {
     s->a = sf_arena_push(ctx->arena, (size_t)N * s->d);
     s->lse = sf_arena_push(ctx->arena, (size_t)N * s->H);
     if (sf_arena_planning(ctx->arena)) return;
-    sf_linear_forward(&s->qkv, s->qkv_buf, x, N);
+    sf_linear_forward(&s->proj.qkv, s->qkv_buf, x, N);
     const float *q = s->qkv_buf, *k = q + s->d, *v = q + 2 * s->d;
     sf_attention_forward(s->a, s->d, s->lse, q, k, v, 3 * s->d, ctx->B, ctx->T, s->H, s->Dh,
                          s->scale, s->causal);
-    sf_linear_forward(&s->out, y, s->a, N);
+    sf_linear_forward(&s->proj.out, y, s->a, N);
 }
 
 static void attn_backward(sf_mixer *m, sf_ctx *ctx, const float *dy, float *dx) {
@@ -60,11 +55,11 @@ static void attn_backward(sf_mixer *m, sf_ctx *ctx, const float *dy, float *dx) 
     float *da = sf_arena_push(ctx->arena, (size_t)N * s->d);
     float *dqkv = sf_arena_push(ctx->arena, (size_t)N * 3 * s->d);
     if (!sf_arena_planning(ctx->arena)) {
-        sf_linear_backward(&s->out, da, dy, s->a, N);
+        sf_linear_backward(&s->proj.out, da, dy, s->a, N);
         const float *q = s->qkv_buf, *k = q + s->d, *v = q + 2 * s->d;
         sf_attention_backward(dqkv, dqkv + s->d, dqkv + 2 * s->d, da, s->d, s->a, s->lse, q, k,
                               v, 3 * s->d, ctx->B, ctx->T, s->H, s->Dh, s->scale, s->causal);
-        sf_linear_backward(&s->qkv, dx, dqkv, s->x, N);
+        sf_linear_backward(&s->proj.qkv, dx, dqkv, s->x, N);
     }
     sf_arena_reset_to(ctx->arena, mark);
 }
@@ -83,11 +78,11 @@ static void attn_step(const sf_mixer *m, const float *x_t, const float *state_in
     if (state_out != state_in) memcpy(state_out, state_in, n * sizeof(float));
     float *kc = state_out, *vc = state_out + (size_t)s->max_T * s->d;
     float *qkv = sf_malloc((size_t)4 * s->d * sizeof(float)), *a = qkv + 3 * s->d;
-    sf_linear_forward(&s->qkv, qkv, x_t, 1);
+    sf_linear_forward(&s->proj.qkv, qkv, x_t, 1);
     memcpy(kc + (size_t)t * s->d, qkv + s->d, (size_t)s->d * sizeof(float));
     memcpy(vc + (size_t)t * s->d, qkv + 2 * s->d, (size_t)s->d * sizeof(float));
     sf_attention_step(a, qkv, kc, vc, t + 1, s->H, s->Dh, s->scale);
-    sf_linear_forward(&s->out, y_t, a, 1);
+    sf_linear_forward(&s->proj.out, y_t, a, 1);
     free(qkv);
 }
 

@@ -1,0 +1,18 @@
+/* The input and output projections every attention-style token mixer shares:
+ *   qkv = x Wqkv^T + b  [N, 3d]  (q | k | v, heads interleaved as view(B, T, H, d/H))
+ *   y   = a Wout^T + b  [N, d]
+ * Names: <prefix>.qkv.{weight,bias} [3d, d], <prefix>.out.{weight,bias} [d, d]. Keeping them in one
+ * place keeps the mixers' parameter names interchangeable. */
+#ifndef SF_LAYERS_ATTENTION_PROJ_H
+#define SF_LAYERS_ATTENTION_PROJ_H
+
+#include "layers/linear.h"
+
+typedef struct {
+    sf_linear qkv, out;
+} sf_attention_proj;
+
+void sf_attention_proj_declare(sf_attention_proj *p, sf_params *ps, const char *prefix, int d);
+void sf_attention_proj_init(sf_attention_proj *p, sf_rng *rng);
+
+#endif
