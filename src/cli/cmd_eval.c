@@ -32,23 +32,13 @@ int cmd_eval(int argc, char **argv) {
         {"batch-size", ARG_INT, &batch, 1, 65536, NULL, "evaluation batch size", 0},
         {"threads", ARG_INT, &threads, 0, 1024, NULL, "threads (0: OpenMP default)", 0},
     };
-    int pr = args_parse("eval", argc, argv, specs, (int)(sizeof specs / sizeof *specs),
-                        "--model DIR/model.safetensors --data F.csv");
-    if (pr == 1) return 0;
-    if (pr == SF_OK && (!model || !data))
-        pr = sf_errorf("eval: --model and --data are required (see seqformer eval --help)");
-    if (pr != SF_OK) {
-        fprintf(stderr, "seqformer: %s\n", sf_error_message());
-        return 2;
-    }
-    cli_set_threads(threads);
     sf_model m;
     sf_scaler sc;
     sf_data_info info;
-    if (sf_checkpoint_load(model, &m, &sc, &info)) {
-        fprintf(stderr, "seqformer: %s\n", sf_error_message());
-        return 1;
-    }
+    int early = cli_parse_and_load("eval", argc, argv, specs, (int)(sizeof specs / sizeof *specs),
+                                   "--model DIR/model.safetensors --data F.csv", &model, &data,
+                                   &threads, &m, &sc, &info);
+    if (early >= 0) return early;
     int kind, rc = 1;
     cli_split_kind(split ? split : info.split, &kind);
     sf_forecast_data d;

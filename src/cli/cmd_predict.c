@@ -40,23 +40,14 @@ int cmd_predict(int argc, char **argv) {
         {"channel", ARG_STRING, &channel, 0, 0, NULL, "channel to plot (default: the target)", 0},
         {"threads", ARG_INT, &threads, 0, 1024, NULL, "threads (0: OpenMP default)", 0},
     };
-    int pr = args_parse("predict", argc, argv, specs, (int)(sizeof specs / sizeof *specs),
-                        "--model DIR/model.safetensors --data F.csv [--out pred.csv]");
-    if (pr == 1) return 0;
-    if (pr == SF_OK && (!model || !data))
-        pr = sf_errorf("predict: --model and --data are required (see seqformer predict --help)");
-    if (pr != SF_OK) {
-        fprintf(stderr, "seqformer: %s\n", sf_error_message());
-        return 2;
-    }
-    cli_set_threads(threads);
     sf_model m;
     sf_scaler sc;
     sf_data_info info;
-    if (sf_checkpoint_load(model, &m, &sc, &info)) {
-        fprintf(stderr, "seqformer: %s\n", sf_error_message());
-        return 1;
-    }
+    int early = cli_parse_and_load("predict", argc, argv, specs,
+                                   (int)(sizeof specs / sizeof *specs),
+                                   "--model DIR/model.safetensors --data F.csv [--out pred.csv]",
+                                   &model, &data, &threads, &m, &sc, &info);
+    if (early >= 0) return early;
     int rc = 1, L = m.cfg.seq_len, P = m.cfg.pred_len, C = m.cfg.n_channels;
     float *x = NULL, *y = NULL;
     char **dates = NULL;

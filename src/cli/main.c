@@ -31,6 +31,25 @@ void cli_set_threads(int n) {
     if (n > 0) omp_set_num_threads(n);
 }
 
+int cli_parse_and_load(const char *cmd, int argc, char **argv, arg_spec *specs, int n_specs,
+                       const char *usage, const char *const *model, const char *const *data,
+                       const int *threads, sf_model *m, sf_scaler *sc, sf_data_info *info) {
+    int pr = args_parse(cmd, argc, argv, specs, n_specs, usage);
+    if (pr == 1) return 0;
+    if (pr == SF_OK && (!*model || !*data))
+        pr = sf_errorf("%s: --model and --data are required (see seqformer %s --help)", cmd, cmd);
+    if (pr != SF_OK) {
+        fprintf(stderr, "seqformer: %s\n", sf_error_message());
+        return 2;
+    }
+    cli_set_threads(*threads);
+    if (sf_checkpoint_load(*model, m, sc, info)) {
+        fprintf(stderr, "seqformer: %s\n", sf_error_message());
+        return 1;
+    }
+    return -1;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         usage(stderr);
