@@ -8,33 +8,10 @@
 
 #include "core/error.h"
 #include "data/forecast_data.h"
+#include "test_tmpdir.h"
 #include "test_util.h"
 
 #define ETTH1 "data/ETTh1.csv"
-
-static char g_dir[64];
-
-static const char *tmp_path(const char *name) {
-    static char buf[8][256];
-    static int k;
-    char *p = buf[k++ % 8];
-    snprintf(p, 256, "%s/%s", g_dir, name);
-    return p;
-}
-
-static const char *write_file(const char *name, const char *text) {
-    const char *p = tmp_path(name);
-    FILE *f = fopen(p, "wb");
-    if (!f) {
-        perror(p);
-        exit(2);
-    }
-    fwrite(text, 1, strlen(text), f);
-    fclose(f);
-    return p;
-}
-
-static int msg_has(const char *needle) { return strstr(sf_error_message(), needle) != NULL; }
 
 /* Repeat-last-value baseline over every test window: the forecast for each of the pred_len
  * steps of channel c is the last input value of channel c. MSE/MAE over all windows, steps
@@ -430,10 +407,7 @@ static void test_scaler_roundtrip(void) {
 }
 
 int main(void) {
-    snprintf(g_dir, sizeof g_dir, "/tmp/sf_test_forecast_%ld", (long)getpid());
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "mkdir -p %s", g_dir);
-    if (system(cmd) != 0) return 2;
+    if (test_tmpdir_create("sf_test_forecast")) return 2;
     test_baseline();
     test_etth1_protocol();
     test_features_s();
@@ -441,7 +415,6 @@ int main(void) {
     test_with_scaler();
     test_bad_input();
     test_scaler_roundtrip();
-    snprintf(cmd, sizeof cmd, "rm -rf %s", g_dir);
-    if (system(cmd) != 0) fprintf(stderr, "warning: could not remove %s\n", g_dir);
+    test_tmpdir_remove();
     return test_finish();
 }

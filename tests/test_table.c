@@ -7,31 +7,8 @@
 
 #include "core/error.h"
 #include "data/table.h"
+#include "test_tmpdir.h"
 #include "test_util.h"
-
-static char g_dir[64];
-
-static const char *tmp_path(const char *name) {
-    static char buf[8][256];
-    static int k;
-    char *p = buf[k++ % 8];
-    snprintf(p, 256, "%s/%s", g_dir, name);
-    return p;
-}
-
-static const char *write_file(const char *name, const char *text) {
-    const char *p = tmp_path(name);
-    FILE *f = fopen(p, "wb");
-    if (!f) {
-        perror(p);
-        exit(2);
-    }
-    fwrite(text, 1, strlen(text), f);
-    fclose(f);
-    return p;
-}
-
-static int msg_has(const char *needle) { return strstr(sf_error_message(), needle) != NULL; }
 
 /* Expect sf_table_read_csv(path) to fail with a message containing path and each needle. */
 static void expect_fail(const char *path, const char *needle1, const char *needle2) {
@@ -311,16 +288,12 @@ static void test_errors(void) {
 }
 
 int main(void) {
-    snprintf(g_dir, sizeof g_dir, "/tmp/sf_test_table_%ld", (long)getpid());
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "mkdir -p %s", g_dir);
-    if (system(cmd) != 0) return 2;
+    if (test_tmpdir_create("sf_test_table")) return 2;
     test_etth1();
     test_parse_date();
     test_formats();
     test_next_dates();
     test_errors();
-    snprintf(cmd, sizeof cmd, "rm -rf %s", g_dir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", g_dir);
+    test_tmpdir_remove();
     return test_finish();
 }
