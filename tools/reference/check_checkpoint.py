@@ -4,7 +4,8 @@
     /usr/bin/python3 tools/reference/check_checkpoint.py model.safetensors data/ETTh1.csv
 
 Loads the weights strictly (load_state_dict(strict=True)) into the reference twin built
-from __metadata__["config"], z-scores the CSV with the stored statistics
+from __metadata__["config"] (format_version 2, or an older format_version 1 config, converted
+by seqformer_ref.config_v1_to_v2), z-scores the CSV with the stored statistics
 (__metadata__["scaler_mean"], ["scaler_std"], ["columns"], each a JSON string), and
 evaluates on the ETTh1 standard test split: rows [11520 - L, 14400) of the data
 (header excluded), every window (stride 1), in batches.  Prints one JSON line
@@ -93,7 +94,7 @@ def main():
     mse, mae, n_win = evaluate(model, z, L, P, args.batch_size)
     if args.verbose:
         print(f"rows [{ETTH1_TEST_START - L}, {ETTH1_TEST_END}), {n_win} windows, columns {columns}, "
-              f"config {json.dumps(cfg)}", file=sys.stderr)
+              f"config (canonical v2) {json.dumps(cfg)}", file=sys.stderr)
     print(json.dumps({"mse": mse, "mae": mae}))
 
 

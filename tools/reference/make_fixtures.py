@@ -11,7 +11,11 @@ and, for batchnorm fixtures (model run in train mode, see make_one):
     as they were *before* the training forward, under their state_dict names,
   * ``after.<buffer name>`` the buffers after the training forward,
   * ``out_eval`` [B, P, C] the eval-mode output (using the updated running statistics),
-and ``__metadata__`` = {"config": <json>, "format_version": "1", "producer": "..."}.
+and ``__metadata__`` = {"config": <json>, "format_version": "2", "producer": "..."}, where config is
+json.dumps of the canonical format_version 2 config (docs/config.md; seqformer_ref.canonical_config).
+
+Fixtures (FIXTURES below): the five original small ones (same seeds, weights and inputs as when their
+config was format_version 1).
 
 Deterministic: torch.manual_seed per fixture, one thread, dropout 0.
 Also re-runs every fixture in float64 (same weights, same inputs) and prints how far
@@ -32,32 +36,54 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import seqformer_ref as ref  # noqa: E402
 
-B = 4
-SMALL = dict(seq_len=48, pred_len=12, n_channels=3, d_model=8, n_heads=2, e_layers=2, d_ff=16,
-             patch_len=8, stride=4)
+SMALL = dict(seq_len=48, pred_len=12, n_channels=3, d_model=8)
+SMALL_INPUT = {"kind": "patches", "patch_len": 8, "stride": 4}  # N = 12 patches
 
 
-def patchtst_cfg(**kw):
-    cfg = {"format_version": 1, "model": "patchtst", **SMALL, "revin": True, "dropout": 0.0,
-           "head_dropout": 0.0, "mixer": "softmax", "causal": False, "norm": "layernorm",
-           "norm_place": "post", "pos": "learned"}
-    cfg.update(kw)
-    return cfg
+def metaformer(placement="pre", norm="layernorm", mixer="softmax", n_heads=2, causal=False, d_ff=16,
+               activation="gelu", repeat=1, **norm_opts):
+    return {"kind": "metaformer", "repeat": repeat, "placement": placement, "dropout": 0,
+            "norm": {"kind": norm, **norm_opts},
+            "token_mixer": {"kind": mixer, "n_heads": n_heads, "causal": causal},
+            "channel_mixer": {"kind": "mlp", "d_ff": d_ff, "activation": activation, "dropout": 0}}
 
 
+def patchtst_cfg(blocks, positions="learned", final_norm="auto", size=SMALL, input=SMALL_INPUT):
+    """A format_version 2 patchtst config (canonical_config fills in what is left out)."""
+    return ref.canonical_config({"format_version": 2, "task": "forecast", "model": "patchtst", **size,
+                                 "revin": True, "dropout": 0, "input": input, "positions": {"kind": positions},
+                                 "blocks": blocks, "final_norm": final_norm,
+                                 "head": {"kind": "flatten", "dropout": 0}})
+
+
+def small_v1_pair(**kw):
+    """The v1 fixtures: E=2 metaformer blocks, H=2, F=16 (the format_version 1 small config)."""
+    return metaformer(repeat=2, **kw)
+
+
+class Fixture:
+    def __init__(self, name, cfg, batch, init="fixed"):
+        self.name, self.cfg, self.batch, self.init = name, cfg, batch, init
+
+    def __iter__(self):  # name, cfg = fixture
+        return iter((self.name, self.cfg))
+
+
+# Seeds: fixture i uses torch.manual_seed(1234 + i), data generator 2234 + i; the first five are the
+# format_version 1 fixtures (same seeds, same weights and inputs; the configs re-expressed in v2).
 FIXTURES = [
-    ("patchtst_softmax_post", patchtst_cfg()),
-    ("patchtst_linear_pre", patchtst_cfg(mixer="linear", norm="rmsnorm", norm_place="pre",
-                                         pos="sinusoidal")),
-    ("patchtst_softmax_causal", patchtst_cfg(causal=True, norm_place="pre")),
-    ("dlinear", {"format_version": 1, "model": "dlinear", "seq_len": 48, "pred_len": 12,
-                 "n_channels": 3, "kernel_size": 25}),
-    ("patchtst_batchnorm_post", patchtst_cfg(norm="batchnorm")),
+    Fixture("patchtst_softmax_post", patchtst_cfg([small_v1_pair(placement="post")]), 4),
+    Fixture("patchtst_linear_pre", patchtst_cfg([small_v1_pair(placement="pre", norm="rmsnorm", mixer="linear")],
+                                                positions="sinusoidal"), 4),
+    Fixture("patchtst_softmax_causal", patchtst_cfg([small_v1_pair(placement="pre", causal=True)]), 4),
+    Fixture("dlinear", ref.canonical_config({"format_version": 2, "task": "forecast", "model": "dlinear",
+                                             "seq_len": 48, "pred_len": 12, "n_channels": 3, "kernel_size": 25}), 4),
+    Fixture("patchtst_batchnorm_post", patchtst_cfg([small_v1_pair(placement="post", norm="batchnorm")]), 4),
 ]
 
 
 def is_batchnorm(cfg):
-    return cfg.get("model") == "patchtst" and cfg.get("norm") == "batchnorm"
+    return ref.is_batchnorm(cfg)
 
 
 def randomize_buffers_(model):
@@ -72,18 +98,25 @@ def randomize_buffers_(model):
                 b.fill_(3)
 
 
-def randomize_(model, std=0.3):
-    """Every parameter random and non-degenerate: norm weights 1 + N(0, 0.1), the rest N(0, std)."""
+def randomize_(model, std=0.3, init="fixed"):
+    """Every parameter random and non-degenerate, drawn in named_parameters order: norm weights
+    1 + N(0, 0.1); init "fixed": the rest N(0, std); init "fan_in" (the training-size fixtures, so that
+    activations keep a trained network's scale at d = 64 and the 2688-wide head): matrix weights
+    N(0, 1/fan_in) (std 1/sqrt(in_features)), biases and pos_embed N(0, std)."""
     with torch.no_grad():
         for name, p in model.named_parameters():
             is_norm_weight = (".norm" in name or name.startswith("norm")) and name.endswith("weight")
             if is_norm_weight:
                 p.copy_(1.0 + 0.1 * torch.randn_like(p))
-            else:
+            elif init == "fan_in" and p.dim() == 2 and name != "pos_embed":
+                p.copy_(p.shape[1] ** -0.5 * torch.randn_like(p))
+            elif init in ("fixed", "fan_in"):
                 p.copy_(std * torch.randn_like(p))
+            else:
+                raise ValueError(f"unknown init {init!r}")
 
 
-def make_data(L, P, C, g):
+def make_data(L, P, C, g, B):
     """Raw-scale series with per-channel offsets/scales (so RevIN matters), split into x / y."""
     T = L + P
     t = torch.arange(T, dtype=torch.float64)
@@ -139,16 +172,17 @@ def rel_err(a, b):
     return ((a - b).abs().max() / b.abs().max().clamp_min(1e-300)).item()
 
 
-def make_one(name, cfg, seed, out_dir):
+def make_one(fx, seed, out_dir):
+    name, cfg = fx.name, fx.cfg
     torch.manual_seed(seed)
     model = ref.build_model(cfg)
-    randomize_(model)
+    randomize_(model, init=fx.init)
     bn = is_batchnorm(cfg)
     if bn:
         randomize_buffers_(model)
     model.train(False)  # dropout is 0 anyway; eval keeps it obviously deterministic
     g = torch.Generator().manual_seed(seed + 1000)
-    x, y = make_data(cfg["seq_len"], cfg["pred_len"], cfg["n_channels"], g)
+    x, y = make_data(cfg["seq_len"], cfg["pred_len"], cfg["n_channels"], g, fx.batch)
     state0 = fixture_state(model)  # before anything runs (batchnorm buffers change in train mode)
     m64 = copy.deepcopy(model).double()
     out, loss, grads, after, out_eval = run_fixture(model, x, y, bn)
@@ -185,6 +219,17 @@ def make_one(name, cfg, seed, out_dir):
     }
     rep["grad_rel_err_worst"] = max(rep["grad_rel_err"].values())
     rep["grad_max_abs_err_worst"] = max(rep["grad_max_abs_err"].values())
+    # train-mode batchnorm: biases right before a post batchnorm have an exactly-zero gradient; their
+    # f32 values are rounding noise, "rel" meaningless -> report the others separately
+    zero = sorted(ref.zero_grad_params(model)) if bn else []
+    rest = [n for n in grads if n not in zero]
+    rep["zero_grad_params"] = zero
+    rep["grad_rel_err_worst_nonzero"] = max(rep["grad_rel_err"][n] for n in rest)
+    rep["grad_rel_err_worst_nonzero_param"] = max(rest, key=lambda n: rep["grad_rel_err"][n])
+    rep["grad_max_abs"] = max(grads64[n].abs().max().item() for n in grads)
+    if zero:
+        rep["zero_grad_max_abs32"] = max(grads[n].abs().max().item() for n in zero)
+        rep["zero_grad_max_abs64"] = max(grads64[n].abs().max().item() for n in zero)
     if bn:
         rep["after_rel_err"] = {n: rel_err(after[n], after64[n]) for n in after}
         rep["after_max_abs_err"] = {n: (after[n].double() - after64[n].double()).abs().max().item()
@@ -201,17 +246,24 @@ def main():
     root = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
     ap.add_argument("--out-dir", default=os.path.join(root, "tests", "fixtures"))
     ap.add_argument("--report-json", default=None, help="also write the float32-vs-float64 report here")
+    ap.add_argument("--only", nargs="*", default=None, help="write only these fixtures (names)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     os.makedirs(args.out_dir, exist_ok=True)
     reports = []
-    for i, (name, cfg) in enumerate(FIXTURES):
-        rep = make_one(name, cfg, seed=1234 + i, out_dir=args.out_dir)
+    for i, fx in enumerate(FIXTURES):
+        if args.only is not None and fx.name not in args.only:
+            continue
+        rep = make_one(fx, seed=1234 + i, out_dir=args.out_dir)
         reports.append(rep)
+        zero = rep["zero_grad_params"]
         print(f"{rep['file']}: {rep['bytes']} bytes, {rep['params']} params, loss {rep['loss32']:.6f} | "
               f"f32 vs f64: loss rel {rep['loss_rel_err']:.2e}, out max abs {rep['out_max_abs_err']:.2e} "
               f"(rel {rep['out_rel_err']:.2e}), grads worst rel {rep['grad_rel_err_worst']:.2e} "
-              f"worst abs {rep['grad_max_abs_err_worst']:.2e}"
+              f"worst abs {rep['grad_max_abs_err_worst']:.2e} (max |grad| {rep['grad_max_abs']:.2e})"
+              + (f" | {len(zero)} exactly-zero grads (f32 noise <= {rep['zero_grad_max_abs32']:.1e}); others "
+                 f"worst rel {rep['grad_rel_err_worst_nonzero']:.2e} ({rep['grad_rel_err_worst_nonzero_param']})"
+                 if zero else "")
               + (f" | after.* worst rel {rep['after_rel_err_worst']:.2e} worst abs "
                  f"{rep['after_max_abs_err_worst']:.2e}, out_eval max abs {rep['out_eval_max_abs_err']:.2e} "
                  f"(rel {rep['out_eval_rel_err']:.2e})" if "after_rel_err" in rep else ""))

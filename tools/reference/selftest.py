@@ -4,13 +4,22 @@
   * safetensors write/read round trip and header layout;
   * linear attention (linear-time formula) vs the explicit masked quadratic form;
   * softmax Mixer vs torch.nn.MultiheadAttention with the same weights (causal and not);
-  * PatchTST / DLinear forward vs a from-scratch NumPy float64 implementation of the spec;
-  * the default ETTh1 PatchTST parameter count;
-  * every fixture in tests/fixtures reloads (strict) and reproduces out, loss and grads
-    (batchnorm: also after.* running statistics and out_eval);
-  * batchnorm: TokenBatchNorm == the official Transpose/BatchNorm1d/Transpose Sequential, state_dict
-    names, F32 num_batches_tracked loads strictly back as int64;
-  * check_checkpoint.py on a zero-head checkpoint vs a NumPy computation of the same metric.
+  * configs (docs/config.md): the doc's examples are canonical; canonical_config fills every default
+    in the documented order; errors name the field path; config_v1_to_v2 of the five original v1
+    fixture configs gives their v2 configs;
+  * block kinds: parameter names (metaformer / residual / parallel, identity mixers have none), the
+    residual and parallel formulas (pre and post), identity mixers, where block and mlp dropout act,
+    final_norm auto / none / a kind, positions none;
+  * PatchTST / DLinear forward vs a from-scratch NumPy float64 implementation of the spec that reads
+    the stored v2 config itself (every fixture, the hybrid one included);
+  * the default ETTh1 PatchTST parameter count (v1 config and the doc's v2 example);
+  * every fixture in tests/fixtures reloads (strict), stores its canonical v2 config, and reproduces
+    out, loss and grads (batchnorm: also after.* running statistics and out_eval);
+  * format_version 1 checkpoints still load into the same model;
+  * batchnorm: TokenBatchNorm == the official Transpose/BatchNorm1d/Transpose Sequential (also with
+    non-default eps / momentum), state_dict names, F32 num_batches_tracked loads strictly back as int64;
+  * check_checkpoint.py on a zero-head checkpoint (v2 and v1 config) vs a NumPy computation of the
+    same metric.
 
 Usage (from the repository root):  /usr/bin/python3 tools/reference/selftest.py
 """
@@ -18,6 +27,7 @@ Usage (from the repository root):  /usr/bin/python3 tools/reference/selftest.py
 import json
 import math
 import os
+import re
 import sys
 import tempfile
 
@@ -93,27 +103,31 @@ def test_softmax_vs_mha():
         check(f"softmax mixer vs nn.MultiheadAttention causal={causal}", e < 1e-12, f"{e:.1e}")
 
 
-# ---- independent NumPy float64 implementation of the spec ----
+# ---- independent NumPy float64 implementation of the spec (docs/config.md) ----
+# Reads the canonical format_version 2 config itself (its own repeat expansion and final-norm rule).
 
-def np_norm(x, sd, pre, kind, bn_train=False, bn_stats=None):
+def np_norm(x, sd, pre, spec, bn_train=False, bn_stats=None):
+    kind, eps = spec["kind"], spec["eps"]
     if kind == "batchnorm":
+        m = spec["momentum"]
         w, b = sd[pre + ".weight"], sd[pre + ".bias"]
         if not bn_train:
-            return (x - sd[pre + ".running_mean"]) / np.sqrt(sd[pre + ".running_var"] + 1e-5) * w + b
+            return (x - sd[pre + ".running_mean"]) / np.sqrt(sd[pre + ".running_var"] + eps) * w + b
         flat = x.reshape(-1, x.shape[-1])  # every token of every series
         mu = flat.mean(0)
         var = ((flat - mu) ** 2).mean(0)
         n = flat.shape[0]
         if bn_stats is not None:
-            bn_stats[pre + ".running_mean"] = 0.9 * sd[pre + ".running_mean"] + 0.1 * mu
-            bn_stats[pre + ".running_var"] = 0.9 * sd[pre + ".running_var"] + 0.1 * var * n / (n - 1)
+            bn_stats[pre + ".running_mean"] = (1 - m) * sd[pre + ".running_mean"] + m * mu
+            bn_stats[pre + ".running_var"] = (1 - m) * sd[pre + ".running_var"] + m * var * n / (n - 1)
             bn_stats[pre + ".num_batches_tracked"] = sd[pre + ".num_batches_tracked"] + 1
-        return (x - mu) / np.sqrt(var + 1e-5) * w + b
+        return (x - mu) / np.sqrt(var + eps) * w + b
     if kind == "layernorm":
         mu = x.mean(-1, keepdims=True)
         var = ((x - mu) ** 2).mean(-1, keepdims=True)
-        return (x - mu) / np.sqrt(var + 1e-5) * sd[pre + ".weight"] + sd[pre + ".bias"]
-    return x / np.sqrt((x ** 2).mean(-1, keepdims=True) + 1e-5) * sd[pre + ".weight"]
+        return (x - mu) / np.sqrt(var + eps) * sd[pre + ".weight"] + sd[pre + ".bias"]
+    assert kind == "rmsnorm"
+    return x / np.sqrt((x ** 2).mean(-1, keepdims=True) + eps) * sd[pre + ".weight"]
 
 
 def np_linear(x, sd, pre):
@@ -125,39 +139,78 @@ def np_gelu(x):
     return 0.5 * x * (1.0 + np.vectorize(erf)(x / math.sqrt(2.0)))
 
 
-def np_mixer(x, sd, pre, cfg):
+def np_attention(x, sd, pre, spec):
+    """softmax / linear (elu+1) attention, straight from the formulas: a loop over heads and query
+    positions (vectorised over the series)."""
     Bp, N, d = x.shape
-    H = cfg["n_heads"]
+    H = spec["n_heads"]
     dh = d // H
     qkv = np_linear(x, sd, pre + ".qkv")
     out = np.zeros_like(x)
-    for b in range(Bp):
-        for hh in range(H):
-            q = qkv[b, :, hh * dh:(hh + 1) * dh]
-            k = qkv[b, :, d + hh * dh:d + (hh + 1) * dh]
-            v = qkv[b, :, 2 * d + hh * dh:2 * d + (hh + 1) * dh]
-            for i in range(N):
-                js = range(i + 1) if cfg["causal"] else range(N)
-                if cfg["mixer"] == "softmax":
-                    s = np.array([q[i] @ k[j] * dh ** -0.5 for j in js])
-                    w = np.exp(s - s.max())
-                    w /= w.sum()
-                    o = sum(w[t] * v[j] for t, j in enumerate(js))
-                else:
-                    phi = lambda a: np.where(a > 0, a + 1.0, np.exp(a))  # elu(a) + 1
-                    S = sum(np.outer(phi(k[j]), v[j]) for j in js)
-                    z = sum(phi(k[j]) for j in js)
-                    o = phi(q[i]) @ S / (phi(q[i]) @ z + 1e-6)
-                out[b, i, hh * dh:(hh + 1) * dh] = o
+    phi = lambda a: np.where(a > 0, a + 1.0, np.exp(np.minimum(a, 0.0)))  # elu(a) + 1
+    for hh in range(H):
+        q = qkv[:, :, hh * dh:(hh + 1) * dh]
+        k = qkv[:, :, d + hh * dh:d + (hh + 1) * dh]
+        v = qkv[:, :, 2 * d + hh * dh:2 * d + (hh + 1) * dh]
+        for i in range(N):
+            j = i + 1 if spec["causal"] else N
+            if spec["kind"] == "softmax":
+                s = np.einsum("bd,bjd->bj", q[:, i], k[:, :j]) * dh ** -0.5
+                w = np.exp(s - s.max(-1, keepdims=True))
+                w /= w.sum(-1, keepdims=True)
+                o = np.einsum("bj,bjd->bd", w, v[:, :j])
+            else:
+                S = np.einsum("bjd,bje->bde", phi(k[:, :j]), v[:, :j])
+                z = phi(k[:, :j]).sum(1)
+                fq = phi(q[:, i])
+                o = np.einsum("bd,bde->be", fq, S) / ((fq * z).sum(-1, keepdims=True) + 1e-6)
+            out[:, i, hh * dh:(hh + 1) * dh] = o
     return np_linear(out, sd, pre + ".out")
+
+
+def np_mixer(x, sd, pre, spec):
+    kind = spec["kind"]
+    if kind == "identity":
+        return x
+    if kind == "mlp":
+        h = np_linear(x, sd, pre + ".fc1")
+        h = np_gelu(h) if spec["activation"] == "gelu" else np.maximum(h, 0.0)
+        return np_linear(h, sd, pre + ".fc2")
+    return np_attention(x, sd, pre, spec)
+
+
+def np_block(u, sd, pre, b, nk):
+    norm = lambda a, name: np_norm(a, sd, f"{pre}.{name}", b["norm"], **nk)
+    post = b["placement"] == "post"
+    if b["kind"] == "metaformer":
+        tok = lambda a: np_mixer(a, sd, pre + ".mixer", b["token_mixer"])
+        ch = lambda a: np_mixer(a, sd, pre + ".ffn", b["channel_mixer"])
+        if post:
+            h = norm(u + tok(u), "norm1")
+            return norm(h + ch(h), "norm2")
+        h = u + tok(norm(u, "norm1"))
+        return h + ch(norm(h, "norm2"))
+    if b["kind"] == "residual":
+        mix = lambda a: np_mixer(a, sd, pre + ".mixer", b["mixer"])
+        return norm(u + mix(u), "norm") if post else u + mix(norm(u, "norm"))
+    assert b["kind"] == "parallel"
+    tok = lambda a: np_mixer(a, sd, pre + ".mixer", b["token_mixer"])
+    ch = lambda a: np_mixer(a, sd, pre + ".ffn", b["channel_mixer"])
+    if post:
+        return norm(u + tok(u) + ch(u), "norm")
+    n = norm(u, "norm")
+    return u + tok(n) + ch(n)
 
 
 def np_patchtst(x, sd, cfg, bn_train=False, bn_stats=None):
     B, L, C = x.shape
-    s, pl, d = cfg["stride"], cfg["patch_len"], cfg["d_model"]
+    s, pl, d = cfg["input"]["stride"], cfg["input"]["patch_len"], cfg["d_model"]
     N = (L + s - pl) // s + 1
-    mean = x.mean(1, keepdims=True)
-    std = np.sqrt(x.var(1, keepdims=True) + 1e-5)
+    if cfg["revin"]:
+        mean = x.mean(1, keepdims=True)
+        std = np.sqrt(x.var(1, keepdims=True) + 1e-5)
+    else:
+        mean, std = np.zeros((B, 1, C)), np.ones((B, 1, C))
     xn = (x - mean) / std
     patches = np.zeros((B * C, N, pl))
     for b in range(B):
@@ -166,9 +219,9 @@ def np_patchtst(x, sd, cfg, bn_train=False, bn_stats=None):
             for p in range(N):
                 patches[b * C + c, p] = seq[p * s:p * s + pl]
     u = np_linear(patches, sd, "patch_embed")
-    if cfg["pos"] == "learned":
+    if cfg["positions"]["kind"] == "learned":
         u = u + sd["pos_embed"]
-    else:
+    elif cfg["positions"]["kind"] == "sinusoidal":
         pe = np.zeros((N, d))
         for p in range(N):
             for i in range(0, d, 2):
@@ -176,17 +229,21 @@ def np_patchtst(x, sd, cfg, bn_train=False, bn_stats=None):
                 pe[p, i + 1] = math.cos(p / 10000 ** (i / d))
         u = u + pe
     nk = dict(bn_train=bn_train, bn_stats=bn_stats)
-    for blk in range(cfg["e_layers"]):
-        pre = f"blocks.{blk}"
-        ffn = lambda a: np_linear(np_gelu(np_linear(a, sd, pre + ".ffn.fc1")), sd, pre + ".ffn.fc2")
-        if cfg["norm_place"] == "pre":
-            u = u + np_mixer(np_norm(u, sd, pre + ".norm1", cfg["norm"], **nk), sd, pre + ".mixer", cfg)
-            u = u + ffn(np_norm(u, sd, pre + ".norm2", cfg["norm"], **nk))
-        else:
-            u = np_norm(u + np_mixer(u, sd, pre + ".mixer", cfg), sd, pre + ".norm1", cfg["norm"], **nk)
-            u = np_norm(u + ffn(u), sd, pre + ".norm2", cfg["norm"], **nk)
-    if cfg["norm_place"] == "pre":
-        u = np_norm(u, sd, "norm_f", cfg["norm"], **nk)
+    i = 0
+    last = None
+    for entry in cfg["blocks"]:
+        for _ in range(entry["repeat"]):
+            u = np_block(u, sd, f"blocks.{i}", entry, nk)
+            last, i = entry, i + 1
+    fn = cfg["final_norm"]
+    if fn == "auto":
+        spec = last["norm"] if last is not None and last["placement"] == "pre" else None
+    elif fn == "none":
+        spec = None
+    else:
+        spec = {"kind": fn, "eps": 1e-5, "momentum": 0.1}
+    if spec is not None:
+        u = np_norm(u, sd, "norm_f", spec, **nk)
     flat = np.zeros((B * C, d * N))
     for di in range(d):
         for p in range(N):
@@ -210,10 +267,10 @@ def np_dlinear(x, sd, cfg):
 
 
 def test_numpy_twin():
-    for name, cfg in mf.FIXTURES:
+    for name, _ in mf.FIXTURES:
         path = os.path.join(ROOT, "tests", "fixtures", name + ".safetensors")
         tensors, meta = ref.load_safetensors(path)
-        cfg = json.loads(meta["config"])
+        cfg = json.loads(meta["config"])  # the stored canonical v2 config, read by the NumPy twin itself
         sd = {k: v.astype(np.float64) for k, v in tensors.items()}
         x = sd["x"]
         y_np = np_patchtst(x, sd, cfg) if cfg["model"] == "patchtst" else np_dlinear(x, sd, cfg)
@@ -238,13 +295,287 @@ def test_numpy_twin():
                   f"rel {e:.1e}, buffers abs {e_b:.1e}")
 
 
+# ---- configs (docs/config.md) ----
+
+# The format_version 1 configs the five original fixtures were written with (verbatim from their
+# __metadata__ before format_version 2).
+V1_FIXTURE_CONFIGS = {
+    "patchtst_softmax_post": {"format_version": 1, "model": "patchtst", "seq_len": 48, "pred_len": 12,
+                              "n_channels": 3, "d_model": 8, "n_heads": 2, "e_layers": 2, "d_ff": 16,
+                              "patch_len": 8, "stride": 4, "revin": True, "dropout": 0.0, "head_dropout": 0.0,
+                              "mixer": "softmax", "causal": False, "norm": "layernorm", "norm_place": "post",
+                              "pos": "learned"},
+    "patchtst_linear_pre": {"format_version": 1, "model": "patchtst", "seq_len": 48, "pred_len": 12,
+                            "n_channels": 3, "d_model": 8, "n_heads": 2, "e_layers": 2, "d_ff": 16,
+                            "patch_len": 8, "stride": 4, "revin": True, "dropout": 0.0, "head_dropout": 0.0,
+                            "mixer": "linear", "causal": False, "norm": "rmsnorm", "norm_place": "pre",
+                            "pos": "sinusoidal"},
+    "patchtst_softmax_causal": {"format_version": 1, "model": "patchtst", "seq_len": 48, "pred_len": 12,
+                                "n_channels": 3, "d_model": 8, "n_heads": 2, "e_layers": 2, "d_ff": 16,
+                                "patch_len": 8, "stride": 4, "revin": True, "dropout": 0.0, "head_dropout": 0.0,
+                                "mixer": "softmax", "causal": True, "norm": "layernorm", "norm_place": "pre",
+                                "pos": "learned"},
+    "dlinear": {"format_version": 1, "model": "dlinear", "seq_len": 48, "pred_len": 12, "n_channels": 3,
+                "kernel_size": 25},
+    "patchtst_batchnorm_post": {"format_version": 1, "model": "patchtst", "seq_len": 48, "pred_len": 12,
+                                "n_channels": 3, "d_model": 8, "n_heads": 2, "e_layers": 2, "d_ff": 16,
+                                "patch_len": 8, "stride": 4, "revin": True, "dropout": 0.0, "head_dropout": 0.0,
+                                "mixer": "softmax", "causal": False, "norm": "batchnorm", "norm_place": "post",
+                                "pos": "learned"},
+}
+
+
+def doc_examples():
+    """The two config examples of docs/config.md: the patchtst ```json block and the inline dlinear one."""
+    text = open(os.path.join(ROOT, "docs", "config.md")).read()
+    blocks = re.findall(r"```json\n(.*?)```", text, re.S)
+    dl = re.search(r'`(\{"format_version": 2, "task": "forecast", "model": "dlinear".*?\})`', text, re.S)
+    return [json.loads(b) for b in blocks] + ([json.loads(dl.group(1).replace("\n", " "))] if dl else [])
+
+
+def raises(fn, needle):
+    try:
+        fn()
+    except ref.ConfigError as e:
+        return needle in str(e), str(e)
+    return False, "no error"
+
+
+def test_config():
+    ex = doc_examples()
+    ok = len(ex) == 2 and all(json.dumps(ref.canonical_config(c)) == json.dumps(c) for c in ex)
+    check("docs/config.md examples are canonical (same keys, order, values)", ok, f"{len(ex)} examples")
+    m = ref.build_model(ex[0])
+    check("docs/config.md patchtst example: 81,728 parameters, 3 blocks, no norm_f",
+          ref.count_params(m) == 81728 and len(m.blocks) == 3 and m.norm_f is None, f"{ref.count_params(m)}")
+
+    # defaults, filled in and ordered as the doc lists them
+    minimal = {"format_version": 2, "model": "patchtst", "seq_len": 96, "pred_len": 24, "n_channels": 2,
+               "d_model": 8, "blocks": [{"kind": "metaformer"}, {"kind": "residual", "repeat": 2},
+                                        {"kind": "parallel", "norm": {"kind": "batchnorm"}}]}
+    want_block_common = {"placement": "pre", "dropout": 0, "norm": {"kind": "layernorm", "eps": 1e-05}}
+    att = {"kind": "softmax", "n_heads": 4, "causal": False}
+    mlp = {"kind": "mlp", "d_ff": 128, "activation": "gelu", "dropout": 0}
+    want = {"format_version": 2, "task": "forecast", "model": "patchtst", "seq_len": 96, "pred_len": 24,
+            "n_channels": 2, "d_model": 8, "revin": True, "dropout": 0,
+            "input": {"kind": "patches", "patch_len": 16, "stride": 8}, "positions": {"kind": "learned"},
+            "blocks": [{"kind": "metaformer", "repeat": 1, **want_block_common, "token_mixer": att,
+                        "channel_mixer": mlp},
+                       {"kind": "residual", "repeat": 2, **want_block_common, "mixer": att},
+                       {"kind": "parallel", "repeat": 1, "placement": "pre", "dropout": 0,
+                        "norm": {"kind": "batchnorm", "eps": 1e-05, "momentum": 0.1}, "token_mixer": att,
+                        "channel_mixer": mlp}],
+            "final_norm": "auto", "head": {"kind": "flatten", "dropout": 0}}
+    got = ref.canonical_config(minimal)
+    ok = json.dumps(got) == json.dumps(want) and ref.canonical_config(got) == got
+    ok = ok and json.dumps(ref.canonical_config({"format_version": 2, "model": "dlinear", "seq_len": 48,
+                                                 "pred_len": 12, "n_channels": 3})) == \
+        '{"format_version": 2, "task": "forecast", "model": "dlinear", "seq_len": 48, "pred_len": 12, ' \
+        '"n_channels": 3, "kernel_size": 25}'
+    check("canonical_config: every default filled in, documented key order, idempotent, repeat kept", ok,
+          json.dumps(got) if not ok else "")
+    m = ref.build_model(minimal)
+    names = [n for n, _ in m.named_parameters()]
+    ok = len(m.blocks) == 4 and m.block_cfgs[2]["kind"] == "residual" and "repeat" not in m.block_cfgs[2]
+    ok = ok and "blocks.3.norm.weight" in names and "blocks.2.mixer.qkv.weight" in names
+    ok = ok and "norm_f.running_mean" in m.state_dict() and m.norm_f.momentum == 0.1
+    check("repeat expanded into blocks.{i}; final_norm auto = last (pre) block's norm", ok)
+
+    # floats: the shortest float32 decimal; integral values as integers
+    c = ref.canonical_config({**minimal, "dropout": 0.30000001192092896,
+                              "head": {"kind": "flatten", "dropout": 0.0}})
+    ok = json.dumps(c["dropout"]) == "0.3" and json.dumps(c["head"]["dropout"]) == "0"
+    check("float options: shortest float32 decimal (0.30000001192092896 -> 0.3, 0.0 -> 0)", ok)
+
+    # errors name the field path
+    def with_block(**kw):
+        return {**minimal, "blocks": [{"kind": "metaformer", **kw}]}
+    cases = [
+        (with_block(token_mixer={"kind": "softmax", "window": 3}),
+         "blocks[0].token_mixer.window: unknown option (options: n_heads, causal)"),
+        (with_block(token_mixer={"kind": "softmax", "n_heads": 3}), "blocks[0].token_mixer.n_heads: 3 must divide"),
+        (with_block(token_mixer={"kind": "mlp"}), "blocks[0].token_mixer.kind: 'mlp' is a channel mixer"),
+        (with_block(channel_mixer={"kind": "linear"}), "blocks[0].channel_mixer.kind: 'linear' is a token mixer"),
+        (with_block(dropout=1.0), "blocks[0].dropout: must be < 1.0"),
+        (with_block(placement="middle"), 'blocks[0].placement: "middle" is not one of pre, post'),
+        (with_block(norm={"kind": "layernorm", "momentum": 0.1}), "blocks[0].norm.momentum: unknown option"),
+        (with_block(norm="layernorm"), "blocks[0].norm: expected an object"),
+        (with_block(repeat=0), "blocks[0].repeat: must be >= 1"),
+        ({**minimal, "blocks": [{"kind": "transformer"}]}, "blocks[0].kind: \"transformer\" is not one of"),
+        ({**minimal, "d_model": "8"}, "d_model: expected an integer"),
+        ({**minimal, "revin": 1}, "revin: expected true or false"),
+        ({k: v for k, v in minimal.items() if k != "d_model"}, "d_model: missing"),
+        ({**minimal, "positions": {"kind": "sinusoidal"}, "d_model": 7,
+          "blocks": [{"kind": "residual", "mixer": {"kind": "identity"}}]}, "positions.kind: sinusoidal positions"),
+        ({**minimal, "final_norm": "groupnorm"}, 'final_norm: "groupnorm" is not one of auto, none'),
+        ({**minimal, "format_version": 3}, "format_version: 3 is not supported"),
+        ({**minimal, "mixer": "softmax"}, "mixer: unknown option"),
+        ({**V1_FIXTURE_CONFIGS["patchtst_softmax_post"], "blocks": []}, '"format_version": 2'),
+    ]
+    bad = []
+    for cfg, needle in cases:
+        ok, msg = raises(lambda: ref.canonical_config(cfg), needle)
+        if not ok:
+            bad.append(f"want {needle!r}, got {msg!r}")
+    check(f"config errors name the field path ({len(cases)} cases)", not bad, "; ".join(bad))
+
+    # format_version 1 -> 2
+    v2 = {f.name: f.cfg for f in mf.FIXTURES}
+    bad = [n for n, c in V1_FIXTURE_CONFIGS.items()
+           if json.dumps(ref.config_v1_to_v2(c)) != json.dumps(v2[n]) or ref.canonical_config(c) != v2[n]]
+    check("config_v1_to_v2(the five v1 fixture configs) == their v2 fixture configs", not bad, f"{bad}")
+    v1 = {"model": "patchtst", "seq_len": 96, "pred_len": 24, "n_channels": 2, "d_model": 8, "n_heads": 2,
+          "e_layers": 0, "d_ff": 16, "patch_len": 16, "stride": 8, "norm": "rmsnorm", "norm_place": "pre"}
+    ok = True
+    for place, fn in (("pre", "rmsnorm"), ("post", "none")):
+        c = ref.config_v1_to_v2({**v1, "norm_place": place})
+        m1 = ref.build_model({**v1, "norm_place": place})
+        ok = ok and c["blocks"] == [] and c["final_norm"] == fn and \
+            ("norm_f.weight" in m1.state_dict()) == (place == "pre")
+    c = ref.config_v1_to_v2({**v1, "e_layers": 3, "dropout": 0.30000001192092896, "norm": "batchnorm"})
+    ok = ok and c["blocks"][0]["repeat"] == 3 and c["blocks"][0]["dropout"] == 0.3 and \
+        c["blocks"][0]["channel_mixer"]["dropout"] == 0.3 and c["dropout"] == 0.3 and \
+        c["blocks"][0]["norm"] == {"kind": "batchnorm", "eps": 1e-05, "momentum": 0.1} and \
+        c["blocks"][0]["placement"] == "pre" and c["final_norm"] == "auto"
+    ok = ok and ref.config_v1_to_v2({k: v for k, v in v1.items() if k != "norm_place"} | {"e_layers": 1}
+                                    )["blocks"][0]["placement"] == "post"  # v1 default: post
+    check("config_v1_to_v2: e_layers 0 keeps v1's norm_f, floats to float32 decimals, v1 defaults", ok)
+
+
 def test_param_count():
     cfg = {"model": "patchtst", "seq_len": 336, "pred_len": 96, "n_channels": 7, "d_model": 16, "n_heads": 4,
            "e_layers": 3, "d_ff": 128, "patch_len": 16, "stride": 8}
-    m = ref.build_model(cfg)
+    m = ref.build_model(cfg)  # format_version 1 (no format_version key, as v1 allowed)
     n = ref.count_params(m)
+    m2 = ref.build_model(doc_examples()[0])
     # 272 (patch_embed) + 42*16 (pos) + 3 * 5392 (blocks) + 672*96+96 (head)
-    check("default PatchTST parameter count", n == 81728 and m.n == 42, f"{n} params, N={m.n}")
+    check("default PatchTST parameter count (v1 config and the v2 doc example)",
+          n == 81728 and m.n == 42 and ref.count_params(m2) == n and
+          [k for k in m.state_dict() if "norm" not in k] == [k for k in m2.state_dict() if "norm" not in k],
+          f"{n} params, N={m.n}")
+
+
+# ---- block kinds ----
+
+def small_v2(blocks, **kw):
+    return ref.canonical_config({"format_version": 2, "model": "patchtst", "seq_len": 48, "pred_len": 12,
+                                 "n_channels": 3, "d_model": 8, "input": {"kind": "patches", "patch_len": 8,
+                                                                          "stride": 4},
+                                 "blocks": blocks, **kw})
+
+
+def test_block_kinds():
+    torch.manual_seed(11)
+    d = 8
+    x = torch.randn(5, 12, d, dtype=torch.float64)
+    att = {"kind": "softmax", "n_heads": 2, "causal": True}
+    lin = {"kind": "linear", "n_heads": 4, "causal": False}
+    mlp = {"kind": "mlp", "d_ff": 16, "activation": "relu"}
+    ok_all, detail = True, []
+
+    def blk(**b):
+        spec = ref.expand_blocks(small_v2([b]))[0]
+        m = ref.make_block(spec, d).double()
+        with torch.no_grad():
+            for n, p in m.named_parameters():
+                p.copy_(torch.randn_like(p) * 0.5 + (1.0 if n.endswith("norm.weight") else 0.0))
+        return m.eval()
+
+    # parameter names per kind (docs/config.md)
+    want_names = {
+        "metaformer": ["norm1.weight", "norm1.bias", "mixer.qkv.weight", "mixer.qkv.bias", "mixer.out.weight",
+                       "mixer.out.bias", "norm2.weight", "norm2.bias", "ffn.fc1.weight", "ffn.fc1.bias",
+                       "ffn.fc2.weight", "ffn.fc2.bias"],
+        "residual": ["norm.weight", "norm.bias", "mixer.qkv.weight", "mixer.qkv.bias", "mixer.out.weight",
+                     "mixer.out.bias"],
+        "parallel": ["norm.weight", "norm.bias", "mixer.qkv.weight", "mixer.qkv.bias", "mixer.out.weight",
+                     "mixer.out.bias", "ffn.fc1.weight", "ffn.fc1.bias", "ffn.fc2.weight", "ffn.fc2.bias"],
+    }
+    for kind, names in want_names.items():
+        got = list(blk(kind=kind).state_dict())
+        ok_all &= got == names
+        detail.append(f"{kind}: {len(got)} tensors" if got == names else f"{kind}: {got}")
+    got = list(blk(kind="metaformer", token_mixer={"kind": "identity"}, channel_mixer={"kind": "identity"},
+                   norm={"kind": "rmsnorm"}).state_dict())
+    ok_all &= got == ["norm1.weight", "norm2.weight"]
+    got = list(blk(kind="residual", mixer={"kind": "identity"}).state_dict())
+    ok_all &= got == ["norm.weight", "norm.bias"]
+
+    # residual + identity mixer: pre y = x + norm(x), post y = norm(x + x)
+    b = blk(kind="residual", mixer={"kind": "identity"}, norm={"kind": "layernorm", "eps": 1e-6})
+    e1 = (b(x) - (x + b.norm(x))).abs().max().item()
+    nrm = torch.nn.functional.layer_norm(x, (d,), b.norm.weight, b.norm.bias, 1e-6)
+    e1 = max(e1, (b(x) - (x + nrm)).abs().max().item())
+    b = blk(kind="residual", placement="post", mixer={"kind": "identity"}, norm={"kind": "rmsnorm"})
+    two = 2 * x
+    e2 = (b(x) - two / torch.sqrt((two ** 2).mean(-1, keepdim=True) + 1e-5) * b.norm.weight).abs().max().item()
+    # residual with an attention mixer
+    b = blk(kind="residual", mixer=lin)
+    e3 = (b(x) - (x + b.mixer(b.norm(x)))).abs().max().item()
+    b = blk(kind="residual", placement="post", mixer=att)
+    e3 = max(e3, (b(x) - b.norm(x + b.mixer(x))).abs().max().item())
+    # parallel: pre n = norm(x), y = x + tok(n) + ch(n); post y = norm(x + tok(x) + ch(x))
+    b = blk(kind="parallel", token_mixer=att, channel_mixer=mlp)
+    n = b.norm(x)
+    e4 = (b(x) - (x + b.mixer(n) + b.ffn(n))).abs().max().item()
+    b = blk(kind="parallel", placement="post", token_mixer=lin, channel_mixer=mlp, norm={"kind": "rmsnorm"})
+    e4 = max(e4, (b(x) - b.norm(x + b.mixer(x) + b.ffn(x))).abs().max().item())
+    b = blk(kind="parallel", token_mixer=att, channel_mixer={"kind": "identity"})
+    n = b.norm(x)
+    e4 = max(e4, (b(x) - (x + b.mixer(n) + n)).abs().max().item())
+    # metaformer, identity token mixer (an MLP-only block); relu mlp
+    b = blk(kind="metaformer", token_mixer={"kind": "identity"}, channel_mixer=mlp)
+    h = x + b.norm1(x)
+    ff = lambda a: torch.relu(a @ b.ffn.fc1.weight.T + b.ffn.fc1.bias) @ b.ffn.fc2.weight.T + b.ffn.fc2.bias
+    e5 = (b(x) - (h + ff(b.norm2(h)))).abs().max().item()
+    ok_all &= isinstance(b.ffn.act, nn.ReLU) and max(e1, e2, e3, e4, e5) < 1e-12
+    detail.append(f"residual/identity {e1:.1e}/{e2:.1e}, residual {e3:.1e}, parallel {e4:.1e}, "
+                  f"metaformer/identity {e5:.1e}")
+
+    # block dropout acts on the branch only: residual pre + identity, train mode, p = 0.5:
+    # y - x is 0 or 2 * norm(x) elementwise; mlp inner dropout sits after the activation
+    b = blk(kind="residual", mixer={"kind": "identity"}, dropout=0.5).train()
+    r = (b(x) - x) / b.norm(x)
+    ok_d = bool(((r.abs() < 1e-9) | ((r - 2).abs() < 1e-9)).all()) and 0.3 < (r.abs() < 1e-9).double().mean() < 0.7
+    f = ref.make_mixer(ref.canonical_config(small_v2([{"kind": "metaformer", "channel_mixer": {
+        "kind": "mlp", "dropout": 0.25}}]))["blocks"][0]["channel_mixer"], d)
+    ok_d = ok_d and [type(m).__name__ for m in f.children()] == ["Linear", "GELU", "Dropout", "Linear"] and f.drop.p == 0.25
+    ok_all &= ok_d
+    check("block kinds: parameter names, residual/parallel/metaformer formulas, identity mixers, dropout",
+          ok_all, "; ".join(detail))
+
+    # final_norm: auto / none / a kind; positions none
+    cases = [
+        ([{"kind": "residual", "placement": "pre", "norm": {"kind": "rmsnorm", "eps": 1e-6}}], "auto", ("RMSNorm", 1e-6)),
+        ([{"kind": "residual", "placement": "pre", "norm": {"kind": "rmsnorm"}},
+          {"kind": "parallel", "placement": "post"}], "auto", None),
+        ([{"kind": "metaformer", "placement": "pre"}], "none", None),
+        ([{"kind": "metaformer", "placement": "post"}], "rmsnorm", ("RMSNorm", 1e-5)),
+        ([{"kind": "metaformer", "placement": "pre", "norm": {"kind": "batchnorm", "eps": 1e-3, "momentum": 0.2}}],
+         "auto", ("TokenBatchNorm", 1e-3)),
+        ([], "auto", None),
+    ]
+    ok = True
+    for blocks, fn, want in cases:
+        m = ref.build_model(small_v2(blocks, final_norm=fn))
+        got = None if m.norm_f is None else (type(m.norm_f).__name__, m.norm_f.eps)
+        ok = ok and got == want and (want is None) == ("norm_f.weight" not in m.state_dict())
+        if want and want[0] == "TokenBatchNorm":
+            ok = ok and m.norm_f.momentum == 0.2 and m.blocks[0].norm1.momentum == 0.2
+    check("final_norm: auto (last block pre -> its norm kind and options), none, a kind", ok)
+
+    torch.manual_seed(4)
+    blocks = [{"kind": "metaformer", "token_mixer": att}]
+    m_none = ref.build_model(small_v2(blocks, positions={"kind": "none"})).double().eval()
+    m_learn = ref.build_model(small_v2(blocks)).double().eval()
+    sd = dict(m_none.state_dict())
+    sd["pos_embed"] = torch.zeros_like(m_learn.pos_embed)
+    m_learn.load_state_dict(sd, strict=True)
+    xin = torch.randn(2, 48, 3, dtype=torch.float64)
+    with torch.no_grad():
+        e = (m_none(xin) - m_learn(xin)).abs().max().item()
+    check("positions none == learned positions set to zero; no pos_embed parameter",
+          e == 0 and "pos_embed" not in m_none.state_dict(), f"{e:.1e}")
 
 
 def test_replication_pad():
@@ -256,10 +587,14 @@ def test_replication_pad():
 
 def test_fixtures_reproduce():
     torch.set_num_threads(1)
-    for name, _ in mf.FIXTURES:
+    for fx in mf.FIXTURES:
+        name = fx.name
         path = os.path.join(ROOT, "tests", "fixtures", name + ".safetensors")
         tensors, meta = ref.load_safetensors(path)
         model, cfg, _ = ref.load_checkpoint(path)
+        # the stored config: format_version 2, canonical (key order included), the one make_fixtures defines
+        cfg_ok = meta["config"] == json.dumps(fx.cfg) == json.dumps(cfg) and cfg["format_version"] == 2 and \
+            meta["format_version"] == "2"
         pnames = [n for n, _ in model.named_parameters()]
         have_all = all("grad." + n in tensors for n in pnames) and \
             sorted(k[5:] for k in tensors if k.startswith("grad.")) == sorted(pnames)
@@ -269,15 +604,17 @@ def test_fixtures_reproduce():
         e_out = np.abs(out.numpy() - tensors["out"]).max()
         e_loss = abs(loss.item() - tensors["loss"][0])
         e_g = max(np.abs(grads[n].numpy() - tensors["grad." + n]).max() for n in pnames)
-        # biases added right before a train-mode batchnorm (post-norm: mixer.out.bias, ffn.fc2.bias) have
-        # an exactly zero gradient mathematically; the stored values are float32 noise
-        zero_grad = {n for n in pnames if bn and cfg["norm_place"] == "post" and
-                     (n.endswith("mixer.out.bias") or n.endswith("ffn.fc2.bias"))}
+        # biases added right before a train-mode post batchnorm (mixer.out.bias, ffn.fc2.bias) have an
+        # exactly zero gradient mathematically; the stored values are float32 noise
+        zero_grad = ref.zero_grad_params(model) if bn else set()
         gmax = max(np.abs(tensors["grad." + n]).max() for n in pnames)
         nonzero = all(np.abs(tensors["grad." + n]).min() > 0 or np.count_nonzero(tensors["grad." + n]) > 0.9 *
                       tensors["grad." + n].size for n in pnames if n not in zero_grad)
         nonzero = nonzero and all(np.abs(tensors["grad." + n]).max() < 1e-6 * gmax for n in zero_grad)
-        shapes = tensors["loss"].shape == (1,) and tensors["x"].dtype == np.float32
+        B = fx.batch
+        shapes = tensors["loss"].shape == (1,) and tensors["x"].dtype == np.float32 and \
+            tensors["x"].shape == (B, cfg["seq_len"], cfg["n_channels"]) and \
+            tensors["out"].shape == tensors["y"].shape == (B, cfg["pred_len"], cfg["n_channels"])
         extra_ok, extra = True, ""
         if bn:
             bnames = [n for n, _ in model.named_buffers()]
@@ -292,10 +629,34 @@ def test_fixtures_reproduce():
             keys_ok = sorted(k for k in tensors if k.startswith("after.")) == sorted("after." + n for n in bnames)
             extra_ok = e_after == 0 and e_eval == 0 and st0 and moved and eval_differs and keys_ok
             extra = f", after.* {e_after:.1e}, out_eval {e_eval:.1e}, {len(zero_grad)} zero-gradient biases"
+        else:
+            extra_ok = "out_eval" not in tensors and not any(k.startswith("after.") for k in tensors)
         check(f"fixture reload + reproduce: {name}",
-              have_all and nonzero and shapes and e_out == 0 and e_loss == 0 and e_g == 0 and extra_ok,
-              f"(out {e_out:.1e}, loss {e_loss:.1e}, grads {e_g:.1e}{extra}, {len(pnames)} params, "
+              cfg_ok and have_all and nonzero and shapes and e_out == 0 and e_loss == 0 and e_g == 0 and extra_ok,
+              f"(out {e_out:.1e}, loss {e_loss:.1e}, grads {e_g:.1e}{extra}, {len(pnames)} params, B={B}, "
               f"{os.path.getsize(path)} bytes, producer={meta['producer']!r})")
+
+
+def test_v1_checkpoints():
+    """A format_version 1 checkpoint (the five original fixtures with their v1 config) still loads:
+    strictly, into the same model (canonical v2 config == the fixture's), with bit-identical outputs."""
+    torch.set_num_threads(1)
+    bad = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, v1 in V1_FIXTURE_CONFIGS.items():
+            path = os.path.join(ROOT, "tests", "fixtures", name + ".safetensors")
+            tensors, meta = ref.load_safetensors(path)
+            p1 = os.path.join(tmp, name + ".safetensors")
+            ref.save_safetensors(p1, tensors, {**meta, "config": json.dumps(v1), "format_version": "1"})
+            m1, c1, _ = ref.load_checkpoint(p1)
+            m2, c2, _ = ref.load_checkpoint(path)
+            x = torch.from_numpy(tensors["x"])
+            with torch.no_grad():
+                same = torch.equal(m1(x), m2(x))
+            if not (c1 == c2 and same and list(m1.state_dict()) == list(m2.state_dict())):
+                bad.append(name)
+    check("format_version 1 checkpoints load (v1 config -> same model, same outputs)", not bad,
+          f"{len(V1_FIXTURE_CONFIGS)} checkpoints {bad}")
 
 
 def test_batchnorm_module():
@@ -334,8 +695,16 @@ def test_batchnorm_module():
     ok = ok and ours.eps == 1e-5 and ours.momentum == 0.1
     check("batchnorm == official Transpose/BatchNorm1d/Transpose", ok, f"max err {max(errs):.1e}, keys {keys}")
 
-    cfg = {"model": "patchtst", "seq_len": 48, "pred_len": 12, "n_channels": 3, "d_model": 8, "n_heads": 2,
-           "e_layers": 1, "d_ff": 16, "patch_len": 8, "stride": 4, "norm": "batchnorm", "norm_place": "pre"}
+    # non-default eps / momentum from the config == nn.BatchNorm1d(d, eps, momentum)
+    ours = ref.make_norm({"kind": "batchnorm", "eps": 1e-3, "momentum": 0.25}, d).double().train()
+    official = nn.BatchNorm1d(d, eps=1e-3, momentum=0.25).double().train()
+    x = torch.randn(12, 7, d, dtype=torch.float64)
+    e = (ours(x) - official(x.transpose(1, 2)).transpose(1, 2)).abs().max().item()
+    e = max(e, (ours.running_var - official.running_var).abs().max().item())
+    check("batchnorm eps 1e-3 momentum 0.25 == nn.BatchNorm1d(eps=1e-3, momentum=0.25)", e < 1e-12, f"{e:.1e}")
+
+    cfg = small_v2([{"kind": "metaformer", "placement": "pre", "norm": {"kind": "batchnorm"},
+                     "token_mixer": {"kind": "softmax", "n_heads": 2}, "channel_mixer": {"kind": "mlp", "d_ff": 16}}])
     m = ref.build_model(cfg)
     with torch.no_grad():
         for n, b in m.named_buffers():
@@ -346,15 +715,15 @@ def test_batchnorm_module():
     with tempfile.TemporaryDirectory() as tmp:
         p = os.path.join(tmp, "bn.safetensors")
         ref.save_checkpoint(p, m, m.cfg)
-        raw, _ = ref.load_safetensors(p)
+        raw, meta = ref.load_safetensors(p)
         m2, cfg2, _ = ref.load_checkpoint(p)
     nbt = [k for k in raw if k.endswith("num_batches_tracked")]
     ok = len(nbt) == 3 and all(raw[k].dtype == np.float32 and raw[k].shape == () for k in nbt)  # norm1, norm2, norm_f
     sd2 = m2.state_dict()
     ok = ok and all(sd2[k].dtype == torch.int64 and sd2[k].item() == 7 for k in nbt)
     ok = ok and all(torch.equal(v.float(), sd2[k].float()) for k, v in m.state_dict().items())
-    ok = ok and list(json.loads(json.dumps(m.cfg))) == list(ref.canonical_config(m.cfg)) and cfg2["norm"] == "batchnorm"
-    check("batchnorm checkpoint: F32 [] num_batches_tracked -> int64, strict load", ok, f"{nbt}")
+    ok = ok and meta["config"] == json.dumps(cfg) and cfg2 == cfg and cfg2["blocks"][0]["norm"]["kind"] == "batchnorm"
+    check("batchnorm checkpoint: F32 [] num_batches_tracked -> int64, strict load, canonical v2 config", ok, f"{nbt}")
 
 
 def test_check_checkpoint():
@@ -372,8 +741,10 @@ def test_check_checkpoint():
     meta = {"scaler_mean": json.dumps(mean.tolist()), "scaler_std": json.dumps(std.tolist()),
             "columns": json.dumps(cols)}
     L, P = 96, 24
-    cfg = {"format_version": 1, "model": "patchtst", "seq_len": L, "pred_len": P, "n_channels": 7, "d_model": 16,
-           "n_heads": 4, "e_layers": 1, "d_ff": 32, "patch_len": 16, "stride": 8}
+    v1 = {"format_version": 1, "model": "patchtst", "seq_len": L, "pred_len": P, "n_channels": 7, "d_model": 16,
+          "n_heads": 4, "e_layers": 1, "d_ff": 32, "patch_len": 16, "stride": 8}
+    cfg = {"format_version": 2, "model": "patchtst", "seq_len": L, "pred_len": P, "n_channels": 7, "d_model": 16,
+           "blocks": [{"kind": "metaformer", "placement": "post", "channel_mixer": {"kind": "mlp", "d_ff": 32}}]}
     torch.manual_seed(5)
     m = ref.build_model(cfg)
     with torch.no_grad():
@@ -384,14 +755,20 @@ def test_check_checkpoint():
     win = np.lib.stride_tricks.sliding_window_view(z, L + P, axis=0)  # [n, C, L+P]
     d = win[:, :, L:] - win[:, :, :L].mean(-1, keepdims=True)
     want = {"mse": float((d ** 2).mean()), "mae": float(np.abs(d).mean())}
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "zero_head.safetensors")
-        ref.save_checkpoint(path, m, m.cfg, meta)
-        res = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "reference", "check_checkpoint.py"),
-                              path, csv_path], capture_output=True, text=True)
-    got = json.loads(res.stdout.strip().splitlines()[-1]) if res.returncode == 0 else {}
-    ok = res.returncode == 0 and n == 2857 and all(abs(got[k] - want[k]) < 1e-6 * want[k] for k in want)
-    check("check_checkpoint.py vs NumPy (zero head => window mean)", ok, f"got {got} want {want} {res.stderr[-300:]}")
+    for version, c in (("v2", cfg), ("v1", v1)):
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "zero_head.safetensors")
+            if version == "v2":
+                ref.save_checkpoint(path, m, c, meta)
+            else:  # a format_version 1 checkpoint, as older C builds wrote them
+                ref.save_safetensors(path, {k: v.float() for k, v in m.state_dict().items()},
+                                     {**meta, "config": json.dumps(c), "format_version": "1"})
+            res = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "reference", "check_checkpoint.py"),
+                                  path, csv_path], capture_output=True, text=True)
+        got = json.loads(res.stdout.strip().splitlines()[-1]) if res.returncode == 0 else {}
+        ok = res.returncode == 0 and n == 2857 and all(abs(got[k] - want[k]) < 1e-6 * want[k] for k in want)
+        check(f"check_checkpoint.py, {version} checkpoint, vs NumPy (zero head => window mean)", ok,
+              f"got {got} want {want} {res.stderr[-300:]}")
 
 
 def main():
@@ -400,9 +777,12 @@ def main():
     test_softmax_vs_mha()
     test_replication_pad()
     test_param_count()
+    test_config()
+    test_block_kinds()
     test_batchnorm_module()
     test_numpy_twin()
     test_fixtures_reproduce()
+    test_v1_checkpoints()
     test_check_checkpoint()
     print("ALL OK" if not FAILED else f"{len(FAILED)} FAILED: {FAILED}")
     sys.exit(1 if FAILED else 0)

@@ -4,6 +4,12 @@ The C implementation follows these modules exactly; the parameter names of the
 state_dicts below are the contract between the two (checkpoints and fixtures
 are loaded with ``load_state_dict(strict=True)``).
 
+Models are built from the format_version 2 JSON config of docs/config.md
+(``build_model(cfg)``; ``canonical_config(cfg)`` fills in the defaults and orders the keys as the
+doc does, ``expand_blocks`` expands ``repeat``).  format_version 1 configs (the flat
+model/d_model/mixer/norm/norm_place/pos form of older checkpoints) are still read:
+``config_v1_to_v2`` turns them into the equivalent v2 config, with the same parameter names.
+
 Only depends on torch and numpy (the ``safetensors`` package is not needed).
 """
 
@@ -16,7 +22,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # the config format written (1 is still read)
 REVIN_EPS = 1e-5
 NORM_EPS = 1e-5
 LINATTN_EPS = 1e-6
@@ -112,6 +118,360 @@ def load_safetensors(path):
 
 
 # --------------------------------------------------------------------------
+# model configs (docs/config.md): format_version 2, canonical form, v1 -> v2
+# --------------------------------------------------------------------------
+
+
+class ConfigError(ValueError):
+    """A config that does not follow docs/config.md; the message starts with the field path,
+    e.g. ``blocks[3].token_mixer.window: unknown option (options: n_heads, causal)``."""
+
+
+REQUIRED = object()  # option without a default
+
+
+def f32_number(v):
+    """A float option as the canonical JSON writes it: the shortest decimal that reads back to the
+    same float32 (0.30000001192092896 -> 0.3, 1e-5 -> 1e-05), and an int when that is integral
+    (0.0 -> 0), as C's shortest-float printing gives "0"."""
+    s = str(np.float32(v))
+    f = float(s)
+    if math.isfinite(f) and f == int(f):
+        return int(f)
+    return f
+
+
+def _check_range(path, v, lo=None, hi=None, lo_open=False, hi_open=False):
+    if lo is not None and (v <= lo if lo_open else v < lo):
+        raise ConfigError(f"{path}: must be {'>' if lo_open else '>='} {lo} (got {v})")
+    if hi is not None and (v >= hi if hi_open else v > hi):
+        raise ConfigError(f"{path}: must be {'<' if hi_open else '<='} {hi} (got {v})")
+
+
+def _int(path, v, lo=None, hi=None):
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or (isinstance(v, float) and v != int(v)):
+        raise ConfigError(f"{path}: expected an integer (got {json.dumps(v)})")
+    v = int(v)
+    _check_range(path, v, lo, hi)
+    return v
+
+
+def _float(path, v, lo=None, hi=None, lo_open=False, hi_open=False):
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        raise ConfigError(f"{path}: expected a number (got {json.dumps(v)})")
+    _check_range(path, float(np.float32(v)), lo, hi, lo_open, hi_open)
+    return f32_number(v)
+
+
+def _bool(path, v):
+    if not isinstance(v, bool):
+        raise ConfigError(f"{path}: expected true or false (got {json.dumps(v)})")
+    return v
+
+
+def _enum(path, v, allowed):
+    if not isinstance(v, str) or v not in allowed:
+        raise ConfigError(f"{path}: {json.dumps(v)} is not one of {', '.join(allowed)}")
+    return v
+
+
+# Option tables, in the documented key order: name -> (parse(path, value), default).
+def _opt_int(lo=None, hi=None):
+    return lambda p, v: _int(p, v, lo, hi)
+
+
+def _opt_float(lo=None, hi=None, lo_open=False, hi_open=False):
+    return lambda p, v: _float(p, v, lo, hi, lo_open, hi_open)
+
+
+def _opt_enum(*allowed):
+    return lambda p, v: _enum(p, v, allowed)
+
+
+def _opt_bool():
+    return _bool
+
+
+_DROPOUT = _opt_float(0.0, 1.0, hi_open=True)
+
+NORM_KINDS = {
+    "layernorm": {"eps": (_opt_float(0.0, lo_open=True), 1e-5)},
+    "rmsnorm": {"eps": (_opt_float(0.0, lo_open=True), 1e-5)},
+    "batchnorm": {"eps": (_opt_float(0.0, lo_open=True), 1e-5), "momentum": (_opt_float(0.0, 1.0), 0.1)},
+}
+# kind -> (slot, options); slot "token", "channel" or "any"
+MIXER_KINDS = {
+    "softmax": ("token", {"n_heads": (_opt_int(1), 4), "causal": (_opt_bool(), False)}),
+    "linear": ("token", {"n_heads": (_opt_int(1), 4), "causal": (_opt_bool(), False)}),
+    "mlp": ("channel", {"d_ff": (_opt_int(1), 128), "activation": (_opt_enum("gelu", "relu"), "gelu"),
+                        "dropout": (_DROPOUT, 0)}),
+    "identity": ("any", {}),
+}
+POSITION_KINDS = {"learned": {}, "sinusoidal": {}, "none": {}}
+INPUT_KINDS = {"patches": {"patch_len": (_opt_int(1), 16), "stride": (_opt_int(1), 8)}}
+HEAD_KINDS = {"flatten": {"dropout": (_DROPOUT, 0)}}
+PLACEMENTS = ("pre", "post")
+_BLOCK_COMMON = {"repeat": (_opt_int(1), 1), "placement": (_opt_enum(*PLACEMENTS), "pre"),
+                 "dropout": (_DROPOUT, 0), "norm": ("norm", {"kind": "layernorm"})}
+# Default mixers (docs/config.md does not name any; these are PatchTST's): softmax / mlp.
+BLOCK_KINDS = {
+    "metaformer": {**_BLOCK_COMMON, "token_mixer": ("mixer:token", {"kind": "softmax"}),
+                   "channel_mixer": ("mixer:channel", {"kind": "mlp"})},
+    "residual": {**_BLOCK_COMMON, "mixer": ("mixer:any", {"kind": "softmax"})},
+    "parallel": {**_BLOCK_COMMON, "token_mixer": ("mixer:token", {"kind": "softmax"}),
+                 "channel_mixer": ("mixer:channel", {"kind": "mlp"})},
+}
+FINAL_NORMS = ("auto", "none") + tuple(NORM_KINDS)
+TASKS = ("forecast",)
+MODEL_KINDS = {
+    "patchtst": {"seq_len": (_opt_int(1), REQUIRED), "pred_len": (_opt_int(1), REQUIRED),
+                 "n_channels": (_opt_int(1), REQUIRED), "d_model": (_opt_int(1), REQUIRED),
+                 "revin": (_opt_bool(), True), "dropout": (_DROPOUT, 0),
+                 "input": ("part:input", {"kind": "patches"}), "positions": ("part:positions", {"kind": "learned"}),
+                 "blocks": ("blocks", REQUIRED), "final_norm": ("final_norm", "auto"),
+                 "head": ("part:head", {"kind": "flatten"})},
+    "dlinear": {"seq_len": (_opt_int(1), REQUIRED), "pred_len": (_opt_int(1), REQUIRED),
+                "n_channels": (_opt_int(1), REQUIRED), "kernel_size": (_opt_int(1), 25)},
+}
+_PART_TABLES = {"part:input": INPUT_KINDS, "part:positions": POSITION_KINDS, "part:head": HEAD_KINDS}
+
+
+def _join(path, key):
+    return f"{path}.{key}" if path else key
+
+
+def _options(path, obj, table, skip=()):
+    """obj's options per ``table`` (defaults filled in, documented order); unknown keys are errors."""
+    for k in obj:
+        if k not in table and k not in skip:
+            names = ", ".join(table) if table else "none"
+            raise ConfigError(f"{_join(path, k)}: unknown option (options: {names})")
+    out = {}
+    for name, (parse, default) in table.items():
+        p = _join(path, name)
+        if name in obj:
+            v = obj[name]
+        elif default is REQUIRED:
+            raise ConfigError(f"{p}: missing")
+        else:
+            v = default
+        if callable(parse):
+            out[name] = parse(p, v)
+        elif parse in _SPECIAL:
+            out[name] = _SPECIAL[parse](p, v)
+        else:
+            out[name] = _part(p, v, _PART_TABLES[parse])
+    return out
+
+
+def _kind(path, obj, table):
+    if not isinstance(obj, dict):
+        raise ConfigError(f"{path}: expected an object with a \"kind\"")
+    if "kind" not in obj:
+        raise ConfigError(f"{_join(path, 'kind')}: missing (one of {', '.join(table)})")
+    return obj, _enum(_join(path, "kind"), obj["kind"], tuple(table))
+
+
+def _part(path, obj, table):
+    obj, kind = _kind(path, obj, table)
+    return {"kind": kind, **_options(path, obj, table[kind], skip=("kind",))}
+
+
+def _norm(path, obj):
+    return _part(path, obj, NORM_KINDS)
+
+
+def _mixer(slot):
+    def parse(path, obj):
+        obj, kind = _kind(path, obj, MIXER_KINDS)
+        have, opts = MIXER_KINDS[kind]
+        if slot != "any" and have not in (slot, "any"):
+            ok = [k for k, (s, _) in MIXER_KINDS.items() if s in (slot, "any")]
+            raise ConfigError(f"{_join(path, 'kind')}: {kind!r} is a {have} mixer, not a {slot} mixer "
+                              f"(one of {', '.join(ok)})")
+        return {"kind": kind, **_options(path, obj, opts, skip=("kind",))}
+    return parse
+
+
+def _blocks(path, v):
+    if not isinstance(v, list):
+        raise ConfigError(f"{path}: expected a list of blocks")
+    return [_part(f"{path}[{i}]", b, BLOCK_KINDS) for i, b in enumerate(v)]
+
+
+def _final_norm(path, v):
+    return _enum(path, v, FINAL_NORMS)
+
+
+_SPECIAL = {"norm": _norm, "mixer:token": _mixer("token"), "mixer:channel": _mixer("channel"),
+            "mixer:any": _mixer("any"), "blocks": _blocks, "final_norm": _final_norm}
+
+
+# format_version 1 (the flat config of checkpoints written before format_version 2)
+V1_PATCHTST_KEYS = ("format_version", "model", "seq_len", "pred_len", "n_channels", "d_model", "n_heads",
+                    "e_layers", "d_ff", "patch_len", "stride", "revin", "dropout", "head_dropout", "mixer",
+                    "causal", "norm", "norm_place", "pos")
+V1_DLINEAR_KEYS = ("format_version", "model", "seq_len", "pred_len", "n_channels", "kernel_size")
+V1_PATCHTST_DEFAULTS = {"revin": True, "dropout": 0.0, "head_dropout": 0.0, "mixer": "softmax", "causal": False,
+                        "norm": "layernorm", "norm_place": "post", "pos": "learned"}
+
+
+def config_v1_to_v2(cfg):
+    """Convert a format_version 1 config (flat: model, seq_len, pred_len, n_channels, d_model, n_heads,
+    e_layers, d_ff, patch_len, stride, revin, dropout, head_dropout, mixer, causal, norm, norm_place, pos;
+    dlinear: kernel_size) into the equivalent format_version 2 config, canonical.  The model is the same
+    function with the same parameter names:
+
+      PatchTST -> one metaformer entry with repeat = e_layers, placement = norm_place, dropout = dropout,
+        norm {kind: norm, eps 1e-5, momentum 0.1 (batchnorm only)}, token_mixer {kind: mixer, n_heads,
+        causal}, channel_mixer {mlp, d_ff, gelu, dropout}; final_norm auto (v1 had norm_f exactly for
+        norm_place pre); head {flatten, dropout: head_dropout}; positions {kind: pos};
+        input {patches, patch_len, stride}; revin, dropout (after the positions) as they were.
+        e_layers = 0 gives no blocks, and then final_norm = the norm kind for norm_place pre (v1 still had
+        norm_f there), else none.
+      DLinear -> the same keys (kernel_size default 25).
+
+    v1 defaults as the v1 twin had them: revin true, dropout 0, head_dropout 0, mixer softmax, causal
+    false, norm layernorm, norm_place post, pos learned, kernel_size 25; the other keys are required.
+    Unknown keys are errors.  (v1 floats written by the C side, e.g. 0.30000001192092896, come out as
+    the shortest float32 decimal, 0.3.)"""
+    if not isinstance(cfg, dict):
+        raise ConfigError("config: expected a JSON object")
+    model = cfg.get("model")
+    keys = {"patchtst": V1_PATCHTST_KEYS, "dlinear": V1_DLINEAR_KEYS}.get(model)
+    if keys is None:
+        raise ConfigError(f"model: {json.dumps(model)} is not one of patchtst, dlinear")
+    for k in cfg:
+        if k not in keys:
+            raise ConfigError(f"{k}: unknown key in a format_version 1 {model} config"
+                              + (" (a format_version 2 config needs \"format_version\": 2)"
+                                 if k in ("blocks", "input", "positions", "head", "final_norm", "task") else ""))
+
+    def need(k):
+        if k not in cfg:
+            raise ConfigError(f"{k}: missing (format_version 1 config)")
+        return cfg[k]
+
+    base = {"format_version": FORMAT_VERSION, "task": "forecast", "model": model,
+            "seq_len": need("seq_len"), "pred_len": need("pred_len"), "n_channels": need("n_channels")}
+    if model == "dlinear":
+        return canonical_config({**base, "kernel_size": cfg.get("kernel_size", 25)})
+    c = {**V1_PATCHTST_DEFAULTS, **cfg}
+    norm_kind = _enum("norm", c["norm"], tuple(NORM_KINDS))
+    placement = _enum("norm_place", c["norm_place"], PLACEMENTS)
+    norm = {"kind": norm_kind, "eps": 1e-5}
+    if norm_kind == "batchnorm":
+        norm["momentum"] = 0.1
+    e_layers = _int("e_layers", need("e_layers"), 0)
+    blocks = []
+    if e_layers > 0:
+        blocks.append({"kind": "metaformer", "repeat": e_layers, "placement": placement, "dropout": c["dropout"],
+                       "norm": norm,
+                       "token_mixer": {"kind": c["mixer"], "n_heads": need("n_heads"), "causal": c["causal"]},
+                       "channel_mixer": {"kind": "mlp", "d_ff": need("d_ff"), "activation": "gelu",
+                                         "dropout": c["dropout"]}})
+        final_norm = "auto"
+    else:
+        final_norm = norm_kind if placement == "pre" else "none"
+    v2 = {**base, "d_model": need("d_model"), "revin": c["revin"], "dropout": c["dropout"],
+          "input": {"kind": "patches", "patch_len": need("patch_len"), "stride": need("stride")},
+          "positions": {"kind": c["pos"]}, "blocks": blocks, "final_norm": final_norm,
+          "head": {"kind": "flatten", "dropout": c["head_dropout"]}}
+    return canonical_config(v2)
+
+
+def canonical_config(cfg):
+    """The canonical format_version 2 form of ``cfg`` (a dict or a JSON string), as docs/config.md
+    describes and checkpoints store it: every option present with its default filled in, keys in the
+    documented order (format_version, task, model, the model's options; in every part "kind" first, then
+    its options in the documented order), ``repeat`` kept as written (not expanded), float options as the
+    shortest float32 decimal (integral values as integers: "dropout": 0).  Unknown keys, wrong types and
+    out-of-range values raise ConfigError naming the field path.  A format_version 1 config (or one
+    without format_version, as the v1 twin accepted) goes through config_v1_to_v2 first.
+
+    Defaults: task "forecast"; patchtst: revin true, dropout 0, input {patches, patch_len 16, stride 8},
+    positions {learned}, final_norm "auto", head {flatten, dropout 0}; each block: repeat 1, placement
+    "pre", dropout 0, norm {layernorm, eps 1e-5} (batchnorm also momentum 0.1), token_mixer {softmax},
+    channel_mixer {mlp} (residual: mixer {softmax}); softmax/linear: n_heads 4, causal false; mlp: d_ff
+    128, activation gelu, dropout 0; dlinear: kernel_size 25.  Required: seq_len, pred_len, n_channels,
+    d_model, blocks (a list; may be empty)."""
+    if isinstance(cfg, (str, bytes)):
+        cfg = json.loads(cfg)
+    if not isinstance(cfg, dict):
+        raise ConfigError("config: expected a JSON object")
+    fv = cfg.get("format_version", 1)
+    if isinstance(fv, bool) or fv not in (1, 2):
+        raise ConfigError(f"format_version: {json.dumps(fv)} is not supported (this twin reads 1 and 2)")
+    if fv == 1:
+        return config_v1_to_v2(cfg)
+    model = _enum("model", cfg.get("model"), tuple(MODEL_KINDS))
+    out = {"format_version": FORMAT_VERSION, "task": _enum("task", cfg.get("task", "forecast"), TASKS),
+           "model": model}
+    out.update(_options("", cfg, MODEL_KINDS[model], skip=("format_version", "task", "model")))
+    if model == "patchtst":
+        _check_patchtst(out)
+    else:
+        if out["kernel_size"] % 2 == 0:
+            raise ConfigError(f"kernel_size: must be odd (got {out['kernel_size']})")
+    return out
+
+
+def expand_blocks(cfg):
+    """Canonical config -> one dict per block (``repeat`` expanded, the key removed), in order;
+    block i has the parameter prefix ``blocks.{i}``."""
+    out = []
+    for b in cfg["blocks"]:
+        one = {k: v for k, v in b.items() if k != "repeat"}
+        out += [json.loads(json.dumps(one)) for _ in range(b["repeat"])]
+    return out
+
+
+def final_norm_spec(cfg):
+    """The final norm of a canonical patchtst config as a norm object, or None.
+    auto: the last block's norm (kind and options) when that block's placement is pre, else none."""
+    fn = cfg["final_norm"]
+    if fn == "none":
+        return None
+    if fn == "auto":
+        blocks = expand_blocks(cfg)
+        if blocks and blocks[-1]["placement"] == "pre":
+            return dict(blocks[-1]["norm"])
+        return None
+    return _norm("final_norm", {"kind": fn})
+
+
+def n_patches(cfg):
+    """Number of patches per channel: (L + stride - patch_len) // stride + 1 (canonical v2 config)."""
+    inp = cfg["input"]
+    return (cfg["seq_len"] + inp["stride"] - inp["patch_len"]) // inp["stride"] + 1
+
+
+def _check_patchtst(c):
+    d = c["d_model"]
+    if n_patches(c) < 1:
+        raise ConfigError(f"input.patch_len: {c['input']['patch_len']} too long for seq_len {c['seq_len']} "
+                          f"and stride {c['input']['stride']}")
+    if c["positions"]["kind"] == "sinusoidal" and d % 2:
+        raise ConfigError(f"positions.kind: sinusoidal positions need an even d_model (got {d})")
+    for i, b in enumerate(c["blocks"]):
+        for slot in ("token_mixer", "channel_mixer", "mixer"):
+            m = b.get(slot)
+            if m and "n_heads" in m and d % m["n_heads"]:
+                raise ConfigError(f"blocks[{i}].{slot}.n_heads: {m['n_heads']} must divide d_model {d}")
+
+
+def is_batchnorm(cfg):
+    """Whether a model config has any batchnorm (blocks or final norm): such a model has running
+    statistics and behaves differently in train and eval mode."""
+    c = canonical_config(cfg)
+    if c["model"] != "patchtst":
+        return False
+    fn = final_norm_spec(c)
+    return any(b["norm"]["kind"] == "batchnorm" for b in c["blocks"]) or (fn is not None and
+                                                                          fn["kind"] == "batchnorm")
+
+
+# --------------------------------------------------------------------------
 # building blocks
 # --------------------------------------------------------------------------
 
@@ -131,27 +491,30 @@ class RMSNorm(nn.Module):
 class TokenBatchNorm(nn.BatchNorm1d):
     """Official PatchTST norm='BatchNorm': Sequential(Transpose(1,2), BatchNorm1d(d), Transpose(1,2))
     on x [B*C, N, d]: per-feature statistics over all B*C*N tokens.  nn.BatchNorm1d defaults
-    (eps 1e-5, momentum 0.1, affine, track_running_stats).  Subclassing BatchNorm1d keeps the
-    state_dict names flat: <name>.weight, .bias, .running_mean, .running_var, .num_batches_tracked.
+    (eps 1e-5, momentum 0.1, affine, track_running_stats) unless the config says otherwise.
+    Subclassing BatchNorm1d keeps the state_dict names flat: <name>.weight, .bias, .running_mean,
+    .running_var, .num_batches_tracked.
     Train mode: normalise with the batch mean and biased variance, and update
-    running_mean = 0.9 running_mean + 0.1 mean, running_var = 0.9 running_var + 0.1 var * n/(n-1)
-    (n = B*C*N), num_batches_tracked += 1.  Eval mode: normalise with the running statistics."""
+    running_mean = (1-m) running_mean + m mean, running_var = (1-m) running_var + m var * n/(n-1)
+    (n = B*C*N, m = momentum), num_batches_tracked += 1.  Eval mode: normalise with the running
+    statistics."""
 
-    def __init__(self, d):
-        super().__init__(d)  # eps=1e-5 == NORM_EPS, momentum=0.1, affine, track_running_stats
+    def __init__(self, d, eps=NORM_EPS, momentum=0.1):
+        super().__init__(d, eps=eps, momentum=momentum)
 
     def forward(self, x):
         return super().forward(x.transpose(1, 2)).transpose(1, 2)
 
 
-def make_norm(kind, d):
+def make_norm(spec, d):
+    """spec: a norm object {"kind", "eps", ("momentum")} (defaults filled in) or just the kind."""
+    spec = _norm("norm", {"kind": spec} if isinstance(spec, str) else spec)
+    kind = spec["kind"]
     if kind == "layernorm":
-        return nn.LayerNorm(d, eps=NORM_EPS)
+        return nn.LayerNorm(d, eps=spec["eps"])
     if kind == "rmsnorm":
-        return RMSNorm(d)
-    if kind == "batchnorm":
-        return TokenBatchNorm(d)
-    raise ValueError(f"unknown norm {kind!r}")
+        return RMSNorm(d, eps=spec["eps"])
+    return TokenBatchNorm(d, eps=spec["eps"], momentum=spec["momentum"])
 
 
 def elu_feature_map(x):
@@ -196,6 +559,8 @@ def softmax_attention(q, k, v, causal):
 
 
 class Mixer(nn.Module):
+    """Attention token mixer (kind softmax or linear): parameters qkv [3d, d] (+bias), out [d, d] (+bias)."""
+
     def __init__(self, d, n_heads, kind, causal):
         super().__init__()
         if d % n_heads:
@@ -220,10 +585,17 @@ class Mixer(nn.Module):
 
 
 class FFN(nn.Module):
-    def __init__(self, d, d_ff, dropout):
+    """Channel mixer mlp: fc2(dropout(act(fc1(x)))), act = GELU (erf) or ReLU."""
+
+    def __init__(self, d, d_ff, dropout, activation="gelu"):
         super().__init__()
         self.fc1 = nn.Linear(d, d_ff)
-        self.act = nn.GELU()
+        if activation == "gelu":
+            self.act = nn.GELU()
+        elif activation == "relu":
+            self.act = nn.ReLU()
+        else:
+            raise ValueError(f"unknown activation {activation!r}")
         self.drop = nn.Dropout(dropout)
         self.fc2 = nn.Linear(d_ff, d)
 
@@ -231,18 +603,31 @@ class FFN(nn.Module):
         return self.fc2(self.drop(self.act(self.fc1(x))))
 
 
-class Block(nn.Module):
-    def __init__(self, cfg):
+def make_mixer(spec, d):
+    """spec: a canonical mixer object -> module (identity: nn.Identity, no parameters)."""
+    kind = spec["kind"]
+    if kind in ("softmax", "linear"):
+        return Mixer(d, spec["n_heads"], kind, bool(spec["causal"]))
+    if kind == "mlp":
+        return FFN(d, spec["d_ff"], spec["dropout"], spec["activation"])
+    if kind == "identity":
+        return nn.Identity()
+    raise ValueError(f"unknown mixer {kind!r}")
+
+
+class MetaFormerBlock(nn.Module):
+    """kind metaformer.  pre:  h = x + drop(tok(norm1(x))); y = h + drop(ch(norm2(h)))
+                         post: h = norm1(x + drop(tok(x))); y = norm2(h + drop(ch(h)))
+    Parameters norm1, mixer (token mixer), norm2, ffn (channel mixer), created in that order."""
+
+    def __init__(self, d, b):
         super().__init__()
-        d = cfg["d_model"]
-        self.pre = cfg["norm_place"] == "pre"
-        if cfg["norm_place"] not in ("pre", "post"):
-            raise ValueError(f"unknown norm_place {cfg['norm_place']!r}")
-        self.norm1 = make_norm(cfg["norm"], d)
-        self.mixer = Mixer(d, cfg["n_heads"], cfg["mixer"], bool(cfg["causal"]))
-        self.norm2 = make_norm(cfg["norm"], d)
-        self.ffn = FFN(d, cfg["d_ff"], cfg["dropout"])
-        self.drop = nn.Dropout(cfg["dropout"])
+        self.pre = b["placement"] == "pre"
+        self.norm1 = make_norm(b["norm"], d)
+        self.mixer = make_mixer(b["token_mixer"], d)
+        self.norm2 = make_norm(b["norm"], d)
+        self.ffn = make_mixer(b["channel_mixer"], d)
+        self.drop = nn.Dropout(b["dropout"])
 
     def forward(self, x):
         if self.pre:
@@ -252,6 +637,54 @@ class Block(nn.Module):
             x = self.norm1(x + self.drop(self.mixer(x)))
             x = self.norm2(x + self.drop(self.ffn(x)))
         return x
+
+
+Block = MetaFormerBlock  # the v1 name
+
+
+class ResidualBlock(nn.Module):
+    """kind residual (one mixer, as Mamba stacks).  pre: y = x + drop(mix(norm(x)));
+    post: y = norm(x + drop(mix(x))).  Parameters norm, mixer."""
+
+    def __init__(self, d, b):
+        super().__init__()
+        self.pre = b["placement"] == "pre"
+        self.norm = make_norm(b["norm"], d)
+        self.mixer = make_mixer(b["mixer"], d)
+        self.drop = nn.Dropout(b["dropout"])
+
+    def forward(self, x):
+        if self.pre:
+            return x + self.drop(self.mixer(self.norm(x)))
+        return self.norm(x + self.drop(self.mixer(x)))
+
+
+class ParallelBlock(nn.Module):
+    """kind parallel (GPT-J / PaLM).  pre: n = norm(x); y = (x + drop(tok(n))) + drop(ch(n));
+    post: y = norm((x + drop(tok(x))) + drop(ch(x))).  Parameters norm, mixer (token), ffn (channel).
+    The two dropouts draw independent masks."""
+
+    def __init__(self, d, b):
+        super().__init__()
+        self.pre = b["placement"] == "pre"
+        self.norm = make_norm(b["norm"], d)
+        self.mixer = make_mixer(b["token_mixer"], d)
+        self.ffn = make_mixer(b["channel_mixer"], d)
+        self.drop = nn.Dropout(b["dropout"])
+
+    def forward(self, x):
+        if self.pre:
+            n = self.norm(x)
+            return x + self.drop(self.mixer(n)) + self.drop(self.ffn(n))
+        return self.norm(x + self.drop(self.mixer(x)) + self.drop(self.ffn(x)))
+
+
+BLOCK_CLASSES = {"metaformer": MetaFormerBlock, "residual": ResidualBlock, "parallel": ParallelBlock}
+
+
+def make_block(b, d):
+    """b: one expanded canonical block object."""
+    return BLOCK_CLASSES[b["kind"]](d, b)
 
 
 def sinusoidal_table(n, d, dtype=torch.float64):
@@ -267,10 +700,6 @@ def sinusoidal_table(n, d, dtype=torch.float64):
     return torch.from_numpy(pe).to(dtype)
 
 
-def n_patches(cfg):
-    return (cfg["seq_len"] + cfg["stride"] - cfg["patch_len"]) // cfg["stride"] + 1
-
-
 def revin_norm(x):
     """x [B, L, C] -> (x_norm, mean, stdev); statistics over time, detached."""
     mean = x.mean(dim=1, keepdim=True).detach()
@@ -278,50 +707,39 @@ def revin_norm(x):
     return (x - mean) / stdev, mean, stdev
 
 
-CONFIG_KEY_ORDER = ("format_version", "model", "seq_len", "pred_len", "n_channels", "d_model", "n_heads",
-                    "e_layers", "d_ff", "patch_len", "stride", "kernel_size", "revin", "dropout", "head_dropout",
-                    "mixer", "causal", "norm", "norm_place", "pos")
-
-
-def canonical_config(cfg):
-    """Same dict, keys in the documented order (unknown keys kept, at the end)."""
-    out = {k: cfg[k] for k in CONFIG_KEY_ORDER if k in cfg}
-    out.update({k: v for k, v in cfg.items() if k not in out})
-    return out
-
-
-PATCHTST_DEFAULTS = {
-    "format_version": FORMAT_VERSION, "model": "patchtst", "revin": True, "dropout": 0.0,
-    "head_dropout": 0.0, "mixer": "softmax", "causal": False, "norm": "layernorm",
-    "norm_place": "post", "pos": "learned",
-}
-
-
 class PatchTST(nn.Module):
+    """model patchtst, built from a canonical format_version 2 config (anything canonical_config
+    accepts, v1 included).  Modules are created in the order patch_embed, pos_embed, blocks.{i},
+    norm_f, head (the order the v1 twin used, so a fixed seed gives the same initial weights)."""
+
     def __init__(self, cfg):
         super().__init__()
-        cfg = canonical_config({**PATCHTST_DEFAULTS, **cfg})
+        cfg = canonical_config(cfg)
+        if cfg["model"] != "patchtst":
+            raise ConfigError(f"model: {cfg['model']!r} given to PatchTST")
         self.cfg = cfg
-        d, pl = cfg["d_model"], cfg["patch_len"]
+        d, inp = cfg["d_model"], cfg["input"]
+        pl = inp["patch_len"]
         self.seq_len, self.pred_len, self.c = cfg["seq_len"], cfg["pred_len"], cfg["n_channels"]
-        self.stride, self.patch_len = cfg["stride"], pl
+        self.stride, self.patch_len = inp["stride"], pl
         self.revin = bool(cfg["revin"])
         self.n = n_patches(cfg)
-        if self.n < 1:
-            raise ValueError("seq_len too short for patch_len/stride")
         self.patch_embed = nn.Linear(pl, d)
-        if cfg["pos"] == "learned":
+        pos = cfg["positions"]["kind"]
+        self._pe64 = None
+        if pos == "learned":
             self.pos_embed = nn.Parameter(torch.empty(self.n, d).uniform_(-0.02, 0.02))
-        elif cfg["pos"] == "sinusoidal":
-            self.pos_embed = None
-            self._pe64 = sinusoidal_table(self.n, d)  # not a parameter, not in the state_dict
         else:
-            raise ValueError(f"unknown pos {cfg['pos']!r}")
+            self.pos_embed = None
+            if pos == "sinusoidal":
+                self._pe64 = sinusoidal_table(self.n, d)  # not a parameter, not in the state_dict
         self.drop = nn.Dropout(cfg["dropout"])
-        self.blocks = nn.ModuleList([Block(cfg) for _ in range(cfg["e_layers"])])
-        self.norm_f = make_norm(cfg["norm"], d) if cfg["norm_place"] == "pre" else None
+        self.block_cfgs = expand_blocks(cfg)
+        self.blocks = nn.ModuleList([make_block(b, d) for b in self.block_cfgs])
+        fn = final_norm_spec(cfg)
+        self.norm_f = make_norm(fn, d) if fn is not None else None
         self.head = nn.Linear(d * self.n, self.pred_len)
-        self.head_drop = nn.Dropout(cfg["head_dropout"])
+        self.head_drop = nn.Dropout(cfg["head"]["dropout"])
 
     def forward(self, x):
         b, l, c = x.shape
@@ -334,7 +752,7 @@ class PatchTST(nn.Module):
         u = self.patch_embed(z)
         if self.pos_embed is not None:
             u = u + self.pos_embed
-        else:
+        elif self._pe64 is not None:
             u = u + self._pe64.to(dtype=u.dtype, device=u.device)
         u = self.drop(u)
         for blk in self.blocks:
@@ -369,7 +787,9 @@ class SeriesDecomp(nn.Module):
 class DLinear(nn.Module):
     def __init__(self, cfg):
         super().__init__()
-        cfg = canonical_config({"format_version": FORMAT_VERSION, "kernel_size": 25, **cfg})
+        cfg = canonical_config(cfg)
+        if cfg["model"] != "dlinear":
+            raise ConfigError(f"model: {cfg['model']!r} given to DLinear")
         self.cfg = cfg
         L, P = cfg["seq_len"], cfg["pred_len"]
         self.decomp = SeriesDecomp(cfg["kernel_size"])
@@ -384,21 +804,36 @@ class DLinear(nn.Module):
 
 
 def build_model(cfg):
-    if isinstance(cfg, str):
-        cfg = json.loads(cfg)
-    fv = int(cfg.get("format_version", FORMAT_VERSION))
-    if fv != FORMAT_VERSION:
-        raise ValueError(f"unsupported format_version {fv}")
-    kind = cfg.get("model")
-    if kind == "patchtst":
+    """Model from a config (dict or JSON string; format_version 2, or 1 via config_v1_to_v2).
+    ``model.cfg`` is the canonical format_version 2 config."""
+    cfg = canonical_config(cfg)
+    if cfg["model"] == "patchtst":
         return PatchTST(cfg)
-    if kind == "dlinear":
-        return DLinear(cfg)
-    raise ValueError(f"unknown model {kind!r}")
+    return DLinear(cfg)
 
 
 def count_params(model):
     return sum(p.numel() for p in model.parameters())
+
+
+def zero_grad_params(model):
+    """Names of parameters whose gradient is exactly zero mathematically in train mode: the output bias
+    of a branch that is added right before a post-placement batchnorm (which subtracts the batch mean,
+    so a constant shift cancels): mixer.out.bias / mixer.fc2.bias, ffn.out.bias / ffn.fc2.bias of
+    blocks with placement post and a batchnorm norm.  Float32 backprop gives rounding noise there."""
+    names = set()
+    if not isinstance(model, PatchTST):
+        return names
+    own = dict(model.named_parameters())
+    for i, b in enumerate(model.block_cfgs):
+        if b["placement"] != "post" or b["norm"]["kind"] != "batchnorm":
+            continue
+        for branch in ("mixer", "ffn"):
+            for leaf in ("out.bias", "fc2.bias"):
+                n = f"blocks.{i}.{branch}.{leaf}"
+                if n in own:
+                    names.add(n)
+    return names
 
 
 # --------------------------------------------------------------------------
@@ -431,7 +866,8 @@ def state_dict_from_arrays(model, arrays):
 def load_checkpoint(path, dtype=torch.float32):
     """Load a seqformer checkpoint (or fixture) -> (model in eval mode, config dict, metadata dict).
 
-    The config comes from ``__metadata__["config"]``; the weights are loaded with
+    The config comes from ``__metadata__["config"]`` (format_version 2, or 1: converted with
+    config_v1_to_v2); the returned config is the canonical format_version 2 form.  The weights are loaded with
     ``load_state_dict(strict=True)``.  Fixture-only tensors (x, y, out, loss, out_eval, grad.*,
     after.*) are skipped so fixtures load too; anything else unknown is an error.  Integer buffers
     (batchnorm num_batches_tracked) are stored as F32 and cast back to int64 here.
@@ -439,8 +875,8 @@ def load_checkpoint(path, dtype=torch.float32):
     tensors, meta = load_safetensors(path)
     if "config" not in meta:
         raise ValueError(f"{path}: no __metadata__['config']")
-    cfg = json.loads(meta["config"])
-    model = build_model(cfg)
+    model = build_model(json.loads(meta["config"]))
+    cfg = model.cfg
     sd = state_dict_from_arrays(model, {k: v for k, v in tensors.items() if is_model_tensor(k)})
     model.load_state_dict(sd, strict=True)
     model = model.to(dtype).eval()
@@ -448,7 +884,8 @@ def load_checkpoint(path, dtype=torch.float32):
 
 
 def save_checkpoint(path, model, cfg, extra_metadata=None, producer="tools/reference/seqformer_ref.py"):
-    meta = {"config": json.dumps(cfg), "format_version": str(FORMAT_VERSION),
+    """Write model's state_dict (all F32) with __metadata__ config = the canonical v2 form of cfg."""
+    meta = {"config": json.dumps(canonical_config(cfg)), "format_version": str(FORMAT_VERSION),
             "producer": f"{producer} torch {torch.__version__}"}
     if extra_metadata:
         meta.update(extra_metadata)
