@@ -15,7 +15,9 @@ and ``__metadata__`` = {"config": <json>, "format_version": "2", "producer": "..
 json.dumps of the canonical format_version 2 config (docs/config.md; seqformer_ref.canonical_config).
 
 Fixtures (FIXTURES below): the five original small ones (same seeds, weights and inputs as when their
-config was format_version 1).
+config was format_version 1), ``hybrid`` (every block kind, placement, mixer kind and activation in one
+model), and two at PatchTST's ETTh1 size (``patchtst_train_softmax``, batchnorm post, B=32;
+``patchtst_train_linear_pre``, d_model 64, B=16).
 
 Deterministic: torch.manual_seed per fixture, one thread, dropout 0.
 Also re-runs every fixture in float64 (same weights, same inputs) and prints how far
@@ -61,6 +63,30 @@ def small_v1_pair(**kw):
     return metaformer(repeat=2, **kw)
 
 
+# The hybrid: every block kind, both placements for each, every mixer kind (identity as token, channel
+# and residual mixer), both activations, causal and not, layernorm and rmsnorm (eps 1e-5 and 1e-6),
+# a repeat, and final_norm auto (the last block is pre rmsnorm eps 1e-6 -> norm_f rmsnorm eps 1e-6).
+HYBRID_BLOCKS = [
+    metaformer("pre", "layernorm", "softmax", n_heads=2, d_ff=16, activation="gelu"),
+    {"kind": "residual", "placement": "pre", "norm": {"kind": "rmsnorm"},
+     "mixer": {"kind": "linear", "n_heads": 2, "causal": True}},
+    metaformer("post", "layernorm", "linear", n_heads=4, d_ff=12, activation="relu"),
+    {"kind": "parallel", "placement": "post", "norm": {"kind": "rmsnorm"},
+     "token_mixer": {"kind": "softmax", "n_heads": 2, "causal": True},
+     "channel_mixer": {"kind": "mlp", "d_ff": 16, "activation": "relu"}},
+    {"kind": "residual", "placement": "post", "norm": {"kind": "layernorm", "eps": 1e-6},
+     "mixer": {"kind": "identity"}},
+    {"kind": "metaformer", "repeat": 2, "placement": "pre", "norm": {"kind": "rmsnorm"},
+     "token_mixer": {"kind": "identity"}, "channel_mixer": {"kind": "mlp", "d_ff": 16, "activation": "gelu"}},
+    {"kind": "parallel", "placement": "pre", "norm": {"kind": "rmsnorm", "eps": 1e-6},
+     "token_mixer": {"kind": "linear", "n_heads": 2, "causal": False}, "channel_mixer": {"kind": "identity"}},
+]
+
+# PatchTST at its ETTh1 size (L=336, P=96, C=7, patch 16 / stride 8 -> N=42)
+ETTH1 = dict(seq_len=336, pred_len=96, n_channels=7)
+ETTH1_INPUT = {"kind": "patches", "patch_len": 16, "stride": 8}
+
+
 class Fixture:
     def __init__(self, name, cfg, batch, init="fixed"):
         self.name, self.cfg, self.batch, self.init = name, cfg, batch, init
@@ -79,6 +105,13 @@ FIXTURES = [
     Fixture("dlinear", ref.canonical_config({"format_version": 2, "task": "forecast", "model": "dlinear",
                                              "seq_len": 48, "pred_len": 12, "n_channels": 3, "kernel_size": 25}), 4),
     Fixture("patchtst_batchnorm_post", patchtst_cfg([small_v1_pair(placement="post", norm="batchnorm")]), 4),
+    Fixture("hybrid", patchtst_cfg(HYBRID_BLOCKS), 4),
+    Fixture("patchtst_train_softmax",
+            patchtst_cfg([metaformer("post", "batchnorm", "softmax", n_heads=4, d_ff=128, repeat=3)],
+                         size=dict(ETTH1, d_model=16), input=ETTH1_INPUT), 32, init="fan_in"),
+    Fixture("patchtst_train_linear_pre",
+            patchtst_cfg([metaformer("pre", "layernorm", "linear", n_heads=8, d_ff=128, repeat=2)],
+                         size=dict(ETTH1, d_model=64), input=ETTH1_INPUT), 16, init="fan_in"),
 ]
 
 
