@@ -9,8 +9,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/error.h"
 #include "kernels/gemm.h"
 #include "models/model.h"
+#include "tasks/forecast.h"
 #include "train/adamw.h"
 
 static double now(void) {
@@ -27,17 +29,6 @@ static int cmp_d(const void *a, const void *b) {
 static double median(double *v, int n) {
     qsort(v, (size_t)n, sizeof *v, cmp_d);
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-/* Forward FLOPs of one window (multiply-add = 2), for the GFLOP/s estimate. */
-static double forward_flops(const sf_model_config *c) {
-    double N = sf_config_n_patches(c), d = c->d_model, F = c->d_ff;
-    double per_seq = 2 * N * c->patch_len * d;                  /* patch embedding */
-    per_seq += c->e_layers * (2 * N * d * 4 * d                 /* qkv + out */
-                              + 2 * 2 * N * N * d               /* scores + weighted sum */
-                              + 2 * 2 * N * d * F);             /* ffn */
-    per_seq += 2 * N * d * c->pred_len;                         /* head */
-    return per_seq * c->n_channels;
 }
 
 static double blas_peak_gflops(void) {
@@ -74,12 +65,18 @@ int main(int argc, char **argv) {
         }
     }
     omp_set_num_threads(threads);
-    sf_model_config cfg;
-    sf_config_defaults(&cfg, "patchtst");
+    sf_flat_config cfg;
+    sf_flat_config_defaults(&cfg, "patchtst");
     snprintf(cfg.mixer, sizeof cfg.mixer, "%s", mixer);
     snprintf(cfg.norm, sizeof cfg.norm, "%s", norm);
     sf_model m;
-    if (sf_model_create(&m, &cfg)) return 1;
+    cJSON *json = sf_flat_config_to_json(&cfg);
+    int bad = sf_model_create(&m, json);
+    cJSON_Delete(json);
+    if (bad) {
+        fprintf(stderr, "bench_patchtst: %s\n", sf_error_message());
+        return 1;
+    }
     sf_model_init_weights(&m, 0);
     long nx = (long)batch * cfg.seq_len * cfg.n_channels, ny = (long)batch * cfg.pred_len * cfg.n_channels;
     float *x = malloc((size_t)nx * 4), *y = malloc((size_t)ny * 4), *out = malloc((size_t)ny * 4),
@@ -91,7 +88,7 @@ int main(int argc, char **argv) {
     sf_adamw opt;
     sf_adamw_init(&opt, &m.params, 0.0f);
     double t_alloc = now();
-    sf_model_reserve(&m, batch, 1);
+    sf_model_reserve(&m, &m.run, batch, 1);
     t_alloc = now() - t_alloc;
     double *rep_ms = malloc((size_t)reps * sizeof(double));
     for (int r = -1; r < reps; r++) { /* r = -1: warm-up */
@@ -113,13 +110,13 @@ int main(int argc, char **argv) {
         if (r >= 0) lat[r] = (now() - t) * 1e3;
     }
     double lat_ms = median(lat, infer_runs);
-    double gflop_step = 3.0 * forward_flops(&cfg) * batch / 1e9; /* fwd + ~2x for bwd */
+    double gflop_step = 3.0 * m.def->ops->flops(&m) * batch / 1e9; /* fwd + ~2x for bwd */
     double peak = blas_peak_gflops();
     printf("{\"impl\":\"seqformer\",\"threads\":%d,\"batch\":%d,\"mixer\":\"%s\",\"norm\":\"%s\",\"params\":%ld,"
            "\"train_step_ms\":%.2f,\"train_steps_per_s\":%.3f,\"infer_b1_latency_ms\":%.4f,"
            "\"train_gflops\":%.2f,\"blas_peak_gflops\":%.1f,\"arena_mb\":%.1f}\n",
            threads, batch, mixer, cfg.norm, sf_model_n_params(&m), step_ms, 1e3 / step_ms, lat_ms,
-           gflop_step / (step_ms / 1e3), peak, (double)m.arena.cap * 4 / 1048576.0);
+           gflop_step / (step_ms / 1e3), peak, (double)m.run.arena.cap * 4 / 1048576.0);
     (void)t_alloc;
     sf_adamw_free(&opt);
     sf_model_destroy(&m);

@@ -4,13 +4,15 @@
  * is printed. Loss = sum(y * r) for a fixed random r, so dL/dy = r. */
 #include <string.h>
 
-#include "blocks/metaformer.h"
+#include "blocks/block.h"
 #include "core/error.h"
 #include "layers/linear.h"
 #include "models/model.h"
 #include "test_util.h"
 
 static sf_rng g_rng;
+/* The layers' per-call records (sf_ctx.saved); large enough for every subject here. */
+static unsigned char g_saved[1 << 16];
 
 static float *rnd(long n, float s) {
     float *x = sf_malloc((size_t)n * sizeof(float));
@@ -38,7 +40,7 @@ typedef struct {
 } subject;
 
 static double loss_at(subject *s, sf_arena *a, const float *x, const float *r, float *y) {
-    sf_ctx c = {.arena = a, .training = s->training, .B = s->B, .T = s->T};
+    sf_ctx c = {.arena = a, .training = s->training, .B = s->B, .T = s->T, .saved = g_saved};
     sf_arena_reset_to(a, 0);
     s->fwd(s->o, &c, x, y);
     return dot(y, r, s->ny);
@@ -69,7 +71,7 @@ static double fd_err(subject *s, sf_arena *a, float *x, float *v, long i, const 
 static void grad_check(subject *s, float *x) {
     sf_arena plan, a;
     sf_arena_init_plan(&plan);
-    sf_ctx pc = {.arena = &plan, .training = s->training, .B = s->B, .T = s->T};
+    sf_ctx pc = {.arena = &plan, .training = s->training, .B = s->B, .T = s->T, .saved = g_saved};
     s->fwd(s->o, &pc, NULL, NULL);
     s->bwd(s->o, &pc, NULL, NULL);
     sf_arena_alloc(&a, plan.peak);
@@ -77,7 +79,7 @@ static void grad_check(subject *s, float *x) {
     float *dx = sf_malloc((size_t)s->nx * sizeof(float));
     sf_params_zero_grad(s->ps);
     loss_at(s, &a, x, r, y);
-    sf_ctx c = {.arena = &a, .training = s->training, .B = s->B, .T = s->T};
+    sf_ctx c = {.arena = &a, .training = s->training, .B = s->B, .T = s->T, .saved = g_saved};
     s->bwd(s->o, &c, r, dx);
     /* Entries whose true gradient is ~0 (e.g. a key bias, which softmax ignores) have only
      * rounding noise in their difference quotient: judge errors relative to the typical gradient
@@ -142,11 +144,39 @@ static void perturb_params(sf_params *ps) {
     for (size_t i = 0; i < ps->total; i++) ps->data[i] += 0.3f * sf_rng_normal(&g_rng);
 }
 
+/* A block from its JSON entry (normalised as a config's blocks[0]). */
+static int make_block(sf_block *b, const char *json, int d, int T) {
+    cJSON *raw = cJSON_Parse(json), *nb = NULL;
+    int rc = sf_config_normalize_block(raw, 0, &nb);
+    if (rc == SF_OK) rc = sf_block_create(b, nb, d, T, "blocks[0]");
+    cJSON_Delete(raw);
+    cJSON_Delete(nb);
+    return rc;
+}
+
+/* A mixer from its options JSON, e.g. {"kind":"softmax","n_heads":2}, via a residual block entry
+ * (which normalises it). The caller destroys the block's mixer only. */
+static sf_mixer *make_mixer(const char *mixer_json, int d, int T) {
+    char buf[512];
+    snprintf(buf, sizeof buf, "{\"kind\":\"residual\",\"mixer\":%s}", mixer_json);
+    sf_block b;
+    if (make_block(&b, buf, d, T)) return NULL;
+    return b.mixer[0];
+}
+
 static void check_mixer(const char *kind, int causal) {
     int B = 2, T = 7, d = 8;
-    sf_mixer_opts o = {.d_model = d, .n_heads = 2, .d_ff = 12, .causal = causal, .max_T = T};
-    sf_mixer *m = sf_mixer_create(kind, &o);
-    CHECK(m != NULL);
+    char json[256];
+    if (!strcmp(kind, "mlp") || !strcmp(kind, "mlp-relu"))
+        snprintf(json, sizeof json, "{\"kind\":\"mlp\",\"d_ff\":12,\"activation\":\"%s\"}",
+                 strcmp(kind, "mlp") ? "relu" : "gelu");
+    else if (!strcmp(kind, "identity"))
+        snprintf(json, sizeof json, "{\"kind\":\"identity\"}");
+    else
+        snprintf(json, sizeof json, "{\"kind\":\"%s\",\"n_heads\":2,\"causal\":%s}", kind,
+                 causal ? "true" : "false");
+    sf_mixer *m = make_mixer(json, d, T);
+    CHECK_MSG(m != NULL, "%s: %s", json, sf_error_message());
     if (!m) return;
     sf_params ps;
     sf_params_init(&ps);
@@ -169,7 +199,8 @@ static void check_norm(sf_norm_kind k, int training) {
     sf_norm n;
     sf_params ps;
     sf_params_init(&ps);
-    sf_norm_declare(&n, &ps, "n", k, d);
+    sf_norm_spec spec = {k, 1e-5f, 0.1f};
+    sf_norm_declare(&n, &ps, "n", &spec, d);
     sf_params_alloc(&ps);
     sf_norm_init(&n);
     perturb_params(&ps);
@@ -184,37 +215,33 @@ static void check_norm(sf_norm_kind k, int training) {
     sf_params_free(&ps);
 }
 
-static void check_block(const char *mixer, int pre, sf_norm_kind nk, int causal) {
+static void check_block_json(const char *name, const char *json, int causal, int training) {
     int B = 2, T = 6, d = 8;
-    sf_block_config cfg = {.token_mixer = mixer, .channel_mixer = "mlp", .norm = nk,
-                           .pre_norm = pre,
-                           .opts = {.d_model = d, .n_heads = 2, .d_ff = 16, .causal = causal,
-                                    .max_T = T}};
     sf_block b;
-    CHECK(sf_block_create(&b, &cfg) == SF_OK);
+    int ok = make_block(&b, json, d, T) == SF_OK;
+    CHECK_MSG(ok, "%s: %s", json, sf_error_message());
+    if (!ok) return;
     sf_params ps;
     sf_params_init(&ps);
     sf_block_declare(&b, &ps, "blocks.0");
     sf_params_alloc(&ps);
     sf_block_init(&b, &g_rng);
     perturb_params(&ps);
-    char name[96];
-    snprintf(name, sizeof name, "block %s %s-norm %s%s", mixer, pre ? "pre" : "post",
-             sf_norm_kind_name(nk), causal ? " causal" : "");
     /* BatchNorm blocks are checked in training mode (batch statistics), the others in eval mode. */
     subject s = {block_fwd, block_bwd, &b, &ps, (long)B * T * d, (long)B * T * d, B, T, name, 0,
-                 nk == SF_NORM_BATCHNORM};
+                 training};
     float *x = rnd(s.nx, 1.0f);
     grad_check(&s, x);
 
     /* Streaming: feeding tokens one at a time through step() equals the causal forward. */
     if (causal) {
+        CHECK(sf_block_can_step(&b));
         sf_arena plan, a;
         sf_arena_init_plan(&plan);
-        sf_ctx pc = {.arena = &plan, .B = B, .T = T};
+        sf_ctx pc = {.arena = &plan, .B = B, .T = T, .saved = g_saved};
         sf_block_forward(&b, &pc, NULL, NULL);
         sf_arena_alloc(&a, plan.peak);
-        sf_ctx c = {.arena = &a, .B = B, .T = T};
+        sf_ctx c = {.arena = &a, .B = B, .T = T, .saved = g_saved};
         float *y = sf_malloc((size_t)s.ny * sizeof(float)), *yt = sf_malloc((size_t)d * sizeof(float));
         sf_block_forward(&b, &c, x, y);
         size_t ns = sf_block_state_floats(&b);
@@ -240,21 +267,65 @@ static void check_block(const char *mixer, int pre, sf_norm_kind nk, int causal)
     sf_params_free(&ps);
 }
 
+static void check_block(const char *mixer, int pre, sf_norm_kind nk, int causal) {
+    char json[512], name[96];
+    snprintf(json, sizeof json,
+             "{\"kind\":\"metaformer\",\"placement\":\"%s\",\"norm\":{\"kind\":\"%s\"},"
+             "\"token_mixer\":{\"kind\":\"%s\",\"n_heads\":2,\"causal\":%s},"
+             "\"channel_mixer\":{\"kind\":\"mlp\",\"d_ff\":16}}",
+             pre ? "pre" : "post", sf_norm_kind_name(nk), mixer, causal ? "true" : "false");
+    snprintf(name, sizeof name, "block %s %s-norm %s%s", mixer, pre ? "pre" : "post",
+             sf_norm_kind_name(nk), causal ? " causal" : "");
+    check_block_json(name, json, causal, nk == SF_NORM_BATCHNORM);
+}
+
+/* The single-mixer and parallel block kinds, with every mixer kind in their slots. */
+static void check_other_blocks(void) {
+    static const struct {
+        const char *name, *json;
+        int causal;
+    } cases[] = {
+        {"residual pre linear causal",
+         "{\"kind\":\"residual\",\"norm\":{\"kind\":\"rmsnorm\"},\"mixer\":{\"kind\":\"linear\","
+         "\"n_heads\":2,\"causal\":true}}", 1},
+        {"residual post softmax",
+         "{\"kind\":\"residual\",\"placement\":\"post\",\"mixer\":{\"kind\":\"softmax\",\"n_heads\":4}}",
+         0},
+        {"residual pre mlp relu",
+         "{\"kind\":\"residual\",\"mixer\":{\"kind\":\"mlp\",\"d_ff\":10,\"activation\":\"relu\"}}", 1},
+        {"residual post identity",
+         "{\"kind\":\"residual\",\"placement\":\"post\",\"mixer\":{\"kind\":\"identity\"}}", 1},
+        {"parallel pre softmax causal",
+         "{\"kind\":\"parallel\",\"token_mixer\":{\"kind\":\"softmax\",\"n_heads\":2,\"causal\":true},"
+         "\"channel_mixer\":{\"kind\":\"mlp\",\"d_ff\":12}}", 1},
+        {"parallel post linear",
+         "{\"kind\":\"parallel\",\"placement\":\"post\",\"norm\":{\"kind\":\"rmsnorm\"},"
+         "\"token_mixer\":{\"kind\":\"linear\",\"n_heads\":2},\"channel_mixer\":{\"kind\":\"identity\"}}", 0},
+        {"parallel post softmax causal",
+         "{\"kind\":\"parallel\",\"placement\":\"post\",\"token_mixer\":{\"kind\":\"softmax\","
+         "\"n_heads\":2,\"causal\":true},\"channel_mixer\":{\"kind\":\"mlp\",\"d_ff\":8,\"activation\":\"relu\"}}", 1},
+        {"metaformer pre identity+mlp",
+         "{\"kind\":\"metaformer\",\"token_mixer\":{\"kind\":\"identity\"},\"channel_mixer\":{\"kind\":\"mlp\"}}", 1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+        check_block_json(cases[i].name, cases[i].json, cases[i].causal, 0);
+}
+
 static void model_fwd(void *o, sf_ctx *c, const float *x, float *y) {
     sf_model *m = o;
-    m->ops->forward(m, c, x, y);
+    m->def->ops->forward(m, c, x, y);
 }
 static void model_bwd(void *o, sf_ctx *c, const float *dy, float *dx) {
     sf_model *m = o;
     (void)dx;
-    m->ops->backward(m, c, dy);
+    m->def->ops->backward(m, c, dy);
 }
 
 /* Whole models: RevIN, patching, positions, the blocks and the head (PatchTST), or the
  * decomposition and both linears (DLinear), checked end to end against finite differences. */
 static void check_model(const char *model, const char *mixer, const char *place, const char *pos) {
-    sf_model_config c;
-    sf_config_defaults(&c, model);
+    sf_flat_config c;
+    sf_flat_config_defaults(&c, model);
     c.seq_len = 24;
     c.pred_len = 6;
     c.n_channels = 2;
@@ -270,7 +341,11 @@ static void check_model(const char *model, const char *mixer, const char *place,
     snprintf(c.norm_place, sizeof c.norm_place, "%s", place);
     snprintf(c.pos, sizeof c.pos, "%s", pos);
     sf_model m;
-    CHECK(sf_model_create(&m, &c) == SF_OK);
+    cJSON *cfg = sf_flat_config_to_json(&c);
+    int ok = sf_model_create(&m, cfg) == SF_OK;
+    cJSON_Delete(cfg);
+    CHECK_MSG(ok, "%s", sf_error_message());
+    if (!ok) return;
     sf_model_init_weights(&m, 3);
     perturb_params(&m.params);
     char name[96];
@@ -335,9 +410,13 @@ int main(void) {
     check_model("patchtst", "softmax", "post", "learned");
     check_model("patchtst", "linear", "pre", "sinusoidal");
     check_model("dlinear", "softmax", "post", "learned");
-    /* bad options are reported, not crashed on */
-    sf_mixer_opts bad = {.d_model = 8, .n_heads = 3, .d_ff = 4};
-    CHECK(sf_mixer_create("softmax", &bad) == NULL && strstr(sf_error_message(), "n_heads"));
-    CHECK(sf_mixer_create("nope", &bad) == NULL && strstr(sf_error_message(), "unknown mixer"));
+    check_mixer("mlp-relu", 0);
+    check_mixer("identity", 0);
+    check_other_blocks();
+    /* bad options are reported with their path, not crashed on */
+    CHECK(make_mixer("{\"kind\":\"softmax\",\"n_heads\":3}", 8, 4) == NULL &&
+          strstr(sf_error_message(), "blocks[0].mixer: n_heads: 3 does not divide d_model 8"));
+    CHECK(make_mixer("{\"kind\":\"nope\"}", 8, 4) == NULL &&
+          strstr(sf_error_message(), "blocks[0].mixer.kind: unknown mixer 'nope' (known: softmax"));
     return test_finish();
 }

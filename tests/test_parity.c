@@ -1,13 +1,44 @@
 /* Model-level parity with PyTorch: tools/reference/make_fixtures.py builds the same models in
  * PyTorch, and writes weights, inputs, outputs, the MSE loss and every parameter gradient into
- * tests/fixtures/ (*.safetensors). Here the C model is built from the fixture's stored config, loads
- * the same weights, and must reproduce outputs (max rel err <= 1e-4) and gradients (<= 1e-3). */
+ * tests/fixtures/ (*.safetensors). Here the C model is built from the fixture's stored config (a
+ * format_version 2 JSON config), loads the same weights, and must reproduce outputs, loss and every
+ * gradient to 1e-5 relative: float32 against float32, where make_fixtures.py measured PyTorch's own
+ * float32 error against float64 at <= 3.2e-6. The training-size fixtures (PatchTST at its ETTh1
+ * shape, batch 32 / 16) go through the OpenBLAS GEMM path and the threaded kernels. */
 #include <string.h>
 
 #include "core/error.h"
 #include "core/safetensors.h"
 #include "models/checkpoint.h"
+#include "tasks/forecast.h"
 #include "test_util.h"
+
+/* A bias added right before a post-placement BatchNorm: the batch mean removes it, so its exact
+ * gradient is 0 and both implementations hold only rounding noise (make_fixtures.py lists the same
+ * tensors as zero_grad_params). */
+static int zero_gradient(const sf_model *m, const char *name) {
+    const char *suffixes[] = {".mixer.out.bias", ".ffn.fc2.bias"};
+    int idx;
+    if (sscanf(name, "blocks.%d.", &idx) != 1) return 0;
+    int hit = 0;
+    for (int k = 0; k < 2; k++) {
+        size_t n = strlen(name), sn = strlen(suffixes[k]);
+        hit |= n > sn && strcmp(name + n - sn, suffixes[k]) == 0;
+    }
+    if (!hit) return 0;
+    /* find the block entry idx belongs to (repeat expanded) */
+    const cJSON *blocks = cJSON_GetObjectItemCaseSensitive(m->config, "blocks");
+    int at = 0;
+    for (const cJSON *b = blocks ? blocks->child : NULL; b; b = b->next) {
+        at += sf_opt_int(b, "repeat");
+        if (idx < at)
+            return strcmp(sf_opt_str(b, "kind"), "metaformer") == 0 &&
+                   strcmp(sf_opt_str(b, "placement"), "post") == 0 &&
+                   strcmp(sf_opt_str(cJSON_GetObjectItemCaseSensitive(b, "norm"), "kind"),
+                          "batchnorm") == 0;
+    }
+    return 0;
+}
 
 static void check_fixture(const char *path) {
     sf_safetensors *st = NULL;
@@ -15,10 +46,8 @@ static void check_fixture(const char *path) {
         CHECK_MSG(0, "%s", sf_error_message());
         return;
     }
-    sf_model_config cfg;
     sf_model m;
-    int ok = sf_config_from_json(sf_safetensors_meta(st, "config"), &cfg) == SF_OK &&
-             sf_model_create(&m, &cfg) == SF_OK;
+    int ok = sf_model_create_json(&m, sf_safetensors_meta(st, "config"), path) == SF_OK;
     CHECK_MSG(ok, "%s: %s", path, sf_error_message());
     if (!ok) {
         sf_safetensors_close(st);
@@ -33,7 +62,7 @@ static void check_fixture(const char *path) {
     const float *loss_ref = sf_safetensors_get(st, "loss", &nd, sy);
     CHECK(x && y && out_ref && loss_ref);
     int B = (int)sx[0];
-    long n = (long)B * cfg.pred_len * cfg.n_channels;
+    long n = (long)B * m.pred_len * m.n_channels;
     float *out = sf_malloc((size_t)n * sizeof(float)), *dy = sf_malloc((size_t)n * sizeof(float));
     sf_rng rng;
     sf_rng_seed(&rng, 1);
@@ -44,12 +73,12 @@ static void check_fixture(const char *path) {
     sf_model_backward(&m, dy, B);
     double e_out = max_rel_err(out, out_ref, n, 1e-6);
     double e_loss = fabs(loss - loss_ref[0]) / fabs(loss_ref[0]);
-    double worst = 0;
+    double worst = 0, zero_worst = 0;
     const char *worst_name = "";
     /* Gradients that are zero in exact arithmetic (a bias feeding straight into a BatchNorm,
-     * whose batch mean removes it) hold only rounding noise on both sides; judge every tensor
-     * against a floor of 1e-3 of the largest gradient in the model (so at least 1e-6 of it in
-     * absolute terms at the 1e-3 tolerance) instead of against itself. */
+     * whose batch mean removes it; softmax's key bias) hold only rounding noise on both sides;
+     * judge every tensor against a floor of 1e-3 of the largest gradient in the model instead of
+     * against itself (at the 1e-5 tolerance: an absolute 1e-8 of the largest gradient). */
     double gmax = 0;
     for (int i = 0; i < m.params.n; i++) {
         char gname[SF_PARAM_NAME_MAX + 8];
@@ -65,8 +94,21 @@ static void check_fixture(const char *path) {
         const float *g = sf_safetensors_get(st, gname, &nd, sy);
         CHECK_MSG(g != NULL, "%s: fixture lacks %s", path, gname);
         if (!g) continue;
-        double e = max_rel_err(m.params.grad + m.params.p[i].offset, g, (long)m.params.p[i].numel,
-                               1e-3 * gmax);
+        const float *mine = m.params.grad + m.params.p[i].offset;
+        long numel = (long)m.params.p[i].numel;
+        if (zero_gradient(&m, m.params.p[i].name)) {
+            /* exactly zero in exact arithmetic: both sides must be float noise */
+            double amax = 0;
+            for (long j = 0; j < numel; j++) {
+                if (fabs(mine[j]) > amax) amax = fabs(mine[j]);
+                if (fabs(g[j]) > amax) amax = fabs(g[j]);
+            }
+            zero_worst = amax / gmax > zero_worst ? amax / gmax : zero_worst;
+            CHECK_MSG(amax <= 1e-6 * gmax, "%s: %s should be ~0, |g| %.3g", path,
+                      m.params.p[i].name, amax);
+            continue;
+        }
+        double e = max_rel_err(mine, g, numel, 1e-3 * gmax);
         if (e > worst) {
             worst = e;
             worst_name = m.params.p[i].name;
@@ -74,9 +116,12 @@ static void check_fixture(const char *path) {
     }
     printf("%-48s out %.2e  loss %.2e  grads (%d tensors) worst %.2e [%s]\n", path, e_out, e_loss,
            m.params.n, worst, worst_name);
-    CHECK_MSG(e_out <= 1e-4, "%s: output max rel err %.3g", path, e_out);
-    CHECK_MSG(e_loss <= 1e-4, "%s: loss rel err %.3g", path, e_loss);
-    CHECK_MSG(worst <= 1e-3, "%s: gradient of %s max rel err %.3g", path, worst_name, worst);
+    if (zero_worst > 0)
+        printf("%-48s exactly-zero gradients: largest |g| %.2e of the largest gradient\n", "",
+               zero_worst);
+    CHECK_MSG(e_out <= 1e-5, "%s: output max rel err %.3g", path, e_out);
+    CHECK_MSG(e_loss <= 1e-5, "%s: loss rel err %.3g", path, e_loss);
+    CHECK_MSG(worst <= 1e-5, "%s: gradient of %s max rel err %.3g", path, worst_name, worst);
 
     /* BatchNorm fixtures also hold the running statistics after the training forward
      * (after.<name>) and the eval-mode output that uses them (out_eval). */
@@ -98,8 +143,8 @@ static void check_fixture(const char *path) {
     if (out_eval) {
         double e = max_rel_err(out2, out_eval, n, 1e-6);
         printf("%-48s running stats %.2e  eval-mode out %.2e\n", "", worst_buf, e);
-        CHECK_MSG(worst_buf <= 1e-4, "%s: running statistics max rel err %.3g", path, worst_buf);
-        CHECK_MSG(e <= 1e-4, "%s: eval-mode output max rel err %.3g", path, e);
+        CHECK_MSG(worst_buf <= 1e-5, "%s: running statistics max rel err %.3g", path, worst_buf);
+        CHECK_MSG(e <= 1e-5, "%s: eval-mode output max rel err %.3g", path, e);
     } else {
         /* Without BatchNorm, eval mode equals training mode when dropout is 0. */
         CHECK(max_rel_err(out2, out, n, 1e-6) < 1e-6);
@@ -117,5 +162,8 @@ int main(void) {
     check_fixture("tests/fixtures/patchtst_softmax_causal.safetensors");
     check_fixture("tests/fixtures/dlinear.safetensors");
     check_fixture("tests/fixtures/patchtst_batchnorm_post.safetensors");
+    check_fixture("tests/fixtures/hybrid.safetensors");
+    check_fixture("tests/fixtures/patchtst_train_softmax.safetensors");
+    check_fixture("tests/fixtures/patchtst_train_linear_pre.safetensors");
     return test_finish();
 }

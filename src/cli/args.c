@@ -30,8 +30,13 @@ static int in_choices(const char *v, const char *choices) {
 
 void args_print_help(const char *cmd, const arg_spec *specs, int n_specs, const char *usage) {
     printf("usage: seqformer %s %s\n\noptions:\n", cmd, usage);
+    int n_ignored = 0;
     for (int i = 0; i < n_specs; i++) {
         const arg_spec *s = &specs[i];
+        if (s->type == ARG_IGNORE) {
+            n_ignored++;
+            continue;
+        }
         char left[64];
         const char *meta = s->type == ARG_INT ? " N" : s->type == ARG_FLOAT ? " X"
                            : s->type == ARG_BOOL ? "" : s->type == ARG_CHOICE ? " CHOICE" : " VALUE";
@@ -48,6 +53,12 @@ void args_print_help(const char *cmd, const arg_spec *specs, int n_specs, const 
         printf("\n");
     }
     printf("  %-24s %s\n", "--help", "show this help");
+    if (n_ignored) {
+        printf("\naccepted for Time-Series-Library scripts, no effect here:\n ");
+        for (int i = 0; i < n_specs; i++)
+            if (specs[i].type == ARG_IGNORE) printf(" --%s", specs[i].name);
+        printf("\n");
+    }
 }
 
 int args_parse(const char *cmd, int argc, char **argv, arg_spec *specs, int n_specs,
@@ -109,6 +120,9 @@ int args_parse(const char *cmd, int argc, char **argv, arg_spec *specs, int n_sp
             if (!in_choices(v, s->choices))
                 return sf_errorf("%s: flag '--%s': '%s' is not one of %s", cmd, s->name, v,
                                  s->choices);
+            *(const char **)s->dst = v;
+            break;
+        case ARG_IGNORE:
             *(const char **)s->dst = v;
             break;
         case ARG_STRING:

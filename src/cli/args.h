@@ -6,7 +6,9 @@
 
 #include <stddef.h>
 
-typedef enum { ARG_INT, ARG_FLOAT, ARG_STRING, ARG_CHOICE, ARG_BOOL } arg_type;
+/* ARG_IGNORE: a flag of another tool's scripts that is accepted (its value taken) and has no
+ * effect here; listed on one line of the help. */
+typedef enum { ARG_INT, ARG_FLOAT, ARG_STRING, ARG_CHOICE, ARG_BOOL, ARG_IGNORE } arg_type;
 
 typedef struct {
     const char *name; /* without the leading "--", words joined by '-' */

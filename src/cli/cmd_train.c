@@ -1,31 +1,88 @@
-/* seqformer train: flags -> model config + training options -> DIR/{model.safetensors,
- * metrics.json, train_log.csv, loss.svg, train_state.safetensors}. */
+/* seqformer train: a model config (from --config model.json, or built from the shorthand flags)
+ * + training options -> DIR/{model.safetensors, metrics.json, train_log.csv, loss.svg,
+ * train_state.safetensors}. Time-Series-Library's flag names are accepted too, so a user can
+ * paste a TSLib / PatchTST script line (see the README). */
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
-#include "cli/args.h"
-#include "cli/commands.h"
+#include "cli/common.h"
 #include "core/error.h"
 #include "core/fileio.h"
 #include "train/trainer.h"
 #include "util/progress.h"
 
+/* TSLib model names ("PatchTST", "DLinear") are ours in lower case. */
+static const char *model_name(const char *s) {
+    if (!strcasecmp(s, "patchtst")) return "patchtst";
+    if (!strcasecmp(s, "dlinear")) return "dlinear";
+    return s;
+}
+
+/* TSLib's --data names the dataset class: ETTh1/ETTh2 -> hourly ETT split, ETTm1/ETTm2 ->
+ * minute, custom -> 70/10/20. */
+static int tslib_split(const char *data, const char **split) {
+    if (!strncmp(data, "ETTh", 4)) *split = "ett-hour";
+    else if (!strncmp(data, "ETTm", 4)) *split = "ett-minute";
+    else if (!strcmp(data, "custom")) *split = "custom";
+    else return sf_errorf("train: --data '%s' with --root_path/--data_path names the split: "
+                          "ETTh1, ETTh2, ETTm1, ETTm2 or custom", data);
+    return SF_OK;
+}
+
+static int read_config(const char *path, cJSON **raw) {
+    void *text;
+    size_t n;
+    if (sf_read_file(path, &text, &n)) return SF_ERR;
+    (void)n; /* sf_read_file NUL-terminates */
+    int rc = sf_json_parse(text, path, raw);
+    free(text);
+    return rc;
+}
+
+static void print_metrics(const sf_metrics *mt) {
+    printf("{");
+    for (int i = 0; i < mt->n; i++) printf("%s\"%s\":%.6f", i ? "," : "", mt->name[i], mt->value[i]);
+    printf("}");
+}
+
+/* Flags that shape the model: with --config they would be ignored, so they are refused. */
+static const char *const model_flags[] = {"seq-len", "pred-len", "mixer", "causal", "norm",
+                                          "norm-place", "pos", "d-model", "n-heads", "e-layers",
+                                          "d-ff", "dropout", "head-dropout", "patch-len",
+                                          "stride", "revin", "kernel-size", "moving-avg", NULL};
+
 int cmd_train(int argc, char **argv) {
-    /* The model decides several defaults, so find --model first. */
-    const char *model = "patchtst";
+    /* The model decides several defaults, so find --model (or the --config file's model) first. */
+    const char *model = "patchtst", *config_arg = NULL;
     for (int i = 0; i + 1 < argc; i++)
-        if (!strcmp(argv[i], "--model")) model = argv[i + 1];
-        else if (!strncmp(argv[i], "--model=", 8)) model = argv[i] + 8;
-    sf_model_config c;
-    sf_config_defaults(&c, strcmp(model, "dlinear") == 0 ? "dlinear" : "patchtst");
+        if (!strcmp(argv[i], "--model")) model = model_name(argv[i + 1]);
+        else if (!strcmp(argv[i], "--config")) config_arg = argv[i + 1];
+    for (int i = 0; i < argc; i++)
+        if (!strncmp(argv[i], "--model=", 8)) model = model_name(argv[i] + 8);
+        else if (!strncmp(argv[i], "--config=", 9)) config_arg = argv[i] + 9;
+    cJSON *raw = NULL, *cfg = NULL;
+    if (config_arg) {
+        if (read_config(config_arg, &raw)) return cli_fail(2);
+        const cJSON *mk = cJSON_GetObjectItemCaseSensitive(raw, "model");
+        if (cJSON_IsString(mk)) model = mk->valuestring;
+    }
+    sf_flat_config c;
+    sf_flat_config_defaults(&c, strcmp(model, "dlinear") == 0 ? "dlinear" : "patchtst");
     sf_train_opts o;
     sf_train_opts_defaults(&o, c.model);
-    const char *task = "forecast", *data = NULL, *target = "OT", *features = "M",
-               *split = "auto", *out = NULL, *progress = "auto", *lradj = "type3";
+    const char *task = "forecast", *data = NULL, *target = "OT", *features = "M", *split = NULL,
+               *out = NULL, *progress = "auto", *lradj = "type3", *config_path = NULL;
     const char *mixer = "softmax", *norm = "batchnorm", *norm_place = "post", *pos = "learned";
-    int seed = 2021, threads = 0, resume = 0;
+    const char *root_path = NULL, *data_path = NULL, *model_id = NULL, *task_name = NULL;
+    const char *ignored = NULL;
+    int seed = 2021, threads = 0, resume = 0, print_config = 0, enc_in = 0, is_training = 1;
+    int itr = 1, individual = 0;
     arg_spec specs[] = {
         {"task", ARG_CHOICE, &task, 0, 0, "forecast", "task", 0},
+        {"config", ARG_STRING, &config_path, 0, 0, NULL, "model config JSON (docs/config.md); replaces the model flags", 0},
+        {"print-config", ARG_BOOL, &print_config, 0, 1, NULL, "print the model config these flags build and exit", 0},
         {"data", ARG_STRING, &data, 0, 0, NULL, "CSV file (date column + numeric columns; .gz ok)", 0},
         {"target", ARG_STRING, &target, 0, 0, NULL, "target column", 0},
         {"features", ARG_CHOICE, &features, 0, 0, "M|S", "M: all channels, S: target only", 0},
@@ -33,12 +90,12 @@ int cmd_train(int argc, char **argv) {
          "train/val/test borders (auto: from the file name, as Time-Series-Library)", 0},
         {"seq-len", ARG_INT, &c.seq_len, 1, 100000, NULL, "input length", 0},
         {"pred-len", ARG_INT, &c.pred_len, 1, 100000, NULL, "forecast horizon", 0},
-        {"model", ARG_CHOICE, &model, 0, 0, "patchtst|dlinear", "model", 0},
-        {"mixer", ARG_CHOICE, &mixer, 0, 0, "softmax|linear", "token mixer", 0},
+        {"model", ARG_STRING, &model, 0, 0, NULL, "model: patchtst or dlinear (TSLib: PatchTST, DLinear)", 0},
+        {"mixer", ARG_STRING, &mixer, 0, 0, NULL, "token mixer (seqformer list)", 0},
         {"causal", ARG_BOOL, &c.causal, 0, 1, NULL, "causal token mixing", 0},
         {"norm", ARG_CHOICE, &norm, 0, 0, "layernorm|rmsnorm|batchnorm", "normalisation", 0},
         {"norm-place", ARG_CHOICE, &norm_place, 0, 0, "post|pre", "norm placement", 0},
-        {"pos", ARG_CHOICE, &pos, 0, 0, "learned|sinusoidal", "positions", 0},
+        {"pos", ARG_CHOICE, &pos, 0, 0, "learned|sinusoidal|none", "positions", 0},
         {"d-model", ARG_INT, &c.d_model, 1, 4096, NULL, "model width", 0},
         {"n-heads", ARG_INT, &c.n_heads, 1, 256, NULL, "attention heads", 0},
         {"e-layers", ARG_INT, &c.e_layers, 0, 64, NULL, "encoder blocks", 0},
@@ -49,39 +106,131 @@ int cmd_train(int argc, char **argv) {
         {"stride", ARG_INT, &c.stride, 1, 100000, NULL, "patch stride", 0},
         {"revin", ARG_BOOL, &c.revin, 0, 1, NULL, "reversible instance normalisation (0/1)", 0},
         {"kernel-size", ARG_INT, &c.kernel_size, 1, 1001, NULL, "DLinear moving-average kernel", 0},
+        {"moving-avg", ARG_INT, &c.kernel_size, 1, 1001, NULL, "TSLib name of --kernel-size", 0},
         {"batch-size", ARG_INT, &o.batch_size, 1, 65536, NULL, "training batch size", 0},
         {"lr", ARG_FLOAT, &o.lr, 1e-9, 10, NULL, "peak learning rate", 0},
+        {"learning-rate", ARG_FLOAT, &o.lr, 1e-9, 10, NULL, "TSLib name of --lr", 0},
         {"lradj", ARG_CHOICE, &lradj, 0, 0, "type3|cosine|constant", "schedule after warm-up", 0},
         {"warmup-epochs", ARG_INT, &o.warmup_epochs, 0, 1000, NULL, "linear warm-up epochs", 0},
         {"weight-decay", ARG_FLOAT, &o.weight_decay, 0, 10, NULL, "AdamW weight decay", 0},
         {"clip-grad", ARG_FLOAT, &o.clip_grad, 0, 1e9, NULL, "max global grad norm (0: off)", 0},
         {"epochs", ARG_INT, &o.epochs, 1, 100000, NULL, "max epochs", 0},
+        {"train-epochs", ARG_INT, &o.epochs, 1, 100000, NULL, "TSLib name of --epochs", 0},
         {"min-delta", ARG_FLOAT, &o.min_delta, 0, 1e9, NULL,
-         "early stopping: least val MSE improvement that counts", 0},
+         "early stopping: least val improvement that counts", 0},
         {"patience", ARG_INT, &o.patience, 1, 100000, NULL, "early-stopping patience (epochs)", 0},
         {"seed", ARG_INT, &seed, 0, 2147483647, NULL, "random seed", 0},
+        {"random-seed", ARG_INT, &seed, 0, 2147483647, NULL, "TSLib name of --seed", 0},
         {"threads", ARG_INT, &threads, 0, 1024, NULL, "threads (0: OpenMP default)", 0},
-        {"out", ARG_STRING, &out, 0, 0, NULL, "output directory", 0},
+        {"out", ARG_STRING, &out, 0, 0, NULL, "output directory (default: runs/MODEL_ID)", 0},
         {"resume", ARG_BOOL, &resume, 0, 1, NULL, "continue from DIR/train_state.safetensors", 0},
         {"progress", ARG_CHOICE, &progress, 0, 0, "auto|tty|plain|quiet", "progress display", 0},
         {"stop-after", ARG_INT, &o.stop_after, 0, 100000, NULL,
          "stop after N epochs of this run, keeping the state for --resume (0: never)", 0},
+        {"skip-nonfinite", ARG_BOOL, &o.skip_nonfinite, 0, 1, NULL,
+         "skip (and count) steps whose loss or gradient is NaN/Inf instead of stopping", 0},
+        {"root-path", ARG_STRING, &root_path, 0, 0, NULL, "TSLib: data folder (with --data_path)", 0},
+        {"data-path", ARG_STRING, &data_path, 0, 0, NULL, "TSLib: file in --root_path; --data then names the split", 0},
+        {"model-id", ARG_STRING, &model_id, 0, 0, NULL, "TSLib: run name; without --out, the run goes to runs/MODEL_ID", 0},
+        {"enc-in", ARG_INT, &enc_in, 1, 100000, NULL, "TSLib: channel count, checked against the data", 0},
+        {"is-training", ARG_INT, &is_training, 0, 1, NULL, "TSLib: must be 1 (use seqformer eval to test)", 0},
+        {"itr", ARG_INT, &itr, 1, 1000, NULL, "TSLib: repetitions; seqformer runs once per command (vary --seed)", 0},
+        {"task-name", ARG_STRING, &task_name, 0, 0, NULL, "TSLib: long_term_forecast", 0},
+        {"individual", ARG_INT, &individual, 0, 0, NULL, "TSLib: 0 (shared weights across channels)", 0},
+        {"des", ARG_IGNORE, &ignored, 0, 0, NULL, "", 0},
+        {"fc-dropout", ARG_IGNORE, &ignored, 0, 0, NULL, "", 0},
+        {"label-len", ARG_IGNORE, &ignored, 0, 0, NULL, "", 0},
+        {"d-layers", ARG_IGNORE, &ignored, 0, 0, NULL, "", 0},
+        {"factor", ARG_IGNORE, &ignored, 0, 0, NULL, "", 0},
+        {"dec-in", ARG_IGNORE, &ignored, 0, 0, NULL, "", 0},
+        {"c-out", ARG_IGNORE, &ignored, 0, 0, NULL, "", 0},
+        {"freq", ARG_IGNORE, &ignored, 0, 0, NULL, "", 0},
+        {"embed", ARG_IGNORE, &ignored, 0, 0, NULL, "", 0},
+        {"num-workers", ARG_IGNORE, &ignored, 0, 0, NULL, "", 0},
+        {"use-gpu", ARG_IGNORE, &ignored, 0, 0, NULL, "", 0},
+        {"gpu", ARG_IGNORE, &ignored, 0, 0, NULL, "", 0},
+        {"use-multi-gpu", ARG_IGNORE, &ignored, 0, 0, NULL, "", 0},
+        {"devices", ARG_IGNORE, &ignored, 0, 0, NULL, "", 0},
+        {"checkpoints", ARG_IGNORE, &ignored, 0, 0, NULL, "", 0},
+        {"pct-start", ARG_IGNORE, &ignored, 0, 0, NULL, "", 0},
+        {"padding-patch", ARG_IGNORE, &ignored, 0, 0, NULL, "", 0},
+        {"affine", ARG_IGNORE, &ignored, 0, 0, NULL, "", 0},
+        {"subtract-last", ARG_IGNORE, &ignored, 0, 0, NULL, "", 0},
+        {"decomposition", ARG_IGNORE, &ignored, 0, 0, NULL, "", 0},
+        {"use-amp", ARG_IGNORE, &ignored, 0, 0, NULL, "", 0},
     };
     int ns = (int)(sizeof specs / sizeof *specs);
     int pr = args_parse("train", argc, argv, specs, ns, "--data F.csv --out DIR [flags]");
-    if (pr == 1) return 0;
-    if (pr != SF_OK) goto usage_error;
-    if (!data || !out) {
-        sf_errorf("train: --data and --out are required (see seqformer train --help)");
-        goto usage_error;
+    if (pr == 1) {
+        cJSON_Delete(raw);
+        return 0;
     }
-    snprintf(c.mixer, sizeof c.mixer, "%s", mixer);
-    snprintf(c.norm, sizeof c.norm, "%s", norm);
-    snprintf(c.norm_place, sizeof c.norm_place, "%s", norm_place);
-    snprintf(c.pos, sizeof c.pos, "%s", pos);
+    int rc;
+    if (pr != SF_OK) goto usage;
+    if (!is_training) {
+        sf_errorf("train: --is_training 0 means testing a trained model: use "
+                  "seqformer eval --model DIR/model.safetensors --data F.csv");
+        goto usage;
+    }
+    if (task_name && strcmp(task_name, "long_term_forecast") != 0) {
+        sf_errorf("train: --task_name '%s' is not supported (long_term_forecast is)", task_name);
+        goto usage;
+    }
+    if (itr > 1)
+        fprintf(stderr, "seqformer: note: --itr %d: this command trains once; run it again with "
+                        "another --seed for more repetitions\n", itr);
+    char file_buf[4096];
+    if (root_path || data_path) { /* TSLib: the file is root_path/data_path, --data the split */
+        if (!data_path) {
+            sf_errorf("train: --root_path needs --data_path");
+            goto usage;
+        }
+        if (data && tslib_split(data, &split)) goto usage;
+        snprintf(file_buf, sizeof file_buf, "%s/%s", root_path ? root_path : ".", data_path);
+        data = file_buf;
+    }
+    char out_buf[4096];
+    if (!out && model_id) {
+        snprintf(out_buf, sizeof out_buf, "runs/%s", model_id);
+        out = out_buf;
+    }
+    if (!data || (!out && !print_config)) {
+        sf_errorf("train: --data and --out are required (see seqformer train --help)");
+        goto usage;
+    }
+    /* The model config: from the file, or from the shorthand flags. */
+    int has_channels = 0;
+    if (config_path) {
+        (void)config_arg;
+        for (int i = 0; model_flags[i]; i++)
+            if (args_seen(specs, ns, model_flags[i])) {
+                sf_errorf("train: --%s cannot be combined with --config (set it in %s)",
+                          model_flags[i], config_path);
+                goto usage;
+            }
+        has_channels = cJSON_GetObjectItemCaseSensitive(raw, "n_channels") != NULL;
+    } else {
+        snprintf(c.model, sizeof c.model, "%s", model);
+        snprintf(c.mixer, sizeof c.mixer, "%s", mixer);
+        snprintf(c.norm, sizeof c.norm, "%s", norm);
+        snprintf(c.norm_place, sizeof c.norm_place, "%s", norm_place);
+        snprintf(c.pos, sizeof c.pos, "%s", pos);
+        if (enc_in) c.n_channels = enc_in;
+        has_channels = enc_in > 0;
+        raw = sf_flat_config_to_json(&c);
+    }
+    rc = sf_config_normalize(raw, &cfg);
+    cJSON_Delete(raw);
+    raw = NULL;
+    if (rc) {
+        if (config_path) sf_error_prefix("%s", config_path);
+        return cli_fail(2);
+    }
+    const sf_task_def *td = sf_task_find(sf_opt_str(cfg, "task"));
     snprintf(o.lradj, sizeof o.lradj, "%s", lradj);
     o.seed = (uint64_t)seed;
     o.out_dir = out;
+    o.data_path = data;
     o.resume = resume;
     o.progress_mode = !strcmp(progress, "tty")     ? SF_PROGRESS_TTY
                       : !strcmp(progress, "plain") ? SF_PROGRESS_PLAIN
@@ -90,50 +239,57 @@ int cmd_train(int argc, char **argv) {
     if (o.eval_batch_size < o.batch_size) o.eval_batch_size = o.batch_size;
     cli_set_threads(threads);
 
-    int kind;
-    cli_split_kind(split, &kind);
-    sf_forecast_data d;
-    if (sf_forecast_data_load(data, target, features[0], (sf_split_kind)kind, c.seq_len,
-                              c.pred_len, &d)) {
-        fprintf(stderr, "seqformer: %s\n", sf_error_message());
-        return 1;
-    }
-    c.n_channels = d.n_channels;
-    int rc = 1;
+    sf_task_args ta = {.data = data, .target = target, .features = features[0], .split = split};
+    sf_task t = {0};
     sf_model m = {0};
-    if (sf_config_validate(&c) || sf_model_create(&m, &c)) goto fail_usage;
+    if (td->open_train(&t, &ta, &cfg, has_channels)) {
+        cJSON_Delete(cfg);
+        return cli_fail(1);
+    }
+    rc = 1;
+    if (print_config) {
+        char *s = sf_config_print(cfg, 1);
+        printf("%s\n", s);
+        free(s);
+        rc = 0;
+        goto done;
+    }
+    if (sf_model_create(&m, cfg)) {
+        if (config_path) sf_error_prefix("%s", config_path);
+        rc = cli_fail(2);
+        goto done;
+    }
     sf_model_init_weights(&m, o.seed);
-    if (sf_mkdir_p(out)) goto fail;
-    sf_data_info info = {.features = features[0]};
-    snprintf(info.target, sizeof info.target, "%s", target);
-    snprintf(info.split, sizeof info.split, "%s", sf_split_kind_name(d.kind));
-    fprintf(stderr, "seqformer: %s on %s (%s split, features %c, %d channels): %ld parameters, "
-            "%d/%d/%d train/val/test windows\n",
-            c.model, data, info.split, info.features, d.n_channels, sf_model_n_params(&m),
-            sf_forecast_n_windows(&d, SF_TRAIN), sf_forecast_n_windows(&d, SF_VAL),
-            sf_forecast_n_windows(&d, SF_TEST));
+    if (sf_mkdir_p(out)) {
+        rc = cli_fail(1);
+        goto done;
+    }
+    fprintf(stderr, "seqformer: %s on %s (", sf_opt_str(cfg, "model"), data);
+    td->describe(&t, stderr);
+    fprintf(stderr, "): %ld parameters\n", sf_model_n_params(&m));
     sf_train_result r;
-    if (sf_train(&m, &d, &o, &info, &r)) goto fail;
+    if (sf_train(&m, &t, &o, &r)) {
+        rc = cli_fail(1);
+        goto done;
+    }
     if (r.interrupted) {
         fprintf(stderr, "seqformer: stopped after epoch %d; continue with --resume\n",
                 r.epochs_run);
     } else {
-        printf("{\"val\":{\"mse\":%.6f,\"mae\":%.6f},\"test\":{\"mse\":%.6f,\"mae\":%.6f},"
-               "\"best_epoch\":%d,\"epochs_run\":%d,\"train_seconds\":%.1f}\n",
-               r.val_mse, r.val_mae, r.test_mse, r.test_mae, r.best_epoch + 1, r.epochs_run,
-               r.seconds);
+        printf("{\"val\":");
+        print_metrics(&r.val);
+        printf(",\"test\":");
+        print_metrics(&r.test);
+        printf(",\"best_epoch\":%d,\"epochs_run\":%d,\"train_seconds\":%.1f}\n", r.best_epoch + 1,
+               r.epochs_run, r.seconds);
     }
     rc = 0;
-    goto done;
-fail_usage:
-    rc = 2;
-fail:
-    fprintf(stderr, "seqformer: %s\n", sf_error_message());
 done:
     sf_model_destroy(&m);
-    sf_forecast_data_free(&d);
+    sf_task_close(&t);
+    cJSON_Delete(cfg);
     return rc;
-usage_error:
-    fprintf(stderr, "seqformer: %s\n", sf_error_message());
-    return 2;
+usage:
+    cJSON_Delete(raw);
+    return cli_fail(2);
 }

@@ -1,53 +1,21 @@
-/* seqformer command-line entry point: dispatches to train / eval / predict. */
-#include <omp.h>
+/* seqformer command-line entry point: dispatches to the commands (cmd_*.c). */
 #include <stdio.h>
 #include <string.h>
 
-#include "cli/commands.h"
-#include "core/error.h"
-#include "data/forecast_data.h"
+#include "cli/common.h"
 
 static void usage(FILE *f) {
     fprintf(f,
-            "seqformer 0.1.0 - Transformer-family sequence models in C\n\n"
+            "seqformer 0.2.0 - Transformer-family sequence models in C\n\n"
             "usage: seqformer <command> [flags]\n\n"
             "commands:\n"
-            "  train     train a forecaster on a CSV file and write DIR/model.safetensors\n"
-            "  eval      print test-split MSE/MAE of a checkpoint as JSON\n"
-            "  predict   forecast the steps after the last row, in original units\n\n"
+            "  train     train a model (flags or --config model.json) and write DIR/model.safetensors\n"
+            "  eval      print a checkpoint's metrics on a data split as JSON\n"
+            "  predict   run a checkpoint on new data (forecast: the steps after the last row)\n"
+            "  inspect   a checkpoint's config, parameters per block, FLOPs and memory\n"
+            "  list      every registered part (models, tasks, blocks, mixers, norms, ...) with\n"
+            "            its options\n\n"
             "Run 'seqformer <command> --help' for the flags of a command.\n");
-}
-
-int cli_split_kind(const char *s, int *kind) {
-    if (!strcmp(s, "auto")) *kind = SF_SPLIT_AUTO;
-    else if (!strcmp(s, "ett-hour") || !strcmp(s, "ETT-hour")) *kind = SF_SPLIT_ETT_HOUR;
-    else if (!strcmp(s, "ett-minute") || !strcmp(s, "ETT-minute")) *kind = SF_SPLIT_ETT_MINUTE;
-    else if (!strcmp(s, "custom")) *kind = SF_SPLIT_CUSTOM;
-    else return sf_errorf("unknown split kind '%s'", s);
-    return SF_OK;
-}
-
-void cli_set_threads(int n) {
-    if (n > 0) omp_set_num_threads(n);
-}
-
-int cli_parse_and_load(const char *cmd, int argc, char **argv, arg_spec *specs, int n_specs,
-                       const char *usage, const char *const *model, const char *const *data,
-                       const int *threads, sf_model *m, sf_scaler *sc, sf_data_info *info) {
-    int pr = args_parse(cmd, argc, argv, specs, n_specs, usage);
-    if (pr == 1) return 0;
-    if (pr == SF_OK && (!*model || !*data))
-        pr = sf_errorf("%s: --model and --data are required (see seqformer %s --help)", cmd, cmd);
-    if (pr != SF_OK) {
-        fprintf(stderr, "seqformer: %s\n", sf_error_message());
-        return 2;
-    }
-    cli_set_threads(*threads);
-    if (sf_checkpoint_load(*model, m, sc, info)) {
-        fprintf(stderr, "seqformer: %s\n", sf_error_message());
-        return 1;
-    }
-    return -1;
 }
 
 int main(int argc, char **argv) {
@@ -61,12 +29,16 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (!strcmp(cmd, "--version")) {
-        printf("seqformer 0.1.0\n");
+        printf("seqformer 0.2.0\n");
         return 0;
     }
     if (!strcmp(cmd, "train")) return cmd_train(argc - 2, argv + 2);
     if (!strcmp(cmd, "eval")) return cmd_eval(argc - 2, argv + 2);
     if (!strcmp(cmd, "predict")) return cmd_predict(argc - 2, argv + 2);
-    fprintf(stderr, "seqformer: unknown command '%s' (expected train, eval or predict)\n", cmd);
+    if (!strcmp(cmd, "inspect")) return cmd_inspect(argc - 2, argv + 2);
+    if (!strcmp(cmd, "list")) return cmd_list(argc - 2, argv + 2);
+    fprintf(stderr,
+            "seqformer: unknown command '%s' (expected train, eval, predict, inspect or list)\n",
+            cmd);
     return 2;
 }

@@ -75,3 +75,9 @@ int sf_params_find(const sf_params *ps, const char *name) {
         if (strcmp(ps->p[i].name, name) == 0) return i;
     return -1;
 }
+
+size_t sf_params_reserve_saved(sf_params *ps, size_t bytes) {
+    size_t slot = ps->saved_bytes;
+    ps->saved_bytes += (bytes + 15) & ~(size_t)15;
+    return slot;
+}

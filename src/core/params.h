@@ -28,6 +28,7 @@ typedef struct {
     int n, cap;
     size_t total;       /* floats in each buffer */
     float *data, *grad; /* NULL until sf_params_alloc */
+    size_t saved_bytes; /* per-call records the layers reserved (the size of sf_ctx.saved) */
 } sf_params;
 
 void sf_params_init(sf_params *ps);
@@ -42,5 +43,9 @@ void sf_params_declare_buffer(sf_params *ps, const char *name, int ndim, const i
 void sf_params_alloc(sf_params *ps); /* zero-filled values and gradients */
 void sf_params_zero_grad(sf_params *ps);
 int sf_params_find(const sf_params *ps, const char *name); /* index or -1 */
+/* Reserve `bytes` (16-byte aligned) of per-call record in every context that runs the model;
+ * returns its offset (a layer's `slot`). Records hold what forward saves for backward, so the
+ * layer structs themselves stay read-only during a call. */
+size_t sf_params_reserve_saved(sf_params *ps, size_t bytes);
 
 #endif

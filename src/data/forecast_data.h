@@ -22,10 +22,10 @@
 #ifndef SF_DATA_FORECAST_DATA_H
 #define SF_DATA_FORECAST_DATA_H
 
+#include "data/split.h"
 #include "data/table.h"
 
 typedef enum { SF_SPLIT_AUTO, SF_SPLIT_ETT_HOUR, SF_SPLIT_ETT_MINUTE, SF_SPLIT_CUSTOM } sf_split_kind;
-typedef enum { SF_TRAIN = 0, SF_VAL = 1, SF_TEST = 2 } sf_split;
 
 /* Per-channel z-score: scaled = (x - mean) / std. */
 typedef struct {
@@ -63,7 +63,6 @@ typedef struct {
 /* Resolve SF_SPLIT_AUTO from a path's basename; other kinds are returned unchanged. */
 sf_split_kind sf_split_kind_for_path(const char *path, sf_split_kind kind);
 const char *sf_split_kind_name(sf_split_kind kind); /* "ETT-hour", "ETT-minute", "custom" */
-const char *sf_split_name(sf_split split);          /* "train", "val", "test" */
 
 /* Read path, choose channels, compute the splits, fit the scaler on the train rows and
  * scale every row. target NULL means "OT"; features is 'M' or 'S'. */

@@ -2,6 +2,8 @@
 
 #include <stdio.h>
 
+#include "core/error.h"
+
 void sf_attention_proj_declare(sf_attention_proj *p, sf_params *ps, const char *prefix, int d) {
     char buf[SF_PARAM_NAME_MAX];
     snprintf(buf, sizeof buf, "%s.qkv", prefix);
@@ -13,4 +15,21 @@ void sf_attention_proj_declare(sf_attention_proj *p, sf_params *ps, const char *
 void sf_attention_proj_init(sf_attention_proj *p, sf_rng *rng) {
     sf_linear_init(&p->qkv, rng);
     sf_linear_init(&p->out, rng);
+}
+
+const sf_option sf_attention_options[SF_ATTENTION_N_OPTIONS] = {
+    {"n_heads", SF_OPT_INT, 4, NULL, 1, 4096, NULL, "attention heads (must divide d_model)"},
+    {"causal", SF_OPT_BOOL, 0, NULL, 0, 1, NULL, "token t sees only tokens <= t"},
+};
+
+int sf_attention_heads(const sf_mixer_args *a, int max_dh, int *H, int *Dh,
+                       int *causal) {
+    *H = sf_opt_int(a->opts, "n_heads");
+    *causal = sf_opt_bool(a->opts, "causal");
+    if (a->d_model % *H != 0)
+        return sf_errorf("n_heads: %d does not divide d_model %d", *H, a->d_model);
+    *Dh = a->d_model / *H;
+    if (*Dh > max_dh)
+        return sf_errorf("n_heads: head size d_model/n_heads = %d exceeds %d", *Dh, max_dh);
+    return SF_OK;
 }

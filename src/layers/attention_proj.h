@@ -6,6 +6,7 @@
 #ifndef SF_LAYERS_ATTENTION_PROJ_H
 #define SF_LAYERS_ATTENTION_PROJ_H
 
+#include "layers/layer.h"
 #include "layers/linear.h"
 
 typedef struct {
@@ -14,5 +15,11 @@ typedef struct {
 
 void sf_attention_proj_declare(sf_attention_proj *p, sf_params *ps, const char *prefix, int d);
 void sf_attention_proj_init(sf_attention_proj *p, sf_rng *rng);
+
+/* The options every multi-head attention mixer takes: n_heads, causal. */
+#define SF_ATTENTION_N_OPTIONS 2
+extern const sf_option sf_attention_options[SF_ATTENTION_N_OPTIONS];
+/* Reads n_heads and causal from a normalised options object; SF_ERR (message naming the option) when n_heads does not divide d or gives heads wider than max_dh. */
+int sf_attention_heads(const sf_mixer_args *a, int max_dh, int *H, int *Dh, int *causal);
 
 #endif

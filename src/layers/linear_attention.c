@@ -14,14 +14,18 @@
 typedef struct {
     sf_attention_proj proj;
     int d, H, Dh, causal;
-    /* saved by forward */
-    const float *x;
-    float *qkv_buf, *a, *scratch;
 } sf_linear_attention;
+
+/* What forward saves for backward (in the caller's context). */
+typedef struct {
+    const float *x;
+    float *qkv, *a, *scratch;
+} lin_saved;
 
 static void lin_declare(sf_mixer *m, sf_params *ps, const char *prefix) {
     sf_linear_attention *s = m->self;
     sf_attention_proj_declare(&s->proj, ps, prefix, s->d);
+    m->slot = sf_params_reserve_saved(ps, sizeof(lin_saved));
 }
 
 static void lin_init(sf_mixer *m, sf_rng *rng) {
@@ -30,33 +34,36 @@ static void lin_init(sf_mixer *m, sf_rng *rng) {
 }
 
 static void lin_forward(sf_mixer *m, sf_ctx *ctx, const float *x, float *y) {
-    sf_linear_attention *s = m->self;
+    const sf_linear_attention *s = m->self;
+    lin_saved *sv = SF_SAVED(ctx, m->slot, lin_saved);
     long N = (long)ctx->B * ctx->T;
-    s->x = x;
-    s->qkv_buf = sf_arena_push(ctx->arena, (size_t)N * 3 * s->d);
-    s->a = sf_arena_push(ctx->arena, (size_t)N * s->d);
-    s->scratch = sf_arena_push(
+    sv->x = x;
+    sv->qkv = sf_arena_push(ctx->arena, (size_t)N * 3 * s->d);
+    sv->a = sf_arena_push(ctx->arena, (size_t)N * s->d);
+    sv->scratch = sf_arena_push(
         ctx->arena, sf_linear_attention_scratch_floats(ctx->B, ctx->T, s->H, s->Dh, s->causal));
     if (sf_arena_planning(ctx->arena)) return;
-    sf_linear_forward(&s->proj.qkv, s->qkv_buf, x, N);
-    const float *q = s->qkv_buf, *k = q + s->d, *v = q + 2 * s->d;
-    sf_linear_attention_forward(s->a, s->d, q, k, v, 3 * s->d, ctx->B, ctx->T, s->H, s->Dh,
-                                s->causal, s->scratch);
-    sf_linear_forward(&s->proj.out, y, s->a, N);
+    sf_linear_forward(&s->proj.qkv, sv->qkv, x, N);
+    const float *q = sv->qkv, *k = q + s->d, *v = q + 2 * s->d;
+    sf_linear_attention_forward(sv->a, s->d, q, k, v, 3 * s->d, ctx->B, ctx->T, s->H, s->Dh,
+                                s->causal, sv->scratch);
+    sf_linear_forward(&s->proj.out, y, sv->a, N);
 }
 
 static void lin_backward(sf_mixer *m, sf_ctx *ctx, const float *dy, float *dx) {
     sf_linear_attention *s = m->self;
+    const lin_saved *sv = SF_SAVED(ctx, m->slot, lin_saved);
     long N = (long)ctx->B * ctx->T;
     size_t mark = sf_arena_mark(ctx->arena);
     float *da = sf_arena_push(ctx->arena, (size_t)N * s->d);
     float *dqkv = sf_arena_push(ctx->arena, (size_t)N * 3 * s->d);
     if (!sf_arena_planning(ctx->arena)) {
-        sf_linear_backward(&s->proj.out, da, dy, s->a, N);
-        const float *q = s->qkv_buf, *k = q + s->d, *v = q + 2 * s->d;
+        sf_linear_backward(&s->proj.out, da, dy, sv->a, N);
+        const float *q = sv->qkv, *k = q + s->d, *v = q + 2 * s->d;
         sf_linear_attention_backward(dqkv, dqkv + s->d, dqkv + 2 * s->d, da, s->d, q, k, v,
-                                     3 * s->d, ctx->B, ctx->T, s->H, s->Dh, s->causal, s->scratch);
-        sf_linear_backward(&s->proj.qkv, dx, dqkv, s->x, N);
+                                     3 * s->d, ctx->B, ctx->T, s->H, s->Dh, s->causal,
+                                     sv->scratch);
+        sf_linear_backward(&s->proj.qkv, dx, dqkv, sv->x, N);
     }
     sf_arena_reset_to(ctx->arena, mark);
 }
@@ -80,23 +87,31 @@ static void lin_step(const sf_mixer *m, const float *x_t, const float *state_in,
 
 static void lin_destroy(sf_mixer *m) { free(m->self); }
 
-static const sf_mixer_ops lin_ops = {"linear", lin_declare, lin_init, lin_forward,
-                                     lin_backward, lin_state_floats, lin_step, lin_destroy};
+/* projections 8*T*d^2, state and readout 4*T*d*Dh (plus the normaliser, 4*T*d) */
+static double lin_flops(const sf_mixer *m, int T) {
+    const sf_linear_attention *s = m->self;
+    double d = s->d, t = T;
+    return 8 * t * d * d + 4 * t * d * s->Dh + 4 * t * d;
+}
 
-sf_mixer *sf_linear_attention_create(const sf_mixer_opts *o) {
-    if (o->n_heads <= 0 || o->d_model % o->n_heads != 0) {
-        sf_errorf("linear attention: n_heads (%d) must be positive and divide d_model (%d)",
-                  o->n_heads, o->d_model);
+static const sf_mixer_ops lin_ops = {lin_declare,      lin_init, lin_forward, lin_backward,
+                                     lin_state_floats, lin_step, lin_destroy, lin_flops};
+
+static sf_mixer *lin_create(const sf_mixer_args *a) {
+    sf_linear_attention *s = sf_calloc(1, sizeof *s);
+    if (sf_attention_heads(a, 1 << 12, &s->H, &s->Dh, &s->causal)) {
+        free(s);
         return NULL;
     }
-    sf_linear_attention *s = sf_calloc(1, sizeof *s);
-    s->d = o->d_model;
-    s->H = o->n_heads;
-    s->Dh = o->d_model / o->n_heads;
-    s->causal = o->causal;
-    sf_mixer *m = sf_calloc(1, sizeof *m);
-    m->ops = &lin_ops;
-    m->d = o->d_model;
-    m->self = s;
+    s->d = a->d_model;
+    sf_mixer *m = sf_mixer_wrap(&lin_ops, a->d_model, s);
+    m->can_step = s->causal;
     return m;
 }
+
+const sf_mixer_def sf_mixer_linear = {
+    .info = {"linear", "linear attention with the elu(x)+1 feature map (O(T) time and memory)",
+             SF_OPTS(sf_attention_options)},
+    .slots = SF_SLOT_TOKEN,
+    .create = lin_create,
+};

@@ -1,30 +1,51 @@
-/* Mixer registry: the one place that maps a config name to a constructor. */
+/* The mixer registry: the one table that maps a config name to a mixer definition. Adding a
+ * mixer is its own file (defining an sf_mixer_def) plus one line here. */
 #include <string.h>
 
 #include "core/error.h"
 #include "layers/layer.h"
 #include "layers/mixers.h"
 
-typedef struct {
-    const char *kind;
-    sf_mixer *(*create)(const sf_mixer_opts *o);
-} mixer_entry;
-
-static const mixer_entry registry[] = {
-    {"softmax", sf_softmax_attention_create},
-    {"linear", sf_linear_attention_create},
-    {"mlp", sf_mlp_create},
+const sf_mixer_def *const sf_mixer_registry[] = {
+    &sf_mixer_softmax,
+    &sf_mixer_linear,
+    &sf_mixer_mlp,
+    &sf_mixer_identity,
 };
+const int sf_mixer_registry_n = (int)(sizeof sf_mixer_registry / sizeof *sf_mixer_registry);
 
-sf_mixer *sf_mixer_create(const char *kind, const sf_mixer_opts *o) {
-    if (o->d_model <= 0) {
-        sf_errorf("mixer '%s': d_model must be positive (got %d)", kind, o->d_model);
+const sf_mixer_def *sf_mixer_find(const char *name) {
+    for (int i = 0; i < sf_mixer_registry_n; i++)
+        if (strcmp(sf_mixer_registry[i]->info.name, name) == 0) return sf_mixer_registry[i];
+    return NULL;
+}
+
+void sf_mixer_names(unsigned slot, char *buf, size_t n) {
+    size_t len = 0;
+    buf[0] = 0;
+    for (int i = 0; i < sf_mixer_registry_n && len + 1 < n; i++)
+        if (sf_mixer_registry[i]->slots & slot)
+            len += (size_t)snprintf(buf + len, n - len, "%s%s", len ? ", " : "",
+                                    sf_mixer_registry[i]->info.name);
+}
+
+sf_mixer *sf_mixer_wrap(const sf_mixer_ops *ops, int d, void *self) {
+    sf_mixer *m = sf_calloc(1, sizeof *m);
+    m->ops = ops;
+    m->d = d;
+    m->can_step = 1;
+    m->self = self;
+    return m;
+}
+
+sf_mixer *sf_mixer_create(const sf_mixer_def *def, const sf_mixer_args *a) {
+    if (a->d_model <= 0) {
+        sf_errorf("mixer '%s': d_model must be positive (got %d)", def->info.name, a->d_model);
         return NULL;
     }
-    for (size_t i = 0; i < sizeof registry / sizeof *registry; i++)
-        if (strcmp(registry[i].kind, kind) == 0) return registry[i].create(o);
-    sf_errorf("unknown mixer '%s' (expected softmax, linear or mlp)", kind);
-    return NULL;
+    sf_mixer *m = def->create(a);
+    if (m) m->def = def;
+    return m;
 }
 
 void sf_mixer_destroy(sf_mixer *m) {

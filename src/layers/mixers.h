@@ -1,11 +1,12 @@
-/* Constructors of the concrete mixers; use sf_mixer_create() (layer.h) to pick one by name. */
+/* The concrete mixers' definitions, listed in the registry (layers/mixer.c). */
 #ifndef SF_LAYERS_MIXERS_H
 #define SF_LAYERS_MIXERS_H
 
 #include "layers/layer.h"
 
-sf_mixer *sf_softmax_attention_create(const sf_mixer_opts *o); /* "softmax" */
-sf_mixer *sf_linear_attention_create(const sf_mixer_opts *o);  /* "linear" (elu+1) */
-sf_mixer *sf_mlp_create(const sf_mixer_opts *o);               /* "mlp" */
+extern const sf_mixer_def sf_mixer_softmax;  /* softmax_attention.c */
+extern const sf_mixer_def sf_mixer_linear;   /* linear_attention.c (elu+1) */
+extern const sf_mixer_def sf_mixer_mlp;      /* mlp.c */
+extern const sf_mixer_def sf_mixer_identity; /* identity.c */
 
 #endif

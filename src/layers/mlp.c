@@ -1,4 +1,5 @@
-/* Channel mixer "mlp": fc2(dropout(gelu(fc1(x)))), the Transformer feed-forward network.
+/* Channel mixer "mlp": fc2(dropout(act(fc1(x)))), the Transformer feed-forward network, with
+ * act = GELU (erf form, PyTorch's default) or ReLU.
  * Names: <prefix>.fc1.{weight,bias} [d_ff, d], <prefix>.fc2.{weight,bias} [d, d_ff].
  * Token-wise, so step is forward on one row and needs no state. */
 #include <string.h>
@@ -6,19 +7,20 @@
 #include "core/error.h"
 #include "kernels/activations.h"
 #include "layers/dropout.h"
-#include "layers/layer.h"
 #include "layers/linear.h"
 #include "layers/mixers.h"
 
 typedef struct {
     sf_linear fc1, fc2;
-    int d, d_ff;
+    int d, d_ff, relu;
     float dropout;
-    /* saved by forward */
-    const float *x;
-    float *pre, *act; /* [N, d_ff]: fc1 output, gelu(pre) after dropout */
-    uint8_t *mask;
 } sf_mlp;
+
+typedef struct {
+    const float *x;
+    float *pre, *act; /* [N, d_ff]: fc1 output, act(pre) after dropout */
+    uint8_t *mask;
+} mlp_saved;
 
 static void mlp_declare(sf_mixer *m, sf_params *ps, const char *prefix) {
     sf_mlp *s = m->self;
@@ -27,6 +29,7 @@ static void mlp_declare(sf_mixer *m, sf_params *ps, const char *prefix) {
     sf_linear_declare(&s->fc1, ps, buf, s->d, s->d_ff, 1);
     snprintf(buf, sizeof buf, "%s.fc2", prefix);
     sf_linear_declare(&s->fc2, ps, buf, s->d_ff, s->d, 1);
+    m->slot = sf_params_reserve_saved(ps, sizeof(mlp_saved));
 }
 
 static void mlp_init(sf_mixer *m, sf_rng *rng) {
@@ -35,30 +38,49 @@ static void mlp_init(sf_mixer *m, sf_rng *rng) {
     sf_linear_init(&s->fc2, rng);
 }
 
-static void mlp_forward(sf_mixer *m, sf_ctx *ctx, const float *x, float *y) {
-    sf_mlp *s = m->self;
-    long N = (long)ctx->B * ctx->T;
-    s->x = x;
-    s->pre = sf_arena_push(ctx->arena, (size_t)N * s->d_ff);
-    s->act = sf_arena_push(ctx->arena, (size_t)N * s->d_ff);
-    if (!sf_arena_planning(ctx->arena)) {
-        sf_linear_forward(&s->fc1, s->pre, x, N);
-        sf_gelu_forward(s->act, s->pre, N * s->d_ff);
+static void act_forward(const sf_mlp *s, float *y, const float *x, long n) {
+    if (!s->relu) {
+        sf_gelu_forward(y, x, n);
+        return;
     }
-    s->mask = sf_dropout_fwd(ctx, s->act, N * s->d_ff, s->dropout);
-    if (!sf_arena_planning(ctx->arena)) sf_linear_forward(&s->fc2, y, s->act, N);
+    for (long i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+}
+
+/* dx = dy * act'(x), in place allowed. */
+static void act_backward(const sf_mlp *s, float *dx, const float *dy, const float *x, long n) {
+    if (!s->relu) {
+        sf_gelu_backward(dx, dy, x, n);
+        return;
+    }
+    for (long i = 0; i < n; i++) dx[i] = x[i] > 0.0f ? dy[i] : 0.0f;
+}
+
+static void mlp_forward(sf_mixer *m, sf_ctx *ctx, const float *x, float *y) {
+    const sf_mlp *s = m->self;
+    mlp_saved *sv = SF_SAVED(ctx, m->slot, mlp_saved);
+    long N = (long)ctx->B * ctx->T;
+    sv->x = x;
+    sv->pre = sf_arena_push(ctx->arena, (size_t)N * s->d_ff);
+    sv->act = sf_arena_push(ctx->arena, (size_t)N * s->d_ff);
+    if (!sf_arena_planning(ctx->arena)) {
+        sf_linear_forward(&s->fc1, sv->pre, x, N);
+        act_forward(s, sv->act, sv->pre, N * s->d_ff);
+    }
+    sv->mask = sf_dropout_fwd(ctx, sv->act, N * s->d_ff, s->dropout);
+    if (!sf_arena_planning(ctx->arena)) sf_linear_forward(&s->fc2, y, sv->act, N);
 }
 
 static void mlp_backward(sf_mixer *m, sf_ctx *ctx, const float *dy, float *dx) {
     sf_mlp *s = m->self;
+    const mlp_saved *sv = SF_SAVED(ctx, m->slot, mlp_saved);
     long N = (long)ctx->B * ctx->T;
     size_t mark = sf_arena_mark(ctx->arena);
     float *dact = sf_arena_push(ctx->arena, (size_t)N * s->d_ff);
     if (!sf_arena_planning(ctx->arena)) {
-        sf_linear_backward(&s->fc2, dact, dy, s->act, N);
-        sf_dropout_back(ctx, dact, s->mask, N * s->d_ff, s->dropout);
-        sf_gelu_backward(dact, dact, s->pre, N * s->d_ff);
-        sf_linear_backward(&s->fc1, dx, dact, s->x, N);
+        sf_linear_backward(&s->fc2, dact, dy, sv->act, N);
+        sf_dropout_back(ctx, dact, sv->mask, N * s->d_ff, s->dropout);
+        act_backward(s, dact, dact, sv->pre, N * s->d_ff);
+        sf_linear_backward(&s->fc1, dx, dact, sv->x, N);
     }
     sf_arena_reset_to(ctx->arena, mark);
 }
@@ -71,33 +93,41 @@ static size_t mlp_state_floats(const sf_mixer *m) {
 static void mlp_step(const sf_mixer *m, const float *x_t, const float *state_in, float *state_out,
                      float *y_t, int t) {
     const sf_mlp *s = m->self;
-    (void)state_in;
-    (void)state_out;
-    (void)t;
+    (void)state_in, (void)state_out, (void)t;
     float *h = sf_malloc((size_t)s->d_ff * sizeof(float));
     sf_linear_forward(&s->fc1, h, x_t, 1);
-    sf_gelu_forward(h, h, s->d_ff);
+    act_forward(s, h, h, s->d_ff);
     sf_linear_forward(&s->fc2, y_t, h, 1);
     free(h);
 }
 
 static void mlp_destroy(sf_mixer *m) { free(m->self); }
 
-static const sf_mixer_ops mlp_ops = {"mlp", mlp_declare, mlp_init, mlp_forward, mlp_backward,
-                                     mlp_state_floats, mlp_step, mlp_destroy};
-
-sf_mixer *sf_mlp_create(const sf_mixer_opts *o) {
-    if (o->d_ff <= 0) {
-        sf_errorf("mlp: d_ff must be positive (got %d)", o->d_ff);
-        return NULL;
-    }
-    sf_mlp *s = sf_calloc(1, sizeof *s);
-    s->d = o->d_model;
-    s->d_ff = o->d_ff;
-    s->dropout = o->dropout;
-    sf_mixer *m = sf_calloc(1, sizeof *m);
-    m->ops = &mlp_ops;
-    m->d = o->d_model;
-    m->self = s;
-    return m;
+static double mlp_flops(const sf_mixer *m, int T) {
+    const sf_mlp *s = m->self;
+    return 4.0 * T * s->d * s->d_ff;
 }
+
+static const sf_mixer_ops mlp_ops = {mlp_declare,      mlp_init, mlp_forward, mlp_backward,
+                                     mlp_state_floats, mlp_step, mlp_destroy, mlp_flops};
+
+static sf_mixer *mlp_create(const sf_mixer_args *a) {
+    sf_mlp *s = sf_calloc(1, sizeof *s);
+    s->d = a->d_model;
+    s->d_ff = sf_opt_int(a->opts, "d_ff");
+    s->relu = strcmp(sf_opt_str(a->opts, "activation"), "relu") == 0;
+    s->dropout = sf_opt_float(a->opts, "dropout");
+    return sf_mixer_wrap(&mlp_ops, a->d_model, s);
+}
+
+static const sf_option mlp_options[] = {
+    {"d_ff", SF_OPT_INT, 128, NULL, 1, 1 << 20, NULL, "hidden width"},
+    {"activation", SF_OPT_CHOICE, 0, "gelu", 0, 0, "gelu|relu", "activation (gelu: erf form)"},
+    {"dropout", SF_OPT_FLOAT, 0, NULL, 0, 0.99, NULL, "dropout after the activation"},
+};
+
+const sf_mixer_def sf_mixer_mlp = {
+    .info = {"mlp", "feed-forward network fc2(drop(act(fc1(x))))", SF_OPTS(mlp_options)},
+    .slots = SF_SLOT_CHANNEL,
+    .create = mlp_create,
+};

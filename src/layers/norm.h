@@ -12,21 +12,28 @@
 
 typedef enum { SF_NORM_LAYERNORM, SF_NORM_RMSNORM, SF_NORM_BATCHNORM } sf_norm_kind;
 
+/* A norm as a config names it: {"kind": ..., "eps": ..., "momentum": ...}. */
 typedef struct {
     sf_norm_kind kind;
-    int d;
     float eps;
+    float momentum; /* BatchNorm running-estimate update */
+} sf_norm_spec;
+
+typedef struct {
+    sf_norm_spec spec;
+    int d;
     float *w, *b, *dw, *db;
     float *running_mean, *running_var, *num_batches; /* BatchNorm buffers */
-    /* saved by forward */
-    const float *x;
-    float *mean, *rstd; /* per row (LayerNorm, RMSNorm) or per feature (BatchNorm) */
-    int batch_stats;    /* BatchNorm: the last forward used batch statistics */
+    size_t slot;                                     /* its record in sf_ctx.saved */
 } sf_norm;
 
-int sf_norm_kind_parse(const char *s, sf_norm_kind *out); /* SF_OK / SF_ERR */
+/* The norm registry: one sf_part_info per kind (name, doc, options), indexed by sf_norm_kind. */
+extern const sf_part_info sf_norm_registry[3];
+int sf_norm_kind_parse(const char *s, sf_norm_kind *out); /* SF_OK / SF_ERR listing the kinds */
 const char *sf_norm_kind_name(sf_norm_kind k);
-void sf_norm_declare(sf_norm *n, sf_params *ps, const char *name, sf_norm_kind kind, int d);
+/* From a normalised norm object (kind + its options). */
+sf_norm_spec sf_norm_spec_from_json(const cJSON *o);
+void sf_norm_declare(sf_norm *n, sf_params *ps, const char *name, const sf_norm_spec *spec, int d);
 void sf_norm_init(sf_norm *n); /* weight 1, bias 0, running mean 0 / var 1 */
 /* x, y: [N, d]; x must stay alive until backward (it is saved by pointer). */
 void sf_norm_forward(sf_norm *n, sf_ctx *ctx, const float *x, float *y, long N);

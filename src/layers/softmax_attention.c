@@ -18,14 +18,18 @@ typedef struct {
     sf_attention_proj proj;
     int d, H, Dh, causal, max_T;
     float scale;
-    /* saved by forward */
-    const float *x;
-    float *qkv_buf, *a, *lse;
 } sf_softmax_attention;
+
+/* What forward saves for backward (in the caller's context). */
+typedef struct {
+    const float *x;
+    float *qkv, *a, *lse;
+} attn_saved;
 
 static void attn_declare(sf_mixer *m, sf_params *ps, const char *prefix) {
     sf_softmax_attention *s = m->self;
     sf_attention_proj_declare(&s->proj, ps, prefix, s->d);
+    m->slot = sf_params_reserve_saved(ps, sizeof(attn_saved));
 }
 
 static void attn_init(sf_mixer *m, sf_rng *rng) {
@@ -34,32 +38,34 @@ static void attn_init(sf_mixer *m, sf_rng *rng) {
 }
 
 static void attn_forward(sf_mixer *m, sf_ctx *ctx, const float *x, float *y) {
-    sf_softmax_attention *s = m->self;
+    const sf_softmax_attention *s = m->self;
+    attn_saved *sv = SF_SAVED(ctx, m->slot, attn_saved);
     long N = (long)ctx->B * ctx->T;
-    s->x = x;
-    s->qkv_buf = sf_arena_push(ctx->arena, (size_t)N * 3 * s->d);
-    s->a = sf_arena_push(ctx->arena, (size_t)N * s->d);
-    s->lse = sf_arena_push(ctx->arena, (size_t)N * s->H);
+    sv->x = x;
+    sv->qkv = sf_arena_push(ctx->arena, (size_t)N * 3 * s->d);
+    sv->a = sf_arena_push(ctx->arena, (size_t)N * s->d);
+    sv->lse = sf_arena_push(ctx->arena, (size_t)N * s->H);
     if (sf_arena_planning(ctx->arena)) return;
-    sf_linear_forward(&s->proj.qkv, s->qkv_buf, x, N);
-    const float *q = s->qkv_buf, *k = q + s->d, *v = q + 2 * s->d;
-    sf_attention_forward(s->a, s->d, s->lse, q, k, v, 3 * s->d, ctx->B, ctx->T, s->H, s->Dh,
+    sf_linear_forward(&s->proj.qkv, sv->qkv, x, N);
+    const float *q = sv->qkv, *k = q + s->d, *v = q + 2 * s->d;
+    sf_attention_forward(sv->a, s->d, sv->lse, q, k, v, 3 * s->d, ctx->B, ctx->T, s->H, s->Dh,
                          s->scale, s->causal);
-    sf_linear_forward(&s->proj.out, y, s->a, N);
+    sf_linear_forward(&s->proj.out, y, sv->a, N);
 }
 
 static void attn_backward(sf_mixer *m, sf_ctx *ctx, const float *dy, float *dx) {
     sf_softmax_attention *s = m->self;
+    const attn_saved *sv = SF_SAVED(ctx, m->slot, attn_saved);
     long N = (long)ctx->B * ctx->T;
     size_t mark = sf_arena_mark(ctx->arena);
     float *da = sf_arena_push(ctx->arena, (size_t)N * s->d);
     float *dqkv = sf_arena_push(ctx->arena, (size_t)N * 3 * s->d);
     if (!sf_arena_planning(ctx->arena)) {
-        sf_linear_backward(&s->proj.out, da, dy, s->a, N);
-        const float *q = s->qkv_buf, *k = q + s->d, *v = q + 2 * s->d;
-        sf_attention_backward(dqkv, dqkv + s->d, dqkv + 2 * s->d, da, s->d, s->a, s->lse, q, k,
+        sf_linear_backward(&s->proj.out, da, dy, sv->a, N);
+        const float *q = sv->qkv, *k = q + s->d, *v = q + 2 * s->d;
+        sf_attention_backward(dqkv, dqkv + s->d, dqkv + 2 * s->d, da, s->d, sv->a, sv->lse, q, k,
                               v, 3 * s->d, ctx->B, ctx->T, s->H, s->Dh, s->scale, s->causal);
-        sf_linear_backward(&s->proj.qkv, dx, dqkv, s->x, N);
+        sf_linear_backward(&s->proj.qkv, dx, dqkv, sv->x, N);
     }
     sf_arena_reset_to(ctx->arena, mark);
 }
@@ -88,25 +94,33 @@ static void attn_step(const sf_mixer *m, const float *x_t, const float *state_in
 
 static void attn_destroy(sf_mixer *m) { free(m->self); }
 
-static const sf_mixer_ops attn_ops = {"softmax", attn_declare, attn_init, attn_forward,
-                                      attn_backward, attn_state_floats, attn_step, attn_destroy};
+/* projections 8*T*d^2 (qkv and out), scores and weighted sum 4*T*T*d (half when causal) */
+static double attn_flops(const sf_mixer *m, int T) {
+    const sf_softmax_attention *s = m->self;
+    double d = s->d, t = T;
+    return 8 * t * d * d + (s->causal ? 2 : 4) * t * t * d;
+}
 
-sf_mixer *sf_softmax_attention_create(const sf_mixer_opts *o) {
-    if (o->n_heads <= 0 || o->d_model % o->n_heads != 0) {
-        sf_errorf("softmax attention: n_heads (%d) must be positive and divide d_model (%d)",
-                  o->n_heads, o->d_model);
+static const sf_mixer_ops attn_ops = {attn_declare,      attn_init, attn_forward, attn_backward,
+                                      attn_state_floats, attn_step, attn_destroy, attn_flops};
+
+static sf_mixer *attn_create(const sf_mixer_args *a) {
+    sf_softmax_attention *s = sf_calloc(1, sizeof *s);
+    if (sf_attention_heads(a, SF_ATTENTION_MAX_DH, &s->H, &s->Dh, &s->causal)) {
+        free(s);
         return NULL;
     }
-    sf_softmax_attention *s = sf_calloc(1, sizeof *s);
-    s->d = o->d_model;
-    s->H = o->n_heads;
-    s->Dh = o->d_model / o->n_heads;
-    s->causal = o->causal;
-    s->max_T = o->max_T;
+    s->d = a->d_model;
+    s->max_T = a->max_T;
     s->scale = 1.0f / sqrtf((float)s->Dh);
-    sf_mixer *m = sf_calloc(1, sizeof *m);
-    m->ops = &attn_ops;
-    m->d = o->d_model;
-    m->self = s;
+    sf_mixer *m = sf_mixer_wrap(&attn_ops, a->d_model, s);
+    m->can_step = s->causal;
     return m;
 }
+
+const sf_mixer_def sf_mixer_softmax = {
+    .info = {"softmax", "multi-head scaled dot-product attention (tiled online softmax, O(T) memory)",
+             SF_OPTS(sf_attention_options)},
+    .slots = SF_SLOT_TOKEN,
+    .create = attn_create,
+};

@@ -1,29 +1,43 @@
 #include "models/checkpoint.h"
 
-#include <cjson/cJSON.h>
 #include <string.h>
 
 #include "core/error.h"
 #include "core/safetensors.h"
 
-static char *json_array_numbers(const double *v, int n) {
-    cJSON *a = cJSON_CreateArray();
-    for (int i = 0; i < n; i++) cJSON_AddItemToArray(a, cJSON_CreateNumber(v[i]));
-    char *s = cJSON_PrintUnformatted(a);
-    cJSON_Delete(a);
-    return s;
+void sf_meta_set(sf_meta *m, const char *key, const char *value) {
+    for (int i = 0; i < m->n; i++)
+        if (strcmp(m->key[i], key) == 0) {
+            free(m->value[i]);
+            m->value[i] = sf_strdup(value);
+            return;
+        }
+    if (m->n == m->cap) {
+        m->cap = m->cap ? 2 * m->cap : 16;
+        m->key = sf_realloc(m->key, (size_t)m->cap * sizeof *m->key);
+        m->value = sf_realloc(m->value, (size_t)m->cap * sizeof *m->value);
+    }
+    m->key[m->n] = sf_strdup(key);
+    m->value[m->n++] = sf_strdup(value);
 }
 
-static char *json_array_strings(char *const *v, int n) {
-    cJSON *a = cJSON_CreateArray();
-    for (int i = 0; i < n; i++) cJSON_AddItemToArray(a, cJSON_CreateString(v[i]));
-    char *s = cJSON_PrintUnformatted(a);
-    cJSON_Delete(a);
-    return s;
+const char *sf_meta_get(const sf_meta *m, const char *key) {
+    for (int i = 0; m && i < m->n; i++)
+        if (strcmp(m->key[i], key) == 0) return m->value[i];
+    return NULL;
 }
 
-int sf_checkpoint_save(const char *path, const sf_model *m, const sf_scaler *scaler,
-                       const sf_data_info *info) {
+void sf_meta_free(sf_meta *m) {
+    for (int i = 0; i < m->n; i++) {
+        free(m->key[i]);
+        free(m->value[i]);
+    }
+    free(m->key);
+    free(m->value);
+    memset(m, 0, sizeof *m);
+}
+
+int sf_checkpoint_save(const char *path, const sf_model *m, const sf_meta *extra) {
     const sf_params *ps = &m->params;
     sf_st_tensor_in *t = sf_calloc((size_t)ps->n, sizeof *t);
     for (int i = 0; i < ps->n; i++) {
@@ -33,22 +47,19 @@ int sf_checkpoint_save(const char *path, const sf_model *m, const sf_scaler *sca
         t[i].data = ps->data + ps->p[i].offset;
         t[i].dtype = SF_ST_F32;
     }
-    char *config = sf_config_to_json(&m->cfg);
-    char *cols = json_array_strings(scaler->names, scaler->n);
-    char *mean = json_array_numbers(scaler->mean, scaler->n);
-    char *std = json_array_numbers(scaler->std, scaler->n);
-    char features[2] = {info->features, 0};
-    sf_st_meta meta[] = {
-        {"format_version", "1"}, {"producer", "seqformer 0.1.0"}, {"config", config},
-        {"columns", cols},       {"scaler_mean", mean},           {"scaler_std", std},
-        {"target", info->target}, {"features", features},         {"split", info->split},
-    };
-    int rc = sf_safetensors_write(path, t, ps->n, meta, (int)(sizeof meta / sizeof *meta));
+    char *config = sf_model_config_json(m, 0);
+    char version[16];
+    snprintf(version, sizeof version, "%d", SF_FORMAT_VERSION);
+    int n_extra = extra ? extra->n : 0;
+    sf_st_meta *meta = sf_calloc((size_t)n_extra + 3, sizeof *meta);
+    meta[0] = (sf_st_meta){"format_version", version};
+    meta[1] = (sf_st_meta){"producer", "seqformer 0.2.0"};
+    meta[2] = (sf_st_meta){"config", config};
+    for (int i = 0; i < n_extra; i++) meta[3 + i] = (sf_st_meta){extra->key[i], extra->value[i]};
+    int rc = sf_safetensors_write(path, t, ps->n, meta, n_extra + 3);
+    free(meta);
     free(t);
     free(config);
-    free(cols);
-    free(mean);
-    free(std);
     return rc;
 }
 
@@ -70,93 +81,31 @@ int sf_checkpoint_load_params(const sf_safetensors *st, sf_params *ps, int allow
     return SF_OK;
 }
 
-static int parse_array(const char *path, const char *key, const char *json, int n, double *num,
-                       char **str) {
-    cJSON *a = json ? cJSON_Parse(json) : NULL;
-    int rc = SF_OK;
-    if (!a || !cJSON_IsArray(a) || cJSON_GetArraySize(a) != n) {
-        rc = sf_errorf("%s: metadata '%s' is missing or not an array of %d entries", path, key, n);
-        goto done;
-    }
-    for (int i = 0; i < n; i++) {
-        cJSON *e = cJSON_GetArrayItem(a, i);
-        if (num) {
-            if (!cJSON_IsNumber(e)) {
-                rc = sf_errorf("%s: metadata '%s'[%d] is not a number", path, key, i);
-                goto done;
-            }
-            num[i] = e->valuedouble;
-        } else {
-            if (!cJSON_IsString(e)) {
-                rc = sf_errorf("%s: metadata '%s'[%d] is not a string", path, key, i);
-                goto done;
-            }
-            str[i] = sf_strdup(e->valuestring);
-        }
-    }
-done:
-    cJSON_Delete(a);
-    return rc;
-}
-
-int sf_checkpoint_load(const char *path, sf_model *m, sf_scaler *scaler, sf_data_info *info) {
+int sf_checkpoint_load(const char *path, sf_model *m, sf_meta *meta) {
     sf_safetensors *st = NULL;
     memset(m, 0, sizeof *m);
-    memset(scaler, 0, sizeof *scaler);
+    if (meta) memset(meta, 0, sizeof *meta);
     if (sf_safetensors_open(path, &st)) return SF_ERR;
-    int rc = SF_ERR, n = 0;
-    double *mean = NULL, *std = NULL;
-    char **names = NULL;
+    int rc = SF_ERR;
     const char *config = sf_safetensors_meta(st, "config");
     if (!config) {
         sf_errorf("%s: not a seqformer checkpoint (no 'config' in __metadata__)", path);
         goto done;
     }
-    sf_model_config cfg;
-    if (sf_config_from_json(config, &cfg)) {
-        sf_error_prefix("%s", path);
-        goto done;
-    }
-    if (sf_model_create(m, &cfg)) {
-        sf_error_prefix("%s", path);
-        goto done;
-    }
+    char name[512];
+    snprintf(name, sizeof name, "%s: metadata 'config'", path);
+    if (sf_model_create_json(m, config, name)) goto done;
     if (sf_checkpoint_load_params(st, &m->params, 0)) goto done;
-    n = cfg.n_channels;
-    mean = sf_calloc((size_t)n, sizeof *mean);
-    std = sf_calloc((size_t)n, sizeof *std);
-    names = sf_calloc((size_t)n, sizeof *names);
-    if (parse_array(path, "scaler_mean", sf_safetensors_meta(st, "scaler_mean"), n, mean, NULL) ||
-        parse_array(path, "scaler_std", sf_safetensors_meta(st, "scaler_std"), n, std, NULL) ||
-        parse_array(path, "columns", sf_safetensors_meta(st, "columns"), n, NULL, names))
-        goto done;
-    if (sf_scaler_init(scaler, n, (const char *const *)names, mean, std)) {
-        sf_error_prefix("%s", path);
-        goto done;
+    for (int i = 0; meta && i < sf_safetensors_meta_count(st); i++) {
+        const char *k = sf_safetensors_meta_key(st, i);
+        sf_meta_set(meta, k, sf_safetensors_meta(st, k));
     }
-    const char *target = sf_safetensors_meta(st, "target");
-    const char *features = sf_safetensors_meta(st, "features");
-    const char *split = sf_safetensors_meta(st, "split");
-    if (!target || !features || !split || strlen(target) >= sizeof info->target ||
-        (strcmp(features, "M") != 0 && strcmp(features, "S") != 0) ||
-        strlen(split) >= sizeof info->split) {
-        sf_errorf("%s: metadata 'target', 'features' or 'split' missing or invalid", path);
-        goto done;
-    }
-    strcpy(info->target, target);
-    info->features = features[0];
-    strcpy(info->split, split);
     rc = SF_OK;
 done:
-    if (names)
-        for (int i = 0; i < n; i++) free(names[i]);
-    free(names);
-    free(mean);
-    free(std);
     sf_safetensors_close(st);
     if (rc != SF_OK) {
-        if (m->ops) sf_model_destroy(m);
-        sf_scaler_free(scaler);
+        if (m->def) sf_model_destroy(m);
+        if (meta) sf_meta_free(meta);
     }
     return rc;
 }

@@ -1,23 +1,28 @@
 /* model.safetensors: the weights under their PyTorch-style names plus, in __metadata__,
- * everything `eval` and `predict` need: "config" (JSON), "columns", "scaler_mean", "scaler_std"
- * (JSON arrays, one entry per channel), "target", "features", "split", "format_version". */
+ * "format_version", "producer", "config" (the canonical JSON config) and whatever the task needs
+ * to reuse its data protocol (forecast: "columns", "scaler_mean", "scaler_std", "target",
+ * "features", "split"). */
 #ifndef SF_MODELS_CHECKPOINT_H
 #define SF_MODELS_CHECKPOINT_H
 
-#include "data/forecast_data.h"
 #include "models/model.h"
 
+/* String key/value pairs (owned copies). */
 typedef struct {
-    char target[128];
-    char features; /* 'M' or 'S' */
-    char split[32]; /* sf_split_kind_name() of the training data */
-} sf_data_info;
+    int n, cap;
+    char **key, **value;
+} sf_meta;
 
-int sf_checkpoint_save(const char *path, const sf_model *m, const sf_scaler *scaler,
-                       const sf_data_info *info);
-/* Builds *m from the stored config and loads every tensor, checking names and shapes. A tensor
- * the config does not expect, or one it expects but the file lacks, is an error naming it. */
-int sf_checkpoint_load(const char *path, sf_model *m, sf_scaler *scaler, sf_data_info *info);
+void sf_meta_set(sf_meta *m, const char *key, const char *value); /* replaces an existing key */
+const char *sf_meta_get(const sf_meta *m, const char *key);       /* NULL if absent */
+void sf_meta_free(sf_meta *m);
+
+/* Weights + config + extra metadata, written atomically. */
+int sf_checkpoint_save(const char *path, const sf_model *m, const sf_meta *extra);
+/* Builds *m from the stored config and loads every tensor, checking names and shapes; a tensor
+ * the config does not expect, or one it expects but the file lacks, is an error naming it. All
+ * metadata is copied to *meta (may be NULL). A config from a newer format_version is refused. */
+int sf_checkpoint_load(const char *path, sf_model *m, sf_meta *meta);
 /* Copy every parameter of m from an open safetensors file (same name check as above). */
 struct sf_safetensors;
 int sf_checkpoint_load_params(const struct sf_safetensors *st, sf_params *ps, int allow_extra);

@@ -1,11 +1,310 @@
 #include "models/config.h"
 
-#include <cjson/cJSON.h>
+#include <math.h>
 #include <string.h>
 
+#include "blocks/block.h"
+#include "config/options.h"
 #include "core/error.h"
+#include "layers/norm.h"
+#include "layers/positions.h"
+#include "models/model.h"
+#include "tasks/task.h"
 
-void sf_config_defaults(sf_model_config *c, const char *model) {
+/* ---- generic: one part object {"kind": ..., options...} --------------------------------- */
+
+typedef struct {
+    const sf_part_info *items[32];
+    int n;
+} part_list;
+
+static void list_names(const part_list *l, char *buf, size_t cap) {
+    size_t len = 0;
+    buf[0] = 0;
+    for (int i = 0; i < l->n && len + 1 < cap; i++)
+        len += (size_t)snprintf(buf + len, cap - len, "%s%s", len ? ", " : "", l->items[i]->name);
+}
+
+/* Normalise `in` (object or NULL) as a part of list l; out gets "kind" first, then options. */
+static int normalize_part(const cJSON *in, const part_list *l, const char *default_kind,
+                          const char *path, const char *what, const char *const *extra,
+                          cJSON **out, const sf_part_info **found) {
+    *out = NULL;
+    if (in && cJSON_IsString(in)) /* "sinusoidal" is short for {"kind": "sinusoidal"} */
+        default_kind = in->valuestring, in = NULL;
+    if (in && !cJSON_IsObject(in))
+        return sf_errorf("%s: expected an object {\"kind\": ...} or a %s name", path, what);
+    const cJSON *k = in ? cJSON_GetObjectItemCaseSensitive(in, "kind") : NULL;
+    if (k && !cJSON_IsString(k)) return sf_errorf("%s.kind: expected a string", path);
+    const char *kind = k ? k->valuestring : default_kind;
+    if (!kind) return sf_errorf("%s.kind: missing", path);
+    const sf_part_info *p = NULL;
+    for (int i = 0; i < l->n; i++)
+        if (strcmp(l->items[i]->name, kind) == 0) p = l->items[i];
+    if (!p) {
+        char names[512];
+        list_names(l, names, sizeof names);
+        return sf_errorf("%s.kind: unknown %s '%s' (known: %s)", path, what, kind, names);
+    }
+    const char *extra_keys[8] = {"kind"};
+    int ne = 1;
+    for (; extra && *extra && ne < 7; extra++) extra_keys[ne++] = *extra;
+    extra_keys[ne] = NULL;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "kind", kind);
+    if (sf_options_normalize(in, p->opts, p->n_opts, path, extra_keys, o)) {
+        cJSON_Delete(o);
+        return SF_ERR;
+    }
+    *out = o;
+    if (found) *found = p;
+    return SF_OK;
+}
+
+static part_list mixers_for(unsigned slot) {
+    part_list l = {.n = 0};
+    for (int i = 0; i < sf_mixer_registry_n && l.n < 32; i++)
+        if (sf_mixer_registry[i]->slots & slot) l.items[l.n++] = &sf_mixer_registry[i]->info;
+    return l;
+}
+
+static part_list norms(void) {
+    part_list l = {.n = 3};
+    for (int i = 0; i < 3; i++) l.items[i] = &sf_norm_registry[i];
+    return l;
+}
+
+/* ---- blocks -------------------------------------------------------------------------------- */
+
+int sf_config_normalize_block(const cJSON *in, int index, cJSON **out) {
+    char path[64];
+    snprintf(path, sizeof path, "blocks[%d]", index);
+    *out = NULL;
+    if (!cJSON_IsObject(in)) return sf_errorf("%s: expected an object", path);
+    part_list kinds = {.n = 0};
+    for (int i = 0; i < sf_block_registry_n; i++)
+        kinds.items[kinds.n++] = &sf_block_registry[i]->info;
+    const cJSON *k = cJSON_GetObjectItemCaseSensitive(in, "kind");
+    const char *kind = k && cJSON_IsString(k) ? k->valuestring : "metaformer";
+    const sf_block_def *def = sf_block_find(kind);
+    if (k && !cJSON_IsString(k)) return sf_errorf("%s.kind: expected a string", path);
+    if (!def) {
+        char names[256];
+        list_names(&kinds, names, sizeof names);
+        return sf_errorf("%s.kind: unknown block kind '%s' (known: %s)", path, kind, names);
+    }
+    const char *extra[5] = {"kind", "norm", def->mixer_keys[0], def->mixer_keys[1], NULL};
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "kind", kind);
+    if (sf_options_normalize(in, SF_OPTS(sf_block_options), path, extra, o)) goto fail;
+    char sub[96];
+    snprintf(sub, sizeof sub, "%s.norm", path);
+    part_list nl = norms();
+    cJSON *norm;
+    if (normalize_part(cJSON_GetObjectItemCaseSensitive(in, "norm"), &nl, "layernorm", sub,
+                       "norm", NULL, &norm, NULL))
+        goto fail;
+    cJSON_AddItemToObject(o, "norm", norm);
+    for (int i = 0; i < def->n_mixers; i++) {
+        const char *key = def->mixer_keys[i];
+        snprintf(sub, sizeof sub, "%s.%s", path, key);
+        part_list ml = mixers_for(def->mixer_slots[i]);
+        const cJSON *mi = cJSON_GetObjectItemCaseSensitive(in, key);
+        const char *dflt = def->mixer_slots[i] == SF_SLOT_CHANNEL ? "mlp" : "softmax";
+        if (!mi && def->n_mixers == 1) return cJSON_Delete(o), sf_errorf("%s: missing", sub);
+        cJSON *m;
+        if (normalize_part(mi, &ml, dflt, sub, "mixer", NULL, &m, NULL)) goto fail;
+        cJSON_AddItemToObject(o, key, m);
+    }
+    *out = o;
+    return SF_OK;
+fail:
+    cJSON_Delete(o);
+    return SF_ERR;
+}
+
+/* ---- top level ------------------------------------------------------------------------------ */
+
+int sf_config_normalize(const cJSON *in0, cJSON **out) {
+    *out = NULL;
+    if (!cJSON_IsObject(in0)) return sf_errorf("config: expected a JSON object");
+    const cJSON *fv = cJSON_GetObjectItemCaseSensitive(in0, "format_version");
+    cJSON *converted = NULL;
+    const cJSON *in = in0;
+    if (fv) {
+        if (!cJSON_IsNumber(fv) || fv->valuedouble != floor(fv->valuedouble) ||
+            fv->valuedouble < 1)
+            return sf_errorf("format_version: expected a positive integer");
+        if (fv->valuedouble > SF_FORMAT_VERSION)
+            return sf_errorf("format_version: %g is newer than this build reads (%d); "
+                             "upgrade seqformer",
+                             fv->valuedouble, SF_FORMAT_VERSION);
+        if (fv->valuedouble == 1) in = converted = sf_config_v1_to_v2(in0);
+    }
+    int rc = SF_ERR;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "format_version", SF_FORMAT_VERSION);
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(in, "task");
+    const char *task = "forecast";
+    if (t) {
+        if (!cJSON_IsString(t)) {
+            sf_errorf("task: expected a string");
+            goto done;
+        }
+        task = t->valuestring;
+    }
+    if (!sf_task_find(task)) {
+        char names[256];
+        sf_task_names(names, sizeof names);
+        sf_errorf("task: unknown task '%s' (known: %s)", task, names);
+        goto done;
+    }
+    cJSON_AddStringToObject(o, "task", task);
+    const cJSON *mk = cJSON_GetObjectItemCaseSensitive(in, "model");
+    if (!mk || !cJSON_IsString(mk)) {
+        char names[256];
+        sf_model_names(names, sizeof names);
+        sf_errorf("model: missing or not a string (known: %s)", names);
+        goto done;
+    }
+    const sf_model_def *md = sf_model_find(mk->valuestring);
+    if (!md) {
+        char names[256];
+        sf_model_names(names, sizeof names);
+        sf_errorf("model: unknown model '%s' (known: %s)", mk->valuestring, names);
+        goto done;
+    }
+    cJSON_AddStringToObject(o, "model", md->info.name);
+    static const char *const stack_keys[] = {"format_version", "task", "model", "input",
+                                             "positions", "blocks", "head", NULL};
+    static const char *const flat_keys[] = {"format_version", "task", "model", NULL};
+    if (sf_options_normalize(in, md->info.opts, md->info.n_opts, "config",
+                             md->has_blocks ? stack_keys : flat_keys, o))
+        goto done;
+    if (md->has_blocks) {
+        part_list l = {.n = sf_input_registry_n};
+        for (int i = 0; i < l.n; i++) l.items[i] = &sf_input_registry[i];
+        cJSON *part;
+        if (normalize_part(cJSON_GetObjectItemCaseSensitive(in, "input"), &l, md->default_input,
+                           "input", "input", NULL, &part, NULL))
+            goto done;
+        cJSON_AddItemToObject(o, "input", part);
+        l.n = 3;
+        for (int i = 0; i < 3; i++) l.items[i] = &sf_positions_registry[i];
+        if (normalize_part(cJSON_GetObjectItemCaseSensitive(in, "positions"), &l, "learned",
+                           "positions", "positions", NULL, &part, NULL))
+            goto done;
+        cJSON_AddItemToObject(o, "positions", part);
+        const cJSON *blocks = cJSON_GetObjectItemCaseSensitive(in, "blocks");
+        if (!blocks || !cJSON_IsArray(blocks)) {
+            sf_errorf("blocks: missing or not a list");
+            goto done;
+        }
+        cJSON *ob = cJSON_AddArrayToObject(o, "blocks");
+        int i = 0, total = 0;
+        for (const cJSON *b = blocks->child; b; b = b->next, i++) {
+            cJSON *nb;
+            if (sf_config_normalize_block(b, i, &nb)) goto done;
+            total += sf_opt_int(nb, "repeat");
+            cJSON_AddItemToArray(ob, nb);
+        }
+        if (total > 1024) {
+            sf_errorf("blocks: %d blocks after repeat exceeds 1024", total);
+            goto done;
+        }
+        l.n = sf_head_registry_n;
+        for (int k = 0; k < l.n; k++) l.items[k] = &sf_head_registry[k];
+        if (normalize_part(cJSON_GetObjectItemCaseSensitive(in, "head"), &l, md->default_head,
+                           "head", "head", NULL, &part, NULL))
+            goto done;
+        cJSON_AddItemToObject(o, "head", part);
+    }
+    *out = o;
+    o = NULL;
+    rc = SF_OK;
+done:
+    cJSON_Delete(o);
+    cJSON_Delete(converted);
+    return rc;
+}
+
+int sf_config_parse(const char *text, const char *name, cJSON **out) {
+    cJSON *raw;
+    *out = NULL;
+    if (sf_json_parse(text, name, &raw)) return SF_ERR;
+    int rc = sf_config_normalize(raw, out);
+    cJSON_Delete(raw);
+    if (rc) sf_error_prefix("%s", name);
+    return rc;
+}
+
+char *sf_config_print(const cJSON *cfg, int pretty) {
+    return pretty ? cJSON_Print(cfg) : cJSON_PrintUnformatted(cfg);
+}
+
+int sf_config_int(const cJSON *cfg, const char *key) { return sf_opt_int(cfg, key); }
+const char *sf_config_str(const cJSON *cfg, const char *key) { return sf_opt_str(cfg, key); }
+
+/* ---- format_version 1 and the flag shorthand ------------------------------------------------ */
+
+static const cJSON *v1(const cJSON *o, const char *k) { return cJSON_GetObjectItemCaseSensitive(o, k); }
+
+static void copy_item(cJSON *dst, const char *dk, const cJSON *src, const char *sk) {
+    const cJSON *v = v1(src, sk);
+    if (v) cJSON_AddItemToObject(dst, dk, cJSON_Duplicate(v, 1));
+}
+
+cJSON *sf_config_v1_to_v2(const cJSON *in) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "format_version", SF_FORMAT_VERSION);
+    cJSON_AddStringToObject(o, "task", "forecast");
+    copy_item(o, "model", in, "model");
+    copy_item(o, "seq_len", in, "seq_len");
+    copy_item(o, "pred_len", in, "pred_len");
+    copy_item(o, "n_channels", in, "n_channels");
+    const cJSON *model = v1(in, "model");
+    if (model && cJSON_IsString(model) && strcmp(model->valuestring, "dlinear") == 0) {
+        copy_item(o, "kernel_size", in, "kernel_size");
+        return o;
+    }
+    copy_item(o, "d_model", in, "d_model");
+    copy_item(o, "revin", in, "revin");
+    copy_item(o, "dropout", in, "dropout");
+    cJSON *input = cJSON_AddObjectToObject(o, "input");
+    cJSON_AddStringToObject(input, "kind", "patches");
+    copy_item(input, "patch_len", in, "patch_len");
+    copy_item(input, "stride", in, "stride");
+    cJSON *pos = cJSON_AddObjectToObject(o, "positions");
+    copy_item(pos, "kind", in, "pos");
+    cJSON *blocks = cJSON_AddArrayToObject(o, "blocks");
+    cJSON *b = cJSON_CreateObject();
+    cJSON_AddItemToArray(blocks, b);
+    cJSON_AddStringToObject(b, "kind", "metaformer");
+    copy_item(b, "repeat", in, "e_layers");
+    copy_item(b, "placement", in, "norm_place");
+    copy_item(b, "dropout", in, "dropout");
+    cJSON *norm = cJSON_AddObjectToObject(b, "norm");
+    copy_item(norm, "kind", in, "norm");
+    cJSON *tok = cJSON_AddObjectToObject(b, "token_mixer");
+    copy_item(tok, "kind", in, "mixer");
+    copy_item(tok, "n_heads", in, "n_heads");
+    copy_item(tok, "causal", in, "causal");
+    cJSON *ch = cJSON_AddObjectToObject(b, "channel_mixer");
+    cJSON_AddStringToObject(ch, "kind", "mlp");
+    copy_item(ch, "d_ff", in, "d_ff");
+    copy_item(ch, "dropout", in, "dropout");
+    /* v1 had norm_f whenever norm_place was pre, even with no blocks */
+    const cJSON *el = v1(in, "e_layers"), *np = v1(in, "norm_place"), *nk = v1(in, "norm");
+    if (cJSON_IsNumber(el) && el->valuedouble == 0 && cJSON_IsString(np) &&
+        strcmp(np->valuestring, "pre") == 0 && cJSON_IsString(nk))
+        cJSON_AddStringToObject(o, "final_norm", nk->valuestring);
+    cJSON *head = cJSON_AddObjectToObject(o, "head");
+    cJSON_AddStringToObject(head, "kind", "flatten");
+    copy_item(head, "dropout", in, "head_dropout");
+    return o;
+}
+
+void sf_flat_config_defaults(sf_flat_config *c, const char *model) {
     memset(c, 0, sizeof *c);
     snprintf(c->model, sizeof c->model, "%s", model);
     c->seq_len = 336;
@@ -27,165 +326,29 @@ void sf_config_defaults(sf_model_config *c, const char *model) {
     c->kernel_size = 25;
 }
 
-int sf_config_n_patches(const sf_model_config *c) {
-    /* PatchTST pads the end with `stride` copies of the last value before unfolding. */
-    return (c->seq_len + c->stride - c->patch_len) / c->stride + 1;
-}
-
-static int one_of(const char *field, const char *v, const char *a, const char *b) {
-    if (strcmp(v, a) == 0 || strcmp(v, b) == 0) return SF_OK;
-    return sf_errorf("config field '%s': '%s' is not one of %s, %s", field, v, a, b);
-}
-
-int sf_config_validate(const sf_model_config *c) {
-    if (strcmp(c->model, "patchtst") != 0 && strcmp(c->model, "dlinear") != 0)
-        return sf_errorf("config field 'model': unknown model '%s' (expected patchtst or dlinear)",
-                         c->model);
-    if (c->seq_len < 1 || c->seq_len > 100000)
-        return sf_errorf("config field 'seq_len': %d out of range [1, 100000]", c->seq_len);
-    if (c->pred_len < 1 || c->pred_len > 100000)
-        return sf_errorf("config field 'pred_len': %d out of range [1, 100000]", c->pred_len);
-    if (c->n_channels < 1 || c->n_channels > 100000)
-        return sf_errorf("config field 'n_channels': %d out of range", c->n_channels);
-    if (strcmp(c->model, "dlinear") == 0) {
-        if (c->kernel_size < 1 || c->kernel_size % 2 == 0 || c->kernel_size > 1001)
-            return sf_errorf("config field 'kernel_size': %d must be odd and in [1, 1001]",
-                             c->kernel_size);
-        return SF_OK;
-    }
-    if (c->d_model < 1 || c->d_model > 4096)
-        return sf_errorf("config field 'd_model': %d out of range [1, 4096]", c->d_model);
-    if (c->n_heads < 1 || c->d_model % c->n_heads != 0)
-        return sf_errorf("config field 'n_heads': %d must divide d_model %d", c->n_heads,
-                         c->d_model);
-    if (c->d_model / c->n_heads > 256)
-        return sf_errorf("config field 'n_heads': head size %d exceeds 256",
-                         c->d_model / c->n_heads);
-    if (c->e_layers < 0 || c->e_layers > 64)
-        return sf_errorf("config field 'e_layers': %d out of range [0, 64]", c->e_layers);
-    if (c->d_ff < 1 || c->d_ff > 65536)
-        return sf_errorf("config field 'd_ff': %d out of range [1, 65536]", c->d_ff);
-    if (c->patch_len < 1 || c->patch_len > c->seq_len)
-        return sf_errorf("config field 'patch_len': %d must be in [1, seq_len=%d]", c->patch_len,
-                         c->seq_len);
-    if (c->stride < 1 || c->stride > c->seq_len)
-        return sf_errorf("config field 'stride': %d must be in [1, seq_len=%d]", c->stride,
-                         c->seq_len);
-    if (!(c->dropout >= 0.0f && c->dropout < 1.0f))
-        return sf_errorf("config field 'dropout': %g must be in [0, 1)", (double)c->dropout);
-    if (!(c->head_dropout >= 0.0f && c->head_dropout < 1.0f))
-        return sf_errorf("config field 'head_dropout': %g must be in [0, 1)",
-                         (double)c->head_dropout);
-    if (one_of("mixer", c->mixer, "softmax", "linear")) return SF_ERR;
-    if (strcmp(c->norm, "batchnorm") != 0 && one_of("norm", c->norm, "layernorm", "rmsnorm"))
-        return sf_errorf("config field 'norm': '%s' is not one of layernorm, rmsnorm, batchnorm",
-                         c->norm);
-    if (one_of("norm_place", c->norm_place, "post", "pre")) return SF_ERR;
-    if (one_of("pos", c->pos, "learned", "sinusoidal")) return SF_ERR;
-    if (strcmp(c->pos, "sinusoidal") == 0 && c->d_model % 2)
-        return sf_errorf("config field 'pos': sinusoidal positions need an even d_model");
-    return SF_OK;
-}
-
-char *sf_config_to_json(const sf_model_config *c) {
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddNumberToObject(o, "format_version", SF_FORMAT_VERSION);
-    cJSON_AddStringToObject(o, "model", c->model);
-    cJSON_AddNumberToObject(o, "seq_len", c->seq_len);
-    cJSON_AddNumberToObject(o, "pred_len", c->pred_len);
-    cJSON_AddNumberToObject(o, "n_channels", c->n_channels);
-    if (strcmp(c->model, "dlinear") == 0) {
-        cJSON_AddNumberToObject(o, "kernel_size", c->kernel_size);
-    } else {
-        cJSON_AddNumberToObject(o, "d_model", c->d_model);
-        cJSON_AddNumberToObject(o, "n_heads", c->n_heads);
-        cJSON_AddNumberToObject(o, "e_layers", c->e_layers);
-        cJSON_AddNumberToObject(o, "d_ff", c->d_ff);
-        cJSON_AddNumberToObject(o, "patch_len", c->patch_len);
-        cJSON_AddNumberToObject(o, "stride", c->stride);
-        cJSON_AddBoolToObject(o, "revin", c->revin);
-        cJSON_AddNumberToObject(o, "dropout", c->dropout);
-        cJSON_AddNumberToObject(o, "head_dropout", c->head_dropout);
-        cJSON_AddStringToObject(o, "mixer", c->mixer);
-        cJSON_AddBoolToObject(o, "causal", c->causal);
-        cJSON_AddStringToObject(o, "norm", c->norm);
-        cJSON_AddStringToObject(o, "norm_place", c->norm_place);
-        cJSON_AddStringToObject(o, "pos", c->pos);
-    }
-    char *s = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    return s;
-}
-
-static int get_int(const cJSON *o, const char *k, int *out) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    if (!v) return sf_errorf("config: missing field '%s'", k);
-    if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int)v->valuedouble)
-        return sf_errorf("config field '%s': expected an integer", k);
-    *out = (int)v->valuedouble;
-    return SF_OK;
-}
-
-static int get_float(const cJSON *o, const char *k, float *out) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    if (!v) return sf_errorf("config: missing field '%s'", k);
-    if (!cJSON_IsNumber(v)) return sf_errorf("config field '%s': expected a number", k);
-    *out = (float)v->valuedouble;
-    return SF_OK;
-}
-
-static int get_bool(const cJSON *o, const char *k, int *out) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    if (!v) return sf_errorf("config: missing field '%s'", k);
-    if (!cJSON_IsBool(v)) return sf_errorf("config field '%s': expected true or false", k);
-    *out = cJSON_IsTrue(v);
-    return SF_OK;
-}
-
-static int get_str(const cJSON *o, const char *k, char *out, size_t n) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    if (!v) return sf_errorf("config: missing field '%s'", k);
-    if (!cJSON_IsString(v) || strlen(v->valuestring) >= n)
-        return sf_errorf("config field '%s': expected a short string", k);
-    strcpy(out, v->valuestring);
-    return SF_OK;
-}
-
-int sf_config_from_json(const char *json, sf_model_config *c) {
-    cJSON *o = cJSON_Parse(json);
-    if (!o || !cJSON_IsObject(o)) {
-        cJSON_Delete(o);
-        return sf_errorf("config: not a JSON object");
-    }
-    int rc = SF_ERR, version = 0;
-    char model[16];
-    if (get_int(o, "format_version", &version)) goto done;
-    if (version != SF_FORMAT_VERSION) {
-        sf_errorf("config field 'format_version': %d is not supported (this build reads %d)",
-                  version, SF_FORMAT_VERSION);
-        goto done;
-    }
-    if (get_str(o, "model", model, sizeof model)) goto done;
-    sf_config_defaults(c, model);
-    if (get_int(o, "seq_len", &c->seq_len) || get_int(o, "pred_len", &c->pred_len) ||
-        get_int(o, "n_channels", &c->n_channels))
-        goto done;
-    if (strcmp(model, "dlinear") == 0) {
-        if (get_int(o, "kernel_size", &c->kernel_size)) goto done;
-    } else {
-        if (get_int(o, "d_model", &c->d_model) || get_int(o, "n_heads", &c->n_heads) ||
-            get_int(o, "e_layers", &c->e_layers) || get_int(o, "d_ff", &c->d_ff) ||
-            get_int(o, "patch_len", &c->patch_len) || get_int(o, "stride", &c->stride) ||
-            get_bool(o, "revin", &c->revin) || get_float(o, "dropout", &c->dropout) ||
-            get_float(o, "head_dropout", &c->head_dropout) ||
-            get_str(o, "mixer", c->mixer, sizeof c->mixer) ||
-            get_bool(o, "causal", &c->causal) || get_str(o, "norm", c->norm, sizeof c->norm) ||
-            get_str(o, "norm_place", c->norm_place, sizeof c->norm_place) ||
-            get_str(o, "pos", c->pos, sizeof c->pos))
-            goto done;
-    }
-    rc = sf_config_validate(c);
-done:
-    cJSON_Delete(o);
-    return rc;
+cJSON *sf_flat_config_to_json(const sf_flat_config *c) {
+    cJSON *f = cJSON_CreateObject();
+    cJSON_AddNumberToObject(f, "format_version", 1);
+    cJSON_AddStringToObject(f, "model", c->model);
+    cJSON_AddNumberToObject(f, "seq_len", c->seq_len);
+    cJSON_AddNumberToObject(f, "pred_len", c->pred_len);
+    cJSON_AddNumberToObject(f, "n_channels", c->n_channels);
+    cJSON_AddNumberToObject(f, "kernel_size", c->kernel_size);
+    cJSON_AddNumberToObject(f, "d_model", c->d_model);
+    cJSON_AddNumberToObject(f, "n_heads", c->n_heads);
+    cJSON_AddNumberToObject(f, "e_layers", c->e_layers);
+    cJSON_AddNumberToObject(f, "d_ff", c->d_ff);
+    cJSON_AddNumberToObject(f, "patch_len", c->patch_len);
+    cJSON_AddNumberToObject(f, "stride", c->stride);
+    cJSON_AddBoolToObject(f, "revin", c->revin);
+    cJSON_AddItemToObject(f, "dropout", sf_json_float(c->dropout));
+    cJSON_AddItemToObject(f, "head_dropout", sf_json_float(c->head_dropout));
+    cJSON_AddStringToObject(f, "mixer", c->mixer);
+    cJSON_AddBoolToObject(f, "causal", c->causal);
+    cJSON_AddStringToObject(f, "norm", c->norm);
+    cJSON_AddStringToObject(f, "norm_place", c->norm_place);
+    cJSON_AddStringToObject(f, "pos", c->pos);
+    cJSON *v2 = sf_config_v1_to_v2(f);
+    cJSON_Delete(f);
+    return v2;
 }

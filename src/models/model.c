@@ -4,32 +4,70 @@
 
 #include "core/error.h"
 
-int sf_model_create(sf_model *m, const sf_model_config *cfg) {
+/* The model registry. Adding a model is its own file (an sf_model_def) plus one line here. */
+const sf_model_def *const sf_model_registry[] = {&sf_model_patchtst, &sf_model_dlinear};
+const int sf_model_registry_n = (int)(sizeof sf_model_registry / sizeof *sf_model_registry);
+
+const sf_model_def *sf_model_find(const char *name) {
+    for (int i = 0; i < sf_model_registry_n; i++)
+        if (strcmp(sf_model_registry[i]->info.name, name) == 0) return sf_model_registry[i];
+    return NULL;
+}
+
+void sf_model_names(char *buf, size_t n) {
+    size_t len = 0;
+    buf[0] = 0;
+    for (int i = 0; i < sf_model_registry_n && len + 1 < n; i++)
+        len += (size_t)snprintf(buf + len, n - len, "%s%s", len ? ", " : "",
+                                sf_model_registry[i]->info.name);
+}
+
+void sf_run_init(sf_run *r) { memset(r, 0, sizeof *r); }
+
+void sf_run_free(sf_run *r) {
+    sf_arena_free(&r->arena);
+    free(r->saved);
+    memset(r, 0, sizeof *r);
+}
+
+int sf_model_create(sf_model *m, const cJSON *config) {
     memset(m, 0, sizeof *m);
-    if (sf_config_validate(cfg)) return SF_ERR;
-    m->cfg = *cfg;
-    m->ops = strcmp(cfg->model, "dlinear") == 0 ? &sf_dlinear_ops : &sf_patchtst_ops;
+    if (sf_config_normalize(config, &m->config)) return SF_ERR;
+    m->def = sf_model_find(sf_opt_str(m->config, "model"));
+    m->seq_len = sf_opt_int(m->config, "seq_len");
+    m->pred_len = sf_opt_int(m->config, "pred_len");
+    m->n_channels = sf_opt_int(m->config, "n_channels");
     sf_params_init(&m->params);
-    if (m->ops->build(m)) {
-        m->ops->destroy(m);
-        sf_params_free(&m->params);
+    if (m->def->ops->build(m)) {
+        sf_model_destroy(m);
         return SF_ERR;
     }
     sf_params_alloc(&m->params);
     return SF_OK;
 }
 
+int sf_model_create_json(sf_model *m, const char *json, const char *name) {
+    cJSON *raw;
+    memset(m, 0, sizeof *m);
+    if (sf_json_parse(json, name, &raw)) return SF_ERR;
+    int rc = sf_model_create(m, raw);
+    cJSON_Delete(raw);
+    if (rc) sf_error_prefix("%s", name);
+    return rc;
+}
+
 void sf_model_destroy(sf_model *m) {
-    if (m->ops) m->ops->destroy(m);
+    if (m->def && m->self) m->def->ops->destroy(m);
     sf_params_free(&m->params);
-    sf_arena_free(&m->arena);
+    sf_run_free(&m->run);
+    cJSON_Delete(m->config);
     memset(m, 0, sizeof *m);
 }
 
 void sf_model_init_weights(sf_model *m, uint64_t seed) {
     sf_rng rng;
     sf_rng_seed_stream(&rng, seed, 1);
-    m->ops->init(m, &rng);
+    m->def->ops->init(m, &rng);
 }
 
 long sf_model_n_params(const sf_model *m) {
@@ -39,43 +77,61 @@ long sf_model_n_params(const sf_model *m) {
     return n;
 }
 
-void sf_model_reserve(sf_model *m, int max_batch, int training) {
-    if (m->arena.base && max_batch <= m->arena_batch && training <= m->arena_training) return;
-    if (m->arena.base) {
-        if (m->arena_batch > max_batch) max_batch = m->arena_batch;
-        if (m->arena_training > training) training = m->arena_training;
+static size_t plan(sf_model *m, int B, int training) {
+    sf_arena a;
+    sf_arena_init_plan(&a);
+    unsigned char *saved = sf_calloc(m->params.saved_bytes + 16, 1);
+    sf_ctx ctx = {.arena = &a, .training = training, .B = B, .T = m->seq_len, .saved = saved};
+    m->def->ops->forward(m, &ctx, NULL, NULL);
+    if (training) m->def->ops->backward(m, &ctx, NULL);
+    free(saved);
+    return a.peak;
+}
+
+size_t sf_model_arena_floats(sf_model *m, int B, int training) { return plan(m, B, training); }
+
+void sf_model_reserve(sf_model *m, sf_run *r, int B, int training) {
+    int T = m->seq_len;
+    if (!r->saved || r->saved_cap < m->params.saved_bytes) {
+        free(r->saved);
+        r->saved_cap = m->params.saved_bytes;
+        r->saved = sf_calloc(r->saved_cap + 16, 1);
     }
-    sf_arena plan;
-    sf_arena_init_plan(&plan);
-    sf_ctx ctx = {.arena = &plan, .rng = NULL, .training = training, .B = max_batch};
-    m->ops->forward(m, &ctx, NULL, NULL);
-    if (training) m->ops->backward(m, &ctx, NULL);
-    sf_arena_free(&m->arena);
-    sf_arena_alloc(&m->arena, plan.peak);
-    m->arena_batch = max_batch;
-    m->arena_training = training;
+    if (r->arena.base && B <= r->B && T <= r->T && training <= r->training) return;
+    if (r->arena.base) { /* grow to cover both the old and the new shape */
+        if (r->B > B) B = r->B;
+        if (r->T > T) T = r->T;
+        if (r->training > training) training = r->training;
+    }
+    size_t need = plan(m, B, training);
+    sf_arena_free(&r->arena);
+    sf_arena_alloc(&r->arena, need);
+    r->B = B;
+    r->T = T;
+    r->training = training;
+}
+
+void sf_model_forward_run(sf_model *m, sf_run *r, const float *x, float *y, int B, int training,
+                          sf_rng *rng) {
+    sf_model_reserve(m, r, B, training);
+    sf_arena_reset_to(&r->arena, 0);
+    sf_ctx ctx = {.arena = &r->arena, .rng = rng, .training = training, .B = B, .T = m->seq_len,
+                  .saved = r->saved};
+    m->def->ops->forward(m, &ctx, x, y);
+}
+
+void sf_model_backward_run(sf_model *m, sf_run *r, const float *dy, int B) {
+    SF_ASSERT(r->training);
+    sf_ctx ctx = {.arena = &r->arena, .training = 1, .B = B, .T = m->seq_len, .saved = r->saved};
+    m->def->ops->backward(m, &ctx, dy);
 }
 
 void sf_model_forward(sf_model *m, const float *x, float *y, int B, int training, sf_rng *rng) {
-    sf_model_reserve(m, B, training);
-    sf_arena_reset_to(&m->arena, 0);
-    sf_ctx ctx = {.arena = &m->arena, .rng = rng, .training = training, .B = B};
-    m->ops->forward(m, &ctx, x, y);
+    sf_model_forward_run(m, &m->run, x, y, B, training, rng);
 }
 
 void sf_model_backward(sf_model *m, const float *dy, int B) {
-    SF_ASSERT(m->arena_training);
-    sf_ctx ctx = {.arena = &m->arena, .rng = NULL, .training = 1, .B = B};
-    m->ops->backward(m, &ctx, dy);
+    sf_model_backward_run(m, &m->run, dy, B);
 }
 
-double sf_mse_loss(const float *y, const float *target, float *dy, long n) {
-    double s = 0;
-    float scale = 2.0f / (float)n;
-    for (long i = 0; i < n; i++) {
-        float e = y[i] - target[i];
-        s += (double)e * e;
-        if (dy) dy[i] = scale * e;
-    }
-    return s / (double)n;
-}
+char *sf_model_config_json(const sf_model *m, int pretty) { return sf_config_print(m->config, pretty); }

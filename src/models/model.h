@@ -1,8 +1,12 @@
-/* A forecasting model: x [B, seq_len, C] (z-scored) -> y [B, pred_len, C].
+/* A model: x [B, seq_len, C] -> y [B, pred_len, C] for forecasting (the only task so far).
  *
- * sf_model owns the configuration, the flat parameter buffers and the activation arena. The arena
- * is sized by a planning pass for the largest batch it will see (sf_model_reserve), so forward and
- * backward never allocate. Concrete models (patchtst.c, dlinear.c) provide sf_model_ops. */
+ * sf_model owns the canonical config (models/config.h), the flat parameter buffers and the
+ * layers. Everything that belongs to one call lives in an sf_run the caller owns: the activation
+ * arena (sized by a planning pass for the largest (B, T, training) it has seen, so forward and
+ * backward never allocate) and the layers' saved records. Two threads with two sf_runs can run
+ * inference on one model at once; training mutates the model (gradients, BatchNorm running
+ * statistics) and is single-caller. The sf_model_forward/backward shorthands use the model's own
+ * run. Concrete models (patchtst.c, dlinear.c) are sf_model_defs in the registry (model.c). */
 #ifndef SF_MODELS_MODEL_H
 #define SF_MODELS_MODEL_H
 
@@ -17,38 +21,76 @@
 typedef struct sf_model sf_model;
 
 typedef struct {
-    int (*build)(sf_model *m); /* create layers and declare parameters; SF_ERR on bad config */
+    int (*build)(sf_model *m); /* create layers, declare parameters; SF_ERR naming the field */
     void (*init)(sf_model *m, sf_rng *rng);
     void (*forward)(sf_model *m, sf_ctx *ctx, const float *x, float *y);
     void (*backward)(sf_model *m, sf_ctx *ctx, const float *dy); /* accumulates param grads */
     void (*destroy)(sf_model *m);
+    /* Forward FLOPs for one sample (multiply-adds count 2); a training step is about 3x. */
+    double (*flops)(const sf_model *m);
 } sf_model_ops;
 
-struct sf_model {
-    sf_model_config cfg;
+typedef struct {
+    sf_part_info info; /* model-level options */
+    int has_blocks;    /* 1: input, positions, blocks and head sub-objects */
+    const char *default_input, *default_head;
     const sf_model_ops *ops;
+} sf_model_def;
+
+extern const sf_model_def sf_model_patchtst, sf_model_dlinear;
+const sf_model_def *sf_model_find(const char *name);
+void sf_model_names(char *buf, size_t n);
+extern const sf_model_def *const sf_model_registry[];
+extern const int sf_model_registry_n;
+/* Input kinds and heads of the block-stacked models. */
+extern const sf_part_info sf_input_registry[];
+extern const int sf_input_registry_n;
+extern const sf_part_info sf_head_registry[];
+extern const int sf_head_registry_n;
+
+/* The caller-owned per-call context. Zero-initialise (or sf_run_init) before first use. */
+typedef struct {
+    sf_arena arena;
+    unsigned char *saved;
+    size_t saved_cap;
+    int B, T, training; /* what the arena was planned for */
+} sf_run;
+
+void sf_run_init(sf_run *r);
+void sf_run_free(sf_run *r);
+
+struct sf_model {
+    cJSON *config; /* canonical (owned) */
+    const sf_model_def *def;
+    int seq_len, pred_len, n_channels;
     void *self;
     sf_params params;
-    sf_arena arena;
-    int arena_batch, arena_training; /* what the arena was planned for */
+    sf_run run; /* used by sf_model_forward / sf_model_backward */
 };
 
-/* Build from a validated config; parameters are allocated (zero) but not initialised. */
-int sf_model_create(sf_model *m, const sf_model_config *cfg);
+/* Build from a config (normalised here; the model keeps its own copy). Parameters are allocated
+ * (zero) but not initialised. SF_ERR names the field. */
+int sf_model_create(sf_model *m, const cJSON *config);
+/* Same from JSON text; `name` (a file name) prefixes errors. */
+int sf_model_create_json(sf_model *m, const char *json, const char *name);
 void sf_model_destroy(sf_model *m);
 void sf_model_init_weights(sf_model *m, uint64_t seed);
-/* Make the arena large enough for batches of up to max_batch (training adds backward). */
-void sf_model_reserve(sf_model *m, int max_batch, int training);
-/* y = model(x). When training, dropout draws from rng and activations are kept for backward. */
+/* Make r's arena large enough for batches of up to B sequences of T tokens (training adds
+ * backward). Re-plans only when (B, T, training) grows. */
+void sf_model_reserve(sf_model *m, sf_run *r, int B, int training);
+/* y = model(x) in context r. When training, dropout draws from rng and r keeps what backward
+ * needs. Inference does not write to the model. */
+void sf_model_forward_run(sf_model *m, sf_run *r, const float *x, float *y, int B, int training,
+                          sf_rng *rng);
+/* After a training forward in r with the same B: parameter gradients += d loss / d params. */
+void sf_model_backward_run(sf_model *m, sf_run *r, const float *dy, int B);
+/* The same in the model's own run. */
 void sf_model_forward(sf_model *m, const float *x, float *y, int B, int training, sf_rng *rng);
-/* After a training forward with the same B: parameter gradients += d loss / d params. */
 void sf_model_backward(sf_model *m, const float *dy, int B);
 long sf_model_n_params(const sf_model *m); /* trainable parameters (buffers excluded) */
-
-/* Mean squared error over n elements and its gradient (dy may be NULL). */
-double sf_mse_loss(const float *y, const float *target, float *dy, long n);
-
-extern const sf_model_ops sf_patchtst_ops;
-extern const sf_model_ops sf_dlinear_ops;
+/* Floats of activation arena a batch of B needs (inference or training), by a planning pass. */
+size_t sf_model_arena_floats(sf_model *m, int B, int training);
+/* Canonical config as JSON text (malloc'd). */
+char *sf_model_config_json(const sf_model *m, int pretty);
 
 #endif

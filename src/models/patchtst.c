@@ -7,11 +7,12 @@
 #include <math.h>
 #include <string.h>
 
-#include "blocks/metaformer.h"
+#include "blocks/block.h"
 #include "core/error.h"
 #include "layers/dropout.h"
 #include "layers/linear.h"
 #include "layers/norm.h"
+#include "layers/positions.h"
 #include "models/model.h"
 
 /* Elementwise loops over fewer than this many floats run on the calling thread: waking the team
@@ -19,81 +20,101 @@ costs more than the loop (batch-1 inference is 294 tokens x 16). */
 #define SF_PT_PAR_MIN 65536L
 
 typedef struct {
-    int L, P, C, N, pl, s, d, E;
+    int L, P, C, N, pl, s, d, E, revin;
+    float dropout, head_dropout;
     sf_linear patch_embed, head;
-    float *pos, *dpos;  /* learned [N, d], or NULL */
-    float *pos_table;   /* sinusoidal [N, d], fixed, or NULL */
+    sf_positions pos;
     sf_block *blocks;
     sf_norm norm_f;
     int has_norm_f;
-    /* saved by forward */
+    size_t slot; /* the per-call record (pt_saved + E+1 block outputs) */
+} patchtst;
+
+typedef struct {
     float *mean, *stdev; /* [B*C] */
     float *patches;      /* [B*C*N, pl] */
-    float **z;           /* E+1 buffers [B*C*N, d]: embedding, then each block's output */
-    float *zf;           /* after norm_f (pre-norm only) */
+    float *zf;           /* after norm_f (when there is one) */
     float *flat;         /* [B*C, d*N] */
     float *head_out;     /* [B*C, P] */
     uint8_t *mask_emb, *mask_head;
-} patchtst;
+    float *z[];          /* E+1 buffers [B*C*N, d]: embedding, then each block's output */
+} pt_saved;
+
+static int pt_fail(sf_model *m, const char *field, int rc) {
+    (void)m;
+    if (rc) sf_error_prefix("%s", field);
+    return rc;
+}
 
 static int pt_build(sf_model *m) {
-    const sf_model_config *c = &m->cfg;
+    const cJSON *c = m->config;
+    const cJSON *input = cJSON_GetObjectItemCaseSensitive(c, "input");
+    const cJSON *head = cJSON_GetObjectItemCaseSensitive(c, "head");
+    const cJSON *blocks = cJSON_GetObjectItemCaseSensitive(c, "blocks");
     patchtst *s = sf_calloc(1, sizeof *s);
     m->self = s;
-    s->L = c->seq_len;
-    s->P = c->pred_len;
-    s->C = c->n_channels;
-    s->pl = c->patch_len;
-    s->s = c->stride;
-    s->d = c->d_model;
-    s->E = c->e_layers;
-    s->N = sf_config_n_patches(c);
-    sf_norm_kind nk;
-    if (sf_norm_kind_parse(c->norm, &nk)) return SF_ERR;
+    s->L = m->seq_len;
+    s->P = m->pred_len;
+    s->C = m->n_channels;
+    s->d = sf_opt_int(c, "d_model");
+    s->revin = sf_opt_bool(c, "revin");
+    s->dropout = sf_opt_float(c, "dropout");
+    s->pl = sf_opt_int(input, "patch_len");
+    s->s = sf_opt_int(input, "stride");
+    s->head_dropout = sf_opt_float(head, "dropout");
+    if (s->pl > s->L)
+        return sf_errorf("input.patch_len: %d is longer than seq_len %d", s->pl, s->L);
+    if (s->s > s->L) return sf_errorf("input.stride: %d is longer than seq_len %d", s->s, s->L);
+    /* PatchTST pads the end with `stride` copies of the last value before unfolding. */
+    s->N = (s->L + s->s - s->pl) / s->s + 1;
+    if (pt_fail(m, "positions",
+                sf_positions_create(&s->pos, sf_opt_str(cJSON_GetObjectItemCaseSensitive(c, "positions"), "kind"),
+                                    s->N, s->d)))
+        return SF_ERR;
+    for (const cJSON *b = blocks->child; b; b = b->next) s->E += sf_opt_int(b, "repeat");
     s->blocks = sf_calloc((size_t)(s->E ? s->E : 1), sizeof *s->blocks);
-    s->z = sf_calloc((size_t)s->E + 1, sizeof *s->z);
-    sf_block_config bc = {
-        .token_mixer = c->mixer,
-        .channel_mixer = "mlp",
-        .norm = nk,
-        .pre_norm = strcmp(c->norm_place, "pre") == 0,
-        .opts = {.d_model = c->d_model, .n_heads = c->n_heads, .d_ff = c->d_ff,
-                 .causal = c->causal, .dropout = c->dropout, .max_T = s->N},
-    };
-    for (int i = 0; i < s->E; i++)
-        if (sf_block_create(&s->blocks[i], &bc)) {
-            for (int j = 0; j < i; j++) sf_block_destroy(&s->blocks[j]);
-            s->E = 0;
-            return SF_ERR;
-        }
+    int i = 0, bi = 0, last_pre = 0;
+    sf_norm_spec last_norm = {SF_NORM_LAYERNORM, 1e-5f, 0.1f};
+    for (const cJSON *b = blocks->child; b; b = b->next, bi++) {
+        char path[32];
+        snprintf(path, sizeof path, "blocks[%d]", bi);
+        for (int r = 0; r < sf_opt_int(b, "repeat"); r++, i++)
+            if (sf_block_create(&s->blocks[i], b, s->d, s->N, path)) {
+                for (int j = 0; j < i; j++) sf_block_destroy(&s->blocks[j]);
+                s->E = 0;
+                return SF_ERR;
+            }
+        last_pre = strcmp(sf_opt_str(b, "placement"), "pre") == 0;
+        last_norm = sf_norm_spec_from_json(cJSON_GetObjectItemCaseSensitive(b, "norm"));
+    }
+    const char *fn = sf_opt_str(c, "final_norm");
+    sf_norm_spec nf = last_norm;
+    if (strcmp(fn, "auto") == 0) {
+        s->has_norm_f = s->E > 0 && last_pre;
+    } else if (strcmp(fn, "none") != 0) {
+        s->has_norm_f = 1;
+        sf_norm_kind_parse(fn, &nf.kind);
+        nf.eps = 1e-5f;
+        nf.momentum = 0.1f;
+    }
     sf_params *ps = &m->params;
     sf_linear_declare(&s->patch_embed, ps, "patch_embed", s->pl, s->d, 1);
-    if (strcmp(c->pos, "learned") == 0) {
-        sf_params_declare(ps, "pos_embed", 2, (int64_t[]){s->N, s->d}, &s->pos, &s->dpos, 1);
-    } else {
-        s->pos_table = sf_malloc((size_t)s->N * s->d * sizeof(float));
-        for (int p = 0; p < s->N; p++)
-            for (int i = 0; i < s->d; i += 2) {
-                double freq = pow(10000.0, -(double)i / s->d);
-                s->pos_table[p * s->d + i] = (float)sin(p * freq);
-                s->pos_table[p * s->d + i + 1] = (float)cos(p * freq);
-            }
-    }
+    sf_positions_declare(&s->pos, ps, "pos_embed");
     char name[SF_PARAM_NAME_MAX];
-    for (int i = 0; i < s->E; i++) {
-        snprintf(name, sizeof name, "blocks.%d", i);
-        sf_block_declare(&s->blocks[i], ps, name);
+    for (int k = 0; k < s->E; k++) {
+        snprintf(name, sizeof name, "blocks.%d", k);
+        sf_block_declare(&s->blocks[k], ps, name);
     }
-    s->has_norm_f = bc.pre_norm;
-    if (s->has_norm_f) sf_norm_declare(&s->norm_f, ps, "norm_f", nk, s->d);
+    if (s->has_norm_f) sf_norm_declare(&s->norm_f, ps, "norm_f", &nf, s->d);
     sf_linear_declare(&s->head, ps, "head", s->d * s->N, s->P, 1);
+    s->slot = sf_params_reserve_saved(ps, sizeof(pt_saved) + (size_t)(s->E + 1) * sizeof(float *));
     return SF_OK;
 }
 
 static void pt_init(sf_model *m, sf_rng *rng) {
     patchtst *s = m->self;
     sf_linear_init(&s->patch_embed, rng);
-    if (s->pos) sf_rng_fill_uniform(rng, s->pos, (long)s->N * s->d, -0.02f, 0.02f);
+    sf_positions_init(&s->pos, rng);
     for (int i = 0; i < s->E; i++) sf_block_init(&s->blocks[i], rng);
     if (s->has_norm_f) sf_norm_init(&s->norm_f);
     sf_linear_init(&s->head, rng);
@@ -101,7 +122,7 @@ static void pt_init(sf_model *m, sf_rng *rng) {
 
 static void pt_forward(sf_model *m, sf_ctx *ctx, const float *x, float *y) {
     patchtst *s = m->self;
-    const sf_model_config *c = &m->cfg;
+    pt_saved *sv = SF_SAVED(ctx, s->slot, pt_saved);
     sf_arena *a = ctx->arena;
     int plan = sf_arena_planning(a);
     int B = ctx->B, BC = B * s->C, N = s->N, d = s->d, L = s->L, C = s->C;
@@ -110,10 +131,10 @@ static void pt_forward(sf_model *m, sf_ctx *ctx, const float *x, float *y) {
     inner.B = BC;
     inner.T = N;
 
-    s->mean = sf_arena_push(a, (size_t)BC);
-    s->stdev = sf_arena_push(a, (size_t)BC);
-    s->patches = sf_arena_push(a, (size_t)ntok * s->pl);
-    for (int i = 0; i <= s->E; i++) s->z[i] = sf_arena_push(a, (size_t)ntok * d);
+    sv->mean = sf_arena_push(a, (size_t)BC);
+    sv->stdev = sf_arena_push(a, (size_t)BC);
+    sv->patches = sf_arena_push(a, (size_t)ntok * s->pl);
+    for (int i = 0; i <= s->E; i++) sv->z[i] = sf_arena_push(a, (size_t)ntok * d);
     if (!plan) {
         /* RevIN statistics and patching, one (b, c) series at a time. */
 #pragma omp parallel for schedule(static) if (ntok * d >= SF_PT_PAR_MIN)
@@ -121,7 +142,7 @@ static void pt_forward(sf_model *m, sf_ctx *ctx, const float *x, float *y) {
             int b = bc / C, ch = bc % C;
             const float *xs = x + (size_t)b * L * C + ch;
             double mu = 0, var = 0;
-            if (c->revin) {
+            if (s->revin) {
                 for (int t = 0; t < L; t++) mu += xs[(size_t)t * C];
                 mu /= L;
                 for (int t = 0; t < L; t++) {
@@ -130,10 +151,10 @@ static void pt_forward(sf_model *m, sf_ctx *ctx, const float *x, float *y) {
                 }
                 var /= L;
             }
-            float fmu = (float)mu, fsd = c->revin ? (float)sqrt(var + 1e-5) : 1.0f;
-            s->mean[bc] = fmu;
-            s->stdev[bc] = fsd;
-            float *pt = s->patches + (size_t)bc * N * s->pl;
+            float fmu = (float)mu, fsd = s->revin ? (float)sqrt(var + 1e-5) : 1.0f;
+            sv->mean[bc] = fmu;
+            sv->stdev[bc] = fsd;
+            float *pt = sv->patches + (size_t)bc * N * s->pl;
             for (int p = 0; p < N; p++)
                 for (int j = 0; j < s->pl; j++) {
                     int t = p * s->s + j;
@@ -141,49 +162,44 @@ static void pt_forward(sf_model *m, sf_ctx *ctx, const float *x, float *y) {
                     pt[p * s->pl + j] = (xs[(size_t)t * C] - fmu) / fsd;
                 }
         }
-        sf_linear_forward(&s->patch_embed, s->z[0], s->patches, ntok);
-        const float *pos = s->pos ? s->pos : s->pos_table;
-#pragma omp parallel for schedule(static) if (ntok * d >= SF_PT_PAR_MIN)
-        for (int bc = 0; bc < BC; bc++) {
-            float *zb = s->z[0] + (size_t)bc * N * d;
-            for (int i = 0; i < N * d; i++) zb[i] += pos[i];
-        }
+        sf_linear_forward(&s->patch_embed, sv->z[0], sv->patches, ntok);
     }
-    s->mask_emb = sf_dropout_fwd(ctx, s->z[0], ntok * d, c->dropout);
-    for (int i = 0; i < s->E; i++) sf_block_forward(&s->blocks[i], &inner, s->z[i], s->z[i + 1]);
-    const float *zl = s->z[s->E];
-    s->zf = NULL;
+    sf_positions_forward(&s->pos, &inner, sv->z[0]);
+    sv->mask_emb = sf_dropout_fwd(ctx, sv->z[0], ntok * d, s->dropout);
+    for (int i = 0; i < s->E; i++) sf_block_forward(&s->blocks[i], &inner, sv->z[i], sv->z[i + 1]);
+    const float *zl = sv->z[s->E];
+    sv->zf = NULL;
     if (s->has_norm_f) {
-        s->zf = sf_arena_push(a, (size_t)ntok * d);
-        sf_norm_forward(&s->norm_f, &inner, zl, s->zf, ntok);
-        zl = s->zf;
+        sv->zf = sf_arena_push(a, (size_t)ntok * d);
+        sf_norm_forward(&s->norm_f, &inner, zl, sv->zf, ntok);
+        zl = sv->zf;
     }
-    s->flat = sf_arena_push(a, (size_t)ntok * d);
-    s->head_out = sf_arena_push(a, (size_t)BC * s->P);
+    sv->flat = sf_arena_push(a, (size_t)ntok * d);
+    sv->head_out = sf_arena_push(a, (size_t)BC * s->P);
     if (!plan) {
 #pragma omp parallel for schedule(static) if (ntok * d >= SF_PT_PAR_MIN)
         for (int bc = 0; bc < BC; bc++) {
             const float *zb = zl + (size_t)bc * N * d;
-            float *fb = s->flat + (size_t)bc * N * d;
+            float *fb = sv->flat + (size_t)bc * N * d;
             for (int p = 0; p < N; p++)
                 for (int di = 0; di < d; di++) fb[di * N + p] = zb[p * d + di];
         }
-        sf_linear_forward(&s->head, s->head_out, s->flat, BC);
+        sf_linear_forward(&s->head, sv->head_out, sv->flat, BC);
     }
-    s->mask_head = sf_dropout_fwd(ctx, s->head_out, (long)BC * s->P, c->head_dropout);
+    sv->mask_head = sf_dropout_fwd(ctx, sv->head_out, (long)BC * s->P, s->head_dropout);
     if (!plan) {
         for (int bc = 0; bc < BC; bc++) {
             int b = bc / C, ch = bc % C;
-            const float *h = s->head_out + (size_t)bc * s->P;
+            const float *h = sv->head_out + (size_t)bc * s->P;
             float *yb = y + (size_t)b * s->P * C + ch;
-            for (int t = 0; t < s->P; t++) yb[(size_t)t * C] = h[t] * s->stdev[bc] + s->mean[bc];
+            for (int t = 0; t < s->P; t++) yb[(size_t)t * C] = h[t] * sv->stdev[bc] + sv->mean[bc];
         }
     }
 }
 
 static void pt_backward(sf_model *m, sf_ctx *ctx, const float *dy) {
     patchtst *s = m->self;
-    const sf_model_config *c = &m->cfg;
+    const pt_saved *sv = SF_SAVED(ctx, s->slot, pt_saved);
     sf_arena *a = ctx->arena;
     int plan = sf_arena_planning(a);
     int B = ctx->B, BC = B * s->C, N = s->N, d = s->d, C = s->C;
@@ -200,12 +216,12 @@ static void pt_backward(sf_model *m, sf_ctx *ctx, const float *dy) {
             int b = bc / C, ch = bc % C;
             const float *dyb = dy + (size_t)b * s->P * C + ch;
             for (int t = 0; t < s->P; t++)
-                dhead[(size_t)bc * s->P + t] = dyb[(size_t)t * C] * s->stdev[bc];
+                dhead[(size_t)bc * s->P + t] = dyb[(size_t)t * C] * sv->stdev[bc];
         }
     }
-    sf_dropout_back(ctx, dhead, s->mask_head, (long)BC * s->P, c->head_dropout);
+    sf_dropout_back(ctx, dhead, sv->mask_head, (long)BC * s->P, s->head_dropout);
     if (!plan) {
-        sf_linear_backward(&s->head, dflat, dhead, s->flat, BC);
+        sf_linear_backward(&s->head, dflat, dhead, sv->flat, BC);
         float *dz = s->has_norm_f ? g1 : g0;
 #pragma omp parallel for schedule(static) if (ntok * d >= SF_PT_PAR_MIN)
         for (int bc = 0; bc < BC; bc++) {
@@ -222,14 +238,10 @@ static void pt_backward(sf_model *m, sf_ctx *ctx, const float *dy) {
         g0 = g1;
         g1 = t;
     }
-    sf_dropout_back(ctx, g0, s->mask_emb, ntok * d, c->dropout);
+    sf_dropout_back(ctx, g0, sv->mask_emb, ntok * d, s->dropout);
+    sf_positions_backward(&s->pos, &inner, g0);
     if (!plan) {
-        if (s->dpos)
-            for (int bc = 0; bc < BC; bc++) {
-                const float *gb = g0 + (size_t)bc * N * d;
-                for (int i = 0; i < N * d; i++) s->dpos[i] += gb[i];
-            }
-        sf_linear_backward(&s->patch_embed, NULL, g0, s->patches, ntok);
+        sf_linear_backward(&s->patch_embed, NULL, g0, sv->patches, ntok);
     }
     sf_arena_reset_to(a, mark);
 }
@@ -239,10 +251,43 @@ static void pt_destroy(sf_model *m) {
     if (!s) return;
     for (int i = 0; i < s->E; i++) sf_block_destroy(&s->blocks[i]);
     free(s->blocks);
-    free(s->z);
-    free(s->pos_table);
+    sf_positions_destroy(&s->pos);
     free(s);
     m->self = NULL;
 }
 
-const sf_model_ops sf_patchtst_ops = {pt_build, pt_init, pt_forward, pt_backward, pt_destroy};
+/* Forward FLOPs per sample: every GEMM counts 2 per multiply-add; attention's scores and
+ * weighted sum 4*N*N*d per block (softmax) or 4*N*d*d/H (linear). */
+static double pt_flops(const sf_model *m) {
+    const patchtst *s = m->self;
+    double N = s->N, d = s->d, f = 2 * N * s->pl * d + 2 * d * N * s->P;
+    for (int i = 0; i < s->E; i++)
+        for (int k = 0; k < s->blocks[i].def->n_mixers; k++) {
+            const sf_mixer *mx = s->blocks[i].mixer[k];
+            if (mx->ops->flops) f += mx->ops->flops(mx, s->N);
+        }
+    return f * s->C;
+}
+
+static const sf_model_ops pt_ops = {pt_build, pt_init, pt_forward, pt_backward, pt_destroy,
+                                    pt_flops};
+
+static const sf_option pt_options[] = {
+    {"seq_len", SF_OPT_INT, 336, NULL, 1, 100000, NULL, "look-back window (input steps)"},
+    {"pred_len", SF_OPT_INT, 96, NULL, 1, 100000, NULL, "forecast horizon (output steps)"},
+    {"n_channels", SF_OPT_INT, 7, NULL, 1, 100000, NULL, "input/output channels (variates)"},
+    {"d_model", SF_OPT_INT, 16, NULL, 1, 4096, NULL, "model width"},
+    {"revin", SF_OPT_BOOL, 1, NULL, 0, 1, NULL, "reversible instance normalisation per series"},
+    {"dropout", SF_OPT_FLOAT, 0, NULL, 0, 0.99, NULL, "dropout after patch embedding + positions"},
+    {"final_norm", SF_OPT_CHOICE, 0, "auto", 0, 0, "auto|none|layernorm|rmsnorm|batchnorm",
+     "norm after the last block (auto: the last block's norm when it is pre-norm)"},
+};
+
+const sf_model_def sf_model_patchtst = {
+    .info = {"patchtst", "PatchTST (Nie et al. 2023): channel-independent patches, blocks, flatten head",
+             SF_OPTS(pt_options)},
+    .has_blocks = 1,
+    .default_input = "patches",
+    .default_head = "flatten",
+    .ops = &pt_ops,
+};

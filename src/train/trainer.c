@@ -4,6 +4,7 @@
 #include <math.h>
 #include <string.h>
 #include <time.h>
+#include <zlib.h>
 
 #include "core/error.h"
 #include "core/fileio.h"
@@ -11,6 +12,7 @@
 #include "train/adamw.h"
 #include "util/progress.h"
 #include "util/svg_plot.h"
+
 
 void sf_train_opts_defaults(sf_train_opts *o, const char *model) {
     memset(o, 0, sizeof *o);
@@ -43,36 +45,6 @@ float sf_train_lr(const sf_train_opts *o, int epoch, int step, int steps_per_epo
     return epoch <= 3 ? o->lr : o->lr * powf(0.9f, (float)(epoch - 3));
 }
 
-void sf_evaluate(sf_model *m, const sf_forecast_data *d, sf_split split, int batch, double *mse,
-                 double *mae) {
-    int nw = sf_forecast_n_windows(d, split), C = d->n_channels;
-    int L = d->seq_len, P = d->pred_len;
-    if (batch > nw) batch = nw;
-    float *x = sf_malloc((size_t)batch * L * C * sizeof(float));
-    float *y = sf_malloc((size_t)batch * P * C * sizeof(float));
-    float *out = sf_malloc((size_t)batch * P * C * sizeof(float));
-    int *idx = sf_malloc((size_t)batch * sizeof(int));
-    double se = 0, ae = 0;
-    for (int start = 0; start < nw; start += batch) {
-        int n = nw - start < batch ? nw - start : batch;
-        for (int i = 0; i < n; i++) idx[i] = start + i;
-        sf_forecast_gather(d, split, idx, n, x, y);
-        sf_model_forward(m, x, out, n, 0, NULL);
-        for (long i = 0; i < (long)n * P * C; i++) {
-            double e = (double)out[i] - y[i];
-            se += e * e;
-            ae += fabs(e);
-        }
-    }
-    double cnt = (double)nw * P * C;
-    *mse = se / cnt;
-    *mae = ae / cnt;
-    free(x);
-    free(y);
-    free(out);
-    free(idx);
-}
-
 /* ---- training state for --resume ---------------------------------------------------------- */
 
 typedef struct {
@@ -82,15 +54,51 @@ typedef struct {
     float *best;                   /* [params.total] */
 } run_state;
 
-static char *state_path(const char *dir) {
-    char *p = sf_malloc(strlen(dir) + 32);
-    sprintf(p, "%s/train_state.safetensors", dir);
+static char *dir_file(const char *dir, const char *name) {
+    char *p = sf_malloc(strlen(dir) + strlen(name) + 2);
+    sprintf(p, "%s/%s", dir, name);
     return p;
 }
 
+/* CRC-32 and size of a file: --resume must see the same data. */
+static int file_fingerprint(const char *path, char *out, size_t n) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return sf_errorf("cannot open '%s'", path);
+    unsigned char buf[1 << 16];
+    uLong crc = crc32(0L, Z_NULL, 0);
+    long long size = 0;
+    size_t got;
+    while ((got = fread(buf, 1, sizeof buf, f)) > 0) {
+        crc = crc32(crc, buf, (uInt)got);
+        size += (long long)got;
+    }
+    fclose(f);
+    snprintf(out, n, "%lld bytes, crc32 %08lx", size, (unsigned long)crc);
+    return SF_OK;
+}
+
+/* The settings a resumed run must share with the original one, as JSON text. */
+static char *run_settings(const sf_train_opts *o) {
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddItemToObject(j, "lr", sf_json_float(o->lr));
+    cJSON_AddNumberToObject(j, "batch_size", o->batch_size);
+    char seed[32];
+    snprintf(seed, sizeof seed, "%llu", (unsigned long long)o->seed);
+    cJSON_AddStringToObject(j, "seed", seed);
+    cJSON_AddItemToObject(j, "weight_decay", sf_json_float(o->weight_decay));
+    cJSON_AddStringToObject(j, "lradj", o->lradj);
+    cJSON_AddNumberToObject(j, "warmup_epochs", o->warmup_epochs);
+    char fp[96] = "";
+    if (o->data_path && file_fingerprint(o->data_path, fp, sizeof fp) == SF_OK)
+        cJSON_AddStringToObject(j, "data", fp);
+    char *s = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    return s;
+}
+
 static int save_state(const char *dir, const sf_model *m, const sf_adamw *opt, const sf_rng *rng,
-                      const run_state *rs, int n_epochs) {
-    char *path = state_path(dir);
+                      const run_state *rs, int n_epochs, const char *settings) {
+    char *path = dir_file(dir, "train_state.safetensors");
     int64_t n = (int64_t)m->params.total, ne = rs->next_epoch;
     int64_t counters[5] = {opt->t, rs->next_epoch, rs->best_epoch, rs->bad_epochs, n_epochs};
     int64_t rngs[4];
@@ -112,23 +120,67 @@ static int save_state(const char *dir, const sf_model *m, const sf_adamw *opt, c
     };
     char best_val[64];
     snprintf(best_val, sizeof best_val, "%.17g", rs->best_val);
-    char *config = sf_config_to_json(&m->cfg);
-    sf_st_meta meta[] = {{"format_version", "1"}, {"config", config}, {"best_val", best_val}};
-    int rc = sf_safetensors_write(path, t, 8, meta, 3);
+    char *config = sf_model_config_json(m, 0);
+    sf_st_meta meta[] = {{"format_version", "2"},
+                         {"config", config},
+                         {"best_val", best_val},
+                         {"settings", settings}};
+    int rc = sf_safetensors_write(path, t, 8, meta, 4);
     free(config);
     free(th);
     free(path);
     return rc;
 }
 
+static const int64_t *get_i64(const sf_safetensors *st, const char *path, const char *name,
+                              int64_t want) {
+    int nd;
+    int64_t shape[8];
+    const int64_t *v = sf_safetensors_get_i64(st, name, &nd, shape);
+    if (!v || nd != 1 || shape[0] != want) {
+        sf_errorf("%s: training state tensor '%s' is missing or not I64 [%lld]", path, name,
+                  (long long)want);
+        return NULL;
+    }
+    return v;
+}
+
+/* Names the first setting that differs between the stored and the current run. */
+static int check_settings(const char *path, const char *stored, const char *mine) {
+    cJSON *a = stored ? cJSON_Parse(stored) : NULL, *b = cJSON_Parse(mine);
+    int rc = SF_OK;
+    if (!a) {
+        rc = sf_errorf("%s: training state has no run settings; it was written by another "
+                       "version — start a new run", path);
+        goto done;
+    }
+    for (const cJSON *e = b->child; e; e = e->next) {
+        const cJSON *o = cJSON_GetObjectItemCaseSensitive(a, e->string);
+        if (!o || !cJSON_Compare(o, e, 1)) {
+            char *was = o ? cJSON_PrintUnformatted(o) : sf_strdup("(absent)");
+            char *now = cJSON_PrintUnformatted(e);
+            rc = sf_errorf("%s: --resume with a different %s (the run used %s, now %s); resume "
+                           "with the same flags and data, or start a new --out",
+                           path, e->string, was, now);
+            free(was);
+            free(now);
+            break;
+        }
+    }
+done:
+    cJSON_Delete(a);
+    cJSON_Delete(b);
+    return rc;
+}
+
 static int load_state(const char *dir, sf_model *m, sf_adamw *opt, sf_rng *rng, run_state *rs,
-                      int max_epochs) {
-    char *path = state_path(dir);
+                      int max_epochs, const char *settings) {
+    char *path = dir_file(dir, "train_state.safetensors");
     sf_safetensors *st = NULL;
     int rc = SF_ERR;
     if (sf_safetensors_open(path, &st)) goto done;
     const char *config = sf_safetensors_meta(st, "config");
-    char *mine = sf_config_to_json(&m->cfg);
+    char *mine = sf_model_config_json(m, 0);
     int same = config && strcmp(config, mine) == 0;
     free(mine);
     if (!same) {
@@ -137,14 +189,28 @@ static int load_state(const char *dir, sf_model *m, sf_adamw *opt, sf_rng *rng, 
                   path);
         goto done;
     }
+    if (check_settings(path, sf_safetensors_meta(st, "settings"), settings)) goto done;
     int64_t n = (int64_t)m->params.total;
-    int nd;
-    int64_t shape[8];
-    const int64_t *counters = sf_safetensors_get_i64(st, "counters", &nd, shape);
-    const int64_t *rngs = sf_safetensors_get_i64(st, "rng", &nd, shape);
+    const int64_t *counters = get_i64(st, path, "counters", 5);
+    const int64_t *rngs = counters ? get_i64(st, path, "rng", 4) : NULL;
     const char *best_val = sf_safetensors_meta(st, "best_val");
-    if (!counters || !rngs || !best_val) {
-        sf_errorf("%s: training state is missing 'counters', 'rng' or 'best_val'", path);
+    if (!counters || !rngs) goto done;
+    char *end = NULL;
+    double bv = best_val ? strtod(best_val, &end) : 0;
+    if (!best_val || end == best_val || *end) {
+        sf_errorf("%s: training state metadata 'best_val' is missing or not a number", path);
+        goto done;
+    }
+    int64_t ne = counters[1], be = counters[2], bad = counters[3];
+    if (ne < 0 || ne > max_epochs) {
+        sf_errorf("%s: training state is at epoch %lld, beyond --epochs %d", path, (long long)ne,
+                  max_epochs);
+        goto done;
+    }
+    if (counters[0] < 0 || be < -1 || be >= ne || bad < 0 || bad > ne) {
+        sf_errorf("%s: training state counters are inconsistent (step %lld, epoch %lld, best "
+                  "epoch %lld, bad epochs %lld)",
+                  path, (long long)counters[0], (long long)ne, (long long)be, (long long)bad);
         goto done;
     }
     if (sf_safetensors_load_f32(st, "params", 1, &n, m->params.data) ||
@@ -152,29 +218,23 @@ static int load_state(const char *dir, sf_model *m, sf_adamw *opt, sf_rng *rng, 
         sf_safetensors_load_f32(st, "adam.m", 1, &n, opt->m) ||
         sf_safetensors_load_f32(st, "adam.v", 1, &n, opt->v))
         goto done;
-    int ne = (int)counters[1];
-    if (ne < 0 || ne > max_epochs) {
-        sf_errorf("%s: training state is at epoch %d, beyond --epochs %d", path, ne, max_epochs);
-        goto done;
-    }
-    int64_t ne64 = ne;
     float *h = sf_malloc((size_t)(ne ? ne : 1) * sizeof(float));
-    if (sf_safetensors_load_f32(st, "history.train_loss", 1, &ne64, h)) {
+    if (sf_safetensors_load_f32(st, "history.train_loss", 1, &ne, h)) {
         free(h);
         goto done;
     }
     for (int i = 0; i < ne; i++) rs->train_hist[i] = h[i];
-    if (sf_safetensors_load_f32(st, "history.val_loss", 1, &ne64, h)) {
+    if (sf_safetensors_load_f32(st, "history.val_loss", 1, &ne, h)) {
         free(h);
         goto done;
     }
     for (int i = 0; i < ne; i++) rs->val_hist[i] = h[i];
     free(h);
     opt->t = counters[0];
-    rs->next_epoch = ne;
-    rs->best_epoch = (int)counters[2];
-    rs->bad_epochs = (int)counters[3];
-    rs->best_val = strtod(best_val, NULL);
+    rs->next_epoch = (int)ne;
+    rs->best_epoch = (int)be;
+    rs->bad_epochs = (int)bad;
+    rs->best_val = bv;
     memcpy(rng->s, rngs, sizeof rng->s);
     rc = SF_OK;
 done:
@@ -185,22 +245,24 @@ done:
 
 /* ---- outputs ------------------------------------------------------------------------------ */
 
+static cJSON *metrics_json(const sf_metrics *mt) {
+    cJSON *o = cJSON_CreateObject();
+    for (int i = 0; i < mt->n; i++) cJSON_AddNumberToObject(o, mt->name[i], mt->value[i]);
+    return o;
+}
+
 static int write_metrics(const char *dir, const sf_model *m, const sf_train_result *r) {
-    cJSON *o = cJSON_CreateObject(), *v = cJSON_CreateObject(), *t = cJSON_CreateObject();
-    cJSON_AddNumberToObject(v, "mse", r->val_mse);
-    cJSON_AddNumberToObject(v, "mae", r->val_mae);
-    cJSON_AddNumberToObject(t, "mse", r->test_mse);
-    cJSON_AddNumberToObject(t, "mae", r->test_mae);
-    cJSON_AddItemToObject(o, "val", v);
-    cJSON_AddItemToObject(o, "test", t);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddItemToObject(o, "val", metrics_json(&r->val));
+    cJSON_AddItemToObject(o, "test", metrics_json(&r->test));
     cJSON_AddNumberToObject(o, "best_epoch", r->best_epoch + 1);
     cJSON_AddNumberToObject(o, "epochs_run", r->epochs_run);
     cJSON_AddNumberToObject(o, "train_seconds", r->seconds);
     cJSON_AddNumberToObject(o, "params", (double)sf_model_n_params(m));
+    if (r->skipped_steps) cJSON_AddNumberToObject(o, "skipped_steps", (double)r->skipped_steps);
     char *s = cJSON_Print(o);
     cJSON_Delete(o);
-    char *path = sf_malloc(strlen(dir) + 32);
-    sprintf(path, "%s/metrics.json", dir);
+    char *path = dir_file(dir, "metrics.json");
     size_t n = strlen(s);
     s[n] = '\n';
     int rc = sf_write_file_atomic(path, s, n + 1);
@@ -215,18 +277,24 @@ static double now_seconds(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-int sf_train(sf_model *m, const sf_forecast_data *d, const sf_train_opts *o,
-             const sf_data_info *info, sf_train_result *r) {
+/* Sum of squared gradients is finite (NaN and Inf both make it non-finite). */
+static int grads_finite(const sf_params *ps) {
+    double s = 0;
+    for (size_t i = 0; i < ps->total; i++) s += (double)ps->grad[i] * ps->grad[i];
+    return isfinite(s);
+}
+
+int sf_train(sf_model *m, const sf_task *t, const sf_train_opts *o, sf_train_result *r) {
     memset(r, 0, sizeof *r);
-    int nw = sf_forecast_n_windows(d, SF_TRAIN), C = d->n_channels;
-    int L = d->seq_len, P = d->pred_len, B = o->batch_size < nw ? o->batch_size : nw;
-    if (nw < 1) return sf_errorf("no training windows");
+    int nw = t->ops->n_examples(t, SF_TRAIN);
+    if (nw < 1) return sf_errorf("no training examples");
+    int B = o->batch_size < nw ? o->batch_size : nw;
     int steps = nw / B; /* drop the last incomplete training batch, as the reference loaders do */
     size_t total = m->params.total;
-    float *x = sf_malloc((size_t)B * L * C * sizeof(float));
-    float *y = sf_malloc((size_t)B * P * C * sizeof(float));
-    float *out = sf_malloc((size_t)B * P * C * sizeof(float));
-    float *dy = sf_malloc((size_t)B * P * C * sizeof(float));
+    float *x = sf_malloc((size_t)B * t->x_floats * sizeof(float));
+    float *y = sf_malloc((size_t)B * t->y_floats * sizeof(float));
+    float *out = sf_malloc((size_t)B * t->y_floats * sizeof(float));
+    float *dy = sf_malloc((size_t)B * t->y_floats * sizeof(float));
     int *order = sf_malloc((size_t)nw * sizeof(int));
     run_state rs = {.best_val = INFINITY, .best_epoch = -1};
     rs.train_hist = sf_calloc((size_t)o->epochs + 1, sizeof(double));
@@ -239,14 +307,18 @@ int sf_train(sf_model *m, const sf_forecast_data *d, const sf_train_opts *o,
     sf_rng_seed_stream(&drop_rng, o->seed, 2);
     sf_csv_log log = {0};
     sf_progress prog;
-    int rc = SF_ERR;
+    int rc = SF_ERR, prog_open = 0;
     char *path = sf_malloc(strlen(o->out_dir) + 64);
+    char *settings = run_settings(o);
 
-    if (o->resume && load_state(o->out_dir, m, &opt, &drop_rng, &rs, o->epochs)) goto done;
+    if (o->resume && load_state(o->out_dir, m, &opt, &drop_rng, &rs, o->epochs, settings))
+        goto done;
     sprintf(path, "%s/train_log.csv", o->out_dir);
+    if (o->resume && sf_csv_log_truncate(path, rs.next_epoch)) goto done;
     if (sf_csv_log_open(&log, path, o->resume)) goto done;
-    sf_model_reserve(m, B > o->eval_batch_size ? B : o->eval_batch_size, 1);
+    sf_model_reserve(m, &m->run, B > o->eval_batch_size ? B : o->eval_batch_size, 1);
     sf_progress_init(&prog, stderr, o->progress_mode, o->epochs, steps);
+    prog_open = 1;
     if (rs.next_epoch > 0)
         sf_progress_message(&prog, "resuming at epoch %d (best val %.6f at epoch %d)",
                             rs.next_epoch + 1, rs.best_val, rs.best_epoch + 1);
@@ -254,6 +326,7 @@ int sf_train(sf_model *m, const sf_forecast_data *d, const sf_train_opts *o,
     int run_epochs = 0;
     for (int epoch = rs.next_epoch; epoch < o->epochs && rs.bad_epochs < o->patience; epoch++) {
         double te = now_seconds(), loss_sum = 0;
+        int used = 0;
         /* The data order of an epoch depends only on (seed, epoch): resuming replays it. */
         sf_rng shuf;
         sf_rng_seed_stream(&shuf, o->seed, 1000 + (uint64_t)epoch);
@@ -261,25 +334,52 @@ int sf_train(sf_model *m, const sf_forecast_data *d, const sf_train_opts *o,
         sf_rng_shuffle_i32(&shuf, order, nw);
         float lr = 0;
         for (int s = 0; s < steps; s++) {
-            sf_forecast_gather(d, SF_TRAIN, order + (size_t)s * B, B, x, y);
+            t->ops->gather(t, SF_TRAIN, order + (size_t)s * B, B, x, y);
             sf_params_zero_grad(&m->params);
             sf_model_forward(m, x, out, B, 1, &drop_rng);
-            double loss = sf_mse_loss(out, y, dy, (long)B * P * C);
-            sf_model_backward(m, dy, B);
+            double loss = t->ops->loss(t, out, y, dy, B);
+            int finite = isfinite(loss);
+            if (finite) {
+                sf_model_backward(m, dy, B);
+                finite = grads_finite(&m->params);
+            }
+            if (!finite) {
+                if (!o->skip_nonfinite) {
+                    sf_errorf("training diverged at epoch %d, step %d: %s is not finite (lr %g); "
+                              "lower --lr, set --clip-grad, or --skip-nonfinite to skip such steps",
+                              epoch + 1, s + 1, isfinite(loss) ? "a gradient" : "the loss",
+                              (double)sf_train_lr(o, epoch, s, steps));
+                    goto done;
+                }
+                r->skipped_steps++;
+                continue;
+            }
             if (o->clip_grad > 0) sf_clip_grad_norm(&m->params, o->clip_grad);
             lr = sf_train_lr(o, epoch, s, steps);
             sf_adamw_step(&opt, &m->params, lr);
             loss_sum += loss;
+            used++;
             sf_progress_step(&prog, epoch + 1, s + 1, loss);
         }
-        double val_mse, val_mae;
-        sf_evaluate(m, d, SF_VAL, o->eval_batch_size, &val_mse, &val_mae);
-        double train_loss = loss_sum / steps;
+        if (used == 0) {
+            sf_errorf("training diverged: every step of epoch %d had a non-finite loss or gradient",
+                      epoch + 1);
+            goto done;
+        }
+        sf_metrics val;
+        sf_task_evaluate(t, m, SF_VAL, o->eval_batch_size, &val);
+        double val_loss = val.value[0];
+        if (!isfinite(val_loss)) {
+            sf_errorf("training diverged at epoch %d: validation %s is not finite", epoch + 1,
+                      val.name[0]);
+            goto done;
+        }
+        double train_loss = loss_sum / used;
         rs.train_hist[epoch] = train_loss;
-        rs.val_hist[epoch] = val_mse;
-        int best = val_mse < rs.best_val - o->min_delta;
+        rs.val_hist[epoch] = val_loss;
+        int best = val_loss < rs.best_val - o->min_delta;
         if (best) {
-            rs.best_val = val_mse;
+            rs.best_val = val_loss;
             rs.best_epoch = epoch;
             rs.bad_epochs = 0;
             memcpy(rs.best, m->params.data, total * sizeof(float));
@@ -288,15 +388,17 @@ int sf_train(sf_model *m, const sf_forecast_data *d, const sf_train_opts *o,
         }
         rs.next_epoch = epoch + 1;
         run_epochs++;
-        sf_progress_epoch_end(&prog, epoch + 1, train_loss, val_mse, val_mse, val_mae, lr, best);
-        if (sf_csv_log_append_row(&log, epoch + 1, train_loss, val_mse, val_mse, val_mae, lr,
+        double v1 = val.n > 1 ? val.value[1] : NAN;
+        sf_progress_epoch_end(&prog, epoch + 1, train_loss, val_loss, val_loss, v1, lr, best);
+        if (sf_csv_log_append_row(&log, epoch + 1, train_loss, val_loss, val_loss, v1, lr,
                                   now_seconds() - te))
             goto done;
         sprintf(path, "%s/loss.svg", o->out_dir);
-        if (sf_svg_loss_plot(path, "seqformer: MSE loss per epoch", rs.train_hist, rs.val_hist,
-                             rs.next_epoch, rs.best_epoch))
+        /* the plot numbers epochs from 1 */
+        if (sf_svg_loss_plot(path, "seqformer: loss per epoch", rs.train_hist, rs.val_hist,
+                             rs.next_epoch, rs.best_epoch + 1))
             goto done;
-        if (save_state(o->out_dir, m, &opt, &drop_rng, &rs, o->epochs)) goto done;
+        if (save_state(o->out_dir, m, &opt, &drop_rng, &rs, o->epochs, settings)) goto done;
         if (rs.bad_epochs >= o->patience) {
             r->stopped_early = 1;
             sf_progress_message(&prog, "early stopping: no val improvement for %d epochs",
@@ -309,6 +411,7 @@ int sf_train(sf_model *m, const sf_forecast_data *d, const sf_train_opts *o,
         }
     }
     sf_progress_finish(&prog);
+    prog_open = 0;
     r->seconds = now_seconds() - t0;
     r->epochs_run = rs.next_epoch;
     r->best_epoch = rs.best_epoch;
@@ -317,13 +420,18 @@ int sf_train(sf_model *m, const sf_forecast_data *d, const sf_train_opts *o,
         goto done;
     }
     memcpy(m->params.data, rs.best, total * sizeof(float));
-    sf_evaluate(m, d, SF_VAL, o->eval_batch_size, &r->val_mse, &r->val_mae);
-    sf_evaluate(m, d, SF_TEST, o->eval_batch_size, &r->test_mse, &r->test_mae);
+    sf_task_evaluate(t, m, SF_VAL, o->eval_batch_size, &r->val);
+    sf_task_evaluate(t, m, SF_TEST, o->eval_batch_size, &r->test);
     sprintf(path, "%s/model.safetensors", o->out_dir);
-    if (sf_checkpoint_save(path, m, &d->scaler, info)) goto done;
+    sf_meta meta = {0};
+    t->ops->save_meta(t, &meta);
+    int saved = sf_checkpoint_save(path, m, &meta);
+    sf_meta_free(&meta);
+    if (saved) goto done;
     if (write_metrics(o->out_dir, m, r)) goto done;
     rc = SF_OK;
 done:
+    if (prog_open) sf_progress_finish(&prog);
     if (sf_csv_log_close(&log) && rc == SF_OK) rc = SF_ERR;
     sf_adamw_free(&opt);
     free(rs.train_hist);
@@ -335,5 +443,6 @@ done:
     free(dy);
     free(order);
     free(path);
+    free(settings);
     return rc;
 }

@@ -1,41 +1,47 @@
-/* Training loop for forecasters: shuffled mini-batches, MSE loss, AdamW, warm-up then a per-epoch
- * schedule, gradient clipping, early stopping on validation MSE with restore of the best weights,
- * and a training-state file for --resume that reproduces an uninterrupted run exactly. */
+/* Task-generic training loop: shuffled mini-batches, the task's loss, AdamW, warm-up then a
+ * per-epoch schedule, gradient clipping, early stopping on the task's first validation metric
+ * with restore of the best weights, and a training-state file for --resume that reproduces an
+ * uninterrupted run exactly.
+ *
+ * Divergence is never silent: a non-finite loss or gradient stops the run at the step where it
+ * happens (error naming epoch and step, nothing saved from that step), or with skip_nonfinite the
+ * step is skipped and counted. */
 #ifndef SF_TRAIN_TRAINER_H
 #define SF_TRAIN_TRAINER_H
 
 #include <stdint.h>
 
-#include "data/forecast_data.h"
-#include "models/checkpoint.h"
 #include "models/model.h"
+#include "tasks/task.h"
 
 typedef struct {
     int epochs, patience, batch_size, eval_batch_size;
     int warmup_epochs;
     float lr, weight_decay, clip_grad;
-    float min_delta; /* early stopping: val MSE must improve by more than this (as PatchTST's delta) */
-    char lradj[16]; /* "type3" (PatchTST), "cosine", "constant" */
+    float min_delta; /* early stopping: val metric must improve by more than this (PatchTST's delta) */
+    char lradj[16];  /* "type3" (PatchTST), "cosine", "constant" */
     uint64_t seed;
     const char *out_dir;
+    const char *data_path; /* fingerprinted into the training state: --resume refuses another file */
     int resume;
-    int stop_after;    /* stop (as if interrupted) after this many epochs in this run; 0 = never */
-    int progress_mode; /* SF_PROGRESS_* */
+    int stop_after;     /* stop (as if interrupted) after this many epochs in this run; 0 = never */
+    int progress_mode;  /* SF_PROGRESS_* */
+    int skip_nonfinite; /* 1: skip (and count) steps with a non-finite loss or gradient */
 } sf_train_opts;
 
 typedef struct {
-    double val_mse, val_mae, test_mse, test_mae, seconds;
+    sf_metrics val, test;
+    double seconds;
     int best_epoch, epochs_run;
     int stopped_early, interrupted;
+    long skipped_steps;
 } sf_train_result;
 
 void sf_train_opts_defaults(sf_train_opts *o, const char *model);
 /* Learning rate for optimizer step `step` (0-based) of epoch `epoch` (0-based). */
 float sf_train_lr(const sf_train_opts *o, int epoch, int step, int steps_per_epoch);
-/* MSE and MAE over every window of a split (scaled units), in batches. */
-void sf_evaluate(sf_model *m, const sf_forecast_data *d, sf_split split, int batch, double *mse,
-                 double *mae);
-int sf_train(sf_model *m, const sf_forecast_data *d, const sf_train_opts *o,
-             const sf_data_info *info, sf_train_result *r);
+/* Trains m on task t, writing DIR/{model.safetensors, metrics.json, train_log.csv, loss.svg,
+ * train_state.safetensors}. */
+int sf_train(sf_model *m, const sf_task *t, const sf_train_opts *o, sf_train_result *r);
 
 #endif

@@ -8,6 +8,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/error.h"
+#include "core/fileio.h"
+
 #define SF_BAR_WIDTH 20
 
 static double mono_now(void) {
@@ -309,5 +312,30 @@ int sf_csv_log_close(sf_csv_log *l) {
     free(l->path);
     l->fp = NULL;
     l->path = NULL;
+    return rc;
+}
+
+int sf_csv_log_truncate(const char *path, int rows) {
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return SF_OK;
+    size_t cap = 1 << 16, len = 0;
+    char *buf = sf_malloc(cap);
+    size_t got;
+    while ((got = fread(buf + len, 1, cap - len, fp)) > 0) {
+        len += got;
+        if (len == cap) buf = sf_realloc(buf, cap *= 2);
+    }
+    int err = ferror(fp);
+    fclose(fp);
+    if (err) {
+        free(buf);
+        return sf_errorf("cannot read '%s'", path);
+    }
+    size_t keep = 0;
+    int lines = 0;
+    while (keep < len && lines < rows + 1) /* header + rows */
+        if (buf[keep++] == '\n') lines++;
+    int rc = keep == len ? SF_OK : sf_write_file_atomic(path, buf, keep);
+    free(buf);
     return rc;
 }

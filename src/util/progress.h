@@ -94,6 +94,9 @@ typedef struct {
 int sf_csv_log_open(sf_csv_log *l, const char *path, int append);
 int sf_csv_log_append_row(sf_csv_log *l, int epoch, double train_loss, double val_loss,
                           double val_mse, double val_mae, double lr, double seconds);
+/* Keep the header and the first `rows` rows of an existing log (atomically); a missing file is
+ * fine. --resume uses it so a crash between a row and the state save cannot duplicate the row. */
+int sf_csv_log_truncate(const char *path, int rows);
 /* Closes and frees; SF_ERR if a write or the close failed. Safe on a zeroed/closed log. */
 int sf_csv_log_close(sf_csv_log *l);
 

@@ -1,0 +1,106 @@
+/* What every block kind shares: creation from a config object, parameter declaration in a fixed
+ * order (norm 0, mixer 0, norm 1, mixer 1), init, streaming state, and the registry of kinds. */
+#include "blocks/block.h"
+
+#include <string.h>
+
+#include "core/error.h"
+
+const sf_block_def *const sf_block_registry[] = {
+    &sf_block_metaformer,
+    &sf_block_residual,
+    &sf_block_parallel,
+};
+const int sf_block_registry_n = (int)(sizeof sf_block_registry / sizeof *sf_block_registry);
+
+const sf_option sf_block_options[3] = {
+    {"repeat", SF_OPT_INT, 1, NULL, 0, 1024, NULL, "copies of this block"},
+    {"placement", SF_OPT_CHOICE, 0, "pre", 0, 0, "pre|post", "norm before the mixer (pre) or after the residual add (post)"},
+    {"dropout", SF_OPT_FLOAT, 0, NULL, 0, 0.99, NULL, "dropout on each mixer output before the residual add"},
+};
+
+const sf_block_def *sf_block_find(const char *name) {
+    for (int i = 0; i < sf_block_registry_n; i++)
+        if (strcmp(sf_block_registry[i]->info.name, name) == 0) return sf_block_registry[i];
+    return NULL;
+}
+
+int sf_block_create(sf_block *b, const cJSON *cfg, int d_model, int max_T, const char *path) {
+    memset(b, 0, sizeof *b);
+    b->def = sf_block_find(sf_opt_str(cfg, "kind"));
+    SF_ASSERT(b->def); /* the config was normalised */
+    b->d = d_model;
+    b->pre = strcmp(sf_opt_str(cfg, "placement"), "pre") == 0;
+    b->dropout = sf_opt_float(cfg, "dropout");
+    b->norm_spec = sf_norm_spec_from_json(cJSON_GetObjectItemCaseSensitive(cfg, "norm"));
+    for (int i = 0; i < b->def->n_mixers; i++) {
+        const cJSON *mc = cJSON_GetObjectItemCaseSensitive(cfg, b->def->mixer_keys[i]);
+        const sf_mixer_def *md = sf_mixer_find(sf_opt_str(mc, "kind"));
+        SF_ASSERT(md);
+        sf_mixer_args a = {.d_model = d_model, .max_T = max_T, .opts = mc};
+        b->mixer[i] = sf_mixer_create(md, &a);
+        if (!b->mixer[i]) {
+            sf_error_prefix("%s.%s", path, b->def->mixer_keys[i]);
+            sf_block_destroy(b);
+            return SF_ERR;
+        }
+    }
+    return SF_OK;
+}
+
+void sf_block_declare(sf_block *b, sf_params *ps, const char *prefix) {
+    static const char *const mixer_names[2] = {"mixer", "ffn"};
+    char buf[SF_PARAM_NAME_MAX];
+    for (int i = 0; i < b->def->n_mixers; i++) {
+        if (i < b->def->n_norms) {
+            snprintf(buf, sizeof buf, "%s.%s", prefix, b->def->norm_names[i]);
+            sf_norm_declare(&b->norm[i], ps, buf, &b->norm_spec, b->d);
+        }
+        snprintf(buf, sizeof buf, "%s.%s", prefix, mixer_names[i]);
+        b->mixer[i]->ops->declare(b->mixer[i], ps, buf);
+    }
+    b->slot = sf_params_reserve_saved(ps, b->def->saved_bytes);
+}
+
+void sf_block_init(sf_block *b, sf_rng *rng) {
+    for (int i = 0; i < b->def->n_mixers; i++) {
+        if (i < b->def->n_norms) sf_norm_init(&b->norm[i]);
+        b->mixer[i]->ops->init(b->mixer[i], rng);
+    }
+}
+
+void sf_block_destroy(sf_block *b) {
+    for (int i = 0; i < 2; i++) {
+        sf_mixer_destroy(b->mixer[i]);
+        b->mixer[i] = NULL;
+    }
+}
+
+void sf_block_forward(sf_block *b, sf_ctx *ctx, const float *x, float *y) {
+    b->def->forward(b, ctx, x, y);
+}
+
+void sf_block_backward(sf_block *b, sf_ctx *ctx, const float *dy, float *dx) {
+    b->def->backward(b, ctx, dy, dx);
+}
+
+size_t sf_block_state_floats(const sf_block *b) {
+    size_t n = 0;
+    for (int i = 0; i < b->def->n_mixers; i++) n += b->mixer[i]->ops->state_floats(b->mixer[i]);
+    return n;
+}
+
+int sf_block_can_step(const sf_block *b) {
+    for (int i = 0; i < b->def->n_mixers; i++)
+        if (!b->mixer[i]->can_step) return 0;
+    return 1;
+}
+
+void sf_block_step(const sf_block *b, const float *x_t, float *state, float *y_t, int t) {
+    b->def->step(b, x_t, state, y_t, t);
+}
+
+void sf_block_add(float *y, const float *a, const float *b, long n) {
+#pragma omp parallel for simd schedule(static) if (n >= 65536)
+    for (long i = 0; i < n; i++) y[i] = a[i] + b[i];
+}

@@ -1,0 +1,70 @@
+/* Blocks: residual wrappers around one or two mixers. Every block maps [B, T, d] to [B, T, d], so
+ * a model's `blocks` list may mix kinds freely (hybrid stacks are just configs).
+ *
+ *   metaformer (two mixers):  pre:  h = x + drop(tok(norm1(x)));   y = h + drop(ch(norm2(h)))
+ *                             post: h = norm1(x + drop(tok(x)));   y = norm2(h + drop(ch(h)))
+ *   residual (one mixer):     pre:  y = x + drop(mix(norm(x)))     post: y = norm(x + drop(mix(x)))
+ *   parallel (two mixers):    pre:  n = norm(x); y = x + drop(tok(n)) + drop(ch(n))
+ *                             post: y = norm(x + drop(tok(x)) + drop(ch(x)))
+ * Parameter names: metaformer <p>.norm1, <p>.mixer, <p>.norm2, <p>.ffn; residual <p>.norm,
+ * <p>.mixer; parallel <p>.norm, <p>.mixer, <p>.ffn (docs/config.md).
+ *
+ * Each kind is one file (metaformer.c, residual.c, parallel.c) providing forward, backward and
+ * step; block.c holds what they share and the registry of kinds. */
+#ifndef SF_BLOCKS_BLOCK_H
+#define SF_BLOCKS_BLOCK_H
+
+#include "layers/layer.h"
+#include "layers/norm.h"
+
+typedef struct sf_block sf_block;
+
+typedef struct {
+    sf_part_info info;
+    int n_mixers;                    /* 1 or 2 */
+    const char *mixer_keys[2];       /* config keys of the mixers: token_mixer/channel_mixer, mixer */
+    unsigned mixer_slots[2];         /* SF_SLOT_* each mixer key accepts */
+    int n_norms;                     /* norms the block owns (names from norm_names) */
+    const char *norm_names[2];
+    size_t saved_bytes;              /* its per-call record */
+    void (*forward)(sf_block *b, sf_ctx *ctx, const float *x, float *y);
+    void (*backward)(sf_block *b, sf_ctx *ctx, const float *dy, float *dx);
+    void (*step)(const sf_block *b, const float *x_t, float *state, float *y_t, int t);
+} sf_block_def;
+
+struct sf_block {
+    const sf_block_def *def;
+    int d, pre;    /* width; 1: pre-norm placement, 0: post */
+    float dropout; /* residual dropout */
+    sf_norm_spec norm_spec;
+    sf_norm norm[2];
+    sf_mixer *mixer[2];
+    size_t slot; /* its record in sf_ctx.saved */
+};
+
+extern const sf_block_def *const sf_block_registry[];
+extern const int sf_block_registry_n;
+const sf_block_def *sf_block_find(const char *name);
+/* The options every block kind takes (repeat, placement, dropout) and the sub-object key "norm". */
+extern const sf_option sf_block_options[3];
+
+/* Build from a normalised block object (kind, placement, dropout, norm, mixers): the mixers are
+ * created here. SF_ERR with the message of the failing mixer, prefixed by `path`. */
+int sf_block_create(sf_block *b, const cJSON *cfg, int d_model, int max_T, const char *path);
+void sf_block_declare(sf_block *b, sf_params *ps, const char *prefix);
+void sf_block_init(sf_block *b, sf_rng *rng);
+void sf_block_destroy(sf_block *b);
+/* x, y: [B, T, d]; x must stay alive until backward. */
+void sf_block_forward(sf_block *b, sf_ctx *ctx, const float *x, float *y);
+void sf_block_backward(sf_block *b, sf_ctx *ctx, const float *dy, float *dx);
+/* Streaming: state holds mixer 0's state then mixer 1's. SF_ERR if a mixer cannot stream. */
+size_t sf_block_state_floats(const sf_block *b);
+int sf_block_can_step(const sf_block *b);
+void sf_block_step(const sf_block *b, const float *x_t, float *state, float *y_t, int t);
+
+/* Shared by the kinds: y = a + b over n floats (threaded when large). */
+void sf_block_add(float *y, const float *a, const float *b, long n);
+
+extern const sf_block_def sf_block_metaformer, sf_block_residual, sf_block_parallel;
+
+#endif

@@ -1,0 +1,74 @@
+#include "layers/positions.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "core/error.h"
+
+const sf_part_info sf_positions_registry[3] = {
+    [SF_POS_LEARNED] = {"learned", "a trained [N, d] table (pos_embed), init U(-0.02, 0.02)", NULL, 0},
+    [SF_POS_SINUSOIDAL] = {"sinusoidal", "fixed sin/cos table of Vaswani et al. (even d)", NULL, 0},
+    [SF_POS_NONE] = {"none", "no positions", NULL, 0},
+};
+
+/* Elementwise loops over fewer floats than this run on the calling thread. */
+#define POS_PAR_MIN 65536L
+
+int sf_positions_create(sf_positions *p, const char *kind, int n, int d) {
+    memset(p, 0, sizeof *p);
+    p->n = n;
+    p->d = d;
+    int k = 0;
+    while (k < 3 && strcmp(sf_positions_registry[k].name, kind) != 0) k++;
+    if (k == 3) return sf_errorf("kind: unknown positions '%s' (known: learned, sinusoidal, none)", kind);
+    p->kind = (sf_pos_kind)k;
+    if (p->kind == SF_POS_SINUSOIDAL) {
+        if (d % 2) return sf_errorf("kind: sinusoidal positions need an even d_model (got %d)", d);
+        p->table = sf_malloc((size_t)n * d * sizeof(float));
+        for (int t = 0; t < n; t++)
+            for (int i = 0; i < d; i += 2) {
+                double freq = pow(10000.0, -(double)i / d);
+                p->table[(size_t)t * d + i] = (float)sin(t * freq);
+                p->table[(size_t)t * d + i + 1] = (float)cos(t * freq);
+            }
+    }
+    return SF_OK;
+}
+
+void sf_positions_declare(sf_positions *p, sf_params *ps, const char *name) {
+    if (p->kind == SF_POS_LEARNED)
+        sf_params_declare(ps, name, 2, (int64_t[]){p->n, p->d}, &p->w, &p->dw, 1);
+}
+
+void sf_positions_init(sf_positions *p, sf_rng *rng) {
+    if (p->kind == SF_POS_LEARNED) sf_rng_fill_uniform(rng, p->w, (long)p->n * p->d, -0.02f, 0.02f);
+}
+
+void sf_positions_destroy(sf_positions *p) {
+    free(p->table);
+    p->table = NULL;
+}
+
+void sf_positions_forward(const sf_positions *p, const sf_ctx *ctx, float *x) {
+    const float *pos = p->kind == SF_POS_LEARNED ? p->w : p->table;
+    if (!pos || sf_arena_planning(ctx->arena)) return;
+    int T = ctx->T, d = p->d;
+    SF_ASSERT(ctx->pos_offset >= 0 && ctx->pos_offset + T <= p->n);
+    pos += (size_t)ctx->pos_offset * d;
+    long total = (long)ctx->B * T * d;
+#pragma omp parallel for schedule(static) if (total >= POS_PAR_MIN)
+    for (int b = 0; b < ctx->B; b++) {
+        float *xb = x + (size_t)b * T * d;
+        for (int i = 0; i < T * d; i++) xb[i] += pos[i];
+    }
+}
+
+void sf_positions_backward(sf_positions *p, const sf_ctx *ctx, const float *dx) {
+    if (p->kind != SF_POS_LEARNED || sf_arena_planning(ctx->arena)) return;
+    int T = ctx->T, d = p->d;
+    float *dw = p->dw + (size_t)ctx->pos_offset * d;
+    for (int b = 0; b < ctx->B; b++) {
+        const float *gb = dx + (size_t)b * T * d;
+        for (int i = 0; i < T * d; i++) dw[i] += gb[i];
+    }
+}

@@ -1,0 +1,90 @@
+/* Tasks as plug-ins: a task knows its data (loading, splits, batching), its loss, its metrics,
+ * what it stores in a checkpoint's metadata and what `predict` writes. The trainer, `eval` and
+ * `predict` only talk to this interface. Forecasting (tasks/forecast.c) is the first task;
+ * classification and language modelling add their own files and one registry line each.
+ *
+ * Splits are SF_TRAIN, SF_VAL, SF_TEST. Examples are fixed-size float tensors: x_floats in,
+ * y_floats target (the model's output has y_floats too). */
+#ifndef SF_TASKS_TASK_H
+#define SF_TASKS_TASK_H
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+
+#include "config/options.h"
+#include "data/split.h"
+#include "models/checkpoint.h"
+#include "models/model.h"
+
+
+#define SF_MAX_METRICS 8
+typedef struct {
+    int n;
+    const char *name[SF_MAX_METRICS]; /* [0] is the early-stopping metric (lower is better) */
+    double value[SF_MAX_METRICS];
+} sf_metrics;
+
+/* Where the data comes from (CLI flags). Tasks read the fields they use. */
+typedef struct {
+    const char *data;     /* --data */
+    const char *target;   /* forecast: target column (NULL: "OT") */
+    char features;        /* forecast: 'M' or 'S' */
+    const char *split;    /* forecast: split kind ("auto", "ett-hour", ...) or NULL: stored */
+} sf_task_args;
+
+typedef struct sf_task sf_task;
+
+/* What `predict` writes (CLI flags). */
+typedef struct sf_predict_args {
+    const char *data; /* input file */
+    const char *out;  /* output file (NULL: stdout) */
+    const char *plot; /* SVG (NULL: none) */
+    const char *item; /* which channel/class/object to plot (NULL: the task's default) */
+} sf_predict_args;
+
+typedef struct {
+    int (*n_examples)(const sf_task *t, sf_split s);
+    void (*gather)(const sf_task *t, sf_split s, const int *idx, int n, float *x, float *y);
+    /* Mean loss over n examples; dy (may be NULL) = d loss / d out. */
+    double (*loss)(const sf_task *t, const float *out, const float *y, float *dy, int n);
+    /* Metric sums over n examples into acc[SF_MAX_METRICS] (zeroed by the caller), then the
+     * finished metrics for a split of n_total examples. */
+    void (*metrics_add)(const sf_task *t, const float *out, const float *y, int n, double *acc);
+    void (*metrics_finish)(const sf_task *t, const double *acc, long n_total, sf_metrics *out);
+    /* Metadata a checkpoint needs to reuse this task's data protocol (scaler, columns, ...). */
+    void (*save_meta)(const sf_task *t, sf_meta *meta);
+    void (*close)(sf_task *t);
+} sf_task_ops;
+
+struct sf_task {
+    const struct sf_task_def *def;
+    const sf_task_ops *ops;
+    long x_floats, y_floats; /* per example */
+    void *self;
+};
+
+typedef struct sf_task_def {
+    sf_part_info info;
+    /* Training: load a.data for the (normalised) config; may fill fields the config leaves to
+     * the data (n_channels: *config is replaced by a renormalised copy). SF_ERR names the file
+     * or field (a config that does not fit the data). */
+    int (*open_train)(sf_task *t, const sf_task_args *a, cJSON **config, int config_has_channels);
+    /* eval: load a.data with the protocol stored in a checkpoint's metadata. */
+    int (*open_eval)(sf_task *t, const sf_task_args *a, const sf_model *m, const sf_meta *meta);
+    /* predict: run the model on a.data and write what the task predicts. */
+    int (*predict)(sf_model *m, const sf_meta *meta, const struct sf_predict_args *a);
+    /* A short description of the opened data for the training banner. */
+    void (*describe)(const sf_task *t, FILE *f);
+} sf_task_def;
+
+extern const sf_task_def sf_task_forecast;
+const sf_task_def *sf_task_find(const char *name);
+void sf_task_names(char *buf, size_t n);
+extern const sf_task_def *const sf_task_registry[];
+extern const int sf_task_registry_n;
+
+/* Metrics of model m over a whole split, in batches of `batch` (inference mode). */
+void sf_task_evaluate(const sf_task *t, sf_model *m, sf_split s, int batch, sf_metrics *out);
+void sf_task_close(sf_task *t);
+
+#endif
