@@ -167,6 +167,7 @@ int cmd_train(int argc, char **argv) {
     }
     int rc;
     if (pr != SF_OK) goto usage;
+    model = model_name(model);
     if (!is_training) {
         sf_errorf("train: --is_training 0 means testing a trained model: use "
                   "seqformer eval --model DIR/model.safetensors --data F.csv");

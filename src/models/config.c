@@ -238,8 +238,66 @@ int sf_config_parse(const char *text, const char *name, cJSON **out) {
     return rc;
 }
 
-char *sf_config_print(const cJSON *cfg, int pretty) {
-    return pretty ? cJSON_Print(cfg) : cJSON_PrintUnformatted(cfg);
+/* Pretty form for people: two-space indents, and an object whose values are all scalars (a
+ * mixer, a norm) on one line, so a block reads as one short paragraph. */
+typedef struct {
+    char *s;
+    size_t n, cap;
+} strbuf;
+
+static void put(strbuf *b, const char *t) {
+    size_t k = strlen(t);
+    if (b->n + k + 1 > b->cap) {
+        b->cap = (b->n + k + 1) * 2;
+        b->s = sf_realloc(b->s, b->cap);
+    }
+    memcpy(b->s + b->n, t, k + 1);
+    b->n += k;
+}
+
+static int all_scalars(const cJSON *o) {
+    for (const cJSON *e = o->child; e; e = e->next)
+        if (cJSON_IsObject(e) || cJSON_IsArray(e)) return 0;
+    return 1;
+}
+
+static void pretty(strbuf *b, const cJSON *v, int depth) {
+    char pad[64];
+    int w = 2 * (depth + 1) < 62 ? 2 * (depth + 1) : 62;
+    memset(pad, ' ', (size_t)w);
+    pad[w] = 0;
+    if (cJSON_IsObject(v) || cJSON_IsArray(v)) {
+        int obj = cJSON_IsObject(v), inline_ = obj ? all_scalars(v) : v->child == NULL;
+        put(b, obj ? "{" : "[");
+        for (const cJSON *e = v->child; e; e = e->next) {
+            put(b, inline_ ? (e == v->child ? "" : ", ") : (e == v->child ? "\n" : ",\n"));
+            if (!inline_) put(b, pad);
+            if (obj) {
+                put(b, "\"");
+                put(b, e->string);
+                put(b, "\": ");
+            }
+            pretty(b, e, depth + 1);
+        }
+        if (!inline_) {
+            put(b, "\n");
+            pad[w - 2] = 0;
+            put(b, pad);
+        }
+        put(b, obj ? "}" : "]");
+        return;
+    }
+    char *t = cJSON_PrintUnformatted(v);
+    put(b, t);
+    free(t);
+}
+
+char *sf_config_print(const cJSON *cfg, int pretty_form) {
+    if (!pretty_form) return cJSON_PrintUnformatted(cfg);
+    strbuf b = {0};
+    put(&b, "");
+    pretty(&b, cfg, 0);
+    return b.s;
 }
 
 int sf_config_int(const cJSON *cfg, const char *key) { return sf_opt_int(cfg, key); }
