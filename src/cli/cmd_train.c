@@ -77,6 +77,12 @@ int cmd_train(int argc, char **argv) {
     const char *mixer = "softmax", *norm = "batchnorm", *norm_place = "post", *pos = "learned";
     const char *root_path = NULL, *data_path = NULL, *model_id = NULL, *task_name = NULL;
     const char *ignored = NULL;
+    /* the choices of --mixer come from the registry, as the config reader's do */
+    char token_mixers[256] = "";
+    for (int i = 0, len = 0; i < sf_mixer_registry_n; i++)
+        if (sf_mixer_registry[i]->slots & SF_SLOT_TOKEN)
+            len += snprintf(token_mixers + len, sizeof token_mixers - (size_t)len, "%s%s",
+                            len ? "|" : "", sf_mixer_registry[i]->info.name);
     int seed = 2021, threads = 0, resume = 0, print_config = 0, enc_in = 0, is_training = 1;
     int itr = 1, individual = 0;
     arg_spec specs[] = {
@@ -91,7 +97,7 @@ int cmd_train(int argc, char **argv) {
         {"seq-len", ARG_INT, &c.seq_len, 1, 100000, NULL, "input length", 0},
         {"pred-len", ARG_INT, &c.pred_len, 1, 100000, NULL, "forecast horizon", 0},
         {"model", ARG_STRING, &model, 0, 0, NULL, "model: patchtst or dlinear (TSLib: PatchTST, DLinear)", 0},
-        {"mixer", ARG_STRING, &mixer, 0, 0, NULL, "token mixer (seqformer list)", 0},
+        {"mixer", ARG_CHOICE, &mixer, 0, 0, token_mixers, "token mixer (seqformer list: its options)", 0},
         {"causal", ARG_BOOL, &c.causal, 0, 1, NULL, "causal token mixing", 0},
         {"norm", ARG_CHOICE, &norm, 0, 0, "layernorm|rmsnorm|batchnorm", "normalisation", 0},
         {"norm-place", ARG_CHOICE, &norm_place, 0, 0, "post|pre", "norm placement", 0},

@@ -1,0 +1,261 @@
+/* The modular core: model configs (canonical form, exact floats, v1 and flag shorthands, errors
+ * with field paths), the token embedding (scatter backward), positions at an offset, the arena
+ * re-planned as the batch grows, and two threads running inference on one model at once, each
+ * with its own sf_run. Random inputs; the seed is printed. */
+#include <pthread.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "layers/embedding.h"
+#include "layers/positions.h"
+#include "models/model.h"
+#include "test_util.h"
+
+static sf_rng g_rng;
+
+static cJSON *norm_text(const char *json) {
+    cJSON *raw = cJSON_Parse(json), *out = NULL;
+    if (!raw) return NULL;
+    if (sf_config_normalize(raw, &out)) out = NULL;
+    cJSON_Delete(raw);
+    return out;
+}
+
+static void check_config_roundtrip(void) {
+    const char *user =
+        "{\"model\":\"patchtst\",\"dropout\":0.3,\"blocks\":[{\"repeat\":2,\"dropout\":0.1,"
+        "\"norm\":{\"kind\":\"layernorm\",\"eps\":1e-6},\"channel_mixer\":{\"dropout\":0.05}}],"
+        "\"head\":{\"dropout\":0.15}}";
+    cJSON *a = norm_text(user);
+    CHECK_MSG(a != NULL, "%s", sf_error_message());
+    if (!a) return;
+    char *ta = sf_config_print(a, 0), *tp = sf_config_print(a, 1);
+    /* exact floats: the decimal the user wrote, not float32's double expansion */
+    CHECK(strstr(ta, "\"dropout\":0.3,") && strstr(ta, "\"eps\":1e-06") &&
+          strstr(ta, "\"dropout\":0.05") && !strstr(ta, "0.30000001"));
+    /* canonical form is a fixed point, in both print forms */
+    cJSON *b = norm_text(ta), *c = norm_text(tp);
+    char *tb = b ? sf_config_print(b, 0) : NULL, *tc = c ? sf_config_print(c, 0) : NULL;
+    CHECK(tb && strcmp(ta, tb) == 0);
+    CHECK(tc && strcmp(ta, tc) == 0);
+    /* defaults filled: format_version, task, softmax/mlp mixers, learned positions */
+    CHECK(strstr(ta, "\"format_version\":2") && strstr(ta, "\"task\":\"forecast\"") &&
+          strstr(ta, "\"kind\":\"softmax\"") && strstr(ta, "\"kind\":\"mlp\"") &&
+          strstr(ta, "\"positions\":{\"kind\":\"learned\"}"));
+    /* the float read back is the float the user meant */
+    sf_model m;
+    CHECK(sf_model_create(&m, a) == SF_OK);
+    const cJSON *blk = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(m.config, "blocks"), 0);
+    CHECK(sf_opt_float(blk, "dropout") == 0.1f && sf_opt_float(m.config, "dropout") == 0.3f);
+    sf_model_destroy(&m);
+    free(ta), free(tp), free(tb), free(tc);
+    cJSON_Delete(a), cJSON_Delete(b), cJSON_Delete(c);
+}
+
+/* The flag shorthand, a 0.1 (format_version 1) config and the v2 JSON written by hand describe the
+ * same model: identical canonical configs. */
+static void check_shorthands(void) {
+    sf_flat_config f;
+    sf_flat_config_defaults(&f, "patchtst");
+    f.seq_len = 96;
+    strcpy(f.mixer, "linear");
+    strcpy(f.norm, "rmsnorm");
+    strcpy(f.norm_place, "pre");
+    cJSON *flags = sf_flat_config_to_json(&f), *from_flags;
+    CHECK(sf_config_normalize(flags, &from_flags) == SF_OK);
+    cJSON *v1 = norm_text(
+        "{\"format_version\":1,\"model\":\"patchtst\",\"seq_len\":96,\"pred_len\":96,"
+        "\"n_channels\":7,\"d_model\":16,\"n_heads\":4,\"e_layers\":3,\"d_ff\":128,\"patch_len\":16,"
+        "\"stride\":8,\"revin\":true,\"dropout\":0.300000011920929,\"head_dropout\":0,"
+        "\"mixer\":\"linear\",\"causal\":false,\"norm\":\"rmsnorm\",\"norm_place\":\"pre\","
+        "\"pos\":\"learned\"}");
+    cJSON *v2 = norm_text(
+        "{\"format_version\":2,\"model\":\"patchtst\",\"seq_len\":96,\"dropout\":0.3,"
+        "\"blocks\":[{\"repeat\":3,\"dropout\":0.3,\"norm\":{\"kind\":\"rmsnorm\"},"
+        "\"token_mixer\":{\"kind\":\"linear\"},\"channel_mixer\":{\"dropout\":0.3}}]}");
+    CHECK(v1 && v2 && from_flags);
+    if (v1 && v2 && from_flags) {
+        CHECK(cJSON_Compare(from_flags, v1, 1));
+        CHECK(cJSON_Compare(from_flags, v2, 1));
+    }
+    cJSON_Delete(flags), cJSON_Delete(from_flags), cJSON_Delete(v1), cJSON_Delete(v2);
+}
+
+static void expect_error(const char *json, const char *msg) {
+    sf_model m;
+    int rc = sf_model_create_json(&m, json, "cfg.json");
+    CHECK_MSG(rc == SF_ERR && strstr(sf_error_message(), msg), "%s -> '%s' (wanted '%s')", json,
+              rc ? sf_error_message() : "accepted", msg);
+    if (rc == SF_OK) sf_model_destroy(&m);
+}
+
+static void check_config_errors(void) {
+    expect_error("{\"model\":\"patchtst\",\n\"blocks\":[}", "cfg.json: malformed JSON at line 2, column 11");
+    expect_error("[1,2]", "cfg.json: config: expected a JSON object");
+    expect_error("{\"blocks\":[]}", "model: missing or not a string (known: patchtst, dlinear)");
+    expect_error("{\"model\":\"informer\"}", "model: unknown model 'informer' (known: patchtst, dlinear)");
+    expect_error("{\"model\":\"patchtst\",\"task\":\"classify\",\"blocks\":[]}", "task: unknown task 'classify' (known: forecast)");
+    expect_error("{\"model\":\"patchtst\",\"blocks\":{}}", "blocks: missing or not a list");
+    expect_error("{\"model\":\"patchtst\",\"blocks\":[{\"kind\":\"mamba\"}]}",
+                 "blocks[0].kind: unknown block kind 'mamba' (known: metaformer, residual, parallel)");
+    expect_error("{\"model\":\"patchtst\",\"blocks\":[{},{\"token_mixer\":{\"kind\":\"mlp\"}}]}",
+                 "blocks[1].token_mixer.kind: unknown mixer 'mlp' (known: softmax, linear, identity)");
+    expect_error("{\"model\":\"patchtst\",\"blocks\":[{\"channel_mixer\":{\"d_ff\":0}}]}",
+                 "blocks[0].channel_mixer.d_ff: must be >= 1 (got 0)");
+    expect_error("{\"model\":\"patchtst\",\"blocks\":[{\"channel_mixer\":{\"d_ff\":2.5}}]}",
+                 "blocks[0].channel_mixer.d_ff: expected an integer");
+    expect_error("{\"model\":\"patchtst\",\"blocks\":[{\"channel_mixer\":{\"d_ff\":1e300}}]}",
+                 "blocks[0].channel_mixer.d_ff: must be <= 1.04858e+06");
+    expect_error("{\"model\":\"patchtst\",\"blocks\":[{\"placement\":\"middle\"}]}",
+                 "blocks[0].placement: 'middle' is not one of pre|post");
+    expect_error("{\"model\":\"patchtst\",\"blocks\":[{\"norm\":{\"kind\":\"rmsnorm\",\"momentum\":0.2}}]}",
+                 "blocks[0].norm: unknown option 'momentum' (options: eps, kind)");
+    expect_error("{\"model\":\"patchtst\",\"blocks\":[{\"kind\":\"residual\"}]}", "blocks[0].mixer: missing");
+    expect_error("{\"model\":\"patchtst\",\"d_model\":12,\"blocks\":[{},{\"token_mixer\":{\"n_heads\":5}}]}",
+                 "blocks[1].token_mixer: n_heads: 5 does not divide d_model 12");
+    expect_error("{\"model\":\"patchtst\",\"seq_len\":8,\"pred_len\":4,\"blocks\":[]}",
+                 "input.patch_len: 16 is longer than seq_len 8");
+    expect_error("{\"model\":\"patchtst\",\"d_model\":7,\"positions\":\"sinusoidal\",\"blocks\":[{\"token_mixer\":{\"n_heads\":7}}]}",
+                 "positions: kind: sinusoidal positions need an even d_model (got 7)");
+    expect_error("{\"model\":\"dlinear\",\"kernel_size\":24}", "kernel_size: 24 must be odd");
+    expect_error("{\"model\":\"dlinear\",\"blocks\":[]}", "config: unknown option 'blocks'");
+    expect_error("{\"format_version\":3,\"model\":\"dlinear\"}", "format_version: 3 is newer than this build reads (2)");
+    expect_error("{\"format_version\":\"2\",\"model\":\"dlinear\"}", "format_version: expected a positive integer");
+}
+
+static void check_embedding(void) {
+    int vocab = 11, d = 5;
+    long N = 40;
+    sf_params ps;
+    sf_params_init(&ps);
+    sf_embedding e;
+    sf_embedding_declare(&e, &ps, "tok", vocab, d);
+    sf_params_alloc(&ps);
+    sf_embedding_init(&e, &g_rng);
+    int32_t *ids = sf_malloc((size_t)N * sizeof *ids);
+    for (long n = 0; n < N; n++) ids[n] = (int32_t)sf_rng_below(&g_rng, (uint32_t)vocab);
+    ids[3] = ids[7] = ids[11]; /* repeated ids must accumulate */
+    float *y = sf_malloc((size_t)N * d * sizeof(float)), *dy = sf_malloc((size_t)N * d * sizeof(float));
+    sf_rng_fill_normal(&g_rng, dy, N * d, 0, 1);
+    sf_embedding_forward(&e, y, ids, N);
+    int same = 1;
+    for (long n = 0; n < N; n++)
+        same &= memcmp(y + n * d, e.w + (size_t)ids[n] * d, (size_t)d * sizeof(float)) == 0;
+    CHECK(same);
+    sf_params_zero_grad(&ps);
+    sf_embedding_backward(&e, dy, ids, N);
+    /* reference: dW = onehot(ids)^T dy, in double */
+    double worst = 0;
+    for (int v = 0; v < vocab; v++)
+        for (int i = 0; i < d; i++) {
+            double s = 0;
+            for (long n = 0; n < N; n++)
+                if (ids[n] == v) s += dy[n * d + i];
+            double err = fabs(s - e.dw[v * d + i]);
+            if (err > worst) worst = err;
+        }
+    printf("embedding scatter backward vs one-hot reference: max abs err %.2e\n", worst);
+    CHECK(worst < 1e-5);
+    free(ids), free(y), free(dy);
+    sf_params_free(&ps);
+}
+
+static void check_positions_offset(void) {
+    int n = 12, d = 6, T = 4, off = 5;
+    sf_positions p;
+    CHECK(sf_positions_create(&p, "sinusoidal", n, d) == SF_OK);
+    float x[4 * 6] = {0};
+    sf_arena a = {0};
+    sf_ctx ctx = {.arena = &a, .B = 1, .T = T, .pos_offset = off};
+    sf_positions_forward(&p, &ctx, x);
+    CHECK(memcmp(x, p.table + (size_t)off * d, sizeof x) == 0);
+    sf_positions_destroy(&p);
+}
+
+static const char *k_model =
+    "{\"model\":\"patchtst\",\"seq_len\":64,\"pred_len\":12,\"n_channels\":3,\"d_model\":16,"
+    "\"input\":{\"patch_len\":8,\"stride\":4},\"blocks\":[{\"token_mixer\":{\"n_heads\":2}},"
+    "{\"kind\":\"residual\",\"mixer\":{\"kind\":\"linear\",\"n_heads\":4}},"
+    "{\"kind\":\"parallel\",\"norm\":{\"kind\":\"batchnorm\"},\"token_mixer\":{\"n_heads\":4}}]}";
+
+typedef struct {
+    sf_model *m;
+    const float *x;
+    const float *want;
+    int B, iters, mismatches;
+} worker;
+
+static void *infer_loop(void *arg) {
+    worker *w = arg;
+    sf_run run;
+    sf_run_init(&run);
+    long ny = (long)w->B * w->m->pred_len * w->m->n_channels;
+    float *y = sf_malloc((size_t)ny * sizeof(float));
+    for (int i = 0; i < w->iters; i++) {
+        sf_model_forward_run(w->m, &run, w->x, y, w->B, 0, NULL);
+        if (memcmp(y, w->want, (size_t)ny * sizeof(float)) != 0) w->mismatches++;
+    }
+    free(y);
+    sf_run_free(&run);
+    return NULL;
+}
+
+/* Two threads, one model, two runs: every output bit-identical to the serial result. */
+static void check_concurrent_inference(void) {
+    sf_model m;
+    CHECK_MSG(sf_model_create_json(&m, k_model, "model") == SF_OK, "%s", sf_error_message());
+    sf_model_init_weights(&m, 5);
+    for (size_t i = 0; i < m.params.total; i++) m.params.data[i] += 0.1f * sf_rng_normal(&g_rng);
+    int B[2] = {3, 7};
+    long nx[2], ny[2];
+    float *x[2], *want[2];
+    for (int k = 0; k < 2; k++) {
+        nx[k] = (long)B[k] * m.seq_len * m.n_channels;
+        ny[k] = (long)B[k] * m.pred_len * m.n_channels;
+        x[k] = sf_malloc((size_t)nx[k] * sizeof(float));
+        want[k] = sf_malloc((size_t)ny[k] * sizeof(float));
+        sf_rng_fill_normal(&g_rng, x[k], nx[k], 0, 1);
+        sf_model_forward(&m, x[k], want[k], B[k], 0, NULL);
+    }
+    float *before = sf_malloc(m.params.total * sizeof(float));
+    memcpy(before, m.params.data, m.params.total * sizeof(float));
+    worker w[2];
+    pthread_t th[2];
+    for (int k = 0; k < 2; k++) {
+        w[k] = (worker){&m, x[k], want[k], B[k], 40, 0};
+        pthread_create(&th[k], NULL, infer_loop, &w[k]);
+    }
+    for (int k = 0; k < 2; k++) pthread_join(th[k], NULL);
+    printf("concurrent inference: 2 threads x 40 calls, mismatches %d and %d\n", w[0].mismatches,
+           w[1].mismatches);
+    CHECK(w[0].mismatches == 0 && w[1].mismatches == 0);
+    CHECK(memcmp(before, m.params.data, m.params.total * sizeof(float)) == 0); /* read-only */
+
+    /* the arena is re-planned when the batch grows, and results do not depend on the plan */
+    sf_run r;
+    sf_run_init(&r);
+    float *y = sf_malloc((size_t)ny[1] * sizeof(float));
+    sf_model_forward_run(&m, &r, x[0], y, B[0], 0, NULL);
+    size_t cap0 = r.arena.cap;
+    CHECK(memcmp(y, want[0], (size_t)ny[0] * sizeof(float)) == 0 && r.B == B[0]);
+    sf_model_forward_run(&m, &r, x[1], y, B[1], 0, NULL);
+    CHECK(r.B == B[1] && r.arena.cap > cap0);
+    CHECK(memcmp(y, want[1], (size_t)ny[1] * sizeof(float)) == 0);
+    sf_model_forward_run(&m, &r, x[0], y, B[0], 1, &g_rng); /* training adds backward's needs */
+    CHECK(r.training == 1 && r.B == B[1]);
+    sf_run_free(&r);
+    free(y), free(before);
+    for (int k = 0; k < 2; k++) free(x[k]), free(want[k]);
+    sf_model_destroy(&m);
+}
+
+int main(void) {
+    sf_rng_seed(&g_rng, test_seed());
+    check_config_roundtrip();
+    check_shorthands();
+    check_config_errors();
+    check_embedding();
+    check_positions_offset();
+    check_concurrent_inference();
+    return test_finish();
+}
