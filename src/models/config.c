@@ -267,7 +267,7 @@ static void pretty(strbuf *b, const cJSON *v, int depth) {
     memset(pad, ' ', (size_t)w);
     pad[w] = 0;
     if (cJSON_IsObject(v) || cJSON_IsArray(v)) {
-        int obj = cJSON_IsObject(v), inline_ = obj ? all_scalars(v) : v->child == NULL;
+        int obj = cJSON_IsObject(v), inline_ = depth > 0 && (obj ? all_scalars(v) : v->child == NULL);
         put(b, obj ? "{" : "[");
         for (const cJSON *e = v->child; e; e = e->next) {
             put(b, inline_ ? (e == v->child ? "" : ", ") : (e == v->child ? "\n" : ",\n"));
