@@ -69,8 +69,8 @@ static int unknown_key(const char *path, const char *key, const sf_option *opts,
 }
 
 static int range_error(const char *path, const sf_option *o, double v) {
-    if (v < o->min) return sf_errorf("%s.%s: must be >= %g (got %g)", path, o->name, o->min, v);
-    return sf_errorf("%s.%s: must be <= %g (got %g)", path, o->name, o->max, v);
+    if (v < o->min) return sf_errorf("%s.%s: must be >= %.10g (got %.10g)", path, o->name, o->min, v);
+    return sf_errorf("%s.%s: must be <= %.10g (got %.10g)", path, o->name, o->max, v);
 }
 
 int sf_options_normalize(const cJSON *in, const sf_option *opts, int n_opts, const char *path,
@@ -157,10 +157,10 @@ void sf_options_print(FILE *f, const sf_option *opts, int n_opts, const char *in
         char type[160];
         switch (o->type) {
         case SF_OPT_INT:
-            snprintf(type, sizeof type, "int in [%g, %g], default %g", o->min, o->max, o->def);
+            snprintf(type, sizeof type, "int in [%.10g, %.10g], default %.10g", o->min, o->max, o->def);
             break;
         case SF_OPT_FLOAT:
-            snprintf(type, sizeof type, "float in [%g, %g], default %g", o->min, o->max, o->def);
+            snprintf(type, sizeof type, "float in [%.10g, %.10g], default %.10g", o->min, o->max, o->def);
             break;
         case SF_OPT_BOOL:
             snprintf(type, sizeof type, "bool, default %s", o->def ? "true" : "false");
