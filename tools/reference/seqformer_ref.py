@@ -386,8 +386,9 @@ def canonical_config(cfg):
     documented order (format_version, task, model, the model's options; in every part "kind" first, then
     its options in the documented order), ``repeat`` kept as written (not expanded), float options as the
     shortest float32 decimal (integral values as integers: "dropout": 0).  Unknown keys, wrong types and
-    out-of-range values raise ConfigError naming the field path.  A format_version 1 config (or one
-    without format_version, as the v1 twin accepted) goes through config_v1_to_v2 first.
+    out-of-range values raise ConfigError naming the field path.  A format_version 1 config (or a flat one
+    without format_version, as the v1 twin accepted) goes through config_v1_to_v2 first; any other config
+    without format_version is read as the current version, as the C reader does.
 
     Defaults: task "forecast"; patchtst: revin true, dropout 0, input {patches, patch_len 16, stride 8},
     positions {learned}, final_norm "auto", head {flatten, dropout 0}; each block: repeat 1, placement
@@ -399,7 +400,10 @@ def canonical_config(cfg):
         cfg = json.loads(cfg)
     if not isinstance(cfg, dict):
         raise ConfigError("config: expected a JSON object")
-    fv = cfg.get("format_version", 1)
+    # Without format_version: the current format, as the C reader does, unless the keys are v1's
+    # (a flat config from the v1 twin, which did not require the field).
+    v1_keys = ("e_layers", "mixer", "norm_place", "pos", "head_dropout")
+    fv = cfg.get("format_version", 1 if any(k in cfg for k in v1_keys) else FORMAT_VERSION)
     if isinstance(fv, bool) or fv not in (1, 2):
         raise ConfigError(f"format_version: {json.dumps(fv)} is not supported (this twin reads 1 and 2)")
     if fv == 1:
