@@ -41,7 +41,7 @@ static void lin_forward(sf_mixer *m, sf_ctx *ctx, const float *x, float *y) {
     sf_linear_forward(&s->proj.qkv, s->qkv_buf, x, N);
     const float *q = s->qkv_buf, *k = q + s->d, *v = q + 2 * s->d;
     sf_linear_attention_forward(s->a, s->d, q, k, v, 3 * s->d, ctx->B, ctx->T, s->H, s->Dh,
-                                s->causal, s->scratch);
+                                s->causal, s->scratch, NULL);
     sf_linear_forward(&s->proj.out, y, s->a, N);
 }
 
@@ -55,7 +55,7 @@ static void lin_backward(sf_mixer *m, sf_ctx *ctx, const float *dy, float *dx) {
         sf_linear_backward(&s->proj.out, da, dy, s->a, N);
         const float *q = s->qkv_buf, *k = q + s->d, *v = q + 2 * s->d;
         sf_linear_attention_backward(dqkv, dqkv + s->d, dqkv + 2 * s->d, da, s->d, q, k, v,
-                                     3 * s->d, ctx->B, ctx->T, s->H, s->Dh, s->causal, s->scratch);
+                                     3 * s->d, ctx->B, ctx->T, s->H, s->Dh, s->causal, s->scratch, NULL);
         sf_linear_backward(&s->proj.qkv, dx, dqkv, s->x, N);
     }
     sf_arena_reset_to(ctx->arena, mark);
