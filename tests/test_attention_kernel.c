@@ -6,8 +6,10 @@
  * Padding (lens): fast vs reference with random lengths (1 and T included) and NaN in every
  * padded input row (which must never be read), padded output rows exactly 0, each batch item
  * equal bit for bit to the unpadded call on the sequence truncated to its length, and both
- * backward passes against finite differences with lens. */
+ * backward passes against finite differences with lens. Thread count: 1 vs 2 threads bitwise,
+ * at sizes above the kernels' parallel threshold. */
 #include <math.h>
+#include <omp.h>
 #include <string.h>
 
 #include "core/rng.h"
@@ -275,6 +277,60 @@ static void fd_check_lens(int causal) {
     free(qkv), free(g), free(gf), free(dout), free(o), free(lse);
 }
 
+/* ---- thread-count determinism -------------------------------------------------------- */
+
+/* Team size OpenMP gives a parallel region after omp_set_num_threads(n) (OMP_THREAD_LIMIT or
+ * dynamic adjustment could make it smaller). */
+static int team_size(int n) {
+    int team = 0;
+    omp_set_num_threads(n);
+#pragma omp parallel
+    {
+#pragma omp single
+        team = omp_get_num_threads();
+    }
+    return team;
+}
+
+/* Each work item ((b, h, query tile) forward, (b, h) backward) is computed by one thread in a
+ * fixed order, so 1 and 2 threads give the same bits. The kernels use one thread below
+ * B*H*T*T = SF_ATTENTION_PAR_MIN (262144) and omp_get_max_threads() from it, so the work is
+ * checked to be at least that (else both runs would be serial and prove nothing), and the team
+ * size OpenMP grants for 2 threads is checked to be 2. */
+static void thread_check(int B, int T, int H, int Dh, int causal, int with_lens) {
+    const int D = H * Dh, ld = 3 * D, ldo = D;
+    const long rows = (long)B * T, n = rows * ld, no = rows * ldo, nl = (long)B * H * T;
+    const long work = (long)B * H * T * T;
+    const float scale = 1.0f / sqrtf((float)Dh);
+    int *lens = with_lens ? random_lens(B, T) : NULL;
+    float *qkv = alloc_fill(n, 0.0f), *dout = alloc_fill(no, 0.0f);
+    sf_rng_fill_normal(&rng, qkv, n, 0.0f, 1.5f);
+    sf_rng_fill_normal(&rng, dout, no, 0.0f, 1.0f);
+    float *o[2], *lse[2], *g[2];
+    const int saved = omp_get_max_threads();
+    int team = 0;
+    for (int r = 0; r < 2; r++) {
+        if (r == 1) team = team_size(2);
+        omp_set_num_threads(r + 1);
+        o[r] = alloc_fill(no, 0.0f), lse[r] = alloc_fill(nl, 0.0f), g[r] = alloc_fill(n, 0.0f);
+        sf_attention_forward(o[r], ldo, lse[r], qkv, qkv + D, qkv + 2 * D, ld, B, T, H, Dh, scale, causal, lens);
+        sf_attention_backward(g[r], g[r] + D, g[r] + 2 * D, dout, ldo, o[r], lse[r], qkv, qkv + D, qkv + 2 * D,
+                              ld, B, T, H, Dh, scale, causal, lens);
+    }
+    omp_set_num_threads(saved);
+    const int same_f = !memcmp(o[0], o[1], sizeof(float) * (size_t)no) &&
+                       !memcmp(lse[0], lse[1], sizeof(float) * (size_t)nl);
+    const int same_b = !memcmp(g[0], g[1], sizeof(float) * (size_t)n);
+    printf("threads B=%d T=%d H=%d Dh=%d causal=%d lens %s: work %ld (parallel from %ld), team of %d: "
+           "1 vs 2 threads forward %s, backward %s\n",
+           B, T, H, Dh, causal, with_lens ? "random" : "NULL", work, (long)SF_ATTENTION_PAR_MIN, team,
+           same_f ? "bitwise equal" : "DIFFERS", same_b ? "bitwise equal" : "DIFFERS");
+    CHECK(work >= SF_ATTENTION_PAR_MIN && team == 2);
+    CHECK(same_f && same_b);
+    for (int r = 0; r < 2; r++) free(o[r]), free(lse[r]), free(g[r]);
+    free(lens), free(qkv), free(dout);
+}
+
 /* Reference backward vs central differences of L = sum(dout * o), o from the reference forward. */
 static void fd_check(int causal) {
     const int B = 1, T = 5, H = 2, Dh = 3, D = H * Dh, ld = 3 * D, ldo = D;
@@ -372,6 +428,12 @@ int main(void) {
     fd_check(1);
     fd_check_lens(0);
     fd_check_lens(1);
+    for (int causal = 0; causal < 2; causal++)
+        for (int with_lens = 0; with_lens < 2; with_lens++) {
+            thread_check(4, 150, 4, 4, causal, with_lens);  /* row-lane kernels */
+            thread_check(3, 220, 2, 16, causal, with_lens); /* tiled kernels */
+            thread_check(2, 300, 2, 64, causal, with_lens);
+        }
     step_check(37, 3, 8);
     step_check(300, 2, 4); /* more keys than one step chunk */
     return test_finish();

@@ -426,28 +426,58 @@ static void check_step(int B, int T, int H, int Dh, int t_save) {
     free(c.qkv), free(scratch), free(o), free(st), free(st2), free(saved), free(os), free(os2);
 }
 
-/* Every (b,h) is computed by one thread in a fixed order: results do not depend on threads. */
-static void check_thread_determinism(int causal) {
-    const int B = 5, T = 23, H = 3, Dh = 8, HD = H * Dh;
+/* Team size OpenMP gives a parallel region after omp_set_num_threads(n) (OMP_THREAD_LIMIT or
+ * dynamic adjustment could make it smaller). */
+static int team_size(int n) {
+    int team = 0;
+    omp_set_num_threads(n);
+#pragma omp parallel
+    {
+#pragma omp single
+        team = omp_get_num_threads();
+    }
+    return team;
+}
+
+/* Every (b,h) is computed by one thread in a fixed order: results do not depend on threads.
+ * 1 thread vs 2, forward and backward, bitwise. The kernels' parallel loop has
+ * if (B*H*T*Dh*Dh >= SF_LINEAR_ATTENTION_PAR_MIN) (32768): below it both runs are serial and
+ * the check proves nothing (the sizes used here before, 5*3*23*8*8 = 22080, were), so the
+ * work is checked against it, B*H >= 2 gives each thread of the static schedule at least one
+ * (b, h), and the team size OpenMP grants for 2 threads is checked to be 2. */
+static void check_thread_determinism(int B, int T, int H, int Dh, int causal, int with_lens) {
+    const int HD = H * Dh;
     la_case c = make_case(B, T, H, Dh, 0, 0, 1.0f);
-    const long rows = (long)B * T;
+    const long rows = (long)B * T, work = (long)B * H * T * Dh * Dh;
     const float *q = c.qkv, *k = c.qkv + HD, *v = c.qkv + 2 * HD;
-    float *scratch = filled(sf_linear_attention_scratch_floats(B, T, H, Dh, causal) + 1, 0.0f);
+    int *lens = with_lens ? random_lens(B, T) : NULL;
+    size_t ns = sf_linear_attention_scratch_floats(B, T, H, Dh, causal);
+    float *scratch = filled(ns + 1, 0.0f);
     float *res[2][2];
-    int saved = omp_get_max_threads();
+    const int saved = omp_get_max_threads();
+    int team = 0;
     for (int r = 0; r < 2; r++) {
+        if (r == 1) team = team_size(2);
         omp_set_num_threads(r == 0 ? 1 : 2);
         res[r][0] = filled((size_t)rows * c.ldo, 0.0f);
         res[r][1] = filled((size_t)rows * c.ld, 0.0f);
-        sf_linear_attention_forward(res[r][0], c.ldo, q, k, v, c.ld, B, T, H, Dh, causal, scratch, NULL);
+        sf_linear_attention_forward(res[r][0], c.ldo, q, k, v, c.ld, B, T, H, Dh, causal, scratch, lens);
         sf_linear_attention_backward(res[r][1], res[r][1] + HD, res[r][1] + 2 * HD, res[r][0],
-                                     c.ldo, q, k, v, c.ld, B, T, H, Dh, causal, scratch, NULL);
+                                     c.ldo, q, k, v, c.ld, B, T, H, Dh, causal, scratch, lens);
     }
     omp_set_num_threads(saved);
-    CHECK(memcmp(res[0][0], res[1][0], (size_t)rows * c.ldo * sizeof(float)) == 0);
-    CHECK(memcmp(res[0][1], res[1][1], (size_t)rows * c.ld * sizeof(float)) == 0);
+    const int same_o = memcmp(res[0][0], res[1][0], (size_t)rows * c.ldo * sizeof(float)) == 0;
+    const int same_g = memcmp(res[0][1], res[1][1], (size_t)rows * c.ld * sizeof(float)) == 0;
+    printf("  threads B=%d T=%d H=%d Dh=%d %-10s lens %s: work %ld (parallel from %ld), team of %d: "
+           "1 vs 2 threads out %s, grads %s\n",
+           B, T, H, Dh, causal ? "causal" : "non-causal", with_lens ? "random" : "NULL", work,
+           (long)SF_LINEAR_ATTENTION_PAR_MIN, team, same_o ? "bitwise equal" : "DIFFER",
+           same_g ? "bitwise equal" : "DIFFER");
+    CHECK(work >= SF_LINEAR_ATTENTION_PAR_MIN && (long)B * H >= 2 && team == 2);
+    CHECK(same_o);
+    CHECK(same_g);
     for (int r = 0; r < 2; r++) free(res[r][0]), free(res[r][1]);
-    free(c.qkv), free(scratch);
+    free(c.qkv), free(scratch), free(lens);
 }
 
 static void check_scratch_sizes(void) {
@@ -534,8 +564,13 @@ int main(void) {
     check_step(2, 37, 3, 4, 15);
     check_step(1, 9, 2, 32, 1);
     check_step(1, 5, 1, 3, 4);
-    check_thread_determinism(0);
-    check_thread_determinism(1);
+    printf("thread-count determinism:\n");
+    for (int causal = 0; causal < 2; causal++)
+        for (int with_lens = 0; with_lens < 2; with_lens++) {
+            check_thread_determinism(8, 100, 4, 4, causal, with_lens); /* Dh = 4 SIMD kernel */
+            check_thread_determinism(6, 70, 3, 8, causal, with_lens);  /* unrolled */
+            check_thread_determinism(2, 40, 2, 80, causal, with_lens); /* generic, scratch state */
+        }
     check_scratch_sizes();
     const char *skip = getenv("SF_SKIP_TIMING");
     if (!skip || !*skip) {

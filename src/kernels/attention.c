@@ -27,8 +27,7 @@
 #define SF_ATT_BC 64
 #define SF_ATT_BR 32
 #define SF_ATT_PAD 8
-/* Work below this many score entries (B*H*T*T) runs on the calling thread only. */
-#define SF_ATT_PAR_MIN 262144L
+#define SF_ATT_PAR_MIN SF_ATTENTION_PAR_MIN /* attention.h */
 
 /* The tile kernels are also compiled for AVX2+FMA and picked at load time (GCC function
  * multi-versioning through an ifunc), since the default build targets baseline x86-64 (SSE2).

@@ -32,6 +32,10 @@
 #define SF_KERNELS_ATTENTION_H
 
 #define SF_ATTENTION_MAX_DH 256
+/* Forward and backward calls with fewer score entries than this (B*H*T*T) run on the calling
+ * thread only; at or above it they use omp_get_max_threads() threads. (Public so that the
+ * thread-count tests can size their work above it.) */
+#define SF_ATTENTION_PAR_MIN 262144L
 
 /* o[B,T,H*Dh] (row stride ldo) and lse[B,H,T] from q, k, v (row stride ld). */
 void sf_attention_forward(float *o, int ldo, float *lse, const float *q, const float *k,

@@ -13,8 +13,7 @@
  * head size and in the caller's scratch beyond it. */
 #define LA_STACK_DH 64
 #define LA_WS_FLOATS(D) (2 * (size_t)(D) * (size_t)(D) + 8 * (size_t)(D))
-/* Below this much work (B*H*T*Dh*Dh) the kernels run on the calling thread only. */
-#define LA_PAR_MIN_WORK 32768L
+#define LA_PAR_MIN_WORK SF_LINEAR_ATTENTION_PAR_MIN /* linear_attention.h */
 
 #define LA_INLINE static inline __attribute__((always_inline))
 

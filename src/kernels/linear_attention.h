@@ -40,6 +40,10 @@
 #include <stddef.h>
 
 #define SF_LINEAR_ATTENTION_EPS 1e-6f
+/* Forward and backward calls with less work than this (B*H*T*Dh*Dh) run on the calling thread
+ * only (the `if` of their parallel loop over (b, h)). Public so that the thread-count tests can
+ * size their work above it. */
+#define SF_LINEAR_ATTENTION_PAR_MIN 32768L
 
 /* Scratch contract: floats needed by forward and by backward (the same size serves both).
  * The scratch is pure workspace: its contents on entry are ignored, and nothing has to be
