@@ -1,7 +1,10 @@
 /* Linear attention (elu+1) kernels: fast vs plain reference (forward and backward, causal and
  * non-causal, odd shapes, padded strides), finite differences in double, the streaming step
  * against the causal forward (including save/resume of the state), scratch contract,
- * thread-count determinism, and a timing line for the ETTh1-sized case. */
+ * thread-count determinism, and a timing line for the ETTh1-sized case. Padding (lens): fast vs
+ * reference with random lengths (1 and T included) and NaN in every padded input row (never
+ * read), padded output rows exactly 0, each batch item equal bit for bit to the unpadded call
+ * on its truncated sequence, and finite differences with lens. */
 #include <omp.h>
 #include <string.h>
 #include <time.h>
@@ -58,8 +61,8 @@ static void check_fast_vs_ref(int B, int T, int H, int Dh, int pad_ld, int pad_l
     float *scratch = ns ? filled(ns, NAN) : NULL; /* contents on entry must not matter */
 
     float *o = filled((size_t)rows * c.ldo, SENTINEL), *oref = filled((size_t)rows * c.ldo, SENTINEL);
-    sf_linear_attention_forward(o, c.ldo, q, k, v, c.ld, B, T, H, Dh, causal, scratch);
-    sf_linear_attention_forward_ref(oref, c.ldo, q, k, v, c.ld, B, T, H, Dh, causal, NULL);
+    sf_linear_attention_forward(o, c.ldo, q, k, v, c.ld, B, T, H, Dh, causal, scratch, NULL);
+    sf_linear_attention_forward_ref(oref, c.ldo, q, k, v, c.ld, B, T, H, Dh, causal, NULL, NULL);
     int pad_ok = 1;
     float *po = pack(o, rows, c.ldo, 0, HD, &pad_ok), *por = pack(oref, rows, c.ldo, 0, HD, NULL);
     double ef = max_rel_err(po, por, rows * HD, 1e-3);
@@ -73,9 +76,9 @@ static void check_fast_vs_ref(int B, int T, int H, int Dh, int pad_ld, int pad_l
         for (size_t i = 0; i < ns; i++) scratch[i] = NAN;
     float *g = filled((size_t)rows * c.ld, SENTINEL), *gref = filled((size_t)rows * c.ld, SENTINEL);
     sf_linear_attention_backward(g, g + HD, g + 2 * HD, dout, c.ldo, q, k, v, c.ld, B, T, H, Dh,
-                                 causal, scratch);
+                                 causal, scratch, NULL);
     sf_linear_attention_backward_ref(gref, gref + HD, gref + 2 * HD, dout, c.ldo, q, k, v, c.ld,
-                                     B, T, H, Dh, causal, NULL);
+                                     B, T, H, Dh, causal, NULL, NULL);
     /* Each gradient's error is relative to the largest reference gradient entry of the case
      * (dq, dk, dv together): with T=1, dq and dk are exactly 0 up to eps and what the fast
      * kernel returns there is rounding left from cancelling O(1) terms. */
@@ -114,16 +117,17 @@ static void check_fast_vs_ref(int B, int T, int H, int Dh, int pad_ld, int pad_l
 static double dphi(double x) { return x > 0 ? x + 1.0 : exp(x); }
 
 /* L = sum_{b,t,h,c} w * out, computed in double in the quadratic form. */
+/* lens: NULL or per-item lengths (rows i >= lens[b] are padding: no output, keys excluded). */
 static double loss_double(const double *qkv, const double *w, int B, int T, int H, int Dh, int ld,
-                          int ldo, int causal) {
+                          int ldo, int causal, const int *lens) {
     const int HD = H * Dh;
     double L = 0;
     for (int b = 0; b < B; b++)
         for (int h = 0; h < H; h++)
-            for (int i = 0; i < T; i++) {
+            for (int i = 0; i < (lens ? lens[b] : T); i++) {
                 const double *qi = qkv + ((size_t)b * T + i) * ld + h * Dh;
                 double num[16] = {0}, den = SF_LINEAR_ATTENTION_EPS;
-                for (int j = 0; j < (causal ? i + 1 : T); j++) {
+                for (int j = 0; j < (causal ? i + 1 : lens ? lens[b] : T); j++) {
                     const double *kj = qkv + ((size_t)b * T + j) * ld + HD + h * Dh;
                     const double *vj = kj + HD;
                     double a = 0;
@@ -152,9 +156,9 @@ static void check_finite_differences(int causal) {
     float *g = filled(n, 0.0f), *gref = filled(n, 0.0f);
     const float *q = c.qkv, *k = c.qkv + HD, *v = c.qkv + 2 * HD;
     sf_linear_attention_backward(g, g + HD, g + 2 * HD, w, c.ldo, q, k, v, c.ld, B, T, H, Dh,
-                                 causal, scratch);
+                                 causal, scratch, NULL);
     sf_linear_attention_backward_ref(gref, gref + HD, gref + 2 * HD, w, c.ldo, q, k, v, c.ld, B,
-                                     T, H, Dh, causal, NULL);
+                                     T, H, Dh, causal, NULL, NULL);
     const double hstep = 1e-5;
     double md = 0, mdr = 0, mg = 1e-3;
     for (long r = 0; r < rows; r++)
@@ -162,9 +166,9 @@ static void check_finite_differences(int causal) {
             size_t i = (size_t)r * c.ld + j;
             double x0 = xd[i];
             xd[i] = x0 + hstep;
-            double lp = loss_double(xd, wd, B, T, H, Dh, c.ld, c.ldo, causal);
+            double lp = loss_double(xd, wd, B, T, H, Dh, c.ld, c.ldo, causal, NULL);
             xd[i] = x0 - hstep;
-            double lm = loss_double(xd, wd, B, T, H, Dh, c.ld, c.ldo, causal);
+            double lm = loss_double(xd, wd, B, T, H, Dh, c.ld, c.ldo, causal, NULL);
             xd[i] = x0;
             double fd = (lp - lm) / (2 * hstep);
             md = fmax(md, fabs(fd - g[i]));
@@ -178,6 +182,154 @@ static void check_finite_differences(int causal) {
     free(c.qkv), free(w), free(xd), free(wd), free(scratch), free(g), free(gref);
 }
 
+/* ---------------------------------------------------------------------- padding (lens) */
+
+/* Random lengths in [1, T], with n = 1 first and n = T last (when B > 1). */
+static int *random_lens(int B, int T) {
+    int *lens = sf_malloc(sizeof(int) * (size_t)B);
+    for (int b = 0; b < B; b++) lens[b] = 1 + (int)sf_rng_below(&rng, (uint32_t)T);
+    lens[0] = 1;
+    if (B > 1) lens[B - 1] = T;
+    return lens;
+}
+
+/* Whether columns [off, off + nc) of rows [r0, r1) of item b (T rows per item, stride ld) are
+ * all exactly 0. */
+static int rows_zero(const float *p, int b, int T, int ld, int r0, int r1, int off, int nc) {
+    for (int r = r0; r < r1; r++)
+        for (int j = 0; j < nc; j++)
+            if (p[((size_t)b * T + r) * ld + off + j] != 0.0f) return 0;
+    return 1;
+}
+
+/* Whether rows [0, n) of item b of a equal rows [0, n) of t (one item, same stride ld) bit for
+ * bit in columns [off, off + nc). */
+static int rows_same(const float *a, const float *t, int b, int T, int n, int ld, int off, int nc) {
+    for (int r = 0; r < n; r++)
+        if (memcmp(a + ((size_t)b * T + r) * ld + off, t + (size_t)r * ld + off, sizeof(float) * (size_t)nc))
+            return 0;
+    return 1;
+}
+
+/* One padded batch (q, k, v fused, rows i >= lens[b] of q, k, v and dout NaN, scratch NaN):
+ * (1) fast vs reference with lens, (2) padded output rows exactly 0 in both, (3) each item
+ * equal bit for bit, in both, to the call with B = 1, T = lens[b] on its first lens[b] rows
+ * (the kernels run the unpadded code on the first n tokens, in the same order). */
+static void check_lens(int B, int T, int H, int Dh, int pad_ld, int causal) {
+    la_case c = make_case(B, T, H, Dh, pad_ld, 0, 1.0f);
+    const int HD = H * Dh;
+    const long rows = (long)B * T;
+    int *lens = random_lens(B, T);
+    float *dout = filled((size_t)rows * c.ldo, 0.0f);
+    sf_rng_fill_normal(&rng, dout, rows * c.ldo, 0.0f, 1.0f);
+    for (int b = 0; b < B; b++)
+        for (int r = lens[b]; r < T; r++) {
+            for (int j = 0; j < 3 * HD; j++) c.qkv[((size_t)b * T + r) * c.ld + j] = NAN;
+            for (int j = 0; j < HD; j++) dout[((size_t)b * T + r) * c.ldo + j] = NAN;
+        }
+    const float *q = c.qkv, *k = c.qkv + HD, *v = c.qkv + 2 * HD;
+    size_t ns = sf_linear_attention_scratch_floats(B, T, H, Dh, causal);
+    float *scratch = ns ? filled(ns, NAN) : NULL;
+    float *o = filled((size_t)rows * c.ldo, SENTINEL), *oref = filled((size_t)rows * c.ldo, SENTINEL);
+    float *g = filled((size_t)rows * c.ld, SENTINEL), *gref = filled((size_t)rows * c.ld, SENTINEL);
+    sf_linear_attention_forward(o, c.ldo, q, k, v, c.ld, B, T, H, Dh, causal, scratch, lens);
+    sf_linear_attention_forward_ref(oref, c.ldo, q, k, v, c.ld, B, T, H, Dh, causal, NULL, lens);
+    sf_linear_attention_backward(g, g + HD, g + 2 * HD, dout, c.ldo, q, k, v, c.ld, B, T, H, Dh,
+                                 causal, scratch, lens);
+    sf_linear_attention_backward_ref(gref, gref + HD, gref + 2 * HD, dout, c.ldo, q, k, v, c.ld,
+                                     B, T, H, Dh, causal, NULL, lens);
+    /* (1) as check_fast_vs_ref: padded rows are 0 in both (checked in (2)), NaN is an error */
+    float *po = pack(o, rows, c.ldo, 0, HD, NULL), *por = pack(oref, rows, c.ldo, 0, HD, NULL);
+    const double ef = max_rel_err(po, por, rows * HD, 1e-3);
+    double eb = 0, gscale = 1e-3;
+    for (long r = 0; r < rows; r++)
+        for (int j = 0; j < 3 * HD; j++) gscale = fmax(gscale, fabs(gref[r * c.ld + j]));
+    float *pg = pack(g, rows, c.ld, 0, 3 * HD, NULL), *pgr = pack(gref, rows, c.ld, 0, 3 * HD, NULL);
+    eb = max_rel_err(pg, pgr, rows * 3 * HD, gscale);
+    /* (2) */
+    int zero_ok = 1;
+    for (int b = 0; b < B; b++) {
+        zero_ok &= rows_zero(o, b, T, c.ldo, lens[b], T, 0, HD) && rows_zero(oref, b, T, c.ldo, lens[b], T, 0, HD);
+        zero_ok &= rows_zero(g, b, T, c.ld, lens[b], T, 0, 3 * HD) &&
+                   rows_zero(gref, b, T, c.ld, lens[b], T, 0, 3 * HD);
+    }
+    /* (3) the same buffers viewed as B = 1, T = n */
+    int trunc_ok = 1;
+    float *to = filled((size_t)T * c.ldo, 0.0f), *tg = filled((size_t)T * c.ld, 0.0f);
+    for (int b = 0; b < B; b++) {
+        const int n = lens[b];
+        const size_t base = (size_t)b * T * c.ld, obase = (size_t)b * T * c.ldo;
+        sf_linear_attention_forward(to, c.ldo, q + base, k + base, v + base, c.ld, 1, n, H, Dh, causal, scratch,
+                                    NULL);
+        trunc_ok &= rows_same(o, to, b, T, n, c.ldo, 0, HD);
+        sf_linear_attention_forward_ref(to, c.ldo, q + base, k + base, v + base, c.ld, 1, n, H, Dh, causal, NULL,
+                                        NULL);
+        trunc_ok &= rows_same(oref, to, b, T, n, c.ldo, 0, HD);
+        sf_linear_attention_backward(tg, tg + HD, tg + 2 * HD, dout + obase, c.ldo, q + base, k + base, v + base,
+                                     c.ld, 1, n, H, Dh, causal, scratch, NULL);
+        trunc_ok &= rows_same(g, tg, b, T, n, c.ld, 0, 3 * HD);
+        sf_linear_attention_backward_ref(tg, tg + HD, tg + 2 * HD, dout + obase, c.ldo, q + base, k + base,
+                                         v + base, c.ld, 1, n, H, Dh, causal, NULL, NULL);
+        trunc_ok &= rows_same(gref, tg, b, T, n, c.ld, 0, 3 * HD);
+    }
+    printf("  lens B=%d T=%3d H=%d Dh=%2d %-10s lens[0..]=%d,%d%s: fwd rel err %.2e, bwd rel err %.2e, "
+           "padded rows %s, vs truncated %s\n",
+           B, T, H, Dh, causal ? "causal" : "non-causal", lens[0], B > 1 ? lens[1] : lens[0],
+           B > 2 ? ",..." : "", ef, eb, zero_ok ? "0" : "NOT 0", trunc_ok ? "bitwise equal" : "DIFFERS");
+    CHECK_MSG(ef < 2e-5 && eb < 1e-4 && zero_ok && trunc_ok, "lens B=%d T=%d H=%d Dh=%d causal=%d", B, T, H,
+              Dh, causal);
+    if (ef > worst_fwd) worst_fwd = ef;
+    if (eb > worst_bwd) worst_bwd = eb;
+    free(lens), free(c.qkv), free(dout), free(scratch), free(o), free(oref), free(g), free(gref);
+    free(po), free(por), free(pg), free(pgr), free(to), free(tg);
+}
+
+/* Fast and reference backward with lens vs central differences of the double loss with lens;
+ * padded input rows get exactly 0 from both and from the differences. */
+static void check_finite_differences_lens(int causal) {
+    const int B = 3, T = 6, H = 2, Dh = 3, HD = H * Dh;
+    const int lens[3] = {4, 1, 6};
+    la_case c = make_case(B, T, H, Dh, 1, 2, 1.0f);
+    const long rows = (long)B * T;
+    size_t n = (size_t)rows * c.ld, nw = (size_t)rows * c.ldo;
+    float *w = filled(nw, 0.0f);
+    sf_rng_fill_normal(&rng, w, (long)nw, 0.0f, 1.0f);
+    double *xd = sf_malloc(n * sizeof(double)), *wd = sf_malloc(nw * sizeof(double));
+    for (size_t i = 0; i < n; i++) xd[i] = c.qkv[i];
+    for (size_t i = 0; i < nw; i++) wd[i] = w[i];
+    float *scratch = filled(sf_linear_attention_scratch_floats(B, T, H, Dh, causal) + 1, 0.0f);
+    float *g = filled(n, 0.0f), *gref = filled(n, 0.0f);
+    const float *q = c.qkv, *k = c.qkv + HD, *v = c.qkv + 2 * HD;
+    sf_linear_attention_backward(g, g + HD, g + 2 * HD, w, c.ldo, q, k, v, c.ld, B, T, H, Dh, causal, scratch,
+                                 lens);
+    sf_linear_attention_backward_ref(gref, gref + HD, gref + 2 * HD, w, c.ldo, q, k, v, c.ld, B, T, H, Dh,
+                                     causal, NULL, lens);
+    const double hstep = 1e-5;
+    double md = 0, mdr = 0, mg = 1e-3, pad = 0;
+    for (long r = 0; r < rows; r++)
+        for (int j = 0; j < 3 * HD; j++) {
+            size_t i = (size_t)r * c.ld + j;
+            double x0 = xd[i];
+            xd[i] = x0 + hstep;
+            double lp = loss_double(xd, wd, B, T, H, Dh, c.ld, c.ldo, causal, lens);
+            xd[i] = x0 - hstep;
+            double lm = loss_double(xd, wd, B, T, H, Dh, c.ld, c.ldo, causal, lens);
+            xd[i] = x0;
+            double fd = (lp - lm) / (2 * hstep);
+            md = fmax(md, fabs(fd - g[i]));
+            mdr = fmax(mdr, fabs(fd - gref[i]));
+            mg = fmax(mg, fabs(fd));
+            if (r % T >= lens[r / T]) pad = fmax(pad, fabs(fd) + fabs(g[i]) + fabs(gref[i]));
+        }
+    printf("  finite differences with lens {4,1,6} %-10s: fast rel err %.2e, reference rel err %.2e, "
+           "padded rows max |fd| + |grads| %.1e\n",
+           causal ? "causal" : "non-causal", md / mg, mdr / mg, pad);
+    CHECK_MSG(md / mg < 1e-4, "fast backward with lens vs finite differences: %.3e", md / mg);
+    CHECK_MSG(mdr / mg < 1e-5, "reference backward with lens vs finite differences: %.3e", mdr / mg);
+    CHECK(pad == 0.0);
+    free(c.qkv), free(w), free(xd), free(wd), free(scratch), free(g), free(gref);
+}
+
 /* ------------------------------------------------------------------------ streaming */
 
 static void check_step(int B, int T, int H, int Dh, int t_save) {
@@ -187,7 +339,7 @@ static void check_step(int B, int T, int H, int Dh, int t_save) {
     const float *q = c.qkv, *k = c.qkv + HD, *v = c.qkv + 2 * HD;
     float *scratch = filled(sf_linear_attention_scratch_floats(B, T, H, Dh, 1) + 1, 0.0f);
     float *o = filled((size_t)rows * c.ldo, SENTINEL);
-    sf_linear_attention_forward(o, c.ldo, q, k, v, c.ld, B, T, H, Dh, 1, scratch);
+    sf_linear_attention_forward(o, c.ldo, q, k, v, c.ld, B, T, H, Dh, 1, scratch, NULL);
 
     const size_t ns = sf_linear_attention_state_floats(H, Dh);
     CHECK(ns == (size_t)H * Dh * Dh + (size_t)H * Dh);
@@ -274,28 +426,58 @@ static void check_step(int B, int T, int H, int Dh, int t_save) {
     free(c.qkv), free(scratch), free(o), free(st), free(st2), free(saved), free(os), free(os2);
 }
 
-/* Every (b,h) is computed by one thread in a fixed order: results do not depend on threads. */
-static void check_thread_determinism(int causal) {
-    const int B = 5, T = 23, H = 3, Dh = 8, HD = H * Dh;
+/* Team size OpenMP gives a parallel region after omp_set_num_threads(n) (OMP_THREAD_LIMIT or
+ * dynamic adjustment could make it smaller). */
+static int team_size(int n) {
+    int team = 0;
+    omp_set_num_threads(n);
+#pragma omp parallel
+    {
+#pragma omp single
+        team = omp_get_num_threads();
+    }
+    return team;
+}
+
+/* Every (b,h) is computed by one thread in a fixed order: results do not depend on threads.
+ * 1 thread vs 2, forward and backward, bitwise. The kernels' parallel loop has
+ * if (B*H*T*Dh*Dh >= SF_LINEAR_ATTENTION_PAR_MIN) (32768): below it both runs are serial and
+ * the check proves nothing (the sizes used here before, 5*3*23*8*8 = 22080, were), so the
+ * work is checked against it, B*H >= 2 gives each thread of the static schedule at least one
+ * (b, h), and the team size OpenMP grants for 2 threads is checked to be 2. */
+static void check_thread_determinism(int B, int T, int H, int Dh, int causal, int with_lens) {
+    const int HD = H * Dh;
     la_case c = make_case(B, T, H, Dh, 0, 0, 1.0f);
-    const long rows = (long)B * T;
+    const long rows = (long)B * T, work = (long)B * H * T * Dh * Dh;
     const float *q = c.qkv, *k = c.qkv + HD, *v = c.qkv + 2 * HD;
-    float *scratch = filled(sf_linear_attention_scratch_floats(B, T, H, Dh, causal) + 1, 0.0f);
+    int *lens = with_lens ? random_lens(B, T) : NULL;
+    size_t ns = sf_linear_attention_scratch_floats(B, T, H, Dh, causal);
+    float *scratch = filled(ns + 1, 0.0f);
     float *res[2][2];
-    int saved = omp_get_max_threads();
+    const int saved = omp_get_max_threads();
+    int team = 0;
     for (int r = 0; r < 2; r++) {
+        if (r == 1) team = team_size(2);
         omp_set_num_threads(r == 0 ? 1 : 2);
         res[r][0] = filled((size_t)rows * c.ldo, 0.0f);
         res[r][1] = filled((size_t)rows * c.ld, 0.0f);
-        sf_linear_attention_forward(res[r][0], c.ldo, q, k, v, c.ld, B, T, H, Dh, causal, scratch);
+        sf_linear_attention_forward(res[r][0], c.ldo, q, k, v, c.ld, B, T, H, Dh, causal, scratch, lens);
         sf_linear_attention_backward(res[r][1], res[r][1] + HD, res[r][1] + 2 * HD, res[r][0],
-                                     c.ldo, q, k, v, c.ld, B, T, H, Dh, causal, scratch);
+                                     c.ldo, q, k, v, c.ld, B, T, H, Dh, causal, scratch, lens);
     }
     omp_set_num_threads(saved);
-    CHECK(memcmp(res[0][0], res[1][0], (size_t)rows * c.ldo * sizeof(float)) == 0);
-    CHECK(memcmp(res[0][1], res[1][1], (size_t)rows * c.ld * sizeof(float)) == 0);
+    const int same_o = memcmp(res[0][0], res[1][0], (size_t)rows * c.ldo * sizeof(float)) == 0;
+    const int same_g = memcmp(res[0][1], res[1][1], (size_t)rows * c.ld * sizeof(float)) == 0;
+    printf("  threads B=%d T=%d H=%d Dh=%d %-10s lens %s: work %ld (parallel from %ld), team of %d: "
+           "1 vs 2 threads out %s, grads %s\n",
+           B, T, H, Dh, causal ? "causal" : "non-causal", with_lens ? "random" : "NULL", work,
+           (long)SF_LINEAR_ATTENTION_PAR_MIN, team, same_o ? "bitwise equal" : "DIFFER",
+           same_g ? "bitwise equal" : "DIFFER");
+    CHECK(work >= SF_LINEAR_ATTENTION_PAR_MIN && (long)B * H >= 2 && team == 2);
+    CHECK(same_o);
+    CHECK(same_g);
     for (int r = 0; r < 2; r++) free(res[r][0]), free(res[r][1]);
-    free(c.qkv), free(scratch);
+    free(c.qkv), free(scratch), free(lens);
 }
 
 static void check_scratch_sizes(void) {
@@ -305,9 +487,9 @@ static void check_scratch_sizes(void) {
     /* Non-causal with small heads needs no scratch at all. */
     la_case c = make_case(2, 7, 2, 4, 0, 0, 1.0f);
     float *o = filled(2 * 7 * 8, 0.0f), *g = filled((size_t)2 * 7 * c.ld, 0.0f);
-    sf_linear_attention_forward(o, 8, c.qkv, c.qkv + 8, c.qkv + 16, c.ld, 2, 7, 2, 4, 0, NULL);
+    sf_linear_attention_forward(o, 8, c.qkv, c.qkv + 8, c.qkv + 16, c.ld, 2, 7, 2, 4, 0, NULL, NULL);
     sf_linear_attention_backward(g, g + 8, g + 16, o, 8, c.qkv, c.qkv + 8, c.qkv + 16, c.ld, 2, 7,
-                                 2, 4, 0, NULL);
+                                 2, 4, 0, NULL, NULL);
     int finite = 1;
     for (long i = 0; i < 2 * 7 * c.ld; i++) finite &= isfinite(g[i]) != 0;
     CHECK(finite);
@@ -333,10 +515,10 @@ static void timing(int B, int T, int H, int Dh, int causal, int reps) {
     double bf = 1e30, bb = 1e30;
     for (int r = 0; r < reps + 2; r++) {
         double t0 = now_s();
-        sf_linear_attention_forward(o, c.ldo, q, k, v, c.ld, B, T, H, Dh, causal, scratch);
+        sf_linear_attention_forward(o, c.ldo, q, k, v, c.ld, B, T, H, Dh, causal, scratch, NULL);
         double t1 = now_s();
         sf_linear_attention_backward(g, g + HD, g + 2 * HD, dout, c.ldo, q, k, v, c.ld, B, T, H,
-                                     Dh, causal, scratch);
+                                     Dh, causal, scratch, NULL);
         double t2 = now_s();
         if (r >= 2) bf = fmin(bf, t1 - t0), bb = fmin(bb, t2 - t1);
     }
@@ -362,16 +544,33 @@ int main(void) {
         for (int causal = 0; causal < 2; causal++)
             check_fast_vs_ref(shapes[s][0], shapes[s][1], shapes[s][2], shapes[s][3], shapes[s][4],
                               shapes[s][5], (float)shapes[s][6], causal);
+    /* Padding: Dh = 4 (SIMD kernel, T past its 256-token phi cache), 8, 16, 32 (unrolled), 64, 5
+     * and 80 (generic; 80 uses scratch for its state), odd T, T = 1. */
+    static const int lshapes[][5] = {
+        /* B, T, H, Dh, pad_ld */
+        {3, 42, 4, 4, 0}, {2, 1, 2, 4, 1},  {4, 300, 1, 4, 0}, {3, 37, 3, 8, 2}, {4, 70, 2, 16, 0},
+        {3, 33, 1, 32, 3}, {3, 29, 2, 64, 0}, {3, 23, 2, 5, 1}, {3, 20, 1, 80, 0},
+    };
+    for (size_t s = 0; s < sizeof lshapes / sizeof lshapes[0]; s++)
+        for (int causal = 0; causal < 2; causal++)
+            check_lens(lshapes[s][0], lshapes[s][1], lshapes[s][2], lshapes[s][3], lshapes[s][4], causal);
     printf("  worst fwd rel err %.2e, worst bwd rel err %.2e\n", worst_fwd, worst_bwd);
     printf("finite differences (B=2 T=5 H=2 Dh=3, double-precision loss, h=1e-5):\n");
     check_finite_differences(0);
     check_finite_differences(1);
+    check_finite_differences_lens(0);
+    check_finite_differences_lens(1);
     printf("streaming step:\n");
     check_step(2, 37, 3, 4, 15);
     check_step(1, 9, 2, 32, 1);
     check_step(1, 5, 1, 3, 4);
-    check_thread_determinism(0);
-    check_thread_determinism(1);
+    printf("thread-count determinism:\n");
+    for (int causal = 0; causal < 2; causal++)
+        for (int with_lens = 0; with_lens < 2; with_lens++) {
+            check_thread_determinism(8, 100, 4, 4, causal, with_lens); /* Dh = 4 SIMD kernel */
+            check_thread_determinism(6, 70, 3, 8, causal, with_lens);  /* unrolled */
+            check_thread_determinism(2, 40, 2, 80, causal, with_lens); /* generic, scratch state */
+        }
     check_scratch_sizes();
     const char *skip = getenv("SF_SKIP_TIMING");
     if (!skip || !*skip) {

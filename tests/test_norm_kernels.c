@@ -1,12 +1,15 @@
 /* Elementwise and row kernels: softmax, LayerNorm, RMSNorm, GELU, ELU+1, dropout, and the fast
  * exp. Fast versions against the plain-loop references on fresh random inputs (seed printed),
  * and the reference backward passes against central finite differences of the reference
- * forward (loss = sum(dy * y), evaluated in double). */
+ * forward (loss = sum(dy * y), evaluated in double). BatchNorm with a row mask (padding):
+ * equal bit for bit to the unmasked kernels on the valid rows gathered, statistics against
+ * double sums, invalid rows 0 and never read (NaN there), and finite differences. */
 #include <math.h>
 #include <string.h>
 
 #include "core/rng.h"
 #include "kernels/activations.h"
+#include "kernels/batchnorm.h"
 #include "kernels/norms.h"
 #include "kernels/softmax.h"
 #include "test_util.h"
@@ -188,6 +191,140 @@ static void fd_norm(int rms) {
     free(x), free(dy), free(w), free(b), free(y), free(dx), free(m), free(r), free(dw), free(db);
 }
 
+/* ---- BatchNorm with a row mask ------------------------------------------------------------ */
+
+/* Rows with row_valid[i] == 0 hold NaN in x and dy. Checks: (1) masked forward/backward equal
+ * bit for bit to the unmasked ones on the valid rows gathered into a dense array (the same
+ * rows in the same order, so the same sums), in training (batch statistics) and fixed mode;
+ * (2) mean, biased and unbiased variance against double sums over the valid rows; (3) invalid
+ * rows of y and dx exactly 0; (4) row_valid == NULL is the unmasked kernel. */
+static void test_batchnorm_masked(int N, int D, int n_invalid) {
+    const long n = (long)N * D;
+    const float eps = 1e-5f;
+    /* exactly n_invalid invalid rows, at random places */
+    uint8_t *valid = malloc((size_t)N);
+    int32_t *perm = malloc(sizeof(int32_t) * (size_t)N);
+    for (int i = 0; i < N; i++) valid[i] = 1, perm[i] = i;
+    sf_rng_shuffle_i32(&rng, perm, N);
+    for (int c = 0; c < n_invalid; c++) valid[perm[c]] = 0;
+    free(perm);
+    const int nv = N - n_invalid;
+    float *x = rnd(n, -3, 3), *dy = rnd(n, -1, 1), *w = rnd(D, 0.5f, 1.5f), *b = rnd(D, -0.5f, 0.5f);
+    for (long i = 0; i < N; i++)
+        for (int j = 0; j < D; j++) x[i * D + j] += 0.5f * j; /* per-feature means differ */
+    float *xc = malloc(sizeof(float) * (size_t)nv * D), *dyc = malloc(sizeof(float) * (size_t)nv * D);
+    for (long i = 0, r = 0; i < N; i++) {
+        if (!valid[i]) {
+            for (int j = 0; j < D; j++) x[i * D + j] = dy[i * D + j] = NAN;
+            continue;
+        }
+        memcpy(xc + r * D, x + i * D, sizeof(float) * D);
+        memcpy(dyc + r * D, dy + i * D, sizeof(float) * D);
+        r++;
+    }
+    float *y = malloc(sizeof(float) * n), *yc = malloc(sizeof(float) * (size_t)nv * D);
+    float *dx = malloc(sizeof(float) * n), *dxc = malloc(sizeof(float) * (size_t)nv * D);
+    float *st = malloc(sizeof(float) * 6 * D); /* mean, rstd, var: masked, then gathered */
+    float *dw = calloc((size_t)4 * D, sizeof(float)), *db = dw + D, *dwc = dw + 2 * D, *dbc = dw + 3 * D;
+    int same = 1, zero = 1;
+    for (int batch_stats = 1; batch_stats >= 0; batch_stats--) {
+        if (batch_stats) {
+            sf_batchnorm_forward_train_masked(y, st, st + D, st + 2 * D, x, w, b, N, D, eps, valid);
+            sf_batchnorm_forward_train(yc, st + 3 * D, st + 4 * D, st + 5 * D, xc, w, b, nv, D, eps);
+            same &= memcmp(st, st + 3 * D, sizeof(float) * 3 * D) == 0;
+        } else { /* fixed statistics (those of the training pass) */
+            sf_batchnorm_forward_fixed_masked(y, x, st, st + D, w, b, N, D, valid);
+            sf_batchnorm_forward_fixed(yc, xc, st, st + D, w, b, nv, D);
+        }
+        sf_batchnorm_backward_masked(dx, dw, db, dy, x, w, st, st + D, N, D, batch_stats, valid);
+        sf_batchnorm_backward(dxc, dwc, dbc, dyc, xc, w, st, st + D, nv, D, batch_stats);
+        same &= memcmp(dw, dwc, sizeof(float) * 2 * D) == 0; /* dw, db (accumulated twice) */
+        for (long i = 0, r = 0; i < N; i++) {
+            if (!valid[i]) {
+                for (int j = 0; j < D; j++) zero &= y[i * D + j] == 0.0f && dx[i * D + j] == 0.0f;
+                continue;
+            }
+            same &= memcmp(y + i * D, yc + r * D, sizeof(float) * D) == 0;
+            same &= memcmp(dx + i * D, dxc + r * D, sizeof(float) * D) == 0;
+            r++;
+        }
+    }
+    /* (2) statistics of the training pass (st was not overwritten by the fixed pass) */
+    double es = 0;
+    for (int j = 0; j < D; j++) {
+        double m = 0, v = 0;
+        for (long r = 0; r < nv; r++) m += xc[r * D + j];
+        m /= nv;
+        for (long r = 0; r < nv; r++) v += (xc[r * D + j] - m) * (xc[r * D + j] - m);
+        const double vb = v / nv, vu = nv > 1 ? v / (nv - 1) : v;
+        es = fmax(es, fabs(st[j] - m) / fmax(fabs(m), 1.0));
+        es = fmax(es, fabs(st[D + j] - 1.0 / sqrt(vb + eps)) * sqrt(vb + eps));
+        es = fmax(es, fabs(st[2 * D + j] - vu) / fmax(vu, 1e-6));
+    }
+    /* (4) NULL mask: the unmasked kernels, bit for bit */
+    float *y0 = malloc(sizeof(float) * (size_t)nv * D), *dx0 = malloc(sizeof(float) * (size_t)nv * D);
+    float *st0 = malloc(sizeof(float) * 3 * D), *dw0 = calloc((size_t)2 * D, sizeof(float));
+    sf_batchnorm_forward_train_masked(y0, st0, st0 + D, st0 + 2 * D, xc, w, b, nv, D, eps, NULL);
+    sf_batchnorm_backward_masked(dx0, dw0, dw0 + D, dyc, xc, w, st0, st0 + D, nv, D, 1, NULL);
+    sf_batchnorm_forward_train(yc, st + 3 * D, st + 4 * D, st + 5 * D, xc, w, b, nv, D, eps);
+    memset(dwc, 0, sizeof(float) * 2 * D);
+    sf_batchnorm_backward(dxc, dwc, dbc, dyc, xc, w, st + 3 * D, st + 4 * D, nv, D, 1);
+    const int null_same = !memcmp(y0, yc, sizeof(float) * (size_t)nv * D) &&
+                          !memcmp(dx0, dxc, sizeof(float) * (size_t)nv * D) &&
+                          !memcmp(st0, st + 3 * D, sizeof(float) * 3 * D) && !memcmp(dw0, dwc, sizeof(float) * 2 * D);
+    printf("batchnorm masked N=%d D=%d valid=%d: vs gathered rows %s, invalid rows %s, statistics vs double "
+           "%.2e, NULL mask %s\n",
+           N, D, nv, same ? "bitwise equal" : "DIFFERS", zero ? "0" : "NOT 0", es,
+           null_same ? "bitwise equal" : "DIFFERS");
+    CHECK(same && zero && null_same);
+    CHECK(es < 1e-5);
+    free(valid), free(x), free(dy), free(w), free(b), free(xc), free(dyc), free(y), free(yc), free(dx);
+    free(dxc), free(st), free(dw), free(y0), free(dx0), free(st0), free(dw0);
+}
+
+/* Masked training-mode backward vs central differences of L = sum(dy * y) through the masked
+ * forward (batch statistics over the valid rows), for x, w and b; invalid rows of x get 0. */
+static double bn_masked_loss(const float *x, const float *w, const float *b, const float *dy,
+                             const uint8_t *valid, int N, int D, float *y) {
+    float mean[8], rstd[8];
+    sf_batchnorm_forward_train_masked(y, mean, rstd, NULL, x, w, b, N, D, 1e-5f, valid);
+    return dot(dy, y, (long)N * D);
+}
+
+static void fd_batchnorm_masked(void) {
+    const int N = 7, D = 3;
+    const long n = N * D;
+    const uint8_t valid[7] = {1, 0, 1, 1, 0, 1, 0};
+    float *x = rnd(n, -2, 2), *dy = rnd(n, -1, 1), *w = rnd(D, 0.5f, 1.5f), *b = rnd(D, -0.5f, 0.5f);
+    float *y = malloc(sizeof(float) * n), *dx = malloc(sizeof(float) * n);
+    float *dw = calloc(D, sizeof(float)), *db = calloc(D, sizeof(float)), mean[3], rstd[3];
+    sf_batchnorm_forward_train_masked(y, mean, rstd, NULL, x, w, b, N, D, 1e-5f, valid);
+    sf_batchnorm_backward_masked(dx, dw, db, dy, x, w, mean, rstd, N, D, 1, valid);
+    const float h = 1e-2f;
+    double worst = 0, pad = 0;
+    float *targets[3] = {x, w, b};
+    float *grads[3] = {dx, dw, db};
+    long sizes[3] = {n, D, D};
+    for (int t = 0; t < 3; t++)
+        for (long k = 0; k < sizes[t]; k++) {
+            float keep = targets[t][k];
+            targets[t][k] = keep + h;
+            double lp = bn_masked_loss(x, w, b, dy, valid, N, D, y);
+            targets[t][k] = keep - h;
+            double lm = bn_masked_loss(x, w, b, dy, valid, N, D, y);
+            targets[t][k] = keep;
+            double fd = (lp - lm) / (2 * (double)h), e = fabs(fd - grads[t][k]);
+            worst = e > worst ? e : worst;
+            if (t == 0 && !valid[k / D]) pad = fmax(pad, fabs(fd) + fabs(grads[t][k]));
+        }
+    printf("batchnorm masked backward (dx, dw, db; 4 of 7 rows valid) vs finite differences: max abs err "
+           "%.3g, invalid rows max |fd| + |dx| %.1e\n",
+           worst, pad);
+    CHECK(worst < 2e-3);
+    CHECK(pad == 0.0);
+    free(x), free(dy), free(w), free(b), free(y), free(dx), free(dw), free(db);
+}
+
 /* ---- GELU / ELU+1 ---------------------------------------------------------------------- */
 typedef void (*act_fwd)(float *, const float *, long);
 typedef void (*act_bwd)(float *, const float *, const float *, long);
@@ -291,6 +428,12 @@ int main(void) {
         test_norm(rms, 300, 515);  /* odd D, several column chunks */
         fd_norm(rms);
     }
+    test_batchnorm_masked(1, 4, 0);       /* one row, all valid */
+    test_batchnorm_masked(5, 3, 4);       /* a single valid row (unbiased variance: the n = 1 case) */
+    test_batchnorm_masked(37, 13, 9);     /* odd sizes */
+    test_batchnorm_masked(4200, 16, 600); /* PatchTST-like, parallel path (N*D >= 65536) */
+    test_batchnorm_masked(300, 515, 40);
+    fd_batchnorm_masked();
     test_act("gelu", sf_gelu_forward, sf_gelu_forward_ref, sf_gelu_backward, sf_gelu_backward_ref, 100003, 6.0f);
     test_act("gelu", sf_gelu_forward, sf_gelu_forward_ref, sf_gelu_backward, sf_gelu_backward_ref, 1001, 30.0f);
     test_act("elu1", sf_elu1_forward, sf_elu1_forward_ref, sf_elu1_backward, sf_elu1_backward_ref, 100003, 6.0f);

@@ -27,8 +27,7 @@
 #define SF_ATT_BC 64
 #define SF_ATT_BR 32
 #define SF_ATT_PAD 8
-/* Work below this many score entries (B*H*T*T) runs on the calling thread only. */
-#define SF_ATT_PAR_MIN 262144L
+#define SF_ATT_PAR_MIN SF_ATTENTION_PAR_MIN /* attention.h */
 
 /* The tile kernels are also compiled for AVX2+FMA and picked at load time (GCC function
  * multi-versioning through an ifunc), since the default build targets baseline x86-64 (SSE2).
@@ -54,6 +53,17 @@ static void check_args(int ld, int ldo, int B, int T, int H, int Dh) {
     SF_ASSERT(B >= 0 && T >= 0 && H >= 1);
     SF_ASSERT(Dh >= 1 && Dh <= SF_ATTENTION_MAX_DH);
     SF_ASSERT(ld >= H * Dh && ldo >= H * Dh);
+}
+
+/* lens (NULL or 1 <= lens[b] <= T): see attention.h. */
+static void check_lens(const int *lens, int B, int T) {
+    if (!lens) return;
+    for (int b = 0; b < B; b++) SF_ASSERT(lens[b] >= 1 && lens[b] <= T);
+}
+
+/* Head columns [0, Dh) of rows [r0, r1) (stride ld) set to 0: padded rows of an output. */
+static void zero_rows(float *p, long ld, int r0, int r1, int Dh) {
+    for (int r = r0; r < r1; r++) memset(p + (long)r * ld, 0, sizeof(float) * (size_t)Dh);
 }
 
 static int n_threads_for(long work) {
@@ -468,8 +478,9 @@ SF_ATT_MULTIVERSION static void bwd_rows_small(float *restrict dq, float *restri
 
 void sf_attention_forward(float *o, int ldo, float *lse, const float *q, const float *k,
                           const float *v, int ld, int B, int T, int H, int Dh, float scale,
-                          int causal) {
+                          int causal, const int *lens) {
     check_args(ld, ldo, B, T, H, Dh);
+    check_lens(lens, B, T);
     if (B == 0 || T == 0) return;
     const int small = SF_ATT_HAVE_VEC && Dh <= SF_ATT_SMALL_DH;
     const int br = small ? SF_ATT_RL : query_tile(Dh);
@@ -486,15 +497,25 @@ void sf_attention_forward(float *o, int ldo, float *lse, const float *q, const f
         const int b = (int)(pair / H), h = (int)(pair % H);
         const long base = (long)b * T * ld + (long)h * Dh;
         const int i0 = qt * br;
+        /* Padding: the tile kernels see a sequence of n tokens (keys j >= n and rows i >= n
+         * never enter), and rows [max(i0, n), i0 + br) of this tile are zeroed. */
+        const int n = lens ? lens[b] : T;
+        float *ob = o + (long)b * T * ldo + (long)h * Dh, *lb = lse + pair * T;
+        if (i0 < n) {
 #if SF_ATT_HAVE_VEC
-        if (small) {
-            fwd_rows_small(o + (long)b * T * ldo + (long)h * Dh, ldo, lse + pair * T, q + base,
-                           k + base, v + base, ld, T, Dh, scale, causal, i0, imin(br, T - i0));
-            continue;
-        }
+            if (small)
+                fwd_rows_small(ob, ldo, lb, q + base, k + base, v + base, ld, n, Dh, scale, causal,
+                               i0, imin(br, n - i0));
+            else
 #endif
-        fwd_query_tile(o + (long)b * T * ldo + (long)h * Dh, ldo, lse + pair * T, q + base,
-                       k + base, v + base, ld, T, Dh, scale, causal, i0, imin(br, T - i0));
+                fwd_query_tile(ob, ldo, lb, q + base, k + base, v + base, ld, n, Dh, scale, causal,
+                               i0, imin(br, n - i0));
+        }
+        if (n < T) {
+            const int r0 = i0 > n ? i0 : n, r1 = imin(i0 + br, T);
+            zero_rows(ob, ldo, r0, r1, Dh);
+            for (int r = r0; r < r1; r++) lb[r] = 0.0f;
+        }
     }
 }
 
@@ -573,8 +594,9 @@ SF_ATT_MULTIVERSION static void bwd_head(float *restrict dq, float *restrict dk,
 void sf_attention_backward(float *dq, float *dk, float *dv, const float *dout, int ldo,
                            const float *o, const float *lse, const float *q, const float *k,
                            const float *v, int ld, int B, int T, int H, int Dh, float scale,
-                           int causal) {
+                           int causal, const int *lens) {
     check_args(ld, ldo, B, T, H, Dh);
+    check_lens(lens, B, T);
     if (B == 0 || T == 0) return;
     const long npairs = (long)B * H;
     const int nth = n_threads_for(npairs * T * T);
@@ -584,15 +606,21 @@ void sf_attention_backward(float *dq, float *dk, float *dv, const float *dout, i
         const int b = (int)(pair / H), h = (int)(pair % H);
         const long base = (long)b * T * ld + (long)h * Dh;
         const long obase = (long)b * T * ldo + (long)h * Dh;
+        /* Padding: the head kernels see the first n tokens only; gradient rows >= n are 0. */
+        const int n = lens ? lens[b] : T;
 #if SF_ATT_HAVE_VEC
-        if (Dh <= SF_ATT_SMALL_DH) {
+        if (Dh <= SF_ATT_SMALL_DH)
             bwd_rows_small(dq + base, dk + base, dv + base, dout + obase, ldo, o + obase,
-                           lse + pair * T, q + base, k + base, v + base, ld, T, Dh, scale, causal);
-            continue;
-        }
+                           lse + pair * T, q + base, k + base, v + base, ld, n, Dh, scale, causal);
+        else
 #endif
-        bwd_head(dq + base, dk + base, dv + base, dout + obase, ldo, o + obase, lse + pair * T,
-                 q + base, k + base, v + base, ld, T, Dh, scale, causal);
+            bwd_head(dq + base, dk + base, dv + base, dout + obase, ldo, o + obase,
+                     lse + pair * T, q + base, k + base, v + base, ld, n, Dh, scale, causal);
+        if (n < T) {
+            zero_rows(dq + base, ld, n, T, Dh);
+            zero_rows(dk + base, ld, n, T, Dh);
+            zero_rows(dv + base, ld, n, T, Dh);
+        }
     }
 }
 
@@ -651,12 +679,18 @@ void sf_attention_step(float *o, const float *q, const float *kcache, const floa
 
 /* ---- references ---------------------------------------------------------------------- */
 
-/* P (T x T, double) of one (b, h): softmax of the masked scaled scores; returns lse per row. */
+/* P (T x T, double) of one (b, h): softmax of the masked scaled scores; returns lse per row.
+ * n = the sequence length: keys j >= n are masked, and rows i >= n are all zero (lse 0). */
 static void ref_probs(double *P, double *lse_out, const float *q, const float *k, long ld, int T,
-                      int Dh, double scale, int causal) {
+                      int n, int Dh, double scale, int causal) {
     for (int i = 0; i < T; i++) {
         double *Pi = P + (long)i * T, mx = -INFINITY, sum = 0.0;
-        const int jend = causal ? i + 1 : T;
+        if (i >= n) {
+            for (int j = 0; j < T; j++) Pi[j] = 0.0;
+            if (lse_out) lse_out[i] = 0.0;
+            continue;
+        }
+        const int jend = causal && i + 1 < n ? i + 1 : n;
         for (int j = 0; j < jend; j++) {
             double s = 0.0;
             for (int d = 0; d < Dh; d++) s += (double)q[(long)i * ld + d] * k[(long)j * ld + d];
@@ -672,19 +706,23 @@ static void ref_probs(double *P, double *lse_out, const float *q, const float *k
 
 void sf_attention_forward_ref(float *o, int ldo, float *lse, const float *q, const float *k,
                               const float *v, int ld, int B, int T, int H, int Dh, float scale,
-                              int causal) {
+                              int causal, const int *lens) {
     check_args(ld, ldo, B, T, H, Dh);
+    check_lens(lens, B, T);
     if (B == 0 || T == 0) return;
     double *P = sf_malloc(sizeof(double) * (size_t)T * T);
     double *L = sf_malloc(sizeof(double) * (size_t)T);
     for (int b = 0; b < B; b++)
         for (int h = 0; h < H; h++) {
             const long base = (long)b * T * ld + (long)h * Dh;
-            ref_probs(P, L, q + base, k + base, ld, T, Dh, scale, causal);
+            /* P is 0 outside [0, n) x [0, n); the sums stop at n so that padded rows of the
+             * inputs (which may hold anything) are never read. */
+            const int n = lens ? lens[b] : T;
+            ref_probs(P, L, q + base, k + base, ld, T, n, Dh, scale, causal);
             for (int i = 0; i < T; i++) {
                 for (int d = 0; d < Dh; d++) {
                     double acc = 0.0;
-                    for (int j = 0; j < T; j++) acc += P[(long)i * T + j] * v[base + (long)j * ld + d];
+                    for (int j = 0; j < n; j++) acc += P[(long)i * T + j] * v[base + (long)j * ld + d];
                     o[(long)(b * T + i) * ldo + (long)h * Dh + d] = (float)acc;
                 }
                 lse[((long)b * H + h) * T + i] = (float)L[i];
@@ -697,9 +735,10 @@ void sf_attention_forward_ref(float *o, int ldo, float *lse, const float *q, con
 void sf_attention_backward_ref(float *dq, float *dk, float *dv, const float *dout, int ldo,
                                const float *o, const float *lse, const float *q, const float *k,
                                const float *v, int ld, int B, int T, int H, int Dh, float scale,
-                               int causal) {
+                               int causal, const int *lens) {
     (void)o, (void)lse;
     check_args(ld, ldo, B, T, H, Dh);
+    check_lens(lens, B, T);
     if (B == 0 || T == 0) return;
     double *P = sf_malloc(sizeof(double) * (size_t)T * T);
     double *dS = sf_malloc(sizeof(double) * (size_t)T * T);
@@ -708,22 +747,25 @@ void sf_attention_backward_ref(float *dq, float *dk, float *dv, const float *dou
             const long base = (long)b * T * ld + (long)h * Dh;
             const float *qb = q + base, *kb = k + base, *vb = v + base;
             const float *gb = dout + (long)b * T * ldo + (long)h * Dh;
-            ref_probs(P, NULL, qb, kb, ld, T, Dh, scale, causal);
+            /* P and dS are 0 outside [0, n) x [0, n); sums stop at n (padded rows unread) */
+            const int n = lens ? lens[b] : T;
+            ref_probs(P, NULL, qb, kb, ld, T, n, Dh, scale, causal);
+            memset(dS, 0, sizeof(double) * (size_t)T * T);
             /* dP = dout V^T; dS = P * (dP - rowsum(P * dP)) */
-            for (int i = 0; i < T; i++) {
+            for (int i = 0; i < n; i++) {
                 double rs = 0.0;
-                for (int j = 0; j < T; j++) {
+                for (int j = 0; j < n; j++) {
                     double dp = 0.0;
                     for (int d = 0; d < Dh; d++) dp += (double)gb[(long)i * ldo + d] * vb[(long)j * ld + d];
                     dS[(long)i * T + j] = dp;
                     rs += P[(long)i * T + j] * dp;
                 }
-                for (int j = 0; j < T; j++) dS[(long)i * T + j] = P[(long)i * T + j] * (dS[(long)i * T + j] - rs);
+                for (int j = 0; j < n; j++) dS[(long)i * T + j] = P[(long)i * T + j] * (dS[(long)i * T + j] - rs);
             }
             for (int i = 0; i < T; i++)
                 for (int d = 0; d < Dh; d++) {
                     double aq = 0.0, ak = 0.0, av = 0.0;
-                    for (int j = 0; j < T; j++) {
+                    for (int j = 0; j < n; j++) {
                         aq += dS[(long)i * T + j] * kb[(long)j * ld + d];              /* dQ = s dS K */
                         ak += dS[(long)j * T + i] * qb[(long)j * ld + d];              /* dK = s dS^T Q */
                         av += P[(long)j * T + i] * gb[(long)j * ldo + d];              /* dV = P^T dout */

@@ -14,6 +14,15 @@
  * buffer). Only the H*Dh head columns of each row are read or written. Outputs must not overlap
  * inputs. Requirements: 1 <= Dh <= SF_ATTENTION_MAX_DH, ld >= H*Dh, ldo >= H*Dh.
  *
+ * Padding (per-sequence lengths): lens is NULL (every sequence has all T tokens) or lens[B] with
+ * 1 <= lens[b] <= T. For batch item b with n = lens[b], keys/values at positions j >= n are
+ * excluded from every query's softmax (as if S_ij = -inf), and query rows i >= n are padding:
+ * their output head columns are 0, their lse is 0, and they contribute to no gradient. In
+ * backward dq rows i >= n and dk, dv rows j >= n are 0; dout, o and lse of padded rows are not
+ * read. Causal: query i sees keys j <= i and j < n. The valid part of a padded batch item is
+ * computed exactly as the unpadded sequence of length n would be (same kernels, same summation
+ * order), so results do not depend on the padding.
+ *
  * Fast kernels: OpenMP over (b, h) pairs (forward: over (b, h, query tile)), each work item
  * writing disjoint outputs; never allocate; float accumulation; inner loops run over the keys of
  * a tile (contiguous after an on-stack transpose), so they vectorise even for Dh = 4.
@@ -23,29 +32,34 @@
 #define SF_KERNELS_ATTENTION_H
 
 #define SF_ATTENTION_MAX_DH 256
+/* Forward and backward calls with fewer score entries than this (B*H*T*T) run on the calling
+ * thread only; at or above it they use omp_get_max_threads() threads. (Public so that the
+ * thread-count tests can size their work above it.) */
+#define SF_ATTENTION_PAR_MIN 262144L
 
 /* o[B,T,H*Dh] (row stride ldo) and lse[B,H,T] from q, k, v (row stride ld). */
 void sf_attention_forward(float *o, int ldo, float *lse, const float *q, const float *k,
                           const float *v, int ld, int B, int T, int H, int Dh, float scale,
-                          int causal);
+                          int causal, const int *lens);
 
 /* Gradients of sum(dout * o) with respect to q, k, v, given the forward's o and lse.
  * OVERWRITES the head columns of dq, dk, dv (no accumulation). */
 void sf_attention_backward(float *dq, float *dk, float *dv, const float *dout, int ldo,
                            const float *o, const float *lse, const float *q, const float *k,
                            const float *v, int ld, int B, int T, int H, int Dh, float scale,
-                           int causal);
+                           int causal, const int *lens);
 
 /* References (double, full T x T per (b, h), malloc). The backward reference recomputes the
  * softmax itself and does not read o or lse (they may be NULL), so it checks the fast backward
- * independently of the fast forward. */
+ * independently of the fast forward. lens is applied as an explicit mask on the T x T matrices
+ * (P_ij = 0 for j >= n, rows i >= n all 0). */
 void sf_attention_forward_ref(float *o, int ldo, float *lse, const float *q, const float *k,
                               const float *v, int ld, int B, int T, int H, int Dh, float scale,
-                              int causal);
+                              int causal, const int *lens);
 void sf_attention_backward_ref(float *dq, float *dk, float *dv, const float *dout, int ldo,
                                const float *o, const float *lse, const float *q, const float *k,
                                const float *v, int ld, int B, int T, int H, int Dh, float scale,
-                               int causal);
+                               int causal, const int *lens);
 
 /* One decoding step of causal attention for a single sequence with a KV cache: the query of the
  * newest token attends to n_keys cached keys/values (the newest token's own k, v included as the

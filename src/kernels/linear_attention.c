@@ -13,8 +13,7 @@
  * head size and in the caller's scratch beyond it. */
 #define LA_STACK_DH 64
 #define LA_WS_FLOATS(D) (2 * (size_t)(D) * (size_t)(D) + 8 * (size_t)(D))
-/* Below this much work (B*H*T*Dh*Dh) the kernels run on the calling thread only. */
-#define LA_PAR_MIN_WORK 32768L
+#define LA_PAR_MIN_WORK SF_LINEAR_ATTENTION_PAR_MIN /* linear_attention.h */
 
 #define LA_INLINE static inline __attribute__((always_inline))
 
@@ -477,9 +476,16 @@ static void la_bwd_one(float *dq, float *dk, float *dv, const float *g, int ldo,
 #undef LA_BWD_CALL
 }
 
-static void la_check_args(int ldo, int ld, int B, int T, int H, int Dh) {
+static void la_check_args(int ldo, int ld, int B, int T, int H, int Dh, const int *lens) {
     SF_ASSERT(B >= 0 && T >= 0 && H >= 0 && Dh > 0);
     SF_ASSERT(ld >= H * Dh && ldo >= H * Dh);
+    if (lens)
+        for (int b = 0; b < B; b++) SF_ASSERT(lens[b] >= 1 && lens[b] <= T);
+}
+
+/* Head columns [0, D) of rows [r0, r1) (stride ld) set to 0: padded rows of an output. */
+static void la_zero_rows(float *p, int ld, int r0, int r1, int D) {
+    for (int r = r0; r < r1; r++) memset(p + (size_t)r * ld, 0, sizeof(float) * (size_t)D);
 }
 
 size_t sf_linear_attention_scratch_floats(int B, int T, int H, int Dh, int causal) {
@@ -491,8 +497,8 @@ size_t sf_linear_attention_scratch_floats(int B, int T, int H, int Dh, int causa
 
 void sf_linear_attention_forward(float *o, int ldo, const float *q, const float *k,
                                  const float *v, int ld, int B, int T, int H, int Dh,
-                                 int causal, float *scratch) {
-    la_check_args(ldo, ld, B, T, H, Dh);
+                                 int causal, float *scratch, const int *lens) {
+    la_check_args(ldo, ld, B, T, H, Dh, lens);
     const long BH = (long)B * H;
     const int big = Dh > LA_STACK_DH;
     SF_ASSERT(!big || scratch);
@@ -505,14 +511,18 @@ void sf_linear_attention_forward(float *o, int ldo, const float *q, const float 
         const size_t in0 = (size_t)b * T * ld + (size_t)h * Dh;
         const size_t out0 = (size_t)b * T * ldo + (size_t)h * Dh;
         float *ws = big ? wsbase + (size_t)bh * LA_WS_FLOATS(Dh) : stackws;
-        la_fwd_one(o + out0, ldo, q + in0, k + in0, v + in0, ld, T, Dh, causal, ws);
+        /* Padding: the head kernels see the first n tokens only; output rows >= n are 0. */
+        const int n = lens ? lens[b] : T;
+        la_fwd_one(o + out0, ldo, q + in0, k + in0, v + in0, ld, n, Dh, causal, ws);
+        if (n < T) la_zero_rows(o + out0, ldo, n, T, Dh);
     }
 }
 
 void sf_linear_attention_backward(float *dq, float *dk, float *dv, const float *dout, int ldo,
                                   const float *q, const float *k, const float *v, int ld,
-                                  int B, int T, int H, int Dh, int causal, float *scratch) {
-    la_check_args(ldo, ld, B, T, H, Dh);
+                                  int B, int T, int H, int Dh, int causal, float *scratch,
+                                  const int *lens) {
+    la_check_args(ldo, ld, B, T, H, Dh, lens);
     const long BH = (long)B * H;
     const int big = Dh > LA_STACK_DH;
     SF_ASSERT(sf_linear_attention_scratch_floats(B, T, H, Dh, causal) == 0 || scratch);
@@ -526,8 +536,15 @@ void sf_linear_attention_backward(float *dq, float *dk, float *dv, const float *
         const size_t out0 = (size_t)b * T * ldo + (size_t)h * Dh;
         float *ws = big ? wsbase + (size_t)bh * LA_WS_FLOATS(Dh) : stackws;
         float *tok = causal ? scratch + 2 * (size_t)bh * (size_t)T : NULL;
+        /* Padding: the head kernels see the first n tokens only; gradient rows >= n are 0. */
+        const int n = lens ? lens[b] : T;
         la_bwd_one(dq + in0, dk + in0, dv + in0, dout + out0, ldo, q + in0, k + in0, v + in0,
-                   ld, T, Dh, causal, ws, tok);
+                   ld, n, Dh, causal, ws, tok);
+        if (n < T) {
+            la_zero_rows(dq + in0, ld, n, T, Dh);
+            la_zero_rows(dk + in0, ld, n, T, Dh);
+            la_zero_rows(dv + in0, ld, n, T, Dh);
+        }
     }
 }
 
@@ -576,16 +593,24 @@ static double ref_dphi(double x) { return x > 0 ? 1.0 : exp(x); }
 
 void sf_linear_attention_forward_ref(float *o, int ldo, const float *q, const float *k,
                                      const float *v, int ld, int B, int T, int H, int Dh,
-                                     int causal, float *scratch) {
+                                     int causal, float *scratch, const int *lens) {
     (void)scratch;
+    la_check_args(ldo, ld, B, T, H, Dh, lens);
     double *num = sf_calloc((size_t)Dh, sizeof(double));
     for (int b = 0; b < B; b++)
         for (int h = 0; h < H; h++)
             for (int i = 0; i < T; i++) {
+                /* keys j < jend: j <= i when causal, and j < n (padding) */
+                const int n = lens ? lens[b] : T, jend = causal && i + 1 < n ? i + 1 : n;
+                float *oi = o + ((size_t)b * T + i) * ldo + (size_t)h * Dh;
+                if (i >= n) { /* padded query row */
+                    for (int c = 0; c < Dh; c++) oi[c] = 0.0f;
+                    continue;
+                }
                 const float *qi = q + ((size_t)b * T + i) * ld + (size_t)h * Dh;
                 double den = SF_LINEAR_ATTENTION_EPS;
                 for (int c = 0; c < Dh; c++) num[c] = 0;
-                for (int j = 0; j < (causal ? i + 1 : T); j++) {
+                for (int j = 0; j < jend; j++) {
                     const float *kj = k + ((size_t)b * T + j) * ld + (size_t)h * Dh;
                     const float *vj = v + ((size_t)b * T + j) * ld + (size_t)h * Dh;
                     double a = 0;
@@ -593,7 +618,6 @@ void sf_linear_attention_forward_ref(float *o, int ldo, const float *q, const fl
                     den += a;
                     for (int c = 0; c < Dh; c++) num[c] += a * vj[c];
                 }
-                float *oi = o + ((size_t)b * T + i) * ldo + (size_t)h * Dh;
                 for (int c = 0; c < Dh; c++) oi[c] = (float)(num[c] / den);
             }
     free(num);
@@ -602,8 +626,9 @@ void sf_linear_attention_forward_ref(float *o, int ldo, const float *q, const fl
 void sf_linear_attention_backward_ref(float *dq, float *dk, float *dv, const float *dout,
                                       int ldo, const float *q, const float *k, const float *v,
                                       int ld, int B, int T, int H, int Dh, int causal,
-                                      float *scratch) {
+                                      float *scratch, const int *lens) {
     (void)scratch;
+    la_check_args(ldo, ld, B, T, H, Dh, lens);
     const size_t TD = (size_t)T * Dh;
     double *pq = sf_calloc(TD, sizeof(double)), *pk = sf_calloc(TD, sizeof(double));
     double *o = sf_calloc(TD, sizeof(double)), *dnum = sf_calloc(TD, sizeof(double));
@@ -612,16 +637,19 @@ void sf_linear_attention_backward_ref(float *dq, float *dk, float *dv, const flo
     for (int b = 0; b < B; b++)
         for (int h = 0; h < H; h++) {
 #define AT(p, t, ldx) ((p) + ((size_t)b * T + (t)) * (ldx) + (size_t)h * Dh)
-            for (int t = 0; t < T; t++)
+            /* Padding: only tokens t < n exist; every loop below stops at n, and gradient rows
+             * t >= n are written as 0. */
+            const int n = lens ? lens[b] : T;
+            for (int t = 0; t < n; t++)
                 for (int d = 0; d < Dh; d++) {
                     pq[t * Dh + d] = ref_phi(AT(q, t, ld)[d]);
                     pk[t * Dh + d] = ref_phi(AT(k, t, ld)[d]);
                 }
             /* Forward in the quadratic form: a_ij = phi(q_i).phi(k_j), o_i = num_i / den_i. */
-            for (int i = 0; i < T; i++) {
+            for (int i = 0; i < n; i++) {
                 double den = SF_LINEAR_ATTENTION_EPS;
                 for (int c = 0; c < Dh; c++) o[i * Dh + c] = 0;
-                for (int j = 0; j < (causal ? i + 1 : T); j++) {
+                for (int j = 0; j < (causal ? i + 1 : n); j++) {
                     double a = 0;
                     for (int d = 0; d < Dh; d++) a += pq[i * Dh + d] * pk[j * Dh + d];
                     den += a;
@@ -637,8 +665,8 @@ void sf_linear_attention_backward_ref(float *dq, float *dk, float *dv, const flo
             }
             for (size_t x = 0; x < TD; x++) dpq[x] = dpk[x] = dvv[x] = 0;
             /* da_ij = dnum_i . v_j + dden_i. */
-            for (int i = 0; i < T; i++)
-                for (int j = 0; j < (causal ? i + 1 : T); j++) {
+            for (int i = 0; i < n; i++)
+                for (int j = 0; j < (causal ? i + 1 : n); j++) {
                     double a = 0, da = dden[i];
                     for (int d = 0; d < Dh; d++) a += pq[i * Dh + d] * pk[j * Dh + d];
                     for (int c = 0; c < Dh; c++) {
@@ -650,7 +678,9 @@ void sf_linear_attention_backward_ref(float *dq, float *dk, float *dv, const flo
                         dpk[j * Dh + d] += da * pq[i * Dh + d];
                     }
                 }
-            for (int t = 0; t < T; t++)
+            for (int t = n; t < T; t++)
+                for (int d = 0; d < Dh; d++) AT(dq, t, ld)[d] = AT(dk, t, ld)[d] = AT(dv, t, ld)[d] = 0.0f;
+            for (int t = 0; t < n; t++)
                 for (int d = 0; d < Dh; d++) {
                     AT(dq, t, ld)[d] = (float)(dpq[t * Dh + d] * ref_dphi(AT(q, t, ld)[d]));
                     AT(dk, t, ld)[d] = (float)(dpk[t * Dh + d] * ref_dphi(AT(k, t, ld)[d]));

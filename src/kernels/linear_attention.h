@@ -14,6 +14,13 @@
  * Only the H*Dh head columns of each row are read or written; other columns are untouched.
  * Outputs must not overlap inputs.
  *
+ * Padding (per-sequence lengths): lens is NULL (every sequence has all T tokens) or lens[B] with
+ * 1 <= lens[b] <= T. For batch item b with n = lens[b], keys/values at j >= n are excluded from
+ * the sums S and z (causal: query i sums over j <= i and j < n), and query rows i >= n are
+ * padding: their output head columns are 0 and they contribute to no gradient; dq rows i >= n
+ * and dk, dv rows j >= n are 0, and padded rows of q, k, v, dout are not read. The valid part
+ * is computed exactly as the unpadded sequence of length n would be.
+ *
  * Algorithm: the causal case is computed with the O(Dh^2)-state recurrence (S_t = S_{t-1} +
  * phi(k_t) v_t^T) in forward order; backward recomputes it forwards (for dq and the
  * per-token normaliser terms) and then runs the reverse recurrence for dS, dz (for dk, dv).
@@ -33,6 +40,10 @@
 #include <stddef.h>
 
 #define SF_LINEAR_ATTENTION_EPS 1e-6f
+/* Forward and backward calls with less work than this (B*H*T*Dh*Dh) run on the calling thread
+ * only (the `if` of their parallel loop over (b, h)). Public so that the thread-count tests can
+ * size their work above it. */
+#define SF_LINEAR_ATTENTION_PAR_MIN 32768L
 
 /* Scratch contract: floats needed by forward and by backward (the same size serves both).
  * The scratch is pure workspace: its contents on entry are ignored, and nothing has to be
@@ -45,13 +56,14 @@ size_t sf_linear_attention_scratch_floats(int B, int T, int H, int Dh, int causa
 
 void sf_linear_attention_forward(float *o, int ldo, const float *q, const float *k,
                                  const float *v, int ld, int B, int T, int H, int Dh,
-                                 int causal, float *scratch);
+                                 int causal, float *scratch, const int *lens);
 
 /* Gradients of sum(dout * out) with respect to q, k, v; overwrites the head columns of
  * dq/dk/dv (no accumulation). */
 void sf_linear_attention_backward(float *dq, float *dk, float *dv, const float *dout, int ldo,
                                   const float *q, const float *k, const float *v, int ld,
-                                  int B, int T, int H, int Dh, int causal, float *scratch);
+                                  int B, int T, int H, int Dh, int causal, float *scratch,
+                                  const int *lens);
 
 /* Recurrent step for streaming (causal) inference of one sequence. The caller owns the state:
  * S as [H][Dh][Dh] (S[h][a][c] = sum_j phi(k_j)[a] v_j[c]) followed by z as [H][Dh]; a zero
@@ -66,10 +78,10 @@ void sf_linear_attention_step(float *o, const float *q, const float *k, const fl
 /* Plain-loop references with the same signatures (scratch is ignored and may be NULL). */
 void sf_linear_attention_forward_ref(float *o, int ldo, const float *q, const float *k,
                                      const float *v, int ld, int B, int T, int H, int Dh,
-                                     int causal, float *scratch);
+                                     int causal, float *scratch, const int *lens);
 void sf_linear_attention_backward_ref(float *dq, float *dk, float *dv, const float *dout,
                                       int ldo, const float *q, const float *k, const float *v,
                                       int ld, int B, int T, int H, int Dh, int causal,
-                                      float *scratch);
+                                      float *scratch, const int *lens);
 
 #endif

@@ -46,7 +46,7 @@ static void lin_forward(sf_mixer *m, sf_ctx *ctx, const float *x, float *y) {
     sf_linear_forward(&s->proj.qkv, sv->qkv, x, N);
     const float *q = sv->qkv, *k = q + s->d, *v = q + 2 * s->d;
     sf_linear_attention_forward(sv->a, s->d, q, k, v, 3 * s->d, ctx->B, ctx->T, s->H, s->Dh,
-                                s->causal, sv->scratch);
+                                s->causal, sv->scratch, ctx->lens);
     sf_linear_forward(&s->proj.out, y, sv->a, N);
 }
 
@@ -62,7 +62,7 @@ static void lin_backward(sf_mixer *m, sf_ctx *ctx, const float *dy, float *dx) {
         const float *q = sv->qkv, *k = q + s->d, *v = q + 2 * s->d;
         sf_linear_attention_backward(dqkv, dqkv + s->d, dqkv + 2 * s->d, da, s->d, q, k, v,
                                      3 * s->d, ctx->B, ctx->T, s->H, s->Dh, s->causal,
-                                     sv->scratch);
+                                     sv->scratch, ctx->lens);
         sf_linear_backward(&s->proj.qkv, dx, dqkv, sv->x, N);
     }
     sf_arena_reset_to(ctx->arena, mark);

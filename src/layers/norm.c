@@ -46,8 +46,9 @@ const char *sf_norm_kind_name(sf_norm_kind k) {
 
 typedef struct {
     const float *x;
-    float *mean, *rstd; /* per row (LayerNorm, RMSNorm) or per feature (BatchNorm) */
-    int batch_stats;    /* BatchNorm: this forward used batch statistics */
+    float *mean, *rstd;  /* per row (LayerNorm, RMSNorm) or per feature (BatchNorm) */
+    int batch_stats;     /* BatchNorm: this forward used batch statistics */
+    uint8_t *row_valid;  /* BatchNorm with padding: 1 for real tokens (NULL: all rows) */
 } norm_saved;
 
 void sf_norm_declare(sf_norm *n, sf_params *ps, const char *name, const sf_norm_spec *spec, int d) {
@@ -94,7 +95,8 @@ static void batchnorm_forward(sf_norm *n, sf_ctx *ctx, norm_saved *sv, const flo
     sv->batch_stats = ctx->training;
     if (ctx->training) {
         float var[SF_BATCHNORM_MAX_D];
-        sf_batchnorm_forward_train(y, sv->mean, sv->rstd, var, x, n->w, n->b, (int)N, d, eps);
+        sf_batchnorm_forward_train_masked(y, sv->mean, sv->rstd, var, x, n->w, n->b, (int)N, d, eps,
+                                          sv->row_valid);
         const float mom = n->spec.momentum;
         for (int i = 0; i < d; i++) {
             n->running_mean[i] = (1 - mom) * n->running_mean[i] + mom * sv->mean[i];
@@ -106,7 +108,8 @@ static void batchnorm_forward(sf_norm *n, sf_ctx *ctx, norm_saved *sv, const flo
             sv->mean[i] = n->running_mean[i];
             sv->rstd[i] = 1.0f / sqrtf(n->running_var[i] + eps);
         }
-        sf_batchnorm_forward_fixed(y, x, sv->mean, sv->rstd, n->w, n->b, (int)N, d);
+        sf_batchnorm_forward_fixed_masked(y, x, sv->mean, sv->rstd, n->w, n->b, (int)N, d,
+                                          sv->row_valid);
     }
 }
 
@@ -117,6 +120,14 @@ void sf_norm_forward(sf_norm *n, sf_ctx *ctx, const float *x, float *y, long N) 
     if (kind == SF_NORM_BATCHNORM) {
         sv->mean = sf_arena_push(ctx->arena, (size_t)n->d);
         sv->rstd = sf_arena_push(ctx->arena, (size_t)n->d);
+        /* padded tokens take no part in the statistics */
+        sv->row_valid = NULL;
+        if (ctx->lens) {
+            SF_ASSERT(N == (long)ctx->B * ctx->T);
+            sv->row_valid = sf_arena_push_bytes(ctx->arena, (size_t)N);
+            for (long r = 0; sv->row_valid && r < N; r++)
+                sv->row_valid[r] = (uint8_t)(r % ctx->T < ctx->lens[r / ctx->T]);
+        }
         if (!sf_arena_planning(ctx->arena)) batchnorm_forward(n, ctx, sv, x, y, N);
         return;
     }
@@ -133,8 +144,8 @@ void sf_norm_backward(sf_norm *n, sf_ctx *ctx, const float *dy, float *dx, long 
     if (sf_arena_planning(ctx->arena)) return;
     const norm_saved *sv = SF_SAVED(ctx, n->slot, norm_saved);
     if (n->spec.kind == SF_NORM_BATCHNORM)
-        sf_batchnorm_backward(dx, n->dw, n->db, dy, sv->x, n->w, sv->mean, sv->rstd, (int)N, n->d,
-                              sv->batch_stats);
+        sf_batchnorm_backward_masked(dx, n->dw, n->db, dy, sv->x, n->w, sv->mean, sv->rstd,
+                                     (int)N, n->d, sv->batch_stats, sv->row_valid);
     else if (n->spec.kind == SF_NORM_LAYERNORM)
         sf_layernorm_backward(dx, n->dw, n->db, dy, sv->x, n->w, sv->mean, sv->rstd, (int)N, n->d);
     else

@@ -49,7 +49,7 @@ static void attn_forward(sf_mixer *m, sf_ctx *ctx, const float *x, float *y) {
     sf_linear_forward(&s->proj.qkv, sv->qkv, x, N);
     const float *q = sv->qkv, *k = q + s->d, *v = q + 2 * s->d;
     sf_attention_forward(sv->a, s->d, sv->lse, q, k, v, 3 * s->d, ctx->B, ctx->T, s->H, s->Dh,
-                         s->scale, s->causal);
+                         s->scale, s->causal, ctx->lens);
     sf_linear_forward(&s->proj.out, y, sv->a, N);
 }
 
@@ -64,7 +64,8 @@ static void attn_backward(sf_mixer *m, sf_ctx *ctx, const float *dy, float *dx) 
         sf_linear_backward(&s->proj.out, da, dy, sv->a, N);
         const float *q = sv->qkv, *k = q + s->d, *v = q + 2 * s->d;
         sf_attention_backward(dqkv, dqkv + s->d, dqkv + 2 * s->d, da, s->d, sv->a, sv->lse, q, k,
-                              v, 3 * s->d, ctx->B, ctx->T, s->H, s->Dh, s->scale, s->causal);
+                              v, 3 * s->d, ctx->B, ctx->T, s->H, s->Dh, s->scale, s->causal,
+                              ctx->lens);
         sf_linear_backward(&s->proj.qkv, dx, dqkv, sv->x, N);
     }
     sf_arena_reset_to(ctx->arena, mark);

@@ -130,6 +130,7 @@ static void pt_forward(sf_model *m, sf_ctx *ctx, const float *x, float *y) {
     sf_ctx inner = *ctx;
     inner.B = BC;
     inner.T = N;
+    inner.lens = NULL; /* every series has all its patches */
 
     sv->mean = sf_arena_push(a, (size_t)BC);
     sv->stdev = sf_arena_push(a, (size_t)BC);
@@ -207,6 +208,7 @@ static void pt_backward(sf_model *m, sf_ctx *ctx, const float *dy) {
     sf_ctx inner = *ctx;
     inner.B = BC;
     inner.T = N;
+    inner.lens = NULL; /* every series has all its patches */
     size_t mark = sf_arena_mark(a);
     float *dhead = sf_arena_push(a, (size_t)BC * s->P);
     float *dflat = sf_arena_push(a, (size_t)ntok * d);
