@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "layers/embedding.h"
+#include "layers/pool.h"
 #include "layers/positions.h"
 #include "models/model.h"
 #include "test_util.h"
@@ -172,6 +173,36 @@ static void check_positions_offset(void) {
     sf_positions_destroy(&p);
 }
 
+/* Mean pooling sees only the valid tokens: padding (NaN here) never reaches the output, and the
+ * gradient is dy/len on valid tokens and exactly 0 on padding. */
+static void check_mean_pool(void) {
+    enum { B = 3, T = 5, d = 4 };
+    const int lens[B] = {5, 2, 1};
+    float x[B * T * d], y[B * d], dy[B * d], dx[B * T * d];
+    sf_rng_fill_normal(&g_rng, x, B * T * d, 0, 1);
+    sf_rng_fill_normal(&g_rng, dy, B * d, 0, 1);
+    for (int b = 0; b < B; b++)
+        for (int t = lens[b]; t < T; t++)
+            for (int i = 0; i < d; i++) x[(b * T + t) * d + i] = NAN;
+    sf_ctx ctx = {.B = B, .T = T, .lens = lens};
+    sf_mean_pool_forward(&ctx, d, x, y);
+    sf_mean_pool_backward(&ctx, d, dy, dx);
+    double ey = 0, edx = 0;
+    for (int b = 0; b < B; b++)
+        for (int i = 0; i < d; i++) {
+            double m = 0;
+            for (int t = 0; t < lens[b]; t++) m += x[(b * T + t) * d + i];
+            double e = fabs(m / lens[b] - y[b * d + i]);
+            if (!(e <= ey)) ey = e; /* a NaN from padding makes ey NaN and fails */
+            for (int t = 0; t < T; t++) {
+                double want = t < lens[b] ? dy[b * d + i] / lens[b] : 0.0;
+                double g = fabs(want - dx[(b * T + t) * d + i]);
+                if (!(g <= edx)) edx = g;
+            }
+        }
+    CHECK_MSG(ey < 1e-6 && edx == 0, "mean pool: y err %g, dx err %g", ey, edx);
+}
+
 static const char *k_model =
     "{\"model\":\"patchtst\",\"seq_len\":64,\"pred_len\":12,\"n_channels\":3,\"d_model\":16,"
     "\"input\":{\"patch_len\":8,\"stride\":4},\"blocks\":[{\"token_mixer\":{\"n_heads\":2}},"
@@ -256,6 +287,7 @@ int main(void) {
     check_config_errors();
     check_embedding();
     check_positions_offset();
+    check_mean_pool();
     check_concurrent_inference();
     return test_finish();
 }
