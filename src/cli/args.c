@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config/options.h"
 #include "core/error.h"
 
 static int same_flag(const char *given, const char *name) {
@@ -14,18 +15,6 @@ static int same_flag(const char *given, const char *name) {
         if (g != *name) return 0;
     }
     return *given == *name;
-}
-
-static int in_choices(const char *v, const char *choices) {
-    size_t n = strlen(v);
-    for (const char *c = choices; *c;) {
-        const char *end = strchr(c, '|');
-        size_t len = end ? (size_t)(end - c) : strlen(c);
-        if (len == n && strncmp(c, v, n) == 0) return 1;
-        if (!end) break;
-        c = end + 1;
-    }
-    return 0;
 }
 
 void args_print_help(const char *cmd, const arg_spec *specs, int n_specs, const char *usage) {
@@ -117,7 +106,7 @@ int args_parse(const char *cmd, int argc, char **argv, arg_spec *specs, int n_sp
             else return sf_errorf("%s: flag '--%s': '%s' is not 0/1/true/false", cmd, s->name, v);
             break;
         case ARG_CHOICE:
-            if (!in_choices(v, s->choices))
+            if (!sf_in_choices(v, s->choices))
                 return sf_errorf("%s: flag '--%s': '%s' is not one of %s", cmd, s->name, v,
                                  s->choices);
             *(const char **)s->dst = v;

@@ -6,7 +6,7 @@
 
 #include "core/error.h"
 
-static int in_choices(const char *v, const char *choices) {
+int sf_in_choices(const char *v, const char *choices) {
     size_t n = strlen(v);
     for (const char *c = choices; *c;) {
         const char *end = strchr(c, '|');
@@ -127,7 +127,7 @@ int sf_options_normalize(const cJSON *in, const sf_option *opts, int n_opts, con
                                      o->choices);
                 x = v->valuestring;
             }
-            if (!in_choices(x, o->choices))
+            if (!sf_in_choices(x, o->choices))
                 return sf_errorf("%s.%s: '%s' is not one of %s", path, o->name, x, o->choices);
             cJSON_AddItemToObject(out, o->name, cJSON_CreateString(x));
             break;

@@ -42,6 +42,9 @@ typedef struct {
 int sf_options_normalize(const cJSON *in, const sf_option *opts, int n_opts, const char *path,
                          const char *const *extra_keys, cJSON *out);
 
+/* 1 if v is one of the '|'-separated words of choices ("a|b|c"). */
+int sf_in_choices(const char *v, const char *choices);
+
 /* Typed reads of a normalised object. */
 int sf_opt_int(const cJSON *o, const char *name);
 float sf_opt_float(const cJSON *o, const char *name);

@@ -105,9 +105,7 @@ static const sf_model_ops dl_ops = {dl_build, dl_init, dl_forward, dl_backward, 
                                     dl_flops};
 
 static const sf_option dl_options[] = {
-    {"seq_len", SF_OPT_INT, 336, NULL, 1, 100000, NULL, "look-back window (input steps)"},
-    {"pred_len", SF_OPT_INT, 96, NULL, 1, 100000, NULL, "forecast horizon (output steps)"},
-    {"n_channels", SF_OPT_INT, 7, NULL, 1, 100000, NULL, "input/output channels (variates)"},
+    SF_FORECAST_SHAPE_OPTIONS,
     {"kernel_size", SF_OPT_INT, 25, NULL, 1, 1001, NULL, "moving-average kernel (odd)"},
 };
 

@@ -38,6 +38,12 @@ typedef struct {
 } sf_model_def;
 
 extern const sf_model_def sf_model_patchtst, sf_model_dlinear;
+
+/* The options every forecaster's table starts with: the shape x [B, seq_len, C] -> [B, pred_len, C]. */
+#define SF_FORECAST_SHAPE_OPTIONS                                                                 \
+    {"seq_len", SF_OPT_INT, 336, NULL, 1, 100000, NULL, "look-back window (input steps)"},        \
+        {"pred_len", SF_OPT_INT, 96, NULL, 1, 100000, NULL, "forecast horizon (output steps)"},   \
+        {"n_channels", SF_OPT_INT, 7, NULL, 1, 100000, NULL, "input/output channels (variates)"}
 const sf_model_def *sf_model_find(const char *name);
 void sf_model_names(char *buf, size_t n);
 extern const sf_model_def *const sf_model_registry[];

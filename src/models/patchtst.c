@@ -275,9 +275,7 @@ static const sf_model_ops pt_ops = {pt_build, pt_init, pt_forward, pt_backward, 
                                     pt_flops};
 
 static const sf_option pt_options[] = {
-    {"seq_len", SF_OPT_INT, 336, NULL, 1, 100000, NULL, "look-back window (input steps)"},
-    {"pred_len", SF_OPT_INT, 96, NULL, 1, 100000, NULL, "forecast horizon (output steps)"},
-    {"n_channels", SF_OPT_INT, 7, NULL, 1, 100000, NULL, "input/output channels (variates)"},
+    SF_FORECAST_SHAPE_OPTIONS,
     {"d_model", SF_OPT_INT, 16, NULL, 1, 4096, NULL, "model width"},
     {"revin", SF_OPT_BOOL, 1, NULL, 0, 1, NULL, "reversible instance normalisation per series"},
     {"dropout", SF_OPT_FLOAT, 0, NULL, 0, 0.99, NULL, "dropout after patch embedding + positions"},
