@@ -10,6 +10,7 @@
 #include "layers/pool.h"
 #include "layers/positions.h"
 #include "models/model.h"
+#include "tasks/losses.h"
 #include "test_util.h"
 
 static sf_rng g_rng;
@@ -203,6 +204,51 @@ static void check_mean_pool(void) {
     CHECK_MSG(ey < 1e-6 && edx == 0, "mean pool: y err %g, dx err %g", ey, edx);
 }
 
+/* Losses over padded batches: equal to the loss on the valid part alone, exactly zero gradient on
+ * padding, and cross-entropy's gradient against central differences (in double). */
+static void check_losses(void) {
+    enum { B = 3, T = 4, V = 5 };
+    const int lens[B] = {4, 1, 3};
+    float z[B * T * V], tgt[B * T * V], g[B * T * V];
+    int32_t lab[B * T];
+    sf_rng_fill_normal(&g_rng, z, B * T * V, 0, 2);
+    sf_rng_fill_normal(&g_rng, tgt, B * T * V, 0, 1);
+    for (int i = 0; i < B * T; i++) lab[i] = (int32_t)sf_rng_below(&g_rng, V);
+    double n_valid = 0, want = 0;
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < lens[b]; t++, n_valid++)
+            for (int v = 0; v < V; v++) {
+                double e = (double)z[(b * T + t) * V + v] - tgt[(b * T + t) * V + v];
+                want += e * e;
+            }
+    double mse = sf_masked_mse(z, tgt, g, B, T, V, lens);
+    CHECK_NEAR(mse, want / (n_valid * V), 1e-5); /* float differences, double sums */
+    int pad_zero = 1;
+    for (int b = 0; b < B; b++)
+        for (int t = lens[b]; t < T; t++)
+            for (int v = 0; v < V; v++) pad_zero &= g[(b * T + t) * V + v] == 0.0f;
+    double ce = sf_masked_cross_entropy(z, lab, g, B, T, V, lens), worst = 0;
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++)
+            for (int v = 0; v < V; v++) {
+                int i = (b * T + t) * V + v;
+                if (t >= lens[b]) {
+                    pad_zero &= g[i] == 0.0f;
+                    continue;
+                }
+                float keep = z[i];
+                z[i] = keep + 1e-2f;
+                double lp = sf_masked_cross_entropy(z, lab, NULL, B, T, V, lens);
+                z[i] = keep - 1e-2f;
+                double lm = sf_masked_cross_entropy(z, lab, NULL, B, T, V, lens);
+                z[i] = keep;
+                double e = fabs((lp - lm) / 2e-2 - g[i]);
+                if (e > worst) worst = e;
+            }
+    printf("masked losses: ce %.4f, gradient vs central differences %.2e\n", ce, worst);
+    CHECK(pad_zero && worst < 1e-4 && ce > 0);
+}
+
 static const char *k_model =
     "{\"model\":\"patchtst\",\"seq_len\":64,\"pred_len\":12,\"n_channels\":3,\"d_model\":16,"
     "\"input\":{\"patch_len\":8,\"stride\":4},\"blocks\":[{\"token_mixer\":{\"n_heads\":2}},"
@@ -288,6 +334,7 @@ int main(void) {
     check_embedding();
     check_positions_offset();
     check_mean_pool();
+    check_losses();
     check_concurrent_inference();
     return test_finish();
 }
