@@ -10,6 +10,8 @@
 #include "cli/common.h"
 #include "core/error.h"
 #include "core/fileio.h"
+#include "layers/norm.h"
+#include "layers/positions.h"
 #include "train/trainer.h"
 #include "util/progress.h"
 
@@ -77,12 +79,18 @@ int cmd_train(int argc, char **argv) {
     const char *mixer = "softmax", *norm = "batchnorm", *norm_place = "post", *pos = "learned";
     const char *root_path = NULL, *data_path = NULL, *model_id = NULL, *task_name = NULL;
     const char *ignored = NULL;
-    /* the choices of --mixer come from the registry, as the config reader's do */
-    char token_mixers[256] = "";
+    /* the choices of --mixer, --norm and --pos come from the registries, as the config reader's do */
+    char token_mixers[256] = "", norms[128] = "", positions[128] = "";
     for (int i = 0, len = 0; i < sf_mixer_registry_n; i++)
         if (sf_mixer_registry[i]->slots & SF_SLOT_TOKEN)
             len += snprintf(token_mixers + len, sizeof token_mixers - (size_t)len, "%s%s",
                             len ? "|" : "", sf_mixer_registry[i]->info.name);
+    for (int i = 0, len = 0; i < 3; i++)
+        len += snprintf(norms + len, sizeof norms - (size_t)len, "%s%s", len ? "|" : "",
+                        sf_norm_registry[i].name);
+    for (int i = 0, len = 0; i < 3; i++)
+        len += snprintf(positions + len, sizeof positions - (size_t)len, "%s%s", len ? "|" : "",
+                        sf_positions_registry[i].name);
     int seed = 2021, threads = 0, resume = 0, print_config = 0, enc_in = 0, is_training = 1;
     int itr = 1, individual = 0;
     arg_spec specs[] = {
@@ -99,9 +107,9 @@ int cmd_train(int argc, char **argv) {
         {"model", ARG_STRING, &model, 0, 0, NULL, "model: patchtst or dlinear (TSLib: PatchTST, DLinear)", 0},
         {"mixer", ARG_CHOICE, &mixer, 0, 0, token_mixers, "token mixer (seqformer list: its options)", 0},
         {"causal", ARG_BOOL, &c.causal, 0, 1, NULL, "causal token mixing", 0},
-        {"norm", ARG_CHOICE, &norm, 0, 0, "layernorm|rmsnorm|batchnorm", "normalisation", 0},
+        {"norm", ARG_CHOICE, &norm, 0, 0, norms, "normalisation", 0},
         {"norm-place", ARG_CHOICE, &norm_place, 0, 0, "post|pre", "norm placement", 0},
-        {"pos", ARG_CHOICE, &pos, 0, 0, "learned|sinusoidal|none", "positions", 0},
+        {"pos", ARG_CHOICE, &pos, 0, 0, positions, "positions", 0},
         {"d-model", ARG_INT, &c.d_model, 1, 4096, NULL, "model width", 0},
         {"n-heads", ARG_INT, &c.n_heads, 1, 256, NULL, "attention heads", 0},
         {"e-layers", ARG_INT, &c.e_layers, 0, 64, NULL, "encoder blocks", 0},
