@@ -116,6 +116,15 @@ h = json.loads(b[8:8 + n]); c = json.loads(h["__metadata__"]["config"]); c["form
 h["__metadata__"]["config"] = json.dumps(c); hb = json.dumps(h).encode(); hb += b" " * (-len(hb) % 8)
 open(sys.argv[2], "wb").write(struct.pack("<Q", len(hb)) + hb + b[8 + n:])
 PY
+python3 - "$ck" "$tmp/split.safetensors" <<'PY'
+import json, struct, sys
+b = open(sys.argv[1], "rb").read(); n = struct.unpack("<Q", b[:8])[0]
+h = json.loads(b[8:8 + n]); h["__metadata__"]["split"] = "weird"
+hb = json.dumps(h).encode(); hb += b" " * (-len(hb) % 8)
+open(sys.argv[2], "wb").write(struct.pack("<Q", len(hb)) + hb + b[8 + n:])
+PY
+expect 1 "split.safetensors: metadata 'split': 'weird' is not a split kind" -- "$SF" eval --model "$tmp/split.safetensors" --data data/ETTh1.csv
+expect 1 "split.safetensors: metadata 'split': 'weird' is not a split kind" -- "$SF" predict --model "$tmp/split.safetensors" --data data/ETTh1.csv
 expect 1 "newer.safetensors: metadata 'config': format_version: 7 is newer than this build reads" -- "$SF" eval --model "$tmp/newer.safetensors" --data data/ETTh1.csv
 # --resume refuses a changed learning rate / batch size / seed / data file
 "$SF" train --data data/ETTh1.csv --model dlinear --seq-len 48 --pred-len 12 --epochs 3 --stop-after 1 --progress quiet --out "$tmp/r" >/dev/null 2>&1

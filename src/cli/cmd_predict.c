@@ -26,7 +26,7 @@ int cmd_predict(int argc, char **argv) {
                                    &model, &data, 1, &threads, &m, &meta);
     if (early >= 0) return early;
     const sf_task_def *td = sf_task_find(sf_opt_str(m.config, "task"));
-    sf_predict_args pa = {.data = data, .out = out, .plot = plot, .item = channel};
+    sf_predict_args pa = {.model = model, .data = data, .out = out, .plot = plot, .item = channel};
     int rc = td->predict(&m, &meta, &pa) ? cli_fail(1) : 0;
     sf_model_destroy(&m);
     sf_meta_free(&meta);

@@ -296,7 +296,8 @@ static int fc_predict(sf_model *m, const sf_meta *meta, const sf_predict_args *a
     sf_scaler sc;
     char target[128], features;
     sf_split_kind kind;
-    if (read_protocol(m, meta, &sc, target, sizeof target, &features, &kind)) return SF_ERR;
+    if (read_protocol(m, meta, &sc, target, sizeof target, &features, &kind))
+        return sf_error_prefix("%s", a->model ? a->model : "checkpoint");
     float *x = NULL, *y = NULL;
     char **dates = NULL;
     sf_forecast_data d;

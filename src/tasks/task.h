@@ -36,7 +36,8 @@ typedef struct sf_task sf_task;
 
 /* What `predict` writes (CLI flags). */
 typedef struct sf_predict_args {
-    const char *data; /* input file */
+    const char *model; /* the checkpoint's path (for messages) */
+    const char *data;  /* input file */
     const char *out;  /* output file (NULL: stdout) */
     const char *plot; /* SVG (NULL: none) */
     const char *item; /* which channel/class/object to plot (NULL: the task's default) */
