@@ -167,7 +167,13 @@ static void pt_forward(sf_model *m, sf_ctx *ctx, const float *x, float *y) {
     }
     sf_positions_forward(&s->pos, &inner, sv->z[0]);
     sv->mask_emb = sf_dropout_fwd(ctx, sv->z[0], ntok * d, s->dropout);
-    for (int i = 0; i < s->E; i++) sf_block_forward(&s->blocks[i], &inner, sv->z[i], sv->z[i + 1]);
+    for (int i = 0; i < s->E; i++) {
+        /* Inference keeps nothing for backward: what a block pushed besides its output (which was
+         * pushed above) is free once the block is done, so the arena holds one block at a time. */
+        size_t mark = sf_arena_mark(a);
+        sf_block_forward(&s->blocks[i], &inner, sv->z[i], sv->z[i + 1]);
+        if (!ctx->training) sf_arena_reset_to(a, mark);
+    }
     const float *zl = sv->z[s->E];
     sv->zf = NULL;
     if (s->has_norm_f) {
