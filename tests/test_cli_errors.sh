@@ -58,6 +58,9 @@ JSON
 cat > "$tmp/channels.json" <<'JSON'
 {"format_version": 2, "model": "patchtst", "n_channels": 5, "blocks": [{}]}
 JSON
+cat > "$tmp/long.json" <<'JSON'
+{"format_version": 2, "model": "dlinear", "seq_len": 9000, "pred_len": 96}
+JSON
 cat > "$tmp/heads.json" <<'JSON'
 {"format_version": 2, "model": "patchtst", "d_model": 16, "blocks": [{"repeat": 2}, {"token_mixer": {"n_heads": 3}}]}
 JSON
@@ -70,6 +73,7 @@ expect 2 "blocks\[3\].token_mixer.n_heads: must be >= 1" -- "$SF" train --data d
 expect 2 "blocks\[0\].dropout: expected a finite number" -- "$SF" train --data data/ETTh1.csv --out "$tmp/c" --config "$tmp/badtype.json"
 expect 2 "blocks\[0\].token_mixer: unknown option 'widow' (options: n_heads, causal" -- "$SF" train --data data/ETTh1.csv --out "$tmp/c" --config "$tmp/unknown_key.json"
 expect 1 "n_channels: the config says 5, but data/ETTh1.csv has 7 channels" -- "$SF" train --data data/ETTh1.csv --out "$tmp/c" --config "$tmp/channels.json"
+expect 1 "train split of data/ETTh1.csv has 8640 rows, needs seq_len+pred_len=9096" -- "$SF" train --data data/ETTh1.csv --out "$tmp/c" --config "$tmp/long.json"
 expect 2 "blocks\[1\].token_mixer: n_heads: 3 does not divide d_model 16" -- "$SF" train --data data/ETTh1.csv --out "$tmp/c" --config "$tmp/heads.json"
 expect 2 "format_version: 99 is newer than this build reads" -- "$SF" train --data data/ETTh1.csv --out "$tmp/c" --config "$tmp/newer.json"
 expect 2 "missing.json" -- "$SF" train --data data/ETTh1.csv --out "$tmp/c" --config "$tmp/missing.json"
