@@ -40,7 +40,7 @@ typedef struct {
 } subject;
 
 static double loss_at(subject *s, sf_arena *a, const float *x, const float *r, float *y) {
-    sf_ctx c = {.arena = a, .training = s->training, .B = s->B, .T = s->T, .saved = g_saved};
+    sf_ctx c = {.arena = a, .training = s->training, .keep = 1, .B = s->B, .T = s->T, .saved = g_saved};
     sf_arena_reset_to(a, 0);
     s->fwd(s->o, &c, x, y);
     return dot(y, r, s->ny);
@@ -79,7 +79,7 @@ static double fd_err(subject *s, sf_arena *a, float *x, float *v, long i, const 
 static void grad_check(subject *s, float *x) {
     sf_arena plan, a;
     sf_arena_init_plan(&plan);
-    sf_ctx pc = {.arena = &plan, .training = s->training, .B = s->B, .T = s->T, .saved = g_saved};
+    sf_ctx pc = {.arena = &plan, .training = s->training, .keep = 1, .B = s->B, .T = s->T, .saved = g_saved};
     s->fwd(s->o, &pc, NULL, NULL);
     s->bwd(s->o, &pc, NULL, NULL);
     sf_arena_alloc(&a, plan.peak);
@@ -87,7 +87,7 @@ static void grad_check(subject *s, float *x) {
     float *dx = sf_malloc((size_t)s->nx * sizeof(float));
     sf_params_zero_grad(s->ps);
     loss_at(s, &a, x, r, y);
-    sf_ctx c = {.arena = &a, .training = s->training, .B = s->B, .T = s->T, .saved = g_saved};
+    sf_ctx c = {.arena = &a, .training = s->training, .keep = 1, .B = s->B, .T = s->T, .saved = g_saved};
     s->bwd(s->o, &c, r, dx);
     /* Entries whose true gradient is ~0 (e.g. a key bias, which softmax ignores) have only
      * rounding noise in their difference quotient: judge errors relative to the typical gradient
@@ -341,11 +341,11 @@ static void run_block(sf_block *b, sf_params *ps, int B, int T, const int *lens,
                       const float *x, const float *r, float *y, float *dx, float *g) {
     sf_arena plan, a;
     sf_arena_init_plan(&plan);
-    sf_ctx pc = {.arena = &plan, .training = training, .B = B, .T = T, .lens = lens, .saved = g_saved};
+    sf_ctx pc = {.arena = &plan, .training = training, .keep = 1, .B = B, .T = T, .lens = lens, .saved = g_saved};
     sf_block_forward(b, &pc, NULL, NULL);
     sf_block_backward(b, &pc, NULL, NULL);
     sf_arena_alloc(&a, plan.peak);
-    sf_ctx c = {.arena = &a, .training = training, .B = B, .T = T, .lens = lens, .saved = g_saved};
+    sf_ctx c = {.arena = &a, .training = training, .keep = 1, .B = B, .T = T, .lens = lens, .saved = g_saved};
     sf_params_zero_grad(ps);
     sf_block_forward(b, &c, x, y);
     sf_block_backward(b, &c, r, dx);

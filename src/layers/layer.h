@@ -34,7 +34,9 @@
 typedef struct {
     sf_arena *arena;
     sf_rng *rng;        /* dropout stream; used only when training */
-    int training;       /* 1: dropout active, batch statistics, keep what backward needs */
+    int training;       /* 1: dropout active, batch statistics */
+    int keep;           /* 1: keep what backward needs (training, or eval-mode gradients such as
+                         * input attributions); 0: a model may free activations as it goes */
     int B, T;           /* sequences in the batch, tokens per sequence */
     const int *lens;    /* [B] valid tokens of each sequence (the rest is padding), or NULL */
     int pos_offset;     /* position of token 0 (streaming continuation) */

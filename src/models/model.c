@@ -81,7 +81,8 @@ static size_t plan(sf_model *m, int B, int training) {
     sf_arena a;
     sf_arena_init_plan(&a);
     unsigned char *saved = sf_calloc(m->params.saved_bytes + 16, 1);
-    sf_ctx ctx = {.arena = &a, .training = training, .B = B, .T = m->seq_len, .saved = saved};
+    sf_ctx ctx = {.arena = &a, .training = training, .keep = training, .B = B, .T = m->seq_len,
+                  .saved = saved};
     m->def->ops->forward(m, &ctx, NULL, NULL);
     if (training) m->def->ops->backward(m, &ctx, NULL);
     free(saved);
@@ -115,14 +116,16 @@ void sf_model_forward_run(sf_model *m, sf_run *r, const float *x, float *y, int 
                           sf_rng *rng) {
     sf_model_reserve(m, r, B, training);
     sf_arena_reset_to(&r->arena, 0);
-    sf_ctx ctx = {.arena = &r->arena, .rng = rng, .training = training, .B = B, .T = m->seq_len,
-                  .saved = r->saved};
+    sf_ctx ctx = {.arena = &r->arena, .rng = rng, .training = training, .keep = training, .B = B,
+                  .T = m->seq_len, .saved = r->saved};
     m->def->ops->forward(m, &ctx, x, y);
+    r->kept = training;
 }
 
 void sf_model_backward_run(sf_model *m, sf_run *r, const float *dy, int B) {
-    SF_ASSERT(r->training);
-    sf_ctx ctx = {.arena = &r->arena, .training = 1, .B = B, .T = m->seq_len, .saved = r->saved};
+    SF_ASSERT(r->training && r->kept && "backward follows a training forward in the same run");
+    sf_ctx ctx = {.arena = &r->arena, .training = 1, .keep = 1, .B = B, .T = m->seq_len,
+                  .saved = r->saved};
     m->def->ops->backward(m, &ctx, dy);
 }
 

@@ -60,6 +60,7 @@ typedef struct {
     unsigned char *saved;
     size_t saved_cap;
     int B, T, training; /* what the arena was planned for */
+    int kept;           /* the last forward kept what backward needs (a training forward) */
 } sf_run;
 
 void sf_run_init(sf_run *r);

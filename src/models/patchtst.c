@@ -172,7 +172,7 @@ static void pt_forward(sf_model *m, sf_ctx *ctx, const float *x, float *y) {
          * pushed above) is free once the block is done, so the arena holds one block at a time. */
         size_t mark = sf_arena_mark(a);
         sf_block_forward(&s->blocks[i], &inner, sv->z[i], sv->z[i + 1]);
-        if (!ctx->training) sf_arena_reset_to(a, mark);
+        if (!ctx->keep) sf_arena_reset_to(a, mark);
     }
     const float *zl = sv->z[s->E];
     sv->zf = NULL;
