@@ -93,8 +93,6 @@ typedef struct sf_mixer_def {
 extern const sf_mixer_def *const sf_mixer_registry[];
 extern const int sf_mixer_registry_n;
 const sf_mixer_def *sf_mixer_find(const char *name);
-/* "softmax, linear, identity" for messages: the registered mixers that fit `slot`. */
-void sf_mixer_names(unsigned slot, char *buf, size_t n);
 
 sf_mixer *sf_mixer_create(const sf_mixer_def *def, const sf_mixer_args *a);
 void sf_mixer_destroy(sf_mixer *m);

@@ -20,15 +20,6 @@ const sf_mixer_def *sf_mixer_find(const char *name) {
     return NULL;
 }
 
-void sf_mixer_names(unsigned slot, char *buf, size_t n) {
-    size_t len = 0;
-    buf[0] = 0;
-    for (int i = 0; i < sf_mixer_registry_n && len + 1 < n; i++)
-        if (sf_mixer_registry[i]->slots & slot)
-            len += (size_t)snprintf(buf + len, n - len, "%s%s", len ? ", " : "",
-                                    sf_mixer_registry[i]->info.name);
-}
-
 sf_mixer *sf_mixer_wrap(const sf_mixer_ops *ops, int d, void *self) {
     sf_mixer *m = sf_calloc(1, sizeof *m);
     m->ops = ops;

@@ -27,8 +27,7 @@ static void list_names(const part_list *l, char *buf, size_t cap) {
 
 /* Normalise `in` (object or NULL) as a part of list l; out gets "kind" first, then options. */
 static int normalize_part(const cJSON *in, const part_list *l, const char *default_kind,
-                          const char *path, const char *what, const char *const *extra,
-                          cJSON **out, const sf_part_info **found) {
+                          const char *path, const char *what, cJSON **out) {
     *out = NULL;
     if (in && cJSON_IsString(in)) /* "sinusoidal" is short for {"kind": "sinusoidal"} */
         default_kind = in->valuestring, in = NULL;
@@ -46,10 +45,7 @@ static int normalize_part(const cJSON *in, const part_list *l, const char *defau
         list_names(l, names, sizeof names);
         return sf_errorf("%s.kind: unknown %s '%s' (known: %s)", path, what, kind, names);
     }
-    const char *extra_keys[8] = {"kind"};
-    int ne = 1;
-    for (; extra && *extra && ne < 7; extra++) extra_keys[ne++] = *extra;
-    extra_keys[ne] = NULL;
+    static const char *const extra_keys[] = {"kind", NULL};
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "kind", kind);
     if (sf_options_normalize(in, p->opts, p->n_opts, path, extra_keys, o)) {
@@ -57,7 +53,6 @@ static int normalize_part(const cJSON *in, const part_list *l, const char *defau
         return SF_ERR;
     }
     *out = o;
-    if (found) *found = p;
     return SF_OK;
 }
 
@@ -102,7 +97,7 @@ int sf_config_normalize_block(const cJSON *in, int index, cJSON **out) {
     part_list nl = norms();
     cJSON *norm;
     if (normalize_part(cJSON_GetObjectItemCaseSensitive(in, "norm"), &nl, "layernorm", sub,
-                       "norm", NULL, &norm, NULL))
+                       "norm", &norm))
         goto fail;
     cJSON_AddItemToObject(o, "norm", norm);
     for (int i = 0; i < def->n_mixers; i++) {
@@ -113,7 +108,7 @@ int sf_config_normalize_block(const cJSON *in, int index, cJSON **out) {
         const char *dflt = def->mixer_slots[i] == SF_SLOT_CHANNEL ? "mlp" : "softmax";
         if (!mi && def->n_mixers == 1) return cJSON_Delete(o), sf_errorf("%s: missing", sub);
         cJSON *m;
-        if (normalize_part(mi, &ml, dflt, sub, "mixer", NULL, &m, NULL)) goto fail;
+        if (normalize_part(mi, &ml, dflt, sub, "mixer", &m)) goto fail;
         cJSON_AddItemToObject(o, key, m);
     }
     *out = o;
@@ -186,13 +181,13 @@ int sf_config_normalize(const cJSON *in0, cJSON **out) {
         for (int i = 0; i < l.n; i++) l.items[i] = &sf_input_registry[i];
         cJSON *part;
         if (normalize_part(cJSON_GetObjectItemCaseSensitive(in, "input"), &l, md->default_input,
-                           "input", "input", NULL, &part, NULL))
+                           "input", "input", &part))
             goto done;
         cJSON_AddItemToObject(o, "input", part);
         l.n = 3;
         for (int i = 0; i < 3; i++) l.items[i] = &sf_positions_registry[i];
         if (normalize_part(cJSON_GetObjectItemCaseSensitive(in, "positions"), &l, "learned",
-                           "positions", "positions", NULL, &part, NULL))
+                           "positions", "positions", &part))
             goto done;
         cJSON_AddItemToObject(o, "positions", part);
         const cJSON *blocks = cJSON_GetObjectItemCaseSensitive(in, "blocks");
@@ -215,7 +210,7 @@ int sf_config_normalize(const cJSON *in0, cJSON **out) {
         l.n = sf_head_registry_n;
         for (int k = 0; k < l.n; k++) l.items[k] = &sf_head_registry[k];
         if (normalize_part(cJSON_GetObjectItemCaseSensitive(in, "head"), &l, md->default_head,
-                           "head", "head", NULL, &part, NULL))
+                           "head", "head", &part))
             goto done;
         cJSON_AddItemToObject(o, "head", part);
     }
@@ -300,8 +295,6 @@ char *sf_config_print(const cJSON *cfg, int pretty_form) {
     return b.s;
 }
 
-int sf_config_int(const cJSON *cfg, const char *key) { return sf_opt_int(cfg, key); }
-const char *sf_config_str(const cJSON *cfg, const char *key) { return sf_opt_str(cfg, key); }
 
 /* ---- format_version 1 and the flag shorthand ------------------------------------------------ */
 

@@ -28,10 +28,6 @@ cJSON *sf_config_v1_to_v2(const cJSON *v1);
 /* One entry of a `blocks` list, normalised (for tests and tools); path "blocks[index]". */
 int sf_config_normalize_block(const cJSON *in, int index, cJSON **out);
 
-/* Convenience reads of model-level integers/strings of a canonical config. */
-int sf_config_int(const cJSON *cfg, const char *key);
-const char *sf_config_str(const cJSON *cfg, const char *key);
-
 /* The flat shorthand the training flags fill (and format_version 1 stored): one block kind
  * repeated e_layers times. sf_flat_config_to_json() gives the equivalent v2 object (not yet
  * normalised). */

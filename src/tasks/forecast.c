@@ -33,10 +33,6 @@ int sf_split_kind_parse(const char *s, sf_split_kind *kind) {
     return SF_OK;
 }
 
-const sf_forecast_data *sf_forecast_task_data(const sf_task *t) {
-    return &((const forecast *)t->self)->d;
-}
-
 static int fc_n_examples(const sf_task *t, sf_split s) {
     return sf_forecast_n_windows(&((const forecast *)t->self)->d, s);
 }

@@ -11,7 +11,5 @@
 double sf_mse_loss(const float *y, const float *target, float *dy, long n);
 /* "auto", "ett-hour"/"ETT-hour", "ett-minute"/"ETT-minute", "custom" -> kind. */
 int sf_split_kind_parse(const char *s, sf_split_kind *kind);
-/* The data of an opened forecast task (for tests and tools). */
-const sf_forecast_data *sf_forecast_task_data(const sf_task *t);
 
 #endif
