@@ -186,7 +186,9 @@ static sf_mixer *make_mixer(const char *mixer_json, int d, int T) {
 static void check_mixer(const char *kind, int causal) {
     int B = 2, T = 7, d = 8;
     char json[256];
-    if (!strcmp(kind, "mlp") || !strcmp(kind, "mlp-relu"))
+    if (!strncmp(kind, "glu-", 4))
+        snprintf(json, sizeof json, "{\"kind\":\"glu\",\"d_ff\":10,\"activation\":\"%s\"}", kind + 4);
+    else if (!strcmp(kind, "mlp") || !strcmp(kind, "mlp-relu"))
         snprintf(json, sizeof json, "{\"kind\":\"mlp\",\"d_ff\":12,\"activation\":\"%s\"}",
                  strcmp(kind, "mlp") ? "relu" : "gelu");
     else if (!strcmp(kind, "identity"))
@@ -323,6 +325,9 @@ static void check_other_blocks(void) {
         {"parallel post softmax causal",
          "{\"kind\":\"parallel\",\"placement\":\"post\",\"token_mixer\":{\"kind\":\"softmax\","
          "\"n_heads\":2,\"causal\":true},\"channel_mixer\":{\"kind\":\"mlp\",\"d_ff\":8}}", 1},
+        {"metaformer pre softmax causal+swiglu",
+         "{\"kind\":\"metaformer\",\"token_mixer\":{\"kind\":\"softmax\",\"n_heads\":2,\"causal\":true},"
+         "\"channel_mixer\":{\"kind\":\"glu\",\"d_ff\":12}}", 1},
         {"metaformer pre identity+mlp",
          "{\"kind\":\"metaformer\",\"token_mixer\":{\"kind\":\"identity\"},\"channel_mixer\":{\"kind\":\"mlp\"}}", 1},
     };
@@ -547,6 +552,8 @@ int main(void) {
     check_mixer("mlp-relu", 0);
     g_kinked = 0;
     check_mixer("identity", 0);
+    check_mixer("glu-silu", 0);
+    check_mixer("glu-gelu", 0);
     check_other_blocks();
     check_paddings();
     /* bad options are reported with their path, not crashed on */

@@ -82,6 +82,16 @@ HYBRID_BLOCKS = [
      "token_mixer": {"kind": "linear", "n_heads": 2, "causal": False}, "channel_mixer": {"kind": "identity"}},
 ]
 
+GLU_BLOCKS = [
+    {"kind": "metaformer", "placement": "pre", "norm": {"kind": "layernorm"},
+     "token_mixer": {"kind": "softmax", "n_heads": 2}, "channel_mixer": {"kind": "glu", "d_ff": 12}},
+    {"kind": "parallel", "placement": "post", "norm": {"kind": "rmsnorm"},
+     "token_mixer": {"kind": "linear", "n_heads": 2},
+     "channel_mixer": {"kind": "glu", "d_ff": 10, "activation": "gelu"}},
+    {"kind": "residual", "placement": "pre", "norm": {"kind": "rmsnorm"},
+     "mixer": {"kind": "glu", "d_ff": 8, "activation": "silu"}},
+]
+
 # PatchTST at its ETTh1 size (L=336, P=96, C=7, patch 16 / stride 8 -> N=42)
 ETTH1 = dict(seq_len=336, pred_len=96, n_channels=7)
 ETTH1_INPUT = {"kind": "patches", "patch_len": 16, "stride": 8}
@@ -112,6 +122,8 @@ FIXTURES = [
     Fixture("patchtst_train_linear_pre",
             patchtst_cfg([metaformer("pre", "layernorm", "linear", n_heads=8, d_ff=128, repeat=2)],
                          size=dict(ETTH1, d_model=64), input=ETTH1_INPUT), 16, init="fan_in"),
+    # gated channel mixers (SwiGLU, GEGLU) in a metaformer, a parallel block and as a residual's mixer
+    Fixture("glu", patchtst_cfg(GLU_BLOCKS), 4),
 ]
 
 

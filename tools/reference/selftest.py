@@ -176,6 +176,12 @@ def np_mixer(x, sd, pre, spec):
         h = np_linear(x, sd, pre + ".fc1")
         h = np_gelu(h) if spec["activation"] == "gelu" else np.maximum(h, 0.0)
         return np_linear(h, sd, pre + ".fc2")
+    if kind == "glu":
+        h = np_linear(x, sd, pre + ".fc1")
+        f = spec["d_ff"]
+        gate, value = h[..., :f], h[..., f:]
+        act = np_gelu(gate) if spec["activation"] == "gelu" else gate / (1.0 + np.exp(-gate))
+        return np_linear(act * value, sd, pre + ".fc2")
     return np_attention(x, sd, pre, spec)
 
 
@@ -357,7 +363,7 @@ def test_config():
     att = {"kind": "softmax", "n_heads": 4, "causal": False}
     mlp = {"kind": "mlp", "d_ff": 128, "activation": "gelu", "dropout": 0}
     want = {"format_version": 2, "task": "forecast", "model": "patchtst", "seq_len": 96, "pred_len": 24,
-            "n_channels": 2, "d_model": 8, "revin": True, "dropout": 0,
+            "n_channels": 2, "d_model": 8, "revin": True, "dropout": 0, "final_norm": "auto",
             "input": {"kind": "patches", "patch_len": 16, "stride": 8}, "positions": {"kind": "learned"},
             "blocks": [{"kind": "metaformer", "repeat": 1, **want_block_common, "token_mixer": att,
                         "channel_mixer": mlp},
@@ -365,7 +371,7 @@ def test_config():
                        {"kind": "parallel", "repeat": 1, "placement": "pre", "dropout": 0,
                         "norm": {"kind": "batchnorm", "eps": 1e-05, "momentum": 0.1}, "token_mixer": att,
                         "channel_mixer": mlp}],
-            "final_norm": "auto", "head": {"kind": "flatten", "dropout": 0}}
+            "head": {"kind": "flatten", "dropout": 0}}
     got = ref.canonical_config(minimal)
     ok = json.dumps(got) == json.dumps(want) and ref.canonical_config(got) == got
     ok = ok and json.dumps(ref.canonical_config({"format_version": 2, "model": "dlinear", "seq_len": 48,

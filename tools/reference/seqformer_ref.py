@@ -205,6 +205,8 @@ MIXER_KINDS = {
     "linear": ("token", {"n_heads": (_opt_int(1), 4), "causal": (_opt_bool(), False)}),
     "mlp": ("channel", {"d_ff": (_opt_int(1), 128), "activation": (_opt_enum("gelu", "relu"), "gelu"),
                         "dropout": (_DROPOUT, 0)}),
+    "glu": ("channel", {"d_ff": (_opt_int(1), 128), "activation": (_opt_enum("silu", "gelu"), "silu"),
+                        "dropout": (_DROPOUT, 0)}),
     "identity": ("any", {}),
 }
 POSITION_KINDS = {"learned": {}, "sinusoidal": {}, "none": {}}
@@ -227,9 +229,9 @@ MODEL_KINDS = {
     "patchtst": {"seq_len": (_opt_int(1), REQUIRED), "pred_len": (_opt_int(1), REQUIRED),
                  "n_channels": (_opt_int(1), REQUIRED), "d_model": (_opt_int(1), REQUIRED),
                  "revin": (_opt_bool(), True), "dropout": (_DROPOUT, 0),
+                 "final_norm": ("final_norm", "auto"),  # canonical order as the C reader prints it
                  "input": ("part:input", {"kind": "patches"}), "positions": ("part:positions", {"kind": "learned"}),
-                 "blocks": ("blocks", REQUIRED), "final_norm": ("final_norm", "auto"),
-                 "head": ("part:head", {"kind": "flatten"})},
+                 "blocks": ("blocks", REQUIRED), "head": ("part:head", {"kind": "flatten"})},
     "dlinear": {"seq_len": (_opt_int(1), REQUIRED), "pred_len": (_opt_int(1), REQUIRED),
                 "n_channels": (_opt_int(1), REQUIRED), "kernel_size": (_opt_int(1), 25)},
 }
@@ -607,6 +609,28 @@ class FFN(nn.Module):
         return self.fc2(self.drop(self.act(self.fc1(x))))
 
 
+class GLU(nn.Module):
+    """Channel mixer glu (Shazeer 2020): fc2(dropout(act(gate) * value)) with [gate | value] = fc1(x)
+    (fc1 has 2*d_ff outputs, the gate first); act = SiLU (SwiGLU) or GELU, erf form (GEGLU)."""
+
+    def __init__(self, d, d_ff, dropout, activation="silu"):
+        super().__init__()
+        self.d_ff = d_ff
+        self.fc1 = nn.Linear(d, 2 * d_ff)
+        if activation == "silu":
+            self.act = nn.SiLU()
+        elif activation == "gelu":
+            self.act = nn.GELU()
+        else:
+            raise ValueError(f"unknown activation {activation!r}")
+        self.drop = nn.Dropout(dropout)
+        self.fc2 = nn.Linear(d_ff, d)
+
+    def forward(self, x):
+        gate, value = self.fc1(x).split(self.d_ff, dim=-1)
+        return self.fc2(self.drop(self.act(gate) * value))
+
+
 def make_mixer(spec, d):
     """spec: a canonical mixer object -> module (identity: nn.Identity, no parameters)."""
     kind = spec["kind"]
@@ -614,6 +638,8 @@ def make_mixer(spec, d):
         return Mixer(d, spec["n_heads"], kind, bool(spec["causal"]))
     if kind == "mlp":
         return FFN(d, spec["d_ff"], spec["dropout"], spec["activation"])
+    if kind == "glu":
+        return GLU(d, spec["d_ff"], spec["dropout"], spec["activation"])
     if kind == "identity":
         return nn.Identity()
     raise ValueError(f"unknown mixer {kind!r}")
