@@ -182,6 +182,10 @@ int cmd_train(int argc, char **argv) {
     int rc;
     if (pr != SF_OK) goto usage;
     model = model_name(model);
+    if (config_path != config_arg) { /* the pre-scan read another argument than the parser */
+        sf_errorf("train: --config must be given as a flag with a file, not as another flag's value");
+        goto usage;
+    }
     if (!is_training) {
         sf_errorf("train: --is_training 0 means testing a trained model: use "
                   "seqformer eval --model DIR/model.safetensors --data F.csv");
@@ -216,7 +220,6 @@ int cmd_train(int argc, char **argv) {
     /* The model config: from the file, or from the shorthand flags. */
     int has_channels = 0;
     if (config_path) {
-        (void)config_arg;
         for (int i = 0; model_flags[i]; i++)
             if (args_seen(specs, ns, model_flags[i])) {
                 sf_errorf("train: --%s cannot be combined with --config (set it in %s)",

@@ -40,12 +40,6 @@ typedef struct {
     float *z[];          /* E+1 buffers [B*C*N, d]: embedding, then each block's output */
 } pt_saved;
 
-static int pt_fail(sf_model *m, const char *field, int rc) {
-    (void)m;
-    if (rc) sf_error_prefix("%s", field);
-    return rc;
-}
-
 static int pt_build(sf_model *m) {
     const cJSON *c = m->config;
     const cJSON *input = cJSON_GetObjectItemCaseSensitive(c, "input");
@@ -67,10 +61,9 @@ static int pt_build(sf_model *m) {
     if (s->s > s->L) return sf_errorf("input.stride: %d is longer than seq_len %d", s->s, s->L);
     /* PatchTST pads the end with `stride` copies of the last value before unfolding. */
     s->N = (s->L + s->s - s->pl) / s->s + 1;
-    if (pt_fail(m, "positions",
-                sf_positions_create(&s->pos, sf_opt_str(cJSON_GetObjectItemCaseSensitive(c, "positions"), "kind"),
-                                    s->N, s->d)))
-        return SF_ERR;
+    const cJSON *positions = cJSON_GetObjectItemCaseSensitive(c, "positions");
+    if (sf_positions_create(&s->pos, sf_opt_str(positions, "kind"), s->N, s->d))
+        return sf_error_prefix("positions");
     for (const cJSON *b = blocks->child; b; b = b->next) s->E += sf_opt_int(b, "repeat");
     s->blocks = sf_calloc((size_t)(s->E ? s->E : 1), sizeof *s->blocks);
     int i = 0, bi = 0, last_pre = 0;

@@ -277,13 +277,6 @@ static double now_seconds(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* Sum of squared gradients is finite (NaN and Inf both make it non-finite). */
-static int grads_finite(const sf_params *ps) {
-    double s = 0;
-    for (size_t i = 0; i < ps->total; i++) s += (double)ps->grad[i] * ps->grad[i];
-    return isfinite(s);
-}
-
 int sf_train(sf_model *m, const sf_task *t, const sf_train_opts *o, sf_train_result *r) {
     memset(r, 0, sizeof *r);
     int nw = t->ops->n_examples(t, SF_TRAIN);
@@ -341,7 +334,9 @@ int sf_train(sf_model *m, const sf_task *t, const sf_train_opts *o, sf_train_res
             int finite = isfinite(loss);
             if (finite) {
                 sf_model_backward(m, dy, B);
-                finite = grads_finite(&m->params);
+                /* one pass gives the norm for both clipping and the finiteness check (NaN and Inf
+                 * make it non-finite; such a step is dropped, so clipping it does no harm) */
+                finite = isfinite(sf_clip_grad_norm(&m->params, o->clip_grad));
             }
             if (!finite) {
                 if (!o->skip_nonfinite) {
@@ -354,7 +349,6 @@ int sf_train(sf_model *m, const sf_task *t, const sf_train_opts *o, sf_train_res
                 r->skipped_steps++;
                 continue;
             }
-            if (o->clip_grad > 0) sf_clip_grad_norm(&m->params, o->clip_grad);
             lr = sf_train_lr(o, epoch, s, steps);
             sf_adamw_step(&opt, &m->params, lr);
             loss_sum += loss;

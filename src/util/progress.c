@@ -316,26 +316,16 @@ int sf_csv_log_close(sf_csv_log *l) {
 }
 
 int sf_csv_log_truncate(const char *path, int rows) {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return SF_OK;
-    size_t cap = 1 << 16, len = 0;
-    char *buf = sf_malloc(cap);
-    size_t got;
-    while ((got = fread(buf + len, 1, cap - len, fp)) > 0) {
-        len += got;
-        if (len == cap) buf = sf_realloc(buf, cap *= 2);
-    }
-    int err = ferror(fp);
-    fclose(fp);
-    if (err) {
-        free(buf);
-        return sf_errorf("cannot read '%s'", path);
-    }
+    if (access(path, F_OK) != 0 && errno == ENOENT) return SF_OK; /* no log yet */
+    void *data;
+    size_t len;
+    if (sf_read_file(path, &data, &len)) return SF_ERR;
+    const char *buf = data;
     size_t keep = 0;
     int lines = 0;
     while (keep < len && lines < rows + 1) /* header + rows */
         if (buf[keep++] == '\n') lines++;
     int rc = keep == len ? SF_OK : sf_write_file_atomic(path, buf, keep);
-    free(buf);
+    free(data);
     return rc;
 }
