@@ -78,6 +78,7 @@ expect 2 "blocks\[1\].token_mixer: n_heads: 3 does not divide d_model 16" -- "$S
 expect 2 "format_version: 99 is newer than this build reads" -- "$SF" train --data data/ETTh1.csv --out "$tmp/c" --config "$tmp/newer.json"
 expect 2 "missing.json" -- "$SF" train --data data/ETTh1.csv --out "$tmp/c" --config "$tmp/missing.json"
 expect 2 "--d-model cannot be combined with --config" -- "$SF" train --data data/ETTh1.csv --out "$tmp/c" --config "$tmp/range.json" --d-model 8
+expect 2 "--model cannot be combined with --config" -- "$SF" train --data data/ETTh1.csv --out "$tmp/c" --config "$tmp/range.json" --model dlinear
 [ ! -e "$tmp/c" ] && pass=$((pass+1)) || { fail=$((fail+1)); echo "FAIL: output after config error"; }
 # divergence is never silent: --lr 10 stops with the epoch and step, exit 1, no model saved
 expect 1 "training diverged at epoch 1, step" -- "$SF" train --data data/ETTh1.csv --seq-len 96 --pred-len 24 --e-layers 1 --lr 10 --epochs 2 --progress quiet --out "$tmp/div"

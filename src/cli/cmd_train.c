@@ -50,7 +50,7 @@ static void print_metrics(const sf_metrics *mt) {
 }
 
 /* Flags that shape the model: with --config they would be ignored, so they are refused. */
-static const char *const model_flags[] = {"seq-len", "pred-len", "mixer", "causal", "norm",
+static const char *const model_flags[] = {"model", "seq-len", "pred-len", "mixer", "causal", "norm",
                                           "norm-place", "pos", "d-model", "n-heads", "e-layers",
                                           "d-ff", "dropout", "head-dropout", "patch-len",
                                           "stride", "revin", "kernel-size", "moving-avg", NULL};
