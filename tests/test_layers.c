@@ -183,8 +183,9 @@ static sf_mixer *make_mixer(const char *mixer_json, int d, int T) {
     return b.mixer[0];
 }
 
+static void check_mixer_json(const char *name, const char *json);
+
 static void check_mixer(const char *kind, int causal) {
-    int B = 2, T = 7, d = 8;
     char json[256];
     if (!strncmp(kind, "glu-", 4))
         snprintf(json, sizeof json, "{\"kind\":\"glu\",\"d_ff\":10,\"activation\":\"%s\"}", kind + 4);
@@ -196,6 +197,14 @@ static void check_mixer(const char *kind, int causal) {
     else
         snprintf(json, sizeof json, "{\"kind\":\"%s\",\"n_heads\":2,\"causal\":%s}", kind,
                  causal ? "true" : "false");
+    char name[64];
+    snprintf(name, sizeof name, "mixer %s%s", kind, causal ? " causal" : "");
+    check_mixer_json(name, json);
+}
+
+/* A mixer given by its options JSON, on [2, 7, 8]. */
+static void check_mixer_json(const char *name, const char *json) {
+    int B = 2, T = 7, d = 8;
     sf_mixer *m = make_mixer(json, d, T);
     CHECK_MSG(m != NULL, "%s: %s", json, sf_error_message());
     if (!m) return;
@@ -205,8 +214,6 @@ static void check_mixer(const char *kind, int causal) {
     sf_params_alloc(&ps);
     m->ops->init(m, &g_rng);
     perturb_params(&ps);
-    char name[64];
-    snprintf(name, sizeof name, "mixer %s%s", kind, causal ? " causal" : "");
     subject s = {mixer_fwd, mixer_bwd, m, &ps, (long)B * T * d, (long)B * T * d, B, T, name, 0, 0};
     float *x = rnd(s.nx, 1.0f);
     grad_check(&s, x);
@@ -526,6 +533,30 @@ static void check_linear_ref(void) {
     sf_params_free(&ps);
 }
 
+/* The sparse / efficient attention mixers (local, fastformer, linformer, ls): gradients of the
+ * mixer alone and inside blocks, streaming where causal, padding where supported. */
+static void check_efficient_mixers(void) {
+    check_mixer_json("mixer local w=2", "{\"kind\":\"local\",\"n_heads\":2,\"window\":2}");
+    check_mixer_json("mixer local w=1 causal",
+                     "{\"kind\":\"local\",\"n_heads\":4,\"window\":1,\"causal\":true}");
+    check_mixer_json("mixer local w=5 causal",
+                     "{\"kind\":\"local\",\"n_heads\":2,\"window\":5,\"causal\":true}");
+    check_block_json("block local pre causal (ring wraps)",
+                     "{\"kind\":\"metaformer\",\"token_mixer\":{\"kind\":\"local\",\"n_heads\":2,"
+                     "\"window\":2,\"causal\":true},\"channel_mixer\":{\"kind\":\"mlp\",\"d_ff\":12}}",
+                     1, 0);
+    check_block_json("block local post",
+                     "{\"kind\":\"metaformer\",\"placement\":\"post\",\"token_mixer\":{\"kind\":"
+                     "\"local\",\"n_heads\":2,\"window\":1},\"channel_mixer\":{\"kind\":\"mlp\"}}",
+                     0, 0);
+    check_padding("pad: metaformer local",
+                  "{\"kind\":\"metaformer\",\"token_mixer\":{\"kind\":\"local\",\"n_heads\":2,"
+                  "\"window\":2},\"channel_mixer\":{\"kind\":\"mlp\",\"d_ff\":12}}", 0, 0);
+    check_padding("pad: residual local causal",
+                  "{\"kind\":\"residual\",\"mixer\":{\"kind\":\"local\",\"n_heads\":4,"
+                  "\"window\":3,\"causal\":true}}", 0, 0);
+}
+
 int main(void) {
     sf_rng_seed(&g_rng, test_seed());
     check_linear_ref();
@@ -556,6 +587,7 @@ int main(void) {
     check_mixer("glu-gelu", 0);
     check_other_blocks();
     check_paddings();
+    check_efficient_mixers();
     /* bad options are reported with their path, not crashed on */
     CHECK(make_mixer("{\"kind\":\"softmax\",\"n_heads\":3}", 8, 4) == NULL &&
           strstr(sf_error_message(), "blocks[0].mixer: n_heads: 3 does not divide d_model 8"));

@@ -140,7 +140,7 @@ def np_gelu(x):
 
 
 def np_attention(x, sd, pre, spec):
-    """softmax / linear (elu+1) attention, straight from the formulas: a loop over heads and query
+    """softmax / local (sliding window) / linear (elu+1) attention, straight from the formulas: a loop over heads and query
     positions (vectorised over the series)."""
     Bp, N, d = x.shape
     H = spec["n_heads"]
@@ -153,12 +153,14 @@ def np_attention(x, sd, pre, spec):
         k = qkv[:, :, d + hh * dh:d + (hh + 1) * dh]
         v = qkv[:, :, 2 * d + hh * dh:2 * d + (hh + 1) * dh]
         for i in range(N):
-            j = i + 1 if spec["causal"] else N
-            if spec["kind"] == "softmax":
-                s = np.einsum("bd,bjd->bj", q[:, i], k[:, :j]) * dh ** -0.5
+            lo, j = 0, i + 1 if spec["causal"] else N
+            if spec["kind"] == "local":  # keys within `window` of i
+                lo, j = max(0, i - spec["window"]), min(j, i + spec["window"] + 1)
+            if spec["kind"] in ("softmax", "local"):
+                s = np.einsum("bd,bjd->bj", q[:, i], k[:, lo:j]) * dh ** -0.5
                 w = np.exp(s - s.max(-1, keepdims=True))
                 w /= w.sum(-1, keepdims=True)
-                o = np.einsum("bj,bjd->bd", w, v[:, :j])
+                o = np.einsum("bj,bjd->bd", w, v[:, lo:j])
             else:
                 S = np.einsum("bjd,bje->bde", phi(k[:, :j]), v[:, :j])
                 z = phi(k[:, :j]).sum(1)

@@ -208,6 +208,9 @@ MIXER_KINDS = {
     "glu": ("channel", {"d_ff": (_opt_int(1), 128), "activation": (_opt_enum("silu", "gelu"), "silu"),
                         "dropout": (_DROPOUT, 0)}),
     "identity": ("any", {}),
+    # efficient attention (docs/config.md); max_T is the number of patches
+    "local": ("token", {"n_heads": (_opt_int(1), 4), "causal": (_opt_bool(), False),
+                        "window": (_opt_int(1), 4)}),
 }
 POSITION_KINDS = {"learned": {}, "sinusoidal": {}, "none": {}}
 INPUT_KINDS = {"patches": {"patch_len": (_opt_int(1), 16), "stride": (_opt_int(1), 8)}}
@@ -464,6 +467,18 @@ def _check_patchtst(c):
             m = b.get(slot)
             if m and "n_heads" in m and d % m["n_heads"]:
                 raise ConfigError(f"blocks[{i}].{slot}.n_heads: {m['n_heads']} must divide d_model {d}")
+            if m:
+                _check_efficient_mixer(f"blocks[{i}].{slot}", m, n_patches(c))
+
+
+def _check_efficient_mixer(path, m, max_T):
+    """The options of local / linformer / ls / fastformer that depend on the sequence length or
+    on each other, refused as the C reader refuses them (same wording)."""
+    kind = m["kind"]
+    if kind == "local" and m["window"] >= max_T - 1:
+        raise ConfigError(f"{path}.window: {m['window']} covers the whole sequence ({max_T} tokens: every "
+                          f"key is within {max_T - 1} positions); use a window below {max_T - 1}, or the "
+                          f"softmax mixer")
 
 
 def is_batchnorm(cfg):
@@ -590,6 +605,51 @@ class Mixer(nn.Module):
         return self.out(o)
 
 
+def band_mask(n, window, causal, device=None):
+    """[n, n] bool: query i may see key j (|i - j| <= window; causal: also j <= i)."""
+    i = torch.arange(n, device=device)[:, None]
+    j = torch.arange(n, device=device)[None, :]
+    m = (i - j).abs() <= window
+    return m & (j <= i) if causal else m
+
+
+def masked_softmax_attention(q, k, v, mask):
+    """softmax(q k^T / sqrt(Dh) with -inf where mask is False) v; q, k, v [B, H, N, Dh]."""
+    s = (q @ k.transpose(-2, -1)) * q.shape[-1] ** -0.5
+    return torch.softmax(s.masked_fill(~mask, float("-inf")), dim=-1) @ v
+
+
+def _split_heads(t, h):
+    b, n, d = t.shape
+    return t.reshape(b, n, h, d // h).transpose(1, 2)
+
+
+def _merge_heads(t):
+    b, h, n, dh = t.shape
+    return t.transpose(1, 2).reshape(b, n, h * dh)
+
+
+class LocalAttention(nn.Module):
+    """Token mixer local: sliding-window softmax attention, query i sees keys |i - j| <= window (causal:
+    i - window <= j <= i).  Same parameters as softmax (qkv [3d, d], out [d, d]).  The reference is the
+    full score matrix with a band mask (the C kernel never forms it)."""
+
+    def __init__(self, d, spec, max_T=None):
+        super().__init__()
+        self.h, self.causal, self.window = spec["n_heads"], bool(spec["causal"]), spec["window"]
+        self.qkv = nn.Linear(d, 3 * d)
+        self.out = nn.Linear(d, d)
+
+    def forward(self, x):
+        d = x.shape[-1]
+        q, k, v = (_split_heads(t, self.h) for t in self.qkv(x).split(d, dim=-1))
+        o = masked_softmax_attention(q, k, v, band_mask(x.shape[1], self.window, self.causal, x.device))
+        return self.out(_merge_heads(o))
+
+
+EFFICIENT_MIXERS = {"local": LocalAttention}
+
+
 class FFN(nn.Module):
     """Channel mixer mlp: fc2(dropout(act(fc1(x)))), act = GELU (erf) or ReLU."""
 
@@ -631,9 +691,12 @@ class GLU(nn.Module):
         return self.fc2(self.drop(self.act(gate) * value))
 
 
-def make_mixer(spec, d):
-    """spec: a canonical mixer object -> module (identity: nn.Identity, no parameters)."""
+def make_mixer(spec, d, max_T=None):
+    """spec: a canonical mixer object -> module (identity: nn.Identity, no parameters).  max_T (the
+    longest sequence) is needed by linformer only."""
     kind = spec["kind"]
+    if kind in EFFICIENT_MIXERS:
+        return EFFICIENT_MIXERS[kind](d, spec, max_T)
     if kind in ("softmax", "linear"):
         return Mixer(d, spec["n_heads"], kind, bool(spec["causal"]))
     if kind == "mlp":
@@ -650,13 +713,13 @@ class MetaFormerBlock(nn.Module):
                          post: h = norm1(x + drop(tok(x))); y = norm2(h + drop(ch(h)))
     Parameters norm1, mixer (token mixer), norm2, ffn (channel mixer), created in that order."""
 
-    def __init__(self, d, b):
+    def __init__(self, d, b, max_T=None):
         super().__init__()
         self.pre = b["placement"] == "pre"
         self.norm1 = make_norm(b["norm"], d)
-        self.mixer = make_mixer(b["token_mixer"], d)
+        self.mixer = make_mixer(b["token_mixer"], d, max_T)
         self.norm2 = make_norm(b["norm"], d)
-        self.ffn = make_mixer(b["channel_mixer"], d)
+        self.ffn = make_mixer(b["channel_mixer"], d, max_T)
         self.drop = nn.Dropout(b["dropout"])
 
     def forward(self, x):
@@ -676,11 +739,11 @@ class ResidualBlock(nn.Module):
     """kind residual (one mixer, as Mamba stacks).  pre: y = x + drop(mix(norm(x)));
     post: y = norm(x + drop(mix(x))).  Parameters norm, mixer."""
 
-    def __init__(self, d, b):
+    def __init__(self, d, b, max_T=None):
         super().__init__()
         self.pre = b["placement"] == "pre"
         self.norm = make_norm(b["norm"], d)
-        self.mixer = make_mixer(b["mixer"], d)
+        self.mixer = make_mixer(b["mixer"], d, max_T)
         self.drop = nn.Dropout(b["dropout"])
 
     def forward(self, x):
@@ -694,12 +757,12 @@ class ParallelBlock(nn.Module):
     post: y = norm((x + drop(tok(x))) + drop(ch(x))).  Parameters norm, mixer (token), ffn (channel).
     The two dropouts draw independent masks."""
 
-    def __init__(self, d, b):
+    def __init__(self, d, b, max_T=None):
         super().__init__()
         self.pre = b["placement"] == "pre"
         self.norm = make_norm(b["norm"], d)
-        self.mixer = make_mixer(b["token_mixer"], d)
-        self.ffn = make_mixer(b["channel_mixer"], d)
+        self.mixer = make_mixer(b["token_mixer"], d, max_T)
+        self.ffn = make_mixer(b["channel_mixer"], d, max_T)
         self.drop = nn.Dropout(b["dropout"])
 
     def forward(self, x):
@@ -712,9 +775,10 @@ class ParallelBlock(nn.Module):
 BLOCK_CLASSES = {"metaformer": MetaFormerBlock, "residual": ResidualBlock, "parallel": ParallelBlock}
 
 
-def make_block(b, d):
-    """b: one expanded canonical block object."""
-    return BLOCK_CLASSES[b["kind"]](d, b)
+def make_block(b, d, max_T=None):
+    """b: one expanded canonical block object; max_T: the longest sequence (PatchTST: patches),
+    which sizes linformer's projections."""
+    return BLOCK_CLASSES[b["kind"]](d, b, max_T)
 
 
 def sinusoidal_table(n, d, dtype=torch.float64):
@@ -765,7 +829,7 @@ class PatchTST(nn.Module):
                 self._pe64 = sinusoidal_table(self.n, d)  # not a parameter, not in the state_dict
         self.drop = nn.Dropout(cfg["dropout"])
         self.block_cfgs = expand_blocks(cfg)
-        self.blocks = nn.ModuleList([make_block(b, d) for b in self.block_cfgs])
+        self.blocks = nn.ModuleList([make_block(b, d, self.n) for b in self.block_cfgs])
         fn = final_norm_spec(cfg)
         self.norm_f = make_norm(fn, d) if fn is not None else None
         self.head = nn.Linear(d * self.n, self.pred_len)
