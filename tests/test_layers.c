@@ -555,6 +555,15 @@ static void check_efficient_mixers(void) {
     check_padding("pad: residual local causal",
                   "{\"kind\":\"residual\",\"mixer\":{\"kind\":\"local\",\"n_heads\":4,"
                   "\"window\":3,\"causal\":true}}", 0, 0);
+
+    check_mixer_json("mixer fastformer H=2", "{\"kind\":\"fastformer\",\"n_heads\":2}");
+    check_mixer_json("mixer fastformer H=1", "{\"kind\":\"fastformer\",\"n_heads\":1}");
+    check_block_json("block fastformer post",
+                     "{\"kind\":\"metaformer\",\"placement\":\"post\",\"token_mixer\":{\"kind\":"
+                     "\"fastformer\",\"n_heads\":4},\"channel_mixer\":{\"kind\":\"mlp\"}}", 0, 0);
+    check_padding("pad: metaformer fastformer",
+                  "{\"kind\":\"metaformer\",\"token_mixer\":{\"kind\":\"fastformer\",\"n_heads\":2},"
+                  "\"channel_mixer\":{\"kind\":\"mlp\",\"d_ff\":12}}", 0, 0);
 }
 
 int main(void) {

@@ -167,5 +167,6 @@ int main(void) {
     check_fixture("tests/fixtures/patchtst_train_linear_pre.safetensors");
     check_fixture("tests/fixtures/glu.safetensors");
     check_fixture("tests/fixtures/local.safetensors");
+    check_fixture("tests/fixtures/fastformer.safetensors");
     return test_finish();
 }

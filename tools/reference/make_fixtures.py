@@ -99,6 +99,12 @@ LOCAL_BLOCKS = [
     {"kind": "residual", "placement": "post", "norm": {"kind": "rmsnorm"},
      "mixer": {"kind": "local", "n_heads": 4, "window": 3, "causal": True}},
 ]
+FASTFORMER_BLOCKS = [
+    {"kind": "metaformer", "placement": "pre", "norm": {"kind": "layernorm"},
+     "token_mixer": {"kind": "fastformer", "n_heads": 2}, "channel_mixer": {"kind": "mlp", "d_ff": 16}},
+    {"kind": "parallel", "placement": "post", "norm": {"kind": "rmsnorm"},
+     "token_mixer": {"kind": "fastformer", "n_heads": 4}, "channel_mixer": {"kind": "mlp", "d_ff": 12}},
+]
 
 # PatchTST at its ETTh1 size (L=336, P=96, C=7, patch 16 / stride 8 -> N=42)
 ETTH1 = dict(seq_len=336, pred_len=96, n_channels=7)
@@ -134,6 +140,8 @@ FIXTURES = [
     Fixture("glu", patchtst_cfg(GLU_BLOCKS), 4),
     # sliding-window attention, bidirectional (window 2) and causal (window 3)
     Fixture("local", patchtst_cfg(LOCAL_BLOCKS), 4),
+    # additive attention (H = 2 in a metaformer, H = 4 in a parallel block)
+    Fixture("fastformer", patchtst_cfg(FASTFORMER_BLOCKS), 4),
 ]
 
 

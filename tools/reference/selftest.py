@@ -170,8 +170,32 @@ def np_attention(x, sd, pre, spec):
     return np_linear(out, sd, pre + ".out")
 
 
+def np_softmax_pool(x, sd, name, z, H):
+    """g[b, c] = sum_i softmax_i((z_i . W_h + b_h) / sqrt(Dh))[h(c)] z_i[c], a loop over heads."""
+    d = z.shape[-1]
+    s = np_linear(z, sd, name) * (d // H) ** -0.5  # [B', N, H]
+    w = np.exp(s - s.max(1, keepdims=True))
+    w /= w.sum(1, keepdims=True)
+    g = np.zeros((z.shape[0], 1, d))
+    for h in range(H):
+        cols = slice(h * (d // H), (h + 1) * (d // H))
+        g[:, 0, cols] = np.einsum("bn,bnc->bc", w[:, :, h], z[:, :, cols])
+    return g
+
+
+def np_fastformer(x, sd, pre, spec):
+    d, H = x.shape[-1], spec["n_heads"]
+    qkv = np_linear(x, sd, pre + ".qkv")
+    q, k, v = qkv[..., :d], qkv[..., d:2 * d], qkv[..., 2 * d:]
+    p = np_softmax_pool(x, sd, pre + ".query_att", q, H) * k
+    u = np_softmax_pool(x, sd, pre + ".key_att", p, H) * v
+    return np_linear(np_linear(u, sd, pre + ".transform") + q, sd, pre + ".out")
+
+
 def np_mixer(x, sd, pre, spec):
     kind = spec["kind"]
+    if kind == "fastformer":
+        return np_fastformer(x, sd, pre, spec)
     if kind == "identity":
         return x
     if kind == "mlp":

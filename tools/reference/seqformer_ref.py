@@ -211,6 +211,7 @@ MIXER_KINDS = {
     # efficient attention (docs/config.md); max_T is the number of patches
     "local": ("token", {"n_heads": (_opt_int(1), 4), "causal": (_opt_bool(), False),
                         "window": (_opt_int(1), 4)}),
+    "fastformer": ("token", {"n_heads": (_opt_int(1), 4), "causal": (_opt_bool(), False)}),
 }
 POSITION_KINDS = {"learned": {}, "sinusoidal": {}, "none": {}}
 INPUT_KINDS = {"patches": {"patch_len": (_opt_int(1), 16), "stride": (_opt_int(1), 8)}}
@@ -479,6 +480,9 @@ def _check_efficient_mixer(path, m, max_T):
         raise ConfigError(f"{path}.window: {m['window']} covers the whole sequence ({max_T} tokens: every "
                           f"key is within {max_T - 1} positions); use a window below {max_T - 1}, or the "
                           f"softmax mixer")
+    if kind == "fastformer" and m["causal"]:
+        raise ConfigError(f"{path}.causal: fastformer has no causal form (its global query and key pool "
+                          f"the whole sequence); use softmax, linear or local for causal models")
 
 
 def is_batchnorm(cfg):
@@ -647,7 +651,37 @@ class LocalAttention(nn.Module):
         return self.out(_merge_heads(o))
 
 
-EFFICIENT_MIXERS = {"local": LocalAttention}
+class Fastformer(nn.Module):
+    """Token mixer fastformer (Wu et al. 2021): additive attention.  q | k | v = qkv(x);
+    alpha = softmax_i(query_att(q_i) / sqrt(Dh)) per head, gq = sum_i alpha_i q_i (per head's columns);
+    p_i = gq * k_i; beta = softmax_i(key_att(p_i) / sqrt(Dh)), gk = sum_i beta_i p_i; u_i = gk * v_i;
+    y = out(transform(u) + q).  query_att / key_att are Linear(d, H) over the whole d-wide vector, as
+    in the official FastSelfAttention; values are their own projection (the official code reuses the
+    query).  Bidirectional only."""
+
+    def __init__(self, d, spec, max_T=None):
+        super().__init__()
+        self.h = spec["n_heads"]
+        self.qkv = nn.Linear(d, 3 * d)
+        self.out = nn.Linear(d, d)
+        self.query_att = nn.Linear(d, self.h)
+        self.key_att = nn.Linear(d, self.h)
+        self.transform = nn.Linear(d, d)
+
+    def _pool(self, att, z):
+        """sum_i softmax_i(att(z_i) / sqrt(Dh))[h] z_i[head h columns] -> [B, 1, d]"""
+        b, n, d = z.shape
+        w = torch.softmax(att(z) * (d // self.h) ** -0.5, dim=1)  # [B, N, H]
+        return torch.einsum("bnh,bnhe->bhe", w, z.reshape(b, n, self.h, d // self.h)).reshape(b, 1, d)
+
+    def forward(self, x):
+        q, k, v = self.qkv(x).split(x.shape[-1], dim=-1)
+        p = self._pool(self.query_att, q) * k
+        u = self._pool(self.key_att, p) * v
+        return self.out(self.transform(u) + q)
+
+
+EFFICIENT_MIXERS = {"local": LocalAttention, "fastformer": Fastformer}
 
 
 class FFN(nn.Module):
