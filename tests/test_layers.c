@@ -564,6 +564,20 @@ static void check_efficient_mixers(void) {
     check_padding("pad: metaformer fastformer",
                   "{\"kind\":\"metaformer\",\"token_mixer\":{\"kind\":\"fastformer\",\"n_heads\":2},"
                   "\"channel_mixer\":{\"kind\":\"mlp\",\"d_ff\":12}}", 0, 0);
+
+    check_mixer_json("mixer linformer k=3", "{\"kind\":\"linformer\",\"n_heads\":2,\"k\":3}");
+    check_mixer_json("mixer linformer k=7 share_kv",
+                     "{\"kind\":\"linformer\",\"n_heads\":4,\"k\":7,\"share_kv\":true}");
+    check_block_json("block linformer post",
+                     "{\"kind\":\"metaformer\",\"placement\":\"post\",\"token_mixer\":{\"kind\":"
+                     "\"linformer\",\"n_heads\":2,\"k\":4},\"channel_mixer\":{\"kind\":\"mlp\"}}",
+                     0, 0);
+    check_padding("pad: metaformer linformer",
+                  "{\"kind\":\"metaformer\",\"token_mixer\":{\"kind\":\"linformer\",\"n_heads\":2,"
+                  "\"k\":3},\"channel_mixer\":{\"kind\":\"mlp\",\"d_ff\":12}}", 0, 0);
+    check_padding("pad: residual linformer share_kv",
+                  "{\"kind\":\"residual\",\"mixer\":{\"kind\":\"linformer\",\"n_heads\":2,"
+                  "\"k\":5,\"share_kv\":true}}", 0, 0);
 }
 
 int main(void) {

@@ -168,5 +168,6 @@ int main(void) {
     check_fixture("tests/fixtures/glu.safetensors");
     check_fixture("tests/fixtures/local.safetensors");
     check_fixture("tests/fixtures/fastformer.safetensors");
+    check_fixture("tests/fixtures/linformer.safetensors");
     return test_finish();
 }

@@ -105,6 +105,12 @@ FASTFORMER_BLOCKS = [
     {"kind": "parallel", "placement": "post", "norm": {"kind": "rmsnorm"},
      "token_mixer": {"kind": "fastformer", "n_heads": 4}, "channel_mixer": {"kind": "mlp", "d_ff": 12}},
 ]
+LINFORMER_BLOCKS = [
+    {"kind": "metaformer", "placement": "pre", "norm": {"kind": "layernorm"},
+     "token_mixer": {"kind": "linformer", "n_heads": 2, "k": 5}, "channel_mixer": {"kind": "mlp", "d_ff": 16}},
+    {"kind": "residual", "placement": "post", "norm": {"kind": "rmsnorm"},
+     "mixer": {"kind": "linformer", "n_heads": 4, "k": 12, "share_kv": True}},
+]
 
 # PatchTST at its ETTh1 size (L=336, P=96, C=7, patch 16 / stride 8 -> N=42)
 ETTH1 = dict(seq_len=336, pred_len=96, n_channels=7)
@@ -142,6 +148,8 @@ FIXTURES = [
     Fixture("local", patchtst_cfg(LOCAL_BLOCKS), 4),
     # additive attention (H = 2 in a metaformer, H = 4 in a parallel block)
     Fixture("fastformer", patchtst_cfg(FASTFORMER_BLOCKS), 4),
+    # sequence-projected keys/values: k = 5 of 12 patches, and k = 12 with share_kv
+    Fixture("linformer", patchtst_cfg(LINFORMER_BLOCKS), 4),
 ]
 
 

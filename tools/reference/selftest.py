@@ -192,8 +192,26 @@ def np_fastformer(x, sd, pre, spec):
     return np_linear(np_linear(u, sd, pre + ".transform") + q, sd, pre + ".out")
 
 
+def np_linformer(x, sd, pre, spec):
+    d, N, H = x.shape[-1], x.shape[1], spec["n_heads"]
+    qkv = np_linear(x, sd, pre + ".qkv")
+    E = sd[pre + ".proj_k"][:, :N]
+    F = E if spec["share_kv"] else sd[pre + ".proj_v"][:, :N]
+    kp, vp = np.einsum("rj,bjc->brc", E, qkv[..., d:2 * d]), np.einsum("rj,bjc->brc", F, qkv[..., 2 * d:])
+    out, dh = np.zeros_like(x), d // H
+    for h in range(H):
+        cols = slice(h * dh, (h + 1) * dh)
+        for i in range(N):
+            s = np.einsum("bc,brc->br", qkv[:, i, cols], kp[:, :, cols]) * dh ** -0.5
+            w = np.exp(s - s.max(-1, keepdims=True))
+            out[:, i, cols] = np.einsum("br,brc->bc", w / w.sum(-1, keepdims=True), vp[:, :, cols])
+    return np_linear(out, sd, pre + ".out")
+
+
 def np_mixer(x, sd, pre, spec):
     kind = spec["kind"]
+    if kind == "linformer":
+        return np_linformer(x, sd, pre, spec)
     if kind == "fastformer":
         return np_fastformer(x, sd, pre, spec)
     if kind == "identity":

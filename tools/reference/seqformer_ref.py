@@ -212,6 +212,8 @@ MIXER_KINDS = {
     "local": ("token", {"n_heads": (_opt_int(1), 4), "causal": (_opt_bool(), False),
                         "window": (_opt_int(1), 4)}),
     "fastformer": ("token", {"n_heads": (_opt_int(1), 4), "causal": (_opt_bool(), False)}),
+    "linformer": ("token", {"n_heads": (_opt_int(1), 4), "causal": (_opt_bool(), False),
+                            "k": (_opt_int(1), 8), "share_kv": (_opt_bool(), False)}),
 }
 POSITION_KINDS = {"learned": {}, "sinusoidal": {}, "none": {}}
 INPUT_KINDS = {"patches": {"patch_len": (_opt_int(1), 16), "stride": (_opt_int(1), 8)}}
@@ -480,6 +482,12 @@ def _check_efficient_mixer(path, m, max_T):
         raise ConfigError(f"{path}.window: {m['window']} covers the whole sequence ({max_T} tokens: every "
                           f"key is within {max_T - 1} positions); use a window below {max_T - 1}, or the "
                           f"softmax mixer")
+    if kind == "linformer" and m["causal"]:
+        raise ConfigError(f"{path}.causal: linformer has no causal form (each projected key mixes the whole "
+                          f"sequence); use softmax, linear or local for causal models")
+    if kind == "linformer" and m["k"] > max_T:
+        raise ConfigError(f"{path}.k: {m['k']} exceeds the sequence length {max_T} (projecting to more rows "
+                          f"than there are tokens compresses nothing)")
     if kind == "fastformer" and m["causal"]:
         raise ConfigError(f"{path}.causal: fastformer has no causal form (its global query and key pool "
                           f"the whole sequence); use softmax, linear or local for causal models")
@@ -681,7 +689,34 @@ class Fastformer(nn.Module):
         return self.out(self.transform(u) + q)
 
 
-EFFICIENT_MIXERS = {"local": LocalAttention, "fastformer": Fastformer}
+class Linformer(nn.Module):
+    """Token mixer linformer (Wang et al. 2020): softmax attention of the queries over K' = E[:, :N] K and
+    V' = F[:, :N] V (k rows each), E = proj_k, F = proj_v [k, max_T] (F = E when share_kv), the first N
+    columns for a sequence of N tokens.  Same qkv / out as softmax.  Bidirectional only."""
+
+    def __init__(self, d, spec, max_T):
+        super().__init__()
+        if max_T is None:
+            raise ValueError("linformer needs the sequence length max_T")
+        self.h, self.k, self.share_kv = spec["n_heads"], spec["k"], bool(spec["share_kv"])
+        self.qkv = nn.Linear(d, 3 * d)
+        self.out = nn.Linear(d, d)
+        r = self.k ** -0.5
+        self.proj_k = nn.Parameter(torch.empty(self.k, max_T).uniform_(-r, r))
+        self.proj_v = None if self.share_kv else nn.Parameter(torch.empty(self.k, max_T).uniform_(-r, r))
+
+    def forward(self, x):
+        n, d = x.shape[1], x.shape[2]
+        q, k, v = self.qkv(x).split(d, dim=-1)
+        e = self.proj_k[:, :n]
+        f = e if self.share_kv else self.proj_v[:, :n]
+        kp, vp = e @ k, f @ v  # [B, k, d]
+        s = (_split_heads(q, self.h) @ _split_heads(kp, self.h).transpose(-2, -1)) * (d // self.h) ** -0.5
+        o = torch.softmax(s, dim=-1) @ _split_heads(vp, self.h)
+        return self.out(_merge_heads(o))
+
+
+EFFICIENT_MIXERS = {"local": LocalAttention, "fastformer": Fastformer, "linformer": Linformer}
 
 
 class FFN(nn.Module):
