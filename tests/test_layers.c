@@ -578,6 +578,21 @@ static void check_efficient_mixers(void) {
     check_padding("pad: residual linformer share_kv",
                   "{\"kind\":\"residual\",\"mixer\":{\"kind\":\"linformer\",\"n_heads\":2,"
                   "\"k\":5,\"share_kv\":true}}", 0, 0);
+
+    check_mixer_json("mixer ls 2 local of 4",
+                     "{\"kind\":\"ls\",\"n_heads\":4,\"local_heads\":2,\"window\":2}");
+    check_mixer_json("mixer ls 1 local of 2 causal",
+                     "{\"kind\":\"ls\",\"n_heads\":2,\"local_heads\":1,\"window\":1,\"causal\":true}");
+    check_block_json("block ls pre causal (3 local of 4)",
+                     "{\"kind\":\"metaformer\",\"token_mixer\":{\"kind\":\"ls\",\"n_heads\":4,"
+                     "\"local_heads\":3,\"window\":2,\"causal\":true},\"channel_mixer\":{\"kind\":\"mlp\"}}",
+                     1, 0);
+    check_padding("pad: metaformer ls",
+                  "{\"kind\":\"metaformer\",\"token_mixer\":{\"kind\":\"ls\",\"n_heads\":2,"
+                  "\"local_heads\":1,\"window\":2},\"channel_mixer\":{\"kind\":\"mlp\",\"d_ff\":12}}", 0, 0);
+    check_padding("pad: residual ls causal",
+                  "{\"kind\":\"residual\",\"mixer\":{\"kind\":\"ls\",\"n_heads\":4,"
+                  "\"local_heads\":2,\"window\":1,\"causal\":true}}", 0, 0);
 }
 
 int main(void) {

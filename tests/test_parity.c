@@ -169,5 +169,6 @@ int main(void) {
     check_fixture("tests/fixtures/local.safetensors");
     check_fixture("tests/fixtures/fastformer.safetensors");
     check_fixture("tests/fixtures/linformer.safetensors");
+    check_fixture("tests/fixtures/ls.safetensors");
     return test_finish();
 }

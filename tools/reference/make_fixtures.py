@@ -111,6 +111,14 @@ LINFORMER_BLOCKS = [
     {"kind": "residual", "placement": "post", "norm": {"kind": "rmsnorm"},
      "mixer": {"kind": "linformer", "n_heads": 4, "k": 12, "share_kv": True}},
 ]
+LS_BLOCKS = [
+    {"kind": "metaformer", "placement": "pre", "norm": {"kind": "layernorm"},
+     "token_mixer": {"kind": "ls", "n_heads": 4, "local_heads": 2, "window": 2},
+     "channel_mixer": {"kind": "mlp", "d_ff": 16}},
+    {"kind": "metaformer", "placement": "post", "norm": {"kind": "rmsnorm"},
+     "token_mixer": {"kind": "ls", "n_heads": 2, "local_heads": 1, "window": 3, "causal": True},
+     "channel_mixer": {"kind": "mlp", "d_ff": 12}},
+]
 
 # PatchTST at its ETTh1 size (L=336, P=96, C=7, patch 16 / stride 8 -> N=42)
 ETTH1 = dict(seq_len=336, pred_len=96, n_channels=7)
@@ -150,6 +158,8 @@ FIXTURES = [
     Fixture("fastformer", patchtst_cfg(FASTFORMER_BLOCKS), 4),
     # sequence-projected keys/values: k = 5 of 12 patches, and k = 12 with share_kv
     Fixture("linformer", patchtst_cfg(LINFORMER_BLOCKS), 4),
+    # long-short heads: 2 local of 4 (window 2), and 1 local of 2 causal (window 3)
+    Fixture("ls", patchtst_cfg(LS_BLOCKS), 4),
 ]
 
 

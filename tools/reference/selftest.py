@@ -154,9 +154,9 @@ def np_attention(x, sd, pre, spec):
         v = qkv[:, :, 2 * d + hh * dh:2 * d + (hh + 1) * dh]
         for i in range(N):
             lo, j = 0, i + 1 if spec["causal"] else N
-            if spec["kind"] == "local":  # keys within `window` of i
-                lo, j = max(0, i - spec["window"]), min(j, i + spec["window"] + 1)
-            if spec["kind"] in ("softmax", "local"):
+            if spec["kind"] == "local" or (spec["kind"] == "ls" and hh < spec["local_heads"]):
+                lo, j = max(0, i - spec["window"]), min(j, i + spec["window"] + 1)  # keys within `window` of i
+            if spec["kind"] in ("softmax", "local", "ls"):
                 s = np.einsum("bd,bjd->bj", q[:, i], k[:, lo:j]) * dh ** -0.5
                 w = np.exp(s - s.max(-1, keepdims=True))
                 w /= w.sum(-1, keepdims=True)

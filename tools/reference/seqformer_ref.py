@@ -214,6 +214,8 @@ MIXER_KINDS = {
     "fastformer": ("token", {"n_heads": (_opt_int(1), 4), "causal": (_opt_bool(), False)}),
     "linformer": ("token", {"n_heads": (_opt_int(1), 4), "causal": (_opt_bool(), False),
                             "k": (_opt_int(1), 8), "share_kv": (_opt_bool(), False)}),
+    "ls": ("token", {"n_heads": (_opt_int(1), 4), "causal": (_opt_bool(), False), "window": (_opt_int(1), 4),
+                     "local_heads": (_opt_int(1), 2)}),
 }
 POSITION_KINDS = {"learned": {}, "sinusoidal": {}, "none": {}}
 INPUT_KINDS = {"patches": {"patch_len": (_opt_int(1), 16), "stride": (_opt_int(1), 8)}}
@@ -478,7 +480,10 @@ def _check_efficient_mixer(path, m, max_T):
     """The options of local / linformer / ls / fastformer that depend on the sequence length or
     on each other, refused as the C reader refuses them (same wording)."""
     kind = m["kind"]
-    if kind == "local" and m["window"] >= max_T - 1:
+    if kind == "ls" and m["local_heads"] >= m["n_heads"]:
+        raise ConfigError(f"{path}.local_heads: {m['local_heads']} leaves no global head (n_heads "
+                          f"{m['n_heads']}); use at most {m['n_heads'] - 1}, or the local mixer")
+    if kind in ("local", "ls") and m["window"] >= max_T - 1:
         raise ConfigError(f"{path}.window: {m['window']} covers the whole sequence ({max_T} tokens: every "
                           f"key is within {max_T - 1} positions); use a window below {max_T - 1}, or the "
                           f"softmax mixer")
@@ -716,7 +721,29 @@ class Linformer(nn.Module):
         return self.out(_merge_heads(o))
 
 
-EFFICIENT_MIXERS = {"local": LocalAttention, "fastformer": Fastformer, "linformer": Linformer}
+class LSAttention(nn.Module):
+    """Token mixer ls (long-short, heads split): the first local_heads heads attend within the window
+    (as local), the others to the whole sequence (as softmax; causal masks both).  Same qkv / out as
+    softmax.  Not the paper's joint window + dynamic-projection softmax with DualLN (docs/config.md)."""
+
+    def __init__(self, d, spec, max_T=None):
+        super().__init__()
+        self.h, self.causal, self.window = spec["n_heads"], bool(spec["causal"]), spec["window"]
+        self.local_heads = spec["local_heads"]
+        self.qkv = nn.Linear(d, 3 * d)
+        self.out = nn.Linear(d, d)
+
+    def forward(self, x):
+        n, d = x.shape[1], x.shape[2]
+        q, k, v = (_split_heads(t, self.h) for t in self.qkv(x).split(d, dim=-1))
+        local = band_mask(n, self.window, self.causal, x.device)
+        full = band_mask(n, n, self.causal, x.device)
+        mask = torch.stack([local if h < self.local_heads else full for h in range(self.h)])  # [H, N, N]
+        return self.out(_merge_heads(masked_softmax_attention(q, k, v, mask)))
+
+
+EFFICIENT_MIXERS = {"local": LocalAttention, "fastformer": Fastformer, "linformer": Linformer,
+                    "ls": LSAttention}
 
 
 class FFN(nn.Module):
