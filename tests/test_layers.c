@@ -593,6 +593,32 @@ static void check_efficient_mixers(void) {
     check_padding("pad: residual ls causal",
                   "{\"kind\":\"residual\",\"mixer\":{\"kind\":\"ls\",\"n_heads\":4,"
                   "\"local_heads\":2,\"window\":1,\"causal\":true}}", 0, 0);
+
+    /* asked to stream, a block with a mixer that cannot is refused naming block, slot and kind */
+    static const char *const no_step[][2] = {
+        {"{\"kind\":\"metaformer\",\"token_mixer\":{\"kind\":\"fastformer\",\"n_heads\":2}}",
+         "blocks[0].token_mixer: mixer 'fastformer' cannot stream"},
+        {"{\"kind\":\"residual\",\"mixer\":{\"kind\":\"linformer\",\"n_heads\":2,\"k\":3}}",
+         "blocks[0].mixer: mixer 'linformer' cannot stream"},
+        {"{\"kind\":\"parallel\",\"token_mixer\":{\"kind\":\"local\",\"n_heads\":2,\"window\":2}}",
+         "blocks[0].token_mixer: mixer 'local' cannot stream"},
+    };
+    for (int i = 0; i < 3; i++) {
+        sf_block b;
+        int ok = make_block(&b, no_step[i][0], 8, 7) == SF_OK;
+        CHECK_MSG(ok, "%s", sf_error_message());
+        if (!ok) continue;
+        CHECK(!sf_block_can_step(&b));
+        CHECK_MSG(sf_block_check_step(&b, "blocks[0]") == SF_ERR &&
+                      strstr(sf_error_message(), no_step[i][1]),
+                  "got '%s'", sf_error_message());
+        sf_block_destroy(&b);
+    }
+    sf_block b;
+    CHECK(make_block(&b, "{\"kind\":\"residual\",\"mixer\":{\"kind\":\"ls\",\"n_heads\":2,"
+                         "\"local_heads\":1,\"window\":2,\"causal\":true}}", 8, 7) == SF_OK);
+    CHECK(sf_block_check_step(&b, "blocks[0]") == SF_OK);
+    sf_block_destroy(&b);
 }
 
 int main(void) {

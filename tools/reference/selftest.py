@@ -461,6 +461,20 @@ def test_config():
         ({**minimal, "format_version": 3}, "format_version: 3 is not supported"),
         ({**minimal, "mixer": "softmax"}, "mixer: unknown option"),
         ({**V1_FIXTURE_CONFIGS["patchtst_softmax_post"], "blocks": []}, '"format_version": 2'),
+        # efficient attention mixers (the minimal config has 12 patches), as the C reader words them
+        (with_block(token_mixer={"kind": "local", "window": 11}),
+         "blocks[0].token_mixer.window: 11 covers the whole sequence (12 tokens"),
+        (with_block(token_mixer={"kind": "local", "window": 0}), "blocks[0].token_mixer.window: must be >= 1"),
+        (with_block(token_mixer={"kind": "linformer", "k": 13}),
+         "blocks[0].token_mixer.k: 13 exceeds the sequence length 12"),
+        (with_block(token_mixer={"kind": "linformer", "causal": True}),
+         "blocks[0].token_mixer.causal: linformer has no causal form"),
+        (with_block(token_mixer={"kind": "fastformer", "causal": True}),
+         "blocks[0].token_mixer.causal: fastformer has no causal form"),
+        (with_block(token_mixer={"kind": "ls", "n_heads": 4, "local_heads": 4}),
+         "blocks[0].token_mixer.local_heads: 4 leaves no global head (n_heads 4)"),
+        (with_block(token_mixer={"kind": "ls", "window": 50}),
+         "blocks[0].token_mixer.window: 50 covers the whole sequence (12 tokens"),
     ]
     bad = []
     for cfg, needle in cases:
