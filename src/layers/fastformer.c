@@ -262,6 +262,11 @@ static double ff_flops(const sf_mixer *m, int T) {
 static const sf_mixer_ops ff_ops = {ff_declare,      ff_init, ff_forward, ff_backward,
                                     ff_state_floats, ff_step, ff_destroy, ff_flops};
 
+static const sf_option ff_options[] = {
+    {"n_heads", SF_OPT_INT, 4, NULL, 1, 4096, NULL, "attention heads (must divide d_model)"},
+    {"causal", SF_OPT_BOOL, 0, NULL, 0, 1, NULL, "not supported (fastformer is bidirectional)"},
+};
+
 static sf_mixer *ff_create(const sf_mixer_args *a) {
     sf_fastformer *s = sf_calloc(1, sizeof *s);
     int causal;
@@ -284,7 +289,7 @@ static sf_mixer *ff_create(const sf_mixer_args *a) {
 
 const sf_mixer_def sf_mixer_fastformer = {
     .info = {"fastformer", "additive attention with global query/key pooling (bidirectional, O(T d))",
-             SF_OPTS(sf_attention_options)},
+             SF_OPTS(ff_options)},
     .slots = SF_SLOT_TOKEN,
     .create = ff_create,
 };
