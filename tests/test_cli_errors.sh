@@ -75,6 +75,12 @@ expect 2 "blocks\[0\].token_mixer: unknown option 'widow' (options: n_heads, cau
 expect 1 "n_channels: the config says 5, but data/ETTh1.csv has 7 channels" -- "$SF" train --data data/ETTh1.csv --out "$tmp/c" --config "$tmp/channels.json"
 expect 1 "train split of data/ETTh1.csv has 8640 rows, needs seq_len+pred_len=9096" -- "$SF" train --data data/ETTh1.csv --out "$tmp/c" --config "$tmp/long.json"
 expect 2 "blocks\[1\].token_mixer: n_heads: 3 does not divide d_model 16" -- "$SF" train --data data/ETTh1.csv --out "$tmp/c" --config "$tmp/heads.json"
+# efficient attention mixers: options that do not fit the sequence (42 patches) or each other
+expect 2 "blocks\[0\].token_mixer: causal: fastformer has no causal form" -- "$SF" train --data data/ETTh1.csv --out "$tmp/c" --mixer fastformer --causal
+cat > "$tmp/window.json" <<'JSON'
+{"format_version": 2, "model": "patchtst", "blocks": [{}, {"token_mixer": {"kind": "local", "window": 64}}]}
+JSON
+expect 2 "blocks\[1\].token_mixer: window: 64 covers the whole sequence (42 tokens" -- "$SF" train --data data/ETTh1.csv --out "$tmp/c" --config "$tmp/window.json"
 expect 2 "format_version: 99 is newer than this build reads" -- "$SF" train --data data/ETTh1.csv --out "$tmp/c" --config "$tmp/newer.json"
 expect 2 "missing.json" -- "$SF" train --data data/ETTh1.csv --out "$tmp/c" --config "$tmp/missing.json"
 expect 2 "--d-model cannot be combined with --config" -- "$SF" train --data data/ETTh1.csv --out "$tmp/c" --config "$tmp/range.json" --d-model 8

@@ -183,8 +183,9 @@ static sf_mixer *make_mixer(const char *mixer_json, int d, int T) {
     return b.mixer[0];
 }
 
+static void check_mixer_json(const char *name, const char *json);
+
 static void check_mixer(const char *kind, int causal) {
-    int B = 2, T = 7, d = 8;
     char json[256];
     if (!strncmp(kind, "glu-", 4))
         snprintf(json, sizeof json, "{\"kind\":\"glu\",\"d_ff\":10,\"activation\":\"%s\"}", kind + 4);
@@ -196,6 +197,14 @@ static void check_mixer(const char *kind, int causal) {
     else
         snprintf(json, sizeof json, "{\"kind\":\"%s\",\"n_heads\":2,\"causal\":%s}", kind,
                  causal ? "true" : "false");
+    char name[64];
+    snprintf(name, sizeof name, "mixer %s%s", kind, causal ? " causal" : "");
+    check_mixer_json(name, json);
+}
+
+/* A mixer given by its options JSON, on [2, 7, 8]. */
+static void check_mixer_json(const char *name, const char *json) {
+    int B = 2, T = 7, d = 8;
     sf_mixer *m = make_mixer(json, d, T);
     CHECK_MSG(m != NULL, "%s: %s", json, sf_error_message());
     if (!m) return;
@@ -205,8 +214,6 @@ static void check_mixer(const char *kind, int causal) {
     sf_params_alloc(&ps);
     m->ops->init(m, &g_rng);
     perturb_params(&ps);
-    char name[64];
-    snprintf(name, sizeof name, "mixer %s%s", kind, causal ? " causal" : "");
     subject s = {mixer_fwd, mixer_bwd, m, &ps, (long)B * T * d, (long)B * T * d, B, T, name, 0, 0};
     float *x = rnd(s.nx, 1.0f);
     grad_check(&s, x);
@@ -526,6 +533,94 @@ static void check_linear_ref(void) {
     sf_params_free(&ps);
 }
 
+/* The sparse / efficient attention mixers (local, fastformer, linformer, ls): gradients of the
+ * mixer alone and inside blocks, streaming where causal, padding where supported. */
+static void check_efficient_mixers(void) {
+    check_mixer_json("mixer local w=2", "{\"kind\":\"local\",\"n_heads\":2,\"window\":2}");
+    check_mixer_json("mixer local w=1 causal",
+                     "{\"kind\":\"local\",\"n_heads\":4,\"window\":1,\"causal\":true}");
+    check_mixer_json("mixer local w=5 causal",
+                     "{\"kind\":\"local\",\"n_heads\":2,\"window\":5,\"causal\":true}");
+    check_block_json("block local pre causal (ring wraps)",
+                     "{\"kind\":\"metaformer\",\"token_mixer\":{\"kind\":\"local\",\"n_heads\":2,"
+                     "\"window\":2,\"causal\":true},\"channel_mixer\":{\"kind\":\"mlp\",\"d_ff\":12}}",
+                     1, 0);
+    check_block_json("block local post",
+                     "{\"kind\":\"metaformer\",\"placement\":\"post\",\"token_mixer\":{\"kind\":"
+                     "\"local\",\"n_heads\":2,\"window\":1},\"channel_mixer\":{\"kind\":\"mlp\"}}",
+                     0, 0);
+    check_padding("pad: metaformer local",
+                  "{\"kind\":\"metaformer\",\"token_mixer\":{\"kind\":\"local\",\"n_heads\":2,"
+                  "\"window\":2},\"channel_mixer\":{\"kind\":\"mlp\",\"d_ff\":12}}", 0, 0);
+    check_padding("pad: residual local causal",
+                  "{\"kind\":\"residual\",\"mixer\":{\"kind\":\"local\",\"n_heads\":4,"
+                  "\"window\":3,\"causal\":true}}", 0, 0);
+
+    check_mixer_json("mixer fastformer H=2", "{\"kind\":\"fastformer\",\"n_heads\":2}");
+    check_mixer_json("mixer fastformer H=1", "{\"kind\":\"fastformer\",\"n_heads\":1}");
+    check_block_json("block fastformer post",
+                     "{\"kind\":\"metaformer\",\"placement\":\"post\",\"token_mixer\":{\"kind\":"
+                     "\"fastformer\",\"n_heads\":4},\"channel_mixer\":{\"kind\":\"mlp\"}}", 0, 0);
+    check_padding("pad: metaformer fastformer",
+                  "{\"kind\":\"metaformer\",\"token_mixer\":{\"kind\":\"fastformer\",\"n_heads\":2},"
+                  "\"channel_mixer\":{\"kind\":\"mlp\",\"d_ff\":12}}", 0, 0);
+
+    check_mixer_json("mixer linformer k=3", "{\"kind\":\"linformer\",\"n_heads\":2,\"k\":3}");
+    check_mixer_json("mixer linformer k=7 share_kv",
+                     "{\"kind\":\"linformer\",\"n_heads\":4,\"k\":7,\"share_kv\":true}");
+    check_block_json("block linformer post",
+                     "{\"kind\":\"metaformer\",\"placement\":\"post\",\"token_mixer\":{\"kind\":"
+                     "\"linformer\",\"n_heads\":2,\"k\":4},\"channel_mixer\":{\"kind\":\"mlp\"}}",
+                     0, 0);
+    check_padding("pad: metaformer linformer",
+                  "{\"kind\":\"metaformer\",\"token_mixer\":{\"kind\":\"linformer\",\"n_heads\":2,"
+                  "\"k\":3},\"channel_mixer\":{\"kind\":\"mlp\",\"d_ff\":12}}", 0, 0);
+    check_padding("pad: residual linformer share_kv",
+                  "{\"kind\":\"residual\",\"mixer\":{\"kind\":\"linformer\",\"n_heads\":2,"
+                  "\"k\":5,\"share_kv\":true}}", 0, 0);
+
+    check_mixer_json("mixer ls 2 local of 4",
+                     "{\"kind\":\"ls\",\"n_heads\":4,\"local_heads\":2,\"window\":2}");
+    check_mixer_json("mixer ls 1 local of 2 causal",
+                     "{\"kind\":\"ls\",\"n_heads\":2,\"local_heads\":1,\"window\":1,\"causal\":true}");
+    check_block_json("block ls pre causal (3 local of 4)",
+                     "{\"kind\":\"metaformer\",\"token_mixer\":{\"kind\":\"ls\",\"n_heads\":4,"
+                     "\"local_heads\":3,\"window\":2,\"causal\":true},\"channel_mixer\":{\"kind\":\"mlp\"}}",
+                     1, 0);
+    check_padding("pad: metaformer ls",
+                  "{\"kind\":\"metaformer\",\"token_mixer\":{\"kind\":\"ls\",\"n_heads\":2,"
+                  "\"local_heads\":1,\"window\":2},\"channel_mixer\":{\"kind\":\"mlp\",\"d_ff\":12}}", 0, 0);
+    check_padding("pad: residual ls causal",
+                  "{\"kind\":\"residual\",\"mixer\":{\"kind\":\"ls\",\"n_heads\":4,"
+                  "\"local_heads\":2,\"window\":1,\"causal\":true}}", 0, 0);
+
+    /* asked to stream, a block with a mixer that cannot is refused naming block, slot and kind */
+    static const char *const no_step[][2] = {
+        {"{\"kind\":\"metaformer\",\"token_mixer\":{\"kind\":\"fastformer\",\"n_heads\":2}}",
+         "blocks[0].token_mixer: mixer 'fastformer' cannot stream"},
+        {"{\"kind\":\"residual\",\"mixer\":{\"kind\":\"linformer\",\"n_heads\":2,\"k\":3}}",
+         "blocks[0].mixer: mixer 'linformer' cannot stream"},
+        {"{\"kind\":\"parallel\",\"token_mixer\":{\"kind\":\"local\",\"n_heads\":2,\"window\":2}}",
+         "blocks[0].token_mixer: mixer 'local' cannot stream"},
+    };
+    for (int i = 0; i < 3; i++) {
+        sf_block b;
+        int ok = make_block(&b, no_step[i][0], 8, 7) == SF_OK;
+        CHECK_MSG(ok, "%s", sf_error_message());
+        if (!ok) continue;
+        CHECK(!sf_block_can_step(&b));
+        CHECK_MSG(sf_block_check_step(&b, "blocks[0]") == SF_ERR &&
+                      strstr(sf_error_message(), no_step[i][1]),
+                  "got '%s'", sf_error_message());
+        sf_block_destroy(&b);
+    }
+    sf_block b;
+    CHECK(make_block(&b, "{\"kind\":\"residual\",\"mixer\":{\"kind\":\"ls\",\"n_heads\":2,"
+                         "\"local_heads\":1,\"window\":2,\"causal\":true}}", 8, 7) == SF_OK);
+    CHECK(sf_block_check_step(&b, "blocks[0]") == SF_OK);
+    sf_block_destroy(&b);
+}
+
 int main(void) {
     sf_rng_seed(&g_rng, test_seed());
     check_linear_ref();
@@ -556,6 +651,7 @@ int main(void) {
     check_mixer("glu-gelu", 0);
     check_other_blocks();
     check_paddings();
+    check_efficient_mixers();
     /* bad options are reported with their path, not crashed on */
     CHECK(make_mixer("{\"kind\":\"softmax\",\"n_heads\":3}", 8, 4) == NULL &&
           strstr(sf_error_message(), "blocks[0].mixer: n_heads: 3 does not divide d_model 8"));

@@ -101,7 +101,7 @@ static void check_config_errors(void) {
     expect_error("{\"model\":\"patchtst\",\"blocks\":[{\"kind\":\"mamba\"}]}",
                  "blocks[0].kind: unknown block kind 'mamba' (known: metaformer, residual, parallel)");
     expect_error("{\"model\":\"patchtst\",\"blocks\":[{},{\"token_mixer\":{\"kind\":\"mlp\"}}]}",
-                 "blocks[1].token_mixer.kind: unknown mixer 'mlp' (known: softmax, linear, identity)");
+                 "blocks[1].token_mixer.kind: unknown mixer 'mlp' (known: softmax, linear, identity");
     expect_error("{\"model\":\"patchtst\",\"blocks\":[{\"channel_mixer\":{\"d_ff\":0}}]}",
                  "blocks[0].channel_mixer.d_ff: must be >= 1 (got 0)");
     expect_error("{\"model\":\"patchtst\",\"blocks\":[{\"channel_mixer\":{\"d_ff\":2.5}}]}",
@@ -123,6 +123,46 @@ static void check_config_errors(void) {
     expect_error("{\"model\":\"dlinear\",\"blocks\":[]}", "config: unknown option 'blocks'");
     expect_error("{\"format_version\":3,\"model\":\"dlinear\"}", "format_version: 3 is newer than this build reads (2)");
     expect_error("{\"format_version\":\"2\",\"model\":\"dlinear\"}", "format_version: expected a positive integer");
+}
+
+/* The efficient attention mixers' options that depend on the sequence (PatchTST's default shape
+ * has 42 patches) or on each other are refused when the config is read, naming block and option. */
+static void check_efficient_mixer_errors(void) {
+#define TOK(m) "{\"model\":\"patchtst\",\"blocks\":[{},{\"token_mixer\":" m "}]}"
+    expect_error(TOK("{\"kind\":\"local\",\"window\":41}"),
+                 "blocks[1].token_mixer: window: 41 covers the whole sequence (42 tokens");
+    expect_error(TOK("{\"kind\":\"local\",\"window\":500,\"causal\":true}"),
+                 "blocks[1].token_mixer: window: 500 covers the whole sequence (42 tokens");
+    expect_error(TOK("{\"kind\":\"local\",\"window\":0}"), "blocks[1].token_mixer.window: must be >= 1 (got 0)");
+    expect_error(TOK("{\"kind\":\"linformer\",\"k\":43}"),
+                 "blocks[1].token_mixer: k: 43 exceeds the sequence length 42");
+    expect_error(TOK("{\"kind\":\"linformer\",\"k\":0}"), "blocks[1].token_mixer.k: must be >= 1 (got 0)");
+    expect_error(TOK("{\"kind\":\"linformer\",\"causal\":true}"),
+                 "blocks[1].token_mixer: causal: linformer has no causal form");
+    expect_error(TOK("{\"kind\":\"fastformer\",\"causal\":true}"),
+                 "blocks[1].token_mixer: causal: fastformer has no causal form");
+    expect_error(TOK("{\"kind\":\"fastformer\",\"window\":3}"),
+                 "blocks[1].token_mixer: unknown option 'window' (options: n_heads, causal, kind)");
+    expect_error(TOK("{\"kind\":\"ls\",\"n_heads\":4,\"local_heads\":5}"),
+                 "blocks[1].token_mixer: local_heads: 5 leaves no global head (n_heads 4)");
+    expect_error(TOK("{\"kind\":\"ls\",\"n_heads\":2,\"local_heads\":2}"),
+                 "blocks[1].token_mixer: local_heads: 2 leaves no global head (n_heads 2)");
+    expect_error(TOK("{\"kind\":\"ls\",\"window\":41}"),
+                 "blocks[1].token_mixer: window: 41 covers the whole sequence (42 tokens");
+    expect_error("{\"model\":\"patchtst\",\"blocks\":[{\"kind\":\"residual\",\"mixer\":"
+                 "{\"kind\":\"linformer\",\"k\":100}}]}",
+                 "blocks[0].mixer: k: 100 exceeds the sequence length 42");
+    expect_error("{\"model\":\"patchtst\",\"blocks\":[{\"channel_mixer\":{\"kind\":\"local\"}}]}",
+                 "blocks[0].channel_mixer.kind: unknown mixer 'local'");
+#undef TOK
+    /* the largest accepted values build */
+    sf_model m;
+    const char *ok = "{\"model\":\"patchtst\",\"blocks\":[{\"token_mixer\":{\"kind\":\"local\",\"window\":40}},"
+                     "{\"token_mixer\":{\"kind\":\"linformer\",\"k\":42}},"
+                     "{\"token_mixer\":{\"kind\":\"ls\",\"n_heads\":4,\"local_heads\":3,\"window\":40}}]}";
+    int rc = sf_model_create_json(&m, ok, "cfg.json");
+    CHECK_MSG(rc == SF_OK, "%s", sf_error_message());
+    if (rc == SF_OK) sf_model_destroy(&m);
 }
 
 static void check_embedding(void) {
@@ -331,6 +371,7 @@ int main(void) {
     check_config_roundtrip();
     check_shorthands();
     check_config_errors();
+    check_efficient_mixer_errors();
     check_embedding();
     check_positions_offset();
     check_mean_pool();

@@ -166,5 +166,9 @@ int main(void) {
     check_fixture("tests/fixtures/patchtst_train_softmax.safetensors");
     check_fixture("tests/fixtures/patchtst_train_linear_pre.safetensors");
     check_fixture("tests/fixtures/glu.safetensors");
+    check_fixture("tests/fixtures/local.safetensors");
+    check_fixture("tests/fixtures/fastformer.safetensors");
+    check_fixture("tests/fixtures/linformer.safetensors");
+    check_fixture("tests/fixtures/ls.safetensors");
     return test_finish();
 }

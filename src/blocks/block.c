@@ -96,6 +96,15 @@ int sf_block_can_step(const sf_block *b) {
     return 1;
 }
 
+int sf_block_check_step(const sf_block *b, const char *path) {
+    for (int i = 0; i < b->def->n_mixers; i++)
+        if (!b->mixer[i]->can_step)
+            return sf_errorf("%s.%s: mixer '%s' cannot stream (step needs a causal mixer; this one "
+                             "is bidirectional or has no causal form)",
+                             path, b->def->mixer_keys[i], b->mixer[i]->def->info.name);
+    return SF_OK;
+}
+
 void sf_block_step(const sf_block *b, const float *x_t, float *state, float *y_t, int t) {
     b->def->step(b, x_t, state, y_t, t);
 }

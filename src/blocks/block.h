@@ -57,9 +57,13 @@ void sf_block_destroy(sf_block *b);
 /* x, y: [B, T, d]; x must stay alive until backward. */
 void sf_block_forward(sf_block *b, sf_ctx *ctx, const float *x, float *y);
 void sf_block_backward(sf_block *b, sf_ctx *ctx, const float *dy, float *dx);
-/* Streaming: state holds mixer 0's state then mixer 1's. SF_ERR if a mixer cannot stream. */
+/* Streaming: state holds mixer 0's state then mixer 1's. sf_block_can_step: 1 if every mixer
+ * can stream. sf_block_check_step: SF_OK, or SF_ERR naming the block (`path`), the mixer's key and
+ * kind ("blocks[2].token_mixer: mixer 'fastformer' cannot stream ...") for a caller that is about
+ * to stream. */
 size_t sf_block_state_floats(const sf_block *b);
 int sf_block_can_step(const sf_block *b);
+int sf_block_check_step(const sf_block *b, const char *path);
 void sf_block_step(const sf_block *b, const float *x_t, float *state, float *y_t, int t);
 
 /* Shared by the kinds: y = a + b over n floats (threaded when large). */

@@ -9,5 +9,13 @@ extern const sf_mixer_def sf_mixer_linear;   /* linear_attention.c (elu+1) */
 extern const sf_mixer_def sf_mixer_mlp;      /* mlp.c */
 extern const sf_mixer_def sf_mixer_glu;      /* glu.c (SwiGLU, GEGLU) */
 extern const sf_mixer_def sf_mixer_identity; /* identity.c */
+extern const sf_mixer_def sf_mixer_local;    /* local_attention.c (sliding window) */
+extern const sf_mixer_def sf_mixer_fastformer; /* fastformer.c (additive attention) */
+extern const sf_mixer_def sf_mixer_linformer; /* linformer.c (sequence-projected keys/values) */
+extern const sf_mixer_def sf_mixer_ls;       /* ls_attention.c (local + global heads) */
+
+/* SF_ERR (message naming the option) when a sliding window covers every key of a max_T-token
+ * sequence (window >= max_T - 1): local_attention.c, shared with ls_attention.c. */
+int sf_local_window_check(int window, int max_T);
 
 #endif

@@ -92,6 +92,34 @@ GLU_BLOCKS = [
      "mixer": {"kind": "glu", "d_ff": 8, "activation": "silu"}},
 ]
 
+# Efficient attention mixers (issue #12), one small fixture each (N = 12 patches)
+LOCAL_BLOCKS = [
+    {"kind": "metaformer", "placement": "pre", "norm": {"kind": "layernorm"},
+     "token_mixer": {"kind": "local", "n_heads": 2, "window": 2}, "channel_mixer": {"kind": "mlp", "d_ff": 16}},
+    {"kind": "residual", "placement": "post", "norm": {"kind": "rmsnorm"},
+     "mixer": {"kind": "local", "n_heads": 4, "window": 3, "causal": True}},
+]
+FASTFORMER_BLOCKS = [
+    {"kind": "metaformer", "placement": "pre", "norm": {"kind": "layernorm"},
+     "token_mixer": {"kind": "fastformer", "n_heads": 2}, "channel_mixer": {"kind": "mlp", "d_ff": 16}},
+    {"kind": "parallel", "placement": "post", "norm": {"kind": "rmsnorm"},
+     "token_mixer": {"kind": "fastformer", "n_heads": 4}, "channel_mixer": {"kind": "mlp", "d_ff": 12}},
+]
+LINFORMER_BLOCKS = [
+    {"kind": "metaformer", "placement": "pre", "norm": {"kind": "layernorm"},
+     "token_mixer": {"kind": "linformer", "n_heads": 2, "k": 5}, "channel_mixer": {"kind": "mlp", "d_ff": 16}},
+    {"kind": "residual", "placement": "post", "norm": {"kind": "rmsnorm"},
+     "mixer": {"kind": "linformer", "n_heads": 4, "k": 12, "share_kv": True}},
+]
+LS_BLOCKS = [
+    {"kind": "metaformer", "placement": "pre", "norm": {"kind": "layernorm"},
+     "token_mixer": {"kind": "ls", "n_heads": 4, "local_heads": 2, "window": 2},
+     "channel_mixer": {"kind": "mlp", "d_ff": 16}},
+    {"kind": "metaformer", "placement": "post", "norm": {"kind": "rmsnorm"},
+     "token_mixer": {"kind": "ls", "n_heads": 2, "local_heads": 1, "window": 3, "causal": True},
+     "channel_mixer": {"kind": "mlp", "d_ff": 12}},
+]
+
 # PatchTST at its ETTh1 size (L=336, P=96, C=7, patch 16 / stride 8 -> N=42)
 ETTH1 = dict(seq_len=336, pred_len=96, n_channels=7)
 ETTH1_INPUT = {"kind": "patches", "patch_len": 16, "stride": 8}
@@ -124,6 +152,14 @@ FIXTURES = [
                          size=dict(ETTH1, d_model=64), input=ETTH1_INPUT), 16, init="fan_in"),
     # gated channel mixers (SwiGLU, GEGLU) in a metaformer, a parallel block and as a residual's mixer
     Fixture("glu", patchtst_cfg(GLU_BLOCKS), 4),
+    # sliding-window attention, bidirectional (window 2) and causal (window 3)
+    Fixture("local", patchtst_cfg(LOCAL_BLOCKS), 4),
+    # additive attention (H = 2 in a metaformer, H = 4 in a parallel block)
+    Fixture("fastformer", patchtst_cfg(FASTFORMER_BLOCKS), 4),
+    # sequence-projected keys/values: k = 5 of 12 patches, and k = 12 with share_kv
+    Fixture("linformer", patchtst_cfg(LINFORMER_BLOCKS), 4),
+    # long-short heads: 2 local of 4 (window 2), and 1 local of 2 causal (window 3)
+    Fixture("ls", patchtst_cfg(LS_BLOCKS), 4),
 ]
 
 

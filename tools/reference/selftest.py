@@ -140,7 +140,7 @@ def np_gelu(x):
 
 
 def np_attention(x, sd, pre, spec):
-    """softmax / linear (elu+1) attention, straight from the formulas: a loop over heads and query
+    """softmax / local (sliding window) / linear (elu+1) attention, straight from the formulas: a loop over heads and query
     positions (vectorised over the series)."""
     Bp, N, d = x.shape
     H = spec["n_heads"]
@@ -153,12 +153,14 @@ def np_attention(x, sd, pre, spec):
         k = qkv[:, :, d + hh * dh:d + (hh + 1) * dh]
         v = qkv[:, :, 2 * d + hh * dh:2 * d + (hh + 1) * dh]
         for i in range(N):
-            j = i + 1 if spec["causal"] else N
-            if spec["kind"] == "softmax":
-                s = np.einsum("bd,bjd->bj", q[:, i], k[:, :j]) * dh ** -0.5
+            lo, j = 0, i + 1 if spec["causal"] else N
+            if spec["kind"] == "local" or (spec["kind"] == "ls" and hh < spec["local_heads"]):
+                lo, j = max(0, i - spec["window"]), min(j, i + spec["window"] + 1)  # keys within `window` of i
+            if spec["kind"] in ("softmax", "local", "ls"):
+                s = np.einsum("bd,bjd->bj", q[:, i], k[:, lo:j]) * dh ** -0.5
                 w = np.exp(s - s.max(-1, keepdims=True))
                 w /= w.sum(-1, keepdims=True)
-                o = np.einsum("bj,bjd->bd", w, v[:, :j])
+                o = np.einsum("bj,bjd->bd", w, v[:, lo:j])
             else:
                 S = np.einsum("bjd,bje->bde", phi(k[:, :j]), v[:, :j])
                 z = phi(k[:, :j]).sum(1)
@@ -168,8 +170,50 @@ def np_attention(x, sd, pre, spec):
     return np_linear(out, sd, pre + ".out")
 
 
+def np_softmax_pool(x, sd, name, z, H):
+    """g[b, c] = sum_i softmax_i((z_i . W_h + b_h) / sqrt(Dh))[h(c)] z_i[c], a loop over heads."""
+    d = z.shape[-1]
+    s = np_linear(z, sd, name) * (d // H) ** -0.5  # [B', N, H]
+    w = np.exp(s - s.max(1, keepdims=True))
+    w /= w.sum(1, keepdims=True)
+    g = np.zeros((z.shape[0], 1, d))
+    for h in range(H):
+        cols = slice(h * (d // H), (h + 1) * (d // H))
+        g[:, 0, cols] = np.einsum("bn,bnc->bc", w[:, :, h], z[:, :, cols])
+    return g
+
+
+def np_fastformer(x, sd, pre, spec):
+    d, H = x.shape[-1], spec["n_heads"]
+    qkv = np_linear(x, sd, pre + ".qkv")
+    q, k, v = qkv[..., :d], qkv[..., d:2 * d], qkv[..., 2 * d:]
+    p = np_softmax_pool(x, sd, pre + ".query_att", q, H) * k
+    u = np_softmax_pool(x, sd, pre + ".key_att", p, H) * v
+    return np_linear(np_linear(u, sd, pre + ".transform") + q, sd, pre + ".out")
+
+
+def np_linformer(x, sd, pre, spec):
+    d, N, H = x.shape[-1], x.shape[1], spec["n_heads"]
+    qkv = np_linear(x, sd, pre + ".qkv")
+    E = sd[pre + ".proj_k"][:, :N]
+    F = E if spec["share_kv"] else sd[pre + ".proj_v"][:, :N]
+    kp, vp = np.einsum("rj,bjc->brc", E, qkv[..., d:2 * d]), np.einsum("rj,bjc->brc", F, qkv[..., 2 * d:])
+    out, dh = np.zeros_like(x), d // H
+    for h in range(H):
+        cols = slice(h * dh, (h + 1) * dh)
+        for i in range(N):
+            s = np.einsum("bc,brc->br", qkv[:, i, cols], kp[:, :, cols]) * dh ** -0.5
+            w = np.exp(s - s.max(-1, keepdims=True))
+            out[:, i, cols] = np.einsum("br,brc->bc", w / w.sum(-1, keepdims=True), vp[:, :, cols])
+    return np_linear(out, sd, pre + ".out")
+
+
 def np_mixer(x, sd, pre, spec):
     kind = spec["kind"]
+    if kind == "linformer":
+        return np_linformer(x, sd, pre, spec)
+    if kind == "fastformer":
+        return np_fastformer(x, sd, pre, spec)
     if kind == "identity":
         return x
     if kind == "mlp":
@@ -417,6 +461,20 @@ def test_config():
         ({**minimal, "format_version": 3}, "format_version: 3 is not supported"),
         ({**minimal, "mixer": "softmax"}, "mixer: unknown option"),
         ({**V1_FIXTURE_CONFIGS["patchtst_softmax_post"], "blocks": []}, '"format_version": 2'),
+        # efficient attention mixers (the minimal config has 12 patches), as the C reader words them
+        (with_block(token_mixer={"kind": "local", "window": 11}),
+         "blocks[0].token_mixer.window: 11 covers the whole sequence (12 tokens"),
+        (with_block(token_mixer={"kind": "local", "window": 0}), "blocks[0].token_mixer.window: must be >= 1"),
+        (with_block(token_mixer={"kind": "linformer", "k": 13}),
+         "blocks[0].token_mixer.k: 13 exceeds the sequence length 12"),
+        (with_block(token_mixer={"kind": "linformer", "causal": True}),
+         "blocks[0].token_mixer.causal: linformer has no causal form"),
+        (with_block(token_mixer={"kind": "fastformer", "causal": True}),
+         "blocks[0].token_mixer.causal: fastformer has no causal form"),
+        (with_block(token_mixer={"kind": "ls", "n_heads": 4, "local_heads": 4}),
+         "blocks[0].token_mixer.local_heads: 4 leaves no global head (n_heads 4)"),
+        (with_block(token_mixer={"kind": "ls", "window": 50}),
+         "blocks[0].token_mixer.window: 50 covers the whole sequence (12 tokens"),
     ]
     bad = []
     for cfg, needle in cases:

@@ -208,6 +208,14 @@ MIXER_KINDS = {
     "glu": ("channel", {"d_ff": (_opt_int(1), 128), "activation": (_opt_enum("silu", "gelu"), "silu"),
                         "dropout": (_DROPOUT, 0)}),
     "identity": ("any", {}),
+    # efficient attention (docs/config.md); max_T is the number of patches
+    "local": ("token", {"n_heads": (_opt_int(1), 4), "causal": (_opt_bool(), False),
+                        "window": (_opt_int(1), 4)}),
+    "fastformer": ("token", {"n_heads": (_opt_int(1), 4), "causal": (_opt_bool(), False)}),
+    "linformer": ("token", {"n_heads": (_opt_int(1), 4), "causal": (_opt_bool(), False),
+                            "k": (_opt_int(1), 8), "share_kv": (_opt_bool(), False)}),
+    "ls": ("token", {"n_heads": (_opt_int(1), 4), "causal": (_opt_bool(), False), "window": (_opt_int(1), 4),
+                     "local_heads": (_opt_int(1), 2)}),
 }
 POSITION_KINDS = {"learned": {}, "sinusoidal": {}, "none": {}}
 INPUT_KINDS = {"patches": {"patch_len": (_opt_int(1), 16), "stride": (_opt_int(1), 8)}}
@@ -464,6 +472,30 @@ def _check_patchtst(c):
             m = b.get(slot)
             if m and "n_heads" in m and d % m["n_heads"]:
                 raise ConfigError(f"blocks[{i}].{slot}.n_heads: {m['n_heads']} must divide d_model {d}")
+            if m:
+                _check_efficient_mixer(f"blocks[{i}].{slot}", m, n_patches(c))
+
+
+def _check_efficient_mixer(path, m, max_T):
+    """The options of local / linformer / ls / fastformer that depend on the sequence length or
+    on each other, refused as the C reader refuses them (same wording)."""
+    kind = m["kind"]
+    if kind == "ls" and m["local_heads"] >= m["n_heads"]:
+        raise ConfigError(f"{path}.local_heads: {m['local_heads']} leaves no global head (n_heads "
+                          f"{m['n_heads']}); use at most {m['n_heads'] - 1}, or the local mixer")
+    if kind in ("local", "ls") and m["window"] >= max_T - 1:
+        raise ConfigError(f"{path}.window: {m['window']} covers the whole sequence ({max_T} tokens: every "
+                          f"key is within {max_T - 1} positions); use a window below {max_T - 1}, or the "
+                          f"softmax mixer")
+    if kind == "linformer" and m["causal"]:
+        raise ConfigError(f"{path}.causal: linformer has no causal form (each projected key mixes the whole "
+                          f"sequence); use softmax, linear or local for causal models")
+    if kind == "linformer" and m["k"] > max_T:
+        raise ConfigError(f"{path}.k: {m['k']} exceeds the sequence length {max_T} (projecting to more rows "
+                          f"than there are tokens compresses nothing)")
+    if kind == "fastformer" and m["causal"]:
+        raise ConfigError(f"{path}.causal: fastformer has no causal form (its global query and key pool "
+                          f"the whole sequence); use softmax, linear or local for causal models")
 
 
 def is_batchnorm(cfg):
@@ -590,6 +622,130 @@ class Mixer(nn.Module):
         return self.out(o)
 
 
+def band_mask(n, window, causal, device=None):
+    """[n, n] bool: query i may see key j (|i - j| <= window; causal: also j <= i)."""
+    i = torch.arange(n, device=device)[:, None]
+    j = torch.arange(n, device=device)[None, :]
+    m = (i - j).abs() <= window
+    return m & (j <= i) if causal else m
+
+
+def masked_softmax_attention(q, k, v, mask):
+    """softmax(q k^T / sqrt(Dh) with -inf where mask is False) v; q, k, v [B, H, N, Dh]."""
+    s = (q @ k.transpose(-2, -1)) * q.shape[-1] ** -0.5
+    return torch.softmax(s.masked_fill(~mask, float("-inf")), dim=-1) @ v
+
+
+def _split_heads(t, h):
+    b, n, d = t.shape
+    return t.reshape(b, n, h, d // h).transpose(1, 2)
+
+
+def _merge_heads(t):
+    b, h, n, dh = t.shape
+    return t.transpose(1, 2).reshape(b, n, h * dh)
+
+
+class LocalAttention(nn.Module):
+    """Token mixer local: sliding-window softmax attention, query i sees keys |i - j| <= window (causal:
+    i - window <= j <= i).  Same parameters as softmax (qkv [3d, d], out [d, d]).  The reference is the
+    full score matrix with a band mask (the C kernel never forms it)."""
+
+    def __init__(self, d, spec, max_T=None):
+        super().__init__()
+        self.h, self.causal, self.window = spec["n_heads"], bool(spec["causal"]), spec["window"]
+        self.qkv = nn.Linear(d, 3 * d)
+        self.out = nn.Linear(d, d)
+
+    def forward(self, x):
+        d = x.shape[-1]
+        q, k, v = (_split_heads(t, self.h) for t in self.qkv(x).split(d, dim=-1))
+        o = masked_softmax_attention(q, k, v, band_mask(x.shape[1], self.window, self.causal, x.device))
+        return self.out(_merge_heads(o))
+
+
+class Fastformer(nn.Module):
+    """Token mixer fastformer (Wu et al. 2021): additive attention.  q | k | v = qkv(x);
+    alpha = softmax_i(query_att(q_i) / sqrt(Dh)) per head, gq = sum_i alpha_i q_i (per head's columns);
+    p_i = gq * k_i; beta = softmax_i(key_att(p_i) / sqrt(Dh)), gk = sum_i beta_i p_i; u_i = gk * v_i;
+    y = out(transform(u) + q).  query_att / key_att are Linear(d, H) over the whole d-wide vector, as
+    in the official FastSelfAttention; values are their own projection (the official code reuses the
+    query).  Bidirectional only."""
+
+    def __init__(self, d, spec, max_T=None):
+        super().__init__()
+        self.h = spec["n_heads"]
+        self.qkv = nn.Linear(d, 3 * d)
+        self.out = nn.Linear(d, d)
+        self.query_att = nn.Linear(d, self.h)
+        self.key_att = nn.Linear(d, self.h)
+        self.transform = nn.Linear(d, d)
+
+    def _pool(self, att, z):
+        """sum_i softmax_i(att(z_i) / sqrt(Dh))[h] z_i[head h columns] -> [B, 1, d]"""
+        b, n, d = z.shape
+        w = torch.softmax(att(z) * (d // self.h) ** -0.5, dim=1)  # [B, N, H]
+        return torch.einsum("bnh,bnhe->bhe", w, z.reshape(b, n, self.h, d // self.h)).reshape(b, 1, d)
+
+    def forward(self, x):
+        q, k, v = self.qkv(x).split(x.shape[-1], dim=-1)
+        p = self._pool(self.query_att, q) * k
+        u = self._pool(self.key_att, p) * v
+        return self.out(self.transform(u) + q)
+
+
+class Linformer(nn.Module):
+    """Token mixer linformer (Wang et al. 2020): softmax attention of the queries over K' = E[:, :N] K and
+    V' = F[:, :N] V (k rows each), E = proj_k, F = proj_v [k, max_T] (F = E when share_kv), the first N
+    columns for a sequence of N tokens.  Same qkv / out as softmax.  Bidirectional only."""
+
+    def __init__(self, d, spec, max_T):
+        super().__init__()
+        if max_T is None:
+            raise ValueError("linformer needs the sequence length max_T")
+        self.h, self.k, self.share_kv = spec["n_heads"], spec["k"], bool(spec["share_kv"])
+        self.qkv = nn.Linear(d, 3 * d)
+        self.out = nn.Linear(d, d)
+        r = self.k ** -0.5
+        self.proj_k = nn.Parameter(torch.empty(self.k, max_T).uniform_(-r, r))
+        self.proj_v = None if self.share_kv else nn.Parameter(torch.empty(self.k, max_T).uniform_(-r, r))
+
+    def forward(self, x):
+        n, d = x.shape[1], x.shape[2]
+        q, k, v = self.qkv(x).split(d, dim=-1)
+        e = self.proj_k[:, :n]
+        f = e if self.share_kv else self.proj_v[:, :n]
+        kp, vp = e @ k, f @ v  # [B, k, d]
+        s = (_split_heads(q, self.h) @ _split_heads(kp, self.h).transpose(-2, -1)) * (d // self.h) ** -0.5
+        o = torch.softmax(s, dim=-1) @ _split_heads(vp, self.h)
+        return self.out(_merge_heads(o))
+
+
+class LSAttention(nn.Module):
+    """Token mixer ls (long-short, heads split): the first local_heads heads attend within the window
+    (as local), the others to the whole sequence (as softmax; causal masks both).  Same qkv / out as
+    softmax.  Not the paper's joint window + dynamic-projection softmax with DualLN (docs/config.md)."""
+
+    def __init__(self, d, spec, max_T=None):
+        super().__init__()
+        self.h, self.causal, self.window = spec["n_heads"], bool(spec["causal"]), spec["window"]
+        self.local_heads = spec["local_heads"]
+        self.qkv = nn.Linear(d, 3 * d)
+        self.out = nn.Linear(d, d)
+
+    def forward(self, x):
+        n, d = x.shape[1], x.shape[2]
+        q, k, v = (_split_heads(t, self.h) for t in self.qkv(x).split(d, dim=-1))
+        local = band_mask(n, self.window, self.causal, x.device)
+        full = band_mask(n, n, self.causal, x.device)
+        mask = torch.stack([local if h < self.local_heads else full for h in range(self.h)])  # [H, N, N]
+        return self.out(_merge_heads(masked_softmax_attention(q, k, v, mask)))
+
+
+EFFICIENT_MIXERS = {"local": LocalAttention, "fastformer": Fastformer, "linformer": Linformer,
+                    "ls": LSAttention}
+
+
 class FFN(nn.Module):
     """Channel mixer mlp: fc2(dropout(act(fc1(x)))), act = GELU (erf) or ReLU."""
 
@@ -631,9 +787,12 @@ class GLU(nn.Module):
         return self.fc2(self.drop(self.act(gate) * value))
 
 
-def make_mixer(spec, d):
-    """spec: a canonical mixer object -> module (identity: nn.Identity, no parameters)."""
+def make_mixer(spec, d, max_T=None):
+    """spec: a canonical mixer object -> module (identity: nn.Identity, no parameters).  max_T (the
+    longest sequence) is needed by linformer only."""
     kind = spec["kind"]
+    if kind in EFFICIENT_MIXERS:
+        return EFFICIENT_MIXERS[kind](d, spec, max_T)
     if kind in ("softmax", "linear"):
         return Mixer(d, spec["n_heads"], kind, bool(spec["causal"]))
     if kind == "mlp":
@@ -650,13 +809,13 @@ class MetaFormerBlock(nn.Module):
                          post: h = norm1(x + drop(tok(x))); y = norm2(h + drop(ch(h)))
     Parameters norm1, mixer (token mixer), norm2, ffn (channel mixer), created in that order."""
 
-    def __init__(self, d, b):
+    def __init__(self, d, b, max_T=None):
         super().__init__()
         self.pre = b["placement"] == "pre"
         self.norm1 = make_norm(b["norm"], d)
-        self.mixer = make_mixer(b["token_mixer"], d)
+        self.mixer = make_mixer(b["token_mixer"], d, max_T)
         self.norm2 = make_norm(b["norm"], d)
-        self.ffn = make_mixer(b["channel_mixer"], d)
+        self.ffn = make_mixer(b["channel_mixer"], d, max_T)
         self.drop = nn.Dropout(b["dropout"])
 
     def forward(self, x):
@@ -676,11 +835,11 @@ class ResidualBlock(nn.Module):
     """kind residual (one mixer, as Mamba stacks).  pre: y = x + drop(mix(norm(x)));
     post: y = norm(x + drop(mix(x))).  Parameters norm, mixer."""
 
-    def __init__(self, d, b):
+    def __init__(self, d, b, max_T=None):
         super().__init__()
         self.pre = b["placement"] == "pre"
         self.norm = make_norm(b["norm"], d)
-        self.mixer = make_mixer(b["mixer"], d)
+        self.mixer = make_mixer(b["mixer"], d, max_T)
         self.drop = nn.Dropout(b["dropout"])
 
     def forward(self, x):
@@ -694,12 +853,12 @@ class ParallelBlock(nn.Module):
     post: y = norm((x + drop(tok(x))) + drop(ch(x))).  Parameters norm, mixer (token), ffn (channel).
     The two dropouts draw independent masks."""
 
-    def __init__(self, d, b):
+    def __init__(self, d, b, max_T=None):
         super().__init__()
         self.pre = b["placement"] == "pre"
         self.norm = make_norm(b["norm"], d)
-        self.mixer = make_mixer(b["token_mixer"], d)
-        self.ffn = make_mixer(b["channel_mixer"], d)
+        self.mixer = make_mixer(b["token_mixer"], d, max_T)
+        self.ffn = make_mixer(b["channel_mixer"], d, max_T)
         self.drop = nn.Dropout(b["dropout"])
 
     def forward(self, x):
@@ -712,9 +871,10 @@ class ParallelBlock(nn.Module):
 BLOCK_CLASSES = {"metaformer": MetaFormerBlock, "residual": ResidualBlock, "parallel": ParallelBlock}
 
 
-def make_block(b, d):
-    """b: one expanded canonical block object."""
-    return BLOCK_CLASSES[b["kind"]](d, b)
+def make_block(b, d, max_T=None):
+    """b: one expanded canonical block object; max_T: the longest sequence (PatchTST: patches),
+    which sizes linformer's projections."""
+    return BLOCK_CLASSES[b["kind"]](d, b, max_T)
 
 
 def sinusoidal_table(n, d, dtype=torch.float64):
@@ -765,7 +925,7 @@ class PatchTST(nn.Module):
                 self._pe64 = sinusoidal_table(self.n, d)  # not a parameter, not in the state_dict
         self.drop = nn.Dropout(cfg["dropout"])
         self.block_cfgs = expand_blocks(cfg)
-        self.blocks = nn.ModuleList([make_block(b, d) for b in self.block_cfgs])
+        self.blocks = nn.ModuleList([make_block(b, d, self.n) for b in self.block_cfgs])
         fn = final_norm_spec(cfg)
         self.norm_f = make_norm(fn, d) if fn is not None else None
         self.head = nn.Linear(d * self.n, self.pred_len)
