@@ -92,6 +92,17 @@ GLU_BLOCKS = [
      "mixer": {"kind": "glu", "d_ff": 8, "activation": "silu"}},
 ]
 
+# kernelized attention with relative positions (elu and relu features), bidirectional and causal
+RPE_BLOCKS = [
+    {"kind": "metaformer", "placement": "pre", "norm": {"kind": "layernorm"},
+     "token_mixer": {"kind": "rpe", "n_heads": 2}, "channel_mixer": {"kind": "mlp", "d_ff": 16}},
+    {"kind": "metaformer", "placement": "post", "norm": {"kind": "layernorm"},
+     "token_mixer": {"kind": "rpe", "n_heads": 2, "causal": True, "feature_map": "relu"},
+     "channel_mixer": {"kind": "mlp", "d_ff": 16}},
+    {"kind": "residual", "placement": "pre", "norm": {"kind": "rmsnorm"},
+     "mixer": {"kind": "rpe", "n_heads": 4, "causal": True}},
+]
+
 # PatchTST at its ETTh1 size (L=336, P=96, C=7, patch 16 / stride 8 -> N=42)
 ETTH1 = dict(seq_len=336, pred_len=96, n_channels=7)
 ETTH1_INPUT = {"kind": "patches", "patch_len": 16, "stride": 8}
@@ -124,6 +135,7 @@ FIXTURES = [
                          size=dict(ETTH1, d_model=64), input=ETTH1_INPUT), 16, init="fan_in"),
     # gated channel mixers (SwiGLU, GEGLU) in a metaformer, a parallel block and as a residual's mixer
     Fixture("glu", patchtst_cfg(GLU_BLOCKS), 4),
+    Fixture("patchtst_rpe", patchtst_cfg(RPE_BLOCKS), 4),
 ]
 
 

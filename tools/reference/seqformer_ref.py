@@ -208,6 +208,8 @@ MIXER_KINDS = {
     "glu": ("channel", {"d_ff": (_opt_int(1), 128), "activation": (_opt_enum("silu", "gelu"), "silu"),
                         "dropout": (_DROPOUT, 0)}),
     "identity": ("any", {}),
+    "rpe": ("token", {"n_heads": (_opt_int(1), 4), "causal": (_opt_bool(), False),
+                      "feature_map": (_opt_enum("elu", "relu"), "elu")}),
 }
 POSITION_KINDS = {"learned": {}, "sinusoidal": {}, "none": {}}
 INPUT_KINDS = {"patches": {"patch_len": (_opt_int(1), 16), "stride": (_opt_int(1), 8)}}
@@ -631,9 +633,49 @@ class GLU(nn.Module):
         return self.fc2(self.drop(self.act(gate) * value))
 
 
-def make_mixer(spec, d):
-    """spec: a canonical mixer object -> module (identity: nn.Identity, no parameters)."""
+class RPEMixer(nn.Module):
+    """Token mixer rpe: kernelized attention with a learned relative-position bias (Luo et al. 2021),
+    the naive O(N^2) form: per head, with phi = elu + 1 or relu on q and k,
+      w_ij = exp(rpe_bias[h, j - i + max_t - 1]) * phi(q_i) . phi(k_j)   (causal: j <= i only)
+      o_i = sum_j w_ij v_j / (sum_j w_ij + LINATTN_EPS)
+    Parameters qkv [3d, d], out [d, d] (as Mixer), rpe_bias [H, 2*max_t - 1] (init 0); max_t is the
+    number of tokens the model runs (PatchTST: its patches). The C mixer computes the same sums with
+    FFTs."""
+
+    def __init__(self, d, n_heads, causal, feature_map, max_t):
+        super().__init__()
+        if d % n_heads:
+            raise ValueError("d_model must be divisible by n_heads")
+        if max_t is None or max_t < 1:
+            raise ValueError("rpe needs the sequence length (max_t)")
+        self.d, self.h, self.causal, self.feature_map, self.max_t = d, n_heads, causal, feature_map, max_t
+        self.qkv = nn.Linear(d, 3 * d)
+        self.out = nn.Linear(d, d)
+        self.rpe_bias = nn.Parameter(torch.zeros(n_heads, 2 * max_t - 1))
+
+    def phi(self, x):
+        return elu_feature_map(x) if self.feature_map == "elu" else F.relu(x)
+
+    def forward(self, x):
+        b, n, d = x.shape
+        h, dh = self.h, d // self.h
+        qkv = self.qkv(x)
+        q, k, v = (qkv[:, :, i * d:(i + 1) * d].reshape(b, n, h, dh).transpose(1, 2) for i in range(3))
+        pos = torch.arange(n, device=x.device)
+        offset = pos[None, :] - pos[:, None] + self.max_t - 1  # [i, j] -> j - i + max_t - 1
+        w = (self.phi(q) @ self.phi(k).transpose(-2, -1)) * torch.exp(self.rpe_bias)[:, offset]
+        if self.causal:
+            w = w * torch.tril(torch.ones(n, n, dtype=w.dtype, device=w.device))
+        o = (w @ v) / (w.sum(-1, keepdim=True) + LINATTN_EPS)
+        return self.out(o.transpose(1, 2).reshape(b, n, d))
+
+
+def make_mixer(spec, d, max_t=None):
+    """spec: a canonical mixer object -> module (identity: nn.Identity, no parameters); max_t: the
+    number of tokens (only rpe needs it)."""
     kind = spec["kind"]
+    if kind == "rpe":
+        return RPEMixer(d, spec["n_heads"], bool(spec["causal"]), spec["feature_map"], max_t)
     if kind in ("softmax", "linear"):
         return Mixer(d, spec["n_heads"], kind, bool(spec["causal"]))
     if kind == "mlp":
@@ -650,11 +692,11 @@ class MetaFormerBlock(nn.Module):
                          post: h = norm1(x + drop(tok(x))); y = norm2(h + drop(ch(h)))
     Parameters norm1, mixer (token mixer), norm2, ffn (channel mixer), created in that order."""
 
-    def __init__(self, d, b):
+    def __init__(self, d, b, max_t=None):
         super().__init__()
         self.pre = b["placement"] == "pre"
         self.norm1 = make_norm(b["norm"], d)
-        self.mixer = make_mixer(b["token_mixer"], d)
+        self.mixer = make_mixer(b["token_mixer"], d, max_t)
         self.norm2 = make_norm(b["norm"], d)
         self.ffn = make_mixer(b["channel_mixer"], d)
         self.drop = nn.Dropout(b["dropout"])
@@ -676,11 +718,11 @@ class ResidualBlock(nn.Module):
     """kind residual (one mixer, as Mamba stacks).  pre: y = x + drop(mix(norm(x)));
     post: y = norm(x + drop(mix(x))).  Parameters norm, mixer."""
 
-    def __init__(self, d, b):
+    def __init__(self, d, b, max_t=None):
         super().__init__()
         self.pre = b["placement"] == "pre"
         self.norm = make_norm(b["norm"], d)
-        self.mixer = make_mixer(b["mixer"], d)
+        self.mixer = make_mixer(b["mixer"], d, max_t)
         self.drop = nn.Dropout(b["dropout"])
 
     def forward(self, x):
@@ -694,11 +736,11 @@ class ParallelBlock(nn.Module):
     post: y = norm((x + drop(tok(x))) + drop(ch(x))).  Parameters norm, mixer (token), ffn (channel).
     The two dropouts draw independent masks."""
 
-    def __init__(self, d, b):
+    def __init__(self, d, b, max_t=None):
         super().__init__()
         self.pre = b["placement"] == "pre"
         self.norm = make_norm(b["norm"], d)
-        self.mixer = make_mixer(b["token_mixer"], d)
+        self.mixer = make_mixer(b["token_mixer"], d, max_t)
         self.ffn = make_mixer(b["channel_mixer"], d)
         self.drop = nn.Dropout(b["dropout"])
 
@@ -712,9 +754,9 @@ class ParallelBlock(nn.Module):
 BLOCK_CLASSES = {"metaformer": MetaFormerBlock, "residual": ResidualBlock, "parallel": ParallelBlock}
 
 
-def make_block(b, d):
-    """b: one expanded canonical block object."""
-    return BLOCK_CLASSES[b["kind"]](d, b)
+def make_block(b, d, max_t=None):
+    """b: one expanded canonical block object; max_t: tokens per sequence (for rpe)."""
+    return BLOCK_CLASSES[b["kind"]](d, b, max_t)
 
 
 def sinusoidal_table(n, d, dtype=torch.float64):
@@ -765,7 +807,7 @@ class PatchTST(nn.Module):
                 self._pe64 = sinusoidal_table(self.n, d)  # not a parameter, not in the state_dict
         self.drop = nn.Dropout(cfg["dropout"])
         self.block_cfgs = expand_blocks(cfg)
-        self.blocks = nn.ModuleList([make_block(b, d) for b in self.block_cfgs])
+        self.blocks = nn.ModuleList([make_block(b, d, self.n) for b in self.block_cfgs])
         fn = final_norm_spec(cfg)
         self.norm_f = make_norm(fn, d) if fn is not None else None
         self.head = nn.Linear(d * self.n, self.pred_len)
