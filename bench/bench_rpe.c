@@ -34,7 +34,7 @@ int main(int argc, char **argv) {
     printf("%7s %12s %12s %9s\n", "T", "fft (s)", "naive (s)", "speedup");
     double naive_c = 0; /* seconds / T^2 of the largest measured naive row */
     for (int T = 256; T <= max_T; T *= 2) {
-        sf_rpe_shape s = {1, T, H, M, Dv, T, 0, NULL};
+        sf_rpe_shape s = {1, T, H, M, Dv, T, 0, NULL, SF_RPE_FFT};
         size_t F = (size_t)T * H * M, V = (size_t)T * H * Dv;
         float *fq = sf_malloc(F * 4), *fk = sf_malloc(F * 4), *v = sf_malloc(V * 4), *dout = sf_malloc(V * 4);
         float *out = sf_malloc(V * 4), *den = sf_malloc((size_t)H * T * 4), *dfq = sf_malloc(F * 4);

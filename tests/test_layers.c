@@ -194,6 +194,9 @@ static void check_mixer(const char *kind, int causal) {
     else if (!strcmp(kind, "rpe-relu"))
         snprintf(json, sizeof json, "{\"kind\":\"rpe\",\"n_heads\":2,\"causal\":%s,\"feature_map\":\"relu\"}",
                  causal ? "true" : "false");
+    else if (!strcmp(kind, "rpe-fft"))
+        snprintf(json, sizeof json, "{\"kind\":\"rpe\",\"n_heads\":2,\"causal\":%s,\"algorithm\":\"fft\"}",
+                 causal ? "true" : "false");
     else if (!strcmp(kind, "identity"))
         snprintf(json, sizeof json, "{\"kind\":\"identity\"}");
     else
@@ -449,7 +452,7 @@ static void check_paddings(void) {
                   "\"channel_mixer\":{\"kind\":\"mlp\",\"d_ff\":12}}", 0, 0);
     check_padding("pad: residual rpe causal relu",
                   "{\"kind\":\"residual\",\"norm\":{\"kind\":\"rmsnorm\"},\"mixer\":{\"kind\":\"rpe\","
-                  "\"n_heads\":4,\"causal\":true,\"feature_map\":\"relu\"}}", 0, 0);
+                  "\"n_heads\":4,\"causal\":true,\"feature_map\":\"relu\",\"algorithm\":\"fft\"}}", 0, 0);
     check_padding("pad: residual batchnorm mlp (training)",
                   "{\"kind\":\"residual\",\"norm\":{\"kind\":\"batchnorm\"},\"mixer\":{\"kind\":\"mlp\",\"d_ff\":12}}",
                   1, 1);
@@ -559,6 +562,8 @@ int main(void) {
     check_model("dlinear", "softmax", "post", "learned");
     check_mixer("rpe", 0);
     check_mixer("rpe", 1);
+    check_mixer("rpe-fft", 0);
+    check_mixer("rpe-fft", 1);
     check_block("rpe", 1, SF_NORM_LAYERNORM, 1);
     check_block("rpe", 0, SF_NORM_RMSNORM, 0);
     check_model("patchtst", "rpe", "pre", "learned");

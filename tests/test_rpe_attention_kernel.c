@@ -1,6 +1,6 @@
 /* Relative-position kernelized attention (kernels/rpe_attention.h): the FFT path against the
- * plain O(T^2) reference with double accumulators, forward (out, den) and backward (dfq, dfk, dv,
- * dbias), causal and bidirectional, for T = 1 .. 4096 (powers of two, odd and other
+ * plain O(T^2) reference with double accumulators, and the direct O(T^2) path likewise, forward
+ * (out, den) and backward (dfq, dfk, dv, dbias), causal and bidirectional, for T = 1 .. 4096 (powers of two, odd and other
  * non-power-of-two lengths), bias tables longer than T, padded value strides and per-sequence
  * lengths (NaN in every padded input row, which must never be read). Also: finite differences of
  * the reference, bit-identical results for 1, 2 and 5 workers, and scratch filled with NaN on
@@ -28,15 +28,17 @@ static void make_case(rpe_case *cp, int B, int T, int H, int M, int Dv, int extr
                       int padded) {
     rpe_case c;
     memset(&c, 0, sizeof c);
-    c.s = (sf_rpe_shape){B, T, H, M, Dv, T + extra_T, causal, NULL};
+    c.s = (sf_rpe_shape){B, T, H, M, Dv, T + extra_T, causal, NULL, SF_RPE_FFT};
     c.ldv = H * Dv + 3, c.ldo = H * Dv + 1, c.nb = 2 * c.s.max_T - 1;
     size_t rows = (size_t)B * T;
     c.fq = alloc_f(rows * H * M), c.fk = alloc_f(rows * H * M);
     c.v = alloc_f(rows * c.ldv), c.dout = alloc_f(rows * c.ldo), c.bias = alloc_f((size_t)H * c.nb);
-    /* non-negative features, as a feature map gives */
+    /* non-negative features, as a feature map gives; kept >= 0.1 because a row whose own score
+     * fq_i.fk_j is its only term (causal row 0) has gradients made of the float cancellation in
+     * g.(v - out) divided by that score, noise of ~1e-7 |g| |v| / |fq| in any float implementation */
     for (size_t i = 0; i < rows * H * M; i++) {
-        c.fq[i] = fabsf(sf_rng_normal(&rng));
-        c.fk[i] = fabsf(sf_rng_normal(&rng));
+        c.fq[i] = 0.1f + fabsf(sf_rng_normal(&rng));
+        c.fk[i] = 0.1f + fabsf(sf_rng_normal(&rng));
     }
     sf_rng_fill_normal(&rng, c.v, (long)(rows * c.ldv), 0.0f, 1.0f);
     sf_rng_fill_normal(&rng, c.dout, (long)(rows * c.ldo), 0.0f, 1.0f);
@@ -94,9 +96,11 @@ static void free_result(rpe_result *r) {
 
 static double worst_all;
 
-static void check_vs_ref(int B, int T, int H, int M, int Dv, int extra_T, int causal, int padded) {
+static void check_vs_ref(int B, int T, int H, int M, int Dv, int extra_T, int causal, int padded,
+                         int algo) {
     rpe_case c;
     make_case(&c, B, T, H, M, Dv, extra_T, causal, padded);
+    c.s.algo = algo;
     rpe_result f = run(&c, 0, 2), r = run(&c, 1, 1);
     size_t rows = (size_t)B * T, F = rows * H * M;
     /* Each tensor is judged relative to its largest reference value. Gradients get a floor of 1e-2:
@@ -115,17 +119,19 @@ static void check_vs_ref(int B, int T, int H, int M, int Dv, int extra_T, int ca
     double w = 0;
     for (int i = 0; i < 6; i++) w = e[i] > w || e[i] != e[i] ? e[i] : w;
     worst_all = w > worst_all ? w : worst_all;
-    printf("B%d T%-5d H%d M%-2d Dv%-2d max_T %-5d %-6s %-6s out %.1e den %.1e dfq %.1e dfk %.1e dv %.1e "
-           "dbias %.1e\n", B, T, H, M, Dv, c.s.max_T, causal ? "causal" : "bidir", padded ? "padded" : "",
+    printf("%-6s B%d T%-5d H%d M%-2d Dv%-2d max_T %-5d %-6s %-6s out %.1e den %.1e dfq %.1e dfk %.1e dv %.1e "
+           "dbias %.1e\n", algo == SF_RPE_FFT ? "fft" : "direct", B, T, H, M, Dv, c.s.max_T, causal ? "causal" : "bidir", padded ? "padded" : "",
            e[0], e[1], e[2], e[3], e[4], e[5]);
-    CHECK_MSG(w <= 1e-5, "T=%d causal=%d padded=%d: fast vs reference max rel err %.3g", T, causal, padded, w);
+    CHECK_MSG(w <= 1e-5, "algo %d T=%d causal=%d padded=%d: fast vs reference max rel err %.3g", algo, T,
+              causal, padded, w);
     free_result(&f), free_result(&r), free_case(&c);
 }
 
 /* The same result, bit for bit, whatever the number of workers. */
-static void check_workers(int causal) {
+static void check_workers(int causal, int algo) {
     rpe_case c;
     make_case(&c, 3, 37, 2, 5, 3, 4, causal, 1);
+    c.s.algo = algo;
     rpe_result a = run(&c, 0, 1), b = run(&c, 0, 2), d = run(&c, 0, 5);
     size_t rows = (size_t)3 * 37, F = rows * 2 * 5;
     int same = 1;
@@ -136,7 +142,8 @@ static void check_workers(int causal) {
         same &= !memcmp(a.dv, o[k]->dv, rows * c.ldv * sizeof(float));
         same &= !memcmp(a.dbias, o[k]->dbias, (size_t)2 * c.nb * sizeof(float));
     }
-    printf("workers 1, 2, 5 (%s): %s\n", causal ? "causal" : "bidir", same ? "bit-identical" : "DIFFER");
+    printf("workers 1, 2, 5 (%s, %s): %s\n", algo == SF_RPE_FFT ? "fft" : "direct", causal ? "causal" : "bidir",
+           same ? "bit-identical" : "DIFFER");
     CHECK(same);
     free_result(&a), free_result(&b), free_result(&d), free_case(&c);
 }
@@ -186,17 +193,27 @@ int main(void) {
     sf_rng_seed(&rng, test_seed());
     for (int causal = 0; causal <= 1; causal++) {
         check_fd(causal);
-        check_workers(causal);
-        check_vs_ref(2, 1, 2, 3, 2, 0, causal, 0);
-        check_vs_ref(2, 2, 1, 2, 3, 1, causal, 0);
-        check_vs_ref(3, 7, 2, 4, 4, 3, causal, 1);
-        check_vs_ref(2, 33, 3, 5, 3, 0, causal, 1);
-        check_vs_ref(2, 64, 2, 8, 8, 0, causal, 0);
-        check_vs_ref(2, 100, 2, 4, 4, 28, causal, 1);
-        check_vs_ref(1, 512, 2, 4, 4, 0, causal, 0);
-        check_vs_ref(2, 999, 1, 3, 2, 1, causal, 1);
-        check_vs_ref(1, 4096, 1, 2, 2, 0, causal, 0);
+        for (int algo = SF_RPE_FFT; algo <= SF_RPE_DIRECT; algo++) {
+            check_workers(causal, algo);
+            check_vs_ref(2, 1, 2, 3, 2, 0, causal, 0, algo);
+            check_vs_ref(2, 2, 1, 2, 3, 1, causal, 0, algo);
+            check_vs_ref(3, 7, 2, 4, 4, 3, causal, 1, algo);
+            check_vs_ref(2, 33, 3, 5, 3, 0, causal, 1, algo);
+            check_vs_ref(2, 64, 2, 8, 8, 0, causal, 0, algo);
+            check_vs_ref(2, 100, 2, 4, 4, 28, causal, 1, algo);
+            check_vs_ref(1, 512, 2, 4, 4, 0, causal, 0, algo);
+            check_vs_ref(2, 999, 1, 3, 2, 1, causal, 1, algo);
+            check_vs_ref(1, 4096, 1, 2, 2, 0, causal, 0, algo);
+        }
     }
+    /* the automatic choice: direct for PatchTST's shape, FFT for long sequences */
+    sf_rpe_shape patchtst = {896, 42, 4, 4, 4, 42, 0, NULL, SF_RPE_AUTO};
+    sf_rpe_shape paper = {1, 4096, 8, 64, 64, 4096, 0, NULL, SF_RPE_AUTO};
+    sf_rpe_shape longer = {1, 8192, 8, 64, 64, 8192, 0, NULL, SF_RPE_AUTO};
+    printf("auto: T=42 M=Dv=4 -> %s; T=4096 M=Dv=64 -> %s; T=8192 -> %s\n",
+           sf_rpe_attention_uses_fft(&patchtst) ? "fft" : "direct", sf_rpe_attention_uses_fft(&paper) ? "fft" : "direct",
+           sf_rpe_attention_uses_fft(&longer) ? "fft" : "direct");
+    CHECK(!sf_rpe_attention_uses_fft(&patchtst) && sf_rpe_attention_uses_fft(&longer));
     printf("worst fast-vs-reference rel err over all cases: %.2e (tolerance 1e-5)\n", worst_all);
     return test_finish();
 }

@@ -124,6 +124,70 @@ static void load_pair(rpe_work *k, const sf_rpe_shape *s, int b, int h, int n, c
     }
 }
 
+int sf_rpe_attention_uses_fft(const sf_rpe_shape *s) {
+    if (s->algo != SF_RPE_AUTO) return s->algo == SF_RPE_FFT;
+    /* forward operation counts: M*(Dv+1) products of two real FFTs (~2.5 N log2 N each), the
+     * spectrum product and the contraction; against T^2 (or T^2/2) pairs of M + Dv + 1 terms */
+    double T = s->T, N = sf_fft_size_at_least(2 * s->T), lg = log2(N);
+    double fft = (double)s->M * (s->Dv + 1) * (5.0 * N * lg + 4.0 * N + 2.0 * T);
+    double direct = (s->causal ? 0.5 : 1.0) * T * T * (2.0 * s->M + 2.0 * s->Dv + 2.0);
+    return fft < direct;
+}
+
+/* c_m for every offset m = j - i in -(T-1) .. T-1 of each head, at [h][m + T - 1] (direct path;
+ * it shares the spectra region, which is larger). */
+static void offset_weights(const rpe_layout *L, const float *bias, const sf_rpe_shape *s) {
+    for (int h = 0; h < s->H; h++)
+        for (int m = -(s->T - 1); m <= s->T - 1; m++)
+            L->spec[(size_t)h * (L->N + 2) + m + s->T - 1] =
+                weight(bias + (size_t)h * (2 * s->max_T - 1), s->max_T, m);
+}
+
+/* Direct forward of one (b, h): numerators and denominator (before eps) into acc [Dv+1][T]. */
+static void direct_forward_pair(rpe_work *k, const double *cw, const sf_rpe_shape *s, int b, int h,
+                                int n, const float *fq, const float *fk, const float *v, int ldv) {
+    int T = s->T, M = s->M, Dv = s->Dv;
+    for (int i = 0; i < n; i++) {
+        const float *q = fq + (((size_t)b * T + i) * s->H + h) * M;
+        double dsum = 0;
+        for (int c = 0; c < Dv; c++) k->acc[(size_t)c * T + i] = 0;
+        for (int j = 0; j < (s->causal ? i + 1 : n); j++) {
+            const float *kj = fk + (((size_t)b * T + j) * s->H + h) * M;
+            const float *vj = v + ((size_t)b * T + j) * ldv + (size_t)h * Dv;
+            double dot = 0;
+            for (int a = 0; a < M; a++) dot += (double)q[a] * kj[a];
+            double w = cw[j - i + T - 1] * dot;
+            for (int c = 0; c < Dv; c++) k->acc[(size_t)c * T + i] += w * vj[c];
+            dsum += w;
+        }
+        k->acc[(size_t)Dv * T + i] = dsum;
+    }
+}
+
+/* Direct backward of one (b, h), with g~ in acc: dq, dk [M][T], dv [Dv][T], dbias part [2T-1]. */
+static void direct_backward_pair(rpe_work *k, double *part, const double *cw, const sf_rpe_shape *s,
+                                 int b, int h, int n, const float *fq, const float *fk, const float *v,
+                                 int ldv) {
+    int T = s->T, M = s->M, Dv = s->Dv;
+    for (int i = 0; i < n; i++) {
+        const float *q = fq + (((size_t)b * T + i) * s->H + h) * M;
+        for (int j = 0; j < (s->causal ? i + 1 : n); j++) {
+            const float *kj = fk + (((size_t)b * T + j) * s->H + h) * M;
+            const float *vj = v + ((size_t)b * T + j) * ldv + (size_t)h * Dv;
+            double dot = 0, P = k->acc[(size_t)Dv * T + i]; /* P = g~_i . v~_j = dL/dw_ij */
+            for (int a = 0; a < M; a++) dot += (double)q[a] * kj[a];
+            for (int c = 0; c < Dv; c++) P += k->acc[(size_t)c * T + i] * vj[c];
+            double c_ij = cw[j - i + T - 1], cp = c_ij * P, w = c_ij * dot;
+            for (int a = 0; a < M; a++) {
+                k->dq[(size_t)a * T + i] += cp * kj[a];
+                k->dk[(size_t)a * T + j] += cp * q[a];
+            }
+            for (int c = 0; c < Dv; c++) k->dv[(size_t)c * T + j] += w * k->acc[(size_t)c * T + i];
+            part[j - i + T - 1] += w * P; /* c dL/dc = w dL/dw */
+        }
+    }
+}
+
 static int clamp_workers(const sf_rpe_shape *s, int n_workers) {
     int pairs = s->B * s->H;
     if (n_workers < 1) n_workers = 1;
@@ -139,7 +203,9 @@ void sf_rpe_attention_forward(float *out, int ldo, float *den, const float *fq, 
     rpe_layout L = layout(s, scratch);
     sf_fft_plan plan;
     sf_fft_plan_init(&plan, L.N, L.plan);
-    kernel_spectra(&L, &plan, bias, s);
+    const int use_fft = sf_rpe_attention_uses_fft(s);
+    if (use_fft) kernel_spectra(&L, &plan, bias, s);
+    else offset_weights(&L, bias, s);
     const int T = s->T, M = s->M, Dv = s->Dv, N = L.N, pairs = s->B * s->H;
     int nw = clamp_workers(s, n_workers);
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nw)
@@ -147,9 +213,10 @@ void sf_rpe_attention_forward(float *out, int ldo, float *den, const float *fq, 
         int b = pr / s->H, h = pr % s->H, n = s->lens ? s->lens[b] : T;
         rpe_work k = worker(&L, s, omp_get_thread_num());
         const double *spec = L.spec + (size_t)h * (N + 2);
-        load_pair(&k, s, b, h, n, fq, fk, v, ldv);
-        memset(k.acc, 0, (size_t)(Dv + 1) * T * sizeof(double));
-        for (int a = 0; a < M; a++) {
+        if (!use_fft) direct_forward_pair(&k, spec, s, b, h, n, fq, fk, v, ldv);
+        else load_pair(&k, s, b, h, n, fq, fk, v, ldv);
+        if (use_fft) memset(k.acc, 0, (size_t)(Dv + 1) * T * sizeof(double));
+        for (int a = 0; a < (use_fft ? M : 0); a++) {
             const double *qa = k.fqc + (size_t)a * T, *ka = k.fkc + (size_t)a * T;
             for (int c = 0; c <= Dv; c++) {
                 product_spectrum(&plan, k.f0, ka, k.vt + (size_t)c * T, n, N);
@@ -192,7 +259,9 @@ void sf_rpe_attention_backward(float *dfq, float *dfk, float *dv, float *dbias, 
     rpe_layout L = layout(s, scratch);
     sf_fft_plan plan;
     sf_fft_plan_init(&plan, L.N, L.plan);
-    kernel_spectra(&L, &plan, bias, s);
+    const int use_fft = sf_rpe_attention_uses_fft(s);
+    if (use_fft) kernel_spectra(&L, &plan, bias, s);
+    else offset_weights(&L, bias, s);
     const int T = s->T, M = s->M, Dv = s->Dv, N = L.N, H = s->H, pairs = s->B * H;
     const int nb = 2 * s->max_T - 1, noff = 2 * T - 1;
     int nw = clamp_workers(s, n_workers);
@@ -201,7 +270,7 @@ void sf_rpe_attention_backward(float *dfq, float *dfk, float *dv, float *dbias, 
         int b = pr / H, h = pr % H, n = s->lens ? s->lens[b] : T;
         rpe_work k = worker(&L, s, omp_get_thread_num());
         const double *spec = L.spec + (size_t)h * (N + 2);
-        load_pair(&k, s, b, h, n, fq, fk, v, ldv);
+        if (use_fft) load_pair(&k, s, b, h, n, fq, fk, v, ldv);
         /* g~ into acc */
         for (int i = 0; i < n; i++) {
             const float *g = dout + ((size_t)b * T + i) * ldo + (size_t)h * Dv;
@@ -214,9 +283,12 @@ void sf_rpe_attention_backward(float *dfq, float *dfk, float *dv, float *dbias, 
             k.acc[(size_t)Dv * T + i] = -go / D;
         }
         memset(k.dq, 0, (size_t)(2 * M + Dv) * T * sizeof(double)); /* dq, dk, dv are adjacent */
+        double *part = L.dbpart + (size_t)pr * noff;
+        memset(part, 0, (size_t)noff * sizeof(double));
+        if (!use_fft) direct_backward_pair(&k, part, spec, s, b, h, n, fq, fk, v, ldv);
         double *dbs = k.f3;
         memset(dbs, 0, (size_t)(N + 2) * sizeof(double));
-        for (int a = 0; a < M; a++) {
+        for (int a = 0; a < (use_fft ? M : 0); a++) {
             const double *qa = k.fqc + (size_t)a * T, *ka = k.fkc + (size_t)a * T;
             double *dqa = k.dq + (size_t)a * T, *dka = k.dk + (size_t)a * T;
             for (int c = 0; c <= Dv; c++) {
@@ -242,12 +314,12 @@ void sf_rpe_attention_backward(float *dfq, float *dfk, float *dv, float *dbias, 
             }
         }
         /* dbias: the cross-correlation at lag m = j - i sits at m mod N */
-        sf_irfft(&plan, dbs);
-        const float *bh = bias + (size_t)h * nb;
-        double *part = L.dbpart + (size_t)pr * noff;
-        memset(part, 0, (size_t)noff * sizeof(double));
-        for (int m = -(n - 1); m <= (s->causal ? 0 : n - 1); m++)
-            part[m + T - 1] = weight(bh, s->max_T, m) * dbs[m >= 0 ? m : N + m];
+        if (use_fft) {
+            sf_irfft(&plan, dbs);
+            const float *bh = bias + (size_t)h * nb;
+            for (int m = -(n - 1); m <= (s->causal ? 0 : n - 1); m++)
+                part[m + T - 1] = weight(bh, s->max_T, m) * dbs[m >= 0 ? m : N + m];
+        }
         for (int t = 0; t < T; t++) {
             size_t row = (size_t)b * T + t;
             float *q = dfq + (row * H + h) * M, *kk = dfk + (row * H + h) * M;

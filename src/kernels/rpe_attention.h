@@ -57,7 +57,16 @@ typedef struct {
     int max_T;  /* bias has 2*max_T - 1 offsets per head; T <= max_T */
     int causal; /* 1: query i sees keys j <= i only */
     const int *lens;
+    int algo;   /* SF_RPE_AUTO (0), SF_RPE_FFT or SF_RPE_DIRECT; see below */
 } sf_rpe_shape;
+
+/* Algorithm: SF_RPE_FFT is the O(T log T) path above. For short sequences the FFTs cost more than
+ * the sums themselves (PatchTST's 42 tokens, 4 features per head: ~6x more), so SF_RPE_DIRECT
+ * computes the same sums directly, O(T^2 (M + Dv)) per (b, h), with the same threading and double
+ * accumulators. SF_RPE_AUTO picks the one with fewer estimated operations
+ * (sf_rpe_attention_uses_fft); tests force each. */
+enum { SF_RPE_AUTO = 0, SF_RPE_FFT = 1, SF_RPE_DIRECT = 2 };
+int sf_rpe_attention_uses_fft(const sf_rpe_shape *s);
 
 size_t sf_rpe_attention_scratch_doubles(const sf_rpe_shape *s, int n_workers);
 

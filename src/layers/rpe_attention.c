@@ -6,7 +6,8 @@
  * with c_m = exp(b_m) for the offsets m = j - i in -(max_T-1) .. max_T-1, one learned table per
  * head: <prefix>.rpe_bias [H, 2*max_T - 1], initialised to 0 (c = 1: the mixer starts as plain
  * kernelized attention; the paper does not state an initialisation that we could find). The
- * Toeplitz products are computed with FFTs in O(T log T) (kernels/rpe_attention.h).
+ * Toeplitz products are computed with FFTs in O(T log T), or directly in O(T^2) where that is
+ * cheaper (short sequences; option algorithm, kernels/rpe_attention.h).
  *
  * phi is the feature map (option feature_map): elu (elu(x) + 1, as "linear") or relu (max(x, 0)),
  * applied per head to the Dh-dim query and key. The paper's phi is FAVOR+ positive random features
@@ -34,7 +35,7 @@ typedef enum { RPE_FEATURES_ELU, RPE_FEATURES_RELU } rpe_feature_kind;
 typedef struct {
     sf_attention_proj proj;
     float *bias, *dbias; /* [H, 2*max_T - 1] */
-    int d, H, Dh, M, causal, max_T;
+    int d, H, Dh, M, causal, max_T, algo;
     rpe_feature_kind features;
 } sf_rpe_attention;
 
@@ -99,7 +100,7 @@ static void rpe_init(sf_mixer *m, sf_rng *rng) {
 }
 
 static sf_rpe_shape shape_of(const sf_rpe_attention *s, const sf_ctx *ctx) {
-    return (sf_rpe_shape){ctx->B, ctx->T, s->H, s->M, s->Dh, s->max_T, s->causal, ctx->lens};
+    return (sf_rpe_shape){ctx->B, ctx->T, s->H, s->M, s->Dh, s->max_T, s->causal, ctx->lens, s->algo};
 }
 
 /* The kernel's scratch (doubles) as floats from the arena (64-byte aligned). */
@@ -214,6 +215,8 @@ static const sf_option rpe_options[] = {
     {"causal", SF_OPT_BOOL, 0, NULL, 0, 1, NULL, "token t sees only tokens <= t"},
     {"feature_map", SF_OPT_CHOICE, 0, "elu", 0, 0, "elu|relu",
      "phi applied to each head's q and k (elu: elu(x)+1, relu: max(x,0))"},
+    {"algorithm", SF_OPT_CHOICE, 0, "auto", 0, 0, "auto|fft|direct",
+     "how the sums are computed (same result): fft O(T log T), direct O(T^2), auto the cheaper"},
 };
 
 static sf_mixer *rpe_create(const sf_mixer_args *a) {
@@ -229,6 +232,8 @@ static sf_mixer *rpe_create(const sf_mixer_args *a) {
     }
     const char *fm = sf_opt_str(a->opts, "feature_map");
     s->features = strcmp(fm, "relu") == 0 ? RPE_FEATURES_RELU : RPE_FEATURES_ELU;
+    const char *al = sf_opt_str(a->opts, "algorithm");
+    s->algo = !strcmp(al, "fft") ? SF_RPE_FFT : !strcmp(al, "direct") ? SF_RPE_DIRECT : SF_RPE_AUTO;
     s->d = a->d_model;
     s->max_T = a->max_T;
     s->M = feature_count(s);

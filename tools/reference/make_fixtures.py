@@ -95,12 +95,12 @@ GLU_BLOCKS = [
 # kernelized attention with relative positions (elu and relu features), bidirectional and causal
 RPE_BLOCKS = [
     {"kind": "metaformer", "placement": "pre", "norm": {"kind": "layernorm"},
-     "token_mixer": {"kind": "rpe", "n_heads": 2}, "channel_mixer": {"kind": "mlp", "d_ff": 16}},
+     "token_mixer": {"kind": "rpe", "n_heads": 2, "algorithm": "fft"}, "channel_mixer": {"kind": "mlp", "d_ff": 16}},
     {"kind": "metaformer", "placement": "post", "norm": {"kind": "layernorm"},
      "token_mixer": {"kind": "rpe", "n_heads": 2, "causal": True, "feature_map": "relu"},
      "channel_mixer": {"kind": "mlp", "d_ff": 16}},
     {"kind": "residual", "placement": "pre", "norm": {"kind": "rmsnorm"},
-     "mixer": {"kind": "rpe", "n_heads": 4, "causal": True}},
+     "mixer": {"kind": "rpe", "n_heads": 4, "causal": True, "algorithm": "fft"}},
 ]
 
 # PatchTST at its ETTh1 size (L=336, P=96, C=7, patch 16 / stride 8 -> N=42)

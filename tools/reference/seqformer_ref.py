@@ -209,7 +209,8 @@ MIXER_KINDS = {
                         "dropout": (_DROPOUT, 0)}),
     "identity": ("any", {}),
     "rpe": ("token", {"n_heads": (_opt_int(1), 4), "causal": (_opt_bool(), False),
-                      "feature_map": (_opt_enum("elu", "relu"), "elu")}),
+                      "feature_map": (_opt_enum("elu", "relu"), "elu"),
+                      "algorithm": (_opt_enum("auto", "fft", "direct"), "auto")}),  # C-side only: same math
 }
 POSITION_KINDS = {"learned": {}, "sinusoidal": {}, "none": {}}
 INPUT_KINDS = {"patches": {"patch_len": (_opt_int(1), 16), "stride": (_opt_int(1), 8)}}
