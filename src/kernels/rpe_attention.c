@@ -143,6 +143,62 @@ static void offset_weights(const rpe_layout *L, const float *bias, const sf_rpe_
                 weight(bias + (size_t)h * (2 * s->max_T - 1), s->max_T, m);
 }
 
+/* FFT forward of one (b, h) (features and values loaded column-major): for every feature a and
+ * column c of v~, y = Toeplitz(fk[a] v~[c]) by FFT, then acc[c] += fq[a] y. */
+static void fft_forward_pair(rpe_work *k, const sf_fft_plan *plan, const double *spec,
+                             const sf_rpe_shape *s, int n) {
+    int T = s->T, Dv = s->Dv, N = plan->n;
+    memset(k->acc, 0, (size_t)(Dv + 1) * T * sizeof(double));
+    for (int a = 0; a < s->M; a++) {
+        const double *qa = k->fqc + (size_t)a * T, *ka = k->fkc + (size_t)a * T;
+        for (int c = 0; c <= Dv; c++) {
+            product_spectrum(plan, k->f0, ka, k->vt + (size_t)c * T, n, N);
+            mul_spectrum(k->f0, spec, N, 0);
+            sf_irfft(plan, k->f0);
+            double *acc = k->acc + (size_t)c * T;
+            for (int i = 0; i < n; i++) acc[i] += qa[i] * k->f0[i];
+        }
+    }
+}
+
+/* FFT backward of one (b, h), with g~ in acc (formulas above sf_rpe_attention_backward): dq, dk,
+ * dv accumulated, and this pair's dbias contribution into part [2T-1]. */
+static void fft_backward_pair(rpe_work *k, double *part, const sf_fft_plan *plan, const double *spec,
+                              const float *bias_h, const sf_rpe_shape *s, int n) {
+    int T = s->T, Dv = s->Dv, N = plan->n;
+    double *dbs = k->f3;
+    memset(dbs, 0, (size_t)(N + 2) * sizeof(double));
+    for (int a = 0; a < s->M; a++) {
+        const double *qa = k->fqc + (size_t)a * T, *ka = k->fkc + (size_t)a * T;
+        double *dqa = k->dq + (size_t)a * T, *dka = k->dk + (size_t)a * T;
+        for (int c = 0; c <= Dv; c++) {
+            const double *vc = k->vt + (size_t)c * T, *gc = k->acc + (size_t)c * T;
+            double *Y = k->f0, *X = k->f1, *tmp = k->f2;
+            product_spectrum(plan, Y, ka, vc, n, N);
+            product_spectrum(plan, X, qa, gc, n, N);
+            for (int f = 0; f <= N / 2; f++) { /* += conj(X) Y */
+                dbs[2 * f] += X[2 * f] * Y[2 * f] + X[2 * f + 1] * Y[2 * f + 1];
+                dbs[2 * f + 1] += X[2 * f] * Y[2 * f + 1] - X[2 * f + 1] * Y[2 * f];
+            }
+            memcpy(tmp, Y, (size_t)(N + 2) * sizeof(double));
+            mul_spectrum(tmp, spec, N, 0);
+            sf_irfft(plan, tmp); /* U[.][a][c] */
+            for (int i = 0; i < n; i++) dqa[i] += gc[i] * tmp[i];
+            mul_spectrum(X, spec, N, 1);
+            sf_irfft(plan, X); /* V[.][a][c] */
+            for (int j = 0; j < n; j++) dka[j] += vc[j] * X[j];
+            if (c < Dv) {
+                double *dvc = k->dv + (size_t)c * T;
+                for (int j = 0; j < n; j++) dvc[j] += ka[j] * X[j];
+            }
+        }
+    }
+    /* dbias: the cross-correlation at lag m = j - i sits at m mod N */
+    sf_irfft(plan, dbs);
+    for (int m = -(n - 1); m <= (s->causal ? 0 : n - 1); m++)
+        part[m + T - 1] = weight(bias_h, s->max_T, m) * dbs[m >= 0 ? m : N + m];
+}
+
 /* Direct forward of one (b, h): numerators and denominator (before eps) into acc [Dv+1][T]. */
 static void direct_forward_pair(rpe_work *k, const double *cw, const sf_rpe_shape *s, int b, int h,
                                 int n, const float *fq, const float *fk, const float *v, int ldv) {
@@ -206,25 +262,18 @@ void sf_rpe_attention_forward(float *out, int ldo, float *den, const float *fq, 
     const int use_fft = sf_rpe_attention_uses_fft(s);
     if (use_fft) kernel_spectra(&L, &plan, bias, s);
     else offset_weights(&L, bias, s);
-    const int T = s->T, M = s->M, Dv = s->Dv, N = L.N, pairs = s->B * s->H;
+    const int T = s->T, Dv = s->Dv, N = L.N, pairs = s->B * s->H;
     int nw = clamp_workers(s, n_workers);
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nw)
     for (int pr = 0; pr < pairs; pr++) {
         int b = pr / s->H, h = pr % s->H, n = s->lens ? s->lens[b] : T;
         rpe_work k = worker(&L, s, omp_get_thread_num());
         const double *spec = L.spec + (size_t)h * (N + 2);
-        if (!use_fft) direct_forward_pair(&k, spec, s, b, h, n, fq, fk, v, ldv);
-        else load_pair(&k, s, b, h, n, fq, fk, v, ldv);
-        if (use_fft) memset(k.acc, 0, (size_t)(Dv + 1) * T * sizeof(double));
-        for (int a = 0; a < (use_fft ? M : 0); a++) {
-            const double *qa = k.fqc + (size_t)a * T, *ka = k.fkc + (size_t)a * T;
-            for (int c = 0; c <= Dv; c++) {
-                product_spectrum(&plan, k.f0, ka, k.vt + (size_t)c * T, n, N);
-                mul_spectrum(k.f0, spec, N, 0);
-                sf_irfft(&plan, k.f0);
-                double *acc = k.acc + (size_t)c * T;
-                for (int i = 0; i < n; i++) acc[i] += qa[i] * k.f0[i];
-            }
+        if (use_fft) {
+            load_pair(&k, s, b, h, n, fq, fk, v, ldv);
+            fft_forward_pair(&k, &plan, spec, s, n);
+        } else {
+            direct_forward_pair(&k, spec, s, b, h, n, fq, fk, v, ldv);
         }
         float *dn = den + (size_t)pr * T;
         for (int i = 0; i < T; i++) {
@@ -271,7 +320,7 @@ void sf_rpe_attention_backward(float *dfq, float *dfk, float *dv, float *dbias, 
         rpe_work k = worker(&L, s, omp_get_thread_num());
         const double *spec = L.spec + (size_t)h * (N + 2);
         if (use_fft) load_pair(&k, s, b, h, n, fq, fk, v, ldv);
-        /* g~ into acc */
+        /* g~ into acc (both paths read it there) */
         for (int i = 0; i < n; i++) {
             const float *g = dout + ((size_t)b * T + i) * ldo + (size_t)h * Dv;
             const float *o = out + ((size_t)b * T + i) * ldo + (size_t)h * Dv;
@@ -285,41 +334,8 @@ void sf_rpe_attention_backward(float *dfq, float *dfk, float *dv, float *dbias, 
         memset(k.dq, 0, (size_t)(2 * M + Dv) * T * sizeof(double)); /* dq, dk, dv are adjacent */
         double *part = L.dbpart + (size_t)pr * noff;
         memset(part, 0, (size_t)noff * sizeof(double));
-        if (!use_fft) direct_backward_pair(&k, part, spec, s, b, h, n, fq, fk, v, ldv);
-        double *dbs = k.f3;
-        memset(dbs, 0, (size_t)(N + 2) * sizeof(double));
-        for (int a = 0; a < (use_fft ? M : 0); a++) {
-            const double *qa = k.fqc + (size_t)a * T, *ka = k.fkc + (size_t)a * T;
-            double *dqa = k.dq + (size_t)a * T, *dka = k.dk + (size_t)a * T;
-            for (int c = 0; c <= Dv; c++) {
-                const double *vc = k.vt + (size_t)c * T, *gc = k.acc + (size_t)c * T;
-                double *Y = k.f0, *X = k.f1, *tmp = k.f2;
-                product_spectrum(&plan, Y, ka, vc, n, N);
-                product_spectrum(&plan, X, qa, gc, n, N);
-                for (int f = 0; f <= N / 2; f++) { /* += conj(X) Y */
-                    dbs[2 * f] += X[2 * f] * Y[2 * f] + X[2 * f + 1] * Y[2 * f + 1];
-                    dbs[2 * f + 1] += X[2 * f] * Y[2 * f + 1] - X[2 * f + 1] * Y[2 * f];
-                }
-                memcpy(tmp, Y, (size_t)(N + 2) * sizeof(double));
-                mul_spectrum(tmp, spec, N, 0);
-                sf_irfft(&plan, tmp); /* U[.][a][c] */
-                for (int i = 0; i < n; i++) dqa[i] += gc[i] * tmp[i];
-                mul_spectrum(X, spec, N, 1);
-                sf_irfft(&plan, X); /* V[.][a][c] */
-                for (int j = 0; j < n; j++) dka[j] += vc[j] * X[j];
-                if (c < Dv) {
-                    double *dvc = k.dv + (size_t)c * T;
-                    for (int j = 0; j < n; j++) dvc[j] += ka[j] * X[j];
-                }
-            }
-        }
-        /* dbias: the cross-correlation at lag m = j - i sits at m mod N */
-        if (use_fft) {
-            sf_irfft(&plan, dbs);
-            const float *bh = bias + (size_t)h * nb;
-            for (int m = -(n - 1); m <= (s->causal ? 0 : n - 1); m++)
-                part[m + T - 1] = weight(bh, s->max_T, m) * dbs[m >= 0 ? m : N + m];
-        }
+        if (use_fft) fft_backward_pair(&k, part, &plan, spec, bias + (size_t)h * nb, s, n);
+        else direct_backward_pair(&k, part, spec, s, b, h, n, fq, fk, v, ldv);
         for (int t = 0; t < T; t++) {
             size_t row = (size_t)b * T + t;
             float *q = dfq + (row * H + h) * M, *kk = dfk + (row * H + h) * M;
