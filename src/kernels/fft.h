@@ -19,7 +19,10 @@
  * Why double: the relative-position attention (kernels/rpe_attention.h) sums up to 4096 terms per
  * output with weights of different sizes; the FFT's rounding error is relative to the norm of the
  * whole transformed vector, so in float the early rows of a causal product (one term against a
- * norm of thousands) would lose ~3 decimal digits. tests/test_fft.c measures the double error. */
+ * norm of thousands) lose digits. Measured (bench/rpe_fft_precision.py, float32 FFTs against
+ * float64): causal attention output rel err 1.7e-5 at T = 512 and 1.6e-3 at T = 4096
+ * (bidirectional 2-3e-7), past the 1e-5 the kernel must meet; in double, tests/test_fft.c measures
+ * 5e-15 against the DFT and the attention matches its double reference to float rounding. */
 #ifndef SF_KERNELS_FFT_H
 #define SF_KERNELS_FFT_H
 
