@@ -65,7 +65,9 @@ static void features_forward(const sf_rpe_attention *s, float *phi, const float 
     }
 }
 
-/* dx[r*ldx + h*Dh ..] = (d phi / d x)^T dphi[r][h] (overwrites). FAVOR+ plugs in here too. */
+/* dx[r*ldx + h*Dh ..] = (d phi / d x)^T dphi[r][h] (overwrites). FAVOR+ plugs in here too; padded
+ * rows (ctx->lens) hold garbage q and k and get dphi = 0, so a map whose derivative can overflow
+ * there (exp of a large projection) must write 0 for them rather than 0 * inf. */
 static void features_backward(const sf_rpe_attention *s, float *dx, int ldx, const float *dphi,
                               const float *x, long rows) {
     int HD = s->H * s->Dh;
