@@ -199,46 +199,57 @@ static void fft_backward_pair(rpe_work *k, double *part, const sf_fft_plan *plan
         part[m + T - 1] = weight(bias_h, s->max_T, m) * dbs[m >= 0 ? m : N + m];
 }
 
-/* Direct forward of one (b, h): numerators and denominator (before eps) into acc [Dv+1][T]. */
+/* Direct forward of one (b, h): numerators and denominator (before eps) into acc [Dv+1][T]
+ * (the dv region, unused in forward, holds one row of numerators while j runs). */
 static void direct_forward_pair(rpe_work *k, const double *cw, const sf_rpe_shape *s, int b, int h,
                                 int n, const float *fq, const float *fk, const float *v, int ldv) {
     int T = s->T, M = s->M, Dv = s->Dv;
+    double *num = k->dv;
     for (int i = 0; i < n; i++) {
         const float *q = fq + (((size_t)b * T + i) * s->H + h) * M;
         double dsum = 0;
-        for (int c = 0; c < Dv; c++) k->acc[(size_t)c * T + i] = 0;
+        memset(num, 0, (size_t)Dv * sizeof(double));
         for (int j = 0; j < (s->causal ? i + 1 : n); j++) {
             const float *kj = fk + (((size_t)b * T + j) * s->H + h) * M;
             const float *vj = v + ((size_t)b * T + j) * ldv + (size_t)h * Dv;
             double dot = 0;
             for (int a = 0; a < M; a++) dot += (double)q[a] * kj[a];
             double w = cw[j - i + T - 1] * dot;
-            for (int c = 0; c < Dv; c++) k->acc[(size_t)c * T + i] += w * vj[c];
+            for (int c = 0; c < Dv; c++) num[c] += w * vj[c];
             dsum += w;
         }
+        for (int c = 0; c < Dv; c++) k->acc[(size_t)c * T + i] = num[c];
         k->acc[(size_t)Dv * T + i] = dsum;
     }
 }
 
-/* Direct backward of one (b, h), with g~ in acc: dq, dk [M][T], dv [Dv][T], dbias part [2T-1]. */
+/* Direct backward of one (b, h), with g~ in acc. Row-major here (the inner loops run along a
+ * row): g~ is copied to [T][Dv+1] in the vt region, and dq, dk [T][M], dv [T][Dv] accumulate
+ * row-major in their regions (the caller's store reads them so); dbias part [2T-1]. */
 static void direct_backward_pair(rpe_work *k, double *part, const double *cw, const sf_rpe_shape *s,
                                  int b, int h, int n, const float *fq, const float *fk, const float *v,
                                  int ldv) {
-    int T = s->T, M = s->M, Dv = s->Dv;
+    int T = s->T, M = s->M, Dv = s->Dv, C = Dv + 1;
+    double *gt = k->vt;
+    for (int i = 0; i < n; i++)
+        for (int c = 0; c < C; c++) gt[(size_t)i * C + c] = k->acc[(size_t)c * T + i];
     for (int i = 0; i < n; i++) {
         const float *q = fq + (((size_t)b * T + i) * s->H + h) * M;
+        const double *gi = gt + (size_t)i * C;
+        double *dqi = k->dq + (size_t)i * M;
         for (int j = 0; j < (s->causal ? i + 1 : n); j++) {
             const float *kj = fk + (((size_t)b * T + j) * s->H + h) * M;
             const float *vj = v + ((size_t)b * T + j) * ldv + (size_t)h * Dv;
-            double dot = 0, P = k->acc[(size_t)Dv * T + i]; /* P = g~_i . v~_j = dL/dw_ij */
+            double *dkj = k->dk + (size_t)j * M, *dvj = k->dv + (size_t)j * Dv;
+            double dot = 0, P = gi[Dv]; /* P = g~_i . v~_j = dL/dw_ij */
             for (int a = 0; a < M; a++) dot += (double)q[a] * kj[a];
-            for (int c = 0; c < Dv; c++) P += k->acc[(size_t)c * T + i] * vj[c];
+            for (int c = 0; c < Dv; c++) P += gi[c] * vj[c];
             double c_ij = cw[j - i + T - 1], cp = c_ij * P, w = c_ij * dot;
             for (int a = 0; a < M; a++) {
-                k->dq[(size_t)a * T + i] += cp * kj[a];
-                k->dk[(size_t)a * T + j] += cp * q[a];
+                dqi[a] += cp * kj[a];
+                dkj[a] += cp * q[a];
             }
-            for (int c = 0; c < Dv; c++) k->dv[(size_t)c * T + j] += w * k->acc[(size_t)c * T + i];
+            for (int c = 0; c < Dv; c++) dvj[c] += w * gi[c];
             part[j - i + T - 1] += w * P; /* c dL/dc = w dL/dw */
         }
     }
@@ -341,11 +352,14 @@ void sf_rpe_attention_backward(float *dfq, float *dfk, float *dv, float *dbias, 
             float *q = dfq + (row * H + h) * M, *kk = dfk + (row * H + h) * M;
             float *vv = dv + row * ldv + (size_t)h * Dv;
             int valid = t < n;
+            /* column-major [.][T] from the FFT path, row-major [T][.] from the direct one */
+            size_t qs = use_fft ? (size_t)T : 1, qo = use_fft ? (size_t)t : (size_t)t * M;
+            size_t vs = use_fft ? (size_t)T : 1, vo = use_fft ? (size_t)t : (size_t)t * Dv;
             for (int a = 0; a < M; a++) {
-                q[a] = valid ? (float)k.dq[(size_t)a * T + t] : 0.0f;
-                kk[a] = valid ? (float)k.dk[(size_t)a * T + t] : 0.0f;
+                q[a] = valid ? (float)k.dq[a * qs + qo] : 0.0f;
+                kk[a] = valid ? (float)k.dk[a * qs + qo] : 0.0f;
             }
-            for (int c = 0; c < Dv; c++) vv[c] = valid ? (float)k.dv[(size_t)c * T + t] : 0.0f;
+            for (int c = 0; c < Dv; c++) vv[c] = valid ? (float)k.dv[c * vs + vo] : 0.0f;
         }
     }
     /* sum the pairs' contributions over b in a fixed order */
