@@ -208,12 +208,13 @@ int main(void) {
     }
     /* the automatic choice: direct for PatchTST's shape, FFT for long sequences */
     sf_rpe_shape patchtst = {896, 42, 4, 4, 4, 42, 0, NULL, SF_RPE_AUTO};
-    sf_rpe_shape paper = {1, 4096, 8, 64, 64, 4096, 0, NULL, SF_RPE_AUTO};
-    sf_rpe_shape longer = {1, 8192, 8, 64, 64, 8192, 0, NULL, SF_RPE_AUTO};
-    printf("auto: T=42 M=Dv=4 -> %s; T=4096 M=Dv=64 -> %s; T=8192 -> %s\n",
-           sf_rpe_attention_uses_fft(&patchtst) ? "fft" : "direct", sf_rpe_attention_uses_fft(&paper) ? "fft" : "direct",
+    sf_rpe_shape mid = {1, 512, 8, 64, 64, 512, 0, NULL, SF_RPE_AUTO};
+    sf_rpe_shape longer = {1, 4096, 8, 64, 64, 4096, 0, NULL, SF_RPE_AUTO};
+    printf("auto: T=42 M=Dv=4 -> %s; T=512 M=Dv=64 -> %s; T=4096 -> %s\n",
+           sf_rpe_attention_uses_fft(&patchtst) ? "fft" : "direct", sf_rpe_attention_uses_fft(&mid) ? "fft" : "direct",
            sf_rpe_attention_uses_fft(&longer) ? "fft" : "direct");
-    CHECK(!sf_rpe_attention_uses_fft(&patchtst) && sf_rpe_attention_uses_fft(&longer));
+    CHECK(!sf_rpe_attention_uses_fft(&patchtst) && !sf_rpe_attention_uses_fft(&mid) &&
+          sf_rpe_attention_uses_fft(&longer));
     printf("worst fast-vs-reference rel err over all cases: %.2e (tolerance 1e-5)\n", worst_all);
     return test_finish();
 }

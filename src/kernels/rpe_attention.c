@@ -127,10 +127,12 @@ static void load_pair(rpe_work *k, const sf_rpe_shape *s, int b, int h, int n, c
 int sf_rpe_attention_uses_fft(const sf_rpe_shape *s) {
     if (s->algo != SF_RPE_AUTO) return s->algo == SF_RPE_FFT;
     /* forward operation counts: M*(Dv+1) products of two real FFTs (~2.5 N log2 N each), the
-     * spectrum product and the contraction; against T^2 (or T^2/2) pairs of M + Dv + 1 terms */
+     * spectrum product and the contraction; against T^2 (or T^2/2) pairs of M + Dv + 1 terms,
+     * weighted 2x: bench_rpe (B=1, H=8, M = Dv = 64, one thread) measured the two paths equal at
+     * T ~ 1024, where these counts alone put the direct path at half the FFT path's */
     double T = s->T, N = sf_fft_size_at_least(2 * s->T), lg = log2(N);
     double fft = (double)s->M * (s->Dv + 1) * (5.0 * N * lg + 4.0 * N + 2.0 * T);
-    double direct = (s->causal ? 0.5 : 1.0) * T * T * (2.0 * s->M + 2.0 * s->Dv + 2.0);
+    double direct = 2.0 * (s->causal ? 0.5 : 1.0) * T * T * (2.0 * s->M + 2.0 * s->Dv + 2.0);
     return fft < direct;
 }
 
