@@ -192,6 +192,12 @@ static void check_mixer(const char *kind, int causal) {
     else if (!strcmp(kind, "mlp") || !strcmp(kind, "mlp-relu"))
         snprintf(json, sizeof json, "{\"kind\":\"mlp\",\"d_ff\":12,\"activation\":\"%s\"}",
                  strcmp(kind, "mlp") ? "relu" : "gelu");
+    else if (!strcmp(kind, "rpe-relu"))
+        snprintf(json, sizeof json, "{\"kind\":\"rpe\",\"n_heads\":2,\"causal\":%s,\"feature_map\":\"relu\"}",
+                 causal ? "true" : "false");
+    else if (!strcmp(kind, "rpe-fft"))
+        snprintf(json, sizeof json, "{\"kind\":\"rpe\",\"n_heads\":2,\"causal\":%s,\"algorithm\":\"fft\"}",
+                 causal ? "true" : "false");
     else if (!strcmp(kind, "identity"))
         snprintf(json, sizeof json, "{\"kind\":\"identity\"}");
     else
@@ -448,6 +454,12 @@ static void check_paddings(void) {
     check_padding("pad: parallel linear causal",
                   "{\"kind\":\"parallel\",\"token_mixer\":{\"kind\":\"linear\",\"n_heads\":4,\"causal\":true},"
                   "\"channel_mixer\":{\"kind\":\"mlp\",\"d_ff\":12}}", 0, 0);
+    check_padding("pad: metaformer rpe",
+                  "{\"kind\":\"metaformer\",\"token_mixer\":{\"kind\":\"rpe\",\"n_heads\":2},"
+                  "\"channel_mixer\":{\"kind\":\"mlp\",\"d_ff\":12}}", 0, 0);
+    check_padding("pad: residual rpe causal relu",
+                  "{\"kind\":\"residual\",\"norm\":{\"kind\":\"rmsnorm\"},\"mixer\":{\"kind\":\"rpe\","
+                  "\"n_heads\":4,\"causal\":true,\"feature_map\":\"relu\",\"algorithm\":\"fft\"}}", 0, 0);
     check_padding("pad: residual batchnorm mlp (training)",
                   "{\"kind\":\"residual\",\"norm\":{\"kind\":\"batchnorm\"},\"mixer\":{\"kind\":\"mlp\",\"d_ff\":12}}",
                   1, 1);
@@ -643,6 +655,17 @@ int main(void) {
     check_model("patchtst", "softmax", "post", "learned");
     check_model("patchtst", "linear", "pre", "sinusoidal");
     check_model("dlinear", "softmax", "post", "learned");
+    check_mixer("rpe", 0);
+    check_mixer("rpe", 1);
+    check_mixer("rpe-fft", 0);
+    check_mixer("rpe-fft", 1);
+    check_block("rpe", 1, SF_NORM_LAYERNORM, 1);
+    check_block("rpe", 0, SF_NORM_RMSNORM, 0);
+    check_model("patchtst", "rpe", "pre", "learned");
+    g_kinked = 1;
+    check_mixer("rpe-relu", 0);
+    check_mixer("rpe-relu", 1);
+    g_kinked = 0;
     g_kinked = 1;
     check_mixer("mlp-relu", 0);
     g_kinked = 0;
@@ -655,6 +678,8 @@ int main(void) {
     /* bad options are reported with their path, not crashed on */
     CHECK(make_mixer("{\"kind\":\"softmax\",\"n_heads\":3}", 8, 4) == NULL &&
           strstr(sf_error_message(), "blocks[0].mixer: n_heads: 3 does not divide d_model 8"));
+    CHECK(make_mixer("{\"kind\":\"rpe\",\"feature_map\":\"favor\"}", 8, 4) == NULL &&
+          strstr(sf_error_message(), "blocks[0].mixer.feature_map"));
     CHECK(make_mixer("{\"kind\":\"nope\"}", 8, 4) == NULL &&
           strstr(sf_error_message(), "blocks[0].mixer.kind: unknown mixer 'nope' (known: softmax"));
     return test_finish();

@@ -170,5 +170,6 @@ int main(void) {
     check_fixture("tests/fixtures/fastformer.safetensors");
     check_fixture("tests/fixtures/linformer.safetensors");
     check_fixture("tests/fixtures/ls.safetensors");
+    check_fixture("tests/fixtures/patchtst_rpe.safetensors");
     return test_finish();
 }

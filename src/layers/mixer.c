@@ -16,6 +16,7 @@ const sf_mixer_def *const sf_mixer_registry[] = {
     &sf_mixer_fastformer,
     &sf_mixer_linformer,
     &sf_mixer_ls,
+    &sf_mixer_rpe,
 };
 const int sf_mixer_registry_n = (int)(sizeof sf_mixer_registry / sizeof *sf_mixer_registry);
 

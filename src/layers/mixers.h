@@ -17,5 +17,6 @@ extern const sf_mixer_def sf_mixer_ls;       /* ls_attention.c (local + global h
 /* SF_ERR (message naming the option) when a sliding window covers every key of a max_T-token
  * sequence (window >= max_T - 1): local_attention.c, shared with ls_attention.c. */
 int sf_local_window_check(int window, int max_T);
+extern const sf_mixer_def sf_mixer_rpe;      /* rpe_attention.c (relative positions by FFT) */
 
 #endif

@@ -119,6 +119,16 @@ LS_BLOCKS = [
      "token_mixer": {"kind": "ls", "n_heads": 2, "local_heads": 1, "window": 3, "causal": True},
      "channel_mixer": {"kind": "mlp", "d_ff": 12}},
 ]
+# kernelized attention with relative positions (elu and relu features), bidirectional and causal
+RPE_BLOCKS = [
+    {"kind": "metaformer", "placement": "pre", "norm": {"kind": "layernorm"},
+     "token_mixer": {"kind": "rpe", "n_heads": 2, "algorithm": "fft"}, "channel_mixer": {"kind": "mlp", "d_ff": 16}},
+    {"kind": "metaformer", "placement": "post", "norm": {"kind": "layernorm"},
+     "token_mixer": {"kind": "rpe", "n_heads": 2, "causal": True, "feature_map": "relu"},
+     "channel_mixer": {"kind": "mlp", "d_ff": 16}},
+    {"kind": "residual", "placement": "pre", "norm": {"kind": "rmsnorm"},
+     "mixer": {"kind": "rpe", "n_heads": 4, "causal": True, "algorithm": "fft"}},
+]
 
 # PatchTST at its ETTh1 size (L=336, P=96, C=7, patch 16 / stride 8 -> N=42)
 ETTH1 = dict(seq_len=336, pred_len=96, n_channels=7)
@@ -160,6 +170,7 @@ FIXTURES = [
     Fixture("linformer", patchtst_cfg(LINFORMER_BLOCKS), 4),
     # long-short heads: 2 local of 4 (window 2), and 1 local of 2 causal (window 3)
     Fixture("ls", patchtst_cfg(LS_BLOCKS), 4),
+    Fixture("patchtst_rpe", patchtst_cfg(RPE_BLOCKS), 4),
 ]
 
 

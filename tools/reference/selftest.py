@@ -140,7 +140,7 @@ def np_gelu(x):
 
 
 def np_attention(x, sd, pre, spec):
-    """softmax / local (sliding window) / linear (elu+1) attention, straight from the formulas: a loop over heads and query
+    """softmax / local (sliding window) / linear (elu+1) / rpe attention, straight from the formulas: a loop over heads and query
     positions (vectorised over the series)."""
     Bp, N, d = x.shape
     H = spec["n_heads"]
@@ -156,7 +156,12 @@ def np_attention(x, sd, pre, spec):
             lo, j = 0, i + 1 if spec["causal"] else N
             if spec["kind"] == "local" or (spec["kind"] == "ls" and hh < spec["local_heads"]):
                 lo, j = max(0, i - spec["window"]), min(j, i + spec["window"] + 1)  # keys within `window` of i
-            if spec["kind"] in ("softmax", "local", "ls"):
+            if spec["kind"] == "rpe":  # w_ij = exp(bias[h, j - i + N - 1]) phi(q_i).phi(k_j)
+                f = phi if spec["feature_map"] == "elu" else (lambda a: np.maximum(a, 0.0))
+                c = np.exp(sd[pre + ".rpe_bias"][hh, np.arange(j) - i + N - 1])
+                w = np.einsum("bd,bjd->bj", f(q[:, i]), f(k[:, :j])) * c
+                o = np.einsum("bj,bjd->bd", w, v[:, :j]) / (w.sum(-1, keepdims=True) + 1e-6)
+            elif spec["kind"] in ("softmax", "local", "ls"):
                 s = np.einsum("bd,bjd->bj", q[:, i], k[:, lo:j]) * dh ** -0.5
                 w = np.exp(s - s.max(-1, keepdims=True))
                 w /= w.sum(-1, keepdims=True)
@@ -672,8 +677,15 @@ def test_fixtures_reproduce():
         # exactly zero gradient mathematically; the stored values are float32 noise
         zero_grad = ref.zero_grad_params(model) if bn else set()
         gmax = max(np.abs(tensors["grad." + n]).max() for n in pnames)
-        nonzero = all(np.abs(tensors["grad." + n]).min() > 0 or np.count_nonzero(tensors["grad." + n]) > 0.9 *
-                      tensors["grad." + n].size for n in pnames if n not in zero_grad)
+
+        def used(n):  # a causal rpe mixer never uses its positive offsets (the last max_t - 1 columns)
+            g = tensors["grad." + n]
+            if not n.endswith(".rpe_bias"):
+                return g
+            mod = model.get_submodule(n.rsplit(".", 1)[0])
+            return g[:, :mod.max_t] if mod.causal else g
+        nonzero = all(np.abs(used(n)).min() > 0 or np.count_nonzero(used(n)) > 0.9 * used(n).size
+                      for n in pnames if n not in zero_grad)
         nonzero = nonzero and all(np.abs(tensors["grad." + n]).max() < 1e-6 * gmax for n in zero_grad)
         B = fx.batch
         shapes = tensors["loss"].shape == (1,) and tensors["x"].dtype == np.float32 and \

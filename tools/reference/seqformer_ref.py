@@ -216,6 +216,9 @@ MIXER_KINDS = {
                             "k": (_opt_int(1), 8), "share_kv": (_opt_bool(), False)}),
     "ls": ("token", {"n_heads": (_opt_int(1), 4), "causal": (_opt_bool(), False), "window": (_opt_int(1), 4),
                      "local_heads": (_opt_int(1), 2)}),
+    "rpe": ("token", {"n_heads": (_opt_int(1), 4), "causal": (_opt_bool(), False),
+                      "feature_map": (_opt_enum("elu", "relu"), "elu"),
+                      "algorithm": (_opt_enum("auto", "fft", "direct"), "auto")}),  # C-side only: same math
 }
 POSITION_KINDS = {"learned": {}, "sinusoidal": {}, "none": {}}
 INPUT_KINDS = {"patches": {"patch_len": (_opt_int(1), 16), "stride": (_opt_int(1), 8)}}
@@ -787,12 +790,51 @@ class GLU(nn.Module):
         return self.fc2(self.drop(self.act(gate) * value))
 
 
+class RPEMixer(nn.Module):
+    """Token mixer rpe: kernelized attention with a learned relative-position bias (Luo et al. 2021),
+    the naive O(N^2) form: per head, with phi = elu + 1 or relu on q and k,
+      w_ij = exp(rpe_bias[h, j - i + max_t - 1]) * phi(q_i) . phi(k_j)   (causal: j <= i only)
+      o_i = sum_j w_ij v_j / (sum_j w_ij + LINATTN_EPS)
+    Parameters qkv [3d, d], out [d, d] (as Mixer), rpe_bias [H, 2*max_t - 1] (init 0); max_t is the
+    number of tokens the model runs (PatchTST: its patches). The C mixer computes the same sums with
+    FFTs."""
+
+    def __init__(self, d, n_heads, causal, feature_map, max_t):
+        super().__init__()
+        if d % n_heads:
+            raise ValueError("d_model must be divisible by n_heads")
+        if max_t is None or max_t < 1:
+            raise ValueError("rpe needs the sequence length (max_t)")
+        self.d, self.h, self.causal, self.feature_map, self.max_t = d, n_heads, causal, feature_map, max_t
+        self.qkv = nn.Linear(d, 3 * d)
+        self.out = nn.Linear(d, d)
+        self.rpe_bias = nn.Parameter(torch.zeros(n_heads, 2 * max_t - 1))
+
+    def phi(self, x):
+        return elu_feature_map(x) if self.feature_map == "elu" else F.relu(x)
+
+    def forward(self, x):
+        b, n, d = x.shape
+        h, dh = self.h, d // self.h
+        qkv = self.qkv(x)
+        q, k, v = (qkv[:, :, i * d:(i + 1) * d].reshape(b, n, h, dh).transpose(1, 2) for i in range(3))
+        pos = torch.arange(n, device=x.device)
+        offset = pos[None, :] - pos[:, None] + self.max_t - 1  # [i, j] -> j - i + max_t - 1
+        w = (self.phi(q) @ self.phi(k).transpose(-2, -1)) * torch.exp(self.rpe_bias)[:, offset]
+        if self.causal:
+            w = w * torch.tril(torch.ones(n, n, dtype=w.dtype, device=w.device))
+        o = (w @ v) / (w.sum(-1, keepdim=True) + LINATTN_EPS)
+        return self.out(o.transpose(1, 2).reshape(b, n, d))
+
+
 def make_mixer(spec, d, max_T=None):
     """spec: a canonical mixer object -> module (identity: nn.Identity, no parameters).  max_T (the
     longest sequence) is needed by linformer only."""
     kind = spec["kind"]
     if kind in EFFICIENT_MIXERS:
         return EFFICIENT_MIXERS[kind](d, spec, max_T)
+    if kind == "rpe":
+        return RPEMixer(d, spec["n_heads"], bool(spec["causal"]), spec["feature_map"], max_T)
     if kind in ("softmax", "linear"):
         return Mixer(d, spec["n_heads"], kind, bool(spec["causal"]))
     if kind == "mlp":
