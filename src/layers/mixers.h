@@ -5,9 +5,10 @@
 #include "layers/layer.h"
 
 extern const sf_mixer_def sf_mixer_softmax;  /* softmax_attention.c */
-extern const sf_mixer_def sf_mixer_linear;   /* linear_attention.c (elu+1) */
+extern const sf_mixer_def sf_mixer_linear;   /* linear_attention.c (elu+1, relu, favor) */
 extern const sf_mixer_def sf_mixer_mlp;      /* mlp.c */
 extern const sf_mixer_def sf_mixer_glu;      /* glu.c (SwiGLU, GEGLU) */
 extern const sf_mixer_def sf_mixer_identity; /* identity.c */
+extern const sf_mixer_def sf_mixer_cosformer; /* cosformer.c */
 
 #endif
