@@ -92,6 +92,13 @@ GLU_BLOCKS = [
      "mixer": {"kind": "glu", "d_ff": 8, "activation": "silu"}},
 ]
 
+def with_token_mixer(mixer, placement="pre", norm="layernorm", d_ff=16, repeat=2):
+    """A metaformer block entry around a token mixer object (for mixers with options of their own)."""
+    return {"kind": "metaformer", "repeat": repeat, "placement": placement, "dropout": 0,
+            "norm": {"kind": norm}, "token_mixer": mixer,
+            "channel_mixer": {"kind": "mlp", "d_ff": d_ff, "activation": "gelu", "dropout": 0}}
+
+
 # PatchTST at its ETTh1 size (L=336, P=96, C=7, patch 16 / stride 8 -> N=42)
 ETTH1 = dict(seq_len=336, pred_len=96, n_channels=7)
 ETTH1_INPUT = {"kind": "patches", "patch_len": 16, "stride": 8}
@@ -124,6 +131,20 @@ FIXTURES = [
                          size=dict(ETTH1, d_model=64), input=ETTH1_INPUT), 16, init="fan_in"),
     # gated channel mixers (SwiGLU, GEGLU) in a metaformer, a parallel block and as a residual's mixer
     Fixture("glu", patchtst_cfg(GLU_BLOCKS), 4),
+    # linear attention with other feature maps (relu; FAVOR+ with the projection buffer stored in the
+    # file, bidirectional and causal) and cosFormer (bidirectional and causal)
+    Fixture("linear_favor", patchtst_cfg([
+        with_token_mixer({"kind": "linear", "feature_map": "favor", "n_features": 10, "n_heads": 2})]), 4),
+    Fixture("linear_favor_causal", patchtst_cfg([
+        with_token_mixer({"kind": "linear", "feature_map": "favor", "n_features": 16, "n_heads": 2,
+                          "causal": True}, "post", "rmsnorm")], positions="sinusoidal"), 4),
+    Fixture("cosformer", patchtst_cfg([with_token_mixer({"kind": "cosformer", "n_heads": 2})]), 4),
+    Fixture("cosformer_causal", patchtst_cfg([
+        with_token_mixer({"kind": "cosformer", "n_heads": 4, "causal": True}, "post", "layernorm")]), 4),
+    Fixture("linear_relu", patchtst_cfg([
+        with_token_mixer({"kind": "linear", "feature_map": "relu", "n_heads": 2}, repeat=1),
+        with_token_mixer({"kind": "linear", "feature_map": "relu", "n_heads": 2, "causal": True},
+                         "pre", "rmsnorm", repeat=1)]), 4),
 ]
 
 
