@@ -138,11 +138,12 @@ FIXTURES = [
     Fixture("linear_favor_causal", patchtst_cfg([
         with_token_mixer({"kind": "linear", "feature_map": "favor", "n_features": 16, "n_heads": 2,
                           "causal": True}, "post", "rmsnorm")], positions="sinusoidal"), 4),
-    Fixture("cosformer", patchtst_cfg([with_token_mixer({"kind": "cosformer", "n_heads": 2})]), 4),
+    Fixture("cosformer", patchtst_cfg([with_token_mixer({"kind": "cosformer", "n_heads": 2})],
+                                      size=dict(SMALL, d_model=16)), 4),
     Fixture("cosformer_causal", patchtst_cfg([
-        # d_model 16, head width 8: the first causal tokens' normalisers sum few ReLU products; with
-        # head width 2 or 4 some were tiny but not 0, where the gradient's cancellation noise
-        # (~ float eps / normaliser) put even torch's float32 gradients 1e-5 from float64
+        # d_model 16, head width 8 (both cosformer fixtures): normalisers that sum few ReLU products
+        # (the first causal tokens) were tiny but not 0 at head width 2 or 4, and the gradient's
+        # sensitivity (~ 1/normaliser^2) put even torch's float32 gradients 1e-5 from float64
         with_token_mixer({"kind": "cosformer", "n_heads": 2, "causal": True}, "post", "layernorm")],
         size=dict(SMALL, d_model=16)), 4),
     Fixture("linear_relu", patchtst_cfg([
