@@ -200,6 +200,11 @@ static void check_mixer(const char *kind, int causal) {
                  causal ? "true" : "false");
     else if (!strcmp(kind, "identity"))
         snprintf(json, sizeof json, "{\"kind\":\"identity\"}");
+    else if (!strncmp(kind, "linear-", 7)) /* linear-relu, linear-favor: the feature_map option */
+        snprintf(json, sizeof json,
+                 "{\"kind\":\"linear\",\"feature_map\":\"%s\",\"n_features\":%d,\"n_heads\":2,"
+                 "\"causal\":%s}", kind + 7, strcmp(kind + 7, "favor") ? 64 : 6,
+                 causal ? "true" : "false");
     else
         snprintf(json, sizeof json, "{\"kind\":\"%s\",\"n_heads\":2,\"causal\":%s}", kind,
                  causal ? "true" : "false");
@@ -352,6 +357,110 @@ static void check_other_blocks(void) {
 }
 
 
+/* The feature-map mixers (linear relu/favor, cosformer) in blocks: finite differences, and
+ * step == causal forward for the causal ones. */
+static void check_feature_mixer_blocks(void) {
+    static const struct {
+        const char *name, *json;
+        int causal;
+    } cases[] = {
+        {"metaformer pre linear relu causal",
+         "{\"kind\":\"metaformer\",\"token_mixer\":{\"kind\":\"linear\",\"feature_map\":\"relu\","
+         "\"n_heads\":2,\"causal\":true},\"channel_mixer\":{\"kind\":\"glu\",\"d_ff\":8}}", 1},
+        {"metaformer post linear favor",
+         "{\"kind\":\"metaformer\",\"placement\":\"post\",\"token_mixer\":{\"kind\":\"linear\","
+         "\"feature_map\":\"favor\",\"n_features\":10,\"n_heads\":2},\"channel_mixer\":{\"kind\":\"mlp\"}}", 0},
+        {"residual pre linear favor causal",
+         "{\"kind\":\"residual\",\"norm\":{\"kind\":\"rmsnorm\"},\"mixer\":{\"kind\":\"linear\","
+         "\"feature_map\":\"favor\",\"n_features\":7,\"n_heads\":4,\"causal\":true}}", 1},
+        {"metaformer pre cosformer causal",
+         "{\"kind\":\"metaformer\",\"token_mixer\":{\"kind\":\"cosformer\",\"n_heads\":2,\"causal\":true},"
+         "\"channel_mixer\":{\"kind\":\"mlp\",\"d_ff\":12}}", 1},
+        {"parallel post cosformer",
+         "{\"kind\":\"parallel\",\"placement\":\"post\",\"token_mixer\":{\"kind\":\"cosformer\","
+         "\"n_heads\":4},\"channel_mixer\":{\"kind\":\"identity\"}}", 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        g_kinked = strstr(cases[i].json, "favor") == NULL; /* relu inside relu and cosformer */
+        check_block_json(cases[i].name, cases[i].json, cases[i].causal, 0);
+        g_kinked = 0;
+    }
+}
+
+/* FAVOR+ redraw: a new projection before every (N+1)-th training forward, never in eval mode;
+ * deterministic under the init seed; a model whose weights and buffers are copied (a resume)
+ * redraws exactly as the original. */
+static void check_favor_redraw(void) {
+    enum { B = 2, T = 5, d = 8, N = 2 };
+    const char *json = "{\"kind\":\"linear\",\"feature_map\":\"favor\",\"n_features\":12,"
+                       "\"n_heads\":2,\"redraw\":2}";
+    sf_mixer *m[3];
+    sf_params ps[3];
+    for (int k = 0; k < 3; k++) {
+        m[k] = make_mixer(json, d, T);
+        CHECK_MSG(m[k] != NULL, "%s", sf_error_message());
+        if (!m[k]) return;
+        sf_params_init(&ps[k]);
+        m[k]->ops->declare(m[k], &ps[k], "m");
+        sf_params_alloc(&ps[k]);
+        sf_rng r;
+        sf_rng_seed(&r, 42);
+        m[k]->ops->init(m[k], &r);
+    }
+    int ip = sf_params_find(&ps[0], "m.projection"), is = sf_params_find(&ps[0], "m.redraw_state");
+    CHECK(ip >= 0 && is >= 0 && ps[0].p[ip].buffer && ps[0].p[is].buffer);
+    if (ip < 0 || is < 0) return;
+    const size_t nw = ps[0].p[ip].numel;
+    float *W0 = sf_malloc(nw * sizeof(float));
+    memcpy(W0, ps[0].data + ps[0].p[ip].offset, nw * sizeof(float));
+    CHECK(memcmp(W0, ps[1].data + ps[1].p[ip].offset, nw * sizeof(float)) == 0);
+    sf_arena plan, a;
+    sf_arena_init_plan(&plan);
+    sf_ctx pc = {.arena = &plan, .training = 1, .keep = 1, .B = B, .T = T, .saved = g_saved};
+    m[0]->ops->forward(m[0], &pc, NULL, NULL);
+    sf_arena_alloc(&a, plan.peak);
+    float *x = rnd(B * T * d, 1.0f), *y = sf_malloc(B * T * d * sizeof(float));
+    int changed_at[8] = {0}, ok_eval = 1, ok_resume = 1;
+    for (int call = 1; call <= 7; call++) {
+        float *W = ps[0].data + ps[0].p[ip].offset;
+        float before = W[0];
+        if (call == 4) { /* resume: model 2 takes model 0's weights and buffers, then both go on */
+            memcpy(ps[2].data, ps[0].data, ps[0].total * sizeof(float));
+        }
+        for (int k = 0; k < 3; k++) {
+            if (k == 2 && call < 4) continue;
+            sf_arena_reset_to(&a, 0);
+            sf_ctx c = {.arena = &a, .training = 1, .keep = 1, .B = B, .T = T, .saved = g_saved};
+            m[k]->ops->forward(m[k], &c, x, y);
+        }
+        changed_at[call] = W[0] != before;
+        /* an eval-mode forward between training calls changes nothing */
+        sf_arena_reset_to(&a, 0);
+        sf_ctx ce = {.arena = &a, .training = 0, .B = B, .T = T, .saved = g_saved};
+        float keep = W[0], cnt = ps[0].data[ps[0].p[is].offset + 2];
+        m[0]->ops->forward(m[0], &ce, x, y);
+        ok_eval &= W[0] == keep && ps[0].data[ps[0].p[is].offset + 2] == cnt;
+        if (call >= 4)
+            ok_resume &= memcmp(ps[0].data, ps[2].data, ps[0].total * sizeof(float)) == 0;
+    }
+    const float *st = ps[0].data + ps[0].p[is].offset;
+    printf("favor redraw every %d: projection changed at training calls %d%d%d%d%d%d%d (1..7), draws %g; "
+           "eval-mode calls %s; resumed copy %s\n", N, changed_at[1], changed_at[2], changed_at[3],
+           changed_at[4], changed_at[5], changed_at[6], changed_at[7], st[3],
+           ok_eval ? "change nothing" : "CHANGED STATE", ok_resume ? "identical" : "DIFFERS");
+    CHECK(!changed_at[1] && !changed_at[2] && changed_at[3] && !changed_at[4] && changed_at[5] &&
+          !changed_at[6] && changed_at[7] && st[3] == 3.0f);
+    CHECK(ok_eval && ok_resume);
+    /* same seed, same calls: the same draws */
+    CHECK(memcmp(ps[0].data, ps[1].data, ps[0].total * sizeof(float)) == 0);
+    free(W0), free(x), free(y);
+    sf_arena_free(&a);
+    for (int k = 0; k < 3; k++) {
+        sf_mixer_destroy(m[k]);
+        sf_params_free(&ps[k]);
+    }
+}
+
 /* ---- padding: a padded batch with per-sequence lengths equals each sequence run alone -------- */
 
 /* Forward + backward of a block on [B, T, d] with lens; grads (zeroed first) copied to g. */
@@ -460,6 +569,21 @@ static void check_paddings(void) {
     check_padding("pad: residual rpe causal relu",
                   "{\"kind\":\"residual\",\"norm\":{\"kind\":\"rmsnorm\"},\"mixer\":{\"kind\":\"rpe\","
                   "\"n_heads\":4,\"causal\":true,\"feature_map\":\"relu\",\"algorithm\":\"fft\"}}", 0, 0);
+    check_padding("pad: residual linear relu",
+                  "{\"kind\":\"residual\",\"mixer\":{\"kind\":\"linear\",\"feature_map\":\"relu\",\"n_heads\":2}}",
+                  0, 0);
+    check_padding("pad: metaformer linear favor",
+                  "{\"kind\":\"metaformer\",\"token_mixer\":{\"kind\":\"linear\",\"feature_map\":\"favor\","
+                  "\"n_features\":9,\"n_heads\":2},\"channel_mixer\":{\"kind\":\"mlp\",\"d_ff\":12}}", 0, 0);
+    check_padding("pad: residual linear favor causal",
+                  "{\"kind\":\"residual\",\"mixer\":{\"kind\":\"linear\",\"feature_map\":\"favor\","
+                  "\"n_features\":9,\"n_heads\":2,\"causal\":true}}", 0, 0);
+    check_padding("pad: metaformer cosformer",
+                  "{\"kind\":\"metaformer\",\"token_mixer\":{\"kind\":\"cosformer\",\"n_heads\":2},"
+                  "\"channel_mixer\":{\"kind\":\"mlp\",\"d_ff\":12}}", 0, 0);
+    check_padding("pad: parallel cosformer causal",
+                  "{\"kind\":\"parallel\",\"token_mixer\":{\"kind\":\"cosformer\",\"n_heads\":4,\"causal\":true},"
+                  "\"channel_mixer\":{\"kind\":\"mlp\",\"d_ff\":12}}", 0, 0);
     check_padding("pad: residual batchnorm mlp (training)",
                   "{\"kind\":\"residual\",\"norm\":{\"kind\":\"batchnorm\"},\"mixer\":{\"kind\":\"mlp\",\"d_ff\":12}}",
                   1, 1);
@@ -675,6 +799,41 @@ int main(void) {
     check_other_blocks();
     check_paddings();
     check_efficient_mixers();
+    /* feature-map mixers: linear relu / favor, cosformer */
+    check_mixer("linear-favor", 0);
+    check_mixer("linear-favor", 1);
+    g_kinked = 1;
+    check_mixer("linear-relu", 0);
+    check_mixer("linear-relu", 1);
+    check_mixer("cosformer", 0);
+    check_mixer("cosformer", 1);
+    g_kinked = 0;
+    check_feature_mixer_blocks();
+    check_favor_redraw();
+    g_kinked = 1;
+    check_model("patchtst", "cosformer", "pre", "learned");
+    g_kinked = 0;
+    static const struct {
+        const char *json, *msg;
+    } bad[] = {
+        {"{\"kind\":\"linear\",\"feature_map\":\"favor\",\"n_features\":0}",
+         "blocks[0].mixer.n_features: must be >= 1 (got 0)"},
+        {"{\"kind\":\"linear\",\"feature_map\":\"favor\",\"redraw\":-1}",
+         "blocks[0].mixer.redraw: must be >= 0 (got -1)"},
+        {"{\"kind\":\"linear\",\"feature_map\":\"softmax\"}",
+         "blocks[0].mixer.feature_map: 'softmax' is not one of elu|relu|favor"},
+        {"{\"kind\":\"linear\",\"feature_map\":\"relu\",\"n_features\":32}",
+         "blocks[0].mixer: n_features: only used with feature_map favor (feature_map is relu)"},
+        {"{\"kind\":\"linear\",\"redraw\":5}",
+         "blocks[0].mixer: redraw: only used with feature_map favor (feature_map is elu)"},
+        {"{\"kind\":\"cosformer\",\"n_features\":8}", "blocks[0].mixer: unknown option 'n_features'"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        sf_mixer *bm = make_mixer(bad[i].json, 8, 4);
+        CHECK_MSG(bm == NULL && strstr(sf_error_message(), bad[i].msg), "%s: got '%s'", bad[i].json,
+                  bm ? "(accepted)" : sf_error_message());
+        if (bm) sf_mixer_destroy(bm);
+    }
     /* bad options are reported with their path, not crashed on */
     CHECK(make_mixer("{\"kind\":\"softmax\",\"n_heads\":3}", 8, 4) == NULL &&
           strstr(sf_error_message(), "blocks[0].mixer: n_heads: 3 does not divide d_model 8"));

@@ -124,13 +124,16 @@ static void check_fixture(const char *path) {
     CHECK_MSG(worst <= 1e-5, "%s: gradient of %s max rel err %.3g", path, worst_name, worst);
 
     /* BatchNorm fixtures also hold the running statistics after the training forward
-     * (after.<name>) and the eval-mode output that uses them (out_eval). */
+     * (after.<name>) and the eval-mode output that uses them (out_eval). Other buffers (FAVOR+'s
+     * projection, redraw 0) have no after.<name>: a forward must leave them as stored. */
     double worst_buf = 0;
     for (int i = 0; i < m.params.n; i++) {
         if (!m.params.p[i].buffer) continue;
         char aname[SF_PARAM_NAME_MAX + 8];
         snprintf(aname, sizeof aname, "after.%s", m.params.p[i].name);
         const float *ref = sf_safetensors_get(st, aname, &nd, sy);
+        if (!ref && !sf_safetensors_get(st, "out_eval", &nd, sy))
+            ref = sf_safetensors_get(st, m.params.p[i].name, &nd, sy);
         CHECK_MSG(ref != NULL, "%s: fixture lacks %s", path, aname);
         if (!ref) continue;
         double e = max_rel_err(m.params.data + m.params.p[i].offset, ref,
@@ -148,6 +151,7 @@ static void check_fixture(const char *path) {
     } else {
         /* Without BatchNorm, eval mode equals training mode when dropout is 0. */
         CHECK(max_rel_err(out2, out, n, 1e-6) < 1e-6);
+        CHECK_MSG(worst_buf == 0, "%s: a buffer changed in a forward (%.3g)", path, worst_buf);
     }
     free(out2);
     free(out);
@@ -171,5 +175,10 @@ int main(void) {
     check_fixture("tests/fixtures/linformer.safetensors");
     check_fixture("tests/fixtures/ls.safetensors");
     check_fixture("tests/fixtures/patchtst_rpe.safetensors");
+    check_fixture("tests/fixtures/linear_relu.safetensors");
+    check_fixture("tests/fixtures/linear_favor.safetensors");
+    check_fixture("tests/fixtures/linear_favor_causal.safetensors");
+    check_fixture("tests/fixtures/cosformer.safetensors");
+    check_fixture("tests/fixtures/cosformer_causal.safetensors");
     return test_finish();
 }

@@ -17,10 +17,7 @@ void sf_attention_proj_init(sf_attention_proj *p, sf_rng *rng) {
     sf_linear_init(&p->out, rng);
 }
 
-const sf_option sf_attention_options[SF_ATTENTION_N_OPTIONS] = {
-    {"n_heads", SF_OPT_INT, 4, NULL, 1, 4096, NULL, "attention heads (must divide d_model)"},
-    {"causal", SF_OPT_BOOL, 0, NULL, 0, 1, NULL, "token t sees only tokens <= t"},
-};
+const sf_option sf_attention_options[SF_ATTENTION_N_OPTIONS] = {SF_ATTENTION_OPTION_ROWS};
 
 int sf_attention_heads(const sf_mixer_args *a, int max_dh, int *H, int *Dh,
                        int *causal) {

@@ -17,6 +17,7 @@ const sf_mixer_def *const sf_mixer_registry[] = {
     &sf_mixer_linformer,
     &sf_mixer_ls,
     &sf_mixer_rpe,
+    &sf_mixer_cosformer,
 };
 const int sf_mixer_registry_n = (int)(sizeof sf_mixer_registry / sizeof *sf_mixer_registry);
 

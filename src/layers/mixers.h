@@ -5,7 +5,7 @@
 #include "layers/layer.h"
 
 extern const sf_mixer_def sf_mixer_softmax;  /* softmax_attention.c */
-extern const sf_mixer_def sf_mixer_linear;   /* linear_attention.c (elu+1) */
+extern const sf_mixer_def sf_mixer_linear;   /* linear_attention.c (elu+1, relu, favor) */
 extern const sf_mixer_def sf_mixer_mlp;      /* mlp.c */
 extern const sf_mixer_def sf_mixer_glu;      /* glu.c (SwiGLU, GEGLU) */
 extern const sf_mixer_def sf_mixer_identity; /* identity.c */
@@ -18,5 +18,6 @@ extern const sf_mixer_def sf_mixer_ls;       /* ls_attention.c (local + global h
  * sequence (window >= max_T - 1): local_attention.c, shared with ls_attention.c. */
 int sf_local_window_check(int window, int max_T);
 extern const sf_mixer_def sf_mixer_rpe;      /* rpe_attention.c (relative positions by FFT) */
+extern const sf_mixer_def sf_mixer_cosformer; /* cosformer.c */
 
 #endif

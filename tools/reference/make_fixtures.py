@@ -129,6 +129,12 @@ RPE_BLOCKS = [
     {"kind": "residual", "placement": "pre", "norm": {"kind": "rmsnorm"},
      "mixer": {"kind": "rpe", "n_heads": 4, "causal": True, "algorithm": "fft"}},
 ]
+def with_token_mixer(mixer, placement="pre", norm="layernorm", d_ff=16, repeat=2):
+    """A metaformer block entry around a token mixer object (for mixers with options of their own)."""
+    return {"kind": "metaformer", "repeat": repeat, "placement": placement, "dropout": 0,
+            "norm": {"kind": norm}, "token_mixer": mixer,
+            "channel_mixer": {"kind": "mlp", "d_ff": d_ff, "activation": "gelu", "dropout": 0}}
+
 
 # PatchTST at its ETTh1 size (L=336, P=96, C=7, patch 16 / stride 8 -> N=42)
 ETTH1 = dict(seq_len=336, pred_len=96, n_channels=7)
@@ -171,6 +177,25 @@ FIXTURES = [
     # long-short heads: 2 local of 4 (window 2), and 1 local of 2 causal (window 3)
     Fixture("ls", patchtst_cfg(LS_BLOCKS), 4),
     Fixture("patchtst_rpe", patchtst_cfg(RPE_BLOCKS), 4),
+    # linear attention with other feature maps (relu; FAVOR+ with the projection buffer stored in the
+    # file, bidirectional and causal) and cosFormer (bidirectional and causal)
+    Fixture("linear_favor", patchtst_cfg([
+        with_token_mixer({"kind": "linear", "feature_map": "favor", "n_features": 10, "n_heads": 2})]), 4),
+    Fixture("linear_favor_causal", patchtst_cfg([
+        with_token_mixer({"kind": "linear", "feature_map": "favor", "n_features": 16, "n_heads": 2,
+                          "causal": True}, "post", "rmsnorm")], positions="sinusoidal"), 4),
+    Fixture("cosformer", patchtst_cfg([with_token_mixer({"kind": "cosformer", "n_heads": 2})],
+                                      size=dict(SMALL, d_model=16)), 4),
+    Fixture("cosformer_causal", patchtst_cfg([
+        # d_model 16, head width 8 (both cosformer fixtures): normalisers that sum few ReLU products
+        # (the first causal tokens) were tiny but not 0 at head width 2 or 4, and the gradient's
+        # sensitivity (~ 1/normaliser^2) put even torch's float32 gradients 1e-5 from float64
+        with_token_mixer({"kind": "cosformer", "n_heads": 2, "causal": True}, "post", "layernorm")],
+        size=dict(SMALL, d_model=16)), 4),
+    Fixture("linear_relu", patchtst_cfg([
+        with_token_mixer({"kind": "linear", "feature_map": "relu", "n_heads": 2}, repeat=1),
+        with_token_mixer({"kind": "linear", "feature_map": "relu", "n_heads": 2, "causal": True},
+                         "pre", "rmsnorm", repeat=1)]), 4),
 ]
 
 

@@ -34,6 +34,7 @@ import tempfile
 import numpy as np
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import seqformer_ref as ref  # noqa: E402
@@ -82,6 +83,73 @@ def test_linear_attention():
             c[:, :, i] = num / den
         e1, e2 = (a - b).abs().max().item(), (a - c).abs().max().item()
         check(f"linear attention causal={causal}", e1 < 1e-12 and e2 < 1e-12, f"quadratic {e1:.1e} loop {e2:.1e}")
+
+
+def test_feature_maps():
+    """The feature-map mixers' pieces: linear-time == quadratic form (cosFormer's left_product check)
+    for every feature map, causal and not; cosFormer's features give relu(q).relu(k) cos(pi/2 (i-j)/M);
+    FAVOR+ estimates exp(q.k/sqrt(d)); l2 makes FAVOR+ depend on the direction only."""
+    torch.manual_seed(5)
+    B, H, N, dh = 2, 3, 11, 4
+    q, k, v = (torch.randn(B, H, N, dh, dtype=torch.float64) for _ in range(3))
+    w = ref.favor_projection(12, dh, dtype=torch.float64)
+    maps = {"relu": (F.relu(q), F.relu(k), False, 1e-6),
+            "cosformer": (ref.cosformer_features(q, 15), ref.cosformer_features(k, 15), True, 1e-6)}
+    for causal in (False, True):
+        maps["favor"] = (ref.favor_features(q, w, "query"),
+                         ref.favor_features(k, w, "key_causal" if causal else "key"), False, 0.0)
+        for name, (fq, fk, clamp, eps) in maps.items():
+            a = ref.feature_attention(fq, fk, v, causal, clamp, eps)
+            b = ref.feature_attention_quadratic(fq, fk, v, causal, clamp, eps)
+            e = (a - b).abs().max().item()
+            check(f"feature attention linear == quadratic: {name} causal={causal}", e < 1e-12, f"{e:.1e}")
+    fq, fk = ref.cosformer_features(q, 15), ref.cosformer_features(k, 15)
+    i = torch.arange(N, dtype=torch.float64)
+    want = (F.relu(q) @ F.relu(k).transpose(-2, -1)) * torch.cos(math.pi / 2 * (i[:, None] - i[None, :]) / 15)
+    e = (fq @ fk.transpose(-2, -1) - want).abs().max().item()
+    check("cosformer features: phi(q_i).phi(k_j) = relu(q_i).relu(k_j) cos(pi/2 (i-j)/M)", e < 1e-12, f"{e:.1e}")
+    d, m = 8, 8192
+    w = ref.favor_projection(m, d, dtype=torch.float64)
+    x, y = 0.6 * torch.randn(2, d, dtype=torch.float64), 0.6 * torch.randn(2, d, dtype=torch.float64)
+    est = (ref.favor_features(x[:, None], w, "key_causal") * ref.favor_features(y[:, None], w, "key_causal")).sum(-1)
+    true = torch.exp((x * y).sum(-1) / math.sqrt(d))
+    sd = torch.sqrt((torch.exp(((x + y) ** 2).sum(-1) / math.sqrt(d)) - 1) / m)  # Performer Lemma 2
+    z = ((est[:, 0] / true - 1).abs() / sd).max().item()
+    check("favor+ estimates exp(q.k/sqrt(d)) (8192 features)", z < 5, f"{z:.2f} sd")
+    p1 = ref.favor_features(x[:, None], w[:16], "query", l2=True)
+    p2 = ref.favor_features(3.5 * x[:, None], w[:16], "query", l2=True)
+    check("favor+ l2: phi(3.5 x) == phi(x)", (p1 - p2).abs().max().item() < 1e-12)
+
+
+def projection_ok(w, d):
+    """FAVOR+ projection [m, d]: rows orthogonal within each block of d rows (|cos| < 1e-5); mean
+    squared row norm d (chi^2(d)) within 5 sd (sd sqrt(2d/m)).  -> (ok, detail)."""
+    w = np.asarray(w, dtype=np.float64)
+    m = w.shape[0]
+    worst = 0.0
+    for b0 in range(0, m, d):
+        blk = w[b0:b0 + d]
+        u = blk / np.linalg.norm(blk, axis=1, keepdims=True)
+        g = np.abs(u @ u.T - np.eye(len(blk)))
+        worst = max(worst, g.max())
+    n2 = (w ** 2).sum(1).mean()
+    ok = worst < 1e-5 and abs(n2 - d) < 5 * math.sqrt(2 * d / m)
+    return ok, f"worst |cos| {worst:.1e}, mean |w|^2 {n2:.2f} (d {d}, m {m})"
+
+
+def test_favor_projection():
+    w = ref.favor_projection(4096, 8).numpy()
+    ok, det = projection_ok(w, 8)
+    mean, sq = w.mean(), (w ** 2).mean()
+    ok = ok and abs(mean) < 5 / math.sqrt(w.size) and abs(sq - 1) < 5 * math.sqrt(2 / w.size)
+    check("favor_projection(4096, 8): orthogonal blocks, chi(d) row norms, N(0,1) entries", ok,
+          f"{det}, entry mean {mean:.4f}, mean square {sq:.4f}")
+    for fx in mf.FIXTURES:
+        tensors, meta = ref.load_safetensors(os.path.join(ROOT, "tests", "fixtures", fx.name + ".safetensors"))
+        for name, t in tensors.items():
+            if name.endswith(".projection"):
+                ok, det = projection_ok(t, t.shape[1])
+                check(f"fixture {fx.name}: {name} is a FAVOR+ projection", ok and t.dtype == np.float32, det)
 
 
 def test_softmax_vs_mha():
@@ -139,9 +207,37 @@ def np_gelu(x):
     return 0.5 * x * (1.0 + np.vectorize(erf)(x / math.sqrt(2.0)))
 
 
+def np_features(spec, sd, pre, q, k):
+    """Feature maps of the linear (relu, favor) and cosformer mixers, per head: q, k [B', N, dh] ->
+    (phi(q), phi(k), clamp normaliser?, eps).  cosformer's length is N (PatchTST's max_T is N)."""
+    N, dh = q.shape[1], q.shape[2]
+    if spec["kind"] == "cosformer":
+        th = math.pi / 2 * np.arange(1, N + 1) / N
+        f = lambda a: np.concatenate([np.maximum(a, 0) * np.sin(th)[:, None],
+                                      np.maximum(a, 0) * np.cos(th)[:, None]], -1)
+        return f(q), f(k), True, 1e-6
+    if spec["feature_map"] == "relu":
+        return np.maximum(q, 0), np.maximum(k, 0), False, 1e-6
+    w = sd[pre + ".projection"]
+    m = w.shape[0]
+
+    def favor(a, c_kind):
+        a = a * dh ** -0.25
+        u = a @ w.T
+        diag = (a ** 2).sum(-1, keepdims=True) / 2
+        if c_kind == "query":
+            c = u.max(-1, keepdims=True)
+        elif c_kind == "key":
+            c = u.max(axis=(1, 2), keepdims=True)
+        else:
+            c = max(0.0, (w ** 2).sum(-1).max() / 2 - 30.0)
+        return m ** -0.5 * (np.exp(u - diag - c) + 1e-6)
+    return favor(q, "query"), favor(k, "key_causal" if spec["causal"] else "key"), False, 0.0
+
+
 def np_attention(x, sd, pre, spec):
-    """softmax / local (sliding window) / linear (elu+1) / rpe attention, straight from the formulas: a loop over heads and query
-    positions (vectorised over the series)."""
+    """softmax / local (sliding window) / linear (elu+1, relu, favor) / cosformer / rpe attention,
+    straight from the formulas: a loop over heads and query positions (vectorised over the series)."""
     Bp, N, d = x.shape
     H = spec["n_heads"]
     dh = d // H
@@ -166,11 +262,18 @@ def np_attention(x, sd, pre, spec):
                 w = np.exp(s - s.max(-1, keepdims=True))
                 w /= w.sum(-1, keepdims=True)
                 o = np.einsum("bj,bjd->bd", w, v[:, lo:j])
-            else:
+            elif spec["kind"] == "linear" and spec["feature_map"] == "elu":
                 S = np.einsum("bjd,bje->bde", phi(k[:, :j]), v[:, :j])
                 z = phi(k[:, :j]).sum(1)
                 fq = phi(q[:, i])
                 o = np.einsum("bd,bde->be", fq, S) / ((fq * z).sum(-1, keepdims=True) + 1e-6)
+            else:
+                fqs, fks, clamp, eps = np_features(spec, sd, pre, q, k)
+                S = np.einsum("bjm,bje->bme", fks[:, :j], v[:, :j])
+                z = fks[:, :j].sum(1)
+                fq = fqs[:, i]
+                den = (fq * z).sum(-1, keepdims=True)
+                o = np.einsum("bm,bme->be", fq, S) / (np.maximum(den, eps) if clamp else den + eps)
             out[:, i, hh * dh:(hh + 1) * dh] = o
     return np_linear(out, sd, pre + ".out")
 
@@ -851,6 +954,8 @@ def main():
     test_safetensors()
     test_linear_attention()
     test_softmax_vs_mha()
+    test_feature_maps()
+    test_favor_projection()
     test_replication_pad()
     test_param_count()
     test_config()

@@ -202,7 +202,9 @@ NORM_KINDS = {
 # kind -> (slot, options); slot "token", "channel" or "any"
 MIXER_KINDS = {
     "softmax": ("token", {"n_heads": (_opt_int(1), 4), "causal": (_opt_bool(), False)}),
-    "linear": ("token", {"n_heads": (_opt_int(1), 4), "causal": (_opt_bool(), False)}),
+    "linear": ("token", {"n_heads": (_opt_int(1), 4), "causal": (_opt_bool(), False),
+                         "feature_map": (_opt_enum("elu", "relu", "favor"), "elu"),
+                         "n_features": (_opt_int(1, 65536), 64), "redraw": (_opt_int(0, 1 << 24), 0)}),
     "mlp": ("channel", {"d_ff": (_opt_int(1), 128), "activation": (_opt_enum("gelu", "relu"), "gelu"),
                         "dropout": (_DROPOUT, 0)}),
     "glu": ("channel", {"d_ff": (_opt_int(1), 128), "activation": (_opt_enum("silu", "gelu"), "silu"),
@@ -219,7 +221,9 @@ MIXER_KINDS = {
     "rpe": ("token", {"n_heads": (_opt_int(1), 4), "causal": (_opt_bool(), False),
                       "feature_map": (_opt_enum("elu", "relu"), "elu"),
                       "algorithm": (_opt_enum("auto", "fft", "direct"), "auto")}),  # C-side only: same math
+    "cosformer": ("token", {"n_heads": (_opt_int(1), 4), "causal": (_opt_bool(), False)}),
 }
+FAVOR_ONLY_DEFAULTS = {"n_features": 64, "redraw": 0}  # linear's options that only favor uses
 POSITION_KINDS = {"learned": {}, "sinusoidal": {}, "none": {}}
 INPUT_KINDS = {"patches": {"patch_len": (_opt_int(1), 16), "stride": (_opt_int(1), 8)}}
 HEAD_KINDS = {"flatten": {"dropout": (_DROPOUT, 0)}}
@@ -302,7 +306,13 @@ def _mixer(slot):
             ok = [k for k, (s, _) in MIXER_KINDS.items() if s in (slot, "any")]
             raise ConfigError(f"{_join(path, 'kind')}: {kind!r} is a {have} mixer, not a {slot} mixer "
                               f"(one of {', '.join(ok)})")
-        return {"kind": kind, **_options(path, obj, opts, skip=("kind",))}
+        out = {"kind": kind, **_options(path, obj, opts, skip=("kind",))}
+        if kind == "linear" and out["feature_map"] != "favor":
+            for k, dflt in FAVOR_ONLY_DEFAULTS.items():
+                if out[k] != dflt:
+                    raise ConfigError(f"{_join(path, k)}: only used with feature_map favor "
+                                      f"(feature_map is {out['feature_map']})")
+        return out
     return parse
 
 
@@ -406,7 +416,8 @@ def canonical_config(cfg):
     Defaults: task "forecast"; patchtst: revin true, dropout 0, input {patches, patch_len 16, stride 8},
     positions {learned}, final_norm "auto", head {flatten, dropout 0}; each block: repeat 1, placement
     "pre", dropout 0, norm {layernorm, eps 1e-5} (batchnorm also momentum 0.1), token_mixer {softmax},
-    channel_mixer {mlp} (residual: mixer {softmax}); softmax/linear: n_heads 4, causal false; mlp: d_ff
+    channel_mixer {mlp} (residual: mixer {softmax}); softmax/linear/cosformer: n_heads 4, causal false
+    (linear also feature_map elu, n_features 64, redraw 0; the last two only with favor); mlp: d_ff
     128, activation gelu, dropout 0; dlinear: kernel_size 25.  Required: seq_len, pred_len, n_channels,
     d_model, blocks (a list; may be empty)."""
     if isinstance(cfg, (str, bytes)):
@@ -589,6 +600,89 @@ def linear_attention_quadratic(q, k, v, causal):
     return (a @ v) / (a.sum(-1, keepdim=True) + LINATTN_EPS)
 
 
+# ---- feature-map linear attention (C: kernels/feature_attention.h, kernels/feature_maps.h) ----
+
+FAVOR_STABILIZER = 1e-6
+FAVOR_CAUSAL_HEADROOM = 30.0
+COSFORMER_EPS = 1e-6
+
+
+def favor_projection(m, d, generator=None, dtype=torch.float32):
+    """FAVOR+ projection [m, d] as google-research's create_projection_matrix (scaling 0): stacked
+    blocks, each the transposed Q of a d x d Gaussian matrix's QR (the last block truncated; Q's
+    signs fixed, see below), rows
+    scaled by chi(d) lengths (norms of Gaussian d-vectors).  The C model draws its own (from its
+    init seed); fixtures store the twin's draw and the C side loads it."""
+    blocks = []
+    for _ in range((m + d - 1) // d):
+        g = torch.randn(d, d, generator=generator, dtype=torch.float64)
+        q, r = torch.linalg.qr(g)
+        # signs such that R's diagonal is positive: Q is then Haar-distributed (uniform directions,
+        # as create_projection_matrix's docstring intends; the raw Householder Q is not: its
+        # entries have mean ~ -0.07 at d = 8).  The C draw (Gram-Schmidt) does the same.
+        q = q * torch.sign(torch.diagonal(r))[None, :]
+        blocks.append(q.T)
+    w = torch.cat(blocks, 0)[:m]
+    lengths = torch.randn(m, d, generator=generator, dtype=torch.float64).norm(dim=1)
+    return (lengths[:, None] * w).to(dtype)
+
+
+def favor_features(x, w, role, l2=False):
+    """FAVOR+ positive random features (softmax_kernel_transformation).  x [..., n, D], w [M, D].
+    role "query": stabiliser = max over the row's features; "key": max over all positions and
+    features (of x's last two dims); "key_causal": max(0, max_m |w_m|^2/2 - 30), from w alone.
+    The stabiliser carries no gradient (lucidrains' .detach()).  l2: x / max(|x|, 1e-12) first."""
+    d, m = x.shape[-1], w.shape[0]
+    if l2:
+        x = F.normalize(x, dim=-1, eps=1e-12)
+    x = x * d ** -0.25
+    u = torch.einsum("...nd,md->...nm", x, w)
+    diag = (x * x).sum(-1, keepdim=True) / 2
+    if role == "query":
+        c = u.amax(-1, keepdim=True).detach()
+    elif role == "key":
+        c = u.amax((-2, -1), keepdim=True).detach()
+    else:
+        c = ((w * w).sum(-1).max() / 2 - FAVOR_CAUSAL_HEADROOM).clamp_min(0).detach()
+    return m ** -0.5 * (torch.exp(u - diag - c) + FAVOR_STABILIZER)
+
+
+def cosformer_features(x, length):
+    """cosFormer (cosformer.py): relu(x) re-weighted by sin and cos of pi/2 * i / length (1-based
+    positions i), concatenated -> [..., n, 2 Dh].  Angles in float64, then x's dtype."""
+    n = x.shape[-2]
+    th = math.pi / 2 * torch.arange(1, n + 1, dtype=torch.float64) / length
+    sn, cs = (t.to(x.dtype)[:, None] for t in (torch.sin(th), torch.cos(th)))
+    r = F.relu(x)
+    return torch.cat([r * sn, r * cs], -1)
+
+
+def feature_attention(fq, fk, v, causal, clamp, eps):
+    """fq, fk [B, H, N, M], v [B, H, N, Dv]: out_i = fq_i^T S_i / N(fq_i . z_i), S, z summed over
+    j (j <= i if causal); N(s) = max(s, eps) (clamp, cosFormer) or s + eps."""
+    if causal:
+        kv = torch.cumsum(fk.unsqueeze(-1) * v.unsqueeze(-2), dim=2)  # [B,H,N,M,Dv]
+        z = torch.cumsum(fk, dim=2)
+        num = torch.einsum("bhnm,bhnme->bhne", fq, kv)
+        den = (fq * z).sum(-1, keepdim=True)
+    else:
+        kv = torch.einsum("bhnm,bhne->bhme", fk, v)
+        z = fk.sum(dim=2)
+        num = torch.einsum("bhnm,bhme->bhne", fq, kv)
+        den = torch.einsum("bhnm,bhm->bhn", fq, z).unsqueeze(-1)
+    return num / (den.clamp_min(eps) if clamp else den + eps)
+
+
+def feature_attention_quadratic(fq, fk, v, causal, clamp, eps):
+    """Same as feature_attention via the explicit (masked) N x N matrix (cosFormer's left_product)."""
+    a = fq @ fk.transpose(-2, -1)
+    if causal:
+        n = a.shape[-1]
+        a = a * torch.tril(torch.ones(n, n, dtype=a.dtype, device=a.device))
+    s = a.sum(-1, keepdim=True)
+    return (a @ v) / (s.clamp_min(eps) if clamp else s + eps)
+
+
 def softmax_attention(q, k, v, causal):
     scale = q.shape[-1] ** -0.5
     s = (q @ k.transpose(-2, -1)) * scale
@@ -600,17 +694,28 @@ def softmax_attention(q, k, v, causal):
 
 
 class Mixer(nn.Module):
-    """Attention token mixer (kind softmax or linear): parameters qkv [3d, d] (+bias), out [d, d] (+bias)."""
+    """Attention token mixer (kind softmax, linear or cosformer): parameters qkv [3d, d] (+bias),
+    out [d, d] (+bias).  linear with feature_map favor also has the buffer projection
+    [n_features, d/H] (and redraw_state [4] when redraw > 0; the twin never redraws: it runs the
+    fixtures' single forward with the stored projection).  cosformer causal re-weights with the
+    model's longest sequence, max_T (PatchTST: its number of patches; set by the model), as the C
+    mixer does; bidirectional with the sequence length."""
 
-    def __init__(self, d, n_heads, kind, causal):
+    def __init__(self, d, n_heads, kind, causal, feature_map="elu", n_features=64, redraw=0):
         super().__init__()
         if d % n_heads:
             raise ValueError("d_model must be divisible by n_heads")
-        if kind not in ("softmax", "linear"):
+        if kind not in ("softmax", "linear", "cosformer"):
             raise ValueError(f"unknown mixer {kind!r}")
         self.d, self.h, self.kind, self.causal = d, n_heads, kind, causal
+        self.feature_map = feature_map if kind == "linear" else None
+        self.max_T = None
         self.qkv = nn.Linear(d, 3 * d)
         self.out = nn.Linear(d, d)
+        if self.feature_map == "favor":
+            self.register_buffer("projection", favor_projection(n_features, d // n_heads))
+            if redraw > 0:
+                self.register_buffer("redraw_state", torch.zeros(4))
 
     def forward(self, x):
         b, n, d = x.shape
@@ -619,8 +724,21 @@ class Mixer(nn.Module):
         q, k, v = (qkv[:, :, i * d:(i + 1) * d].reshape(b, n, h, dh).transpose(1, 2) for i in range(3))
         if self.kind == "softmax":
             o = softmax_attention(q, k, v, self.causal)
-        else:
+        elif self.kind == "linear" and self.feature_map == "elu":
             o = linear_attention(q, k, v, self.causal)
+        elif self.kind == "linear" and self.feature_map == "relu":
+            o = feature_attention(F.relu(q), F.relu(k), v, self.causal, False, LINATTN_EPS)
+        elif self.kind == "linear":  # favor: no eps (every feature is > 0), as favor_attention
+            w = self.projection.to(q.dtype)
+            fq = favor_features(q, w, "query")
+            fk = favor_features(k, w, "key_causal" if self.causal else "key")
+            o = feature_attention(fq, fk, v, self.causal, False, 0.0)
+        else:
+            if self.causal and self.max_T is None:
+                raise ValueError("a causal cosformer needs max_T (the model sets it)")
+            length = self.max_T if self.causal else n
+            o = feature_attention(cosformer_features(q, length), cosformer_features(k, length), v,
+                                  self.causal, True, COSFORMER_EPS)
         o = o.transpose(1, 2).reshape(b, n, d)
         return self.out(o)
 
@@ -835,8 +953,9 @@ def make_mixer(spec, d, max_T=None):
         return EFFICIENT_MIXERS[kind](d, spec, max_T)
     if kind == "rpe":
         return RPEMixer(d, spec["n_heads"], bool(spec["causal"]), spec["feature_map"], max_T)
-    if kind in ("softmax", "linear"):
-        return Mixer(d, spec["n_heads"], kind, bool(spec["causal"]))
+    if kind in ("softmax", "linear", "cosformer"):
+        return Mixer(d, spec["n_heads"], kind, bool(spec["causal"]), spec.get("feature_map", "elu"),
+                     spec.get("n_features", 64), spec.get("redraw", 0))
     if kind == "mlp":
         return FFN(d, spec["d_ff"], spec["dropout"], spec["activation"])
     if kind == "glu":
@@ -968,6 +1087,9 @@ class PatchTST(nn.Module):
         self.drop = nn.Dropout(cfg["dropout"])
         self.block_cfgs = expand_blocks(cfg)
         self.blocks = nn.ModuleList([make_block(b, d, self.n) for b in self.block_cfgs])
+        for mod in self.blocks.modules():  # the longest sequence a mixer sees (causal cosformer)
+            if isinstance(mod, Mixer):
+                mod.max_T = self.n
         fn = final_norm_spec(cfg)
         self.norm_f = make_norm(fn, d) if fn is not None else None
         self.head = nn.Linear(d * self.n, self.pred_len)

@@ -1,0 +1,226 @@
+/* Feature maps for linear attention: relu, FAVOR+, cosFormer. See feature_maps.h. */
+#include "kernels/feature_maps.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+
+/* ---------------------------------------------------------------------------- relu */
+
+void sf_relu_features_forward(float *phi, int ldphi, const float *x, int ldx, int n, int D) {
+    for (int r = 0; r < n; r++) {
+        const float *xr = x + (size_t)r * ldx;
+        float *pr = phi + (size_t)r * ldphi;
+        for (int a = 0; a < D; a++) pr[a] = xr[a] > 0.0f ? xr[a] : 0.0f;
+    }
+}
+
+void sf_relu_features_backward(float *dx, int lddx, const float *dphi, int lddphi,
+                               const float *x, int ldx, int n, int D) {
+    for (int r = 0; r < n; r++) {
+        const float *xr = x + (size_t)r * ldx, *gr = dphi + (size_t)r * lddphi;
+        float *dr = dx + (size_t)r * lddx;
+        for (int a = 0; a < D; a++) dr[a] = xr[a] > 0.0f ? gr[a] : 0.0f;
+    }
+}
+
+/* -------------------------------------------------------------------------- FAVOR+ */
+
+void sf_favor_draw_projection(float *W, int M, int D, sf_rng *rng) {
+    SF_ASSERT(M > 0 && D > 0);
+    double *G = sf_malloc(sizeof(double) * (size_t)D * D);
+    for (int m0 = 0; m0 < M; m0 += D) {
+        /* Columns of a Gaussian D x D matrix, orthonormalised by modified Gram-Schmidt: the Q of
+         * its QR factorisation with R's diagonal positive (Haar-distributed). Column c of Q is
+         * row c of the block (the official code transposes Q). */
+        for (int i = 0; i < D * D; i++) G[i] = sf_rng_normal(rng); /* G[r*D + c] */
+        for (int c = 0; c < D; c++) {
+            for (int p = 0; p < c; p++) {
+                double dot = 0;
+                for (int r = 0; r < D; r++) dot += G[r * D + p] * G[r * D + c];
+                for (int r = 0; r < D; r++) G[r * D + c] -= dot * G[r * D + p];
+            }
+            double nrm = 0;
+            for (int r = 0; r < D; r++) nrm += G[r * D + c] * G[r * D + c];
+            nrm = sqrt(nrm);
+            SF_ASSERT(nrm > 0);
+            for (int r = 0; r < D; r++) G[r * D + c] /= nrm;
+        }
+        for (int c = 0; c < D && m0 + c < M; c++)
+            for (int r = 0; r < D; r++) W[(size_t)(m0 + c) * D + r] = (float)G[r * D + c];
+    }
+    /* row lengths: chi(D), the norms of Gaussian D-vectors */
+    for (int m = 0; m < M; m++) {
+        double s = 0;
+        for (int r = 0; r < D; r++) {
+            double g = sf_rng_normal(rng);
+            s += g * g;
+        }
+        const double len = sqrt(s);
+        for (int r = 0; r < D; r++) W[(size_t)m * D + r] = (float)(W[(size_t)m * D + r] * len);
+    }
+    free(G);
+}
+
+/* xt = D^-1/4 x (l2: of x / max(|x|, 1e-12)) into xt[0..D); returns the divisor |x| used (1
+ * without l2). */
+static float favor_input(float *xt, const float *x, int D, int l2) {
+    const float scale = 1.0f / sqrtf(sqrtf((float)D));
+    float div = 1.0f;
+    if (l2) {
+        float ss = 0.0f;
+        for (int a = 0; a < D; a++) ss += x[a] * x[a];
+        div = sqrtf(ss);
+        if (div < 1e-12f) div = 1e-12f;
+    }
+    for (int a = 0; a < D; a++) xt[a] = x[a] / div * scale;
+    return div;
+}
+
+/* u = W xt (M values); returns the max of u. */
+static float favor_project(float *u, const float *W, const float *xt, int M, int D) {
+    float mx = -INFINITY;
+    for (int m = 0; m < M; m++) {
+        const float *w = W + (size_t)m * D;
+        float s = 0.0f;
+        for (int a = 0; a < D; a++) s += w[a] * xt[a];
+        u[m] = s;
+        if (s > mx) mx = s;
+    }
+    return mx;
+}
+
+/* The stabiliser of a whole call for KEY (max over rows) and KEY_CAUSAL (from W); QUERY's is
+ * per row (returned as NAN here). xt and u are D and M floats of workspace. */
+static float favor_shared_stab(const float *x, int ldx, int n, int D, const float *W, int M,
+                               sf_favor_role role, int l2, float *xt, float *u) {
+    if (role == SF_FAVOR_QUERY) return NAN;
+    float c = -INFINITY;
+    if (role == SF_FAVOR_KEY) {
+        for (int r = 0; r < n; r++) {
+            favor_input(xt, x + (size_t)r * ldx, D, l2);
+            const float mx = favor_project(u, W, xt, M, D);
+            if (mx > c) c = mx;
+        }
+        return c;
+    }
+    for (int m = 0; m < M; m++) {
+        float s = 0.0f;
+        for (int a = 0; a < D; a++) s += W[(size_t)m * D + a] * W[(size_t)m * D + a];
+        if (0.5f * s > c) c = 0.5f * s;
+    }
+    c -= SF_FAVOR_CAUSAL_HEADROOM;
+    return c > 0.0f ? c : 0.0f;
+}
+
+/* Workspace on the stack up to this many floats (D + M), on the heap beyond. */
+#define FAVOR_STACK 1024
+
+void sf_favor_features_forward(float *phi, int ldphi, const float *x, int ldx, int n, int D,
+                               const float *W, int M, sf_favor_role role, int l2) {
+    SF_ASSERT(n >= 0 && D > 0 && M > 0);
+    float stack[FAVOR_STACK];
+    float *xt = D + M <= FAVOR_STACK ? stack : sf_malloc(sizeof(float) * (size_t)(D + M));
+    float *u = xt + D;
+    const float rho = 1.0f / sqrtf((float)M);
+    const float shared = favor_shared_stab(x, ldx, n, D, W, M, role, l2, xt, u);
+    for (int r = 0; r < n; r++) {
+        favor_input(xt, x + (size_t)r * ldx, D, l2);
+        float *pr = phi + (size_t)r * ldphi;
+        const float mx = favor_project(pr, W, xt, M, D);
+        float diag = 0.0f;
+        for (int a = 0; a < D; a++) diag += xt[a] * xt[a];
+        diag *= 0.5f;
+        const float c = role == SF_FAVOR_QUERY ? mx : shared;
+        for (int m = 0; m < M; m++) pr[m] = rho * (expf(pr[m] - diag - c) + SF_FAVOR_STABILIZER);
+    }
+    if (xt != stack) free(xt);
+}
+
+/* phi_m = rho (e_m + eps), e_m = exp(u_m - |xt|^2/2 - c), c constant:
+ * dxt = sum_m g_m (W_m - xt) with g_m = dphi_m rho e_m; dx = D^-1/4 dxt, then (l2) through
+ * x / max(|x|, 1e-12): dx = (dy - (dy . y) y) / |x| with y = x / |x| (above the floor). */
+void sf_favor_features_backward(float *dx, int lddx, const float *dphi, int lddphi,
+                                const float *x, int ldx, int n, int D, const float *W, int M,
+                                sf_favor_role role, int l2) {
+    SF_ASSERT(n >= 0 && D > 0 && M > 0);
+    float stack[FAVOR_STACK];
+    const int need = 2 * D + M;
+    float *xt = need <= FAVOR_STACK ? stack : sf_malloc(sizeof(float) * (size_t)need);
+    float *u = xt + D, *g = u + M;
+    const float rho = 1.0f / sqrtf((float)M), scale = 1.0f / sqrtf(sqrtf((float)D));
+    const float shared = favor_shared_stab(x, ldx, n, D, W, M, role, l2, xt, u);
+    for (int r = 0; r < n; r++) {
+        const float *xr = x + (size_t)r * ldx, *gr = dphi + (size_t)r * lddphi;
+        float *dr = dx + (size_t)r * lddx;
+        const float div = favor_input(xt, xr, D, l2);
+        const float mx = favor_project(u, W, xt, M, D);
+        float diag = 0.0f;
+        for (int a = 0; a < D; a++) diag += xt[a] * xt[a];
+        diag *= 0.5f;
+        const float c = role == SF_FAVOR_QUERY ? mx : shared;
+        float gsum = 0.0f;
+        for (int a = 0; a < D; a++) g[a] = 0.0f; /* g holds dxt */
+        for (int m = 0; m < M; m++) {
+            const float gm = gr[m] * rho * expf(u[m] - diag - c);
+            const float *w = W + (size_t)m * D;
+            gsum += gm;
+            for (int a = 0; a < D; a++) g[a] += gm * w[a];
+        }
+        for (int a = 0; a < D; a++) g[a] = (g[a] - gsum * xt[a]) * scale;
+        if (l2 && div > 1e-12f) {
+            /* y = x/|x| = xt/scale */
+            float dot = 0.0f;
+            for (int a = 0; a < D; a++) dot += g[a] * xt[a];
+            dot /= scale;
+            for (int a = 0; a < D; a++) dr[a] = (g[a] - dot * xt[a] / scale) / div;
+        } else {
+            for (int a = 0; a < D; a++) dr[a] = g[a] / div;
+        }
+    }
+    if (xt != stack) free(xt);
+}
+
+/* ------------------------------------------------------------------------ cosFormer */
+
+static void cosformer_weights(double pos1, int len, float *s, float *c) {
+    const double th = M_PI / 2.0 * pos1 / (double)len;
+    *s = (float)sin(th);
+    *c = (float)cos(th);
+}
+
+void sf_cosformer_features_forward(float *phi, int ldphi, const float *x, int ldx, int n, int H,
+                                   int D, int pos0, int len) {
+    SF_ASSERT(n >= 0 && H > 0 && D > 0 && pos0 >= 0 && pos0 + n <= len);
+    for (int r = 0; r < n; r++) {
+        float sn, cs;
+        cosformer_weights((double)(pos0 + r + 1), len, &sn, &cs);
+        for (int h = 0; h < H; h++) {
+            const float *xr = x + (size_t)r * ldx + (size_t)h * D;
+            float *pr = phi + (size_t)r * ldphi + (size_t)h * 2 * D;
+            for (int a = 0; a < D; a++) {
+                const float rl = xr[a] > 0.0f ? xr[a] : 0.0f;
+                pr[a] = rl * sn;
+                pr[D + a] = rl * cs;
+            }
+        }
+    }
+}
+
+void sf_cosformer_features_backward(float *dx, int lddx, const float *dphi, int lddphi,
+                                    const float *x, int ldx, int n, int H, int D, int pos0,
+                                    int len) {
+    SF_ASSERT(n >= 0 && H > 0 && D > 0 && pos0 >= 0 && pos0 + n <= len);
+    for (int r = 0; r < n; r++) {
+        float sn, cs;
+        cosformer_weights((double)(pos0 + r + 1), len, &sn, &cs);
+        for (int h = 0; h < H; h++) {
+            const float *xr = x + (size_t)r * ldx + (size_t)h * D;
+            const float *gr = dphi + (size_t)r * lddphi + (size_t)h * 2 * D;
+            float *dr = dx + (size_t)r * lddx + (size_t)h * D;
+            for (int a = 0; a < D; a++) dr[a] = xr[a] > 0.0f ? gr[a] * sn + gr[D + a] * cs : 0.0f;
+        }
+    }
+}
