@@ -166,5 +166,6 @@ int main(void) {
     check_fixture("tests/fixtures/patchtst_train_softmax.safetensors");
     check_fixture("tests/fixtures/patchtst_train_linear_pre.safetensors");
     check_fixture("tests/fixtures/glu.safetensors");
+    check_fixture("tests/fixtures/itransformer.safetensors");
     return test_finish();
 }

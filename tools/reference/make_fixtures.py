@@ -124,6 +124,12 @@ FIXTURES = [
                          size=dict(ETTH1, d_model=64), input=ETTH1_INPUT), 16, init="fan_in"),
     # gated channel mixers (SwiGLU, GEGLU) in a metaformer, a parallel block and as a residual's mixer
     Fixture("glu", patchtst_cfg(GLU_BLOCKS), 4),
+    # iTransformer: variates as tokens (use_norm, inverted embedding, the official post-norm
+    # softmax + mlp encoder layers, final layernorm, per-token projector); C = 5 tokens
+    Fixture("itransformer", ref.canonical_config(
+        {"format_version": 2, "task": "forecast", "model": "itransformer", "seq_len": 48, "pred_len": 12,
+         "n_channels": 5, "d_model": 16, "dropout": 0,
+         "blocks": [metaformer("post", "layernorm", "softmax", n_heads=4, d_ff=24, repeat=2)]}), 4),
 ]
 
 
