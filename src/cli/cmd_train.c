@@ -131,7 +131,8 @@ int cmd_train(int argc, char **argv) {
         {"lr", ARG_FLOAT, &o.lr, 1e-9, 10, NULL, "peak learning rate", 0},
         {"learning-rate", ARG_FLOAT, &o.lr, 1e-9, 10, NULL, "TSLib name of --lr", 0},
         {"lradj", ARG_CHOICE, &lradj, 0, 0, "type3|type1|cosine|constant",
-         "schedule after warm-up (default: the model's, type3 for patchtst, type1 for dlinear)", 0},
+         "schedule after warm-up (default: the model's: type3 for patchtst, type1 for dlinear and "
+         "itransformer)", 0},
         {"warmup-epochs", ARG_INT, &o.warmup_epochs, 0, 1000, NULL, "linear warm-up epochs", 0},
         {"weight-decay", ARG_FLOAT, &o.weight_decay, 0, 10, NULL, "AdamW weight decay", 0},
         {"clip-grad", ARG_FLOAT, &o.clip_grad, 0, 1e9, NULL, "max global grad norm (0: off)", 0},
