@@ -108,5 +108,18 @@ check '[ $? -eq 0 ]' "hybrid eval"
    --train_epochs 2 --itr 1 --batch_size 256 --learning_rate 0.0001 --progress quiet --threads 2) >/dev/null 2>&1
 check "cmp -s '$tmp/a/model.safetensors' '$tmp/runs/ETTh1_96_24/model.safetensors'" "TSLib flags give the same run (runs/MODEL_ID)"
 
+# iTransformer's ETTh1 script line (shortened): TSLib flags build the model, and its config
+# round-trips through --print-config / --config
+(cd "$tmp" && "$SF" train --is_training 1 --root_path "$OLDPWD/data" --data_path ETTh1.csv \
+   --model_id ETTh1_96_24_it --model iTransformer --data ETTh1 --features M --seq_len 96 \
+   --pred_len 24 --e_layers 1 --enc_in 7 --dec_in 7 --c_out 7 --des Exp --d_model 16 --d_ff 16 \
+   --n_heads 2 --train_epochs 1 --itr 1 --progress quiet --threads 2) >/dev/null 2>&1
+check "[ -s '$tmp/runs/ETTh1_96_24_it/model.safetensors' ]" "iTransformer from TSLib flags trains"
+"$SF" train --data data/ETTh1.csv --model itransformer --seq-len 96 --pred-len 24 --e-layers 1 \
+   --d-model 16 --d-ff 16 --n-heads 2 --print-config > "$tmp/it.json"
+"$SF" train --data data/ETTh1.csv --config "$tmp/it.json" --epochs 1 --progress quiet --threads 2 \
+   --out "$tmp/it" >/dev/null 2>&1
+check "cmp -s '$tmp/it/model.safetensors' '$tmp/runs/ETTh1_96_24_it/model.safetensors'" "iTransformer: --config gives the flag run"
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -602,8 +602,10 @@ static void model_bwd(void *o, sf_ctx *c, const float *dy, float *dx) {
     m->def->ops->backward(m, c, dy);
 }
 
-/* Whole models: RevIN, patching, positions, the blocks and the head (PatchTST), or the
- * decomposition and both linears (DLinear), checked end to end against finite differences. */
+/* Whole models: RevIN, patching, positions, the blocks and the head (PatchTST), the
+ * decomposition and both linears (DLinear), or use_norm, the inverted embedding, the blocks over
+ * variates and the per-token projector (iTransformer), checked end to end against finite
+ * differences. */
 static void check_model(const char *model, const char *mixer, const char *place, const char *pos) {
     sf_flat_config c;
     sf_flat_config_defaults(&c, model);
@@ -790,6 +792,10 @@ int main(void) {
     check_mixer("rpe-relu", 0);
     check_mixer("rpe-relu", 1);
     g_kinked = 0;
+    /* iTransformer: use_norm, the inverted embedding, blocks over variate tokens, final norm and
+     * the per-token projector */
+    check_model("itransformer", "softmax", "post", "none");
+    check_model("itransformer", "linear", "pre", "learned");
     g_kinked = 1;
     check_mixer("mlp-relu", 0);
     g_kinked = 0;

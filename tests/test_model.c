@@ -94,8 +94,8 @@ static void expect_error(const char *json, const char *msg) {
 static void check_config_errors(void) {
     expect_error("{\"model\":\"patchtst\",\n\"blocks\":[}", "cfg.json: malformed JSON at line 2, column 11");
     expect_error("[1,2]", "cfg.json: config: expected a JSON object");
-    expect_error("{\"blocks\":[]}", "model: missing or not a string (known: patchtst, dlinear)");
-    expect_error("{\"model\":\"informer\"}", "model: unknown model 'informer' (known: patchtst, dlinear)");
+    expect_error("{\"blocks\":[]}", "model: missing or not a string (known: patchtst, dlinear");
+    expect_error("{\"model\":\"informer\"}", "model: unknown model 'informer' (known: patchtst, dlinear");
     expect_error("{\"model\":\"patchtst\",\"task\":\"classify\",\"blocks\":[]}", "task: unknown task 'classify' (known: forecast)");
     expect_error("{\"model\":\"patchtst\",\"blocks\":{}}", "blocks: missing or not a list");
     expect_error("{\"model\":\"patchtst\",\"blocks\":[{\"kind\":\"mamba\"}]}",
@@ -123,6 +123,21 @@ static void check_config_errors(void) {
     expect_error("{\"model\":\"dlinear\",\"blocks\":[]}", "config: unknown option 'blocks'");
     expect_error("{\"format_version\":3,\"model\":\"dlinear\"}", "format_version: 3 is newer than this build reads (2)");
     expect_error("{\"format_version\":\"2\",\"model\":\"dlinear\"}", "format_version: expected a positive integer");
+    /* the input and head registries are shared: each model takes only the kinds it implements */
+    expect_error("{\"model\":\"itransformer\",\"input\":{\"time_tokens\":true},\"blocks\":[]}",
+                 "input.time_tokens: not available yet");
+    expect_error("{\"model\":\"itransformer\",\"input\":\"patches\",\"blocks\":[]}",
+                 "input.kind: itransformer embeds each variate as one token (inverted), not 'patches'");
+    expect_error("{\"model\":\"itransformer\",\"head\":\"flatten\",\"blocks\":[]}",
+                 "head.kind: itransformer projects each token (per_token), not 'flatten'");
+    expect_error("{\"model\":\"patchtst\",\"input\":\"inverted\",\"blocks\":[]}",
+                 "input.kind: patchtst reads its input as patches, not 'inverted'");
+    expect_error("{\"model\":\"patchtst\",\"head\":\"per_token\",\"blocks\":[]}",
+                 "head.kind: patchtst's head is flatten, not 'per_token'");
+    expect_error("{\"model\":\"itransformer\",\"d_model\":12,\"blocks\":[{\"token_mixer\":{\"n_heads\":5}}]}",
+                 "blocks[0].token_mixer: n_heads: 5 does not divide d_model 12");
+    expect_error("{\"model\":\"itransformer\",\"final_norm\":\"auto\",\"blocks\":[]}",
+                 "final_norm: 'auto' is not one of none|layernorm|rmsnorm|batchnorm");
 }
 
 /* The efficient attention mixers' options that depend on the sequence (PatchTST's default shape

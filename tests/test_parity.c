@@ -180,5 +180,6 @@ int main(void) {
     check_fixture("tests/fixtures/linear_favor_causal.safetensors");
     check_fixture("tests/fixtures/cosformer.safetensors");
     check_fixture("tests/fixtures/cosformer_causal.safetensors");
+    check_fixture("tests/fixtures/itransformer.safetensors");
     return test_finish();
 }

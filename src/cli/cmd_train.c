@@ -15,10 +15,11 @@
 #include "train/trainer.h"
 #include "util/progress.h"
 
-/* TSLib model names ("PatchTST", "DLinear") are ours in lower case. */
+/* TSLib model names ("PatchTST", "DLinear", "iTransformer") are ours in lower case. */
 static const char *model_name(const char *s) {
     if (!strcasecmp(s, "patchtst")) return "patchtst";
     if (!strcasecmp(s, "dlinear")) return "dlinear";
+    if (!strcasecmp(s, "itransformer")) return "itransformer";
     return s;
 }
 
@@ -53,7 +54,8 @@ static void print_metrics(const sf_metrics *mt) {
 static const char *const model_flags[] = {"model", "seq-len", "pred-len", "mixer", "causal", "norm",
                                           "norm-place", "pos", "d-model", "n-heads", "e-layers",
                                           "d-ff", "dropout", "head-dropout", "patch-len",
-                                          "stride", "revin", "kernel-size", "moving-avg", NULL};
+                                          "stride", "revin", "use-norm", "kernel-size", "moving-avg",
+                                          NULL};
 
 int cmd_train(int argc, char **argv) {
     /* The model decides several defaults, so find --model (or the --config file's model) first. */
@@ -71,12 +73,14 @@ int cmd_train(int argc, char **argv) {
         if (cJSON_IsString(mk)) model = mk->valuestring;
     }
     sf_flat_config c;
-    sf_flat_config_defaults(&c, strcmp(model, "dlinear") == 0 ? "dlinear" : "patchtst");
+    int is_it = strcmp(model, "itransformer") == 0;
+    sf_flat_config_defaults(&c, strcmp(model, "dlinear") == 0 ? "dlinear" : is_it ? model : "patchtst");
     sf_train_opts o;
     sf_train_opts_defaults(&o, c.model);
     const char *task = "forecast", *data = NULL, *target = "OT", *features = "M", *split = NULL,
-               *out = NULL, *progress = "auto", *lradj = "type3", *config_path = NULL;
-    const char *mixer = "softmax", *norm = "batchnorm", *norm_place = "post", *pos = "learned";
+               *out = NULL, *progress = "auto", *lradj = NULL, *config_path = NULL;
+    const char *mixer = "softmax", *norm = is_it ? "layernorm" : "batchnorm", *norm_place = "post",
+               *pos = is_it ? "none" : "learned";
     const char *root_path = NULL, *data_path = NULL, *model_id = NULL, *task_name = NULL;
     const char *ignored = NULL;
     /* the choices of --mixer, --norm and --pos come from the registries, as the config reader's do */
@@ -104,7 +108,8 @@ int cmd_train(int argc, char **argv) {
          "train/val/test borders (auto: from the file name, as Time-Series-Library)", 0},
         {"seq-len", ARG_INT, &c.seq_len, 1, 100000, NULL, "input length", 0},
         {"pred-len", ARG_INT, &c.pred_len, 1, 100000, NULL, "forecast horizon", 0},
-        {"model", ARG_STRING, &model, 0, 0, NULL, "model: patchtst or dlinear (TSLib: PatchTST, DLinear)", 0},
+        {"model", ARG_STRING, &model, 0, 0, NULL,
+         "model: patchtst, dlinear or itransformer (TSLib: PatchTST, DLinear, iTransformer)", 0},
         {"mixer", ARG_CHOICE, &mixer, 0, 0, token_mixers, "token mixer (seqformer list: its options)", 0},
         {"causal", ARG_BOOL, &c.causal, 0, 1, NULL, "causal token mixing", 0},
         {"norm", ARG_CHOICE, &norm, 0, 0, norms, "normalisation", 0},
@@ -119,12 +124,15 @@ int cmd_train(int argc, char **argv) {
         {"patch-len", ARG_INT, &c.patch_len, 1, 100000, NULL, "patch length", 0},
         {"stride", ARG_INT, &c.stride, 1, 100000, NULL, "patch stride", 0},
         {"revin", ARG_BOOL, &c.revin, 0, 1, NULL, "reversible instance normalisation (0/1)", 0},
+        {"use-norm", ARG_INT, &c.revin, 0, 1, NULL, "TSLib (iTransformer) name of --revin", 0},
         {"kernel-size", ARG_INT, &c.kernel_size, 1, 1001, NULL, "DLinear moving-average kernel", 0},
         {"moving-avg", ARG_INT, &c.kernel_size, 1, 1001, NULL, "TSLib name of --kernel-size", 0},
         {"batch-size", ARG_INT, &o.batch_size, 1, 65536, NULL, "training batch size", 0},
         {"lr", ARG_FLOAT, &o.lr, 1e-9, 10, NULL, "peak learning rate", 0},
         {"learning-rate", ARG_FLOAT, &o.lr, 1e-9, 10, NULL, "TSLib name of --lr", 0},
-        {"lradj", ARG_CHOICE, &lradj, 0, 0, "type3|cosine|constant", "schedule after warm-up", 0},
+        {"lradj", ARG_CHOICE, &lradj, 0, 0, "type3|type1|cosine|constant",
+         "schedule after warm-up (default: the model's: type3 for patchtst, type1 for dlinear and "
+         "itransformer)", 0},
         {"warmup-epochs", ARG_INT, &o.warmup_epochs, 0, 1000, NULL, "linear warm-up epochs", 0},
         {"weight-decay", ARG_FLOAT, &o.weight_decay, 0, 10, NULL, "AdamW weight decay", 0},
         {"clip-grad", ARG_FLOAT, &o.clip_grad, 0, 1e9, NULL, "max global grad norm (0: off)", 0},
@@ -245,7 +253,7 @@ int cmd_train(int argc, char **argv) {
         return cli_fail(2);
     }
     const sf_task_def *td = sf_task_find(sf_opt_str(cfg, "task"));
-    snprintf(o.lradj, sizeof o.lradj, "%s", lradj);
+    if (lradj) snprintf(o.lradj, sizeof o.lradj, "%s", lradj);
     o.seed = (uint64_t)seed;
     o.out_dir = out;
     o.data_path = data;

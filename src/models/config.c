@@ -186,7 +186,8 @@ int sf_config_normalize(const cJSON *in0, cJSON **out) {
         cJSON_AddItemToObject(o, "input", part);
         l.n = 3;
         for (int i = 0; i < 3; i++) l.items[i] = &sf_positions_registry[i];
-        if (normalize_part(cJSON_GetObjectItemCaseSensitive(in, "positions"), &l, "learned",
+        const char *dpos = md->default_positions ? md->default_positions : "learned";
+        if (normalize_part(cJSON_GetObjectItemCaseSensitive(in, "positions"), &l, dpos,
                            "positions", "positions", &part))
             goto done;
         cJSON_AddItemToObject(o, "positions", part);
@@ -375,9 +376,57 @@ void sf_flat_config_defaults(sf_flat_config *c, const char *model) {
     strcpy(c->norm_place, "post");
     strcpy(c->pos, "learned");
     c->kernel_size = 25;
+    if (strcmp(model, "itransformer") == 0) {
+        /* the official iTransformer run.py defaults; revin stands for use_norm */
+        c->seq_len = 96;
+        c->d_model = 512;
+        c->n_heads = 8;
+        c->e_layers = 2;
+        c->d_ff = 2048;
+        c->dropout = 0.1f;
+        strcpy(c->norm, "layernorm");
+        strcpy(c->pos, "none");
+    }
+}
+
+/* iTransformer from the flags: e_layers metaformer blocks (the official EncoderLayer: post-norm,
+ * attention + mlp, dropout on both residual branches and after the activation), a final norm of
+ * the blocks' kind, the inverted input and the per-token head. */
+static cJSON *itransformer_from_flat(const sf_flat_config *c) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "format_version", SF_FORMAT_VERSION);
+    cJSON_AddStringToObject(o, "task", "forecast");
+    cJSON_AddStringToObject(o, "model", "itransformer");
+    cJSON_AddNumberToObject(o, "seq_len", c->seq_len);
+    cJSON_AddNumberToObject(o, "pred_len", c->pred_len);
+    cJSON_AddNumberToObject(o, "n_channels", c->n_channels);
+    cJSON_AddNumberToObject(o, "d_model", c->d_model);
+    cJSON_AddBoolToObject(o, "use_norm", c->revin);
+    cJSON_AddItemToObject(o, "dropout", sf_json_float(c->dropout));
+    cJSON_AddStringToObject(o, "final_norm", c->norm);
+    cJSON_AddStringToObject(cJSON_AddObjectToObject(o, "input"), "kind", "inverted");
+    cJSON_AddStringToObject(cJSON_AddObjectToObject(o, "positions"), "kind", c->pos);
+    cJSON *b = cJSON_CreateObject();
+    cJSON_AddItemToArray(cJSON_AddArrayToObject(o, "blocks"), b);
+    cJSON_AddStringToObject(b, "kind", "metaformer");
+    cJSON_AddNumberToObject(b, "repeat", c->e_layers);
+    cJSON_AddStringToObject(b, "placement", c->norm_place);
+    cJSON_AddItemToObject(b, "dropout", sf_json_float(c->dropout));
+    cJSON_AddStringToObject(cJSON_AddObjectToObject(b, "norm"), "kind", c->norm);
+    cJSON *tok = cJSON_AddObjectToObject(b, "token_mixer");
+    cJSON_AddStringToObject(tok, "kind", c->mixer);
+    cJSON_AddNumberToObject(tok, "n_heads", c->n_heads);
+    cJSON_AddBoolToObject(tok, "causal", c->causal);
+    cJSON *ch = cJSON_AddObjectToObject(b, "channel_mixer");
+    cJSON_AddStringToObject(ch, "kind", "mlp");
+    cJSON_AddNumberToObject(ch, "d_ff", c->d_ff);
+    cJSON_AddItemToObject(ch, "dropout", sf_json_float(c->dropout));
+    cJSON_AddStringToObject(cJSON_AddObjectToObject(o, "head"), "kind", "per_token");
+    return o;
 }
 
 cJSON *sf_flat_config_to_json(const sf_flat_config *c) {
+    if (strcmp(c->model, "itransformer") == 0) return itransformer_from_flat(c);
     cJSON *f = cJSON_CreateObject();
     cJSON_AddNumberToObject(f, "format_version", 1);
     cJSON_AddStringToObject(f, "model", c->model);

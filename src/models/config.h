@@ -32,11 +32,11 @@ int sf_config_normalize_block(const cJSON *in, int index, cJSON **out);
  * repeated e_layers times. sf_flat_config_to_json() gives the equivalent v2 object (not yet
  * normalised). */
 typedef struct {
-    char model[16]; /* "patchtst" | "dlinear" */
+    char model[16]; /* "patchtst" | "dlinear" | "itransformer" */
     int seq_len, pred_len, n_channels;
     /* patchtst */
     int d_model, n_heads, e_layers, d_ff, patch_len, stride;
-    int revin;
+    int revin; /* itransformer: use_norm */
     float dropout, head_dropout;
     char mixer[16]; /* token mixer */
     int causal;
@@ -48,7 +48,9 @@ typedef struct {
 } sf_flat_config;
 
 /* PatchTST paper's ETTh1 settings (d_model 16, 4 heads, 3 layers, d_ff 128, patch 16/8,
- * dropout 0.3, head dropout 0, post-norm BatchNorm, learned positions) or DLinear's (kernel 25). */
+ * dropout 0.3, head dropout 0, post-norm BatchNorm, learned positions), DLinear's (kernel 25) or
+ * iTransformer's run.py defaults (seq_len 96, d_model 512, 8 heads, 2 layers, d_ff 2048, dropout
+ * 0.1, post-norm LayerNorm, no positions). */
 void sf_flat_config_defaults(sf_flat_config *c, const char *model);
 cJSON *sf_flat_config_to_json(const sf_flat_config *c);
 

@@ -1,5 +1,6 @@
-/* Registries of the input kinds and heads that block-stacked models (patchtst) are built from.
- * A model reads the options of the kind its config names. */
+/* Registries of the input kinds and heads that block-stacked models (patchtst, itransformer) are
+ * built from. A model reads the options of the kind its config names and refuses kinds it does
+ * not implement (patchtst: patches + flatten; itransformer: inverted + per_token). */
 #include "models/model.h"
 
 static const sf_option patches_options[] = {
@@ -7,9 +8,16 @@ static const sf_option patches_options[] = {
     {"stride", SF_OPT_INT, 8, NULL, 1, 100000, NULL, "steps between patch starts"},
 };
 
+static const sf_option inverted_options[] = {
+    {"time_tokens", SF_OPT_BOOL, 0, NULL, 0, 1, NULL,
+     "also embed the look-back's time features as tokens (not available yet)"},
+};
+
 const sf_part_info sf_input_registry[] = {
     {"patches", "each channel's series cut into overlapping patches, Linear(patch_len -> d)",
      SF_OPTS(patches_options)},
+    {"inverted", "each variate's whole look-back is one token, Linear(seq_len -> d)",
+     SF_OPTS(inverted_options)},
 };
 const int sf_input_registry_n = (int)(sizeof sf_input_registry / sizeof *sf_input_registry);
 
@@ -19,5 +27,6 @@ static const sf_option flatten_options[] = {
 
 const sf_part_info sf_head_registry[] = {
     {"flatten", "flatten every token of a series, Linear(d*N -> pred_len)", SF_OPTS(flatten_options)},
+    {"per_token", "each token on its own, Linear(d -> pred_len) (a variate's forecast)", NULL, 0},
 };
 const int sf_head_registry_n = (int)(sizeof sf_head_registry / sizeof *sf_head_registry);

@@ -5,7 +5,8 @@
 #include "core/error.h"
 
 /* The model registry. Adding a model is its own file (an sf_model_def) plus one line here. */
-const sf_model_def *const sf_model_registry[] = {&sf_model_patchtst, &sf_model_dlinear};
+const sf_model_def *const sf_model_registry[] = {&sf_model_patchtst, &sf_model_dlinear,
+                                                  &sf_model_itransformer};
 const int sf_model_registry_n = (int)(sizeof sf_model_registry / sizeof *sf_model_registry);
 
 const sf_model_def *sf_model_find(const char *name) {

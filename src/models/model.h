@@ -6,7 +6,7 @@
  * backward never allocate) and the layers' saved records. Two threads with two sf_runs can run
  * inference on one model at once; training mutates the model (gradients, BatchNorm running
  * statistics) and is single-caller. The sf_model_forward/backward shorthands use the model's own
- * run. Concrete models (patchtst.c, dlinear.c) are sf_model_defs in the registry (model.c). */
+ * run. Concrete models (patchtst.c, dlinear.c, itransformer.c) are sf_model_defs in the registry (model.c). */
 #ifndef SF_MODELS_MODEL_H
 #define SF_MODELS_MODEL_H
 
@@ -34,10 +34,11 @@ typedef struct {
     sf_part_info info; /* model-level options */
     int has_blocks;    /* 1: input, positions, blocks and head sub-objects */
     const char *default_input, *default_head;
+    const char *default_positions; /* NULL: "learned" */
     const sf_model_ops *ops;
 } sf_model_def;
 
-extern const sf_model_def sf_model_patchtst, sf_model_dlinear;
+extern const sf_model_def sf_model_patchtst, sf_model_dlinear, sf_model_itransformer;
 
 /* The options every forecaster's table starts with: the shape x [B, seq_len, C] -> [B, pred_len, C]. */
 #define SF_FORECAST_SHAPE_OPTIONS                                                                 \

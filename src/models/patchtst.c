@@ -45,6 +45,12 @@ static int pt_build(sf_model *m) {
     const cJSON *input = cJSON_GetObjectItemCaseSensitive(c, "input");
     const cJSON *head = cJSON_GetObjectItemCaseSensitive(c, "head");
     const cJSON *blocks = cJSON_GetObjectItemCaseSensitive(c, "blocks");
+    /* the input and head registries are shared with other models: take only our kinds */
+    if (strcmp(sf_opt_str(input, "kind"), "patches") != 0)
+        return sf_errorf("input.kind: patchtst reads its input as patches, not '%s'",
+                         sf_opt_str(input, "kind"));
+    if (strcmp(sf_opt_str(head, "kind"), "flatten") != 0)
+        return sf_errorf("head.kind: patchtst's head is flatten, not '%s'", sf_opt_str(head, "kind"));
     patchtst *s = sf_calloc(1, sizeof *s);
     m->self = s;
     s->L = m->seq_len;

@@ -16,17 +16,30 @@
 
 void sf_train_opts_defaults(sf_train_opts *o, const char *model) {
     memset(o, 0, sizeof *o);
-    int dl = model && strcmp(model, "dlinear") == 0;
-    /* PatchTST's ETTh1 script: Adam, lr 1e-4, batch 128, 100 epochs, lradj type3. DLinear's
-     * (LTSF-Linear ETTh1): lr 5e-3, batch 32. */
+    /* PatchTST's ETTh1 script: Adam, lr 1e-4, batch 128, 100 epochs, lradj type3 (OneCycle's
+     * warm-up approximated by one linear warm-up epoch), patience 10. */
     o->epochs = 100;
     o->patience = 10;
-    o->batch_size = dl ? 32 : 128;
+    o->batch_size = 128;
     o->eval_batch_size = 256;
     o->warmup_epochs = 1;
     o->min_delta = 1e-4f;
-    o->lr = dl ? 5e-3f : 1e-4f;
+    o->lr = 1e-4f;
     snprintf(o->lradj, sizeof o->lradj, "%s", "type3");
+    if (model && (strcmp(model, "dlinear") == 0 || strcmp(model, "itransformer") == 0)) {
+        /* LTSF-Linear's and iTransformer's run scripts: Adam, batch 32, at most 10 epochs,
+         * lradj type1 (halve every epoch, no warm-up), early stopping with patience 3 on any
+         * decrease of the validation loss (delta 0). lr: 5e-3 in LTSF-Linear's ETTh1 script,
+         * 1e-4 (run.py's default) for iTransformer. */
+        int dl = strcmp(model, "dlinear") == 0;
+        o->epochs = 10;
+        o->patience = 3;
+        o->batch_size = 32;
+        o->warmup_epochs = 0;
+        o->min_delta = 0;
+        o->lr = dl ? 5e-3f : 1e-4f;
+        snprintf(o->lradj, sizeof o->lradj, "%s", "type1");
+    }
     o->seed = 2021;
     o->progress_mode = SF_PROGRESS_AUTO;
 }
@@ -41,6 +54,9 @@ float sf_train_lr(const sf_train_opts *o, int epoch, int step, int steps_per_epo
         double f = span > 0 ? (double)(s - warm) / span : 1.0;
         return (float)(o->lr * 0.5 * (1.0 + cos(M_PI * (f > 1 ? 1 : f))));
     }
+    /* type1 (Time-Series-Library, LTSF-Linear): x0.5 per epoch after the warm-up epochs */
+    if (strcmp(o->lradj, "type1") == 0)
+        return o->lr * powf(0.5f, (float)(epoch - o->warmup_epochs));
     /* type3: lr for the first three epochs, then x0.9 per epoch. */
     return epoch <= 3 ? o->lr : o->lr * powf(0.9f, (float)(epoch - 3));
 }

@@ -8,8 +8,9 @@ from __metadata__["config"] (format_version 2, or an older format_version 1 conf
 by seqformer_ref.config_v1_to_v2), z-scores the CSV with the stored statistics
 (__metadata__["scaler_mean"], ["scaler_std"], ["columns"], each a JSON string), and
 evaluates on the ETTh1 standard test split: rows [11520 - L, 14400) of the data
-(header excluded), every window (stride 1), in batches.  Prints one JSON line
-{"mse": ..., "mae": ...} (errors in z-scored units, mean over windows * P * C).
+(header excluded), every window (stride 1), in batches (--drop-last B: only the windows of the
+full batches of B, as a drop_last=True test loader scores them).  Prints one JSON line
+{"mse": ..., "mae": ..., "windows": ...} (errors in z-scored units, mean over windows * P * C).
 """
 
 import argparse
@@ -42,10 +43,14 @@ def read_csv(path, columns=None):
     return data, columns
 
 
-def evaluate(model, z, seq_len, pred_len, batch_size=256):
-    """z [T, C] (already scaled) -> (mse, mae) over all windows x=z[i:i+L], y=z[i+L:i+L+P]."""
+def evaluate(model, z, seq_len, pred_len, batch_size=256, drop_last=0):
+    """z [T, C] (already scaled) -> (mse, mae) over all windows x=z[i:i+L], y=z[i+L:i+L+P]; with
+    drop_last = b, only the first floor(n / b) * b windows (a test loader with batch size b and
+    drop_last=True, as LTSF-Linear's before its commit 6fe4c28 and the papers of that time)."""
     T = z.shape[0]
     n_win = T - seq_len - pred_len + 1
+    if drop_last > 0:
+        n_win = n_win // drop_last * drop_last
     if n_win < 1:
         raise SystemExit(f"test split too short: {T} rows for L={seq_len}, P={pred_len}")
     zt = torch.from_numpy(z.astype(np.float32))
@@ -70,6 +75,9 @@ def main():
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0: torch default)")
     ap.add_argument("--verbose", action="store_true", help="also print windows / rows / config to stderr")
+    ap.add_argument("--drop-last", type=int, default=0, metavar="B",
+                    help="score only the windows a test loader with batch B and drop_last=True sees "
+                         "(0: every window)")
     args = ap.parse_args()
     if args.threads > 0:
         torch.set_num_threads(args.threads)
@@ -91,11 +99,11 @@ def main():
         raise SystemExit(f"{args.csv}: {data.shape[0]} rows, the ETTh1 split needs {ETTH1_TEST_END}")
     test = data[ETTH1_TEST_START - L:ETTH1_TEST_END]
     z = (test - mean) / std
-    mse, mae, n_win = evaluate(model, z, L, P, args.batch_size)
+    mse, mae, n_win = evaluate(model, z, L, P, args.batch_size, args.drop_last)
     if args.verbose:
         print(f"rows [{ETTH1_TEST_START - L}, {ETTH1_TEST_END}), {n_win} windows, columns {columns}, "
               f"config (canonical v2) {json.dumps(cfg)}", file=sys.stderr)
-    print(json.dumps({"mse": mse, "mae": mae}))
+    print(json.dumps({"mse": mse, "mae": mae, "windows": n_win}))
 
 
 if __name__ == "__main__":

@@ -196,6 +196,12 @@ FIXTURES = [
         with_token_mixer({"kind": "linear", "feature_map": "relu", "n_heads": 2}, repeat=1),
         with_token_mixer({"kind": "linear", "feature_map": "relu", "n_heads": 2, "causal": True},
                          "pre", "rmsnorm", repeat=1)]), 4),
+    # iTransformer: variates as tokens (use_norm, inverted embedding, the official post-norm
+    # softmax + mlp encoder layers, final layernorm, per-token projector); C = 5 tokens
+    Fixture("itransformer", ref.canonical_config(
+        {"format_version": 2, "task": "forecast", "model": "itransformer", "seq_len": 48, "pred_len": 12,
+         "n_channels": 5, "d_model": 16, "dropout": 0,
+         "blocks": [metaformer("post", "layernorm", "softmax", n_heads=4, d_ff=24, repeat=2)]}), 4),
 ]
 
 

@@ -424,6 +424,30 @@ def np_dlinear(x, sd, cfg):
     return out
 
 
+def np_itransformer(x, sd, cfg):
+    """iTransformer from its description (docs/config.md): use_norm statistics per window and
+    variate, one token per variate (its whole look-back), blocks, final norm, per-token projector."""
+    B, L, C = x.shape
+    if cfg["use_norm"]:
+        mean = x.mean(1, keepdims=True)
+        std = np.sqrt(((x - mean) ** 2).mean(1, keepdims=True) + 1e-5)
+    else:
+        mean, std = np.zeros((B, 1, C)), np.ones((B, 1, C))
+    tokens = ((x - mean) / std).transpose(0, 2, 1)  # [B, C, L]
+    u = np_linear(tokens, sd, "embed")
+    if cfg["positions"]["kind"] == "learned":
+        u = u + sd["pos_embed"]
+    i = 0
+    for entry in cfg["blocks"]:
+        for _ in range(entry["repeat"]):
+            u = np_block(u, sd, f"blocks.{i}", entry, {})
+            i += 1
+    if cfg["final_norm"] != "none":
+        u = np_norm(u, sd, "norm_f", {"kind": cfg["final_norm"], "eps": 1e-5, "momentum": 0.1})
+    y = np_linear(u, sd, "projector").transpose(0, 2, 1)  # [B, P, C]
+    return y * std + mean
+
+
 def test_numpy_twin():
     for name, _ in mf.FIXTURES:
         path = os.path.join(ROOT, "tests", "fixtures", name + ".safetensors")
@@ -431,7 +455,8 @@ def test_numpy_twin():
         cfg = json.loads(meta["config"])  # the stored canonical v2 config, read by the NumPy twin itself
         sd = {k: v.astype(np.float64) for k, v in tensors.items()}
         x = sd["x"]
-        y_np = np_patchtst(x, sd, cfg) if cfg["model"] == "patchtst" else np_dlinear(x, sd, cfg)
+        np_model = {"patchtst": np_patchtst, "dlinear": np_dlinear, "itransformer": np_itransformer}
+        y_np = np_model[cfg["model"]](x, sd, cfg)
         model, _, _ = ref.load_checkpoint(path, dtype=torch.float64)
         with torch.no_grad():
             y_t = model(torch.from_numpy(x)).numpy()
@@ -484,7 +509,8 @@ V1_FIXTURE_CONFIGS = {
 
 
 def doc_examples():
-    """The two config examples of docs/config.md: the patchtst ```json block and the inline dlinear one."""
+    """The config examples of docs/config.md: the ```json blocks (patchtst, itransformer) and the inline
+    dlinear one."""
     text = open(os.path.join(ROOT, "docs", "config.md")).read()
     blocks = re.findall(r"```json\n(.*?)```", text, re.S)
     dl = re.search(r'`(\{"format_version": 2, "task": "forecast", "model": "dlinear".*?\})`', text, re.S)
@@ -501,7 +527,7 @@ def raises(fn, needle):
 
 def test_config():
     ex = doc_examples()
-    ok = len(ex) == 2 and all(json.dumps(ref.canonical_config(c)) == json.dumps(c) for c in ex)
+    ok = len(ex) == 3 and all(json.dumps(ref.canonical_config(c)) == json.dumps(c) for c in ex)
     check("docs/config.md examples are canonical (same keys, order, values)", ok, f"{len(ex)} examples")
     m = ref.build_model(ex[0])
     check("docs/config.md patchtst example: 81,728 parameters, 3 blocks, no norm_f",
@@ -948,6 +974,18 @@ def test_check_checkpoint():
         ok = res.returncode == 0 and n == 2857 and all(abs(got[k] - want[k]) < 1e-6 * want[k] for k in want)
         check(f"check_checkpoint.py, {version} checkpoint, vs NumPy (zero head => window mean)", ok,
               f"got {got} want {want} {res.stderr[-300:]}")
+    # --drop-last 32: only the 89 full batches of 32 windows (2848 of 2857), as a drop_last test loader
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "zero_head.safetensors")
+        ref.save_checkpoint(path, m, cfg, meta)
+        res = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "reference", "check_checkpoint.py"),
+                              path, csv_path, "--drop-last", "32"], capture_output=True, text=True)
+    got = json.loads(res.stdout.strip().splitlines()[-1]) if res.returncode == 0 else {}
+    dk = d[:2848]
+    want = {"mse": float((dk ** 2).mean()), "mae": float(np.abs(dk).mean())}
+    ok = res.returncode == 0 and got.get("windows") == 2848 and all(abs(got[k] - want[k]) < 1e-6 * want[k]
+                                                                     for k in want)
+    check("check_checkpoint.py --drop-last 32 scores the first 2848 windows", ok, f"got {got} want {want}")
 
 
 def main():

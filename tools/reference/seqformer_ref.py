@@ -225,8 +225,9 @@ MIXER_KINDS = {
 }
 FAVOR_ONLY_DEFAULTS = {"n_features": 64, "redraw": 0}  # linear's options that only favor uses
 POSITION_KINDS = {"learned": {}, "sinusoidal": {}, "none": {}}
-INPUT_KINDS = {"patches": {"patch_len": (_opt_int(1), 16), "stride": (_opt_int(1), 8)}}
-HEAD_KINDS = {"flatten": {"dropout": (_DROPOUT, 0)}}
+INPUT_KINDS = {"patches": {"patch_len": (_opt_int(1), 16), "stride": (_opt_int(1), 8)},
+               "inverted": {"time_tokens": (_opt_bool(), False)}}
+HEAD_KINDS = {"flatten": {"dropout": (_DROPOUT, 0)}, "per_token": {}}
 PLACEMENTS = ("pre", "post")
 _BLOCK_COMMON = {"repeat": (_opt_int(1), 1), "placement": (_opt_enum(*PLACEMENTS), "pre"),
                  "dropout": (_DROPOUT, 0), "norm": ("norm", {"kind": "layernorm"})}
@@ -249,6 +250,12 @@ MODEL_KINDS = {
                  "blocks": ("blocks", REQUIRED), "head": ("part:head", {"kind": "flatten"})},
     "dlinear": {"seq_len": (_opt_int(1), REQUIRED), "pred_len": (_opt_int(1), REQUIRED),
                 "n_channels": (_opt_int(1), REQUIRED), "kernel_size": (_opt_int(1), 25)},
+    "itransformer": {"seq_len": (_opt_int(1), REQUIRED), "pred_len": (_opt_int(1), REQUIRED),
+                     "n_channels": (_opt_int(1), REQUIRED), "d_model": (_opt_int(1), 512),
+                     "use_norm": (_opt_bool(), True), "dropout": (_DROPOUT, 0.1),
+                     "final_norm": (_opt_enum("none", *NORM_KINDS), "layernorm"),
+                     "input": ("part:input", {"kind": "inverted"}), "positions": ("part:positions", {"kind": "none"}),
+                     "blocks": ("blocks", REQUIRED), "head": ("part:head", {"kind": "per_token"})},
 }
 _PART_TABLES = {"part:input": INPUT_KINDS, "part:positions": POSITION_KINDS, "part:head": HEAD_KINDS}
 
@@ -438,6 +445,8 @@ def canonical_config(cfg):
     out.update(_options("", cfg, MODEL_KINDS[model], skip=("format_version", "task", "model")))
     if model == "patchtst":
         _check_patchtst(out)
+    elif model == "itransformer":
+        _check_itransformer(out)
     else:
         if out["kernel_size"] % 2 == 0:
             raise ConfigError(f"kernel_size: must be odd (got {out['kernel_size']})")
@@ -476,6 +485,10 @@ def n_patches(cfg):
 
 def _check_patchtst(c):
     d = c["d_model"]
+    if c["input"]["kind"] != "patches":
+        raise ConfigError(f"input.kind: patchtst reads its input as patches, not {c['input']['kind']!r}")
+    if c["head"]["kind"] != "flatten":
+        raise ConfigError(f"head.kind: patchtst's head is flatten, not {c['head']['kind']!r}")
     if n_patches(c) < 1:
         raise ConfigError(f"input.patch_len: {c['input']['patch_len']} too long for seq_len {c['seq_len']} "
                           f"and stride {c['input']['stride']}")
@@ -510,6 +523,25 @@ def _check_efficient_mixer(path, m, max_T):
     if kind == "fastformer" and m["causal"]:
         raise ConfigError(f"{path}.causal: fastformer has no causal form (its global query and key pool "
                           f"the whole sequence); use softmax, linear or local for causal models")
+
+
+def _check_itransformer(c):
+    if c["input"]["kind"] != "inverted":
+        raise ConfigError(f"input.kind: itransformer embeds each variate as one token (inverted), "
+                          f"not {c['input']['kind']!r}")
+    if c["input"]["time_tokens"]:
+        raise ConfigError("input.time_tokens: not available yet (the data layer has no time features); "
+                          "set it to false")
+    if c["head"]["kind"] != "per_token":
+        raise ConfigError(f"head.kind: itransformer projects each token (per_token), not {c['head']['kind']!r}")
+    d = c["d_model"]
+    if c["positions"]["kind"] == "sinusoidal" and d % 2:
+        raise ConfigError(f"positions.kind: sinusoidal positions need an even d_model (got {d})")
+    for i, b in enumerate(c["blocks"]):
+        for slot in ("token_mixer", "channel_mixer", "mixer"):
+            m = b.get(slot)
+            if m and "n_heads" in m and d % m["n_heads"]:
+                raise ConfigError(f"blocks[{i}].{slot}.n_heads: {m['n_heads']} must divide d_model {d}")
 
 
 def is_batchnorm(cfg):
@@ -1157,12 +1189,66 @@ class DLinear(nn.Module):
         return (s + t).permute(0, 2, 1)
 
 
+class ITransformer(nn.Module):
+    """model itransformer (Liu et al. 2024, thuml/iTransformer model/iTransformer.py without the
+    time-feature tokens), built from a canonical format_version 2 config:
+      use_norm: x -> (x - mean) / sqrt(var + 1e-5), per window and variate, over time (biased var);
+      tokens = dropout(embed(x^T)) [B, C, d] (+ positions, default none); blocks; final norm;
+      projector(tokens) [B, C, P] -> [B, P, C]; use_norm undone.
+    Modules in the order embed, pos_embed, blocks.{i}, norm_f, projector (as the C model declares them)."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        cfg = canonical_config(cfg)
+        if cfg["model"] != "itransformer":
+            raise ConfigError(f"model: {cfg['model']!r} given to ITransformer")
+        self.cfg = cfg
+        d, c = cfg["d_model"], cfg["n_channels"]
+        self.seq_len, self.pred_len, self.c = cfg["seq_len"], cfg["pred_len"], c
+        self.use_norm = bool(cfg["use_norm"])
+        self.embed = nn.Linear(self.seq_len, d)
+        pos = cfg["positions"]["kind"]
+        self._pe64 = None
+        if pos == "learned":
+            self.pos_embed = nn.Parameter(torch.empty(c, d).uniform_(-0.02, 0.02))
+        else:
+            self.pos_embed = None
+            if pos == "sinusoidal":
+                self._pe64 = sinusoidal_table(c, d)
+        self.drop = nn.Dropout(cfg["dropout"])
+        self.block_cfgs = expand_blocks(cfg)
+        self.blocks = nn.ModuleList([make_block(b, d) for b in self.block_cfgs])
+        fn = cfg["final_norm"]
+        self.norm_f = make_norm(_norm("final_norm", {"kind": fn}), d) if fn != "none" else None
+        self.projector = nn.Linear(d, self.pred_len)
+
+    def forward(self, x):
+        if self.use_norm:
+            x, mean, stdev = revin_norm(x)  # the same statistics (Non-stationary Transformer's)
+        u = self.embed(x.permute(0, 2, 1))  # [B, C, d]: one token per variate
+        if self.pos_embed is not None:
+            u = u + self.pos_embed
+        elif self._pe64 is not None:
+            u = u + self._pe64.to(dtype=u.dtype, device=u.device)
+        u = self.drop(u)
+        for blk in self.blocks:
+            u = blk(u)
+        if self.norm_f is not None:
+            u = self.norm_f(u)
+        y = self.projector(u).permute(0, 2, 1)  # [B, P, C]
+        if self.use_norm:
+            y = y * stdev + mean
+        return y
+
+
 def build_model(cfg):
     """Model from a config (dict or JSON string; format_version 2, or 1 via config_v1_to_v2).
     ``model.cfg`` is the canonical format_version 2 config."""
     cfg = canonical_config(cfg)
     if cfg["model"] == "patchtst":
         return PatchTST(cfg)
+    if cfg["model"] == "itransformer":
+        return ITransformer(cfg)
     return DLinear(cfg)
 
 
