@@ -191,6 +191,10 @@ static void check_mixer(const char *kind, int causal) {
     else if (!strcmp(kind, "mlp") || !strcmp(kind, "mlp-relu"))
         snprintf(json, sizeof json, "{\"kind\":\"mlp\",\"d_ff\":12,\"activation\":\"%s\"}",
                  strcmp(kind, "mlp") ? "relu" : "gelu");
+    else if (!strncmp(kind, "probsparse", 10)) /* factor 1: 2 active queries of 7 */
+        snprintf(json, sizeof json,
+                 "{\"kind\":\"probsparse\",\"n_heads\":2,\"factor\":1,\"causal\":%s,\"mix\":%s}",
+                 causal ? "true" : "false", strstr(kind, "-mix") ? "true" : "false");
     else if (!strcmp(kind, "identity"))
         snprintf(json, sizeof json, "{\"kind\":\"identity\"}");
     else
@@ -535,6 +539,14 @@ int main(void) {
     check_norm(SF_NORM_BATCHNORM, 0);
     check_mixer("softmax", 0);
     check_mixer("softmax", 1);
+    {   /* a factor below 1 is refused when the config is read, naming the block and option */
+        sf_mixer *bad = make_mixer("{\"kind\":\"probsparse\",\"factor\":0}", 8, 7);
+        CHECK(bad == NULL && strstr(sf_error_message(), "blocks[0].mixer.factor") != NULL);
+        printf("probsparse factor 0: %s\n", sf_error_message());
+    }
+    check_mixer("probsparse", 0);
+    check_mixer("probsparse", 1);
+    check_mixer("probsparse-mix", 1);
     check_mixer("linear", 0);
     check_mixer("linear", 1);
     check_mixer("mlp", 0);

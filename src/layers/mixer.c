@@ -12,6 +12,7 @@ const sf_mixer_def *const sf_mixer_registry[] = {
     &sf_mixer_mlp,
     &sf_mixer_glu,
     &sf_mixer_identity,
+    &sf_mixer_probsparse,
 };
 const int sf_mixer_registry_n = (int)(sizeof sf_mixer_registry / sizeof *sf_mixer_registry);
 
