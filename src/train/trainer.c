@@ -17,6 +17,7 @@
 void sf_train_opts_defaults(sf_train_opts *o, const char *model) {
     memset(o, 0, sizeof *o);
     int dl = model && strcmp(model, "dlinear") == 0;
+    int inf = model && strcmp(model, "informer") == 0;
     /* PatchTST's ETTh1 script: Adam, lr 1e-4, batch 128, 100 epochs, lradj type3. DLinear's
      * (LTSF-Linear ETTh1): lr 5e-3, batch 32. */
     o->epochs = 100;
@@ -27,6 +28,14 @@ void sf_train_opts_defaults(sf_train_opts *o, const char *model) {
     o->min_delta = 1e-4f;
     o->lr = dl ? 5e-3f : 1e-4f;
     snprintf(o->lradj, sizeof o->lradj, "%s", "type3");
+    if (inf) { /* main_informer.py: Adam, lr 1e-4, batch 32, 6 epochs, patience 3, lradj type1 */
+        o->epochs = 6;
+        o->patience = 3;
+        o->batch_size = 32;
+        o->warmup_epochs = 0;
+        o->min_delta = 0;
+        snprintf(o->lradj, sizeof o->lradj, "%s", "type1");
+    }
     o->seed = 2021;
     o->progress_mode = SF_PROGRESS_AUTO;
 }
@@ -41,6 +50,9 @@ float sf_train_lr(const sf_train_opts *o, int epoch, int step, int steps_per_epo
         double f = span > 0 ? (double)(s - warm) / span : 1.0;
         return (float)(o->lr * 0.5 * (1.0 + cos(M_PI * (f > 1 ? 1 : f))));
     }
+    /* type1 (Informer): set to lr * 0.5^(e-1) after epoch e (1-based), so epochs 0 and 1 train
+     * at lr, epoch 2 at lr/2, ... */
+    if (strcmp(o->lradj, "type1") == 0) return epoch <= 1 ? o->lr : o->lr * powf(0.5f, (float)(epoch - 1));
     /* type3: lr for the first three epochs, then x0.9 per epoch. */
     return epoch <= 3 ? o->lr : o->lr * powf(0.9f, (float)(epoch - 3));
 }

@@ -277,6 +277,8 @@ def test_numpy_twin():
         path = os.path.join(ROOT, "tests", "fixtures", name + ".safetensors")
         tensors, meta = ref.load_safetensors(path)
         cfg = json.loads(meta["config"])  # the stored canonical v2 config, read by the NumPy twin itself
+        if cfg["model"] == "informer":  # no NumPy spec twin for Informer (the C parity test covers it)
+            continue
         sd = {k: v.astype(np.float64) for k, v in tensors.items()}
         x = sd["x"]
         y_np = np_patchtst(x, sd, cfg) if cfg["model"] == "patchtst" else np_dlinear(x, sd, cfg)
@@ -605,8 +607,9 @@ def test_fixtures_reproduce():
         have_all = all("grad." + n in tensors for n in pnames) and \
             sorted(k[5:] for k in tensors if k.startswith("grad.")) == sorted(pnames)
         bn = mf.is_batchnorm(cfg)
+        marks = torch.from_numpy(tensors["marks"]) if "marks" in tensors else None
         out, loss, grads, after, out_eval = mf.run_fixture(model, torch.from_numpy(tensors["x"]),
-                                                           torch.from_numpy(tensors["y"]), bn)
+                                                           torch.from_numpy(tensors["y"]), bn, marks)
         e_out = np.abs(out.numpy() - tensors["out"]).max()
         e_loss = abs(loss.item() - tensors["loss"][0])
         e_g = max(np.abs(grads[n].numpy() - tensors["grad." + n]).max() for n in pnames)
@@ -614,8 +617,12 @@ def test_fixtures_reproduce():
         # exactly zero gradient mathematically; the stored values are float32 noise
         zero_grad = ref.zero_grad_params(model) if bn else set()
         gmax = max(np.abs(tensors["grad." + n]).max() for n in pnames)
+        # Informer with mix: the last decoder layer's heads whose mixed-out rows land in the label
+        # part (discarded by the output slice) get exactly zero gradient, as in the reference
+        dead = {n for n in pnames if cfg["model"] == "informer" and cfg["mix"] and
+                n.startswith(f"decoder.layers.{cfg['d_layers'] - 1}.self_attn.mixer.qkv.")}
         nonzero = all(np.abs(tensors["grad." + n]).min() > 0 or np.count_nonzero(tensors["grad." + n]) > 0.9 *
-                      tensors["grad." + n].size for n in pnames if n not in zero_grad)
+                      tensors["grad." + n].size for n in pnames if n not in zero_grad and n not in dead)
         nonzero = nonzero and all(np.abs(tensors["grad." + n]).max() < 1e-6 * gmax for n in zero_grad)
         B = fx.batch
         shapes = tensors["loss"].shape == (1,) and tensors["x"].dtype == np.float32 and \
