@@ -54,8 +54,10 @@ static void run_case(int B, int L, int H, int Dh, int factor, int causal) {
     CHECK(active == B * H * u);
     double e_fwd = cmp_cols(o, o2, rows, D, 0, D);
     float *d1 = malloc(sizeof(float) * rows * ld), *d2 = malloc(sizeof(float) * rows * ld);
-    sf_prob_attention_backward(d1, d1 + D, d1 + 2 * D, g, D, rank, p, q, k, v, ld, u, B, L, H, Dh,
-                               scale, causal);
+    float *work = malloc(sizeof(float) * B * H * u * L);
+    sf_prob_attention_backward(d1, d1 + D, d1 + 2 * D, work, g, D, rank, p, q, k, v, ld, u, B, L, H,
+                               Dh, scale, causal);
+    free(work);
     sf_prob_attention_backward_ref(d2, d2 + D, d2 + 2 * D, g, D, rank, q, k, v, ld, B, L, H, Dh,
                                    scale, causal);
     double e_bwd = 0;
@@ -94,6 +96,7 @@ int main(void) {
         run_case(1, 8, 2, 3, 5, causal);   /* u = L: dense */
         run_case(3, 96, 2, 8, 5, causal);  /* Informer's encoder at seq_len 96 */
         run_case(1, 1, 1, 4, 5, causal);   /* one token */
+        run_case(2, 100, 2, 13, 10, causal); /* u = 50: two chunks of active queries; Dh 13 */
     }
     return test_finish();
 }

@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "core/rng.h"
+#include "kernels/gemm.h"
 
 /* (b, h) pairs below this many score entries run on the calling thread. */
 #define PROB_PAR_MIN 65536L
@@ -22,7 +23,8 @@ void sf_prob_attention_sample(int *sample, int L, int U, uint64_t seed) {
     for (long i = 0; i < (long)L * U; i++) sample[i] = (int)sf_rng_below(&r, (uint32_t)L);
 }
 
-/* The u largest of m[L] (ties: the lower index) get ranks 0..u-1 in order; the rest -1. */
+/* The u largest of m[L] (ties: the lower index) are active; they get ranks 0..u-1 in index order
+ * (so consecutive active queries own consecutive rows of p), the rest -1. */
 static void select_top(const float *m, int *rank, int L, int u) {
     for (int i = 0; i < L; i++) rank[i] = -1;
     for (int r = 0; r < u; r++) {
@@ -31,12 +33,35 @@ static void select_top(const float *m, int *rank, int L, int u) {
             if (rank[i] < 0 && (best < 0 || m[i] > m[best])) best = i;
         rank[best] = r;
     }
+    for (int i = 0, r = 0; i < L; i++)
+        if (rank[i] >= 0) rank[i] = r++;
 }
 
+/* Active queries are handled in chunks of this many, gathered on the stack for two GEMMs. */
+#define ACT_CHUNK 32
+
+/* Next chunk of active queries from index *i on: their indices into idx, their rows of src
+ * (stride ld, Dh wide) into buf; returns how many (0: none left). */
+static int gather_active(const int *rank, int L, int *i, int *idx, float *buf, const float *src,
+                         int ld, int Dh) {
+    int nc = 0;
+    for (; *i < L && nc < ACT_CHUNK; (*i)++)
+        if (rank[*i] >= 0) {
+            idx[nc] = *i;
+            memcpy(buf + (size_t)nc * Dh, src + (size_t)*i * ld, (size_t)Dh * sizeof(float));
+            nc++;
+        }
+    return nc;
+}
+
+/* Eight partial sums, so the compiler vectorises the (otherwise strictly ordered) reduction. */
 static float dotf(const float *a, const float *b, int n) {
-    float s = 0;
-    for (int i = 0; i < n; i++) s += a[i] * b[i];
-    return s;
+    float p[8] = {0, 0, 0, 0, 0, 0, 0, 0}, s = 0;
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) p[j] += a[i + j] * b[i + j];
+    for (; i < n; i++) s += a[i] * b[i];
+    return s + ((p[0] + p[4]) + (p[1] + p[5])) + ((p[2] + p[6]) + (p[3] + p[7]));
 }
 
 void sf_prob_attention_forward(float *o, int ldo, float *m, int *rank, float *p, const float *q,
@@ -77,31 +102,31 @@ void sf_prob_attention_forward(float *o, int ldo, float *m, int *rank, float *p,
                 for (int e = 0; e < Dh; e++)
                     ob[(size_t)i * ldo + e] = ob[(size_t)(i - 1) * ldo + e] + vb[(size_t)i * ld + e];
         }
-        /* active rows: full softmax attention */
-        for (int i = 0; i < L; i++) {
-            int r = rb[i];
-            if (r < 0) continue;
-            float *pr = pb + (size_t)r * L, mx = -INFINITY, z = 0;
-            int n = causal ? i + 1 : L;
-            for (int j = 0; j < n; j++) {
-                pr[j] = scale * dotf(qb + (size_t)i * ld, kb + (size_t)j * ld, Dh);
-                mx = pr[j] > mx ? pr[j] : mx;
+        /* active rows: full softmax attention, a chunk of queries per pair of GEMMs */
+        float qa[ACT_CHUNK * SF_PROB_MAX_DH];
+        int idx[ACT_CHUNK];
+        for (int i = 0, r0 = 0, nc; (nc = gather_active(rb, L, &i, idx, qa, qb, ld, Dh)) > 0; r0 += nc) {
+            float *p0 = pb + (size_t)r0 * L;
+            sf_gemm(0, 1, nc, L, Dh, scale, qa, Dh, kb, ld, 0.0f, p0, L);
+            for (int c = 0; c < nc; c++) {
+                float *pr = p0 + (size_t)c * L, mx = -INFINITY, z = 0;
+                int n = causal ? idx[c] + 1 : L;
+                for (int j = 0; j < n; j++) mx = pr[j] > mx ? pr[j] : mx;
+                for (int j = 0; j < n; j++) z += pr[j] = expf(pr[j] - mx);
+                for (int j = 0; j < n; j++) pr[j] /= z;
+                for (int j = n; j < L; j++) pr[j] = 0;
             }
-            for (int j = 0; j < n; j++) z += pr[j] = expf(pr[j] - mx);
-            for (int j = 0; j < n; j++) pr[j] /= z;
-            for (int j = n; j < L; j++) pr[j] = 0;
-            float *oi = ob + (size_t)i * ldo;
-            memset(oi, 0, (size_t)Dh * sizeof(float));
-            for (int j = 0; j < n; j++)
-                for (int e = 0; e < Dh; e++) oi[e] += pr[j] * vb[(size_t)j * ld + e];
+            sf_gemm(0, 0, nc, Dh, L, 1.0f, p0, L, vb, ld, 0.0f, qa, Dh); /* qa now holds the rows of o */
+            for (int c = 0; c < nc; c++)
+                memcpy(ob + (size_t)idx[c] * ldo, qa + (size_t)c * Dh, (size_t)Dh * sizeof(float));
         }
     }
 }
 
-void sf_prob_attention_backward(float *dq, float *dk, float *dv, const float *dout, int ldo,
-                                const int *rank, const float *p, const float *q, const float *k,
-                                const float *v, int ld, int u, int B, int L, int H, int Dh,
-                                float scale, int causal) {
+void sf_prob_attention_backward(float *dq, float *dk, float *dv, float *work, const float *dout,
+                                int ldo, const int *rank, const float *p, const float *q,
+                                const float *k, const float *v, int ld, int u, int B, int L, int H,
+                                int Dh, float scale, int causal) {
     int par = (long)B * H * L * (u + 1) >= PROB_PAR_MIN;
 #pragma omp parallel for schedule(static) if (par)
     for (int bh = 0; bh < B * H; bh++) {
@@ -133,33 +158,30 @@ void sf_prob_attention_backward(float *dq, float *dk, float *dv, const float *do
                 memcpy(dvb + (size_t)j * ld, acc, (size_t)Dh * sizeof(float));
             }
         }
-        /* active rows: softmax attention backward with the saved probabilities */
-        for (int i = 0; i < L; i++) {
-            int r = rb[i];
-            if (r < 0) continue;
-            const float *pr = pb + (size_t)r * L, *gi = gb + (size_t)i * ldo;
-            const float *qi = qb + (size_t)i * ld;
-            float *dqi = dqb + (size_t)i * ld;
-            int n = causal ? i + 1 : L;
-            float ds[SF_PROB_MAX_L_STACK], s = 0;
-            float *dsp = n <= SF_PROB_MAX_L_STACK ? ds : NULL;
-            /* two passes over the keys: dp_j = g_i . v_j, then ds_j = p_j (dp_j - sum p dp) */
-            for (int j = 0; j < n; j++) {
-                float dp = dotf(gi, vb + (size_t)j * ld, Dh);
-                if (dsp) dsp[j] = dp;
-                s += pr[j] * dp;
+        /* active rows: softmax attention backward with the saved probabilities, by chunks:
+         * dP = g V^T, dS = scale P (dP - rowsum(P dP)), dV += P^T g, dK += dS^T q, dq = dS K */
+        float ga[ACT_CHUNK * SF_PROB_MAX_DH], qa[ACT_CHUNK * SF_PROB_MAX_DH];
+        int idx[ACT_CHUNK];
+        float *wb = work + (size_t)bh * u * L;
+        for (int i = 0, r0 = 0, nc; r0 < u; r0 += nc) {
+            int i2 = i;
+            nc = gather_active(rb, L, &i, idx, ga, gb, ldo, Dh);
+            gather_active(rb, L, &i2, idx, qa, qb, ld, Dh);
+            if (!nc) break;
+            const float *p0 = pb + (size_t)r0 * L;
+            float *w0 = wb + (size_t)r0 * L;
+            sf_gemm(0, 1, nc, L, Dh, 1.0f, ga, Dh, vb, ld, 0.0f, w0, L);
+            for (int c = 0; c < nc; c++) {
+                const float *pr = p0 + (size_t)c * L;
+                float *wr = w0 + (size_t)c * L, s = 0;
+                for (int j = 0; j < L; j++) s += pr[j] * wr[j];
+                for (int j = 0; j < L; j++) wr[j] = scale * pr[j] * (wr[j] - s);
             }
-            for (int j = 0; j < n; j++) {
-                float dp = dsp ? dsp[j] : dotf(gi, vb + (size_t)j * ld, Dh);
-                float dsj = scale * pr[j] * (dp - s);
-                const float *kj = kb + (size_t)j * ld;
-                float *dkj = dkb + (size_t)j * ld, *dvj = dvb + (size_t)j * ld;
-                for (int e = 0; e < Dh; e++) {
-                    dqi[e] += dsj * kj[e];
-                    dkj[e] += dsj * qi[e];
-                    dvj[e] += pr[j] * gi[e];
-                }
-            }
+            sf_gemm(1, 0, L, Dh, nc, 1.0f, p0, L, ga, Dh, 1.0f, dvb, ld);
+            sf_gemm(1, 0, L, Dh, nc, 1.0f, w0, L, qa, Dh, 1.0f, dkb, ld);
+            sf_gemm(0, 0, nc, Dh, L, 1.0f, w0, L, kb, ld, 0.0f, ga, Dh); /* ga now holds dq rows */
+            for (int c = 0; c < nc; c++)
+                memcpy(dqb + (size_t)idx[c] * ld, ga + (size_t)c * Dh, (size_t)Dh * sizeof(float));
         }
     }
 }
@@ -213,6 +235,8 @@ void sf_prob_attention_forward_ref(float *o, int ldo, int *rank, const int *rank
                         if (rk[i] < 0 && (best < 0 || mm[i] > mm[best])) best = i;
                     rk[best] = r;
                 }
+                for (int i = 0, r = 0; i < L; i++) /* ranks in index order, as the fast kernel */
+                    if (rk[i] >= 0) rk[i] = r++;
             }
             if (rank) memcpy(rank + ((size_t)b * H + h) * L, rk, (size_t)L * sizeof(int));
             for (int i = 0; i < L; i++) {

@@ -17,10 +17,11 @@
  * Layout as kernels/attention.h: q, k, v rows of stride ld (head h of token t of item b at
  * base + (b*L + t)*ld + h*Dh); o, dout [B, L, *] with row stride ldo. Work arrays the caller
  * owns (kernels never allocate): m [B, H, L] (the sparsity measure, written), rank [B, H, L]
- * (written: r in [0, u) for the active query whose probabilities are row r of p, -1 for passive
- * queries), p [B, H, u, L] (written; masked entries 0). No padding: every sequence has L tokens.
- * Fast kernels: OpenMP over (b, h), float accumulation. The *_ref functions are plain
- * per-query loops in double, for tests. */
+ * (written: r in [0, u) for the r-th active query in index order, whose probabilities are row r
+ * of p; -1 for passive queries), p [B, H, u, L] (written; masked entries 0), and for backward a
+ * scratch work [B, H, u, L]. No padding: every sequence has L tokens.
+ * Fast kernels: OpenMP over (b, h); the active queries go through GEMMs in chunks gathered on the
+ * stack; float accumulation. The *_ref functions are plain per-query loops in double, for tests. */
 #ifndef SF_KERNELS_PROB_ATTENTION_H
 #define SF_KERNELS_PROB_ATTENTION_H
 
@@ -39,10 +40,10 @@ void sf_prob_attention_forward(float *o, int ldo, float *m, int *rank, float *p,
                                const float *k, const float *v, int ld, const int *sample, int U,
                                int u, int B, int L, int H, int Dh, float scale, int causal);
 /* OVERWRITES the head columns of dq, dk, dv. rank and p come from the forward. */
-void sf_prob_attention_backward(float *dq, float *dk, float *dv, const float *dout, int ldo,
-                                const int *rank, const float *p, const float *q, const float *k,
-                                const float *v, int ld, int u, int B, int L, int H, int Dh,
-                                float scale, int causal);
+void sf_prob_attention_backward(float *dq, float *dk, float *dv, float *work, const float *dout,
+                                int ldo, const int *rank, const float *p, const float *q,
+                                const float *k, const float *v, int ld, int u, int B, int L, int H,
+                                int Dh, float scale, int causal);
 
 /* References. forward_ref selects the active queries itself when rank_in is NULL (writing rank
  * when it is not NULL), or uses rank_in (so finite differences can hold the selection fixed).

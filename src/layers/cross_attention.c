@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "kernels/gemm.h"
 #include "layers/dropout.h"
 
 typedef struct {
@@ -60,16 +61,13 @@ void sf_cross_attention_forward(sf_cross_attention *c, sf_ctx *ctx, const float 
 #pragma omp parallel for schedule(static) if (np * Dh >= 65536)
         for (int bh = 0; bh < B * H; bh++) {
             int b = bh / H, h = bh % H;
+            /* S = scale q_h k_h^T [Tq, Tk], then a softmax per row */
+            float *pb = sv->p + (size_t)bh * Tq * Tk;
+            sf_gemm(0, 1, Tq, Tk, Dh, c->scale, sv->q + (size_t)b * Tq * d + h * Dh, d,
+                    sv->kv + (size_t)b * Tk * 2 * d + h * Dh, 2 * d, 0.0f, pb, Tk);
             for (int i = 0; i < Tq; i++) {
-                const float *qi = sv->q + ((size_t)b * Tq + i) * d + h * Dh;
-                float *pi = sv->p + ((size_t)bh * Tq + i) * Tk, mx = -INFINITY, z = 0;
-                for (int j = 0; j < Tk; j++) {
-                    const float *kj = sv->kv + ((size_t)b * Tk + j) * 2 * d + h * Dh;
-                    float s = 0;
-                    for (int e = 0; e < Dh; e++) s += qi[e] * kj[e];
-                    pi[j] = c->scale * s;
-                    mx = pi[j] > mx ? pi[j] : mx;
-                }
+                float *pi = pb + (size_t)i * Tk, mx = -INFINITY, z = 0;
+                for (int j = 0; j < Tk; j++) mx = pi[j] > mx ? pi[j] : mx;
                 for (int j = 0; j < Tk; j++) z += pi[j] = expf(pi[j] - mx);
                 for (int j = 0; j < Tk; j++) pi[j] /= z;
             }
@@ -79,17 +77,11 @@ void sf_cross_attention_forward(sf_cross_attention *c, sf_ctx *ctx, const float 
     sv->mask = drop ? sf_dropout_fwd(ctx, sv->pd, np, c->dropout) : NULL;
     if (sf_arena_planning(ar)) return;
 #pragma omp parallel for schedule(static) if (np * Dh >= 65536)
-    for (int bh = 0; bh < B * H; bh++) {
+    for (int bh = 0; bh < B * H; bh++) { /* a_h = drop(P) v_h */
         int b = bh / H, h = bh % H;
-        for (int i = 0; i < Tq; i++) {
-            const float *pi = sv->pd + ((size_t)bh * Tq + i) * Tk;
-            float *ai = sv->a + ((size_t)b * Tq + i) * d + h * Dh;
-            memset(ai, 0, (size_t)Dh * sizeof(float));
-            for (int j = 0; j < Tk; j++) {
-                const float *vj = sv->kv + ((size_t)b * Tk + j) * 2 * d + d + h * Dh;
-                for (int e = 0; e < Dh; e++) ai[e] += pi[j] * vj[e];
-            }
-        }
+        sf_gemm(0, 0, Tq, Dh, Tk, 1.0f, sv->pd + (size_t)bh * Tq * Tk, Tk,
+                sv->kv + (size_t)b * Tk * 2 * d + d + h * Dh, 2 * d, 0.0f,
+                sv->a + (size_t)b * Tq * d + h * Dh, d);
     }
     sf_linear_forward(&c->out, y, sv->a, (long)B * Tq);
 }
@@ -108,51 +100,34 @@ void sf_cross_attention_backward(sf_cross_attention *c, sf_ctx *ctx, const float
     float *dp = sf_arena_push(ar, (size_t)np);
     if (!sf_arena_planning(ar)) {
         sf_linear_backward(&c->out, da, dy, sv->a, (long)B * Tq);
-        memset(dkv, 0, (size_t)B * Tk * 2 * d * sizeof(float));
-        /* dPd_ij = da_i . v_j and dv_j = sum_i Pd_ij da_i */
+        /* dPd = da_h v_h^T and dv_h = Pd^T da_h */
 #pragma omp parallel for schedule(static) if (np * Dh >= 65536)
         for (int bh = 0; bh < B * H; bh++) {
             int b = bh / H, h = bh % H;
-            for (int i = 0; i < Tq; i++) {
-                const float *gi = da + ((size_t)b * Tq + i) * d + h * Dh;
-                const float *pi = sv->pd + ((size_t)bh * Tq + i) * Tk;
-                float *dpi = dp + ((size_t)bh * Tq + i) * Tk;
-                for (int j = 0; j < Tk; j++) {
-                    const float *vj = sv->kv + ((size_t)b * Tk + j) * 2 * d + d + h * Dh;
-                    float *dvj = dkv + ((size_t)b * Tk + j) * 2 * d + d + h * Dh;
-                    float s = 0;
-                    for (int e = 0; e < Dh; e++) {
-                        s += gi[e] * vj[e];
-                        dvj[e] += pi[j] * gi[e];
-                    }
-                    dpi[j] = s;
-                }
-            }
+            const float *dab = da + (size_t)b * Tq * d + h * Dh;
+            const float *vb = sv->kv + (size_t)b * Tk * 2 * d + d + h * Dh;
+            sf_gemm(0, 1, Tq, Tk, Dh, 1.0f, dab, d, vb, 2 * d, 0.0f, dp + (size_t)bh * Tq * Tk, Tk);
+            sf_gemm(1, 0, Tk, Dh, Tq, 1.0f, sv->pd + (size_t)bh * Tq * Tk, Tk, dab, d, 0.0f,
+                    dkv + (size_t)b * Tk * 2 * d + d + h * Dh, 2 * d);
         }
     }
     sf_dropout_back(ctx, dp, sv->mask, np, c->dropout);
     if (!sf_arena_planning(ar)) {
-        /* softmax backward, then dq_i = scale sum_j dS_ij k_j, dk_j = scale sum_i dS_ij q_i */
-        memset(dq, 0, (size_t)B * Tq * d * sizeof(float));
+        /* dS = scale P (dP - rowsum(P dP)), then dq_h = dS k_h, dk_h = dS^T q_h */
 #pragma omp parallel for schedule(static) if (np * Dh >= 65536)
         for (int bh = 0; bh < B * H; bh++) {
             int b = bh / H, h = bh % H;
+            float *ds = dp + (size_t)bh * Tq * Tk;
             for (int i = 0; i < Tq; i++) {
                 const float *pi = sv->p + ((size_t)bh * Tq + i) * Tk;
-                const float *dpi = dp + ((size_t)bh * Tq + i) * Tk;
-                const float *qi = sv->q + ((size_t)b * Tq + i) * d + h * Dh;
-                float *dqi = dq + ((size_t)b * Tq + i) * d + h * Dh, s = 0;
-                for (int j = 0; j < Tk; j++) s += pi[j] * dpi[j];
-                for (int j = 0; j < Tk; j++) {
-                    float ds = c->scale * pi[j] * (dpi[j] - s);
-                    const float *kj = sv->kv + ((size_t)b * Tk + j) * 2 * d + h * Dh;
-                    float *dkj = dkv + ((size_t)b * Tk + j) * 2 * d + h * Dh;
-                    for (int e = 0; e < Dh; e++) {
-                        dqi[e] += ds * kj[e];
-                        dkj[e] += ds * qi[e];
-                    }
-                }
+                float *dsi = ds + (size_t)i * Tk, s = 0;
+                for (int j = 0; j < Tk; j++) s += pi[j] * dsi[j];
+                for (int j = 0; j < Tk; j++) dsi[j] = c->scale * pi[j] * (dsi[j] - s);
             }
+            sf_gemm(0, 0, Tq, Dh, Tk, 1.0f, ds, Tk, sv->kv + (size_t)b * Tk * 2 * d + h * Dh, 2 * d,
+                    0.0f, dq + (size_t)b * Tq * d + h * Dh, d);
+            sf_gemm(1, 0, Tk, Dh, Tq, 1.0f, ds, Tk, sv->q + (size_t)b * Tq * d + h * Dh, d, 0.0f,
+                    dkv + (size_t)b * Tk * 2 * d + h * Dh, 2 * d);
         }
         sf_linear_backward(&c->q, dx, dq, sv->x, (long)B * Tq);
         sf_linear_backward(&c->kv, dmem_l, dkv, sv->mem, (long)B * Tk);

@@ -5,8 +5,8 @@
  * Names: <prefix>.q.{weight,bias} [d, d], <prefix>.kv.{weight,bias} [2d, d],
  * <prefix>.out.{weight,bias} [d, d]. The probabilities are materialised ([B, H, Tq, Tk] on the
  * arena): the sequences it serves are short (Informer: 144 decoder rows x 48 encoder rows).
- * Written as plain loops (OpenMP over batch x heads): the layer is its own reference, checked
- * against finite differences (tests/test_layers.c). No padding. */
+ * Per (batch, head) GEMMs, OpenMP over batch x heads; checked against finite differences
+ * (tests/test_layers.c) and the PyTorch twin (tests/test_parity.c). No padding. */
 #ifndef SF_LAYERS_CROSS_ATTENTION_H
 #define SF_LAYERS_CROSS_ATTENTION_H
 

@@ -96,6 +96,7 @@ static void prob_backward(sf_mixer *m, sf_ctx *ctx, const float *dy, float *dx) 
     float *da = sf_arena_push(ctx->arena, (size_t)N * d);
     float *dam = s->mix ? sf_arena_push(ctx->arena, (size_t)N * d) : NULL;
     float *dqkv = sf_arena_push(ctx->arena, (size_t)N * 3 * d);
+    float *work = sf_arena_push(ctx->arena, (size_t)B * s->H * sv->u * T);
     if (!sf_arena_planning(ctx->arena)) {
         if (s->mix) {
             sf_linear_backward(&s->proj.out, dam, dy, sv->am, N);
@@ -104,8 +105,8 @@ static void prob_backward(sf_mixer *m, sf_ctx *ctx, const float *dy, float *dx) 
             sf_linear_backward(&s->proj.out, da, dy, sv->a, N);
         }
         const float *q = sv->qkv, *k = q + d, *v = q + 2 * d;
-        sf_prob_attention_backward(dqkv, dqkv + d, dqkv + 2 * d, da, d, sv->rank, sv->p, q, k, v,
-                                   3 * d, sv->u, B, T, s->H, s->Dh, s->scale, s->causal);
+        sf_prob_attention_backward(dqkv, dqkv + d, dqkv + 2 * d, work, da, d, sv->rank, sv->p, q,
+                                   k, v, 3 * d, sv->u, B, T, s->H, s->Dh, s->scale, s->causal);
         sf_linear_backward(&s->proj.qkv, dx, dqkv, sv->x, N);
     }
     sf_arena_reset_to(ctx->arena, mark);
