@@ -30,7 +30,7 @@ expect 2 "unknown flag '--bogus'" -- "$SF" train --data data/ETTh1.csv --out "$t
 expect 2 "'--seq-len': -5 is out of range" -- "$SF" train --data data/ETTh1.csv --out "$tmp/x" --seq-len -5
 expect 2 "'--dropout': 1.5 is out of range" -- "$SF" train --data data/ETTh1.csv --out "$tmp/x" --dropout 1.5
 expect 2 "'--lr': 'fast' is not a finite number" -- "$SF" train --data data/ETTh1.csv --out "$tmp/x" --lr fast
-expect 2 "model: unknown model 'gpt' (known: patchtst, dlinear)" -- "$SF" train --data data/ETTh1.csv --out "$tmp/x" --model gpt
+expect 2 "model: unknown model 'gpt' (known: patchtst, dlinear, informer)" -- "$SF" train --data data/ETTh1.csv --out "$tmp/x" --model gpt
 expect 2 "needs a value" -- "$SF" train --data data/ETTh1.csv --out
 expect 2 "required" -- "$SF" train --data data/ETTh1.csv
 expect 2 "n_heads" -- "$SF" train --data data/ETTh1.csv --out "$tmp/x" --d-model 16 --n-heads 3

@@ -94,14 +94,14 @@ static void expect_error(const char *json, const char *msg) {
 static void check_config_errors(void) {
     expect_error("{\"model\":\"patchtst\",\n\"blocks\":[}", "cfg.json: malformed JSON at line 2, column 11");
     expect_error("[1,2]", "cfg.json: config: expected a JSON object");
-    expect_error("{\"blocks\":[]}", "model: missing or not a string (known: patchtst, dlinear)");
-    expect_error("{\"model\":\"informer\"}", "model: unknown model 'informer' (known: patchtst, dlinear)");
+    expect_error("{\"blocks\":[]}", "model: missing or not a string (known: patchtst, dlinear, informer)");
+    expect_error("{\"model\":\"itransformer\"}", "model: unknown model 'itransformer' (known: patchtst, dlinear, informer)");
     expect_error("{\"model\":\"patchtst\",\"task\":\"classify\",\"blocks\":[]}", "task: unknown task 'classify' (known: forecast)");
     expect_error("{\"model\":\"patchtst\",\"blocks\":{}}", "blocks: missing or not a list");
     expect_error("{\"model\":\"patchtst\",\"blocks\":[{\"kind\":\"mamba\"}]}",
                  "blocks[0].kind: unknown block kind 'mamba' (known: metaformer, residual, parallel)");
     expect_error("{\"model\":\"patchtst\",\"blocks\":[{},{\"token_mixer\":{\"kind\":\"mlp\"}}]}",
-                 "blocks[1].token_mixer.kind: unknown mixer 'mlp' (known: softmax, linear, identity)");
+                 "blocks[1].token_mixer.kind: unknown mixer 'mlp' (known: softmax, linear, identity, probsparse)");
     expect_error("{\"model\":\"patchtst\",\"blocks\":[{\"channel_mixer\":{\"d_ff\":0}}]}",
                  "blocks[0].channel_mixer.d_ff: must be >= 1 (got 0)");
     expect_error("{\"model\":\"patchtst\",\"blocks\":[{\"channel_mixer\":{\"d_ff\":2.5}}]}",

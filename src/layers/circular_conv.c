@@ -21,7 +21,7 @@ void sf_circular_conv_init_kaiming(sf_circular_conv *cv, sf_rng *rng) {
     /* gain sqrt(2 / (1 + a^2)) with leaky_relu's default a = 0, over fan_in = 3 c_in */
     sf_rng_fill_normal(rng, cv->lin.w, (long)cv->c_out * 3 * cv->c_in, 0.0f,
                        sqrtf(2.0f / (3.0f * (float)cv->c_in)));
-    if (cv->lin.b) memset(cv->lin.b, 0, (size_t)cv->c_out * sizeof(float));
+    if (cv->lin.has_bias) memset(cv->lin.b, 0, (size_t)cv->c_out * sizeof(float));
 }
 
 void sf_circular_conv_forward(sf_circular_conv *cv, sf_ctx *ctx, const float *x, float *y) {
