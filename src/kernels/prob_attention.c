@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "core/rng.h"
 #include "kernels/gemm.h"
+#include "kernels/softmax.h"
 
 /* (b, h) pairs below this many score entries run on the calling thread. */
 #define PROB_PAR_MIN 65536L
@@ -112,7 +113,7 @@ void sf_prob_attention_forward(float *o, int ldo, float *m, int *rank, float *p,
                 float *pr = p0 + (size_t)c * L, mx = -INFINITY, z = 0;
                 int n = causal ? idx[c] + 1 : L;
                 for (int j = 0; j < n; j++) mx = pr[j] > mx ? pr[j] : mx;
-                for (int j = 0; j < n; j++) z += pr[j] = expf(pr[j] - mx);
+                for (int j = 0; j < n; j++) z += pr[j] = sf_expf_fast(pr[j] - mx);
                 for (int j = 0; j < n; j++) pr[j] /= z;
                 for (int j = n; j < L; j++) pr[j] = 0;
             }

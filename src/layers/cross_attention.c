@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "kernels/gemm.h"
+#include "kernels/softmax.h"
 #include "layers/dropout.h"
 
 typedef struct {
@@ -65,12 +66,7 @@ void sf_cross_attention_forward(sf_cross_attention *c, sf_ctx *ctx, const float 
             float *pb = sv->p + (size_t)bh * Tq * Tk;
             sf_gemm(0, 1, Tq, Tk, Dh, c->scale, sv->q + (size_t)b * Tq * d + h * Dh, d,
                     sv->kv + (size_t)b * Tk * 2 * d + h * Dh, 2 * d, 0.0f, pb, Tk);
-            for (int i = 0; i < Tq; i++) {
-                float *pi = pb + (size_t)i * Tk, mx = -INFINITY, z = 0;
-                for (int j = 0; j < Tk; j++) mx = pi[j] > mx ? pi[j] : mx;
-                for (int j = 0; j < Tk; j++) z += pi[j] = expf(pi[j] - mx);
-                for (int j = 0; j < Tk; j++) pi[j] /= z;
-            }
+            sf_softmax_forward(pb, pb, Tq, Tk);
         }
         if (drop) memcpy(sv->pd, sv->p, (size_t)np * sizeof(float));
     }
