@@ -46,6 +46,22 @@ check "cmp -s '$tmp/a/model.safetensors' '$tmp/b/model.safetensors'" "fixed seed
 "$SF" train "${small[@]}" --epochs 2 --patience 5 --resume --out "$tmp/c" >/dev/null 2>&1
 check "cmp -s '$tmp/u/train_state.safetensors' '$tmp/c/train_state.safetensors'" "resume: training state identical to the uninterrupted run"
 
+# --freq auto: the letter of the data's step (hourly ETTh1 -> h) goes into the checkpoint; a
+# 15-minute file gets t (minute features first)
+"$SF" train "${small[@]}" --freq auto --epochs 1 --print-config >"$tmp/auto.json" 2>/dev/null
+check "grep -q '\"freq\": \"h\"' '$tmp/auto.json'" "freq auto on hourly data is h"
+python3 - "$tmp/etth1_head.csv" "$tmp/m15.csv" <<'PY'
+import sys
+rows = open(sys.argv[1]).read().splitlines()
+out = [rows[0]]
+for i, r in enumerate(rows[1:]):
+    h, m = divmod(i * 15, 60)
+    d, h = divmod(h, 24)
+    out.append(f"2016-07-{1 + d:02d} {h:02d}:{m:02d}:00," + r.split(",", 1)[1])
+open(sys.argv[2], "w").write("\n".join(out) + "\n")
+PY
+"$SF" train "${small[@]}" --data "$tmp/m15.csv" --freq auto --print-config >"$tmp/auto.json" 2>/dev/null
+check "grep -q '\"freq\": \"t\"' '$tmp/auto.json'" "freq auto on 15-minute data is t"
 "$SF" train "${small[@]}" --label-len 60 --out "$tmp/bad" >/dev/null 2>"$tmp/bad.log"
 rc=$?
 check "[ $rc -eq 2 ] && grep -q 'label_len: 60 is longer than seq_len 48' '$tmp/bad.log'" "label_len > seq_len refused (rc $rc: $(cat "$tmp/bad.log"))"

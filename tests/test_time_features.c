@@ -55,5 +55,8 @@ int main(void) {
     for (int i = 0; i < 24 * 366 * 4; i++) inside &= f[i] >= -0.5f && f[i] <= 0.5f;
     CHECK(inside);
     CHECK(f[(24 * 366 - 1) * 4 + 3] == 0.5f); /* 2016-12-31: day 366 of a leap year */
+    CHECK(sf_time_freq_for_step(3600) == 'h' && sf_time_freq_for_step(900) == 't');
+    CHECK(sf_time_freq_for_step(1) == 's' && sf_time_freq_for_step(86400) == 'd');
+    CHECK(sf_time_freq_for_step(7 * 86400) == 'w' && sf_time_freq_for_step(30 * 86400) == 'm');
     return test_finish();
 }

@@ -195,7 +195,7 @@ int cmd_train(int argc, char **argv) {
         {"distil", ARG_BOOL, &distil, 0, 1, NULL,
          "Informer: distilling layers (0/1; the reference's bare --distil turns them off: give --distil=0)", 0},
         {"mix", ARG_BOOL, &mix, 0, 1, NULL, "Informer: mixed decoder self-attention heads (0/1)", 0},
-        {"freq", ARG_CHOICE, &freq, 0, 0, SF_TIME_FREQ_CHOICES, "Informer: time-feature frequency (h hourly, t minutely, ...)", 0},
+        {"freq", ARG_CHOICE, &freq, 0, 0, "auto|" SF_TIME_FREQ_CHOICES, "Informer: time-feature frequency (h hourly, t minutely, ...; auto: from the data's step)", 0},
         {"embed", ARG_CHOICE, &embed, 0, 0, "timeF|none", "Informer: time features (timeF) or none", 0},
         {"dec-in", ARG_IGNORE, &ignored, 0, 0, NULL, "", 0},
         {"c-out", ARG_IGNORE, &ignored, 0, 0, NULL, "", 0},

@@ -16,6 +16,11 @@ int sf_time_features_count(char freq) {
     }
 }
 
+char sf_time_freq_for_step(int64_t step) {
+    return step < 60 ? 's' : step < 3600 ? 't' : step < 86400 ? 'h' : step < 7 * 86400 ? 'd'
+         : step < 28 * 86400 ? 'w' : 'm';
+}
+
 static int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 
 /* ISO 8601 week number (1..53): the week of the Thursday of this date's Monday-based week. */

@@ -21,6 +21,9 @@
 int sf_time_features_count(char freq);
 /* The frequency choices as an option's choice list. */
 #define SF_TIME_FREQ_CHOICES "h|t|s|d|b|w|m"
+/* The frequency letter for a series' step in seconds: s below a minute, t below an hour, h below
+ * a day, d below a week, w below four weeks, m otherwise (the reference's --freq for ETTm is t). */
+char sf_time_freq_for_step(int64_t step);
 /* out[n][count(freq)] for timestamps ts[n]. */
 void sf_time_features(const int64_t *ts, long n, char freq, float *out);
 

@@ -122,6 +122,9 @@ static int inf_build(sf_model *m) {
     int factor = sf_opt_int(c, "factor"), d_ff = sf_opt_int(c, "d_ff"), mix = sf_opt_bool(c, "mix");
     int prob = strcmp(sf_opt_str(c, "attn"), "prob") == 0;
     const char *act = sf_opt_str(c, "activation");
+    if (s->F == 0 && strcmp(sf_opt_str(c, "embed"), "timeF") == 0)
+        return sf_errorf("freq: 'auto' is resolved from the data when training; a model needs a "
+                         "frequency letter (%s)", SF_TIME_FREQ_CHOICES);
     if (s->label > s->L)
         return sf_errorf("label_len: %d is longer than seq_len %d", s->label, s->L);
     if (s->d % s->H != 0)
@@ -458,8 +461,8 @@ static const sf_option inf_options[] = {
     {"mix", SF_OPT_BOOL, 1, NULL, 0, 1, NULL, "decoder self-attention heads read out mixed"},
     {"embed", SF_OPT_CHOICE, 0, "timeF", 0, 0, "timeF|none",
      "time features: timeF (calendar features, linear) or none"},
-    {"freq", SF_OPT_CHOICE, 0, "h", 0, 0, SF_TIME_FREQ_CHOICES,
-     "time-feature frequency: h hourly, t minutely, s, d, b, w, m"},
+    {"freq", SF_OPT_CHOICE, 0, "h", 0, 0, "auto|" SF_TIME_FREQ_CHOICES,
+     "time-feature frequency: h hourly, t minutely, s, d, b, w, m; auto: from the data's step"},
 };
 
 const sf_model_def sf_model_informer = {

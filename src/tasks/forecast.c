@@ -154,6 +154,17 @@ static int fc_open_train(sf_task *t, const sf_task_args *a, cJSON **config, int 
         return SF_ERR;
     }
     cJSON_ReplaceItemInObjectCaseSensitive(*config, "n_channels", cJSON_CreateNumber(C));
+    /* a time-feature frequency left to the data ("freq": "auto") becomes the letter of its step */
+    const cJSON *fq = cJSON_GetObjectItemCaseSensitive(*config, "freq");
+    if (cJSON_IsString(fq) && strcmp(fq->valuestring, "auto") == 0) {
+        int64_t step;
+        if (sf_table_step(&f->d.table, &step)) {
+            sf_task_close(t);
+            return SF_ERR;
+        }
+        char letter[2] = {sf_time_freq_for_step(step), 0};
+        cJSON_ReplaceItemInObjectCaseSensitive(*config, "freq", cJSON_CreateString(letter));
+    }
     char freq;
     int n_marks = sf_config_time_features(*config, &freq);
     fc_set_marks(f, n_marks, freq);

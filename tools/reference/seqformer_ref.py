@@ -244,7 +244,7 @@ MODEL_KINDS = {
                  "dropout": (_opt_float(0.0, 0.99), 0.05), "attn": (_opt_enum("prob", "full"), "prob"),
                  "activation": (_opt_enum("gelu", "relu"), "gelu"), "distil": (_opt_bool(), True),
                  "mix": (_opt_bool(), True), "embed": (_opt_enum("timeF", "none"), "timeF"),
-                 "freq": (_opt_enum("h", "t", "s", "d", "b", "w", "m"), "h")},
+                 "freq": (_opt_enum("auto", "h", "t", "s", "d", "b", "w", "m"), "h")},
 }
 _PART_TABLES = {"part:input": INPUT_KINDS, "part:positions": POSITION_KINDS, "part:head": HEAD_KINDS}
 
@@ -1044,6 +1044,8 @@ class Informer(nn.Module):
         self.cfg = c = canonical_config(cfg)
         d, H, p = c["d_model"], c["n_heads"], c["dropout"]
         self.L, self.P, self.C, self.label = c["seq_len"], c["pred_len"], c["n_channels"], c["label_len"]
+        if c["embed"] == "timeF" and c["freq"] == "auto":
+            raise ConfigError("freq: 'auto' is resolved from the data when training; a model needs a letter")
         self.F = TIME_FEATURES[c["freq"]] if c["embed"] == "timeF" else 0
         Ld = self.label + self.P
         prob = c["attn"] == "prob"
