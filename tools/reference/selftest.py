@@ -334,7 +334,7 @@ V1_FIXTURE_CONFIGS = {
 
 
 def doc_examples():
-    """The two config examples of docs/config.md: the patchtst ```json block and the inline dlinear one."""
+    """The config examples of docs/config.md: the ```json blocks (patchtst, informer) and the inline dlinear one."""
     text = open(os.path.join(ROOT, "docs", "config.md")).read()
     blocks = re.findall(r"```json\n(.*?)```", text, re.S)
     dl = re.search(r'`(\{"format_version": 2, "task": "forecast", "model": "dlinear".*?\})`', text, re.S)
@@ -351,7 +351,7 @@ def raises(fn, needle):
 
 def test_config():
     ex = doc_examples()
-    ok = len(ex) == 2 and all(json.dumps(ref.canonical_config(c)) == json.dumps(c) for c in ex)
+    ok = len(ex) == 3 and all(json.dumps(ref.canonical_config(c)) == json.dumps(c) for c in ex)
     check("docs/config.md examples are canonical (same keys, order, values)", ok, f"{len(ex)} examples")
     m = ref.build_model(ex[0])
     check("docs/config.md patchtst example: 81,728 parameters, 3 blocks, no norm_f",
