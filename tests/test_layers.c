@@ -606,14 +606,14 @@ static void check_cross_attention(void) {
 /* Whole Informer models, end to end (embeddings with time features, encoder with distilling,
  * decoder with mixed ProbSparse self-attention and cross-attention, projection), in training
  * mode (BatchNorm batch statistics; dropout 0). */
-static void check_informer(const char *attn, int distil, int mix, int e_layers) {
+static void check_informer(const char *attn, int distil, int mix, int e_layers, const char *embed) {
     char json[512];
     snprintf(json, sizeof json,
              "{\"model\":\"informer\",\"seq_len\":16,\"label_len\":8,\"pred_len\":4,"
              "\"n_channels\":2,\"d_model\":8,\"n_heads\":2,\"e_layers\":%d,\"d_layers\":2,"
              "\"d_ff\":12,\"factor\":1,\"dropout\":0,\"attn\":\"%s\",\"distil\":%s,"
-             "\"mix\":%s}",
-             e_layers, attn, distil ? "true" : "false", mix ? "true" : "false");
+             "\"mix\":%s,\"embed\":\"%s\"}",
+             e_layers, attn, distil ? "true" : "false", mix ? "true" : "false", embed);
     sf_model m;
     int ok = sf_model_create_json(&m, json, "informer") == SF_OK;
     CHECK_MSG(ok, "%s", sf_error_message());
@@ -621,11 +621,11 @@ static void check_informer(const char *attn, int distil, int mix, int e_layers) 
     sf_model_init_weights(&m, 3);
     perturb_params(&m.params);
     char name[96];
-    snprintf(name, sizeof name, "model informer %s distil %d mix %d e_layers %d", attn, distil,
-             mix, e_layers);
+    snprintf(name, sizeof name, "model informer %s distil %d mix %d e_layers %d embed %s", attn,
+             distil, mix, e_layers, embed);
     int B = 3;
     long xs = sf_model_x_floats(&m);
-    CHECK(xs == 16 * 2 + (16 + 4) * 4);
+    CHECK(xs == 16 * 2 + (strcmp(embed, "timeF") ? 0 : (16 + 4) * 4));
     /* 4e-2: float evaluation noise of this ten-sublayer post-norm model reaches 2.1e-2 on
      * small gradients (20 seeds measured; a wrong gradient is off by O(1)) */
     subject s = {model_fwd, model_bwd, &m, &m.params, B * xs, (long)B * 4 * 2, B, 16, name, 1, 1};
@@ -688,10 +688,10 @@ int main(void) {
     check_distil(7, 1);
     check_distil(6, 0);
     check_cross_attention();
-    check_informer("prob", 1, 1, 2);
-    check_informer("prob", 0, 0, 1);
-    check_informer("full", 1, 1, 2);
-    check_informer("full", 0, 0, 2);
+    check_informer("prob", 1, 1, 2, "timeF");
+    check_informer("prob", 0, 0, 1, "none");
+    check_informer("full", 1, 1, 2, "timeF");
+    check_informer("full", 0, 0, 2, "timeF");
     check_mixer("probsparse", 0);
     check_mixer("probsparse", 1);
     check_mixer("probsparse-mix", 1);
