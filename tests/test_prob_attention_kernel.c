@@ -44,11 +44,12 @@ static void run_case(int B, int L, int H, int Dh, int factor, int causal) {
     float *o = malloc(sizeof(float) * rows * D), *o2 = malloc(sizeof(float) * rows * D);
     float *m = malloc(sizeof(float) * B * H * L), *p = malloc(sizeof(float) * B * H * u * L);
     float scale = 1.0f / sqrtf((float)Dh);
-    sf_prob_attention_forward(o, D, m, rank, p, q, k, v, ld, sample, U, u, B, L, H, Dh, scale, causal);
+    sf_prob_attention_forward(o, D, m, rank, p, q, k, v, ld, sample, U, u, B, L, H, Dh, scale,
+                              causal);
     sf_prob_attention_forward_ref(o2, D, rank2, NULL, q, k, v, ld, sample, U, u, B, L, H, Dh, scale,
                                   causal);
-    CHECK_MSG(memcmp(rank, rank2, sizeof(int) * B * H * L) == 0, "L %d causal %d: selection differs", L,
-              causal);
+    CHECK_MSG(memcmp(rank, rank2, sizeof(int) * B * H * L) == 0,
+              "L %d causal %d: selection differs", L, causal);
     int active = 0;
     for (long i = 0; i < (long)B * H * L; i++) active += rank[i] >= 0;
     CHECK(active == B * H * u);
@@ -61,7 +62,8 @@ static void run_case(int B, int L, int H, int Dh, int factor, int causal) {
     sf_prob_attention_backward_ref(d2, d2 + D, d2 + 2 * D, g, D, rank, q, k, v, ld, B, L, H, Dh,
                                    scale, causal);
     double e_bwd = 0;
-    for (int part = 0; part < 3; part++) e_bwd = fmax(e_bwd, cmp_cols(d1, d2, rows, ld, part * D, D));
+    for (int part = 0; part < 3; part++)
+        e_bwd = fmax(e_bwd, cmp_cols(d1, d2, rows, ld, part * D, D));
     /* finite differences of the reference with the selection fixed */
     double e_fd = 0, gmax = 1e-6;
     for (long i = 0; i < rows * ld; i++) gmax = fmax(gmax, fabs(d2[i]));
@@ -69,10 +71,12 @@ static void run_case(int B, int L, int H, int Dh, int factor, int causal) {
         long i = (long)sf_rng_below(&rng, (uint32_t)(rows * ld));
         float keep = x[i], h = 1e-2f;
         x[i] = keep + h;
-        sf_prob_attention_forward_ref(o2, D, NULL, rank, q, k, v, ld, sample, U, u, B, L, H, Dh, scale, causal);
+        sf_prob_attention_forward_ref(o2, D, NULL, rank, q, k, v, ld, sample, U, u, B, L, H, Dh,
+                                      scale, causal);
         double fp = weighted(o2, g, rows, D, D);
         x[i] = keep - h;
-        sf_prob_attention_forward_ref(o2, D, NULL, rank, q, k, v, ld, sample, U, u, B, L, H, Dh, scale, causal);
+        sf_prob_attention_forward_ref(o2, D, NULL, rank, q, k, v, ld, sample, U, u, B, L, H, Dh,
+                                      scale, causal);
         double fm = weighted(o2, g, rows, D, D);
         x[i] = keep;
         e_fd = fmax(e_fd, fabs((fp - fm) / (2 * h) - d2[i]) / gmax);
@@ -91,11 +95,11 @@ int main(void) {
     CHECK(sf_prob_attention_top(96, 5) == 25 && sf_prob_attention_top(48, 5) == 20);
     CHECK(sf_prob_attention_top(24, 1) == 4 && sf_prob_attention_top(8, 5) == 8);
     for (int causal = 0; causal <= 1; causal++) {
-        run_case(2, 24, 2, 4, 1, causal);  /* u = 4 of 24 */
-        run_case(2, 20, 3, 5, 2, causal);  /* u = 6 of 20 */
-        run_case(1, 8, 2, 3, 5, causal);   /* u = L: dense */
-        run_case(3, 96, 2, 8, 5, causal);  /* Informer's encoder at seq_len 96 */
-        run_case(1, 1, 1, 4, 5, causal);   /* one token */
+        run_case(2, 24, 2, 4, 1, causal);    /* u = 4 of 24 */
+        run_case(2, 20, 3, 5, 2, causal);    /* u = 6 of 20 */
+        run_case(1, 8, 2, 3, 5, causal);     /* u = L: dense */
+        run_case(3, 96, 2, 8, 5, causal);    /* Informer's encoder at seq_len 96 */
+        run_case(1, 1, 1, 4, 5, causal);     /* one token */
         run_case(2, 100, 2, 13, 10, causal); /* u = 50: two chunks of active queries; Dh 13 */
     }
     return test_finish();

@@ -12,7 +12,7 @@ typedef struct {
 } known;
 
 static const known dates[] = {
-    {"2016-07-01 00:00:00", 0, 0, 0, 4, 1, 183, 7, 26},    /* ETTh1's first row, a Friday */
+    {"2016-07-01 00:00:00", 0, 0, 0, 4, 1, 183, 7, 26}, /* ETTh1's first row, a Friday */
     {"2018-02-20 23:00:00", 0, 0, 23, 1, 20, 51, 2, 8},
     {"2016-12-31 13:45:30", 30, 45, 13, 5, 31, 366, 12, 52}, /* leap year's last day */
     {"2021-01-03 06:15:00", 0, 15, 6, 6, 3, 3, 1, 53},       /* ISO week of the previous year */
@@ -29,7 +29,9 @@ static void check_date(const known *k) {
     double wk = (k->isoweek - 1) / 52.0 - .5;
     const double want_s[6] = {sec, min, hr, wd, md, yd};
     sf_time_features(&ts, 1, 's', f);
-    for (int j = 0; j < 6; j++) CHECK_MSG(fabsf(f[j] - (float)want_s[j]) <= 1e-7f, "%s s[%d] %.8g vs %.8g", k->date, j, f[j], want_s[j]);
+    for (int j = 0; j < 6; j++)
+        CHECK_MSG(fabsf(f[j] - (float)want_s[j]) <= 1e-7f, "%s s[%d] %.8g vs %.8g", k->date, j,
+                  f[j], want_s[j]);
     sf_time_features(&ts, 1, 't', f);
     for (int j = 0; j < 5; j++) CHECK_MSG(f[j] == (float)want_s[j + 1], "%s t[%d]", k->date, j);
     sf_time_features(&ts, 1, 'h', f);

@@ -5,20 +5,31 @@
 
 int sf_time_features_count(char freq) {
     switch (freq) {
-    case 's': return 6;
-    case 't': return 5;
-    case 'h': return 4;
+    case 's':
+        return 6;
+    case 't':
+        return 5;
+    case 'h':
+        return 4;
     case 'd':
-    case 'b': return 3;
-    case 'w': return 2;
-    case 'm': return 1;
-    default: return 0;
+    case 'b':
+        return 3;
+    case 'w':
+        return 2;
+    case 'm':
+        return 1;
+    default:
+        return 0;
     }
 }
 
 char sf_time_freq_for_step(int64_t step) {
-    return step < 60 ? 's' : step < 3600 ? 't' : step < 86400 ? 'h' : step < 7 * 86400 ? 'd'
-         : step < 28 * 86400 ? 'w' : 'm';
+    return step < 60           ? 's'
+           : step < 3600       ? 't'
+           : step < 86400      ? 'h'
+           : step < 7 * 86400  ? 'd'
+           : step < 28 * 86400 ? 'w'
+                               : 'm';
 }
 
 static int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
@@ -48,9 +59,12 @@ void sf_time_features(const int64_t *ts, long n, char freq, float *out) {
         double f[6];
         int k = 0;
         switch (freq) {
-        case 's': f[k++] = second; /* fall through */
-        case 't': f[k++] = minute; /* fall through */
-        case 'h': f[k++] = hour;   /* fall through */
+        case 's':
+            f[k++] = second; /* fall through */
+        case 't':
+            f[k++] = minute; /* fall through */
+        case 'h':
+            f[k++] = hour; /* fall through */
         case 'd':
         case 'b':
             f[k++] = weekday;
@@ -61,7 +75,9 @@ void sf_time_features(const int64_t *ts, long n, char freq, float *out) {
             f[k++] = mday;
             f[k++] = (iso_week(days, dow) - 1) / 52.0 - 0.5;
             break;
-        default: f[k++] = (mo - 1) / 11.0 - 0.5; break; /* 'm' */
+        default:
+            f[k++] = (mo - 1) / 11.0 - 0.5;
+            break; /* 'm' */
         }
         for (int j = 0; j < F; j++) out[i * F + j] = (float)f[j];
     }

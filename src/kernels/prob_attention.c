@@ -96,17 +96,20 @@ void sf_prob_attention_forward(float *o, int ldo, float *m, int *rank, float *p,
             for (int j = 0; j < L; j++)
                 for (int e = 0; e < Dh; e++) o0[e] += vb[(size_t)j * ld + e];
             for (int e = 0; e < Dh; e++) o0[e] /= (float)L;
-            for (int i = 1; i < L; i++) memcpy(ob + (size_t)i * ldo, o0, (size_t)Dh * sizeof(float));
+            for (int i = 1; i < L; i++)
+                memcpy(ob + (size_t)i * ldo, o0, (size_t)Dh * sizeof(float));
         } else {
             for (int e = 0; e < Dh; e++) ob[e] = vb[e];
             for (int i = 1; i < L; i++)
                 for (int e = 0; e < Dh; e++)
-                    ob[(size_t)i * ldo + e] = ob[(size_t)(i - 1) * ldo + e] + vb[(size_t)i * ld + e];
+                    ob[(size_t)i * ldo + e] =
+                        ob[(size_t)(i - 1) * ldo + e] + vb[(size_t)i * ld + e];
         }
         /* active rows: full softmax attention, a chunk of queries per pair of GEMMs */
         float qa[ACT_CHUNK * SF_PROB_MAX_DH];
         int idx[ACT_CHUNK];
-        for (int i = 0, r0 = 0, nc; (nc = gather_active(rb, L, &i, idx, qa, qb, ld, Dh)) > 0; r0 += nc) {
+        for (int i = 0, r0 = 0, nc; (nc = gather_active(rb, L, &i, idx, qa, qb, ld, Dh)) > 0;
+             r0 += nc) {
             float *p0 = pb + (size_t)r0 * L;
             sf_gemm(0, 1, nc, L, Dh, scale, qa, Dh, kb, ld, 0.0f, p0, L);
             for (int c = 0; c < nc; c++) {
@@ -117,7 +120,8 @@ void sf_prob_attention_forward(float *o, int ldo, float *m, int *rank, float *p,
                 for (int j = 0; j < n; j++) pr[j] /= z;
                 for (int j = n; j < L; j++) pr[j] = 0;
             }
-            sf_gemm(0, 0, nc, Dh, L, 1.0f, p0, L, vb, ld, 0.0f, qa, Dh); /* qa now holds the rows of o */
+            sf_gemm(0, 0, nc, Dh, L, 1.0f, p0, L, vb, ld, 0.0f, qa,
+                    Dh); /* qa now holds the rows of o */
             for (int c = 0; c < nc; c++)
                 memcpy(ob + (size_t)idx[c] * ldo, qa + (size_t)c * Dh, (size_t)Dh * sizeof(float));
         }
@@ -151,7 +155,8 @@ void sf_prob_attention_backward(float *dq, float *dk, float *dv, float *work, co
                 if (rb[i] < 0)
                     for (int e = 0; e < Dh; e++) acc[e] += gb[(size_t)i * ldo + e];
             for (int e = 0; e < Dh; e++) acc[e] /= (float)L;
-            for (int j = 0; j < L; j++) memcpy(dvb + (size_t)j * ld, acc, (size_t)Dh * sizeof(float));
+            for (int j = 0; j < L; j++)
+                memcpy(dvb + (size_t)j * ld, acc, (size_t)Dh * sizeof(float));
         } else {
             for (int j = L - 1; j >= 0; j--) {
                 if (rb[j] < 0)
@@ -207,10 +212,9 @@ static void probs_ref(double *pr, const float *qi, const float *kb, int ld, int 
     for (int j = 0; j < L; j++) pr[j] = j < n ? pr[j] / z : 0;
 }
 
-void sf_prob_attention_forward_ref(float *o, int ldo, int *rank, const int *rank_in,
-                                   const float *q, const float *k, const float *v, int ld,
-                                   const int *sample, int U, int u, int B, int L, int H, int Dh,
-                                   float scale, int causal) {
+void sf_prob_attention_forward_ref(float *o, int ldo, int *rank, const int *rank_in, const float *q,
+                                   const float *k, const float *v, int ld, const int *sample, int U,
+                                   int u, int B, int L, int H, int Dh, float scale, int causal) {
     double *mm = sf_malloc((size_t)L * sizeof(double)), *pr = sf_malloc((size_t)L * sizeof(double));
     int *rk = sf_malloc((size_t)L * sizeof(int));
     for (int b = 0; b < B; b++)
@@ -223,7 +227,8 @@ void sf_prob_attention_forward_ref(float *o, int ldo, int *rank, const int *rank
                 for (int i = 0; i < L; i++) { /* the sparsity measure of query i */
                     double mx = -INFINITY, sum = 0;
                     for (int s = 0; s < U; s++) {
-                        double d = dotd(qb + (size_t)i * ld, kb + (size_t)sample[i * U + s] * ld, Dh);
+                        double d =
+                            dotd(qb + (size_t)i * ld, kb + (size_t)sample[i * U + s] * ld, Dh);
                         if (d > mx) mx = d;
                         sum += d;
                     }
@@ -262,9 +267,8 @@ void sf_prob_attention_forward_ref(float *o, int ldo, int *rank, const int *rank
 }
 
 void sf_prob_attention_backward_ref(float *dq, float *dk, float *dv, const float *dout, int ldo,
-                                    const int *rank, const float *q, const float *k,
-                                    const float *v, int ld, int B, int L, int H, int Dh,
-                                    float scale, int causal) {
+                                    const int *rank, const float *q, const float *k, const float *v,
+                                    int ld, int B, int L, int H, int Dh, float scale, int causal) {
     size_t nd = (size_t)L * Dh;
     double *pr = sf_malloc((size_t)L * sizeof(double)), *dp = sf_malloc((size_t)L * sizeof(double));
     double *gq = sf_malloc(nd * sizeof(double)), *gk = sf_malloc(nd * sizeof(double));
@@ -282,7 +286,8 @@ void sf_prob_attention_backward_ref(float *dq, float *dk, float *dv, const float
                 int n = causal ? i + 1 : L;
                 if (rk[i] < 0) { /* o_i = mean_j v_j or sum_{j<=i} v_j */
                     for (int j = 0; j < n; j++)
-                        for (int e = 0; e < Dh; e++) gv[(size_t)j * Dh + e] += causal ? gi[e] : (double)gi[e] / L;
+                        for (int e = 0; e < Dh; e++)
+                            gv[(size_t)j * Dh + e] += causal ? gi[e] : (double)gi[e] / L;
                     continue;
                 }
                 probs_ref(pr, qb + (size_t)i * ld, kb, ld, L, Dh, scale, n);

@@ -27,11 +27,11 @@
 
 #include <stdint.h>
 
-#define SF_PROB_MAX_DH 256        /* head width (on-stack accumulators) */
-#define SF_PROB_MAX_L_STACK 4096  /* longer rows recompute a dot product instead of caching it */
+#define SF_PROB_MAX_DH 256       /* head width (on-stack accumulators) */
+#define SF_PROB_MAX_L_STACK 4096 /* longer rows recompute a dot product instead of caching it */
 
-/* min(factor * ceil(ln L), L), at least 1: both the sampled keys per query and the active queries (the
- * reference computes both with this formula, from L_K and L_Q). */
+/* min(factor * ceil(ln L), L), at least 1: both the sampled keys per query and the active queries
+ * (the reference computes both with this formula, from L_K and L_Q). */
 int sf_prob_attention_top(int L, int factor);
 /* sample[L][U] key indices in [0, L), uniform with replacement, from sf_rng stream (seed, 0). */
 void sf_prob_attention_sample(int *sample, int L, int U, uint64_t seed);
@@ -48,13 +48,11 @@ void sf_prob_attention_backward(float *dq, float *dk, float *dv, float *work, co
 /* References. forward_ref selects the active queries itself when rank_in is NULL (writing rank
  * when it is not NULL), or uses rank_in (so finite differences can hold the selection fixed).
  * backward_ref recomputes the probabilities itself from rank (it reads no p). */
-void sf_prob_attention_forward_ref(float *o, int ldo, int *rank, const int *rank_in,
-                                   const float *q, const float *k, const float *v, int ld,
-                                   const int *sample, int U, int u, int B, int L, int H, int Dh,
-                                   float scale, int causal);
+void sf_prob_attention_forward_ref(float *o, int ldo, int *rank, const int *rank_in, const float *q,
+                                   const float *k, const float *v, int ld, const int *sample, int U,
+                                   int u, int B, int L, int H, int Dh, float scale, int causal);
 void sf_prob_attention_backward_ref(float *dq, float *dk, float *dv, const float *dout, int ldo,
-                                    const int *rank, const float *q, const float *k,
-                                    const float *v, int ld, int B, int L, int H, int Dh,
-                                    float scale, int causal);
+                                    const int *rank, const float *q, const float *k, const float *v,
+                                    int ld, int B, int L, int H, int Dh, float scale, int causal);
 
 #endif

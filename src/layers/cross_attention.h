@@ -24,7 +24,8 @@ typedef struct {
 int sf_cross_attention_declare(sf_cross_attention *c, sf_params *ps, const char *prefix, int d,
                                int H, float dropout);
 void sf_cross_attention_init(sf_cross_attention *c, sf_rng *rng);
-/* x [ctx->B, Tq, d], mem [ctx->B, Tk, d] -> y [ctx->B, Tq, d]; x and mem stay alive until backward. */
+/* x [ctx->B, Tq, d], mem [ctx->B, Tk, d] -> y [ctx->B, Tq, d]; x and mem stay alive until backward.
+ */
 void sf_cross_attention_forward(sf_cross_attention *c, sf_ctx *ctx, const float *x, int Tq,
                                 const float *mem, int Tk, float *y);
 /* dx = d/dx (overwritten); dmem += d/dmem (accumulated: several decoder layers read one memory). */

@@ -19,7 +19,8 @@ typedef struct {
 int sf_distil_out_len(int T);
 void sf_distil_declare(sf_distil *l, sf_params *ps, const char *prefix, int d);
 void sf_distil_init(sf_distil *l, sf_rng *rng);
-/* x [ctx->B, ctx->T, d] -> y [ctx->B, sf_distil_out_len(ctx->T), d]; x stays alive until backward. */
+/* x [ctx->B, ctx->T, d] -> y [ctx->B, sf_distil_out_len(ctx->T), d]; x stays alive until backward.
+ */
 void sf_distil_forward(sf_distil *l, sf_ctx *ctx, const float *x, float *y);
 void sf_distil_backward(sf_distil *l, sf_ctx *ctx, const float *dy, float *dx);
 

@@ -53,9 +53,12 @@ static void mix_rows(float *out, const float *a, int B, int T, int H, int Dh, in
     for (int b = 0; b < B; b++)
         for (int h = 0; h < H; h++)
             for (int t = 0; t < T; t++) {
-                size_t src = (((size_t)b * T + t) * H + h) * Dh, dst = (((size_t)b * H + h) * T + t) * Dh;
-                if (back) memcpy(out + src, a + dst, (size_t)Dh * sizeof(float));
-                else memcpy(out + dst, a + src, (size_t)Dh * sizeof(float));
+                size_t src = (((size_t)b * T + t) * H + h) * Dh,
+                       dst = (((size_t)b * H + h) * T + t) * Dh;
+                if (back)
+                    memcpy(out + src, a + dst, (size_t)Dh * sizeof(float));
+                else
+                    memcpy(out + dst, a + src, (size_t)Dh * sizeof(float));
             }
 }
 
@@ -105,8 +108,8 @@ static void prob_backward(sf_mixer *m, sf_ctx *ctx, const float *dy, float *dx) 
             sf_linear_backward(&s->proj.out, da, dy, sv->a, N);
         }
         const float *q = sv->qkv, *k = q + d, *v = q + 2 * d;
-        sf_prob_attention_backward(dqkv, dqkv + d, dqkv + 2 * d, work, da, d, sv->rank, sv->p, q,
-                                   k, v, 3 * d, sv->u, B, T, s->H, s->Dh, s->scale, s->causal);
+        sf_prob_attention_backward(dqkv, dqkv + d, dqkv + 2 * d, work, da, d, sv->rank, sv->p, q, k,
+                                   v, 3 * d, sv->u, B, T, s->H, s->Dh, s->scale, s->causal);
         sf_linear_backward(&s->proj.qkv, dx, dqkv, sv->x, N);
     }
     sf_arena_reset_to(ctx->arena, mark);
@@ -161,9 +164,10 @@ static const sf_option prob_options[] = {
 };
 
 const sf_mixer_def sf_mixer_probsparse = {
-    .info = {"probsparse",
-             "Informer ProbSparse attention: top c*ln(T) queries attend, the rest take mean/cumsum(V)",
-             SF_OPTS(prob_options)},
+    .info =
+        {"probsparse",
+         "Informer ProbSparse attention: top c*ln(T) queries attend, the rest take mean/cumsum(V)",
+         SF_OPTS(prob_options)},
     .slots = SF_SLOT_TOKEN,
     .create = prob_create,
 };

@@ -69,7 +69,7 @@ typedef struct {
     float *ez[INF_MAX_LAYERS]; /* distilled outputs (inputs of layer i+1) */
     float *mem;                /* encoder output after its LayerNorm */
     float *ds[INF_MAX_LAYERS], *dc[INF_MAX_LAYERS], *dr[INF_MAX_LAYERS], *dn[INF_MAX_LAYERS],
-        *df[INF_MAX_LAYERS];   /* decoder: self, cross, residual sum, norm2, ffn outputs */
+        *df[INF_MAX_LAYERS]; /* decoder: self, cross, residual sum, norm2, ffn outputs */
     uint8_t *mask_c[INF_MAX_LAYERS];
     float *dec_out, *proj_out; /* [B, Ld, d] after the final norm, [B, Ld, C] */
 } inf_saved;
@@ -124,11 +124,11 @@ static int inf_build(sf_model *m) {
     const char *act = sf_opt_str(c, "activation");
     if (s->F == 0 && strcmp(sf_opt_str(c, "embed"), "timeF") == 0)
         return sf_errorf("freq: 'auto' is resolved from the data when training; a model needs a "
-                         "frequency letter (%s)", SF_TIME_FREQ_CHOICES);
+                         "frequency letter (%s)",
+                         SF_TIME_FREQ_CHOICES);
     if (s->label > s->L)
         return sf_errorf("label_len: %d is longer than seq_len %d", s->label, s->L);
-    if (s->d % s->H != 0)
-        return sf_errorf("n_heads: %d does not divide d_model %d", s->H, s->d);
+    if (s->d % s->H != 0) return sf_errorf("n_heads: %d does not divide d_model %d", s->H, s->d);
     if (sf_positions_create(&s->pos, "sinusoidal", s->L > s->Ld ? s->L : s->Ld, s->d))
         return sf_error_prefix("d_model");
     char json[512], path[64];
@@ -164,10 +164,12 @@ static int inf_build(sf_model *m) {
                      "\"mix\":%s}",
                      s->H, prob ? factor : 1000, mix ? "true" : "false");
         else
-            snprintf(tok, sizeof tok, "{\"kind\":\"softmax\",\"n_heads\":%d,\"causal\":true}", s->H);
+            snprintf(tok, sizeof tok, "{\"kind\":\"softmax\",\"n_heads\":%d,\"causal\":true}",
+                     s->H);
         snprintf(json, sizeof json,
                  "{\"kind\":\"residual\",\"placement\":\"post\",\"dropout\":%.9g,"
-                 "\"norm\":\"layernorm\",\"mixer\":%s}", (double)p, tok);
+                 "\"norm\":\"layernorm\",\"mixer\":%s}",
+                 (double)p, tok);
         snprintf(path, sizeof path, "decoder.layers[%d].self_attn", i);
         if (make_block(&s->dec[i].self_attn, json, s->d, s->Ld, path)) return SF_ERR;
         snprintf(json, sizeof json,
@@ -373,13 +375,13 @@ static void inf_backward(sf_model *m, sf_ctx *ctx, const float *dy) {
     sf_norm_backward(&s->dec_norm, &cd, g1, g0, (long)B * Ld); /* g0 = d(last decoder output) */
     for (int i = s->D - 1; i >= 0; i--) {
         inf_dec_layer *l = &s->dec[i];
-        sf_block_backward(&l->ffn, &cd, g0, g1);                  /* g1 = d dn */
-        sf_norm_backward(&l->norm2, &cd, g1, g2, (long)B * Ld);   /* g2 = d dr */
+        sf_block_backward(&l->ffn, &cd, g0, g1);                /* g1 = d dn */
+        sf_norm_backward(&l->norm2, &cd, g1, g2, (long)B * Ld); /* g2 = d dr */
         if (!plan) memcpy(g1, g2, (size_t)nd * sizeof(float));
         sf_dropout_back(&cd, g1, sv->mask_c[i], nd, s->dropout); /* g1 = d (cross out) */
         sf_cross_attention_backward(&l->cross, &cd, g1, g0, dmem);
-        if (!plan) sf_block_add(g2, g2, g0, nd);                   /* g2 = d ds */
-        sf_block_backward(&l->self_attn, &cd, g2, g0);             /* g0 = d (layer input) */
+        if (!plan) sf_block_add(g2, g2, g0, nd);       /* g2 = d ds */
+        sf_block_backward(&l->self_attn, &cd, g2, g0); /* g0 = d (layer input) */
     }
     embed_backward(s, &s->dec_emb, &cd, sv->md, g0, sv->mask_d);
     /* encoder */
@@ -436,8 +438,8 @@ static double inf_flops(const sf_model *m) {
     return f + 2.0 * s->Ld * d * s->C;
 }
 
-static const sf_model_ops inf_ops = {inf_build, inf_init, inf_forward, inf_backward, inf_destroy,
-                                     inf_flops};
+static const sf_model_ops inf_ops = {inf_build,    inf_init,    inf_forward,
+                                     inf_backward, inf_destroy, inf_flops};
 
 /* main_informer.py's defaults */
 static const sf_option inf_options[] = {
