@@ -95,7 +95,7 @@ static void check_config_errors(void) {
     expect_error("{\"model\":\"patchtst\",\n\"blocks\":[}", "cfg.json: malformed JSON at line 2, column 11");
     expect_error("[1,2]", "cfg.json: config: expected a JSON object");
     expect_error("{\"blocks\":[]}", "model: missing or not a string (known: patchtst, dlinear");
-    expect_error("{\"model\":\"informer\"}", "model: unknown model 'informer' (known: patchtst, dlinear");
+    expect_error("{\"model\":\"gpt\"}", "model: unknown model 'gpt' (known: patchtst, dlinear");
     expect_error("{\"model\":\"patchtst\",\"task\":\"classify\",\"blocks\":[]}", "task: unknown task 'classify' (known: forecast)");
     expect_error("{\"model\":\"patchtst\",\"blocks\":{}}", "blocks: missing or not a list");
     expect_error("{\"model\":\"patchtst\",\"blocks\":[{\"kind\":\"mamba\"}]}",

@@ -19,6 +19,16 @@
 static int zero_gradient(const sf_model *m, const char *name) {
     const char *suffixes[] = {".mixer.out.bias", ".ffn.fc2.bias"};
     int idx;
+    /* Informer: a distilling conv's bias feeds its BatchNorm directly, and so does (through the
+     * circular conv, which keeps a constant shift constant per channel) the bias of the encoder
+     * layer's last LayerNorm before it */
+    if (sscanf(name, "encoder.conv_layers.%d.", &idx) == 1)
+        return strlen(name) > 10 && strcmp(name + strlen(name) - 10, ".conv.bias") == 0;
+    char tail[32];
+    if (sscanf(name, "encoder.layers.%d.%31s", &idx, tail) == 2 && strcmp(tail, "norm2.bias") == 0) {
+        const cJSON *c = m->config;
+        return sf_opt_bool(c, "distil") && idx < sf_opt_int(c, "e_layers") - 1;
+    }
     if (sscanf(name, "blocks.%d.", &idx) != 1) return 0;
     int hit = 0;
     for (int k = 0; k < 2; k++) {
@@ -62,6 +72,27 @@ static void check_fixture(const char *path) {
     const float *loss_ref = sf_safetensors_get(st, "loss", &nd, sy);
     CHECK(x && y && out_ref && loss_ref);
     int B = (int)sx[0];
+    /* Time features (models that read them): `marks` [B, L+P, F] travels after each example's
+     * values in x, as the forecast task packs it (models/model.h). */
+    float *packed = NULL;
+    if (m.time_features) {
+        int64_t sm[8];
+        const float *marks = sf_safetensors_get(st, "marks", &nd, sm);
+        long L = m.seq_len, C = m.n_channels, R = (long)(m.seq_len + m.pred_len) * m.time_features;
+        CHECK_MSG(marks && nd == 3 && sm[0] == B && sm[1] * sm[2] == R, "%s: marks [B, L+P, F] missing", path);
+        if (!marks) {
+            sf_model_destroy(&m);
+            sf_safetensors_close(st);
+            return;
+        }
+        packed = sf_malloc((size_t)B * sf_model_x_floats(&m) * sizeof(float));
+        for (int b = 0; b < B; b++) {
+            float *xb = packed + (size_t)b * sf_model_x_floats(&m);
+            memcpy(xb, x + (size_t)b * L * C, (size_t)L * C * sizeof(float));
+            memcpy(xb + L * C, marks + (size_t)b * R, (size_t)R * sizeof(float));
+        }
+        x = packed;
+    }
     long n = (long)B * m.pred_len * m.n_channels;
     float *out = sf_malloc((size_t)n * sizeof(float)), *dy = sf_malloc((size_t)n * sizeof(float));
     sf_rng rng;
@@ -156,6 +187,7 @@ static void check_fixture(const char *path) {
     free(out2);
     free(out);
     free(dy);
+    free(packed);
     sf_model_destroy(&m);
     sf_safetensors_close(st);
 }
@@ -181,5 +213,6 @@ int main(void) {
     check_fixture("tests/fixtures/cosformer.safetensors");
     check_fixture("tests/fixtures/cosformer_causal.safetensors");
     check_fixture("tests/fixtures/itransformer.safetensors");
+    check_fixture("tests/fixtures/informer.safetensors");
     return test_finish();
 }

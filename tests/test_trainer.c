@@ -78,13 +78,17 @@ static void test_schedule(void) {
     CHECK_NEAR(sf_train_lr(&o, o.epochs, 0, spe), 0.0, 1e-9);
     strcpy(o.lradj, "constant");
     CHECK_NEAR(sf_train_lr(&o, 50, 3, spe), o.lr, 1e-10);
-    /* type1: LTSF-Linear's adjust_learning_rate sets lr * 0.5^(e-1) after epoch e (1-based) */
+    /* type1: LTSF-Linear's adjust_learning_rate sets lr * 0.5^(e-1) after epoch e (1-based), so
+     * the first two epochs (0-based 0 and 1) train at lr, epoch 2 at lr/2, epoch 9 at lr/2^8 */
     sf_train_opts_defaults(&o, "dlinear");
     CHECK(o.warmup_epochs == 0 && o.epochs == 10 && o.patience == 3 && o.batch_size == 32);
     CHECK_NEAR(sf_train_lr(&o, 0, 0, spe), o.lr, 1e-10);
     CHECK_NEAR(sf_train_lr(&o, 0, 9, spe), o.lr, 1e-10);
-    CHECK_NEAR(sf_train_lr(&o, 1, 0, spe), o.lr * 0.5, 1e-10);
-    CHECK_NEAR(sf_train_lr(&o, 9, 3, spe), o.lr * pow(0.5, 9), 1e-12);
+    CHECK_NEAR(sf_train_lr(&o, 1, 5, spe), o.lr, 1e-10);
+    CHECK_NEAR(sf_train_lr(&o, 2, 0, spe), o.lr * 0.5, 1e-10);
+    CHECK_NEAR(sf_train_lr(&o, 9, 3, spe), o.lr * pow(0.5, 8), 1e-12);
+    sf_train_opts_defaults(&o, "informer");
+    CHECK(!strcmp(o.lradj, "type1") && o.epochs == 6 && o.batch_size == 32 && o.patience == 3);
     sf_train_opts_defaults(&o, "itransformer");
     CHECK(!strcmp(o.lradj, "type1") && fabs(o.lr - 1e-4) < 1e-10 && o.min_delta == 0);
 }

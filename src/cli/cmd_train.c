@@ -10,6 +10,7 @@
 #include "cli/common.h"
 #include "core/error.h"
 #include "core/fileio.h"
+#include "data/time_features.h"
 #include "layers/norm.h"
 #include "layers/positions.h"
 #include "train/trainer.h"
@@ -20,6 +21,7 @@ static const char *model_name(const char *s) {
     if (!strcasecmp(s, "patchtst")) return "patchtst";
     if (!strcasecmp(s, "dlinear")) return "dlinear";
     if (!strcasecmp(s, "itransformer")) return "itransformer";
+    if (!strcasecmp(s, "informer")) return "informer";
     return s;
 }
 
@@ -50,12 +52,40 @@ static void print_metrics(const sf_metrics *mt) {
     printf("}");
 }
 
+/* Informer's config from the flags that were given (its options' defaults fill the rest). */
+static cJSON *informer_config(const arg_spec *specs, int ns, const sf_flat_config *c, int label_len,
+                              int d_layers, int factor, int distil, int mix, const char *freq,
+                              const char *embed, const char *attn, const char *activation,
+                              int enc_in) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "model", "informer");
+    const struct {
+        const char *flag, *key;
+        int value;
+    } ints[] = {{"seq-len", "seq_len", c->seq_len},   {"pred-len", "pred_len", c->pred_len},
+                {"label-len", "label_len", label_len}, {"d-model", "d_model", c->d_model},
+                {"n-heads", "n_heads", c->n_heads},   {"e-layers", "e_layers", c->e_layers},
+                {"d-layers", "d_layers", d_layers},   {"d-ff", "d_ff", c->d_ff},
+                {"factor", "factor", factor}};
+    for (size_t i = 0; i < sizeof ints / sizeof *ints; i++)
+        if (args_seen(specs, ns, ints[i].flag)) cJSON_AddNumberToObject(o, ints[i].key, ints[i].value);
+    if (enc_in) cJSON_AddNumberToObject(o, "n_channels", enc_in);
+    if (args_seen(specs, ns, "dropout")) cJSON_AddItemToObject(o, "dropout", sf_json_float(c->dropout));
+    if (args_seen(specs, ns, "attn")) cJSON_AddStringToObject(o, "attn", attn);
+    if (args_seen(specs, ns, "activation")) cJSON_AddStringToObject(o, "activation", activation);
+    if (args_seen(specs, ns, "distil")) cJSON_AddBoolToObject(o, "distil", distil);
+    if (args_seen(specs, ns, "mix")) cJSON_AddBoolToObject(o, "mix", mix);
+    if (args_seen(specs, ns, "freq")) cJSON_AddStringToObject(o, "freq", freq);
+    if (args_seen(specs, ns, "embed")) cJSON_AddStringToObject(o, "embed", embed);
+    return o;
+}
+
 /* Flags that shape the model: with --config they would be ignored, so they are refused. */
 static const char *const model_flags[] = {"model", "seq-len", "pred-len", "mixer", "causal", "norm",
                                           "norm-place", "pos", "d-model", "n-heads", "e-layers",
                                           "d-ff", "dropout", "head-dropout", "patch-len",
                                           "stride", "revin", "use-norm", "kernel-size", "moving-avg",
-                                          NULL};
+                                          "attn", "activation", "distil", "mix", NULL};
 
 int cmd_train(int argc, char **argv) {
     /* The model decides several defaults, so find --model (or the --config file's model) first. */
@@ -76,7 +106,7 @@ int cmd_train(int argc, char **argv) {
     int is_it = strcmp(model, "itransformer") == 0;
     sf_flat_config_defaults(&c, strcmp(model, "dlinear") == 0 ? "dlinear" : is_it ? model : "patchtst");
     sf_train_opts o;
-    sf_train_opts_defaults(&o, c.model);
+    sf_train_opts_defaults(&o, strcmp(model, "informer") == 0 ? "informer" : c.model);
     const char *task = "forecast", *data = NULL, *target = "OT", *features = "M", *split = NULL,
                *out = NULL, *progress = "auto", *lradj = NULL, *config_path = NULL;
     const char *mixer = "softmax", *norm = is_it ? "layernorm" : "batchnorm", *norm_place = "post",
@@ -97,6 +127,9 @@ int cmd_train(int argc, char **argv) {
                         sf_positions_registry[i].name);
     int seed = 2021, threads = 0, resume = 0, print_config = 0, enc_in = 0, is_training = 1;
     int itr = 1, individual = 0;
+    /* Informer's flags: only those given reach its config, so its own defaults hold otherwise */
+    int label_len = 48, d_layers = 1, factor = 5, distil = 1, mix = 1;
+    const char *freq = "h", *embed = "timeF", *attn = "prob", *activation = "gelu";
     arg_spec specs[] = {
         {"task", ARG_CHOICE, &task, 0, 0, "forecast", "task", 0},
         {"config", ARG_STRING, &config_path, 0, 0, NULL, "model config JSON (docs/config.md); replaces the model flags", 0},
@@ -109,7 +142,8 @@ int cmd_train(int argc, char **argv) {
         {"seq-len", ARG_INT, &c.seq_len, 1, 100000, NULL, "input length", 0},
         {"pred-len", ARG_INT, &c.pred_len, 1, 100000, NULL, "forecast horizon", 0},
         {"model", ARG_STRING, &model, 0, 0, NULL,
-         "model: patchtst, dlinear or itransformer (TSLib: PatchTST, DLinear, iTransformer)", 0},
+         "model: patchtst, dlinear, itransformer or informer (TSLib: PatchTST, DLinear, "
+         "iTransformer, Informer)", 0},
         {"mixer", ARG_CHOICE, &mixer, 0, 0, token_mixers, "token mixer (seqformer list: its options)", 0},
         {"causal", ARG_BOOL, &c.causal, 0, 1, NULL, "causal token mixing", 0},
         {"norm", ARG_CHOICE, &norm, 0, 0, norms, "normalisation", 0},
@@ -131,8 +165,8 @@ int cmd_train(int argc, char **argv) {
         {"lr", ARG_FLOAT, &o.lr, 1e-9, 10, NULL, "peak learning rate", 0},
         {"learning-rate", ARG_FLOAT, &o.lr, 1e-9, 10, NULL, "TSLib name of --lr", 0},
         {"lradj", ARG_CHOICE, &lradj, 0, 0, "type3|type1|cosine|constant",
-         "schedule after warm-up (default: the model's: type3 for patchtst, type1 for dlinear and "
-         "itransformer)", 0},
+         "schedule after warm-up (default: the model's: type3 for patchtst, type1 for dlinear, "
+         "itransformer and informer; type1: lr for two epochs, then halved every epoch)", 0},
         {"warmup-epochs", ARG_INT, &o.warmup_epochs, 0, 1000, NULL, "linear warm-up epochs", 0},
         {"weight-decay", ARG_FLOAT, &o.weight_decay, 0, 10, NULL, "AdamW weight decay", 0},
         {"clip-grad", ARG_FLOAT, &o.clip_grad, 0, 1e9, NULL, "max global grad norm (0: off)", 0},
@@ -161,13 +195,18 @@ int cmd_train(int argc, char **argv) {
         {"individual", ARG_INT, &individual, 0, 0, NULL, "TSLib: 0 (shared weights across channels)", 0},
         {"des", ARG_IGNORE, &ignored, 0, 0, NULL, "", 0},
         {"fc-dropout", ARG_IGNORE, &ignored, 0, 0, NULL, "", 0},
-        {"label-len", ARG_IGNORE, &ignored, 0, 0, NULL, "", 0},
-        {"d-layers", ARG_IGNORE, &ignored, 0, 0, NULL, "", 0},
-        {"factor", ARG_IGNORE, &ignored, 0, 0, NULL, "", 0},
+        {"label-len", ARG_INT, &label_len, 0, 100000, NULL, "Informer: known steps starting the decoder input", 0},
+        {"d-layers", ARG_INT, &d_layers, 1, 16, NULL, "Informer: decoder layers", 0},
+        {"factor", ARG_INT, &factor, 1, 1000, NULL, "Informer: ProbSparse factor c", 0},
+        {"attn", ARG_CHOICE, &attn, 0, 0, "prob|full", "Informer: self-attention", 0},
+        {"activation", ARG_CHOICE, &activation, 0, 0, "gelu|relu", "Informer: FFN activation", 0},
+        {"distil", ARG_BOOL, &distil, 0, 1, NULL,
+         "Informer: distilling layers (0/1; the reference's bare --distil turns them off: give --distil=0)", 0},
+        {"mix", ARG_BOOL, &mix, 0, 1, NULL, "Informer: mixed decoder self-attention heads (0/1)", 0},
+        {"freq", ARG_CHOICE, &freq, 0, 0, "auto|" SF_TIME_FREQ_CHOICES, "Informer: time-feature frequency (h hourly, t minutely, ...; auto: from the data's step)", 0},
+        {"embed", ARG_CHOICE, &embed, 0, 0, "timeF|none", "Informer: time features (timeF) or none", 0},
         {"dec-in", ARG_IGNORE, &ignored, 0, 0, NULL, "", 0},
         {"c-out", ARG_IGNORE, &ignored, 0, 0, NULL, "", 0},
-        {"freq", ARG_IGNORE, &ignored, 0, 0, NULL, "", 0},
-        {"embed", ARG_IGNORE, &ignored, 0, 0, NULL, "", 0},
         {"num-workers", ARG_IGNORE, &ignored, 0, 0, NULL, "", 0},
         {"use-gpu", ARG_IGNORE, &ignored, 0, 0, NULL, "", 0},
         {"gpu", ARG_IGNORE, &ignored, 0, 0, NULL, "", 0},
@@ -235,6 +274,10 @@ int cmd_train(int argc, char **argv) {
                 goto usage;
             }
         has_channels = cJSON_GetObjectItemCaseSensitive(raw, "n_channels") != NULL;
+    } else if (!strcmp(model, "informer")) {
+        raw = informer_config(specs, ns, &c, label_len, d_layers, factor, distil, mix, freq,
+                              embed, attn, activation, enc_in);
+        has_channels = enc_in > 0;
     } else {
         snprintf(c.model, sizeof c.model, "%s", model);
         snprintf(c.mixer, sizeof c.mixer, "%s", mixer);

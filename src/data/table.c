@@ -66,6 +66,9 @@ static void civil_from_days(int64_t z, int *yy, int *mm, int *dd) {
     *dd = d;
 }
 
+int64_t sf_days_from_civil(int64_t y, int m, int d) { return days_from_civil(y, m, d); }
+void sf_civil_from_days(int64_t days, int *y, int *m, int *d) { civil_from_days(days, y, m, d); }
+
 static void note_padding(date_layout *L, int v, int ndig) {
     (void)v;
     if (ndig == 2 && v < 10) L->padded = 1;
@@ -430,9 +433,7 @@ static int cmp_i64(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-int sf_table_next_dates(const sf_table *t, int n, char ***out_dates) {
-    SF_ASSERT(t && out_dates && n >= 1);
-    *out_dates = NULL;
+int sf_table_step(const sf_table *t, int64_t *step_out) {
     if (t->n_rows < 2)
         return sf_errorf("%s: cannot continue the dates: need at least 2 rows, have %d", t->path,
                          t->n_rows);
@@ -457,6 +458,15 @@ int sf_table_next_dates(const sf_table *t, int n, char ***out_dates) {
         return sf_errorf("%s: cannot continue the dates: the most common step between the last "
                          "rows is %lld seconds (dates must increase)",
                          t->path, (long long)step);
+    *step_out = step;
+    return SF_OK;
+}
+
+int sf_table_next_dates(const sf_table *t, int n, char ***out_dates) {
+    SF_ASSERT(t && out_dates && n >= 1);
+    *out_dates = NULL;
+    int64_t step;
+    if (sf_table_step(t, &step)) return SF_ERR;
 
     /* Layout: separator/time parts from the last row; padding from all rows. */
     date_layout L, Li;

@@ -39,6 +39,14 @@ int sf_table_find_column(const sf_table *t, const char *name);
  * message naming the string) otherwise. */
 int sf_parse_date(const char *s, int64_t *ts);
 
+/* Proleptic Gregorian calendar <-> days since 1970-01-01 (negative before). */
+int64_t sf_days_from_civil(int64_t y, int m, int d);
+void sf_civil_from_days(int64_t days, int *y, int *m, int *d);
+
+/* The series' step in seconds: the most common difference between consecutive timestamps among
+ * the last (up to) 64 rows. SF_ERR unless it is positive and there are at least 2 rows. */
+int sf_table_step(const sf_table *t, int64_t *step);
+
 /* n (>= 1) dates continuing the series after its last row. The step is the most common
  * difference between consecutive timestamps among the last (up to) 64 rows; it must be
  * positive. The strings use the layout of the input's dates (separator '-' or '/', with or

@@ -19,5 +19,6 @@ extern const sf_mixer_def sf_mixer_ls;       /* ls_attention.c (local + global h
 int sf_local_window_check(int window, int max_T);
 extern const sf_mixer_def sf_mixer_rpe;      /* rpe_attention.c (relative positions by FFT) */
 extern const sf_mixer_def sf_mixer_cosformer; /* cosformer.c */
+extern const sf_mixer_def sf_mixer_probsparse; /* probsparse_attention.c (Informer) */
 
 #endif

@@ -6,7 +6,8 @@
 
 /* The model registry. Adding a model is its own file (an sf_model_def) plus one line here. */
 const sf_model_def *const sf_model_registry[] = {&sf_model_patchtst, &sf_model_dlinear,
-                                                  &sf_model_itransformer};
+                                                  &sf_model_itransformer,
+                                                  &sf_model_informer};
 const int sf_model_registry_n = (int)(sizeof sf_model_registry / sizeof *sf_model_registry);
 
 const sf_model_def *sf_model_find(const char *name) {
@@ -38,6 +39,7 @@ int sf_model_create(sf_model *m, const cJSON *config) {
     m->seq_len = sf_opt_int(m->config, "seq_len");
     m->pred_len = sf_opt_int(m->config, "pred_len");
     m->n_channels = sf_opt_int(m->config, "n_channels");
+    m->time_features = sf_config_time_features(m->config, &m->freq);
     sf_params_init(&m->params);
     if (m->def->ops->build(m)) {
         sf_model_destroy(m);
@@ -76,6 +78,16 @@ long sf_model_n_params(const sf_model *m) {
     for (int i = 0; i < m->params.n; i++)
         if (!m->params.p[i].buffer) n += (long)m->params.p[i].numel;
     return n;
+}
+
+long sf_model_x_floats(const sf_model *m) {
+    return (long)m->seq_len * m->n_channels + (long)(m->seq_len + m->pred_len) * m->time_features;
+}
+
+int sf_config_time_features(const cJSON *config, char *freq) {
+    const sf_model_def *def = sf_model_find(sf_opt_str(config, "model"));
+    *freq = 0;
+    return def && def->time_features ? def->time_features(config, freq) : 0;
 }
 
 static size_t plan(sf_model *m, int B, int training) {

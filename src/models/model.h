@@ -36,9 +36,14 @@ typedef struct {
     const char *default_input, *default_head;
     const char *default_positions; /* NULL: "learned" */
     const sf_model_ops *ops;
+    /* A model that reads calendar features of its window's timestamps (Informer's timeF)
+     * returns, for a normalised config, the features per timestamp and their frequency letter
+     * (data/time_features.h); NULL or 0: it reads values only. */
+    int (*time_features)(const cJSON *config, char *freq);
 } sf_model_def;
 
-extern const sf_model_def sf_model_patchtst, sf_model_dlinear, sf_model_itransformer;
+extern const sf_model_def sf_model_patchtst, sf_model_dlinear, sf_model_itransformer,
+    sf_model_informer;
 
 /* The options every forecaster's table starts with: the shape x [B, seq_len, C] -> [B, pred_len, C]. */
 #define SF_FORECAST_SHAPE_OPTIONS                                                                 \
@@ -67,10 +72,18 @@ typedef struct {
 void sf_run_init(sf_run *r);
 void sf_run_free(sf_run *r);
 
+/* Time features travel inside x: each example is its seq_len*C values followed, for a model
+ * whose def has time_features, by the time_features-wide features of the window's seq_len +
+ * pred_len timestamps (input rows, then forecast rows: known in training and evaluation,
+ * continued by the series' step in predict). So the trainer, evaluation and batching stay
+ * unchanged: the task sizes its examples with sf_model_x_floats and fills the features
+ * (tasks/forecast.c); other models read x as before. */
 struct sf_model {
     cJSON *config; /* canonical (owned) */
     const sf_model_def *def;
     int seq_len, pred_len, n_channels;
+    int time_features; /* features per timestamp in x (0: none) */
+    char freq;         /* their frequency letter (time_features > 0) */
     void *self;
     sf_params params;
     sf_run run; /* used by sf_model_forward / sf_model_backward */
@@ -95,7 +108,11 @@ void sf_model_backward_run(sf_model *m, sf_run *r, const float *dy, int B);
 /* The same in the model's own run. */
 void sf_model_forward(sf_model *m, const float *x, float *y, int B, int training, sf_rng *rng);
 void sf_model_backward(sf_model *m, const float *dy, int B);
-long sf_model_n_params(const sf_model *m); /* trainable parameters (buffers excluded) */
+long sf_model_n_params(const sf_model *m);
+/* Floats of one example of x: seq_len*C, plus (seq_len+pred_len)*time_features. */
+long sf_model_x_floats(const sf_model *m);
+/* Time features a (normalised) config's model reads per timestamp, and their frequency. */
+int sf_config_time_features(const cJSON *config, char *freq); /* trainable parameters (buffers excluded) */
 /* Floats of activation arena a batch of B needs (inference or training), by a planning pass. */
 size_t sf_model_arena_floats(sf_model *m, int B, int training);
 /* Canonical config as JSON text (malloc'd). */

@@ -5,13 +5,24 @@
 
 #include "core/error.h"
 #include "core/fileio.h"
+#include "data/time_features.h"
 #include "util/svg_plot.h"
 
 typedef struct {
     sf_forecast_data d;
     char target[128];
     char features;
+    int n_marks;  /* time features per timestamp the model reads (0: none) */
+    float *marks; /* [n_rows][n_marks] of every row of the file */
 } forecast;
+
+/* The model's time features for every row (models/model.h: they follow the values in x). */
+static void fc_set_marks(forecast *f, int n_marks, char freq) {
+    f->n_marks = n_marks;
+    if (!n_marks) return;
+    f->marks = sf_malloc((size_t)f->d.n_rows * n_marks * sizeof(float));
+    sf_time_features(f->d.table.timestamps, f->d.n_rows, freq, f->marks);
+}
 
 double sf_mse_loss(const float *y, const float *target, float *dy, long n) {
     double s = 0;
@@ -38,7 +49,19 @@ static int fc_n_examples(const sf_task *t, sf_split s) {
 }
 
 static void fc_gather(const sf_task *t, sf_split s, const int *idx, int n, float *x, float *y) {
-    sf_forecast_gather(&((const forecast *)t->self)->d, s, idx, n, x, y);
+    const forecast *f = t->self;
+    if (!f->n_marks) {
+        sf_forecast_gather(&f->d, s, idx, n, x, y);
+        return;
+    }
+    /* each example: its values, then the marks of its seq_len + pred_len rows */
+    size_t L = (size_t)f->d.seq_len, P = (size_t)f->d.pred_len, C = (size_t)f->d.n_channels;
+    for (int k = 0; k < n; k++) {
+        float *xk = x + (size_t)k * t->x_floats;
+        sf_forecast_gather(&f->d, s, idx + k, 1, xk, y ? y + (size_t)k * t->y_floats : NULL);
+        size_t start = (size_t)f->d.split_begin[s] + (size_t)idx[k];
+        memcpy(xk + L * C, f->marks + start * f->n_marks, (L + P) * f->n_marks * sizeof(float));
+    }
 }
 
 static double fc_loss(const sf_task *t, const float *out, const float *y, float *dy, int n) {
@@ -94,6 +117,7 @@ static void fc_close(sf_task *t) {
     forecast *f = t->self;
     if (!f) return;
     sf_forecast_data_free(&f->d);
+    free(f->marks);
     free(f);
     t->self = NULL;
 }
@@ -130,7 +154,21 @@ static int fc_open_train(sf_task *t, const sf_task_args *a, cJSON **config, int 
         return SF_ERR;
     }
     cJSON_ReplaceItemInObjectCaseSensitive(*config, "n_channels", cJSON_CreateNumber(C));
-    t->x_floats = (long)L * C;
+    /* a time-feature frequency left to the data ("freq": "auto") becomes the letter of its step */
+    const cJSON *fq = cJSON_GetObjectItemCaseSensitive(*config, "freq");
+    if (cJSON_IsString(fq) && strcmp(fq->valuestring, "auto") == 0) {
+        int64_t step;
+        if (sf_table_step(&f->d.table, &step)) {
+            sf_task_close(t);
+            return SF_ERR;
+        }
+        char letter[2] = {sf_time_freq_for_step(step), 0};
+        cJSON_ReplaceItemInObjectCaseSensitive(*config, "freq", cJSON_CreateString(letter));
+    }
+    char freq;
+    int n_marks = sf_config_time_features(*config, &freq);
+    fc_set_marks(f, n_marks, freq);
+    t->x_floats = (long)L * C + (long)(L + P) * n_marks;
     t->y_floats = (long)P * C;
     return SF_OK;
 }
@@ -224,7 +262,8 @@ static int fc_open_eval(sf_task *t, const sf_task_args *a, const sf_model *m, co
         memset(t, 0, sizeof *t);
         return SF_ERR;
     }
-    t->x_floats = (long)m->seq_len * m->n_channels;
+    fc_set_marks(f, m->time_features, m->freq);
+    t->x_floats = sf_model_x_floats(m);
     t->y_floats = (long)m->pred_len * m->n_channels;
     return SF_OK;
 }
@@ -298,9 +337,20 @@ static int fc_predict(sf_model *m, const sf_meta *meta, const sf_predict_args *a
     char **dates = NULL;
     sf_forecast_data d;
     if (sf_forecast_data_load_with_scaler(a->data, target, features, L, P, &sc, &d)) goto out;
-    x = sf_malloc((size_t)L * C * sizeof(float));
+    x = sf_malloc((size_t)sf_model_x_floats(m) * sizeof(float));
     y = sf_malloc((size_t)P * C * sizeof(float));
     sf_forecast_last_input(&d, x);
+    if (m->time_features) { /* the window's dates: the last L rows, then P continuing the step */
+        int64_t step, *ts = sf_malloc((size_t)(L + P) * sizeof(int64_t));
+        if (sf_table_step(&d.table, &step)) {
+            free(ts);
+            goto out_data;
+        }
+        for (int i = 0; i < L; i++) ts[i] = d.table.timestamps[d.table.n_rows - L + i];
+        for (int i = 0; i < P; i++) ts[L + i] = ts[L - 1] + step * (int64_t)(i + 1);
+        sf_time_features(ts, L + P, m->freq, x + (size_t)L * C);
+        free(ts);
+    }
     sf_model_forward(m, x, y, 1, 0, NULL);
     sf_scaler_inverse(&sc, y, P);
     sf_scaler_inverse(&sc, x, L);

@@ -16,6 +16,8 @@
 
 void sf_train_opts_defaults(sf_train_opts *o, const char *model) {
     memset(o, 0, sizeof *o);
+    int dl = model && strcmp(model, "dlinear") == 0, inf = model && strcmp(model, "informer") == 0;
+    int it = model && strcmp(model, "itransformer") == 0;
     /* PatchTST's ETTh1 script: Adam, lr 1e-4, batch 128, 100 epochs, lradj type3 (OneCycle's
      * warm-up approximated by one linear warm-up epoch), patience 10. */
     o->epochs = 100;
@@ -26,13 +28,12 @@ void sf_train_opts_defaults(sf_train_opts *o, const char *model) {
     o->min_delta = 1e-4f;
     o->lr = 1e-4f;
     snprintf(o->lradj, sizeof o->lradj, "%s", "type3");
-    if (model && (strcmp(model, "dlinear") == 0 || strcmp(model, "itransformer") == 0)) {
-        /* LTSF-Linear's and iTransformer's run scripts: Adam, batch 32, at most 10 epochs,
-         * lradj type1 (halve every epoch, no warm-up), early stopping with patience 3 on any
-         * decrease of the validation loss (delta 0). lr: 5e-3 in LTSF-Linear's ETTh1 script,
-         * 1e-4 (run.py's default) for iTransformer. */
-        int dl = strcmp(model, "dlinear") == 0;
-        o->epochs = 10;
+    if (dl || it || inf) {
+        /* LTSF-Linear's, iTransformer's and Informer's run scripts: Adam, batch 32, at most 10
+         * epochs (main_informer.py: 6), lradj type1, early stopping with patience 3 on any
+         * decrease of the validation loss (delta 0), no warm-up. lr: 5e-3 in LTSF-Linear's ETTh1
+         * script, 1e-4 for iTransformer (run.py) and Informer (main_informer.py). */
+        o->epochs = inf ? 6 : 10;
         o->patience = 3;
         o->batch_size = 32;
         o->warmup_epochs = 0;
@@ -54,9 +55,13 @@ float sf_train_lr(const sf_train_opts *o, int epoch, int step, int steps_per_epo
         double f = span > 0 ? (double)(s - warm) / span : 1.0;
         return (float)(o->lr * 0.5 * (1.0 + cos(M_PI * (f > 1 ? 1 : f))));
     }
-    /* type1 (Time-Series-Library, LTSF-Linear): x0.5 per epoch after the warm-up epochs */
-    if (strcmp(o->lradj, "type1") == 0)
-        return o->lr * powf(0.5f, (float)(epoch - o->warmup_epochs));
+    /* type1 (Informer, LTSF-Linear, Time-Series-Library): their adjust_learning_rate(epoch + 1)
+     * after each epoch sets lr * 0.5^epoch, so (0-based, after any warm-up) epochs 0 and 1 train
+     * at lr, epoch 2 at lr/2, epoch 3 at lr/4, ... */
+    if (strcmp(o->lradj, "type1") == 0) {
+        int e = epoch - o->warmup_epochs;
+        return e <= 1 ? o->lr : o->lr * powf(0.5f, (float)(e - 1));
+    }
     /* type3: lr for the first three epochs, then x0.9 per epoch. */
     return epoch <= 3 ? o->lr : o->lr * powf(0.9f, (float)(epoch - 3));
 }

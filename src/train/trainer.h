@@ -19,7 +19,7 @@ typedef struct {
     int warmup_epochs;
     float lr, weight_decay, clip_grad;
     float min_delta; /* early stopping: val metric must improve by more than this (PatchTST's delta) */
-    char lradj[16];  /* "type3" (PatchTST), "type1" (LTSF-Linear, iTransformer), "cosine", "constant" */
+    char lradj[16];  /* "type3" (PatchTST), "type1" (LTSF-Linear, iTransformer, Informer), "cosine", "constant" */
     uint64_t seed;
     const char *out_dir;
     const char *data_path; /* fingerprinted into the training state: --resume refuses another file */

@@ -202,6 +202,11 @@ FIXTURES = [
         {"format_version": 2, "task": "forecast", "model": "itransformer", "seq_len": 48, "pred_len": 12,
          "n_channels": 5, "d_model": 16, "dropout": 0,
          "blocks": [metaformer("post", "layernorm", "softmax", n_heads=4, d_ff=24, repeat=2)]}), 4),
+    # Informer: factor 2 keeps ProbSparse sparse (8 of 24 encoder queries, 6 of 12 after distilling,
+    # 6 of 20 decoder queries); two decoder layers, hourly time features
+    Fixture("informer", ref.canonical_config({"model": "informer", "seq_len": 24, "label_len": 12, "pred_len": 8,
+                                              "n_channels": 3, "d_model": 16, "n_heads": 4, "e_layers": 2,
+                                              "d_layers": 2, "d_ff": 32, "factor": 2, "dropout": 0}), 4),
 ]
 
 
@@ -258,29 +263,45 @@ def make_data(L, P, C, g, B):
     return xs[:, :L].contiguous(), xs[:, L:].contiguous()
 
 
-def run(model, x, y):
+def make_marks(L, P, freq, g, B):
+    """Time features [B, L+P, F] of hourly (freq h) or 15-minute (t) windows starting at random
+    times from 2016-07-01 (ETTh1's first row)."""
+    import datetime as dt
+    step = dt.timedelta(hours=1) if freq == "h" else dt.timedelta(minutes=15)
+    out = []
+    for _ in range(B):
+        t0 = dt.datetime(2016, 7, 1) + step * int(torch.randint(0, 20000, (1,), generator=g))
+        out.append(ref.time_features([t0 + step * i for i in range(L + P)], freq))
+    return torch.stack(out).float()
+
+
+def run(model, x, y, marks=None):
     model.zero_grad(set_to_none=True)
-    out = model(x)
+    out = model(x) if marks is None else model(x, marks)
     loss = torch.mean((out - y) ** 2)
     loss.backward()
     grads = {n: p.grad.detach().clone() for n, p in model.named_parameters()}
     return out.detach(), loss.detach(), grads
 
 
-def run_fixture(model, x, y, batchnorm):
+def run_fixture(model, x, y, batchnorm, marks=None):
     """What a fixture records.  Non-batchnorm: eval mode, -> (out, loss, grads, {}, None).
     Batchnorm: train mode forward/backward (updates the running statistics), then the buffers
-    (-> after), then eval mode forward (-> out_eval).  Leaves the model in eval mode."""
+    (-> after), then eval mode forward (-> out_eval).  Leaves the model in eval mode.
+    Informer: the training forward's ProbSparse samples draw their seeds from SfRng(1), as
+    tests/test_parity.c's training forward does from sf_rng_seed(&rng, 1)."""
+    if hasattr(model, "set_sample_rng"):
+        model.set_sample_rng(ref.SfRng(1))
     if not batchnorm:
         model.train(False)
-        out, loss, grads = run(model, x, y)
+        out, loss, grads = run(model, x, y, marks)
         return out, loss, grads, {}, None
     model.train(True)
-    out, loss, grads = run(model, x, y)
+    out, loss, grads = run(model, x, y, marks)
     after = {n: b.detach().clone() for n, b in model.named_buffers()}
     model.train(False)
     with torch.no_grad():
-        out_eval = model(x)
+        out_eval = model(x) if marks is None else model(x, marks)
     return out, loss, grads, after, out_eval
 
 
@@ -306,14 +327,19 @@ def make_one(fx, seed, out_dir):
     model.train(False)  # dropout is 0 anyway; eval keeps it obviously deterministic
     g = torch.Generator().manual_seed(seed + 1000)
     x, y = make_data(cfg["seq_len"], cfg["pred_len"], cfg["n_channels"], g, fx.batch)
+    marks = None
+    if cfg["model"] == "informer" and cfg["embed"] == "timeF":
+        marks = make_marks(cfg["seq_len"], cfg["pred_len"], cfg["freq"], g, fx.batch)
     state0 = fixture_state(model)  # before anything runs (batchnorm buffers change in train mode)
     m64 = copy.deepcopy(model).double()
-    out, loss, grads, after, out_eval = run_fixture(model, x, y, bn)
+    out, loss, grads, after, out_eval = run_fixture(model, x, y, bn, marks)
 
     full_cfg = model.cfg  # with defaults filled in
     tensors = dict(state0)
     tensors["x"], tensors["y"], tensors["out"] = x, y, out
     tensors["loss"] = loss.reshape(1)
+    if marks is not None:
+        tensors["marks"] = marks
     for n, gr in grads.items():
         tensors[ref.GRAD_PREFIX + n] = gr
     for n, b in after.items():
@@ -326,7 +352,8 @@ def make_one(fx, seed, out_dir):
     ref.save_safetensors(path, tensors, meta)
 
     # float64 twin: same weights, buffers and inputs, everything in double
-    out64, loss64, grads64, after64, out_eval64 = run_fixture(m64, x.double(), y.double(), bn)
+    out64, loss64, grads64, after64, out_eval64 = run_fixture(m64, x.double(), y.double(), bn,
+                                                              None if marks is None else marks.double())
     rep = {
         "file": os.path.relpath(path),
         "bytes": os.path.getsize(path),

@@ -28,7 +28,7 @@ NORM_EPS = 1e-5
 LINATTN_EPS = 1e-6
 
 # Tensors that fixtures hold besides the model parameters (see make_fixtures.py).
-FIXTURE_TENSORS = ("x", "y", "out", "loss", "out_eval")
+FIXTURE_TENSORS = ("x", "y", "out", "loss", "out_eval", "marks")
 GRAD_PREFIX = "grad."
 AFTER_PREFIX = "after."  # batchnorm fixtures: buffers after the training forward
 
@@ -222,6 +222,8 @@ MIXER_KINDS = {
                       "feature_map": (_opt_enum("elu", "relu"), "elu"),
                       "algorithm": (_opt_enum("auto", "fft", "direct"), "auto")}),  # C-side only: same math
     "cosformer": ("token", {"n_heads": (_opt_int(1), 4), "causal": (_opt_bool(), False)}),
+    "probsparse": ("token", {"n_heads": (_opt_int(1), 4), "causal": (_opt_bool(), False),
+                             "factor": (_opt_int(1, 1000), 5), "mix": (_opt_bool(), False)}),
 }
 FAVOR_ONLY_DEFAULTS = {"n_features": 64, "redraw": 0}  # linear's options that only favor uses
 POSITION_KINDS = {"learned": {}, "sinusoidal": {}, "none": {}}
@@ -256,6 +258,15 @@ MODEL_KINDS = {
                      "final_norm": (_opt_enum("none", *NORM_KINDS), "layernorm"),
                      "input": ("part:input", {"kind": "inverted"}), "positions": ("part:positions", {"kind": "none"}),
                      "blocks": ("blocks", REQUIRED), "head": ("part:head", {"kind": "per_token"})},
+    # main_informer.py's defaults, in the C reader's canonical order
+    "informer": {"seq_len": (_opt_int(1), 96), "pred_len": (_opt_int(1), 24), "n_channels": (_opt_int(1), 7),
+                 "label_len": (_opt_int(0), 48), "d_model": (_opt_int(2, 4096), 512),
+                 "n_heads": (_opt_int(1), 8), "e_layers": (_opt_int(1, 16), 2), "d_layers": (_opt_int(1, 16), 1),
+                 "d_ff": (_opt_int(1), 2048), "factor": (_opt_int(1, 1000), 5),
+                 "dropout": (_opt_float(0.0, 0.99), 0.05), "attn": (_opt_enum("prob", "full"), "prob"),
+                 "activation": (_opt_enum("gelu", "relu"), "gelu"), "distil": (_opt_bool(), True),
+                 "mix": (_opt_bool(), True), "embed": (_opt_enum("timeF", "none"), "timeF"),
+                 "freq": (_opt_enum("auto", "h", "t", "s", "d", "b", "w", "m"), "h")},
 }
 _PART_TABLES = {"part:input": INPUT_KINDS, "part:positions": POSITION_KINDS, "part:head": HEAD_KINDS}
 
@@ -434,7 +445,8 @@ def canonical_config(cfg):
     # Without format_version: the current format, as the C reader does, unless the keys are v1's
     # (a flat config from the v1 twin, which did not require the field).
     v1_keys = ("e_layers", "mixer", "norm_place", "pos", "head_dropout")
-    fv = cfg.get("format_version", 1 if any(k in cfg for k in v1_keys) else FORMAT_VERSION)
+    v1_like = cfg.get("model") != "informer" and any(k in cfg for k in v1_keys)  # informer has e_layers
+    fv = cfg.get("format_version", 1 if v1_like else FORMAT_VERSION)
     if isinstance(fv, bool) or fv not in (1, 2):
         raise ConfigError(f"format_version: {json.dumps(fv)} is not supported (this twin reads 1 and 2)")
     if fv == 1:
@@ -447,6 +459,11 @@ def canonical_config(cfg):
         _check_patchtst(out)
     elif model == "itransformer":
         _check_itransformer(out)
+    elif model == "informer":
+        if out["label_len"] > out["seq_len"]:
+            raise ConfigError(f"label_len: {out['label_len']} is longer than seq_len {out['seq_len']}")
+        if out["d_model"] % out["n_heads"]:
+            raise ConfigError(f"n_heads: {out['n_heads']} does not divide d_model {out['d_model']}")
     else:
         if out["kernel_size"] % 2 == 0:
             raise ConfigError(f"kernel_size: must be odd (got {out['kernel_size']})")
@@ -548,6 +565,8 @@ def is_batchnorm(cfg):
     """Whether a model config has any batchnorm (blocks or final norm): such a model has running
     statistics and behaves differently in train and eval mode."""
     c = canonical_config(cfg)
+    if c["model"] == "informer":  # the distilling layers' BatchNorm
+        return c["distil"] and c["e_layers"] > 1
     if c["model"] != "patchtst":
         return False
     fn = final_norm_spec(c)
@@ -994,7 +1013,142 @@ def make_mixer(spec, d, max_T=None):
         return GLU(d, spec["d_ff"], spec["dropout"], spec["activation"])
     if kind == "identity":
         return nn.Identity()
+    if kind == "probsparse":
+        return ProbSparseMixer(d, spec["n_heads"], bool(spec["causal"]), spec["factor"], bool(spec["mix"]))
     raise ValueError(f"unknown mixer {kind!r}")
+
+
+# --------------------------------------------------------------------------
+# Informer: the C code's random stream, ProbSparse attention, time features
+# --------------------------------------------------------------------------
+
+_U64 = (1 << 64) - 1
+
+
+class SfRng:
+    """src/core/rng.c replayed exactly: xoshiro256** seeded through splitmix64, Lemire's bounded
+    draw.  The ProbSparse key sample comes from this stream (see ProbSparseMixer)."""
+
+    def __init__(self, seed, stream=None):
+        if stream is not None:
+            x = (stream * 0xD1B54A32D192ED03) & _U64
+            seed ^= self._splitmix(x)[1]
+        x, self.s = seed & _U64, []
+        for _ in range(4):
+            x, z = self._splitmix(x)
+            self.s.append(z)
+
+    @staticmethod
+    def _splitmix(x):
+        x = (x + 0x9E3779B97F4A7C15) & _U64
+        z = x
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _U64
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _U64
+        return x, z ^ (z >> 31)
+
+    def u64(self):
+        s = self.s
+        rotl = lambda v, k: ((v << k) | (v >> (64 - k))) & _U64  # noqa: E731
+        result = (rotl((s[1] * 5) & _U64, 7) * 9) & _U64
+        t = (s[1] << 17) & _U64
+        s[2] ^= s[0]
+        s[3] ^= s[1]
+        s[1] ^= s[2]
+        s[0] ^= s[3]
+        s[2] ^= t
+        s[3] = rotl(s[3], 45)
+        return result
+
+    def below(self, n):
+        m = (self.u64() >> 32) * n
+        lo = m & 0xFFFFFFFF
+        if lo < n:
+            thresh = ((1 << 32) - n) % n
+            while lo < thresh:
+                m = (self.u64() >> 32) * n
+                lo = m & 0xFFFFFFFF
+        return m >> 32
+
+
+PROB_EVAL_SEED = 0  # the sample seed at inference (src/layers/probsparse_attention.c)
+
+
+def prob_top(L, factor):
+    """min(factor * ceil(ln L), L), at least 1 (kernels/prob_attention.c)."""
+    return max(1, min(factor * int(math.ceil(math.log(L))), L))
+
+
+def prob_sample(L, U, seed):
+    """sample[L, U]: key indices per query, as sf_prob_attention_sample draws them."""
+    r = SfRng(seed, stream=0)
+    return torch.tensor([r.below(L) for _ in range(L * U)], dtype=torch.long).view(L, U)
+
+
+def prob_attention(q, k, v, sample, u, causal):
+    """Informer's ProbAttention on q, k, v [B, H, L, Dh] with a given key sample [L, U]:
+    sparsity M = max - sum/L of the sampled (unscaled) scores, the u queries of largest M (ties: the
+    lower index) attend with a full softmax (causal: keys <= query), the rest take mean(V) or,
+    causal, cumsum(V).  Returns the context [B, H, L, Dh]."""
+    B, H, L, Dh = q.shape
+    qk = (q.unsqueeze(-2) @ k[:, :, sample, :].transpose(-2, -1)).squeeze(-2)  # [B, H, L, U]
+    m = qk.max(-1)[0] - qk.sum(-1) / L
+    top = torch.sort(m, dim=-1, descending=True, stable=True)[1][..., :u]  # [B, H, u]
+    ctx = v.cumsum(-2) if causal else v.mean(-2, keepdim=True).expand(B, H, L, Dh)
+    q_top = torch.gather(q, 2, top.unsqueeze(-1).expand(B, H, u, Dh))
+    s = (q_top @ k.transpose(-2, -1)) * Dh ** -0.5  # [B, H, u, L]
+    if causal:
+        s = s.masked_fill(torch.arange(L)[None, None, None, :] > top[..., None], float("-inf"))
+    a = torch.softmax(s, dim=-1) @ v
+    return ctx.scatter(2, top.unsqueeze(-1).expand(B, H, u, Dh), a)
+
+
+class ProbSparseMixer(nn.Module):
+    """Token mixer probsparse: qkv [3d, d] (+bias), ProbSparse attention per head, (mix: heads read
+    out in [H, L, Dh] order, the reference's mix=True), out [d, d] (+bias).  The key sample's seed is
+    one u64 draw from ``seed_source[0]`` (an SfRng standing for the C trainer's ctx->rng) when
+    training with a source set, else PROB_EVAL_SEED; a model shares one source list among its
+    mixers, so the draws follow the forward order as in C."""
+
+    def __init__(self, d, n_heads, causal, factor, mix):
+        super().__init__()
+        if d % n_heads:
+            raise ValueError("d_model must be divisible by n_heads")
+        self.d, self.h, self.causal, self.factor, self.mix = d, n_heads, causal, factor, mix
+        self.qkv = nn.Linear(d, 3 * d)
+        self.out = nn.Linear(d, d)
+        self.seed_source = [None]
+
+    def forward(self, x):
+        b, n, d = x.shape
+        h, dh = self.h, d // self.h
+        qkv = self.qkv(x)
+        q, k, v = (qkv[:, :, i * d:(i + 1) * d].reshape(b, n, h, dh).transpose(1, 2) for i in range(3))
+        src = self.seed_source[0]
+        seed = src.u64() if (self.training and src is not None) else PROB_EVAL_SEED
+        u = prob_top(n, self.factor)
+        o = prob_attention(q, k, v, prob_sample(n, u, seed).to(x.device), u, self.causal)
+        o = o.reshape(b, n, d) if self.mix else o.transpose(1, 2).reshape(b, n, d)
+        return self.out(o)
+
+
+def time_features(datetimes, freq):
+    """Informer's timeF features (utils/timefeatures.py, timeenc=1) of python datetimes ->
+    [n, F] float64 (data/time_features.h has the table)."""
+    def feats(t):
+        doy = t.timetuple().tm_yday
+        f = {"second": t.second / 59.0 - 0.5, "minute": t.minute / 59.0 - 0.5, "hour": t.hour / 23.0 - 0.5,
+             "weekday": t.weekday() / 6.0 - 0.5, "mday": (t.day - 1) / 30.0 - 0.5,
+             "yday": (doy - 1) / 365.0 - 0.5, "month": (t.month - 1) / 11.0 - 0.5,
+             "week": (t.isocalendar()[1] - 1) / 52.0 - 0.5}
+        order = {"s": ["second", "minute", "hour", "weekday", "mday", "yday"],
+                 "t": ["minute", "hour", "weekday", "mday", "yday"],
+                 "h": ["hour", "weekday", "mday", "yday"], "d": ["weekday", "mday", "yday"],
+                 "b": ["weekday", "mday", "yday"], "w": ["mday", "week"], "m": ["month"]}[freq]
+        return [f[k] for k in order]
+    return torch.tensor([feats(t) for t in datetimes], dtype=torch.float64)
+
+
+TIME_FEATURES = {"s": 6, "t": 5, "h": 4, "d": 3, "b": 3, "w": 2, "m": 1}
 
 
 class MetaFormerBlock(nn.Module):
@@ -1153,6 +1307,160 @@ class PatchTST(nn.Module):
         return y
 
 
+class CircularConv(nn.Module):
+    """layers/circular_conv.c: Conv1d(c_in, c_out, 3, padding 1, circular) on rows [B, T, c_in]; the
+    weight is stored [c_out, 3*c_in] (PyTorch's [c_out, c_in, 3] flattened)."""
+
+    def __init__(self, c_in, c_out, bias):
+        super().__init__()
+        self.c_in, self.c_out = c_in, c_out
+        self.weight = nn.Parameter(torch.empty(c_out, 3 * c_in))
+        self.bias = nn.Parameter(torch.zeros(c_out)) if bias else None
+        nn.init.kaiming_normal_(self.weight.view(c_out, c_in, 3), mode="fan_in", nonlinearity="leaky_relu")
+
+    def forward(self, x):
+        xp = F.pad(x.transpose(1, 2), (1, 1), mode="circular")
+        return F.conv1d(xp, self.weight.view(self.c_out, self.c_in, 3), self.bias).transpose(1, 2)
+
+
+class Distil(nn.Module):
+    """Informer's ConvLayer: circular conv -> BatchNorm1d -> ELU -> MaxPool1d(3, 2, 1)."""
+
+    def __init__(self, d):
+        super().__init__()
+        self.conv = CircularConv(d, d, True)
+        self.norm = TokenBatchNorm(d)
+
+    def forward(self, x):
+        e = F.elu(self.norm(self.conv(x)))
+        return F.max_pool1d(e.transpose(1, 2), 3, 2, 1).transpose(1, 2)
+
+
+class DataEmbedding(nn.Module):
+    """drop(value conv + sinusoidal positions + temporal Linear(F, d, no bias)(marks))."""
+
+    def __init__(self, c_in, d, n_feats, n_pos, dropout):
+        super().__init__()
+        self.value = CircularConv(c_in, d, False)
+        self.temporal = nn.Linear(n_feats, d, bias=False) if n_feats else None
+        self.pe = sinusoidal_table(n_pos, d)  # a constant, not state (C has no tensor for it)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x, marks):
+        z = self.value(x) + self.pe[:x.shape[1]].to(x.dtype)
+        if self.temporal is not None:
+            z = z + self.temporal(marks)
+        return self.drop(z)
+
+
+class CrossAttention(nn.Module):
+    """layers/cross_attention.c: q [d, d], kv [2d, d], out [d, d] (+biases); softmax(q k^T/sqrt(Dh)),
+    dropout on the probabilities, times v."""
+
+    def __init__(self, d, n_heads, dropout):
+        super().__init__()
+        self.d, self.h = d, n_heads
+        self.q = nn.Linear(d, d)
+        self.kv = nn.Linear(d, 2 * d)
+        self.out = nn.Linear(d, d)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x, mem):
+        B, Tq, d = x.shape
+        Tk, h, dh = mem.shape[1], self.h, d // self.h
+        q = self.q(x).view(B, Tq, h, dh).transpose(1, 2)
+        kv = self.kv(mem)
+        k = kv[..., :d].reshape(B, Tk, h, dh).transpose(1, 2)
+        v = kv[..., d:].reshape(B, Tk, h, dh).transpose(1, 2)
+        p = self.drop(torch.softmax((q @ k.transpose(-2, -1)) * dh ** -0.5, dim=-1))
+        return self.out((p @ v).transpose(1, 2).reshape(B, Tq, d))
+
+
+class InformerDecoderLayer(nn.Module):
+    def __init__(self, d, n_heads, self_blk, ffn_blk, dropout):
+        super().__init__()
+        self.self_attn = ResidualBlock(d, self_blk)
+        self.cross_attn = CrossAttention(d, n_heads, dropout)
+        self.norm2 = nn.LayerNorm(d)
+        self.ffn = ResidualBlock(d, ffn_blk)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, u, mem):
+        u = self.self_attn(u)
+        u = self.norm2(u + self.drop(self.cross_attn(u, mem)))
+        return self.ffn(u)
+
+
+class Informer(nn.Module):
+    """src/models/informer.c (Zhou et al. 2021, Informer2020 models/model.py): forward(x, marks) with
+    x [B, L, C] and marks [B, L+P, F] (or x packed as the C model reads it: [B, L*C + (L+P)*F])."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        self.cfg = c = canonical_config(cfg)
+        d, H, p = c["d_model"], c["n_heads"], c["dropout"]
+        self.L, self.P, self.C, self.label = c["seq_len"], c["pred_len"], c["n_channels"], c["label_len"]
+        if c["embed"] == "timeF" and c["freq"] == "auto":
+            raise ConfigError("freq: 'auto' is resolved from the data when training; a model needs a letter")
+        self.F = TIME_FEATURES[c["freq"]] if c["embed"] == "timeF" else 0
+        Ld = self.label + self.P
+        prob = c["attn"] == "prob"
+        self.enc_embedding = DataEmbedding(self.C, d, self.F, max(self.L, Ld), p)
+        self.dec_embedding = DataEmbedding(self.C, d, self.F, max(self.L, Ld), p)
+        ffn = {"kind": "mlp", "d_ff": c["d_ff"], "activation": c["activation"], "dropout": p}
+        tok = ({"kind": "probsparse", "n_heads": H, "factor": c["factor"], "causal": False, "mix": False}
+               if prob else {"kind": "softmax", "n_heads": H, "causal": False})
+        enc_blk = {"kind": "metaformer", "placement": "post", "dropout": p, "norm": {"kind": "layernorm", "eps": 1e-5},
+                   "token_mixer": tok, "channel_mixer": ffn}
+        self.encoder = nn.Module()
+        self.encoder.layers = nn.ModuleList([MetaFormerBlock(d, enc_blk) for _ in range(c["e_layers"])])
+        n_conv = c["e_layers"] - 1 if c["distil"] else 0
+        self.encoder.conv_layers = nn.ModuleList([Distil(d) for _ in range(n_conv)])
+        self.encoder.norm = nn.LayerNorm(d)
+        if prob or c["mix"]:  # with attn full and mix: dense probsparse (every query active)
+            dtok = {"kind": "probsparse", "n_heads": H, "factor": c["factor"] if prob else 1000,
+                    "causal": True, "mix": c["mix"]}
+        else:
+            dtok = {"kind": "softmax", "n_heads": H, "causal": True}
+        ln = {"kind": "layernorm", "eps": 1e-5}
+        self_blk = {"kind": "residual", "placement": "post", "dropout": p, "norm": ln, "mixer": dtok}
+        ffn_blk = {"kind": "residual", "placement": "post", "dropout": p, "norm": ln, "mixer": ffn}
+        self.decoder = nn.Module()
+        self.decoder.layers = nn.ModuleList([InformerDecoderLayer(d, H, self_blk, ffn_blk, p)
+                                             for _ in range(c["d_layers"])])
+        self.decoder.norm = nn.LayerNorm(d)
+        self.projection = nn.Linear(d, self.C)
+        self.seed_source = [None]
+        for mod in self.modules():
+            if isinstance(mod, ProbSparseMixer):
+                mod.seed_source = self.seed_source
+
+    def set_sample_rng(self, rng):
+        """The stream ProbSparse samples draw their seeds from when training (None: fixed seed)."""
+        self.seed_source[0] = rng
+
+    def forward(self, x, marks=None):
+        L, P, C, F_ = self.L, self.P, self.C, self.F
+        if marks is None:  # packed as the C model reads it
+            B = x.shape[0]
+            marks = x[:, L * C:].reshape(B, L + P, F_) if F_ else None
+            x = x[:, :L * C].reshape(B, L, C)
+        B = x.shape[0]
+        xd = torch.cat([x[:, L - self.label:], x.new_zeros(B, P, C)], dim=1)
+        me = marks[:, :L] if F_ else None
+        md = marks[:, L - self.label:] if F_ else None
+        h = self.enc_embedding(x, me)
+        for i, layer in enumerate(self.encoder.layers):
+            h = layer(h)
+            if i < len(self.encoder.conv_layers):
+                h = self.encoder.conv_layers[i](h)
+        mem = self.encoder.norm(h)
+        u = self.dec_embedding(xd, md)
+        for layer in self.decoder.layers:
+            u = layer(u, mem)
+        return self.projection(self.decoder.norm(u))[:, -P:]
+
+
 class SeriesDecomp(nn.Module):
     def __init__(self, k):
         super().__init__()
@@ -1249,6 +1557,8 @@ def build_model(cfg):
         return PatchTST(cfg)
     if cfg["model"] == "itransformer":
         return ITransformer(cfg)
+    if cfg["model"] == "informer":
+        return Informer(cfg)
     return DLinear(cfg)
 
 
@@ -1257,11 +1567,18 @@ def count_params(model):
 
 
 def zero_grad_params(model):
-    """Names of parameters whose gradient is exactly zero mathematically in train mode: the output bias
+    """Names of parameters whose gradient is exactly zero mathematically in train mode (Informer: the
+    distilling convs' biases, right before their BatchNorm, and the bias of the LayerNorm that feeds
+    each distilling conv: a constant shift through a circular conv stays constant per channel and the
+    batch mean removes it); PatchTST: the output bias
     of a branch that is added right before a post-placement batchnorm (which subtracts the batch mean,
     so a constant shift cancels): mixer.out.bias / mixer.fc2.bias, ffn.out.bias / ffn.fc2.bias of
     blocks with placement post and a batchnorm norm.  Float32 backprop gives rounding noise there."""
     names = set()
+    if isinstance(model, Informer):  # what feeds a distilling layer's BatchNorm through its conv only
+        n_conv = len(model.encoder.conv_layers)
+        return ({f"encoder.conv_layers.{i}.conv.bias" for i in range(n_conv)} |
+                {f"encoder.layers.{i}.norm2.bias" for i in range(n_conv)})
     if not isinstance(model, PatchTST):
         return names
     own = dict(model.named_parameters())
