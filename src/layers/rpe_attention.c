@@ -14,9 +14,10 @@
  * on l2-normalised q and k; it plugs in as one more case of the two feature functions below (see
  * "FAVOR+ plugs in here").
  *
- * step (causal only): relative-position weights break the O(1) linear-attention recurrence (each
- * past key's weight c_{j-t} changes with t), so the state is a history cache of phi(k_j) and v_j
- * for max_T tokens (like softmax's KV cache) and each step costs O(t * d). */
+ * step (causal only): a general learned table c breaks the O(1) linear-attention recurrence (each
+ * past key's weight c_{j-t} changes with t; only special tables, such as c_m = lambda^|m|, give a
+ * recurrence), so the state is a history cache of phi(k_j) and v_j for max_T tokens (like
+ * softmax's KV cache) and each step costs O(t * d). */
 #include <math.h>
 #include <omp.h>
 #include <string.h>
