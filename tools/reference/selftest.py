@@ -620,12 +620,12 @@ def test_fixtures_reproduce():
         zero_grad = ref.zero_grad_params(model) if bn else set()
         gmax = max(np.abs(tensors["grad." + n]).max() for n in pnames)
 
-        def used(n):  # a causal rpe mixer never uses its positive offsets (the last max_T - 1 columns)
+        def used(n):  # a causal rpe mixer never uses its positive offsets (the last max_t - 1 columns)
             g = tensors["grad." + n]
             if not n.endswith(".rpe_bias"):
                 return g
             mod = model.get_submodule(n.rsplit(".", 1)[0])
-            return g[:, :mod.max_T] if mod.causal else g
+            return g[:, :mod.max_t] if mod.causal else g
         nonzero = all(np.abs(used(n)).min() > 0 or np.count_nonzero(used(n)) > 0.9 * used(n).size
                       for n in pnames if n not in zero_grad)
         nonzero = nonzero and all(np.abs(tensors["grad." + n]).max() < 1e-6 * gmax for n in zero_grad)

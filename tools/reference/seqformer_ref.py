@@ -637,22 +637,22 @@ class GLU(nn.Module):
 class RPEMixer(nn.Module):
     """Token mixer rpe: kernelized attention with a learned relative-position bias (Luo et al. 2021),
     the naive O(N^2) form: per head, with phi = elu + 1 or relu on q and k,
-      w_ij = exp(rpe_bias[h, j - i + max_T - 1]) * phi(q_i) . phi(k_j)   (causal: j <= i only)
+      w_ij = exp(rpe_bias[h, j - i + max_t - 1]) * phi(q_i) . phi(k_j)   (causal: j <= i only)
       o_i = sum_j w_ij v_j / (sum_j w_ij + LINATTN_EPS)
-    Parameters qkv [3d, d], out [d, d] (as Mixer), rpe_bias [H, 2*max_T - 1] (init 0); max_T is the
+    Parameters qkv [3d, d], out [d, d] (as Mixer), rpe_bias [H, 2*max_t - 1] (init 0); max_t is the
     number of tokens the model runs (PatchTST: its patches). The C mixer computes the same sums with
     FFTs."""
 
-    def __init__(self, d, n_heads, causal, feature_map, max_T):
+    def __init__(self, d, n_heads, causal, feature_map, max_t):
         super().__init__()
         if d % n_heads:
             raise ValueError("d_model must be divisible by n_heads")
-        if max_T is None or max_T < 1:
-            raise ValueError("rpe needs the sequence length (max_T)")
-        self.d, self.h, self.causal, self.feature_map, self.max_T = d, n_heads, causal, feature_map, max_T
+        if max_t is None or max_t < 1:
+            raise ValueError("rpe needs the sequence length (max_t)")
+        self.d, self.h, self.causal, self.feature_map, self.max_t = d, n_heads, causal, feature_map, max_t
         self.qkv = nn.Linear(d, 3 * d)
         self.out = nn.Linear(d, d)
-        self.rpe_bias = nn.Parameter(torch.zeros(n_heads, 2 * max_T - 1))
+        self.rpe_bias = nn.Parameter(torch.zeros(n_heads, 2 * max_t - 1))
 
     def phi(self, x):
         return elu_feature_map(x) if self.feature_map == "elu" else F.relu(x)
@@ -663,7 +663,7 @@ class RPEMixer(nn.Module):
         qkv = self.qkv(x)
         q, k, v = (qkv[:, :, i * d:(i + 1) * d].reshape(b, n, h, dh).transpose(1, 2) for i in range(3))
         pos = torch.arange(n, device=x.device)
-        offset = pos[None, :] - pos[:, None] + self.max_T - 1  # [i, j] -> j - i + max_T - 1
+        offset = pos[None, :] - pos[:, None] + self.max_t - 1  # [i, j] -> j - i + max_t - 1
         w = (self.phi(q) @ self.phi(k).transpose(-2, -1)) * torch.exp(self.rpe_bias)[:, offset]
         if self.causal:
             w = w * torch.tril(torch.ones(n, n, dtype=w.dtype, device=w.device))
@@ -671,12 +671,12 @@ class RPEMixer(nn.Module):
         return self.out(o.transpose(1, 2).reshape(b, n, d))
 
 
-def make_mixer(spec, d, max_T=None):
-    """spec: a canonical mixer object -> module (identity: nn.Identity, no parameters).  max_T (the
-    longest sequence) is needed by rpe only."""
+def make_mixer(spec, d, max_t=None):
+    """spec: a canonical mixer object -> module (identity: nn.Identity, no parameters); max_t: the
+    number of tokens (only rpe needs it)."""
     kind = spec["kind"]
     if kind == "rpe":
-        return RPEMixer(d, spec["n_heads"], bool(spec["causal"]), spec["feature_map"], max_T)
+        return RPEMixer(d, spec["n_heads"], bool(spec["causal"]), spec["feature_map"], max_t)
     if kind in ("softmax", "linear"):
         return Mixer(d, spec["n_heads"], kind, bool(spec["causal"]))
     if kind == "mlp":
@@ -693,13 +693,13 @@ class MetaFormerBlock(nn.Module):
                          post: h = norm1(x + drop(tok(x))); y = norm2(h + drop(ch(h)))
     Parameters norm1, mixer (token mixer), norm2, ffn (channel mixer), created in that order."""
 
-    def __init__(self, d, b, max_T=None):
+    def __init__(self, d, b, max_t=None):
         super().__init__()
         self.pre = b["placement"] == "pre"
         self.norm1 = make_norm(b["norm"], d)
-        self.mixer = make_mixer(b["token_mixer"], d, max_T)
+        self.mixer = make_mixer(b["token_mixer"], d, max_t)
         self.norm2 = make_norm(b["norm"], d)
-        self.ffn = make_mixer(b["channel_mixer"], d, max_T)
+        self.ffn = make_mixer(b["channel_mixer"], d)
         self.drop = nn.Dropout(b["dropout"])
 
     def forward(self, x):
@@ -719,11 +719,11 @@ class ResidualBlock(nn.Module):
     """kind residual (one mixer, as Mamba stacks).  pre: y = x + drop(mix(norm(x)));
     post: y = norm(x + drop(mix(x))).  Parameters norm, mixer."""
 
-    def __init__(self, d, b, max_T=None):
+    def __init__(self, d, b, max_t=None):
         super().__init__()
         self.pre = b["placement"] == "pre"
         self.norm = make_norm(b["norm"], d)
-        self.mixer = make_mixer(b["mixer"], d, max_T)
+        self.mixer = make_mixer(b["mixer"], d, max_t)
         self.drop = nn.Dropout(b["dropout"])
 
     def forward(self, x):
@@ -737,12 +737,12 @@ class ParallelBlock(nn.Module):
     post: y = norm((x + drop(tok(x))) + drop(ch(x))).  Parameters norm, mixer (token), ffn (channel).
     The two dropouts draw independent masks."""
 
-    def __init__(self, d, b, max_T=None):
+    def __init__(self, d, b, max_t=None):
         super().__init__()
         self.pre = b["placement"] == "pre"
         self.norm = make_norm(b["norm"], d)
-        self.mixer = make_mixer(b["token_mixer"], d, max_T)
-        self.ffn = make_mixer(b["channel_mixer"], d, max_T)
+        self.mixer = make_mixer(b["token_mixer"], d, max_t)
+        self.ffn = make_mixer(b["channel_mixer"], d)
         self.drop = nn.Dropout(b["dropout"])
 
     def forward(self, x):
@@ -755,10 +755,9 @@ class ParallelBlock(nn.Module):
 BLOCK_CLASSES = {"metaformer": MetaFormerBlock, "residual": ResidualBlock, "parallel": ParallelBlock}
 
 
-def make_block(b, d, max_T=None):
-    """b: one expanded canonical block object; max_T: the longest sequence (PatchTST: patches),
-    which sizes rpe's relative-position table."""
-    return BLOCK_CLASSES[b["kind"]](d, b, max_T)
+def make_block(b, d, max_t=None):
+    """b: one expanded canonical block object; max_t: tokens per sequence (for rpe)."""
+    return BLOCK_CLASSES[b["kind"]](d, b, max_t)
 
 
 def sinusoidal_table(n, d, dtype=torch.float64):
