@@ -14,9 +14,10 @@
  * on l2-normalised q and k; it plugs in as one more case of the two feature functions below (see
  * "FAVOR+ plugs in here").
  *
- * step (causal only): relative-position weights break the O(1) linear-attention recurrence (each
- * past key's weight c_{j-t} changes with t), so the state is a history cache of phi(k_j) and v_j
- * for max_T tokens (like softmax's KV cache) and each step costs O(t * d). */
+ * step (causal only): a general learned table c breaks the O(1) linear-attention recurrence (each
+ * past key's weight c_{j-t} changes with t; only special tables, such as c_m = lambda^|m|, give a
+ * recurrence), so the state is a history cache of phi(k_j) and v_j for max_T tokens (like
+ * softmax's KV cache) and each step costs O(t * d). */
 #include <math.h>
 #include <omp.h>
 #include <string.h>
@@ -199,14 +200,19 @@ static void rpe_step(const sf_mixer *m, const float *x_t, const float *state_in,
 
 static void rpe_destroy(sf_mixer *m) { free(m->self); }
 
-/* projections 8*T*d^2; per head M*(Dh+1) Toeplitz products of two real FFTs of size N (~2.5 N
- * log2 N each, plus the spectrum product 6*(N/2)) and the contraction with phi(q) (2*T each). */
+/* projections 8*T*d^2, plus per head either (FFT path) M*(Dh+1) Toeplitz products of two real
+ * FFTs of size N (~2.5 N log2 N each, plus the spectrum product 6*(N/2)) and the contraction with
+ * phi(q) (2*T each), or (direct path) T^2 pairs (half when causal) of 2*(M + Dh + 1). */
 static double rpe_flops(const sf_mixer *m, int T) {
     const sf_rpe_attention *s = m->self;
+    sf_rpe_shape sh = {1, T, s->H, s->M, s->Dh, s->max_T, s->causal, NULL, s->algo};
     double d = s->d, t = T, N = 1;
     while (N < 2 * t) N *= 2;
     double per_product = 2 * 2.5 * N * log2(N) + 3 * N + 2 * t;
-    return 8 * t * d * d + (double)s->H * s->M * (s->Dh + 1) * per_product;
+    double mix = sf_rpe_attention_uses_fft(&sh)
+                     ? (double)s->H * s->M * (s->Dh + 1) * per_product
+                     : (s->causal ? 0.5 : 1.0) * t * t * s->H * 2.0 * (s->M + s->Dh + 1);
+    return 8 * t * d * d + mix;
 }
 
 static const sf_mixer_ops rpe_ops = {rpe_declare,      rpe_init, rpe_forward, rpe_backward,
