@@ -212,6 +212,10 @@ static void check_mixer(const char *kind, int causal) {
     else if (!strcmp(kind, "rpe-relu"))
         snprintf(json, sizeof json, "{\"kind\":\"rpe\",\"n_heads\":2,\"causal\":%s,\"feature_map\":\"relu\"}",
                  causal ? "true" : "false");
+    else if (!strcmp(kind, "rpe-favor")) /* FAVOR+ on l2-normalised q, k (the paper's) */
+        snprintf(json, sizeof json,
+                 "{\"kind\":\"rpe\",\"n_heads\":2,\"causal\":%s,\"feature_map\":\"favor\","
+                 "\"n_features\":6,\"algorithm\":\"fft\"}", causal ? "true" : "false");
     else if (!strcmp(kind, "rpe-fft"))
         snprintf(json, sizeof json, "{\"kind\":\"rpe\",\"n_heads\":2,\"causal\":%s,\"algorithm\":\"fft\"}",
                  causal ? "true" : "false");
@@ -592,6 +596,13 @@ static void check_paddings(void) {
     check_padding("pad: residual rpe causal relu",
                   "{\"kind\":\"residual\",\"norm\":{\"kind\":\"rmsnorm\"},\"mixer\":{\"kind\":\"rpe\","
                   "\"n_heads\":4,\"causal\":true,\"feature_map\":\"relu\",\"algorithm\":\"fft\"}}", 0, 0);
+    check_padding("pad: metaformer rpe favor",
+                  "{\"kind\":\"metaformer\",\"token_mixer\":{\"kind\":\"rpe\",\"n_heads\":2,"
+                  "\"feature_map\":\"favor\",\"n_features\":5},\"channel_mixer\":{\"kind\":\"mlp\",\"d_ff\":12}}",
+                  0, 0);
+    check_padding("pad: residual rpe favor causal",
+                  "{\"kind\":\"residual\",\"mixer\":{\"kind\":\"rpe\",\"n_heads\":2,\"causal\":true,"
+                  "\"feature_map\":\"favor\",\"algorithm\":\"fft\"}}", 0, 0);
     check_padding("pad: residual linear relu",
                   "{\"kind\":\"residual\",\"mixer\":{\"kind\":\"linear\",\"feature_map\":\"relu\",\"n_heads\":2}}",
                   0, 0);
@@ -948,6 +959,12 @@ int main(void) {
     check_block("rpe", 1, SF_NORM_LAYERNORM, 1);
     check_block("rpe", 0, SF_NORM_RMSNORM, 0);
     check_model("patchtst", "rpe", "pre", "learned");
+    check_mixer("rpe-favor", 0);
+    check_mixer("rpe-favor", 1);
+    check_block_json("block rpe favor causal (step == forward)",
+                     "{\"kind\":\"metaformer\",\"token_mixer\":{\"kind\":\"rpe\",\"n_heads\":2,"
+                     "\"causal\":true,\"feature_map\":\"favor\",\"n_features\":7},"
+                     "\"channel_mixer\":{\"kind\":\"mlp\",\"d_ff\":16}}", 1, 0);
     g_kinked = 1;
     check_mixer("rpe-relu", 0);
     check_mixer("rpe-relu", 1);
@@ -1003,8 +1020,12 @@ int main(void) {
     /* bad options are reported with their path, not crashed on */
     CHECK(make_mixer("{\"kind\":\"softmax\",\"n_heads\":3}", 8, 4) == NULL &&
           strstr(sf_error_message(), "blocks[0].mixer: n_heads: 3 does not divide d_model 8"));
-    CHECK(make_mixer("{\"kind\":\"rpe\",\"feature_map\":\"favor\"}", 8, 4) == NULL &&
+    CHECK(make_mixer("{\"kind\":\"rpe\",\"feature_map\":\"softmax\"}", 8, 4) == NULL &&
           strstr(sf_error_message(), "blocks[0].mixer.feature_map"));
+    CHECK(make_mixer("{\"kind\":\"rpe\",\"n_features\":8}", 8, 4) == NULL &&
+          strstr(sf_error_message(), "blocks[0].mixer: n_features: only used with feature_map favor"));
+    CHECK(make_mixer("{\"kind\":\"rpe\",\"feature_map\":\"favor\",\"n_features\":0}", 8, 4) == NULL &&
+          strstr(sf_error_message(), "blocks[0].mixer.n_features: must be >= 1"));
     CHECK(make_mixer("{\"kind\":\"nope\"}", 8, 4) == NULL &&
           strstr(sf_error_message(), "blocks[0].mixer.kind: unknown mixer 'nope' (known: softmax"));
     return test_finish();

@@ -207,6 +207,7 @@ int main(void) {
     check_fixture("tests/fixtures/linformer.safetensors");
     check_fixture("tests/fixtures/ls.safetensors");
     check_fixture("tests/fixtures/patchtst_rpe.safetensors");
+    check_fixture("tests/fixtures/rpe_favor.safetensors");
     check_fixture("tests/fixtures/linear_relu.safetensors");
     check_fixture("tests/fixtures/linear_favor.safetensors");
     check_fixture("tests/fixtures/linear_favor_causal.safetensors");

@@ -9,10 +9,16 @@
  * Toeplitz products are computed with FFTs in O(T log T), or directly in O(T^2) where that is
  * cheaper (short sequences; option algorithm, kernels/rpe_attention.h).
  *
- * phi is the feature map (option feature_map): elu (elu(x) + 1, as "linear") or relu (max(x, 0)),
- * applied per head to the Dh-dim query and key. The paper's phi is FAVOR+ positive random features
- * on l2-normalised q and k; it plugs in as one more case of the two feature functions below (see
- * "FAVOR+ plugs in here").
+ * phi is the feature map (option feature_map): elu (elu(x) + 1, as "linear"), relu (max(x, 0)),
+ * or favor: the paper's choice, Performer's FAVOR+ positive random features (kernels/feature_maps.h)
+ * with n_features features per head from the layer's projection buffer <prefix>.projection
+ * [n_features, Dh] (drawn at init from the seed, stored in checkpoints, never redrawn), applied to
+ * l2-normalised q and k: the paper's "stable" variant. Keys use the per-sequence max stabiliser
+ * (bidirectional) or the causal-safe bound (causal), exactly as the "linear" mixer's favor map
+ * does. Plain (unnormalised) FAVOR+ is the "linear" mixer's feature_map favor; it is not offered
+ * here because its stabilisers, constants for the gradient, do not cancel against this mixer's
+ * normaliser eps once |q|, |k| grow (finite differences disagreed by up to 40% at |x| ~ 3), while
+ * with unit-norm q and k every exponent is bounded and they do (FD checks in test_layers).
  *
  * step (causal only): a general learned table c breaks the O(1) linear-attention recurrence (each
  * past key's weight c_{j-t} changes with t; only special tables, such as c_m = lambda^|m|, give a
@@ -23,12 +29,16 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "kernels/feature_maps.h"
 #include "kernels/rpe_attention.h"
 #include "layers/attention_proj.h"
 #include "layers/layer.h"
 #include "layers/mixers.h"
 
-typedef enum { RPE_FEATURES_ELU, RPE_FEATURES_RELU } rpe_feature_kind;
+typedef enum { RPE_FEATURES_ELU, RPE_FEATURES_RELU, RPE_FEATURES_FAVOR } rpe_feature_kind;
+
+/* linear's favor default (layers/linear_attention.c) */
+#define RPE_DEFAULT_FEATURES 64
 
 /* step keeps one head's numerator on the stack */
 #define SF_RPE_STEP_MAX_DH 1024
@@ -36,7 +46,8 @@ typedef enum { RPE_FEATURES_ELU, RPE_FEATURES_RELU } rpe_feature_kind;
 typedef struct {
     sf_attention_proj proj;
     float *bias, *dbias; /* [H, 2*max_T - 1] */
-    int d, H, Dh, M, causal, max_T, algo;
+    float *W;            /* favor: projection buffer [M, Dh] */
+    int d, H, Dh, M, causal, max_T, algo, l2;
     rpe_feature_kind features;
 } sf_rpe_attention;
 
@@ -48,13 +59,43 @@ typedef struct {
 
 /* ---- the feature map: one call maps q (or k) rows to feature rows, one call back ------------- */
 
-/* Features per head. FAVOR+ plugs in here: its number of random features. */
-static int feature_count(const sf_rpe_attention *s) { return s->Dh; }
+/* Features per head: Dh for the elementwise maps, n_features for favor. */
+static int feature_count(const sf_rpe_attention *s, int n_features) {
+    return s->features == RPE_FEATURES_FAVOR ? n_features : s->Dh;
+}
 
-/* phi[r][h][0..M) = phi(x[r*ldx + h*Dh .. + Dh)) for rows r < rows (phi is [rows, H, M]).
- * FAVOR+ plugs in here: l2-normalise each head's x, project with its random matrix, exp. */
+/* favor: one call per (sequence, head) over its n valid rows (the key stabiliser is a max over
+ * them); padded rows of phi are set to 0, of dx too. */
+static void favor_rows(const sf_rpe_attention *s, float *out, const float *dphi, const float *x,
+                       int ldx, int B, int T, const int *lens, int key) {
+    const int H = s->H, Dh = s->Dh, M = s->M, HM = H * M;
+    const sf_favor_role role = !key ? SF_FAVOR_QUERY : s->causal ? SF_FAVOR_KEY_CAUSAL : SF_FAVOR_KEY;
+    const long BH = (long)B * H;
+#pragma omp parallel for schedule(static) if (BH * (long)T * M * Dh >= 32768L)
+    for (long bh = 0; bh < BH; bh++) {
+        const int b = (int)(bh / H), h = (int)(bh % H), n = lens ? lens[b] : T;
+        const float *xh = x + (size_t)b * T * ldx + (size_t)h * Dh;
+        const size_t fi = (size_t)b * T * HM + (size_t)h * M;
+        if (!dphi) { /* forward: out = phi [B*T, H, M] */
+            sf_favor_features_forward(out + fi, HM, xh, ldx, n, Dh, s->W, M, role, s->l2);
+            for (int r = n; r < T; r++) memset(out + fi + (size_t)r * HM, 0, (size_t)M * sizeof(float));
+        } else { /* backward: out = dx, rows of stride ldx */
+            float *dxh = out + (size_t)b * T * ldx + (size_t)h * Dh;
+            sf_favor_features_backward(dxh, ldx, dphi + fi, HM, xh, ldx, n, Dh, s->W, M, role, s->l2);
+            for (int r = n; r < T; r++) memset(dxh + (size_t)r * ldx, 0, (size_t)Dh * sizeof(float));
+        }
+    }
+}
+
+/* phi[r][h][0..M) = phi(x[r*ldx + h*Dh .. + Dh)) for the B*T rows (phi is [B*T, H, M]); key:
+ * these are keys (favor's stabiliser differs for queries and keys). */
 static void features_forward(const sf_rpe_attention *s, float *phi, const float *x, int ldx,
-                             long rows) {
+                             int B, int T, const int *lens, int key) {
+    if (s->features == RPE_FEATURES_FAVOR) {
+        favor_rows(s, phi, NULL, x, ldx, B, T, lens, key);
+        return;
+    }
+    long rows = (long)B * T;
     int HD = s->H * s->Dh; /* M == Dh for the elementwise maps */
     for (long r = 0; r < rows; r++) {
         const float *xr = x + r * ldx;
@@ -66,11 +107,16 @@ static void features_forward(const sf_rpe_attention *s, float *phi, const float 
     }
 }
 
-/* dx[r*ldx + h*Dh ..] = (d phi / d x)^T dphi[r][h] (overwrites). FAVOR+ plugs in here too; padded
- * rows (ctx->lens) hold garbage q and k and get dphi = 0, so a map whose derivative can overflow
- * there (exp of a large projection) must write 0 for them rather than 0 * inf. */
+/* dx[r*ldx + h*Dh ..] = (d phi / d x)^T dphi[r][h] (overwrites). Padded rows (lens) hold garbage
+ * q and k and get dphi = 0; favor, whose derivative could overflow there (exp of a large
+ * projection), writes 0 for them rather than computing 0 * inf. */
 static void features_backward(const sf_rpe_attention *s, float *dx, int ldx, const float *dphi,
-                              const float *x, long rows) {
+                              const float *x, int B, int T, const int *lens, int key) {
+    if (s->features == RPE_FEATURES_FAVOR) {
+        favor_rows(s, dx, dphi, x, ldx, B, T, lens, key);
+        return;
+    }
+    long rows = (long)B * T;
     int HD = s->H * s->Dh;
     for (long r = 0; r < rows; r++) {
         const float *xr = x + r * ldx, *g = dphi + r * HD;
@@ -93,6 +139,10 @@ static void rpe_declare(sf_mixer *m, sf_params *ps, const char *prefix) {
     snprintf(buf, sizeof buf, "%s.rpe_bias", prefix);
     int64_t shape[2] = {s->H, n_offsets(s)};
     sf_params_declare(ps, buf, 2, shape, &s->bias, &s->dbias, 1);
+    if (s->features == RPE_FEATURES_FAVOR) {
+        snprintf(buf, sizeof buf, "%s.projection", prefix);
+        sf_params_declare_buffer(ps, buf, 2, (int64_t[]){s->M, s->Dh}, &s->W);
+    }
     m->slot = sf_params_reserve_saved(ps, sizeof(rpe_saved));
 }
 
@@ -100,6 +150,7 @@ static void rpe_init(sf_mixer *m, sf_rng *rng) {
     sf_rpe_attention *s = m->self;
     sf_attention_proj_init(&s->proj, rng);
     memset(s->bias, 0, (size_t)s->H * n_offsets(s) * sizeof(float));
+    if (s->features == RPE_FEATURES_FAVOR) sf_favor_draw_projection(s->W, s->M, s->Dh, rng);
 }
 
 static sf_rpe_shape shape_of(const sf_rpe_attention *s, const sf_ctx *ctx) {
@@ -127,8 +178,8 @@ static void rpe_forward(sf_mixer *m, sf_ctx *ctx, const float *x, float *y) {
     double *scratch = push_scratch(ctx->arena, &sh, workers);
     if (!sf_arena_planning(ctx->arena)) {
         sf_linear_forward(&s->proj.qkv, sv->qkv, x, N);
-        features_forward(s, sv->fq, sv->qkv, 3 * s->d, N);
-        features_forward(s, sv->fk, sv->qkv + s->d, 3 * s->d, N);
+        features_forward(s, sv->fq, sv->qkv, 3 * s->d, ctx->B, ctx->T, ctx->lens, 0);
+        features_forward(s, sv->fk, sv->qkv + s->d, 3 * s->d, ctx->B, ctx->T, ctx->lens, 1);
         sf_rpe_attention_forward(sv->a, s->d, sv->den, sv->fq, sv->fk, sv->qkv + 2 * s->d, 3 * s->d,
                                  s->bias, &sh, scratch, workers);
         sf_linear_forward(&s->proj.out, y, sv->a, N);
@@ -154,8 +205,8 @@ static void rpe_backward(sf_mixer *m, sf_ctx *ctx, const float *dy, float *dx) {
                                   sv->fq, sv->fk, sv->qkv + 2 * s->d, 3 * s->d, s->bias, &sh,
                                   scratch, workers);
         /* padded rows have dphi = 0, and the maps' derivatives are finite: dq, dk rows are 0 */
-        features_backward(s, dqkv, 3 * s->d, dfq, sv->qkv, N);
-        features_backward(s, dqkv + s->d, 3 * s->d, dfk, sv->qkv + s->d, N);
+        features_backward(s, dqkv, 3 * s->d, dfq, sv->qkv, ctx->B, ctx->T, ctx->lens, 0);
+        features_backward(s, dqkv + s->d, 3 * s->d, dfk, sv->qkv + s->d, ctx->B, ctx->T, ctx->lens, 1);
         sf_linear_backward(&s->proj.qkv, dx, dqkv, sv->x, N);
     }
     sf_arena_reset_to(ctx->arena, mark);
@@ -177,8 +228,8 @@ static void rpe_step(const sf_mixer *m, const float *x_t, const float *state_in,
     float *kc = state_out, *vc = state_out + (size_t)s->max_T * HM;
     float *qkv = sf_malloc(((size_t)4 * d + HM) * sizeof(float)), *a = qkv + 3 * d, *fq = a + d;
     sf_linear_forward(&s->proj.qkv, qkv, x_t, 1);
-    features_forward(s, fq, qkv, 3 * d, 1);
-    features_forward(s, kc + (size_t)t * HM, qkv + d, 3 * d, 1);
+    features_forward(s, fq, qkv, 3 * d, 1, 1, NULL, 0);
+    features_forward(s, kc + (size_t)t * HM, qkv + d, 3 * d, 1, 1, NULL, 1); /* causal: the bound */
     memcpy(vc + (size_t)t * d, qkv + 2 * d, (size_t)d * sizeof(float));
     for (int h = 0; h < s->H; h++) {
         const float *bh = s->bias + (size_t)h * n_offsets(s);
@@ -212,7 +263,8 @@ static double rpe_flops(const sf_mixer *m, int T) {
     double mix = sf_rpe_attention_uses_fft(&sh)
                      ? (double)s->H * s->M * (s->Dh + 1) * per_product
                      : (s->causal ? 0.5 : 1.0) * t * t * s->H * 2.0 * (s->M + s->Dh + 1);
-    return 8 * t * d * d + mix;
+    double favor = s->features == RPE_FEATURES_FAVOR ? 4.0 * t * s->H * s->M * s->Dh : 0; /* W q, W k */
+    return 8 * t * d * d + mix + favor;
 }
 
 static const sf_mixer_ops rpe_ops = {rpe_declare,      rpe_init, rpe_forward, rpe_backward,
@@ -221,8 +273,11 @@ static const sf_mixer_ops rpe_ops = {rpe_declare,      rpe_init, rpe_forward, rp
 static const sf_option rpe_options[] = {
     {"n_heads", SF_OPT_INT, 4, NULL, 1, 4096, NULL, "attention heads (must divide d_model)"},
     {"causal", SF_OPT_BOOL, 0, NULL, 0, 1, NULL, "token t sees only tokens <= t"},
-    {"feature_map", SF_OPT_CHOICE, 0, "elu", 0, 0, "elu|relu",
-     "phi applied to each head's q and k (elu: elu(x)+1, relu: max(x,0))"},
+    {"feature_map", SF_OPT_CHOICE, 0, "elu", 0, 0, "elu|relu|favor",
+     "phi applied to each head's q and k (elu: elu(x)+1, relu: max(x,0), favor: FAVOR+ random "
+     "features, the paper's)"},
+    {"n_features", SF_OPT_INT, RPE_DEFAULT_FEATURES, NULL, 1, 65536, NULL,
+     "favor: random features per head (rows of the layer's projection buffer)"},
     {"algorithm", SF_OPT_CHOICE, 0, "auto", 0, 0, "auto|fft|direct",
      "how the sums are computed (same result): fft O(T log T), direct O(T^2), auto the cheaper"},
 };
@@ -239,12 +294,20 @@ static sf_mixer *rpe_create(const sf_mixer_args *a) {
         return NULL;
     }
     const char *fm = sf_opt_str(a->opts, "feature_map");
-    s->features = strcmp(fm, "relu") == 0 ? RPE_FEATURES_RELU : RPE_FEATURES_ELU;
+    s->features = !strcmp(fm, "relu") ? RPE_FEATURES_RELU
+                  : !strcmp(fm, "favor") ? RPE_FEATURES_FAVOR : RPE_FEATURES_ELU;
+    int n_features = sf_opt_int(a->opts, "n_features");
+    s->l2 = 1;
+    if (s->features != RPE_FEATURES_FAVOR && n_features != RPE_DEFAULT_FEATURES) {
+        free(s);
+        sf_errorf("n_features: only used with feature_map favor (feature_map is %s)", fm);
+        return NULL;
+    }
     const char *al = sf_opt_str(a->opts, "algorithm");
     s->algo = !strcmp(al, "fft") ? SF_RPE_FFT : !strcmp(al, "direct") ? SF_RPE_DIRECT : SF_RPE_AUTO;
     s->d = a->d_model;
     s->max_T = a->max_T;
-    s->M = feature_count(s);
+    s->M = feature_count(s, n_features);
     sf_mixer *m = sf_mixer_wrap(&rpe_ops, a->d_model, s);
     m->can_step = s->causal;
     return m;

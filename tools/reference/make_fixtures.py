@@ -207,6 +207,13 @@ FIXTURES = [
     Fixture("informer", ref.canonical_config({"model": "informer", "seq_len": 24, "label_len": 12, "pred_len": 8,
                                               "n_channels": 3, "d_model": 16, "n_heads": 4, "e_layers": 2,
                                               "d_layers": 2, "d_ff": 32, "factor": 2, "dropout": 0}), 4),
+    # rpe with the paper's features: FAVOR+ on l2-normalised q and k (projection stored in the file),
+    # bidirectional by FFT and causal (direct), d_model 16 (head width 8)
+    Fixture("rpe_favor", patchtst_cfg([
+        with_token_mixer({"kind": "rpe", "feature_map": "favor", "n_features": 12, "n_heads": 2,
+                          "algorithm": "fft"}, repeat=1),
+        with_token_mixer({"kind": "rpe", "feature_map": "favor", "n_features": 8, "n_heads": 2,
+                          "causal": True}, "post", "rmsnorm", repeat=1)], size=dict(SMALL, d_model=16)), 4),
 ]
 
 

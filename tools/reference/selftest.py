@@ -220,8 +220,11 @@ def np_features(spec, sd, pre, q, k):
         return np.maximum(q, 0), np.maximum(k, 0), False, 1e-6
     w = sd[pre + ".projection"]
     m = w.shape[0]
+    l2 = spec["kind"] == "rpe"  # rpe's favor: FAVOR+ on l2-normalised q and k
 
     def favor(a, c_kind):
+        if l2:
+            a = a / np.maximum(np.linalg.norm(a, axis=-1, keepdims=True), 1e-12)
         a = a * dh ** -0.25
         u = a @ w.T
         diag = (a ** 2).sum(-1, keepdims=True) / 2
@@ -253,9 +256,14 @@ def np_attention(x, sd, pre, spec):
             if spec["kind"] == "local" or (spec["kind"] == "ls" and hh < spec["local_heads"]):
                 lo, j = max(0, i - spec["window"]), min(j, i + spec["window"] + 1)  # keys within `window` of i
             if spec["kind"] == "rpe":  # w_ij = exp(bias[h, j - i + N - 1]) phi(q_i).phi(k_j)
-                f = phi if spec["feature_map"] == "elu" else (lambda a: np.maximum(a, 0.0))
+                if spec["feature_map"] == "favor":
+                    fq_all, fk_all = np_features(spec, sd, pre, q, k)[:2]
+                    fqi, fkj = fq_all[:, i], fk_all[:, :j]
+                else:
+                    f = phi if spec["feature_map"] == "elu" else (lambda a: np.maximum(a, 0.0))
+                    fqi, fkj = f(q[:, i]), f(k[:, :j])
                 c = np.exp(sd[pre + ".rpe_bias"][hh, np.arange(j) - i + N - 1])
-                w = np.einsum("bd,bjd->bj", f(q[:, i]), f(k[:, :j])) * c
+                w = np.einsum("bd,bjd->bj", fqi, fkj) * c
                 o = np.einsum("bj,bjd->bd", w, v[:, :j]) / (w.sum(-1, keepdims=True) + 1e-6)
             elif spec["kind"] in ("softmax", "local", "ls"):
                 s = np.einsum("bd,bjd->bj", q[:, i], k[:, lo:j]) * dh ** -0.5

@@ -219,7 +219,8 @@ MIXER_KINDS = {
     "ls": ("token", {"n_heads": (_opt_int(1), 4), "causal": (_opt_bool(), False), "window": (_opt_int(1), 4),
                      "local_heads": (_opt_int(1), 2)}),
     "rpe": ("token", {"n_heads": (_opt_int(1), 4), "causal": (_opt_bool(), False),
-                      "feature_map": (_opt_enum("elu", "relu"), "elu"),
+                      "feature_map": (_opt_enum("elu", "relu", "favor"), "elu"),
+                      "n_features": (_opt_int(1, 65536), 64),
                       "algorithm": (_opt_enum("auto", "fft", "direct"), "auto")}),  # C-side only: same math
     "cosformer": ("token", {"n_heads": (_opt_int(1), 4), "causal": (_opt_bool(), False)}),
     "probsparse": ("token", {"n_heads": (_opt_int(1), 4), "causal": (_opt_bool(), False),
@@ -325,6 +326,9 @@ def _mixer(slot):
             raise ConfigError(f"{_join(path, 'kind')}: {kind!r} is a {have} mixer, not a {slot} mixer "
                               f"(one of {', '.join(ok)})")
         out = {"kind": kind, **_options(path, obj, opts, skip=("kind",))}
+        if kind == "rpe" and out["feature_map"] != "favor" and out["n_features"] != 64:
+            raise ConfigError(f"{_join(path, 'n_features')}: only used with feature_map favor "
+                              f"(feature_map is {out['feature_map']})")
         if kind == "linear" and out["feature_map"] != "favor":
             for k, dflt in FAVOR_ONLY_DEFAULTS.items():
                 if out[k] != dflt:
@@ -968,7 +972,7 @@ class RPEMixer(nn.Module):
     number of tokens the model runs (PatchTST: its patches). The C mixer computes the same sums with
     FFTs."""
 
-    def __init__(self, d, n_heads, causal, feature_map, max_t):
+    def __init__(self, d, n_heads, causal, feature_map, max_t, n_features=64):
         super().__init__()
         if d % n_heads:
             raise ValueError("d_model must be divisible by n_heads")
@@ -978,8 +982,12 @@ class RPEMixer(nn.Module):
         self.qkv = nn.Linear(d, 3 * d)
         self.out = nn.Linear(d, d)
         self.rpe_bias = nn.Parameter(torch.zeros(n_heads, 2 * max_t - 1))
+        if feature_map == "favor":  # FAVOR+ on l2-normalised q, k (the paper's "stable" variant)
+            self.register_buffer("projection", favor_projection(n_features, d // n_heads))
 
-    def phi(self, x):
+    def phi(self, x, role):
+        if self.feature_map == "favor":
+            return favor_features(x, self.projection.to(x.dtype), role, l2=True)
         return elu_feature_map(x) if self.feature_map == "elu" else F.relu(x)
 
     def forward(self, x):
@@ -989,7 +997,8 @@ class RPEMixer(nn.Module):
         q, k, v = (qkv[:, :, i * d:(i + 1) * d].reshape(b, n, h, dh).transpose(1, 2) for i in range(3))
         pos = torch.arange(n, device=x.device)
         offset = pos[None, :] - pos[:, None] + self.max_t - 1  # [i, j] -> j - i + max_t - 1
-        w = (self.phi(q) @ self.phi(k).transpose(-2, -1)) * torch.exp(self.rpe_bias)[:, offset]
+        fk = self.phi(k, "key_causal" if self.causal else "key")
+        w = (self.phi(q, "query") @ fk.transpose(-2, -1)) * torch.exp(self.rpe_bias)[:, offset]
         if self.causal:
             w = w * torch.tril(torch.ones(n, n, dtype=w.dtype, device=w.device))
         o = (w @ v) / (w.sum(-1, keepdim=True) + LINATTN_EPS)
@@ -1003,7 +1012,8 @@ def make_mixer(spec, d, max_T=None):
     if kind in EFFICIENT_MIXERS:
         return EFFICIENT_MIXERS[kind](d, spec, max_T)
     if kind == "rpe":
-        return RPEMixer(d, spec["n_heads"], bool(spec["causal"]), spec["feature_map"], max_T)
+        return RPEMixer(d, spec["n_heads"], bool(spec["causal"]), spec["feature_map"], max_T,
+                        spec["n_features"])
     if kind in ("softmax", "linear", "cosformer"):
         return Mixer(d, spec["n_heads"], kind, bool(spec["causal"]), spec.get("feature_map", "elu"),
                      spec.get("n_features", 64), spec.get("redraw", 0))
