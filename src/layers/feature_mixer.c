@@ -19,7 +19,6 @@ typedef struct {
     int redraw;  /* favor: redraw W every `redraw` training forwards (0: never) */
     float *W;    /* favor: projection buffer [M, Dh] */
     float *rs;   /* favor with redraw: buffer [4] = seed lo, seed hi, calls since draw, draws */
-    uint64_t seed; /* favor without redraw: the init seed (with redraw it lives in rs) */
 } sf_feature_mixer;
 
 typedef struct {
@@ -55,8 +54,8 @@ static void fm_draw(sf_feature_mixer *s, uint64_t seed, uint64_t index) {
     sf_favor_draw_projection(s->W, s->M, s->Dh, &r);
 }
 
+/* The 48-bit draw seed kept in the redraw_state buffer. */
 static uint64_t fm_seed(const sf_feature_mixer *s) {
-    if (!s->rs) return s->seed;
     return (uint64_t)s->rs[0] | (uint64_t)s->rs[1] << 24;
 }
 
@@ -65,7 +64,6 @@ static void fm_init(sf_mixer *m, sf_rng *rng) {
     sf_attention_proj_init(&s->proj, rng);
     if (s->kind != SF_FMAP_FAVOR) return;
     uint64_t seed = sf_rng_u64(rng) & 0xFFFFFFFFFFFFull; /* 48 bits: two exact floats */
-    s->seed = seed;
     if (s->rs) {
         s->rs[0] = (float)(seed & 0xFFFFFF);
         s->rs[1] = (float)(seed >> 24);
