@@ -139,9 +139,35 @@ void sf_favor_features_forward(float *phi, int ldphi, const float *x, int ldx, i
     if (xt != stack) free(xt);
 }
 
-/* phi_m = rho (e_m + eps), e_m = exp(u_m - |xt|^2/2 - c), c constant:
- * dxt = sum_m g_m (W_m - xt) with g_m = dphi_m rho e_m; dx = D^-1/4 dxt, then (l2) through
- * x / max(|x|, 1e-12): dx = (dy - (dy . y) y) / |x| with y = x / |x| (above the floor). */
+/* The argmax (m) of u = W xt for row x. */
+static int favor_argmax(const float *u, int M) {
+    int best = 0;
+    for (int m = 1; m < M; m++)
+        if (u[m] > u[best]) best = m;
+    return best;
+}
+
+/* dx of one row from dxt (g, D floats): dx = D^-1/4 g, then (l2) through x / max(|x|, 1e-12):
+ * dx = (dy - (dy . y) y) / |x| with y = x / |x| (above the floor). xt is the row's input. */
+static void favor_input_backward(float *dr, const float *g, const float *xt, float div, int D,
+                                 int l2) {
+    const float scale = 1.0f / sqrtf(sqrtf((float)D));
+    if (l2 && div > 1e-12f) {
+        float dot = 0.0f; /* y = x/|x| = xt/scale */
+        for (int a = 0; a < D; a++) dot += g[a] * scale * xt[a];
+        dot /= scale;
+        for (int a = 0; a < D; a++) dr[a] = (g[a] * scale - dot * xt[a] / scale) / div;
+    } else {
+        for (int a = 0; a < D; a++) dr[a] = g[a] * scale / div;
+    }
+}
+
+/* phi_m = rho (e_m + eps), e_m = exp(u_m - |xt|^2/2 - c):
+ * dxt = sum_m g_m (W_m - xt) with g_m = dphi_m rho e_m, plus the stabiliser's share: phi depends
+ * on c only through eps (c cancels otherwise), dL/dc = -sum g_m, and c = u_{m*} of the row
+ * (QUERY) or of the row r* holding the call's max (KEY) adds dL/dc W_{m*} to that row's dxt (the
+ * official code differentiates through its reduce_max too; ties, of measure zero, go to the
+ * first). KEY_CAUSAL's c depends on W alone, a buffer: nothing. */
 void sf_favor_features_backward(float *dx, int lddx, const float *dphi, int lddphi,
                                 const float *x, int ldx, int n, int D, const float *W, int M,
                                 sf_favor_role role, int l2) {
@@ -150,8 +176,17 @@ void sf_favor_features_backward(float *dx, int lddx, const float *dphi, int lddp
     const int need = 2 * D + M;
     float *xt = need <= FAVOR_STACK ? stack : sf_malloc(sizeof(float) * (size_t)need);
     float *u = xt + D, *g = u + M;
-    const float rho = 1.0f / sqrtf((float)M), scale = 1.0f / sqrtf(sqrtf((float)D));
+    const float rho = 1.0f / sqrtf((float)M);
     const float shared = favor_shared_stab(x, ldx, n, D, W, M, role, l2, xt, u);
+    int r_star = -1, m_star = 0; /* KEY: where the call's max is (first in row order) */
+    if (role == SF_FAVOR_KEY)
+        for (int r = 0; r < n && r_star < 0; r++) {
+            favor_input(xt, x + (size_t)r * ldx, D, l2);
+            favor_project(u, W, xt, M, D);
+            const int m = favor_argmax(u, M);
+            if (u[m] == shared) r_star = r, m_star = m;
+        }
+    float dc_total = 0.0f; /* KEY: dL/dc summed over rows */
     for (int r = 0; r < n; r++) {
         const float *xr = x + (size_t)r * ldx, *gr = dphi + (size_t)r * lddphi;
         float *dr = dx + (size_t)r * lddx;
@@ -169,16 +204,25 @@ void sf_favor_features_backward(float *dx, int lddx, const float *dphi, int lddp
             gsum += gm;
             for (int a = 0; a < D; a++) g[a] += gm * w[a];
         }
-        for (int a = 0; a < D; a++) g[a] = (g[a] - gsum * xt[a]) * scale;
-        if (l2 && div > 1e-12f) {
-            /* y = x/|x| = xt/scale */
-            float dot = 0.0f;
-            for (int a = 0; a < D; a++) dot += g[a] * xt[a];
-            dot /= scale;
-            for (int a = 0; a < D; a++) dr[a] = (g[a] - dot * xt[a] / scale) / div;
-        } else {
-            for (int a = 0; a < D; a++) dr[a] = g[a] / div;
+        for (int a = 0; a < D; a++) g[a] -= gsum * xt[a];
+        if (role == SF_FAVOR_QUERY) { /* c = u_{m*}: dL/dc = -gsum */
+            const float *w = W + (size_t)favor_argmax(u, M) * D;
+            for (int a = 0; a < D; a++) g[a] -= gsum * w[a];
+        } else if (role == SF_FAVOR_KEY) {
+            dc_total -= gsum;
         }
+        favor_input_backward(dr, g, xt, div, D, l2);
+    }
+    if (role == SF_FAVOR_KEY && r_star >= 0 && dc_total != 0.0f) {
+        const float *xr = x + (size_t)r_star * ldx, *w = W + (size_t)m_star * D;
+        float *dr = dx + (size_t)r_star * lddx;
+        const float div = favor_input(xt, xr, D, l2);
+        for (int a = 0; a < D; a++) g[a] = dc_total * w[a];
+        float tmp[FAVOR_STACK];
+        float *dd = D <= FAVOR_STACK ? tmp : sf_malloc(sizeof(float) * (size_t)D);
+        favor_input_backward(dd, g, xt, div, D, l2);
+        for (int a = 0; a < D; a++) dr[a] += dd[a];
+        if (dd != tmp) free(dd);
     }
     if (xt != stack) free(xt);
 }

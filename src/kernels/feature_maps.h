@@ -27,8 +27,10 @@
  *                          by all keys of the sequence, so it cancels between numerator and
  *                          normaliser except against the 1e-6 term. For the usual head sizes
  *                          (|W_m|^2 ~ chi^2(D) with D <= 32) it is 0: no stabiliser at all.
- *            c is a constant for the gradient (no gradient flows through the max, as in
- *            lucidrains/performer-pytorch's .detach()).
+ *            The gradient flows through the max (as through the official code's reduce_max;
+ *            lucidrains' .detach() would drop it): c cancels between numerator and normaliser
+ *            except against the 1e-6 term, so a detached max is not the derivative of the
+ *            function computed (finite differences disagreed by up to 13%).
  *
  * cosFormer: (Qin et al. 2022, OpenNLPLab/cosFormer cosformer.py) ReLU features re-weighted by
  *            position: with theta_i = pi/2 * i / len for the 1-based position i,

@@ -686,7 +686,8 @@ def favor_features(x, w, role, l2=False):
     """FAVOR+ positive random features (softmax_kernel_transformation).  x [..., n, D], w [M, D].
     role "query": stabiliser = max over the row's features; "key": max over all positions and
     features (of x's last two dims); "key_causal": max(0, max_m |w_m|^2/2 - 30), from w alone.
-    The stabiliser carries no gradient (lucidrains' .detach()).  l2: x / max(|x|, 1e-12) first."""
+    The gradient flows through the query and key maxima (as the official reduce_max; the C kernel
+    too); key_causal's bound depends on the buffer w only.  l2: x / max(|x|, 1e-12) first."""
     d, m = x.shape[-1], w.shape[0]
     if l2:
         x = F.normalize(x, dim=-1, eps=1e-12)
@@ -694,9 +695,9 @@ def favor_features(x, w, role, l2=False):
     u = torch.einsum("...nd,md->...nm", x, w)
     diag = (x * x).sum(-1, keepdim=True) / 2
     if role == "query":
-        c = u.amax(-1, keepdim=True).detach()
+        c = u.amax(-1, keepdim=True)
     elif role == "key":
-        c = u.amax((-2, -1), keepdim=True).detach()
+        c = u.amax((-2, -1), keepdim=True)
     else:
         c = ((w * w).sum(-1).max() / 2 - FAVOR_CAUSAL_HEADROOM).clamp_min(0).detach()
     return m ** -0.5 * (torch.exp(u - diag - c) + FAVOR_STABILIZER)
