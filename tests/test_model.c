@@ -101,7 +101,7 @@ static void check_config_errors(void) {
     expect_error("{\"model\":\"patchtst\",\"blocks\":[{\"kind\":\"mamba\"}]}",
                  "blocks[0].kind: unknown block kind 'mamba' (known: metaformer, residual, parallel)");
     expect_error("{\"model\":\"patchtst\",\"blocks\":[{},{\"token_mixer\":{\"kind\":\"mlp\"}}]}",
-                 "blocks[1].token_mixer.kind: unknown mixer 'mlp' (known: softmax, linear, identity)");
+                 "blocks[1].token_mixer.kind: unknown mixer 'mlp' (known: softmax, linear, identity, cosformer)");
     expect_error("{\"model\":\"patchtst\",\"blocks\":[{\"channel_mixer\":{\"d_ff\":0}}]}",
                  "blocks[0].channel_mixer.d_ff: must be >= 1 (got 0)");
     expect_error("{\"model\":\"patchtst\",\"blocks\":[{\"channel_mixer\":{\"d_ff\":2.5}}]}",
