@@ -194,13 +194,19 @@ int main(int argc, char **argv) {
             else printf(" %.1f | %.0f |", c->ms, c->mib);
         }
         const char *cross = "-";
-        static char buf[64][32];
+        static char buf[64][64];
         if (soft >= 0 && k != soft) {
             cross = "not in range";
             for (int l = 0; l < n_lens; l++) {
                 const cell *c = &cells[k][l], *s = &cells[soft][l];
-                int faster = isfinite(c->ms) && (isfinite(s->ms) ? c->ms < s->ms : 1);
-                if (faster) {
+                if (!isfinite(c->ms)) break;
+                if (!isfinite(s->ms)) { /* softmax was not run here: say so, do not guess */
+                    snprintf(buf[k], sizeof buf[k], "not by L=%d (softmax not run beyond)",
+                             lens[l - 1 >= 0 ? l - 1 : 0]);
+                    cross = buf[k];
+                    break;
+                }
+                if (c->ms < s->ms) {
                     snprintf(buf[k], sizeof buf[k], "L=%d", lens[l]);
                     cross = l == 0 ? "already at 256" : buf[k];
                     break;
