@@ -121,5 +121,27 @@ check "[ -s '$tmp/runs/ETTh1_96_24_it/model.safetensors' ]" "iTransformer from T
    --out "$tmp/it" >/dev/null 2>&1
 check "cmp -s '$tmp/it/model.safetensors' '$tmp/runs/ETTh1_96_24_it/model.safetensors'" "iTransformer: --config gives the flag run"
 
+# iTransformer with input.time_tokens and freq auto: the hourly step resolves to h (4 feature
+# tokens) in the checkpoint; eval reproduces train's test score; predict continues the dates
+head -n 1501 data/ETTh1.csv > "$tmp/etth1_head.csv"
+python3 - "$tmp/it.json" "$tmp/it_tt.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["input"]["time_tokens"] = True
+c["freq"] = "auto"
+json.dump(c, open(sys.argv[2], "w"))
+PY
+"$SF" train --data "$tmp/etth1_head.csv" --config "$tmp/it_tt.json" --epochs 1 --progress quiet \
+   --threads 2 --out "$tmp/itt" >"$tmp/itt.json" 2>"$tmp/itt.log"
+check '[ $? -eq 0 ]' "iTransformer time_tokens trains ($(tail -1 "$tmp/itt.log"))"
+"$SF" inspect --model "$tmp/itt/model.safetensors" >"$tmp/itt_inspect.txt" 2>&1
+check "grep -q '\"freq\": \"h\"' '$tmp/itt_inspect.txt' && grep -q '\"time_tokens\": true' '$tmp/itt_inspect.txt'" "time_tokens checkpoint holds freq h"
+"$SF" eval --model "$tmp/itt/model.safetensors" --data "$tmp/etth1_head.csv" >"$tmp/itt_eval.json"
+m1=$(sed -n 's/.*"test":{"mse":\([0-9.]*\).*/\1/p' "$tmp/itt.json")
+m2=$(sed -n 's/.*"mse":\([0-9.]*\).*/\1/p' "$tmp/itt_eval.json")
+check "[ -n '$m1' ] && [ '$m1' = '$m2' ]" "time_tokens: eval mse ($m2) equals train's test mse ($m1)"
+"$SF" predict --model "$tmp/itt/model.safetensors" --data "$tmp/etth1_head.csv" --out "$tmp/itt.csv" 2>/dev/null
+check "[ \$(wc -l < '$tmp/itt.csv') -eq 25 ]" "time_tokens: predict writes 24 rows + header"
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

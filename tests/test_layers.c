@@ -804,6 +804,38 @@ static void check_informer(const char *attn, int distil, int mix, int e_layers, 
     sf_model_destroy(&m);
 }
 
+/* iTransformer with input.time_tokens: x carries each window's (L + P) x F time features after
+ * its values; the F look-back feature series are tokens beside the C variates (4 with freq h). */
+static void check_itransformer_time_tokens(const char *place) {
+    char json[640];
+    snprintf(json, sizeof json,
+             "{\"model\":\"itransformer\",\"seq_len\":24,\"pred_len\":6,\"n_channels\":2,"
+             "\"d_model\":8,\"dropout\":0,\"freq\":\"h\","
+             "\"input\":{\"kind\":\"inverted\",\"time_tokens\":true},"
+             "\"blocks\":[{\"kind\":\"metaformer\",\"repeat\":2,\"placement\":\"%s\","
+             "\"dropout\":0,\"token_mixer\":{\"kind\":\"softmax\",\"n_heads\":2},"
+             "\"channel_mixer\":{\"kind\":\"mlp\",\"d_ff\":12,\"dropout\":0}}]}",
+             place);
+    sf_model m;
+    int ok = sf_model_create_json(&m, json, "itransformer") == SF_OK;
+    CHECK_MSG(ok, "%s", sf_error_message());
+    if (!ok) return;
+    sf_model_init_weights(&m, 3);
+    perturb_params(&m.params);
+    char name[96];
+    snprintf(name, sizeof name, "model itransformer time_tokens %s-norm", place);
+    int B = 3;
+    long xs = sf_model_x_floats(&m);
+    CHECK(xs == 24 * 2 + (24 + 6) * 4);
+    subject s = {model_fwd, model_bwd, &m, &m.params, B * xs, (long)B * 6 * 2, B, 0, name, 1, 0};
+    float *x = rnd(s.nx, 1.0f);
+    for (int b = 0; b < B; b++) /* channel offsets on the values; features stay in [-1, 1] */
+        for (long i = 0; i < 24 * 2; i++) x[b * xs + i] += (float)(i % 2) * 3.0f;
+    grad_check(&s, x);
+    free(x);
+    sf_model_destroy(&m);
+}
+
 static void check_linear_ref(void) {
     int in = 13, out = 7;
     long N = 29;
@@ -980,6 +1012,8 @@ int main(void) {
      * the per-token projector */
     check_model("itransformer", "softmax", "post", "none");
     check_model("itransformer", "linear", "pre", "learned");
+    check_itransformer_time_tokens("post");
+    check_itransformer_time_tokens("pre");
     g_kinked = 1;
     check_mixer("mlp-relu", 0);
     g_kinked = 0;

@@ -124,8 +124,11 @@ static void check_config_errors(void) {
     expect_error("{\"format_version\":3,\"model\":\"dlinear\"}", "format_version: 3 is newer than this build reads (2)");
     expect_error("{\"format_version\":\"2\",\"model\":\"dlinear\"}", "format_version: expected a positive integer");
     /* the input and head registries are shared: each model takes only the kinds it implements */
-    expect_error("{\"model\":\"itransformer\",\"input\":{\"time_tokens\":true},\"blocks\":[]}",
-                 "input.time_tokens: not available yet");
+    expect_error("{\"model\":\"itransformer\",\"input\":{\"time_tokens\":true},\"freq\":\"auto\","
+                 "\"blocks\":[]}",
+                 "freq: 'auto' is resolved from the data when training");
+    expect_error("{\"model\":\"itransformer\",\"freq\":\"q\",\"blocks\":[]}",
+                 "freq: 'q' is not one of auto|h|t|s|d|b|w|m");
     expect_error("{\"model\":\"itransformer\",\"input\":\"patches\",\"blocks\":[]}",
                  "input.kind: itransformer embeds each variate as one token (inverted), not 'patches'");
     expect_error("{\"model\":\"itransformer\",\"head\":\"flatten\",\"blocks\":[]}",

@@ -215,5 +215,6 @@ int main(void) {
     check_fixture("tests/fixtures/cosformer_causal.safetensors");
     check_fixture("tests/fixtures/itransformer.safetensors");
     check_fixture("tests/fixtures/informer.safetensors");
+    check_fixture("tests/fixtures/itransformer_marks.safetensors");
     return test_finish();
 }

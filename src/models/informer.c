@@ -77,8 +77,7 @@ typedef struct {
 /* ---- time features: what the task must deliver ---- */
 static int inf_time_features(const cJSON *c, char *freq) {
     if (strcmp(sf_opt_str(c, "embed"), "timeF") != 0) return 0;
-    *freq = sf_opt_str(c, "freq")[0];
-    return sf_time_features_count(*freq);
+    return sf_config_freq_features(c, freq);
 }
 
 static int make_block(sf_block *b, const char *json, int d, int T, const char *path) {
@@ -123,9 +122,7 @@ static int inf_build(sf_model *m) {
     int prob = strcmp(sf_opt_str(c, "attn"), "prob") == 0;
     const char *act = sf_opt_str(c, "activation");
     if (s->F == 0 && strcmp(sf_opt_str(c, "embed"), "timeF") == 0)
-        return sf_errorf("freq: 'auto' is resolved from the data when training; a model needs a "
-                         "frequency letter (%s)",
-                         SF_TIME_FREQ_CHOICES);
+        return sf_error_freq_auto();
     if (s->label > s->L)
         return sf_errorf("label_len: %d is longer than seq_len %d", s->label, s->L);
     if (s->d % s->H != 0) return sf_errorf("n_heads: %d does not divide d_model %d", s->H, s->d);
@@ -463,8 +460,7 @@ static const sf_option inf_options[] = {
     {"mix", SF_OPT_BOOL, 1, NULL, 0, 1, NULL, "decoder self-attention heads read out mixed"},
     {"embed", SF_OPT_CHOICE, 0, "timeF", 0, 0, "timeF|none",
      "time features: timeF (calendar features, linear) or none"},
-    {"freq", SF_OPT_CHOICE, 0, "h", 0, 0, "auto|" SF_TIME_FREQ_CHOICES,
-     "time-feature frequency: h hourly, t minutely, s, d, b, w, m; auto: from the data's step"},
+    SF_OPTION_FREQ,
 };
 
 const sf_model_def sf_model_informer = {

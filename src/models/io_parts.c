@@ -10,7 +10,8 @@ static const sf_option patches_options[] = {
 
 static const sf_option inverted_options[] = {
     {"time_tokens", SF_OPT_BOOL, 0, NULL, 0, 1, NULL,
-     "also embed the look-back's time features as tokens (not available yet)"},
+     "also embed the look-back's time features (model option freq) as tokens, as the "
+     "official x_mark_enc"},
 };
 
 const sf_part_info sf_input_registry[] = {

@@ -5,8 +5,9 @@
  *   (default none: the variates are a set) -> dropout -> E blocks on [B, C, d] (any block kinds
  *   and mixers; the paper's encoder layer is metaformer post + softmax + mlp gelu) -> final norm
  *   -> projector Linear(d -> P) on every token -> [B, C, P] -> use_norm undone -> y [B, P, C].
- * The official code can also append the look-back's time features as extra tokens (x_mark_enc);
- * input.time_tokens keeps that place and is refused until time features exist in the data layer.
+ * input.time_tokens (the official x_mark_enc): the look-back rows' F time features (timeF, freq)
+ * become F more tokens, each feature's series [L] embedded, unnormalised, by the same Linear;
+ * the blocks mix C + F tokens and only the C variate tokens are projected to forecasts.
  * Parameter names: embed, pos_embed (learned positions only), blocks.<i>, norm_f, projector
  * (tools/reference/seqformer_ref.py ITransformer loads them with strict=True). */
 #include <math.h>
@@ -14,6 +15,7 @@
 
 #include "blocks/block.h"
 #include "core/error.h"
+#include "data/time_features.h"
 #include "layers/dropout.h"
 #include "layers/linear.h"
 #include "layers/norm.h"
@@ -22,6 +24,7 @@
 
 typedef struct {
     int L, P, C, d, E, use_norm, has_norm_f;
+    int F, T; /* time-feature tokens (0 without input.time_tokens); tokens per sample C + F */
     float dropout;
     sf_linear embed, projector;
     sf_positions pos;
@@ -32,11 +35,11 @@ typedef struct {
 
 typedef struct {
     float *mean, *stdev; /* [B*C] */
-    float *series;       /* [B*C, L] normalised look-back, one row per variate token */
+    float *series;       /* [B*T, L] one row per token: normalised variates, then time features */
     float *zf;           /* after norm_f (when there is one) */
-    float *proj;         /* [B*C, P] projector output */
+    float *proj;         /* [B*C, P] projector output of the variate tokens */
     uint8_t *mask_emb;
-    float *z[];          /* E+1 buffers [B*C, d]: embedding, then each block's output */
+    float *z[];          /* E+1 buffers [B*T, d]: embedding, then each block's output */
 } it_saved;
 
 static int it_build(sf_model *m) {
@@ -48,9 +51,6 @@ static int it_build(sf_model *m) {
     if (strcmp(sf_opt_str(input, "kind"), "inverted") != 0)
         return sf_errorf("input.kind: itransformer embeds each variate as one token (inverted), "
                          "not '%s'", sf_opt_str(input, "kind"));
-    if (sf_opt_bool(input, "time_tokens"))
-        return sf_errorf("input.time_tokens: not available yet (the data layer has no time "
-                         "features); set it to false");
     if (strcmp(sf_opt_str(head, "kind"), "per_token") != 0)
         return sf_errorf("head.kind: itransformer projects each token (per_token), not '%s'",
                          sf_opt_str(head, "kind"));
@@ -62,7 +62,9 @@ static int it_build(sf_model *m) {
     s->d = sf_opt_int(c, "d_model");
     s->use_norm = sf_opt_bool(c, "use_norm");
     s->dropout = sf_opt_float(c, "dropout");
-    int T = s->C; /* tokens per sample: the variates */
+    s->F = m->time_features;
+    if (sf_opt_bool(input, "time_tokens") && s->F == 0) return sf_error_freq_auto();
+    int T = s->T = s->C + s->F; /* tokens per sample: the variates, then the time features */
     if (sf_positions_create(&s->pos, sf_opt_str(positions, "kind"), T, s->d))
         return sf_error_prefix("positions");
     for (const cJSON *b = blocks->child; b; b = b->next) s->E += sf_opt_int(b, "repeat");
@@ -96,6 +98,14 @@ static int it_build(sf_model *m) {
     return SF_OK;
 }
 
+/* Time-feature tokens when input.time_tokens is on (the task then appends the features to x). */
+static int it_time_features(const cJSON *c, char *freq) {
+    const cJSON *input = cJSON_GetObjectItemCaseSensitive(c, "input");
+    /* (an input of another kind has no such option; build refuses that kind) */
+    if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(input, "time_tokens"))) return 0;
+    return sf_config_freq_features(c, freq);
+}
+
 static void it_init(sf_model *m, sf_rng *rng) {
     itransformer *s = m->self;
     sf_linear_init(&s->embed, rng);
@@ -105,11 +115,11 @@ static void it_init(sf_model *m, sf_rng *rng) {
     sf_linear_init(&s->projector, rng);
 }
 
-/* The blocks see B samples of C tokens; every sample has all its variates. (Model-level calls
+/* The blocks see B samples of T tokens; every sample has all its variates and features. (Model-level calls
  * never carry ctx->lens: a look-back is embedded whole, so padding in time has no meaning here.) */
-static sf_ctx token_ctx(const sf_ctx *ctx, int C) {
+static sf_ctx token_ctx(const sf_ctx *ctx, int T) {
     sf_ctx inner = *ctx;
-    inner.T = C;
+    inner.T = T;
     inner.lens = NULL;
     return inner;
 }
@@ -119,25 +129,27 @@ static void it_forward(sf_model *m, sf_ctx *ctx, const float *x, float *y) {
     it_saved *sv = SF_SAVED(ctx, s->slot, it_saved);
     sf_arena *a = ctx->arena;
     int plan = sf_arena_planning(a);
-    int B = ctx->B, C = s->C, L = s->L, P = s->P, d = s->d, BC = B * C;
-    sf_ctx inner = token_ctx(ctx, C);
+    int B = ctx->B, C = s->C, F = s->F, T = s->T, L = s->L, P = s->P, d = s->d, BC = B * C,
+        BT = B * T;
+    long xs = sf_model_x_floats(m);
+    sf_ctx inner = token_ctx(ctx, T);
 
     sv->mean = sf_arena_push(a, (size_t)BC);
     sv->stdev = sf_arena_push(a, (size_t)BC);
-    sv->series = sf_arena_push(a, (size_t)BC * L);
-    for (int i = 0; i <= s->E; i++) sv->z[i] = sf_arena_push(a, (size_t)BC * d);
+    sv->series = sf_arena_push(a, (size_t)BT * L);
+    for (int i = 0; i <= s->E; i++) sv->z[i] = sf_arena_push(a, (size_t)BT * d);
     if (!plan) {
         /* use_norm (Non-stationary Transformer's normalisation): statistics over time, per
          * variate of each window, in double; the token is the variate's series [L]. */
         for (int bc = 0; bc < BC; bc++) {
             int b = bc / C, ch = bc % C;
-            const float *xs = x + (size_t)b * L * C + ch;
+            const float *xv = x + (size_t)b * xs + ch;
             double mu = 0, var = 0;
             if (s->use_norm) {
-                for (int t = 0; t < L; t++) mu += xs[(size_t)t * C];
+                for (int t = 0; t < L; t++) mu += xv[(size_t)t * C];
                 mu /= L;
                 for (int t = 0; t < L; t++) {
-                    double e = xs[(size_t)t * C] - mu;
+                    double e = xv[(size_t)t * C] - mu;
                     var += e * e;
                 }
                 var /= L;
@@ -145,13 +157,21 @@ static void it_forward(sf_model *m, sf_ctx *ctx, const float *x, float *y) {
             float fmu = (float)mu, fsd = s->use_norm ? (float)sqrt(var + 1e-5) : 1.0f;
             sv->mean[bc] = fmu;
             sv->stdev[bc] = fsd;
-            float *row = sv->series + (size_t)bc * L;
-            for (int t = 0; t < L; t++) row[t] = (xs[(size_t)t * C] - fmu) / fsd;
+            float *row = sv->series + ((size_t)b * T + ch) * L;
+            for (int t = 0; t < L; t++) row[t] = (xv[(size_t)t * C] - fmu) / fsd;
         }
-        sf_linear_forward(&s->embed, sv->z[0], sv->series, BC);
+        /* the look-back rows' time features (after the values in x), as they are */
+        for (int b = 0; b < B && F; b++) {
+            const float *mb = x + (size_t)b * xs + (size_t)L * C;
+            for (int f = 0; f < F; f++) {
+                float *row = sv->series + ((size_t)b * T + C + f) * L;
+                for (int t = 0; t < L; t++) row[t] = mb[(size_t)t * F + f];
+            }
+        }
+        sf_linear_forward(&s->embed, sv->z[0], sv->series, BT);
     }
     sf_positions_forward(&s->pos, &inner, sv->z[0]);
-    sv->mask_emb = sf_dropout_fwd(ctx, sv->z[0], (long)BC * d, s->dropout);
+    sv->mask_emb = sf_dropout_fwd(ctx, sv->z[0], (long)BT * d, s->dropout);
     for (int i = 0; i < s->E; i++) {
         /* without backward to follow, a block's temporaries are free once it is done */
         size_t mark = sf_arena_mark(a);
@@ -161,13 +181,16 @@ static void it_forward(sf_model *m, sf_ctx *ctx, const float *x, float *y) {
     const float *zl = sv->z[s->E];
     sv->zf = NULL;
     if (s->has_norm_f) {
-        sv->zf = sf_arena_push(a, (size_t)BC * d);
-        sf_norm_forward(&s->norm_f, &inner, zl, sv->zf, BC);
+        sv->zf = sf_arena_push(a, (size_t)BT * d);
+        sf_norm_forward(&s->norm_f, &inner, zl, sv->zf, BT);
         zl = sv->zf;
     }
     sv->proj = sf_arena_push(a, (size_t)BC * P);
     if (plan) return;
-    sf_linear_forward(&s->projector, sv->proj, zl, BC);
+    /* only the variate tokens are forecasts (each sample's first C rows) */
+    if (F == 0) sf_linear_forward(&s->projector, sv->proj, zl, BC);
+    for (int b = 0; b < B && F; b++)
+        sf_linear_forward(&s->projector, sv->proj + (size_t)b * C * P, zl + (size_t)b * T * d, C);
     for (int bc = 0; bc < BC; bc++) {
         int b = bc / C, ch = bc % C;
         const float *h = sv->proj + (size_t)bc * P;
@@ -181,11 +204,11 @@ static void it_backward(sf_model *m, sf_ctx *ctx, const float *dy) {
     const it_saved *sv = SF_SAVED(ctx, s->slot, it_saved);
     sf_arena *a = ctx->arena;
     int plan = sf_arena_planning(a);
-    int B = ctx->B, C = s->C, P = s->P, d = s->d, BC = B * C;
-    sf_ctx inner = token_ctx(ctx, C);
+    int B = ctx->B, C = s->C, F = s->F, T = s->T, P = s->P, d = s->d, BC = B * C, BT = B * T;
+    sf_ctx inner = token_ctx(ctx, T);
     size_t mark = sf_arena_mark(a);
     float *dproj = sf_arena_push(a, (size_t)BC * P);
-    float *g0 = sf_arena_push(a, (size_t)BC * d), *g1 = sf_arena_push(a, (size_t)BC * d);
+    float *g0 = sf_arena_push(a, (size_t)BT * d), *g1 = sf_arena_push(a, (size_t)BT * d);
     if (!plan) {
         /* the statistics are constants of the input (no parameter reaches them) */
         for (int bc = 0; bc < BC; bc++) {
@@ -195,18 +218,25 @@ static void it_backward(sf_model *m, sf_ctx *ctx, const float *dy) {
                 dproj[(size_t)bc * P + t] = dyb[(size_t)t * C] * sv->stdev[bc];
         }
         const float *zl = s->has_norm_f ? sv->zf : sv->z[s->E];
-        sf_linear_backward(&s->projector, s->has_norm_f ? g1 : g0, dproj, zl, BC);
+        float *gl = s->has_norm_f ? g1 : g0;
+        if (F == 0) sf_linear_backward(&s->projector, gl, dproj, zl, BC);
+        for (int b = 0; b < B && F; b++) { /* the time-feature tokens get no gradient here */
+            float *gb = gl + (size_t)b * T * d;
+            sf_linear_backward(&s->projector, gb, dproj + (size_t)b * C * P,
+                               zl + (size_t)b * T * d, C);
+            memset(gb + (size_t)C * d, 0, (size_t)F * d * sizeof(float));
+        }
     }
-    if (s->has_norm_f) sf_norm_backward(&s->norm_f, &inner, g1, g0, BC);
+    if (s->has_norm_f) sf_norm_backward(&s->norm_f, &inner, g1, g0, BT);
     for (int i = s->E - 1; i >= 0; i--) {
         sf_block_backward(&s->blocks[i], &inner, g0, g1);
         float *t = g0;
         g0 = g1;
         g1 = t;
     }
-    sf_dropout_back(ctx, g0, sv->mask_emb, (long)BC * d, s->dropout);
+    sf_dropout_back(ctx, g0, sv->mask_emb, (long)BT * d, s->dropout);
     sf_positions_backward(&s->pos, &inner, g0);
-    if (!plan) sf_linear_backward(&s->embed, NULL, g0, sv->series, BC);
+    if (!plan) sf_linear_backward(&s->embed, NULL, g0, sv->series, BT);
     sf_arena_reset_to(a, mark);
 }
 
@@ -220,15 +250,15 @@ static void it_destroy(sf_model *m) {
     m->self = NULL;
 }
 
-/* Forward FLOPs per sample: embedding and projector GEMMs per variate token, plus the mixers'
- * own count over C tokens. */
+/* Forward FLOPs per sample: the embedding GEMM per token (C + F), the projector GEMM per variate
+ * token, plus the mixers' own count over C + F tokens. */
 static double it_flops(const sf_model *m) {
     const itransformer *s = m->self;
-    double f = (2.0 * s->L * s->d + 2.0 * s->d * s->P) * s->C;
+    double f = 2.0 * s->L * s->d * s->T + 2.0 * s->d * s->P * s->C;
     for (int i = 0; i < s->E; i++)
         for (int k = 0; k < s->blocks[i].def->n_mixers; k++) {
             const sf_mixer *mx = s->blocks[i].mixer[k];
-            if (mx->ops->flops) f += mx->ops->flops(mx, s->C);
+            if (mx->ops->flops) f += mx->ops->flops(mx, s->T);
         }
     return f;
 }
@@ -248,6 +278,7 @@ static const sf_option it_options[] = {
     {"dropout", SF_OPT_FLOAT, 0.1, NULL, 0, 0.99, NULL, "dropout after the inverted embedding"},
     {"final_norm", SF_OPT_CHOICE, 0, "layernorm", 0, 0, "none|layernorm|rmsnorm|batchnorm",
      "norm after the last block"},
+    SF_OPTION_FREQ,
 };
 
 const sf_model_def sf_model_itransformer = {
@@ -260,4 +291,5 @@ const sf_model_def sf_model_itransformer = {
     .default_head = "per_token",
     .default_positions = "none",
     .ops = &it_ops,
+    .time_features = it_time_features,
 };

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "data/time_features.h"
 
 /* The model registry. Adding a model is its own file (an sf_model_def) plus one line here. */
 const sf_model_def *const sf_model_registry[] = {&sf_model_patchtst, &sf_model_dlinear,
@@ -88,6 +89,17 @@ int sf_config_time_features(const cJSON *config, char *freq) {
     const sf_model_def *def = sf_model_find(sf_opt_str(config, "model"));
     *freq = 0;
     return def && def->time_features ? def->time_features(config, freq) : 0;
+}
+
+int sf_config_freq_features(const cJSON *config, char *freq) {
+    *freq = sf_opt_str(config, "freq")[0];
+    return sf_time_features_count(*freq);
+}
+
+int sf_error_freq_auto(void) {
+    return sf_errorf("freq: 'auto' is resolved from the data when training; a model needs a "
+                     "frequency letter (%s)",
+                     SF_TIME_FREQ_CHOICES);
 }
 
 static size_t plan(sf_model *m, int B, int training) {

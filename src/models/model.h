@@ -113,6 +113,15 @@ long sf_model_n_params(const sf_model *m);
 long sf_model_x_floats(const sf_model *m);
 /* Time features a (normalised) config's model reads per timestamp, and their frequency. */
 int sf_config_time_features(const cJSON *config, char *freq); /* trainable parameters (buffers excluded) */
+/* The time-feature frequency option of models that read time features (informer, itransformer
+ * with input.time_tokens); "auto" is replaced by the forecast task from the data's step. */
+#define SF_OPTION_FREQ                                                                        \
+    {"freq", SF_OPT_CHOICE, 0, "h", 0, 0, "auto|" SF_TIME_FREQ_CHOICES,                       \
+     "time-feature frequency: h hourly, t minutely, s, d, b, w, m; auto: from the data's step"}
+/* A config's "freq": its letter and the features per timestamp (0 while it is still "auto"). */
+int sf_config_freq_features(const cJSON *config, char *freq);
+/* The build error of a model that reads time features but was given freq "auto". */
+int sf_error_freq_auto(void);
 /* Floats of activation arena a batch of B needs (inference or training), by a planning pass. */
 size_t sf_model_arena_floats(sf_model *m, int B, int training);
 /* Canonical config as JSON text (malloc'd). */

@@ -432,9 +432,10 @@ def np_dlinear(x, sd, cfg):
     return out
 
 
-def np_itransformer(x, sd, cfg):
+def np_itransformer(x, sd, cfg, marks=None):
     """iTransformer from its description (docs/config.md): use_norm statistics per window and
-    variate, one token per variate (its whole look-back), blocks, final norm, per-token projector."""
+    variate, one token per variate (its whole look-back) and, with time_tokens, one per look-back
+    time feature, blocks, final norm, per-token projector of the variate tokens."""
     B, L, C = x.shape
     if cfg["use_norm"]:
         mean = x.mean(1, keepdims=True)
@@ -442,6 +443,8 @@ def np_itransformer(x, sd, cfg):
     else:
         mean, std = np.zeros((B, 1, C)), np.ones((B, 1, C))
     tokens = ((x - mean) / std).transpose(0, 2, 1)  # [B, C, L]
+    if cfg["input"]["time_tokens"]:
+        tokens = np.concatenate([tokens, marks[:, :L].transpose(0, 2, 1)], axis=1)  # [B, C+F, L]
     u = np_linear(tokens, sd, "embed")
     if cfg["positions"]["kind"] == "learned":
         u = u + sd["pos_embed"]
@@ -452,7 +455,7 @@ def np_itransformer(x, sd, cfg):
             i += 1
     if cfg["final_norm"] != "none":
         u = np_norm(u, sd, "norm_f", {"kind": cfg["final_norm"], "eps": 1e-5, "momentum": 0.1})
-    y = np_linear(u, sd, "projector").transpose(0, 2, 1)  # [B, P, C]
+    y = np_linear(u[:, :C], sd, "projector").transpose(0, 2, 1)  # [B, P, C]
     return y * std + mean
 
 
@@ -466,10 +469,13 @@ def test_numpy_twin():
         sd = {k: v.astype(np.float64) for k, v in tensors.items()}
         x = sd["x"]
         np_model = {"patchtst": np_patchtst, "dlinear": np_dlinear, "itransformer": np_itransformer}
-        y_np = np_model[cfg["model"]](x, sd, cfg)
+        marks = sd.get("marks")
+        y_np = np_model[cfg["model"]](x, sd, cfg, marks) if marks is not None else \
+            np_model[cfg["model"]](x, sd, cfg)
         model, _, _ = ref.load_checkpoint(path, dtype=torch.float64)
         with torch.no_grad():
-            y_t = model(torch.from_numpy(x)).numpy()
+            y_t = (model(torch.from_numpy(x)) if marks is None else
+                   model(torch.from_numpy(x), torch.from_numpy(marks))).numpy()
         e = np.abs(y_np - y_t).max() / np.abs(y_np).max()
         check(f"numpy float64 spec twin vs torch float64: {name}", e < 1e-10, f"rel {e:.1e}")
         if mf.is_batchnorm(cfg):

@@ -257,6 +257,7 @@ MODEL_KINDS = {
                      "n_channels": (_opt_int(1), REQUIRED), "d_model": (_opt_int(1), 512),
                      "use_norm": (_opt_bool(), True), "dropout": (_DROPOUT, 0.1),
                      "final_norm": (_opt_enum("none", *NORM_KINDS), "layernorm"),
+                     "freq": (_opt_enum("auto", "h", "t", "s", "d", "b", "w", "m"), "h"),
                      "input": ("part:input", {"kind": "inverted"}), "positions": ("part:positions", {"kind": "none"}),
                      "blocks": ("blocks", REQUIRED), "head": ("part:head", {"kind": "per_token"})},
     # main_informer.py's defaults, in the C reader's canonical order
@@ -550,9 +551,8 @@ def _check_itransformer(c):
     if c["input"]["kind"] != "inverted":
         raise ConfigError(f"input.kind: itransformer embeds each variate as one token (inverted), "
                           f"not {c['input']['kind']!r}")
-    if c["input"]["time_tokens"]:
-        raise ConfigError("input.time_tokens: not available yet (the data layer has no time features); "
-                          "set it to false")
+    if c["input"]["time_tokens"] and c["freq"] == "auto":
+        raise ConfigError("freq: 'auto' is resolved from the data when training; a model needs a letter")
     if c["head"]["kind"] != "per_token":
         raise ConfigError(f"head.kind: itransformer projects each token (per_token), not {c['head']['kind']!r}")
     d = c["d_model"]
@@ -1509,11 +1509,15 @@ class DLinear(nn.Module):
 
 
 class ITransformer(nn.Module):
-    """model itransformer (Liu et al. 2024, thuml/iTransformer model/iTransformer.py without the
-    time-feature tokens), built from a canonical format_version 2 config:
+    """model itransformer (Liu et al. 2024, thuml/iTransformer model/iTransformer.py), built from a
+    canonical format_version 2 config:
       use_norm: x -> (x - mean) / sqrt(var + 1e-5), per window and variate, over time (biased var);
-      tokens = dropout(embed(x^T)) [B, C, d] (+ positions, default none); blocks; final norm;
-      projector(tokens) [B, C, P] -> [B, P, C]; use_norm undone.
+      input.time_tokens: the look-back rows' F time features (marks[:, :L], unnormalised) join the
+      variates as F more tokens (DataEmbedding_inverted's cat of x and x_mark);
+      tokens = dropout(embed(cat(x, marks)^T)) [B, C+F, d] (+ positions, default none); blocks;
+      final norm; projector(tokens)[:, :C] [B, C, P] -> [B, P, C]; use_norm undone.
+    forward(x, marks) with x [B, L, C] and marks [B, L+P, F], or x packed as the C model reads it
+    ([B, L*C + (L+P)*F]) when time_tokens is on and marks is None.
     Modules in the order embed, pos_embed, blocks.{i}, norm_f, projector (as the C model declares them)."""
 
     def __init__(self, cfg):
@@ -1525,6 +1529,8 @@ class ITransformer(nn.Module):
         d, c = cfg["d_model"], cfg["n_channels"]
         self.seq_len, self.pred_len, self.c = cfg["seq_len"], cfg["pred_len"], c
         self.use_norm = bool(cfg["use_norm"])
+        self.F = TIME_FEATURES[cfg["freq"]] if cfg["input"]["time_tokens"] else 0
+        c = c + self.F  # tokens: the variates, then the time features
         self.embed = nn.Linear(self.seq_len, d)
         pos = cfg["positions"]["kind"]
         self._pe64 = None
@@ -1541,10 +1547,17 @@ class ITransformer(nn.Module):
         self.norm_f = make_norm(_norm("final_norm", {"kind": fn}), d) if fn != "none" else None
         self.projector = nn.Linear(d, self.pred_len)
 
-    def forward(self, x):
+    def forward(self, x, marks=None):
+        L, P, C, F_ = self.seq_len, self.pred_len, self.c, self.F
+        if F_ and marks is None:  # packed as the C model reads it
+            B = x.shape[0]
+            marks = x[:, L * C:].reshape(B, L + P, F_)
+            x = x[:, :L * C].reshape(B, L, C)
         if self.use_norm:
             x, mean, stdev = revin_norm(x)  # the same statistics (Non-stationary Transformer's)
-        u = self.embed(x.permute(0, 2, 1))  # [B, C, d]: one token per variate
+        if F_:
+            x = torch.cat([x, marks[:, :L].to(x.dtype)], dim=2)  # [B, L, C+F]
+        u = self.embed(x.permute(0, 2, 1))  # [B, C+F, d]: one token per variate / feature
         if self.pos_embed is not None:
             u = u + self.pos_embed
         elif self._pe64 is not None:
@@ -1554,7 +1567,7 @@ class ITransformer(nn.Module):
             u = blk(u)
         if self.norm_f is not None:
             u = self.norm_f(u)
-        y = self.projector(u).permute(0, 2, 1)  # [B, P, C]
+        y = self.projector(u[:, :C]).permute(0, 2, 1)  # [B, P, C]: the variate tokens only
         if self.use_norm:
             y = y * stdev + mean
         return y
