@@ -48,6 +48,50 @@ int sf_block_create(sf_block *b, const cJSON *cfg, int d_model, int max_T, const
     return SF_OK;
 }
 
+int sf_block_stack_create(const cJSON *blocks, int d_model, int max_T, sf_block **out, int *n) {
+    int E = 0;
+    for (const cJSON *b = blocks->child; b; b = b->next) E += sf_opt_int(b, "repeat");
+    sf_block *bs = sf_calloc((size_t)(E ? E : 1), sizeof *bs);
+    int i = 0, bi = 0;
+    for (const cJSON *b = blocks->child; b; b = b->next, bi++) {
+        char path[32];
+        snprintf(path, sizeof path, "blocks[%d]", bi);
+        for (int r = 0; r < sf_opt_int(b, "repeat"); r++, i++)
+            if (sf_block_create(&bs[i], b, d_model, max_T, path)) {
+                sf_block_stack_destroy(bs, i);
+                *out = NULL;
+                *n = 0;
+                return SF_ERR;
+            }
+    }
+    *out = bs;
+    *n = E;
+    return SF_OK;
+}
+
+void sf_block_stack_declare(sf_block *b, int n, sf_params *ps) {
+    char name[SF_PARAM_NAME_MAX];
+    for (int k = 0; k < n; k++) {
+        snprintf(name, sizeof name, "blocks.%d", k);
+        sf_block_declare(&b[k], ps, name);
+    }
+}
+
+void sf_block_stack_destroy(sf_block *b, int n) {
+    for (int i = 0; i < n; i++) sf_block_destroy(&b[i]);
+    free(b);
+}
+
+double sf_block_stack_flops(const sf_block *b, int n, int T) {
+    double f = 0;
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < b[i].def->n_mixers; k++) {
+            const sf_mixer *mx = b[i].mixer[k];
+            if (mx->ops->flops) f += mx->ops->flops(mx, T);
+        }
+    return f;
+}
+
 void sf_block_declare(sf_block *b, sf_params *ps, const char *prefix) {
     static const char *const mixer_names[2] = {"mixer", "ffn"};
     char buf[SF_PARAM_NAME_MAX];

@@ -66,6 +66,14 @@ int sf_block_can_step(const sf_block *b);
 int sf_block_check_step(const sf_block *b, const char *path);
 void sf_block_step(const sf_block *b, const float *x_t, float *state, float *y_t, int t);
 
+/* A model's stack: the normalised `blocks` list with each entry's `repeat` expanded, created for
+ * d_model and max_T (errors prefixed "blocks[i]"), declared as "blocks.{k}", destroyed, and the
+ * mixers' forward FLOPs over T tokens. *out is allocated (never NULL on success). */
+int sf_block_stack_create(const cJSON *blocks, int d_model, int max_T, sf_block **out, int *n);
+void sf_block_stack_declare(sf_block *b, int n, sf_params *ps);
+void sf_block_stack_destroy(sf_block *b, int n); /* also frees b */
+double sf_block_stack_flops(const sf_block *b, int n, int T);
+
 /* Shared by the kinds: y = a + b over n floats (threaded when large). */
 void sf_block_add(float *y, const float *a, const float *b, long n);
 

@@ -67,19 +67,7 @@ static int it_build(sf_model *m) {
     int T = s->T = s->C + s->F; /* tokens per sample: the variates, then the time features */
     if (sf_positions_create(&s->pos, sf_opt_str(positions, "kind"), T, s->d))
         return sf_error_prefix("positions");
-    for (const cJSON *b = blocks->child; b; b = b->next) s->E += sf_opt_int(b, "repeat");
-    s->blocks = sf_calloc((size_t)(s->E ? s->E : 1), sizeof *s->blocks);
-    int i = 0, bi = 0;
-    for (const cJSON *b = blocks->child; b; b = b->next, bi++) {
-        char path[32];
-        snprintf(path, sizeof path, "blocks[%d]", bi);
-        for (int r = 0; r < sf_opt_int(b, "repeat"); r++, i++)
-            if (sf_block_create(&s->blocks[i], b, s->d, T, path)) {
-                for (int j = 0; j < i; j++) sf_block_destroy(&s->blocks[j]);
-                s->E = 0;
-                return SF_ERR;
-            }
-    }
+    if (sf_block_stack_create(blocks, s->d, T, &s->blocks, &s->E)) return SF_ERR;
     const char *fn = sf_opt_str(c, "final_norm");
     sf_norm_spec nf = {SF_NORM_LAYERNORM, 1e-5f, 0.1f};
     s->has_norm_f = strcmp(fn, "none") != 0;
@@ -87,11 +75,7 @@ static int it_build(sf_model *m) {
     sf_params *ps = &m->params;
     sf_linear_declare(&s->embed, ps, "embed", s->L, s->d, 1);
     sf_positions_declare(&s->pos, ps, "pos_embed");
-    char name[SF_PARAM_NAME_MAX];
-    for (int k = 0; k < s->E; k++) {
-        snprintf(name, sizeof name, "blocks.%d", k);
-        sf_block_declare(&s->blocks[k], ps, name);
-    }
+    sf_block_stack_declare(s->blocks, s->E, ps);
     if (s->has_norm_f) sf_norm_declare(&s->norm_f, ps, "norm_f", &nf, s->d);
     sf_linear_declare(&s->projector, ps, "projector", s->d, s->P, 1);
     s->slot = sf_params_reserve_saved(ps, sizeof(it_saved) + (size_t)(s->E + 1) * sizeof(float *));
@@ -243,8 +227,7 @@ static void it_backward(sf_model *m, sf_ctx *ctx, const float *dy) {
 static void it_destroy(sf_model *m) {
     itransformer *s = m->self;
     if (!s) return;
-    for (int i = 0; i < s->E; i++) sf_block_destroy(&s->blocks[i]);
-    free(s->blocks);
+    sf_block_stack_destroy(s->blocks, s->E);
     sf_positions_destroy(&s->pos);
     free(s);
     m->self = NULL;
@@ -255,11 +238,7 @@ static void it_destroy(sf_model *m) {
 static double it_flops(const sf_model *m) {
     const itransformer *s = m->self;
     double f = 2.0 * s->L * s->d * s->T + 2.0 * s->d * s->P * s->C;
-    for (int i = 0; i < s->E; i++)
-        for (int k = 0; k < s->blocks[i].def->n_mixers; k++) {
-            const sf_mixer *mx = s->blocks[i].mixer[k];
-            if (mx->ops->flops) f += mx->ops->flops(mx, s->T);
-        }
+    f += sf_block_stack_flops(s->blocks, s->E, s->T);
     return f;
 }
 

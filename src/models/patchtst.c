@@ -70,19 +70,11 @@ static int pt_build(sf_model *m) {
     const cJSON *positions = cJSON_GetObjectItemCaseSensitive(c, "positions");
     if (sf_positions_create(&s->pos, sf_opt_str(positions, "kind"), s->N, s->d))
         return sf_error_prefix("positions");
-    for (const cJSON *b = blocks->child; b; b = b->next) s->E += sf_opt_int(b, "repeat");
-    s->blocks = sf_calloc((size_t)(s->E ? s->E : 1), sizeof *s->blocks);
-    int i = 0, bi = 0, last_pre = 0;
+    if (sf_block_stack_create(blocks, s->d, s->N, &s->blocks, &s->E)) return SF_ERR;
+    /* final_norm auto follows the last block entry's placement and norm */
+    int last_pre = 0;
     sf_norm_spec last_norm = {SF_NORM_LAYERNORM, 1e-5f, 0.1f};
-    for (const cJSON *b = blocks->child; b; b = b->next, bi++) {
-        char path[32];
-        snprintf(path, sizeof path, "blocks[%d]", bi);
-        for (int r = 0; r < sf_opt_int(b, "repeat"); r++, i++)
-            if (sf_block_create(&s->blocks[i], b, s->d, s->N, path)) {
-                for (int j = 0; j < i; j++) sf_block_destroy(&s->blocks[j]);
-                s->E = 0;
-                return SF_ERR;
-            }
+    for (const cJSON *b = blocks->child; b; b = b->next) {
         last_pre = strcmp(sf_opt_str(b, "placement"), "pre") == 0;
         last_norm = sf_norm_spec_from_json(cJSON_GetObjectItemCaseSensitive(b, "norm"));
     }
@@ -99,11 +91,7 @@ static int pt_build(sf_model *m) {
     sf_params *ps = &m->params;
     sf_linear_declare(&s->patch_embed, ps, "patch_embed", s->pl, s->d, 1);
     sf_positions_declare(&s->pos, ps, "pos_embed");
-    char name[SF_PARAM_NAME_MAX];
-    for (int k = 0; k < s->E; k++) {
-        snprintf(name, sizeof name, "blocks.%d", k);
-        sf_block_declare(&s->blocks[k], ps, name);
-    }
+    sf_block_stack_declare(s->blocks, s->E, ps);
     if (s->has_norm_f) sf_norm_declare(&s->norm_f, ps, "norm_f", &nf, s->d);
     sf_linear_declare(&s->head, ps, "head", s->d * s->N, s->P, 1);
     s->slot = sf_params_reserve_saved(ps, sizeof(pt_saved) + (size_t)(s->E + 1) * sizeof(float *));
@@ -256,8 +244,7 @@ static void pt_backward(sf_model *m, sf_ctx *ctx, const float *dy) {
 static void pt_destroy(sf_model *m) {
     patchtst *s = m->self;
     if (!s) return;
-    for (int i = 0; i < s->E; i++) sf_block_destroy(&s->blocks[i]);
-    free(s->blocks);
+    sf_block_stack_destroy(s->blocks, s->E);
     sf_positions_destroy(&s->pos);
     free(s);
     m->self = NULL;
@@ -268,11 +255,7 @@ static void pt_destroy(sf_model *m) {
 static double pt_flops(const sf_model *m) {
     const patchtst *s = m->self;
     double N = s->N, d = s->d, f = 2 * N * s->pl * d + 2 * d * N * s->P;
-    for (int i = 0; i < s->E; i++)
-        for (int k = 0; k < s->blocks[i].def->n_mixers; k++) {
-            const sf_mixer *mx = s->blocks[i].mixer[k];
-            if (mx->ops->flops) f += mx->ops->flops(mx, s->N);
-        }
+    f += sf_block_stack_flops(s->blocks, s->E, s->N);
     return f * s->C;
 }
 
