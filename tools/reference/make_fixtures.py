@@ -142,15 +142,18 @@ ETTH1_INPUT = {"kind": "patches", "patch_len": 16, "stride": 8}
 
 
 class Fixture:
-    def __init__(self, name, cfg, batch, init="fixed"):
+    def __init__(self, name, cfg, batch, init="fixed", seed=None):
         self.name, self.cfg, self.batch, self.init = name, cfg, batch, init
+        self.seed = seed  # explicit seed (new fixtures): independent of the list position
 
     def __iter__(self):  # name, cfg = fixture
         return iter((self.name, self.cfg))
 
 
-# Seeds: fixture i uses torch.manual_seed(1234 + i), data generator 2234 + i; the first five are the
-# format_version 1 fixtures (same seeds, same weights and inputs; the configs re-expressed in v2).
+# Seeds: fixture i uses torch.manual_seed(1234 + i), data generator 2234 + i, unless it names its own
+# `seed=` (every fixture added from now on should, so fixtures added on parallel branches keep their
+# seeds when the list is merged); the first five are the format_version 1 fixtures (same seeds, same
+# weights and inputs; the configs re-expressed in v2).
 FIXTURES = [
     Fixture("patchtst_softmax_post", patchtst_cfg([small_v1_pair(placement="post")]), 4),
     Fixture("patchtst_linear_pre", patchtst_cfg([small_v1_pair(placement="pre", norm="rmsnorm", mixer="linear")],
@@ -420,7 +423,7 @@ def main():
     for i, fx in enumerate(FIXTURES):
         if args.only is not None and fx.name not in args.only:
             continue
-        rep = make_one(fx, seed=1234 + i, out_dir=args.out_dir)
+        rep = make_one(fx, seed=fx.seed if fx.seed is not None else 1234 + i, out_dir=args.out_dir)
         reports.append(rep)
         zero = rep["zero_grad_params"]
         print(f"{rep['file']}: {rep['bytes']} bytes, {rep['params']} params, loss {rep['loss32']:.6f} | "
