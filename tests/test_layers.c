@@ -44,6 +44,8 @@ typedef struct {
 
 /* The largest accepted relative error of a finite-difference check (a subject may widen it). */
 static double g_tol = 2e-2;
+/* Errors are judged relative to |fd| + |analytic| + this fraction of the RMS gradient. */
+static double g_floor_frac = 5e-2;
 
 static double loss_at(subject *s, sf_arena *a, const float *x, const float *r, float *y) {
     sf_ctx c = {.arena = a, .training = s->training, .keep = 1, .B = s->B, .T = s->T, .saved = g_saved};
@@ -56,19 +58,21 @@ static double loss_at(subject *s, sf_arena *a, const float *x, const float *r, f
  * v[i] (an input or a parameter). float forward passes make the difference quotient noisy, and a
  * ReLU kink between the two samples makes it wrong, so three step sizes are tried and the best
  * agreement counts: a wrong gradient disagrees at all of them. */
-/* Set while checking a piecewise-linear subject (ReLU): a step that straddles a kink is detected
- * by its second difference and not used. */
+/* Set while checking a piecewise-linear subject (ReLU features and activations). */
 static int g_kinked;
-/* Set while checking a deep piecewise-smooth subject (max-pool, top-u selection): a switch close
- * to the point spoils every central difference, so the one-sided quotients of each step are
- * candidates too (their O(step) error is well inside the tolerance at the small steps). */
+/* Set while checking a deep piecewise-smooth subject (max-pool, top-u selection). */
 static int g_one_sided;
 
+/* Both flags add each step's one-sided quotients to the candidates: a kink or switch inside
+ * [-h, h] lies on one side, and the other side's quotient stays right to O(h), where the central
+ * one is spoilt at that step (and the smallest step may be all float noise). Nothing is screened
+ * out, so a kink at every scale never passes vacuously: a wrong gradient still disagrees with
+ * all nine quotients. */
 static double fd_err(subject *s, sf_arena *a, float *x, float *v, long i, const float *r,
                      float *y, double an, double floor) {
     const float steps[3] = {1e-2f, 2e-3f, 4e-4f};
-    double best = INFINITY, l0 = g_kinked ? loss_at(s, a, x, r, y) : 0;
-    int smooth_steps = 0;
+    int one_sided = g_kinked || g_one_sided;
+    double best = INFINITY, l0 = one_sided ? loss_at(s, a, x, r, y) : 0;
     for (int k = 0; k < 3; k++) {
         float keep = v[i];
         v[i] = keep + steps[k];
@@ -76,23 +80,32 @@ static double fd_err(subject *s, sf_arena *a, float *x, float *v, long i, const 
         v[i] = keep - steps[k];
         double lm = loss_at(s, a, x, r, y);
         v[i] = keep;
-        if (g_one_sided) { /* a switch on one side leaves the other side's quotient intact */
-            double l0s = loss_at(s, a, x, r, y), q[2] = {(lp - l0s) / steps[k], (l0s - lm) / steps[k]};
-            for (int j = 0; j < 2; j++) {
-                double err = fabs(q[j] - an) / (fabs(q[j]) + fabs(an) + floor);
-                if (err < best) best = err;
-            }
+        double q[3] = {(lp - lm) / (2.0 * steps[k]), (lp - l0) / steps[k], (l0 - lm) / steps[k]};
+        for (int j = 0; j < (one_sided ? 3 : 1); j++) {
+            double err = fabs(q[j] - an) / (fabs(q[j]) + fabs(an) + floor);
+            if (err < best) best = err;
         }
-        if (g_kinked && fabs(lp - 2 * l0 + lm) > 0.01 * fabs(lp - lm) + 1e-6) continue;
-        smooth_steps++;
-        double fd = (lp - lm) / (2.0 * steps[k]);
-        double err = fabs(fd - an) / (fabs(fd) + fabs(an) + floor);
-        if (err < best) best = err;
     }
-    return smooth_steps ? best : 0.0; /* a kink at every scale: nothing to compare here */
+    return best;
 }
 
 /* Compare analytic gradients with central differences on a sample of inputs and parameters. */
+/* Set while a check is a first attempt that may be repeated at a fresh point: its misses are
+ * counted (g_misses) and printed, not failed. */
+static int g_first_attempt, g_misses;
+
+#define FD_EXPECT(ok, ...)                                                                    \
+    do {                                                                                      \
+        if (!(ok) && g_first_attempt) {                                                       \
+            g_misses++;                                                                       \
+            printf("attempt 1 miss: ");                                                       \
+            printf(__VA_ARGS__);                                                              \
+            printf("\n");                                                                     \
+        } else {                                                                              \
+            CHECK_MSG(ok, __VA_ARGS__);                                                       \
+        }                                                                                     \
+    } while (0)
+
 static void grad_check(subject *s, float *x) {
     sf_arena plan, a;
     sf_arena_init_plan(&plan);
@@ -111,7 +124,7 @@ static void grad_check(subject *s, float *x) {
      * size (5% of the RMS gradient), not relative to zero. */
     double ss = 0;
     for (size_t i = 0; i < s->ps->total; i++) ss += (double)s->ps->grad[i] * s->ps->grad[i];
-    double floor = 5e-2 * sqrt(ss / (double)(s->ps->total ? s->ps->total : 1));
+    double floor = g_floor_frac * sqrt(ss / (double)(s->ps->total ? s->ps->total : 1));
     if (floor < 1e-3) floor = 1e-3;
     double worst = 0, tol = g_tol;
     int checked = 0;
@@ -121,7 +134,7 @@ static void grad_check(subject *s, float *x) {
         double an = dx[i], err = fd_err(s, &a, x, x, i, r, y, an, floor);
         if (err > worst) worst = err;
         checked++;
-        CHECK_MSG(err < tol, "%s: dx[%ld] analytic %.6g (rel err %.3g)", s->name, i, an, err);
+        FD_EXPECT(err < tol, "%s: dx[%ld] analytic %.6g (rel err %.3g)", s->name, i, an, err);
     }
     /* parameters: a few entries of every tensor */
     for (int p = 0; p < s->ps->n; p++) {
@@ -132,7 +145,7 @@ static void grad_check(subject *s, float *x) {
             double an = s->ps->grad[i], err = fd_err(s, &a, x, s->ps->data, i, r, y, an, floor);
             if (err > worst) worst = err;
             checked++;
-            CHECK_MSG(err < tol, "%s: d%s[%ld] analytic %.6g (rel err %.3g)", s->name, pp->name,
+            FD_EXPECT(err < tol, "%s: d%s[%ld] analytic %.6g (rel err %.3g)", s->name, pp->name,
                       i - (long)pp->offset, an, err);
         }
     }
@@ -200,6 +213,24 @@ static sf_mixer *make_mixer(const char *mixer_json, int d, int T) {
     return b.mixer[0];
 }
 
+/* ReLU-feature attention (linear/rpe with feature_map relu, cosformer) divides by a sum of
+ * products of non-negative features, which is 0 when a query's and its keys' few positive
+ * features do not overlap: near such a pole the output is a 0/0 ratio and no difference quotient
+ * is meaningful (seed 5544664781: a causal first query, dx 34.5, 15% off). Lifting the query and
+ * key biases by 1 makes most pre-activations positive, so normalisers stay away from 0 while some
+ * features still cross their kinks. */
+static int relu_features(const char *json) {
+    return strstr(json, "\"feature_map\":\"relu\"") != NULL || strstr(json, "\"cosformer\"") != NULL;
+}
+static void lift_qk_bias(sf_params *ps) {
+    for (int p = 0; p < ps->n; p++) {
+        const sf_param *pp = &ps->p[p];
+        size_t len = strlen(pp->name);
+        if (len < 8 || strcmp(pp->name + len - 8, "qkv.bias") != 0) continue;
+        for (size_t i = 0; i < pp->numel / 3 * 2; i++) ps->data[pp->offset + i] += 1.0f;
+    }
+}
+
 static void check_mixer_json(const char *name, const char *json);
 
 static void check_mixer(const char *kind, int causal) {
@@ -253,6 +284,7 @@ static void check_mixer_json(const char *name, const char *json) {
     sf_params_alloc(&ps);
     m->ops->init(m, &g_rng);
     perturb_params(&ps);
+    if (relu_features(json)) lift_qk_bias(&ps);
     g_one_sided = strstr(json, "\"probsparse\"") != NULL; /* top-u selection switches */
     subject s = {mixer_fwd, mixer_bwd, m, &ps, (long)B * T * d, (long)B * T * d, B, T, name, 0, 0};
     float *x = rnd(s.nx, 1.0f);
@@ -296,6 +328,7 @@ static void check_block_json(const char *name, const char *json, int causal, int
     sf_params_alloc(&ps);
     sf_block_init(&b, &g_rng);
     perturb_params(&ps);
+    if (relu_features(json)) lift_qk_bias(&ps);
     /* BatchNorm blocks are checked in training mode (batch statistics), the others in eval mode. */
     subject s = {block_fwd, block_bwd, &b, &ps, (long)B * T * d, (long)B * T * d, B, T, name, 0,
                  training};
@@ -772,14 +805,15 @@ static void check_cross_attention(void) {
 /* Whole Informer models, end to end (embeddings with time features, encoder with distilling,
  * decoder with mixed ProbSparse self-attention and cross-attention, projection), in training
  * mode (BatchNorm batch statistics; dropout 0). */
-static void check_informer(const char *attn, int distil, int mix, int e_layers, const char *embed) {
+static void check_informer(const char *attn, int factor, int distil, int mix, int e_layers,
+                           const char *embed) {
     char json[512];
     snprintf(json, sizeof json,
              "{\"model\":\"informer\",\"seq_len\":16,\"label_len\":8,\"pred_len\":4,"
              "\"n_channels\":2,\"d_model\":8,\"n_heads\":2,\"e_layers\":%d,\"d_layers\":2,"
-             "\"d_ff\":12,\"factor\":1,\"dropout\":0,\"attn\":\"%s\",\"distil\":%s,"
+             "\"d_ff\":12,\"factor\":%d,\"dropout\":0,\"attn\":\"%s\",\"distil\":%s,"
              "\"mix\":%s,\"embed\":\"%s\"}",
-             e_layers, attn, distil ? "true" : "false", mix ? "true" : "false", embed);
+             factor, e_layers, attn, distil ? "true" : "false", mix ? "true" : "false", embed);
     sf_model m;
     int ok = sf_model_create_json(&m, json, "informer") == SF_OK;
     CHECK_MSG(ok, "%s", sf_error_message());
@@ -787,7 +821,7 @@ static void check_informer(const char *attn, int distil, int mix, int e_layers, 
     sf_model_init_weights(&m, 3);
     perturb_params(&m.params);
     char name[96];
-    snprintf(name, sizeof name, "model informer %s distil %d mix %d e_layers %d embed %s", attn,
+    snprintf(name, sizeof name, "model informer %s factor %d distil %d mix %d e_layers %d embed %s", attn, factor,
              distil, mix, e_layers, embed);
     int B = 3;
     long xs = sf_model_x_floats(&m);
@@ -796,11 +830,28 @@ static void check_informer(const char *attn, int distil, int mix, int e_layers, 
      * small gradients (20 seeds measured; a wrong gradient is off by O(1)) */
     subject s = {model_fwd, model_bwd, &m, &m.params, B * xs, (long)B * 4 * 2, B, 16, name, 1, 1};
     float *x = rnd(s.nx, 1.0f);
-    /* No kink screening (it drops the accurate large steps for the noisy small ones in this deep
-     * float model), but one-sided quotients for the max-pool and top-u switches. */
-    g_one_sided = 1;
+    g_one_sided = 1; /* max-pool switches */
     g_tol = 4e-2;
+    /* A kink of a max-pool switch at the point itself, in this strongly curved deep float model,
+     * can leave no usable quotient (seed 5250015458: slope +0.96 left of the point, -0.04 right,
+     * curvature ~250 on both sides, so even the one-sided quotients at 4e-4 are 0.05 off an
+     * analytic 0.016; about 1 run in 40). So a miss in the first attempt repeats the whole check
+     * at a fresh random input and fresh entries, which must pass: a wrong gradient misses at
+     * every point, a kink at the point is an accident of one point. Small gradients are judged
+     * against 10% of the RMS gradient (5% elsewhere): the float noise of this loss (~5e-6) is
+     * ~1e-2 in a quotient at h = 4e-4 (seed 5297200458: analytic -0.029, quotient -0.024). */
+    g_floor_frac = 0.1;
+    g_first_attempt = 1;
+    g_misses = 0;
     grad_check(&s, x);
+    g_first_attempt = 0;
+    if (g_misses) {
+        printf("%s: %d misses in attempt 1; attempt 2 at a fresh input:\n", name, g_misses);
+        free(x);
+        x = rnd(s.nx, 1.0f);
+        grad_check(&s, x);
+    }
+    g_floor_frac = 5e-2;
     g_one_sided = 0;
     g_tol = 2e-2;
     free(x);
@@ -974,10 +1025,17 @@ int main(void) {
     check_distil(7, 1);
     check_distil(6, 0);
     check_cross_attention();
-    check_informer("prob", 1, 1, 2, "timeF");
-    check_informer("prob", 0, 0, 1, "none");
-    check_informer("full", 1, 1, 2, "timeF");
-    check_informer("full", 0, 0, 2, "timeF");
+    /* ProbSparse at factor 6 makes every query active (u = min(6 ceil(ln L), L) = L at L <= 16):
+     * at factor 1 the top-u selection flips as a parameter moves between near-tied sparsity
+     * scores, and the loss becomes a staircase whose difference quotients include the jumps
+     * (seed 4924954929: the slope over [-2e-3, 0] measured -0.129 by regression against an
+     * analytic -0.143, the loss jumping by ~5e-6 every few 1e-5). Passive rows (mean/cumsum of V)
+     * are checked by the probsparse mixer checks below (one layer: a switch near the point spoils
+     * one side only, and the one-sided quotients of the other count). */
+    check_informer("prob", 6, 1, 1, 2, "timeF");
+    check_informer("prob", 6, 0, 0, 1, "none");
+    check_informer("full", 1, 1, 1, 2, "timeF");
+    check_informer("full", 1, 0, 0, 2, "timeF");
     check_mixer("probsparse", 0);
     check_mixer("probsparse", 1);
     check_mixer("probsparse-mix", 1);
