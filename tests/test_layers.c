@@ -1003,6 +1003,15 @@ static void check_efficient_mixers(void) {
     CHECK(make_block(&b, "{\"kind\":\"residual\",\"mixer\":{\"kind\":\"ls\",\"n_heads\":2,"
                          "\"local_heads\":1,\"window\":2,\"causal\":true}}", 8, 7) == SF_OK);
     CHECK(sf_block_check_step(&b, "blocks[0]") == SF_OK);
+    CHECK(sf_block_check_pad(&b, "blocks[0]") == SF_OK);
+    sf_block_destroy(&b);
+    /* padded batches: ProbSparse (no padding) is refused the same way */
+    CHECK(make_block(&b, "{\"kind\":\"metaformer\",\"token_mixer\":{\"kind\":\"probsparse\","
+                         "\"n_heads\":2}}", 8, 7) == SF_OK);
+    CHECK_MSG(sf_block_check_pad(&b, "blocks[1]") == SF_ERR &&
+                  strstr(sf_error_message(), "blocks[1].token_mixer: mixer 'probsparse' cannot "
+                                             "handle padded sequences"),
+              "got '%s'", sf_error_message());
     sf_block_destroy(&b);
 }
 

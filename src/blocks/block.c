@@ -149,6 +149,14 @@ int sf_block_check_step(const sf_block *b, const char *path) {
     return SF_OK;
 }
 
+int sf_block_check_pad(const sf_block *b, const char *path) {
+    for (int i = 0; i < b->def->n_mixers; i++)
+        if (!b->mixer[i]->can_pad)
+            return sf_errorf("%s.%s: mixer '%s' cannot handle padded sequences (unequal lengths)",
+                             path, b->def->mixer_keys[i], b->mixer[i]->def->info.name);
+    return SF_OK;
+}
+
 void sf_block_step(const sf_block *b, const float *x_t, float *state, float *y_t, int t) {
     b->def->step(b, x_t, state, y_t, t);
 }

@@ -64,6 +64,9 @@ void sf_block_backward(sf_block *b, sf_ctx *ctx, const float *dy, float *dx);
 size_t sf_block_state_floats(const sf_block *b);
 int sf_block_can_step(const sf_block *b);
 int sf_block_check_step(const sf_block *b, const char *path);
+/* Padding: SF_OK if every mixer honours ctx->lens, else SF_ERR naming the block (`path`), the
+ * mixer's key and kind. Models and tasks that pass lens call it when the config is read. */
+int sf_block_check_pad(const sf_block *b, const char *path);
 void sf_block_step(const sf_block *b, const float *x_t, float *state, float *y_t, int t);
 
 /* A model's stack: the normalised `blocks` list with each entry's `repeat` expanded, created for

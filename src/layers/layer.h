@@ -69,6 +69,7 @@ struct sf_mixer {
     int d;       /* width of x and y */
     size_t slot;  /* offset of its record in sf_ctx.saved */
     int can_step; /* 1: step() streams (a bidirectional attention cannot) */
+    int can_pad;  /* 1: forward honours ctx->lens (padded batches); 0: it asserts no padding */
     void *self;
 };
 

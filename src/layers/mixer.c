@@ -33,6 +33,7 @@ sf_mixer *sf_mixer_wrap(const sf_mixer_ops *ops, int d, void *self) {
     m->ops = ops;
     m->d = d;
     m->can_step = 1;
+    m->can_pad = 1;
     m->self = self;
     return m;
 }

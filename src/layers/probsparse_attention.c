@@ -150,6 +150,7 @@ static sf_mixer *prob_create(const sf_mixer_args *a) {
     s->scale = 1.0f / sqrtf((float)s->Dh);
     sf_mixer *m = sf_mixer_wrap(&prob_ops, a->d_model, s);
     m->can_step = 0;
+    m->can_pad = 0;
     return m;
 }
 
