@@ -955,6 +955,48 @@ static void check_efficient_mixers(void) {
     sf_block_destroy(&b);
 }
 
+/* ---- issue 15: lookup-table channel mixer, peri-norm, rotary and T5 positions ------------- */
+
+/* MemoryFormer's lut mixer on [2, 7, 8]. The hash is piecewise constant: inputs are drawn with
+ * |x| >= 0.25, so no finite-difference step (<= 1e-2) flips a sign bit of the first layer; with
+ * ffn the second layer hashes a LayerNorm output that every input and first-layer entry moves,
+ * so a step may flip one of its bits: such jumps are caught by the second difference (g_kinked)
+ * and that step is not used. */
+static void check_lut(const char *name, const char *json) {
+    int B = 2, T = 7, d = 8;
+    sf_mixer *m = make_mixer(json, d, T);
+    CHECK_MSG(m != NULL, "%s: %s", json, sf_error_message());
+    if (!m) return;
+    sf_params ps;
+    sf_params_init(&ps);
+    m->ops->declare(m, &ps, "m");
+    sf_params_alloc(&ps);
+    m->ops->init(m, &g_rng);
+    perturb_params(&ps);
+    g_kinked = strstr(json, "\"ffn\":true") != NULL;
+    subject s = {mixer_fwd, mixer_bwd, m, &ps, (long)B * T * d, (long)B * T * d, B, T, name, 0, 0};
+    float *x = rnd(s.nx, 1.0f);
+    for (long i = 0; i < s.nx; i++) x[i] = (x[i] >= 0 ? 1.0f : -1.0f) * (0.25f + fabsf(x[i]));
+    grad_check(&s, x);
+    g_kinked = 0;
+    free(x);
+    sf_mixer_destroy(m);
+    sf_params_free(&ps);
+}
+
+static void check_issue15(void) {
+    check_lut("mixer lut tau 4 score paper", "{\"kind\":\"lut\",\"tau\":4}");
+    check_lut("mixer lut tau 2 score code", "{\"kind\":\"lut\",\"tau\":2,\"score\":\"code\"}");
+    check_lut("mixer lut ffn tau 2 (-> 4)", "{\"kind\":\"lut\",\"tau\":2,\"ffn\":true}");
+    check_lut("mixer lut ffn tau 4 code", "{\"kind\":\"lut\",\"tau\":4,\"ffn\":true,\"score\":\"code\"}");
+    CHECK(make_mixer("{\"kind\":\"lut\",\"tau\":3}", 8, 4) == NULL &&
+          strstr(sf_error_message(), "blocks[0].mixer: tau: d_model 8 is not a multiple of tau 3"));
+    CHECK(make_mixer("{\"kind\":\"lut\",\"tau\":15,\"ffn\":true}", 30, 4) == NULL &&
+          strstr(sf_error_message(), "blocks[0].mixer: tau: with ffn"));
+    CHECK(make_mixer("{\"kind\":\"lut\",\"score\":\"both\"}", 8, 4) == NULL &&
+          strstr(sf_error_message(), "blocks[0].mixer.score"));
+}
+
 int main(void) {
     sf_rng_seed(&g_rng, test_seed());
     check_linear_ref();
@@ -1023,6 +1065,7 @@ int main(void) {
     check_mixer("identity", 0);
     check_mixer("glu-silu", 0);
     check_mixer("glu-gelu", 0);
+    check_issue15();
     check_other_blocks();
     check_paddings();
     check_efficient_mixers();

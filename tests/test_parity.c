@@ -216,5 +216,6 @@ int main(void) {
     check_fixture("tests/fixtures/itransformer.safetensors");
     check_fixture("tests/fixtures/informer.safetensors");
     check_fixture("tests/fixtures/itransformer_marks.safetensors");
+    check_fixture("tests/fixtures/lut.safetensors");
     return test_finish();
 }

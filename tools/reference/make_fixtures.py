@@ -225,6 +225,13 @@ FIXTURES = [
         {"format_version": 2, "task": "forecast", "model": "itransformer", "seq_len": 48, "pred_len": 12,
          "n_channels": 7, "d_model": 16, "dropout": 0, "input": {"kind": "inverted", "time_tokens": True},
          "blocks": [metaformer("post", "layernorm", "softmax", n_heads=2, d_ff=24, repeat=2)]}), 4),
+    # MemoryFormer lookup tables (issue 15): tau 4 (2 tables of 16 rows) with the paper's score in a
+    # pre block, tau 2 with the code's score in a post block, and the FFN (tau 2 -> LayerNorm -> tau 4)
+    Fixture("lut", patchtst_cfg([
+        {**metaformer("pre", "layernorm"), "channel_mixer": {"kind": "lut", "tau": 4}},
+        {**metaformer("post", "rmsnorm"), "channel_mixer": {"kind": "lut", "tau": 2, "score": "code"}},
+        {**metaformer("pre", "layernorm"), "channel_mixer": {"kind": "lut", "tau": 2, "ffn": True}}]), 4,
+        seed=5300),
 ]
 
 

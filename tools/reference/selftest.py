@@ -324,8 +324,32 @@ def np_linformer(x, sd, pre, spec):
     return np_linear(out, sd, pre + ".out")
 
 
+def np_memory_layer(x, sd, pre, tau, score):
+    """MemoryFormer's Memory Layer from its definition: per chunk, the softmax over all 2^tau sign
+    vectors s of <z, s>, the probability of the bucket the signs pick (bits MSB first), times its row."""
+    K = x.shape[-1] // tau
+    signs = np.array([[1.0 if (b >> (tau - 1 - i)) & 1 else -1.0 for i in range(tau)] for b in range(2 ** tau)])
+    z = x.reshape(*x.shape[:-1], K, tau)
+    logits = z @ signs.T  # [.., K, 2^tau]
+    prob = np.exp(logits - logits.max(-1, keepdims=True))
+    prob /= prob.sum(-1, keepdims=True)
+    code = ((z >= 0) * (2 ** np.arange(tau - 1, -1, -1))).sum(-1)
+    p = np.take_along_axis(prob, code[..., None], -1)[..., 0]
+    if score == "code":
+        p = p * np.abs(z).sum(-1)
+    rows = sd[pre + ".tables"][code + np.arange(K) * 2 ** tau]  # [.., K, dout]
+    return (p[..., None] * rows).sum(-2) + sd[pre + ".bias"]
+
+
 def np_mixer(x, sd, pre, spec):
     kind = spec["kind"]
+    if kind == "lut":
+        tau, sc = spec["tau"], spec["score"]
+        if not spec["ffn"]:
+            return np_memory_layer(x, sd, pre, tau, sc)
+        h = np_memory_layer(x, sd, pre + ".lut1", tau, sc)
+        h = np_norm(h, sd, pre + ".norm", {"kind": "layernorm", "eps": 1e-5})
+        return np_memory_layer(h, sd, pre + ".lut2", tau + 2, sc)
     if kind == "linformer":
         return np_linformer(x, sd, pre, spec)
     if kind == "fastformer":
@@ -834,7 +858,9 @@ def test_fixtures_reproduce():
         # part (discarded by the output slice) get exactly zero gradient, as in the reference
         dead = {n for n in pnames if cfg["model"] == "informer" and cfg["mix"] and
                 n.startswith(f"decoder.layers.{cfg['d_layers'] - 1}.self_attn.mixer.qkv.")}
+        # lut tables get row-sparse gradients: only the rows the batch hashed to are nonzero
         nonzero = all(np.abs(used(n)).min() > 0 or np.count_nonzero(used(n)) > 0.9 * used(n).size
+                      or (n.endswith(".tables") and np.count_nonzero(used(n)) > 0)
                       for n in pnames if n not in zero_grad and n not in dead)
         nonzero = nonzero and all(np.abs(tensors["grad." + n]).max() < 1e-6 * gmax for n in zero_grad)
         B = fx.batch

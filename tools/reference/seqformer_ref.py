@@ -225,6 +225,8 @@ MIXER_KINDS = {
     "cosformer": ("token", {"n_heads": (_opt_int(1), 4), "causal": (_opt_bool(), False)}),
     "probsparse": ("token", {"n_heads": (_opt_int(1), 4), "causal": (_opt_bool(), False),
                              "factor": (_opt_int(1, 1000), 5), "mix": (_opt_bool(), False)}),
+    "lut": ("channel", {"tau": (_opt_int(1, 16), 8), "score": (_opt_enum("paper", "code"), "paper"),
+                        "ffn": (_opt_bool(), False)}),
 }
 FAVOR_ONLY_DEFAULTS = {"n_features": 64, "redraw": 0}  # linear's options that only favor uses
 POSITION_KINDS = {"learned": {}, "sinusoidal": {}, "none": {}}
@@ -1006,6 +1008,47 @@ class RPEMixer(nn.Module):
         return self.out(o.transpose(1, 2).reshape(b, n, d))
 
 
+class MemoryLayer(nn.Module):
+    """MemoryFormer's Memory Layer without a hashing projection (C0-Design/MemoryFormer memory.py with
+    remove_projection): x [.., K*tau] -> K chunks z_k; bucket h_k = the sign bits (z >= 0 -> 1, first
+    element most significant); p_k = prod_i sigmoid(2|z_i|) (the softmax over all 2^tau buckets of
+    <z_k, s> at the chosen one; score "code" multiplies by ||z_k||_1 as compute_code_score_torch);
+    y = sum_k p_k tables[k * 2^tau + h_k] + bias.  tables [K * 2^tau, dout], bias [dout]."""
+
+    def __init__(self, din, dout, tau, score):
+        super().__init__()
+        if din % tau:
+            raise ValueError("the input width must be a multiple of tau")
+        self.K, self.tau, self.dout, self.score = din // tau, tau, dout, score
+        self.tables = nn.Parameter(0.02 * torch.randn(self.K * 2 ** tau, dout))
+        self.bias = nn.Parameter(0.001 * torch.randn(dout))
+
+    def forward(self, x):
+        z = x.reshape(*x.shape[:-1], self.K, self.tau)
+        weights = 2 ** torch.arange(self.tau - 1, -1, -1, device=x.device)
+        code = ((z >= 0).long() * weights).sum(-1)  # [.., K]
+        p = torch.sigmoid(2 * z.abs()).prod(-1)
+        if self.score == "code":
+            p = p * z.abs().sum(-1)
+        rows = code + torch.arange(self.K, device=x.device) * 2 ** self.tau
+        return (p.unsqueeze(-1) * self.tables[rows]).sum(-2) + self.bias
+
+
+class MemoryFFN(nn.Module):
+    """Channel mixer lut with ffn: MemoryFormer's FFN, lut1 = MemoryLayer(tau, d -> K (tau + 2)) ->
+    norm (LayerNorm) -> lut2 = MemoryLayer(tau + 2, -> d), K = d / tau."""
+
+    def __init__(self, d, tau, score):
+        super().__init__()
+        d1 = d // tau * (tau + 2)
+        self.lut1 = MemoryLayer(d, d1, tau, score)
+        self.norm = nn.LayerNorm(d1)
+        self.lut2 = MemoryLayer(d1, d, tau + 2, score)
+
+    def forward(self, x):
+        return self.lut2(self.norm(self.lut1(x)))
+
+
 def make_mixer(spec, d, max_T=None):
     """spec: a canonical mixer object -> module (identity: nn.Identity, no parameters).  max_T (the
     longest sequence) is needed by linformer only."""
@@ -1022,6 +1065,10 @@ def make_mixer(spec, d, max_T=None):
         return FFN(d, spec["d_ff"], spec["dropout"], spec["activation"])
     if kind == "glu":
         return GLU(d, spec["d_ff"], spec["dropout"], spec["activation"])
+    if kind == "lut":
+        if spec["ffn"]:
+            return MemoryFFN(d, spec["tau"], spec["score"])
+        return MemoryLayer(d, d, spec["tau"], spec["score"])
     if kind == "identity":
         return nn.Identity()
     if kind == "probsparse":
