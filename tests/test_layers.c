@@ -961,7 +961,9 @@ static void check_efficient_mixers(void) {
  * |x| >= 0.25, so no finite-difference step (<= 1e-2) flips a sign bit of the first layer; with
  * ffn the second layer hashes a LayerNorm output that every input and first-layer entry moves,
  * so a step may flip one of its bits: such jumps are caught by the second difference (g_kinked)
- * and that step is not used. */
+ * and that step is not used, and the one-sided quotient on the side without the flip counts too
+ * (g_one_sided: when the two larger steps both straddle a flip, the smallest step's central
+ * difference alone is too noisy, 3% on a 0.005 gradient once). */
 static void check_lut(const char *name, const char *json) {
     int B = 2, T = 7, d = 8;
     sf_mixer *m = make_mixer(json, d, T);
@@ -973,12 +975,12 @@ static void check_lut(const char *name, const char *json) {
     sf_params_alloc(&ps);
     m->ops->init(m, &g_rng);
     perturb_params(&ps);
-    g_kinked = strstr(json, "\"ffn\":true") != NULL;
+    g_kinked = g_one_sided = strstr(json, "\"ffn\":true") != NULL;
     subject s = {mixer_fwd, mixer_bwd, m, &ps, (long)B * T * d, (long)B * T * d, B, T, name, 0, 0};
     float *x = rnd(s.nx, 1.0f);
     for (long i = 0; i < s.nx; i++) x[i] = (x[i] >= 0 ? 1.0f : -1.0f) * (0.25f + fabsf(x[i]));
     grad_check(&s, x);
-    g_kinked = 0;
+    g_kinked = g_one_sided = 0;
     free(x);
     sf_mixer_destroy(m);
     sf_params_free(&ps);
@@ -995,6 +997,29 @@ static void check_issue15(void) {
           strstr(sf_error_message(), "blocks[0].mixer: tau: with ffn"));
     CHECK(make_mixer("{\"kind\":\"lut\",\"score\":\"both\"}", 8, 4) == NULL &&
           strstr(sf_error_message(), "blocks[0].mixer.score"));
+    g_kinked = g_one_sided = 1; /* the lut hashes a LayerNorm output: a step may flip a bit (check_lut) */
+    check_block_json("block lut pre (tau 4) causal",
+                     "{\"kind\":\"metaformer\",\"token_mixer\":{\"kind\":\"softmax\",\"n_heads\":2,"
+                     "\"causal\":true},\"channel_mixer\":{\"kind\":\"lut\",\"tau\":4}}", 1, 0);
+    g_kinked = g_one_sided = 0;
+    /* peri-norm: norms on each mixer's input and output */
+    check_block_json("block peri layernorm softmax causal",
+                     "{\"kind\":\"metaformer\",\"placement\":\"peri\",\"token_mixer\":{\"kind\":"
+                     "\"softmax\",\"n_heads\":2,\"causal\":true},\"channel_mixer\":{\"kind\":\"mlp\","
+                     "\"d_ff\":16}}", 1, 0);
+    check_block_json("block peri rmsnorm linear + swiglu",
+                     "{\"kind\":\"metaformer\",\"placement\":\"peri\",\"norm\":{\"kind\":\"rmsnorm\"},"
+                     "\"token_mixer\":{\"kind\":\"linear\",\"n_heads\":2},\"channel_mixer\":{\"kind\":"
+                     "\"glu\",\"d_ff\":8}}", 0, 0);
+    check_block_json("block peri batchnorm (batch stats)",
+                     "{\"kind\":\"metaformer\",\"placement\":\"peri\",\"norm\":{\"kind\":\"batchnorm\"},"
+                     "\"token_mixer\":{\"kind\":\"softmax\",\"n_heads\":2}}", 0, 1);
+    {
+        sf_block bb;
+        int rc = make_block(&bb, "{\"kind\":\"residual\",\"placement\":\"peri\",\"mixer\":{\"kind\":\"identity\"}}", 8, 4);
+        CHECK_MSG(rc == SF_ERR && strstr(sf_error_message(), "blocks[0].placement: peri is only for metaformer"),
+                  "got rc %d: %s", rc, sf_error_message());
+    }
 }
 
 int main(void) {

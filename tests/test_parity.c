@@ -217,5 +217,6 @@ int main(void) {
     check_fixture("tests/fixtures/informer.safetensors");
     check_fixture("tests/fixtures/itransformer_marks.safetensors");
     check_fixture("tests/fixtures/lut.safetensors");
+    check_fixture("tests/fixtures/peri.safetensors");
     return test_finish();
 }

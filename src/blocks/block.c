@@ -15,7 +15,7 @@ const int sf_block_registry_n = (int)(sizeof sf_block_registry / sizeof *sf_bloc
 
 const sf_option sf_block_options[3] = {
     {"repeat", SF_OPT_INT, 1, NULL, 0, 1024, NULL, "copies of this block"},
-    {"placement", SF_OPT_CHOICE, 0, "pre", 0, 0, "pre|post", "norm before the mixer (pre) or after the residual add (post)"},
+    {"placement", SF_OPT_CHOICE, 0, "pre", 0, 0, "pre|post|peri", "norm before the mixer (pre), after the residual add (post), or on the mixer's input and output (peri; metaformer only)"},
     {"dropout", SF_OPT_FLOAT, 0, NULL, 0, 0.99, NULL, "dropout on each mixer output before the residual add"},
 };
 
@@ -31,6 +31,10 @@ int sf_block_create(sf_block *b, const cJSON *cfg, int d_model, int max_T, const
     SF_ASSERT(b->def); /* the config was normalised */
     b->d = d_model;
     b->pre = strcmp(sf_opt_str(cfg, "placement"), "pre") == 0;
+    b->peri = strcmp(sf_opt_str(cfg, "placement"), "peri") == 0;
+    if (b->peri && b->def != &sf_block_metaformer)
+        return sf_errorf("%s.placement: peri is only for metaformer blocks (this one is '%s')", path,
+                         b->def->info.name);
     b->dropout = sf_opt_float(cfg, "dropout");
     b->norm_spec = sf_norm_spec_from_json(cJSON_GetObjectItemCaseSensitive(cfg, "norm"));
     for (int i = 0; i < b->def->n_mixers; i++) {
@@ -102,6 +106,10 @@ void sf_block_declare(sf_block *b, sf_params *ps, const char *prefix) {
         }
         snprintf(buf, sizeof buf, "%s.%s", prefix, mixer_names[i]);
         b->mixer[i]->ops->declare(b->mixer[i], ps, buf);
+        if (b->peri) {
+            snprintf(buf, sizeof buf, "%s.%s_out", prefix, b->def->norm_names[i]);
+            sf_norm_declare(&b->norm_out[i], ps, buf, &b->norm_spec, b->d);
+        }
     }
     b->slot = sf_params_reserve_saved(ps, b->def->saved_bytes);
 }
@@ -110,6 +118,7 @@ void sf_block_init(sf_block *b, sf_rng *rng) {
     for (int i = 0; i < b->def->n_mixers; i++) {
         if (i < b->def->n_norms) sf_norm_init(&b->norm[i]);
         b->mixer[i]->ops->init(b->mixer[i], rng);
+        if (b->peri) sf_norm_init(&b->norm_out[i]);
     }
 }
 

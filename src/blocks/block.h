@@ -3,10 +3,14 @@
  *
  *   metaformer (two mixers):  pre:  h = x + drop(tok(norm1(x)));   y = h + drop(ch(norm2(h)))
  *                             post: h = norm1(x + drop(tok(x)));   y = norm2(h + drop(ch(h)))
+ *                             peri: h = x + drop(norm1_out(tok(norm1(x))));
+ *                                   y = h + drop(norm2_out(ch(norm2(h))))
+ *                             (Peri-LN, Kim et al. 2025; Gemma 2's pre + post norms)
  *   residual (one mixer):     pre:  y = x + drop(mix(norm(x)))     post: y = norm(x + drop(mix(x)))
  *   parallel (two mixers):    pre:  n = norm(x); y = x + drop(tok(n)) + drop(ch(n))
  *                             post: y = norm(x + drop(tok(x)) + drop(ch(x)))
- * Parameter names: metaformer <p>.norm1, <p>.mixer, <p>.norm2, <p>.ffn; residual <p>.norm,
+ * Parameter names: metaformer <p>.norm1, <p>.mixer, <p>.norm2, <p>.ffn (peri adds
+ * <p>.norm1_out after the mixer and <p>.norm2_out after the ffn); residual <p>.norm,
  * <p>.mixer; parallel <p>.norm, <p>.mixer, <p>.ffn (docs/config.md).
  *
  * Each kind is one file (metaformer.c, residual.c, parallel.c) providing forward, backward and
@@ -35,9 +39,11 @@ typedef struct {
 struct sf_block {
     const sf_block_def *def;
     int d, pre;    /* width; 1: pre-norm placement, 0: post */
+    int peri;      /* 1: peri placement (metaformer only): norm on each mixer's input and output */
     float dropout; /* residual dropout */
     sf_norm_spec norm_spec;
     sf_norm norm[2];
+    sf_norm norm_out[2]; /* peri only: the norms on the mixers' outputs */
     sf_mixer *mixer[2];
     size_t slot; /* its record in sf_ctx.saved */
 };

@@ -75,7 +75,7 @@ static int pt_build(sf_model *m) {
     int last_pre = 0;
     sf_norm_spec last_norm = {SF_NORM_LAYERNORM, 1e-5f, 0.1f};
     for (const cJSON *b = blocks->child; b; b = b->next) {
-        last_pre = strcmp(sf_opt_str(b, "placement"), "pre") == 0;
+        last_pre = strcmp(sf_opt_str(b, "placement"), "post") != 0; /* pre or peri */
         last_norm = sf_norm_spec_from_json(cJSON_GetObjectItemCaseSensitive(b, "norm"));
     }
     const char *fn = sf_opt_str(c, "final_norm");

@@ -232,6 +232,10 @@ FIXTURES = [
         {**metaformer("post", "rmsnorm"), "channel_mixer": {"kind": "lut", "tau": 2, "score": "code"}},
         {**metaformer("pre", "layernorm"), "channel_mixer": {"kind": "lut", "tau": 2, "ffn": True}}]), 4,
         seed=5300),
+    # peri-norm (issue 15): norms on each mixer's input and output; layernorm then rmsnorm, the last
+    # block peri so final_norm auto adds norm_f
+    Fixture("peri", patchtst_cfg([metaformer("peri", "layernorm", "softmax", causal=True),
+                                  metaformer("peri", "rmsnorm", "linear", activation="relu")]), 4, seed=5301),
 ]
 
 

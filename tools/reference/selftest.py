@@ -378,6 +378,9 @@ def np_block(u, sd, pre, b, nk):
         if post:
             h = norm(u + tok(u), "norm1")
             return norm(h + ch(h), "norm2")
+        if b["placement"] == "peri":
+            h = u + norm(tok(norm(u, "norm1")), "norm1_out")
+            return h + norm(ch(norm(h, "norm2")), "norm2_out")
         h = u + tok(norm(u, "norm1"))
         return h + ch(norm(h, "norm2"))
     if b["kind"] == "residual":
@@ -427,7 +430,7 @@ def np_patchtst(x, sd, cfg, bn_train=False, bn_stats=None):
             last, i = entry, i + 1
     fn = cfg["final_norm"]
     if fn == "auto":
-        spec = last["norm"] if last is not None and last["placement"] == "pre" else None
+        spec = last["norm"] if last is not None and last["placement"] in ("pre", "peri") else None
     elif fn == "none":
         spec = None
     else:

@@ -233,7 +233,7 @@ POSITION_KINDS = {"learned": {}, "sinusoidal": {}, "none": {}}
 INPUT_KINDS = {"patches": {"patch_len": (_opt_int(1), 16), "stride": (_opt_int(1), 8)},
                "inverted": {"time_tokens": (_opt_bool(), False)}}
 HEAD_KINDS = {"flatten": {"dropout": (_DROPOUT, 0)}, "per_token": {}}
-PLACEMENTS = ("pre", "post")
+PLACEMENTS = ("pre", "post", "peri")  # peri: metaformer only
 _BLOCK_COMMON = {"repeat": (_opt_int(1), 1), "placement": (_opt_enum(*PLACEMENTS), "pre"),
                  "dropout": (_DROPOUT, 0), "norm": ("norm", {"kind": "layernorm"})}
 # Default mixers (docs/config.md does not name any; these are PatchTST's): softmax / mlp.
@@ -489,13 +489,13 @@ def expand_blocks(cfg):
 
 def final_norm_spec(cfg):
     """The final norm of a canonical patchtst config as a norm object, or None.
-    auto: the last block's norm (kind and options) when that block's placement is pre, else none."""
+    auto: the last block's norm (kind and options) when that block's placement is pre or peri, else none."""
     fn = cfg["final_norm"]
     if fn == "none":
         return None
     if fn == "auto":
         blocks = expand_blocks(cfg)
-        if blocks and blocks[-1]["placement"] == "pre":
+        if blocks and blocks[-1]["placement"] in ("pre", "peri"):
             return dict(blocks[-1]["norm"])
         return None
     return _norm("final_norm", {"kind": fn})
@@ -1212,19 +1212,29 @@ TIME_FEATURES = {"s": 6, "t": 5, "h": 4, "d": 3, "b": 3, "w": 2, "m": 1}
 class MetaFormerBlock(nn.Module):
     """kind metaformer.  pre:  h = x + drop(tok(norm1(x))); y = h + drop(ch(norm2(h)))
                          post: h = norm1(x + drop(tok(x))); y = norm2(h + drop(ch(h)))
-    Parameters norm1, mixer (token mixer), norm2, ffn (channel mixer), created in that order."""
+                         peri: h = x + drop(norm1_out(tok(norm1(x)))); y = h + drop(norm2_out(ch(norm2(h))))
+    Parameters norm1, mixer (token mixer), [norm1_out], norm2, ffn (channel mixer), [norm2_out], created
+    in that order."""
 
     def __init__(self, d, b, max_T=None):
         super().__init__()
         self.pre = b["placement"] == "pre"
+        self.peri = b["placement"] == "peri"
         self.norm1 = make_norm(b["norm"], d)
         self.mixer = make_mixer(b["token_mixer"], d, max_T)
+        if self.peri:
+            self.norm1_out = make_norm(b["norm"], d)
         self.norm2 = make_norm(b["norm"], d)
         self.ffn = make_mixer(b["channel_mixer"], d, max_T)
+        if self.peri:
+            self.norm2_out = make_norm(b["norm"], d)
         self.drop = nn.Dropout(b["dropout"])
 
     def forward(self, x):
-        if self.pre:
+        if self.peri:
+            x = x + self.drop(self.norm1_out(self.mixer(self.norm1(x))))
+            x = x + self.drop(self.norm2_out(self.ffn(self.norm2(x))))
+        elif self.pre:
             x = x + self.drop(self.mixer(self.norm1(x)))
             x = x + self.drop(self.ffn(self.norm2(x)))
         else:
@@ -1242,6 +1252,8 @@ class ResidualBlock(nn.Module):
 
     def __init__(self, d, b, max_T=None):
         super().__init__()
+        if b["placement"] == "peri":
+            raise ConfigError("placement: peri is only for metaformer blocks")
         self.pre = b["placement"] == "pre"
         self.norm = make_norm(b["norm"], d)
         self.mixer = make_mixer(b["mixer"], d, max_T)
@@ -1260,6 +1272,8 @@ class ParallelBlock(nn.Module):
 
     def __init__(self, d, b, max_T=None):
         super().__init__()
+        if b["placement"] == "peri":
+            raise ConfigError("placement: peri is only for metaformer blocks")
         self.pre = b["placement"] == "pre"
         self.norm = make_norm(b["norm"], d)
         self.mixer = make_mixer(b["token_mixer"], d, max_T)
