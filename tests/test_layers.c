@@ -181,10 +181,13 @@ static void perturb_params(sf_params *ps) {
 }
 
 /* A block from its JSON entry (normalised as a config's blocks[0]). */
+/* The model's positions object blocks are built with (rope, t5 reach softmax attention), or NULL. */
+static cJSON *g_positions;
+
 static int make_block(sf_block *b, const char *json, int d, int T) {
     cJSON *raw = cJSON_Parse(json), *nb = NULL;
     int rc = sf_config_normalize_block(raw, 0, &nb);
-    if (rc == SF_OK) rc = sf_block_create(b, nb, d, T, "blocks[0]");
+    if (rc == SF_OK) rc = sf_block_create_pos(b, nb, d, T, "blocks[0]", g_positions);
     cJSON_Delete(raw);
     cJSON_Delete(nb);
     return rc;
@@ -1020,6 +1023,39 @@ static void check_issue15(void) {
         CHECK_MSG(rc == SF_ERR && strstr(sf_error_message(), "blocks[0].placement: peri is only for metaformer"),
                   "got rc %d: %s", rc, sf_error_message());
     }
+    /* positions inside softmax attention: rotary, and T5's relative bias (8 buckets, max distance
+     * 5: at T = 6 the larger offsets share log-spaced buckets); FD checks and step == forward */
+    static const char *const pos[] = {"{\"kind\":\"rope\",\"base\":10000}",
+                                      "{\"kind\":\"rope\",\"base\":7}",
+                                      "{\"kind\":\"t5\",\"num_buckets\":8,\"max_distance\":5}",
+                                      "{\"kind\":\"t5\",\"num_buckets\":32,\"max_distance\":128}"};
+    for (int i = 0; i < 4; i++)
+        for (int causal = 0; causal < 2; causal++) {
+            g_positions = cJSON_Parse(pos[i]);
+            char json[256], name[96];
+            snprintf(json, sizeof json,
+                     "{\"kind\":\"metaformer\",\"token_mixer\":{\"kind\":\"softmax\",\"n_heads\":2,"
+                     "\"causal\":%s},\"channel_mixer\":{\"kind\":\"mlp\",\"d_ff\":8}}",
+                     causal ? "true" : "false");
+            snprintf(name, sizeof name, "block softmax %s %s%s", i < 2 ? "rope" : "t5",
+                     i == 1 ? "base 7" : i == 2 ? "8 buckets" : i == 3 ? "32 buckets" : "base 1e4",
+                     causal ? " causal" : "");
+            check_block_json(name, json, causal, 0);
+            cJSON_Delete(g_positions);
+            g_positions = NULL;
+        }
+    /* refused: rope with an odd head width, rope/t5 with another token mixer */
+    g_positions = cJSON_Parse(pos[0]);
+    sf_block bb;
+    CHECK(make_block(&bb, "{\"kind\":\"metaformer\",\"token_mixer\":{\"kind\":\"softmax\","
+                          "\"n_heads\":8}}", 8, 4) == SF_ERR &&
+          strstr(sf_error_message(), "blocks[0].token_mixer: positions: rope needs an even head width"));
+    CHECK(make_block(&bb, "{\"kind\":\"metaformer\",\"token_mixer\":{\"kind\":\"linear\"}}", 8, 4) ==
+              SF_ERR &&
+          strstr(sf_error_message(), "blocks[0].token_mixer: positions 'rope' act inside softmax attention; "
+                                     "mixer 'linear' cannot take them"));
+    cJSON_Delete(g_positions);
+    g_positions = NULL;
 }
 
 int main(void) {

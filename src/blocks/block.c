@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "layers/positions.h"
 
 const sf_block_def *const sf_block_registry[] = {
     &sf_block_metaformer,
@@ -26,7 +27,13 @@ const sf_block_def *sf_block_find(const char *name) {
 }
 
 int sf_block_create(sf_block *b, const cJSON *cfg, int d_model, int max_T, const char *path) {
+    return sf_block_create_pos(b, cfg, d_model, max_T, path, NULL);
+}
+
+int sf_block_create_pos(sf_block *b, const cJSON *cfg, int d_model, int max_T, const char *path,
+                        const cJSON *positions) {
     memset(b, 0, sizeof *b);
+    if (positions && !sf_positions_in_attention(sf_opt_str(positions, "kind"))) positions = NULL;
     b->def = sf_block_find(sf_opt_str(cfg, "kind"));
     SF_ASSERT(b->def); /* the config was normalised */
     b->d = d_model;
@@ -41,7 +48,14 @@ int sf_block_create(sf_block *b, const cJSON *cfg, int d_model, int max_T, const
         const cJSON *mc = cJSON_GetObjectItemCaseSensitive(cfg, b->def->mixer_keys[i]);
         const sf_mixer_def *md = sf_mixer_find(sf_opt_str(mc, "kind"));
         SF_ASSERT(md);
-        sf_mixer_args a = {.d_model = d_model, .max_T = max_T, .opts = mc};
+        if (positions && (b->def->mixer_slots[i] & SF_SLOT_TOKEN) && strcmp(md->info.name, "softmax") &&
+            strcmp(md->info.name, "identity")) {
+            sf_errorf("%s.%s: positions '%s' act inside softmax attention; mixer '%s' cannot take them",
+                      path, b->def->mixer_keys[i], sf_opt_str(positions, "kind"), md->info.name);
+            sf_block_destroy(b);
+            return SF_ERR;
+        }
+        sf_mixer_args a = {.d_model = d_model, .max_T = max_T, .opts = mc, .positions = positions};
         b->mixer[i] = sf_mixer_create(md, &a);
         if (!b->mixer[i]) {
             sf_error_prefix("%s.%s", path, b->def->mixer_keys[i]);
@@ -53,6 +67,11 @@ int sf_block_create(sf_block *b, const cJSON *cfg, int d_model, int max_T, const
 }
 
 int sf_block_stack_create(const cJSON *blocks, int d_model, int max_T, sf_block **out, int *n) {
+    return sf_block_stack_create_pos(blocks, d_model, max_T, NULL, out, n);
+}
+
+int sf_block_stack_create_pos(const cJSON *blocks, int d_model, int max_T, const cJSON *positions,
+                              sf_block **out, int *n) {
     int E = 0;
     for (const cJSON *b = blocks->child; b; b = b->next) E += sf_opt_int(b, "repeat");
     sf_block *bs = sf_calloc((size_t)(E ? E : 1), sizeof *bs);
@@ -61,7 +80,7 @@ int sf_block_stack_create(const cJSON *blocks, int d_model, int max_T, sf_block 
         char path[32];
         snprintf(path, sizeof path, "blocks[%d]", bi);
         for (int r = 0; r < sf_opt_int(b, "repeat"); r++, i++)
-            if (sf_block_create(&bs[i], b, d_model, max_T, path)) {
+            if (sf_block_create_pos(&bs[i], b, d_model, max_T, path, positions)) {
                 sf_block_stack_destroy(bs, i);
                 *out = NULL;
                 *n = 0;

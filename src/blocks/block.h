@@ -57,6 +57,11 @@ extern const sf_option sf_block_options[3];
 /* Build from a normalised block object (kind, placement, dropout, norm, mixers): the mixers are
  * created here. SF_ERR with the message of the failing mixer, prefixed by `path`. */
 int sf_block_create(sf_block *b, const cJSON *cfg, int d_model, int max_T, const char *path);
+/* The same with the model's normalised positions object: rope and t5 reach the softmax token
+ * mixers (sf_mixer_args.positions); any other token mixer (except identity) is refused with them,
+ * naming the block and mixer. Other kinds (or NULL) are ignored here. */
+int sf_block_create_pos(sf_block *b, const cJSON *cfg, int d_model, int max_T, const char *path,
+                        const cJSON *positions);
 void sf_block_declare(sf_block *b, sf_params *ps, const char *prefix);
 void sf_block_init(sf_block *b, sf_rng *rng);
 void sf_block_destroy(sf_block *b);
@@ -76,6 +81,8 @@ void sf_block_step(const sf_block *b, const float *x_t, float *state, float *y_t
  * d_model and max_T (errors prefixed "blocks[i]"), declared as "blocks.{k}", destroyed, and the
  * mixers' forward FLOPs over T tokens. *out is allocated (never NULL on success). */
 int sf_block_stack_create(const cJSON *blocks, int d_model, int max_T, sf_block **out, int *n);
+int sf_block_stack_create_pos(const cJSON *blocks, int d_model, int max_T, const cJSON *positions,
+                              sf_block **out, int *n);
 void sf_block_stack_declare(sf_block *b, int n, sf_params *ps);
 void sf_block_stack_destroy(sf_block *b, int n); /* also frees b */
 double sf_block_stack_flops(const sf_block *b, int n, int T);

@@ -123,7 +123,7 @@ int cmd_train(int argc, char **argv) {
     for (int i = 0, len = 0; i < 3; i++)
         len += snprintf(norms + len, sizeof norms - (size_t)len, "%s%s", len ? "|" : "",
                         sf_norm_registry[i].name);
-    for (int i = 0, len = 0; i < 3; i++)
+    for (int i = 0, len = 0; i < SF_POSITIONS_N; i++)
         len += snprintf(positions + len, sizeof positions - (size_t)len, "%s%s", len ? "|" : "",
                         sf_positions_registry[i].name);
     int seed = 2021, threads = 0, resume = 0, print_config = 0, enc_in = 0, is_training = 1;

@@ -70,7 +70,7 @@ static int pt_build(sf_model *m) {
     const cJSON *positions = cJSON_GetObjectItemCaseSensitive(c, "positions");
     if (sf_positions_create(&s->pos, sf_opt_str(positions, "kind"), s->N, s->d))
         return sf_error_prefix("positions");
-    if (sf_block_stack_create(blocks, s->d, s->N, &s->blocks, &s->E)) return SF_ERR;
+    if (sf_block_stack_create_pos(blocks, s->d, s->N, positions, &s->blocks, &s->E)) return SF_ERR;
     /* final_norm auto follows the last block entry's placement and norm */
     int last_pre = 0;
     sf_norm_spec last_norm = {SF_NORM_LAYERNORM, 1e-5f, 0.1f};
