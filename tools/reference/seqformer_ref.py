@@ -229,7 +229,10 @@ MIXER_KINDS = {
                         "ffn": (_opt_bool(), False)}),
 }
 FAVOR_ONLY_DEFAULTS = {"n_features": 64, "redraw": 0}  # linear's options that only favor uses
-POSITION_KINDS = {"learned": {}, "sinusoidal": {}, "none": {}}
+POSITION_KINDS = {"learned": {}, "sinusoidal": {}, "none": {},
+                  # inside softmax attention (Mixer.set_positions)
+                  "rope": {"base": (_opt_float(1.0, 1e9), 10000.0)},
+                  "t5": {"num_buckets": (_opt_int(2, 4096), 32), "max_distance": (_opt_int(1, 1 << 24), 128)}}
 INPUT_KINDS = {"patches": {"patch_len": (_opt_int(1), 16), "stride": (_opt_int(1), 8)},
                "inverted": {"time_tokens": (_opt_bool(), False)}}
 HEAD_KINDS = {"flatten": {"dropout": (_DROPOUT, 0)}, "per_token": {}}
@@ -741,9 +744,40 @@ def feature_attention_quadratic(fq, fk, v, causal, clamp, eps):
     return (a @ v) / (s.clamp_min(eps) if clamp else s + eps)
 
 
-def softmax_attention(q, k, v, causal):
+def t5_bucket(rel, bidirectional, num_buckets, max_distance):
+    """T5's _relative_position_bucket for one offset rel = key - query position; the log in double
+    (as the C kernel; T5 takes it in float32)."""
+    ret = 0
+    if bidirectional:
+        num_buckets //= 2
+        ret += num_buckets if rel > 0 else 0
+        n = abs(rel)
+    else:
+        n = max(-rel, 0)
+    max_exact = num_buckets // 2
+    if n < max_exact:
+        return ret + n
+    large = max_exact + int(math.log(n / max_exact) / math.log(max_distance / max_exact) * (num_buckets - max_exact))
+    return ret + min(large, num_buckets - 1)
+
+
+def rope_rotate(x, base):
+    """Rotary positions, rotate-half layout (GPT-NeoX / LLaMA): x [.., n, dh], token p rotated by
+    p * base^(-2i/dh) on the pairs (i, i + dh/2); angles, cos and sin in float64."""
+    n, dh = x.shape[-2], x.shape[-1]
+    half = dh // 2
+    ang = torch.arange(n, dtype=torch.float64)[:, None] * \
+        torch.tensor([base ** (-2.0 * i / dh) for i in range(half)], dtype=torch.float64)[None, :]
+    c, s = torch.cos(ang).to(x.dtype), torch.sin(ang).to(x.dtype)
+    x1, x2 = x[..., :half], x[..., half:]
+    return torch.cat([x1 * c - x2 * s, x2 * c + x1 * s], dim=-1)
+
+
+def softmax_attention(q, k, v, causal, bias=None):
     scale = q.shape[-1] ** -0.5
     s = (q @ k.transpose(-2, -1)) * scale
+    if bias is not None:
+        s = s + bias
     if causal:
         n = s.shape[-1]
         mask = torch.ones(n, n, dtype=torch.bool, device=s.device).triu(1)
@@ -768,6 +802,7 @@ class Mixer(nn.Module):
         self.d, self.h, self.kind, self.causal = d, n_heads, kind, causal
         self.feature_map = feature_map if kind == "linear" else None
         self.max_T = None
+        self.rope_base, self.t5 = None, None
         self.qkv = nn.Linear(d, 3 * d)
         self.out = nn.Linear(d, d)
         if self.feature_map == "favor":
@@ -775,12 +810,29 @@ class Mixer(nn.Module):
             if redraw > 0:
                 self.register_buffer("redraw_state", torch.zeros(4))
 
+    def set_positions(self, pos):
+        """The model's positions object when it acts inside attention: rope (rotate q and k) or t5
+        (relative_attention_bias [num_buckets, H], init N(0, d^-1/2), added to the logits)."""
+        if pos["kind"] == "rope":
+            if (self.d // self.h) % 2:
+                raise ConfigError("positions: rope needs an even head width")
+            self.rope_base = pos["base"]
+        elif pos["kind"] == "t5":
+            self.t5 = (pos["num_buckets"], pos["max_distance"])
+            self.relative_attention_bias = nn.Parameter(torch.randn(pos["num_buckets"], self.h) * self.d ** -0.5)
+
     def forward(self, x):
         b, n, d = x.shape
         h, dh = self.h, d // self.h
         qkv = self.qkv(x)
         q, k, v = (qkv[:, :, i * d:(i + 1) * d].reshape(b, n, h, dh).transpose(1, 2) for i in range(3))
-        if self.kind == "softmax":
+        if self.rope_base is not None:
+            q, k = rope_rotate(q, self.rope_base), rope_rotate(k, self.rope_base)
+        if self.kind == "softmax" and self.t5 is not None:
+            nb, maxd = self.t5
+            idx = torch.tensor([[t5_bucket(j - i, not self.causal, nb, maxd) for j in range(n)] for i in range(n)])
+            o = softmax_attention(q, k, v, self.causal, self.relative_attention_bias[idx].permute(2, 0, 1))
+        elif self.kind == "softmax":
             o = softmax_attention(q, k, v, self.causal)
         elif self.kind == "linear" and self.feature_map == "elu":
             o = linear_attention(q, k, v, self.causal)
@@ -1348,6 +1400,15 @@ class PatchTST(nn.Module):
         for mod in self.blocks.modules():  # the longest sequence a mixer sees (causal cosformer)
             if isinstance(mod, Mixer):
                 mod.max_T = self.n
+        if pos in ("rope", "t5"):  # positions inside softmax attention
+            for i, blk in enumerate(self.block_cfgs):
+                for key in ("token_mixer", "mixer"):
+                    if key in blk and MIXER_KINDS[blk[key]["kind"]][0] == "token" and blk[key]["kind"] != "softmax":
+                        raise ConfigError(f"blocks[{i}].{key}: positions {pos!r} act inside softmax attention; "
+                                          f"mixer {blk[key]['kind']!r} cannot take them")
+            for mod in self.blocks.modules():
+                if isinstance(mod, Mixer) and mod.kind == "softmax":
+                    mod.set_positions(cfg["positions"])
         fn = final_norm_spec(cfg)
         self.norm_f = make_norm(fn, d) if fn is not None else None
         self.head = nn.Linear(d * self.n, self.pred_len)
