@@ -189,6 +189,16 @@ static int check_settings(const char *path, const char *stored, const char *mine
             break;
         }
     }
+    /* a setting only the stored run has (an option written only when not the default, such as
+     * optimizer lazy_adamw) also differs */
+    for (const cJSON *e = a->child; e && rc == SF_OK; e = e->next)
+        if (!cJSON_GetObjectItemCaseSensitive(b, e->string)) {
+            char *was = cJSON_PrintUnformatted(e);
+            rc = sf_errorf("%s: --resume with a different %s (the run used %s, now the default); "
+                           "resume with the same flags and data, or start a new --out",
+                           path, e->string, was);
+            free(was);
+        }
 done:
     cJSON_Delete(a);
     cJSON_Delete(b);
