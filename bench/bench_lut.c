@@ -10,9 +10,9 @@
  * tables, which a lazy optimizer would avoid by clearing only the touched rows).
  *   bench_lut [d_model [tokens [reps]]]   (defaults 512, 512, 3; threads from OMP_NUM_THREADS)
  * Measured 2026-11-30 (OMP_NUM_THREADS=1, d 512, 512 tokens, best of 5) on the shared 2-core machine
- * at load average ~29, so absolute times are several times slow: lut ffn 945 us/token forward vs
- * the 4d MLP's 627 (1.51x) with 27x fewer FLOPs; fwd+bwd 1.28x. The tables' random rows make it
- * memory-bound (README). */
+ * at load average ~36: lut ffn 345 us/token forward vs the 4d MLP's 219 (1.57x) with 27x fewer
+ * FLOPs; fwd+bwd 890 vs 632 (1.41x); three runs: 1.35-1.57x and 1.28-1.41x. The tables' random
+ * rows make it memory-bound (README). */
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
