@@ -194,10 +194,13 @@ static void perturb_params(sf_params *ps) {
 }
 
 /* A block from its JSON entry (normalised as a config's blocks[0]). */
+/* The model's positions object blocks are built with (rope, t5 reach softmax attention), or NULL. */
+static cJSON *g_positions;
+
 static int make_block(sf_block *b, const char *json, int d, int T) {
     cJSON *raw = cJSON_Parse(json), *nb = NULL;
     int rc = sf_config_normalize_block(raw, 0, &nb);
-    if (rc == SF_OK) rc = sf_block_create(b, nb, d, T, "blocks[0]");
+    if (rc == SF_OK) rc = sf_block_create_pos(b, nb, d, T, "blocks[0]", g_positions);
     cJSON_Delete(raw);
     cJSON_Delete(nb);
     return rc;
@@ -1015,6 +1018,106 @@ static void check_efficient_mixers(void) {
     sf_block_destroy(&b);
 }
 
+/* ---- issue 15: lookup-table channel mixer, peri-norm, rotary and T5 positions ------------- */
+
+/* MemoryFormer's lut mixer on [2, 7, 8]. The hash is piecewise constant: inputs are drawn with
+ * |x| >= 0.25, so no finite-difference step (<= 1e-2) flips a sign bit of the first layer; with
+ * ffn the second layer hashes a LayerNorm output that every input and first-layer entry moves,
+ * so a step may flip one of its bits: such jumps are caught by the second difference (g_kinked)
+ * and that step is not used, and the one-sided quotient on the side without the flip counts too
+ * (g_one_sided: when the two larger steps both straddle a flip, the smallest step's central
+ * difference alone is too noisy, 3% on a 0.005 gradient once). */
+static void check_lut(const char *name, const char *json) {
+    int B = 2, T = 7, d = 8;
+    sf_mixer *m = make_mixer(json, d, T);
+    CHECK_MSG(m != NULL, "%s: %s", json, sf_error_message());
+    if (!m) return;
+    sf_params ps;
+    sf_params_init(&ps);
+    m->ops->declare(m, &ps, "m");
+    sf_params_alloc(&ps);
+    m->ops->init(m, &g_rng);
+    perturb_params(&ps);
+    g_kinked = g_one_sided = strstr(json, "\"ffn\":true") != NULL;
+    subject s = {mixer_fwd, mixer_bwd, m, &ps, (long)B * T * d, (long)B * T * d, B, T, name, 0, 0};
+    float *x = rnd(s.nx, 1.0f);
+    for (long i = 0; i < s.nx; i++) x[i] = (x[i] >= 0 ? 1.0f : -1.0f) * (0.25f + fabsf(x[i]));
+    grad_check(&s, x);
+    g_kinked = g_one_sided = 0;
+    free(x);
+    sf_mixer_destroy(m);
+    sf_params_free(&ps);
+}
+
+static void check_issue15(void) {
+    check_lut("mixer lut tau 4 score paper", "{\"kind\":\"lut\",\"tau\":4}");
+    check_lut("mixer lut tau 2 score code", "{\"kind\":\"lut\",\"tau\":2,\"score\":\"code\"}");
+    check_lut("mixer lut ffn tau 2 (-> 4)", "{\"kind\":\"lut\",\"tau\":2,\"ffn\":true}");
+    check_lut("mixer lut ffn tau 4 code", "{\"kind\":\"lut\",\"tau\":4,\"ffn\":true,\"score\":\"code\"}");
+    CHECK(make_mixer("{\"kind\":\"lut\",\"tau\":3}", 8, 4) == NULL &&
+          strstr(sf_error_message(), "blocks[0].mixer: tau: d_model 8 is not a multiple of tau 3"));
+    CHECK(make_mixer("{\"kind\":\"lut\",\"tau\":15,\"ffn\":true}", 30, 4) == NULL &&
+          strstr(sf_error_message(), "blocks[0].mixer: tau: with ffn"));
+    CHECK(make_mixer("{\"kind\":\"lut\",\"score\":\"both\"}", 8, 4) == NULL &&
+          strstr(sf_error_message(), "blocks[0].mixer.score"));
+    g_kinked = g_one_sided = 1; /* the lut hashes a LayerNorm output: a step may flip a bit (check_lut) */
+    check_block_json("block lut pre (tau 4) causal",
+                     "{\"kind\":\"metaformer\",\"token_mixer\":{\"kind\":\"softmax\",\"n_heads\":2,"
+                     "\"causal\":true},\"channel_mixer\":{\"kind\":\"lut\",\"tau\":4}}", 1, 0);
+    g_kinked = g_one_sided = 0;
+    /* peri-norm: norms on each mixer's input and output */
+    check_block_json("block peri layernorm softmax causal",
+                     "{\"kind\":\"metaformer\",\"placement\":\"peri\",\"token_mixer\":{\"kind\":"
+                     "\"softmax\",\"n_heads\":2,\"causal\":true},\"channel_mixer\":{\"kind\":\"mlp\","
+                     "\"d_ff\":16}}", 1, 0);
+    check_block_json("block peri rmsnorm linear + swiglu",
+                     "{\"kind\":\"metaformer\",\"placement\":\"peri\",\"norm\":{\"kind\":\"rmsnorm\"},"
+                     "\"token_mixer\":{\"kind\":\"linear\",\"n_heads\":2},\"channel_mixer\":{\"kind\":"
+                     "\"glu\",\"d_ff\":8}}", 0, 0);
+    check_block_json("block peri batchnorm (batch stats)",
+                     "{\"kind\":\"metaformer\",\"placement\":\"peri\",\"norm\":{\"kind\":\"batchnorm\"},"
+                     "\"token_mixer\":{\"kind\":\"softmax\",\"n_heads\":2}}", 0, 1);
+    {
+        sf_block bb;
+        int rc = make_block(&bb, "{\"kind\":\"residual\",\"placement\":\"peri\",\"mixer\":{\"kind\":\"identity\"}}", 8, 4);
+        CHECK_MSG(rc == SF_ERR && strstr(sf_error_message(), "blocks[0].placement: peri is only for metaformer"),
+                  "got rc %d: %s", rc, sf_error_message());
+    }
+    /* positions inside softmax attention: rotary, and T5's relative bias (8 buckets, max distance
+     * 5: at T = 6 the larger offsets share log-spaced buckets); FD checks and step == forward */
+    static const char *const pos[] = {"{\"kind\":\"rope\",\"base\":10000}",
+                                      "{\"kind\":\"rope\",\"base\":7}",
+                                      "{\"kind\":\"t5\",\"num_buckets\":8,\"max_distance\":5}",
+                                      "{\"kind\":\"t5\",\"num_buckets\":32,\"max_distance\":128}"};
+    for (int i = 0; i < 4; i++)
+        for (int causal = 0; causal < 2; causal++) {
+            g_positions = cJSON_Parse(pos[i]);
+            char json[256], name[96];
+            snprintf(json, sizeof json,
+                     "{\"kind\":\"metaformer\",\"token_mixer\":{\"kind\":\"softmax\",\"n_heads\":2,"
+                     "\"causal\":%s},\"channel_mixer\":{\"kind\":\"mlp\",\"d_ff\":8}}",
+                     causal ? "true" : "false");
+            snprintf(name, sizeof name, "block softmax %s %s%s", i < 2 ? "rope" : "t5",
+                     i == 1 ? "base 7" : i == 2 ? "8 buckets" : i == 3 ? "32 buckets" : "base 1e4",
+                     causal ? " causal" : "");
+            check_block_json(name, json, causal, 0);
+            cJSON_Delete(g_positions);
+            g_positions = NULL;
+        }
+    /* refused: rope with an odd head width, rope/t5 with another token mixer */
+    g_positions = cJSON_Parse(pos[0]);
+    sf_block bb;
+    CHECK(make_block(&bb, "{\"kind\":\"metaformer\",\"token_mixer\":{\"kind\":\"softmax\","
+                          "\"n_heads\":8}}", 8, 4) == SF_ERR &&
+          strstr(sf_error_message(), "blocks[0].token_mixer: positions: rope needs an even head width"));
+    CHECK(make_block(&bb, "{\"kind\":\"metaformer\",\"token_mixer\":{\"kind\":\"linear\"}}", 8, 4) ==
+              SF_ERR &&
+          strstr(sf_error_message(), "blocks[0].token_mixer: positions 'rope' act inside softmax attention; "
+                                     "mixer 'linear' cannot take them"));
+    cJSON_Delete(g_positions);
+    g_positions = NULL;
+}
+
 int main(void) {
     sf_rng_seed(&g_rng, test_seed());
     check_linear_ref();
@@ -1090,6 +1193,7 @@ int main(void) {
     check_mixer("identity", 0);
     check_mixer("glu-silu", 0);
     check_mixer("glu-gelu", 0);
+    check_issue15();
     check_other_blocks();
     check_paddings();
     check_efficient_mixers();

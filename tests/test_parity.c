@@ -216,5 +216,9 @@ int main(void) {
     check_fixture("tests/fixtures/itransformer.safetensors");
     check_fixture("tests/fixtures/informer.safetensors");
     check_fixture("tests/fixtures/itransformer_marks.safetensors");
+    check_fixture("tests/fixtures/lut.safetensors");
+    check_fixture("tests/fixtures/peri.safetensors");
+    check_fixture("tests/fixtures/rope.safetensors");
+    check_fixture("tests/fixtures/t5.safetensors");
     return test_finish();
 }

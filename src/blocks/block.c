@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "layers/positions.h"
 
 const sf_block_def *const sf_block_registry[] = {
     &sf_block_metaformer,
@@ -15,7 +16,7 @@ const int sf_block_registry_n = (int)(sizeof sf_block_registry / sizeof *sf_bloc
 
 const sf_option sf_block_options[3] = {
     {"repeat", SF_OPT_INT, 1, NULL, 0, 1024, NULL, "copies of this block"},
-    {"placement", SF_OPT_CHOICE, 0, "pre", 0, 0, "pre|post", "norm before the mixer (pre) or after the residual add (post)"},
+    {"placement", SF_OPT_CHOICE, 0, "pre", 0, 0, "pre|post|peri", "norm before the mixer (pre), after the residual add (post), or on the mixer's input and output (peri; metaformer only)"},
     {"dropout", SF_OPT_FLOAT, 0, NULL, 0, 0.99, NULL, "dropout on each mixer output before the residual add"},
 };
 
@@ -26,18 +27,35 @@ const sf_block_def *sf_block_find(const char *name) {
 }
 
 int sf_block_create(sf_block *b, const cJSON *cfg, int d_model, int max_T, const char *path) {
+    return sf_block_create_pos(b, cfg, d_model, max_T, path, NULL);
+}
+
+int sf_block_create_pos(sf_block *b, const cJSON *cfg, int d_model, int max_T, const char *path,
+                        const cJSON *positions) {
     memset(b, 0, sizeof *b);
+    if (positions && !sf_positions_in_attention(sf_opt_str(positions, "kind"))) positions = NULL;
     b->def = sf_block_find(sf_opt_str(cfg, "kind"));
     SF_ASSERT(b->def); /* the config was normalised */
     b->d = d_model;
     b->pre = strcmp(sf_opt_str(cfg, "placement"), "pre") == 0;
+    b->peri = strcmp(sf_opt_str(cfg, "placement"), "peri") == 0;
+    if (b->peri && b->def != &sf_block_metaformer)
+        return sf_errorf("%s.placement: peri is only for metaformer blocks (this one is '%s')", path,
+                         b->def->info.name);
     b->dropout = sf_opt_float(cfg, "dropout");
     b->norm_spec = sf_norm_spec_from_json(cJSON_GetObjectItemCaseSensitive(cfg, "norm"));
     for (int i = 0; i < b->def->n_mixers; i++) {
         const cJSON *mc = cJSON_GetObjectItemCaseSensitive(cfg, b->def->mixer_keys[i]);
         const sf_mixer_def *md = sf_mixer_find(sf_opt_str(mc, "kind"));
         SF_ASSERT(md);
-        sf_mixer_args a = {.d_model = d_model, .max_T = max_T, .opts = mc};
+        if (positions && (md->slots & SF_SLOT_TOKEN) && strcmp(md->info.name, "softmax") &&
+            strcmp(md->info.name, "identity")) { /* a token mixer that ignores them */
+            sf_errorf("%s.%s: positions '%s' act inside softmax attention; mixer '%s' cannot take them",
+                      path, b->def->mixer_keys[i], sf_opt_str(positions, "kind"), md->info.name);
+            sf_block_destroy(b);
+            return SF_ERR;
+        }
+        sf_mixer_args a = {.d_model = d_model, .max_T = max_T, .opts = mc, .positions = positions};
         b->mixer[i] = sf_mixer_create(md, &a);
         if (!b->mixer[i]) {
             sf_error_prefix("%s.%s", path, b->def->mixer_keys[i]);
@@ -49,6 +67,11 @@ int sf_block_create(sf_block *b, const cJSON *cfg, int d_model, int max_T, const
 }
 
 int sf_block_stack_create(const cJSON *blocks, int d_model, int max_T, sf_block **out, int *n) {
+    return sf_block_stack_create_pos(blocks, d_model, max_T, NULL, out, n);
+}
+
+int sf_block_stack_create_pos(const cJSON *blocks, int d_model, int max_T, const cJSON *positions,
+                              sf_block **out, int *n) {
     int E = 0;
     for (const cJSON *b = blocks->child; b; b = b->next) E += sf_opt_int(b, "repeat");
     sf_block *bs = sf_calloc((size_t)(E ? E : 1), sizeof *bs);
@@ -57,7 +80,7 @@ int sf_block_stack_create(const cJSON *blocks, int d_model, int max_T, sf_block 
         char path[32];
         snprintf(path, sizeof path, "blocks[%d]", bi);
         for (int r = 0; r < sf_opt_int(b, "repeat"); r++, i++)
-            if (sf_block_create(&bs[i], b, d_model, max_T, path)) {
+            if (sf_block_create_pos(&bs[i], b, d_model, max_T, path, positions)) {
                 sf_block_stack_destroy(bs, i);
                 *out = NULL;
                 *n = 0;
@@ -102,6 +125,10 @@ void sf_block_declare(sf_block *b, sf_params *ps, const char *prefix) {
         }
         snprintf(buf, sizeof buf, "%s.%s", prefix, mixer_names[i]);
         b->mixer[i]->ops->declare(b->mixer[i], ps, buf);
+        if (b->peri) {
+            snprintf(buf, sizeof buf, "%s.%s_out", prefix, b->def->norm_names[i]);
+            sf_norm_declare(&b->norm_out[i], ps, buf, &b->norm_spec, b->d);
+        }
     }
     b->slot = sf_params_reserve_saved(ps, b->def->saved_bytes);
 }
@@ -110,6 +137,7 @@ void sf_block_init(sf_block *b, sf_rng *rng) {
     for (int i = 0; i < b->def->n_mixers; i++) {
         if (i < b->def->n_norms) sf_norm_init(&b->norm[i]);
         b->mixer[i]->ops->init(b->mixer[i], rng);
+        if (b->peri) sf_norm_init(&b->norm_out[i]);
     }
 }
 

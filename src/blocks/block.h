@@ -3,10 +3,14 @@
  *
  *   metaformer (two mixers):  pre:  h = x + drop(tok(norm1(x)));   y = h + drop(ch(norm2(h)))
  *                             post: h = norm1(x + drop(tok(x)));   y = norm2(h + drop(ch(h)))
+ *                             peri: h = x + drop(norm1_out(tok(norm1(x))));
+ *                                   y = h + drop(norm2_out(ch(norm2(h))))
+ *                             (Peri-LN, Kim et al. 2025; Gemma 2's pre + post norms)
  *   residual (one mixer):     pre:  y = x + drop(mix(norm(x)))     post: y = norm(x + drop(mix(x)))
  *   parallel (two mixers):    pre:  n = norm(x); y = x + drop(tok(n)) + drop(ch(n))
  *                             post: y = norm(x + drop(tok(x)) + drop(ch(x)))
- * Parameter names: metaformer <p>.norm1, <p>.mixer, <p>.norm2, <p>.ffn; residual <p>.norm,
+ * Parameter names: metaformer <p>.norm1, <p>.mixer, <p>.norm2, <p>.ffn (peri adds
+ * <p>.norm1_out after the mixer and <p>.norm2_out after the ffn); residual <p>.norm,
  * <p>.mixer; parallel <p>.norm, <p>.mixer, <p>.ffn (docs/config.md).
  *
  * Each kind is one file (metaformer.c, residual.c, parallel.c) providing forward, backward and
@@ -35,9 +39,11 @@ typedef struct {
 struct sf_block {
     const sf_block_def *def;
     int d, pre;    /* width; 1: pre-norm placement, 0: post */
+    int peri;      /* 1: peri placement (metaformer only): norm on each mixer's input and output */
     float dropout; /* residual dropout */
     sf_norm_spec norm_spec;
     sf_norm norm[2];
+    sf_norm norm_out[2]; /* peri only: the norms on the mixers' outputs */
     sf_mixer *mixer[2];
     size_t slot; /* its record in sf_ctx.saved */
 };
@@ -51,6 +57,11 @@ extern const sf_option sf_block_options[3];
 /* Build from a normalised block object (kind, placement, dropout, norm, mixers): the mixers are
  * created here. SF_ERR with the message of the failing mixer, prefixed by `path`. */
 int sf_block_create(sf_block *b, const cJSON *cfg, int d_model, int max_T, const char *path);
+/* The same with the model's normalised positions object: rope and t5 reach the softmax token
+ * mixers (sf_mixer_args.positions); any other token mixer (except identity) is refused with them,
+ * naming the block and mixer. Other kinds (or NULL) are ignored here. */
+int sf_block_create_pos(sf_block *b, const cJSON *cfg, int d_model, int max_T, const char *path,
+                        const cJSON *positions);
 void sf_block_declare(sf_block *b, sf_params *ps, const char *prefix);
 void sf_block_init(sf_block *b, sf_rng *rng);
 void sf_block_destroy(sf_block *b);
@@ -73,6 +84,8 @@ void sf_block_step(const sf_block *b, const float *x_t, float *state, float *y_t
  * d_model and max_T (errors prefixed "blocks[i]"), declared as "blocks.{k}", destroyed, and the
  * mixers' forward FLOPs over T tokens. *out is allocated (never NULL on success). */
 int sf_block_stack_create(const cJSON *blocks, int d_model, int max_T, sf_block **out, int *n);
+int sf_block_stack_create_pos(const cJSON *blocks, int d_model, int max_T, const cJSON *positions,
+                              sf_block **out, int *n);
 void sf_block_stack_declare(sf_block *b, int n, sf_params *ps);
 void sf_block_stack_destroy(sf_block *b, int n); /* also frees b */
 double sf_block_stack_flops(const sf_block *b, int n, int T);

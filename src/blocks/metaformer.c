@@ -1,5 +1,6 @@
 /* Block "metaformer": a token mixer and a channel mixer, each wrapped in a norm, dropout and a
- * residual connection (block.h has the formulas). PatchTST's encoder layer is the post form. */
+ * residual connection (block.h has the formulas). PatchTST's encoder layer is the post form;
+ * peri puts a norm on both the input and the output of each mixer. */
 #include <string.h>
 
 #include "blocks/block.h"
@@ -8,8 +9,50 @@
 
 typedef struct {
     float *t_out, *h1, *n1, *c_out, *n2;
+    float *o1, *o2; /* peri: norm1_out(t_out), norm2_out(c_out) */
     uint8_t *mask1, *mask2;
 } mf_saved;
+
+/* peri: h1 = x + drop(norm1_out(tok(norm1(x)))); y = h1 + drop(norm2_out(ch(norm2(h1)))) */
+static void peri_forward(sf_block *b, sf_ctx *ctx, mf_saved *sv, const float *x, float *y) {
+    long N = (long)ctx->B * ctx->T, n = N * b->d;
+    int plan = sf_arena_planning(ctx->arena);
+    sf_mixer *tok = b->mixer[0], *ch = b->mixer[1];
+    sv->o1 = sf_arena_push(ctx->arena, (size_t)n);
+    sv->o2 = sf_arena_push(ctx->arena, (size_t)n);
+    sf_norm_forward(&b->norm[0], ctx, x, sv->n1, N);
+    tok->ops->forward(tok, ctx, sv->n1, sv->t_out);
+    sf_norm_forward(&b->norm_out[0], ctx, sv->t_out, sv->o1, N);
+    sv->mask1 = sf_dropout_fwd(ctx, sv->o1, n, b->dropout);
+    if (!plan) sf_block_add(sv->h1, x, sv->o1, n);
+    sf_norm_forward(&b->norm[1], ctx, sv->h1, sv->n2, N);
+    ch->ops->forward(ch, ctx, sv->n2, sv->c_out);
+    sf_norm_forward(&b->norm_out[1], ctx, sv->c_out, sv->o2, N);
+    sv->mask2 = sf_dropout_fwd(ctx, sv->o2, n, b->dropout);
+    if (!plan) sf_block_add(y, sv->h1, sv->o2, n);
+}
+
+/* dh1 = dy + norm2'(ch'(norm2_out'(drop'(dy)))); dx = dh1 + norm1'(tok'(norm1_out'(drop'(dh1)))) */
+static void peri_backward(sf_block *b, sf_ctx *ctx, const mf_saved *sv, const float *dy, float *dx) {
+    long N = (long)ctx->B * ctx->T, n = N * b->d;
+    sf_arena *a = ctx->arena;
+    int plan = sf_arena_planning(a);
+    sf_mixer *tok = b->mixer[0], *ch = b->mixer[1];
+    float *g1 = sf_arena_push(a, (size_t)n), *g2 = sf_arena_push(a, (size_t)n);
+    float *g3 = sf_arena_push(a, (size_t)n);
+    if (!plan) memcpy(g1, dy, (size_t)n * sizeof(float));
+    sf_dropout_back(ctx, g1, sv->mask2, n, b->dropout);
+    sf_norm_backward(&b->norm_out[1], ctx, g1, g2, N);
+    ch->ops->backward(ch, ctx, g2, g3);
+    sf_norm_backward(&b->norm[1], ctx, g3, g1, N);
+    if (!plan) sf_block_add(g1, g1, dy, n); /* g1 = dh1 */
+    if (!plan) memcpy(g2, g1, (size_t)n * sizeof(float));
+    sf_dropout_back(ctx, g2, sv->mask1, n, b->dropout);
+    sf_norm_backward(&b->norm_out[0], ctx, g2, g3, N);
+    tok->ops->backward(tok, ctx, g3, g2);
+    sf_norm_backward(&b->norm[0], ctx, g2, dx, N);
+    if (!plan) sf_block_add(dx, dx, g1, n);
+}
 
 static void mf_forward(sf_block *b, sf_ctx *ctx, const float *x, float *y) {
     mf_saved *sv = SF_SAVED(ctx, b->slot, mf_saved);
@@ -24,7 +67,9 @@ static void mf_forward(sf_block *b, sf_ctx *ctx, const float *x, float *y) {
     sv->c_out = sf_arena_push(a, (size_t)n);
     sv->n1 = sf_arena_push(a, (size_t)n);
     sv->n2 = sf_arena_push(a, (size_t)n);
-    if (b->pre) {
+    if (b->peri) {
+        peri_forward(b, ctx, sv, x, y);
+    } else if (b->pre) {
         /* n1 = norm1(x); h1 = x + drop(token(n1)); n2 = norm2(h1); y = h1 + drop(channel(n2)) */
         sf_norm_forward(norm1, ctx, x, sv->n1, N);
         tok->ops->forward(tok, ctx, sv->n1, sv->t_out);
@@ -56,6 +101,11 @@ static void mf_backward(sf_block *b, sf_ctx *ctx, const float *dy, float *dx) {
     int plan = sf_arena_planning(a);
     sf_mixer *tok = b->mixer[0], *ch = b->mixer[1];
     sf_norm *norm1 = &b->norm[0], *norm2 = &b->norm[1];
+    if (b->peri) {
+        peri_backward(b, ctx, sv, dy, dx);
+        sf_arena_reset_to(a, mark);
+        return;
+    }
     float *g1 = sf_arena_push(a, (size_t)n), *g2 = sf_arena_push(a, (size_t)n);
     if (b->pre) {
         /* dh1 = dy + norm2'(channel'(drop'(dy)));  dx = dh1 + norm1'(token'(drop'(dh1))) */
@@ -91,7 +141,16 @@ static void mf_step(const sf_block *b, const float *x_t, float *state, float *y_
     const sf_mixer *tok = b->mixer[0], *ch = b->mixer[1];
     float *tmp = sf_malloc((size_t)3 * d * sizeof(float)), *u = tmp + d, *h = tmp + 2 * d;
     float *s_tok = state, *s_ch = state + tok->ops->state_floats(tok);
-    if (b->pre) {
+    if (b->peri) {
+        sf_norm_step(&b->norm[0], x_t, tmp);
+        tok->ops->step(tok, tmp, s_tok, s_tok, u, t);
+        sf_norm_step(&b->norm_out[0], u, tmp);
+        sf_block_add(h, x_t, tmp, d);
+        sf_norm_step(&b->norm[1], h, tmp);
+        ch->ops->step(ch, tmp, s_ch, s_ch, u, t);
+        sf_norm_step(&b->norm_out[1], u, tmp);
+        sf_block_add(y_t, h, tmp, d);
+    } else if (b->pre) {
         sf_norm_step(&b->norm[0], x_t, tmp);
         tok->ops->step(tok, tmp, s_tok, s_tok, u, t);
         sf_block_add(h, x_t, u, d);

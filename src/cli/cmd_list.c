@@ -38,7 +38,7 @@ int cmd_list(int argc, char **argv) {
     printf("\ninputs (\"input\"):\n");
     for (int i = 0; i < sf_input_registry_n; i++) part(&sf_input_registry[i]);
     printf("\npositions (\"positions\"):\n");
-    for (int i = 0; i < 3; i++) part(&sf_positions_registry[i]);
+    for (int i = 0; i < SF_POSITIONS_N; i++) part(&sf_positions_registry[i]);
     printf("\nheads (\"head\"):\n");
     for (int i = 0; i < sf_head_registry_n; i++) part(&sf_head_registry[i]);
     printf("\nblock kinds (entries of \"blocks\"; each also takes \"norm\" and its mixers):\n");

@@ -108,7 +108,8 @@ int cmd_train(int argc, char **argv) {
     sf_train_opts o;
     sf_train_opts_defaults(&o, strcmp(model, "informer") == 0 ? "informer" : c.model);
     const char *task = "forecast", *data = NULL, *target = "OT", *features = "M", *split = NULL,
-               *out = NULL, *progress = "auto", *lradj = NULL, *config_path = NULL;
+               *out = NULL, *progress = "auto", *lradj = NULL, *config_path = NULL,
+               *optimizer = NULL;
     const char *mixer = "softmax", *norm = is_it ? "layernorm" : "batchnorm", *norm_place = "post",
                *pos = is_it ? "none" : "learned";
     const char *root_path = NULL, *data_path = NULL, *model_id = NULL, *task_name = NULL;
@@ -122,7 +123,7 @@ int cmd_train(int argc, char **argv) {
     for (int i = 0, len = 0; i < 3; i++)
         len += snprintf(norms + len, sizeof norms - (size_t)len, "%s%s", len ? "|" : "",
                         sf_norm_registry[i].name);
-    for (int i = 0, len = 0; i < 3; i++)
+    for (int i = 0, len = 0; i < SF_POSITIONS_N; i++)
         len += snprintf(positions + len, sizeof positions - (size_t)len, "%s%s", len ? "|" : "",
                         sf_positions_registry[i].name);
     int seed = 2021, threads = 0, resume = 0, print_config = 0, enc_in = 0, is_training = 1;
@@ -169,6 +170,9 @@ int cmd_train(int argc, char **argv) {
          "itransformer and informer; type1: lr for two epochs, then halved every epoch)", 0},
         {"warmup-epochs", ARG_INT, &o.warmup_epochs, 0, 1000, NULL, "linear warm-up epochs", 0},
         {"weight-decay", ARG_FLOAT, &o.weight_decay, 0, 10, NULL, "AdamW weight decay", 0},
+        {"optimizer", ARG_CHOICE, &optimizer, 0, 0, "adamw|lazy_adamw",
+         "lazy_adamw: lookup tables (lut mixer) update only the rows a step touched; untouched "
+         "rows keep their moments (not dense AdamW)", 0},
         {"clip-grad", ARG_FLOAT, &o.clip_grad, 0, 1e9, NULL, "max global grad norm (0: off)", 0},
         {"epochs", ARG_INT, &o.epochs, 1, 100000, NULL, "max epochs", 0},
         {"train-epochs", ARG_INT, &o.epochs, 1, 100000, NULL, "TSLib name of --epochs", 0},
@@ -297,6 +301,7 @@ int cmd_train(int argc, char **argv) {
     }
     const sf_task_def *td = sf_task_find(sf_opt_str(cfg, "task"));
     if (lradj) snprintf(o.lradj, sizeof o.lradj, "%s", lradj);
+    if (optimizer) o.lazy_adamw = strcmp(optimizer, "lazy_adamw") == 0;
     o.seed = (uint64_t)seed;
     o.out_dir = out;
     o.data_path = data;

@@ -11,6 +11,7 @@ void sf_params_free(sf_params *ps) {
     free(ps->p);
     free(ps->data);
     free(ps->grad);
+    free(ps->touched);
     memset(ps, 0, sizeof *ps);
 }
 
@@ -48,6 +49,16 @@ void sf_params_declare_buffer(sf_params *ps, const char *name, int ndim, const i
     ps->p[ps->n - 1].buffer = 1;
 }
 
+void sf_params_mark_sparse_rows(sf_params *ps, size_t row_floats, unsigned char **touched_slot) {
+    SF_ASSERT(ps->n > 0 && ps->data == NULL && row_floats > 0);
+    sf_param *p = &ps->p[ps->n - 1];
+    SF_ASSERT(p->numel % row_floats == 0);
+    p->row_floats = row_floats;
+    p->touched_offset = ps->touched_total;
+    p->touched_slot = touched_slot;
+    ps->touched_total += p->numel / row_floats;
+}
+
 void sf_params_alloc(sf_params *ps) {
     SF_ASSERT(ps->data == NULL);
     size_t bytes = (ps->total ? ps->total : 16) * sizeof(float);
@@ -64,10 +75,14 @@ void sf_params_alloc(sf_params *ps) {
         if (p->value_slot) *p->value_slot = ps->data + p->offset;
         if (p->grad_slot) *p->grad_slot = ps->grad + p->offset;
     }
+    if (ps->touched_total) ps->touched = sf_calloc(ps->touched_total, 1);
+    for (int i = 0; i < ps->n; i++)
+        if (ps->p[i].touched_slot) *ps->p[i].touched_slot = ps->touched + ps->p[i].touched_offset;
 }
 
 void sf_params_zero_grad(sf_params *ps) {
     if (ps->grad) memset(ps->grad, 0, ps->total * sizeof(float));
+    if (ps->touched) memset(ps->touched, 0, ps->touched_total);
 }
 
 int sf_params_find(const sf_params *ps, const char *name) {

@@ -21,6 +21,11 @@ typedef struct {
     float **value_slot, **grad_slot; /* bound by sf_params_alloc */
     int no_decay;                    /* 1: excluded from weight decay (biases, norms, positions) */
     int buffer;                      /* 1: state, not trained (BatchNorm running statistics) */
+    /* Row-sparse gradients (lookup tables): rows of row_floats floats; the layer flags each row
+     * it adds a gradient to in touched[row] (sf_params.touched + touched_offset), so a lazy
+     * optimizer updates only those rows. 0: dense. */
+    size_t row_floats, touched_offset;
+    unsigned char **touched_slot;
 } sf_param;
 
 typedef struct {
@@ -29,6 +34,8 @@ typedef struct {
     size_t total;       /* floats in each buffer */
     float *data, *grad; /* NULL until sf_params_alloc */
     size_t saved_bytes; /* per-call records the layers reserved (the size of sf_ctx.saved) */
+    unsigned char *touched; /* row flags of the row-sparse tensors (touched_total bytes) */
+    size_t touched_total;
 } sf_params;
 
 void sf_params_init(sf_params *ps);
@@ -40,7 +47,12 @@ void sf_params_declare(sf_params *ps, const char *name, int ndim, const int64_t 
  * AdamW leaves it alone, and gradient checks skip it (PyTorch's register_buffer). */
 void sf_params_declare_buffer(sf_params *ps, const char *name, int ndim, const int64_t *shape,
                               float **value_slot);
+/* Marks the tensor declared last as row-sparse: its gradient arrives in whole rows of row_floats
+ * floats (numel a multiple of it), and *touched_slot is bound by sf_params_alloc to its row flags,
+ * which the layer sets for every row it writes a gradient to. */
+void sf_params_mark_sparse_rows(sf_params *ps, size_t row_floats, unsigned char **touched_slot);
 void sf_params_alloc(sf_params *ps); /* zero-filled values and gradients */
+/* Zero every gradient and clear the row flags of row-sparse tensors. */
 void sf_params_zero_grad(sf_params *ps);
 int sf_params_find(const sf_params *ps, const char *name); /* index or -1 */
 /* Reserve `bytes` (16-byte aligned) of per-call record in every context that runs the model;

@@ -79,6 +79,9 @@ typedef struct {
     int d_model;
     int max_T;
     const cJSON *opts;
+    /* The model's normalised positions object when its kind acts inside attention (rope, t5;
+     * layers/positions.h), else NULL. */
+    const cJSON *positions;
 } sf_mixer_args;
 
 enum { SF_SLOT_TOKEN = 1, SF_SLOT_CHANNEL = 2 };

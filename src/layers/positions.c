@@ -5,11 +5,27 @@
 
 #include "core/error.h"
 
-const sf_part_info sf_positions_registry[3] = {
+static const sf_option rope_options[] = {
+    {"base", SF_OPT_FLOAT, 10000, NULL, 1, 1e9, NULL, "rotation frequencies base^(-2i/head_dim)"},
+};
+static const sf_option t5_options[] = {
+    {"num_buckets", SF_OPT_INT, 32, NULL, 2, 4096, NULL, "relative-position buckets (half per direction when bidirectional)"},
+    {"max_distance", SF_OPT_INT, 128, NULL, 1, 1 << 24, NULL, "distance from which all offsets share the last bucket"},
+};
+
+const sf_part_info sf_positions_registry[SF_POSITIONS_N] = {
     [SF_POS_LEARNED] = {"learned", "a trained [N, d] table (pos_embed), init U(-0.02, 0.02)", NULL, 0},
     [SF_POS_SINUSOIDAL] = {"sinusoidal", "fixed sin/cos table of Vaswani et al. (even d)", NULL, 0},
     [SF_POS_NONE] = {"none", "no positions", NULL, 0},
+    [SF_POS_ROPE] = {"rope", "rotary positions on q and k inside softmax attention (even head width)",
+                     SF_OPTS(rope_options)},
+    [SF_POS_T5] = {"t5", "T5 relative bias: a learned bias per head and offset bucket added to softmax attention logits",
+                   SF_OPTS(t5_options)},
 };
+
+int sf_positions_in_attention(const char *kind) {
+    return strcmp(kind, "rope") == 0 || strcmp(kind, "t5") == 0;
+}
 
 /* Elementwise loops over fewer floats than this run on the calling thread. */
 #define POS_PAR_MIN 65536L
@@ -19,8 +35,9 @@ int sf_positions_create(sf_positions *p, const char *kind, int n, int d) {
     p->n = n;
     p->d = d;
     int k = 0;
-    while (k < 3 && strcmp(sf_positions_registry[k].name, kind) != 0) k++;
-    if (k == 3) return sf_errorf("kind: unknown positions '%s' (known: learned, sinusoidal, none)", kind);
+    while (k < SF_POSITIONS_N && strcmp(sf_positions_registry[k].name, kind) != 0) k++;
+    if (k == SF_POSITIONS_N)
+        return sf_errorf("kind: unknown positions '%s' (known: learned, sinusoidal, none, rope, t5)", kind);
     p->kind = (sf_pos_kind)k;
     if (p->kind == SF_POS_SINUSOIDAL) {
         if (d % 2) return sf_errorf("kind: sinusoidal positions need an even d_model (got %d)", d);

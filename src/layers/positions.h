@@ -1,6 +1,10 @@
 /* Positions added to token embeddings: "learned" (a [N, d] parameter, init U(-0.02, 0.02)),
  * "sinusoidal" (the fixed table pe[p, 2i] = sin(p / 10000^(2i/d)), pe[p, 2i+1] = cos(...),
- * computed in double; needs an even d) or "none". Position p of a batch row is
+ * computed in double; needs an even d) or "none".
+ * "rope" (rotary, Su et al.) and "t5" (T5's bucketed relative bias) add nothing to the tokens:
+ * they act inside softmax attention (layers/softmax_attention.c reads them from its
+ * sf_mixer_args.positions), so a model passes its positions object to its block stack
+ * (sf_block_stack_create_pos); any other token mixer is refused with them. Position p of a batch row is
  * ctx->pos_offset + t, so a stream continued at an offset gets the positions it would have had
  * in one long pass. Name: <name> ("pos_embed") for learned. */
 #ifndef SF_LAYERS_POSITIONS_H
@@ -8,9 +12,12 @@
 
 #include "layers/layer.h"
 
-typedef enum { SF_POS_LEARNED, SF_POS_SINUSOIDAL, SF_POS_NONE } sf_pos_kind;
+typedef enum { SF_POS_LEARNED, SF_POS_SINUSOIDAL, SF_POS_NONE, SF_POS_ROPE, SF_POS_T5 } sf_pos_kind;
+#define SF_POSITIONS_N 5
 
-extern const sf_part_info sf_positions_registry[3]; /* indexed by sf_pos_kind */
+extern const sf_part_info sf_positions_registry[SF_POSITIONS_N]; /* indexed by sf_pos_kind */
+/* 1 for the kinds that act inside attention (rope, t5) rather than on the tokens. */
+int sf_positions_in_attention(const char *kind);
 
 typedef struct {
     sf_pos_kind kind;

@@ -4,12 +4,23 @@
  *         kernel: forward saves only the output and one log-sum-exp per row, so memory is O(T).
  *   y   = a Wout^T + b
  * Names: <prefix>.qkv.{weight,bias} [3d, d], <prefix>.out.{weight,bias} [d, d].
- * step: causal only; the state is a KV cache [max_T, d] of keys then [max_T, d] of values. */
+ * step: causal only; the state is a KV cache [max_T, d] of keys then [max_T, d] of values.
+ *
+ * Positions inside attention (the model's positions object, sf_mixer_args.positions):
+ *   rope: q and k of token t rotated by its absolute position (pos_offset + t; in step, t) before
+ *         the scores (kernels/rope.h); the cache holds rotated keys. Needs an even head width.
+ *   t5:   logits += relative_attention_bias[bucket(j - i), h] (kernels/attention_bias.h, T5's
+ *         buckets; bidirectional unless causal), by the plain biased kernel instead of the tiled
+ *         one. Name: <prefix>.relative_attention_bias [num_buckets, H] (as T5's nn.Embedding),
+ *         init N(0, d^-1/2), no weight decay. Each attention layer has its own table (T5 shares
+ *         the first layer's across the stack). */
 #include <math.h>
 #include <string.h>
 
 #include "core/error.h"
 #include "kernels/attention.h"
+#include "kernels/attention_bias.h"
+#include "kernels/rope.h"
 #include "layers/layer.h"
 #include "layers/attention_proj.h"
 #include "layers/mixers.h"
@@ -18,23 +29,42 @@ typedef struct {
     sf_attention_proj proj;
     int d, H, Dh, causal, max_T;
     float scale;
+    int rope;               /* rotary q, k */
+    float rope_base;
+    int t5, t5_buckets;     /* T5 relative bias */
+    int *bucket_of;         /* [2 max_T - 1]: bucket of offset j - i at column j - i + max_T - 1 */
+    float *rel_bias, *drel_bias; /* [t5_buckets, H] */
 } sf_softmax_attention;
 
 /* What forward saves for backward (in the caller's context). */
 typedef struct {
     const float *x;
     float *qkv, *a, *lse;
+    float *bias; /* t5: the per-offset logit bias [H, 2 max_T - 1] */
 } attn_saved;
+
+/* t5: out[h, o] = relative_attention_bias[bucket_of[o], h] for every offset column o. */
+static void t5_offset_table(const sf_softmax_attention *s, float *out) {
+    int W = 2 * s->max_T - 1;
+    for (int h = 0; h < s->H; h++)
+        for (int o = 0; o < W; o++) out[(long)h * W + o] = s->rel_bias[(long)s->bucket_of[o] * s->H + h];
+}
 
 static void attn_declare(sf_mixer *m, sf_params *ps, const char *prefix) {
     sf_softmax_attention *s = m->self;
     sf_attention_proj_declare(&s->proj, ps, prefix, s->d);
+    if (s->t5) {
+        char buf[SF_PARAM_NAME_MAX];
+        snprintf(buf, sizeof buf, "%s.relative_attention_bias", prefix);
+        sf_params_declare(ps, buf, 2, (int64_t[]){s->t5_buckets, s->H}, &s->rel_bias, &s->drel_bias, 1);
+    }
     m->slot = sf_params_reserve_saved(ps, sizeof(attn_saved));
 }
 
 static void attn_init(sf_mixer *m, sf_rng *rng) {
     sf_softmax_attention *s = m->self;
     sf_attention_proj_init(&s->proj, rng);
+    if (s->t5) sf_rng_fill_normal(rng, s->rel_bias, (long)s->t5_buckets * s->H, 0.0f, 1.0f / sqrtf((float)s->d));
 }
 
 static void attn_forward(sf_mixer *m, sf_ctx *ctx, const float *x, float *y) {
@@ -45,11 +75,25 @@ static void attn_forward(sf_mixer *m, sf_ctx *ctx, const float *x, float *y) {
     sv->qkv = sf_arena_push(ctx->arena, (size_t)N * 3 * s->d);
     sv->a = sf_arena_push(ctx->arena, (size_t)N * s->d);
     sv->lse = sf_arena_push(ctx->arena, (size_t)N * s->H);
+    int W = 2 * s->max_T - 1;
+    sv->bias = s->t5 ? sf_arena_push(ctx->arena, (size_t)s->H * W) : NULL;
     if (sf_arena_planning(ctx->arena)) return;
+    SF_ASSERT(ctx->T <= s->max_T);
     sf_linear_forward(&s->proj.qkv, sv->qkv, x, N);
+    if (s->rope) {
+        sf_rope_rotate(sv->qkv, 3 * s->d, ctx->B, ctx->T, s->H, s->Dh, ctx->pos_offset, s->rope_base, 0);
+        sf_rope_rotate(sv->qkv + s->d, 3 * s->d, ctx->B, ctx->T, s->H, s->Dh, ctx->pos_offset,
+                       s->rope_base, 0);
+    }
     const float *q = sv->qkv, *k = q + s->d, *v = q + 2 * s->d;
-    sf_attention_forward(sv->a, s->d, sv->lse, q, k, v, 3 * s->d, ctx->B, ctx->T, s->H, s->Dh,
-                         s->scale, s->causal, ctx->lens);
+    if (s->t5) {
+        t5_offset_table(s, sv->bias);
+        sf_attention_bias_forward(sv->a, s->d, sv->lse, q, k, v, 3 * s->d, ctx->B, ctx->T, s->H,
+                                  s->Dh, s->scale, s->causal, ctx->lens, sv->bias, W, s->max_T - 1);
+    } else {
+        sf_attention_forward(sv->a, s->d, sv->lse, q, k, v, 3 * s->d, ctx->B, ctx->T, s->H, s->Dh,
+                             s->scale, s->causal, ctx->lens);
+    }
     sf_linear_forward(&s->proj.out, y, sv->a, N);
 }
 
@@ -60,12 +104,29 @@ static void attn_backward(sf_mixer *m, sf_ctx *ctx, const float *dy, float *dx) 
     size_t mark = sf_arena_mark(ctx->arena);
     float *da = sf_arena_push(ctx->arena, (size_t)N * s->d);
     float *dqkv = sf_arena_push(ctx->arena, (size_t)N * 3 * s->d);
+    int W = 2 * s->max_T - 1;
+    float *dbias = s->t5 ? sf_arena_push(ctx->arena, (size_t)s->H * W) : NULL;
     if (!sf_arena_planning(ctx->arena)) {
         sf_linear_backward(&s->proj.out, da, dy, sv->a, N);
         const float *q = sv->qkv, *k = q + s->d, *v = q + 2 * s->d;
-        sf_attention_backward(dqkv, dqkv + s->d, dqkv + 2 * s->d, da, s->d, sv->a, sv->lse, q, k,
-                              v, 3 * s->d, ctx->B, ctx->T, s->H, s->Dh, s->scale, s->causal,
-                              ctx->lens);
+        if (s->t5) {
+            memset(dbias, 0, (size_t)s->H * W * sizeof(float));
+            sf_attention_bias_backward(dqkv, dqkv + s->d, dqkv + 2 * s->d, dbias, da, s->d, sv->a,
+                                       sv->lse, q, k, v, 3 * s->d, ctx->B, ctx->T, s->H, s->Dh,
+                                       s->scale, s->causal, ctx->lens, sv->bias, W, s->max_T - 1);
+            for (int h = 0; h < s->H; h++) /* offsets -> their buckets */
+                for (int o = 0; o < W; o++)
+                    s->drel_bias[(long)s->bucket_of[o] * s->H + h] += dbias[(long)h * W + o];
+        } else {
+            sf_attention_backward(dqkv, dqkv + s->d, dqkv + 2 * s->d, da, s->d, sv->a, sv->lse, q,
+                                  k, v, 3 * s->d, ctx->B, ctx->T, s->H, s->Dh, s->scale, s->causal,
+                                  ctx->lens);
+        }
+        if (s->rope) { /* the rotation's transpose takes the gradients back to q, k */
+            sf_rope_rotate(dqkv, 3 * s->d, ctx->B, ctx->T, s->H, s->Dh, ctx->pos_offset, s->rope_base, 1);
+            sf_rope_rotate(dqkv + s->d, 3 * s->d, ctx->B, ctx->T, s->H, s->Dh, ctx->pos_offset,
+                           s->rope_base, 1);
+        }
         sf_linear_backward(&s->proj.qkv, dx, dqkv, sv->x, N);
     }
     sf_arena_reset_to(ctx->arena, mark);
@@ -86,14 +147,30 @@ static void attn_step(const sf_mixer *m, const float *x_t, const float *state_in
     float *kc = state_out, *vc = state_out + (size_t)s->max_T * s->d;
     float *qkv = sf_malloc((size_t)4 * s->d * sizeof(float)), *a = qkv + 3 * s->d;
     sf_linear_forward(&s->proj.qkv, qkv, x_t, 1);
+    if (s->rope) { /* the absolute position t */
+        sf_rope_rotate(qkv, 3 * s->d, 1, 1, s->H, s->Dh, t, s->rope_base, 0);
+        sf_rope_rotate(qkv + s->d, 3 * s->d, 1, 1, s->H, s->Dh, t, s->rope_base, 0);
+    }
     memcpy(kc + (size_t)t * s->d, qkv + s->d, (size_t)s->d * sizeof(float));
     memcpy(vc + (size_t)t * s->d, qkv + 2 * s->d, (size_t)s->d * sizeof(float));
-    sf_attention_step(a, qkv, kc, vc, t + 1, s->H, s->Dh, s->scale);
+    if (s->t5) {
+        int W = 2 * s->max_T - 1;
+        float *bias = sf_malloc((size_t)s->H * W * sizeof(float));
+        t5_offset_table(s, bias);
+        sf_attention_bias_step(a, qkv, kc, vc, t + 1, s->H, s->Dh, s->scale, bias, W, s->max_T - 1);
+        free(bias);
+    } else {
+        sf_attention_step(a, qkv, kc, vc, t + 1, s->H, s->Dh, s->scale);
+    }
     sf_linear_forward(&s->proj.out, y_t, a, 1);
     free(qkv);
 }
 
-static void attn_destroy(sf_mixer *m) { free(m->self); }
+static void attn_destroy(sf_mixer *m) {
+    sf_softmax_attention *s = m->self;
+    free(s->bucket_of);
+    free(s);
+}
 
 /* projections 8*T*d^2 (qkv and out), scores and weighted sum 4*T*T*d (half when causal) */
 static double attn_flops(const sf_mixer *m, int T) {
@@ -114,6 +191,30 @@ static sf_mixer *attn_create(const sf_mixer_args *a) {
     s->d = a->d_model;
     s->max_T = a->max_T;
     s->scale = 1.0f / sqrtf((float)s->Dh);
+    const char *pk = a->positions ? sf_opt_str(a->positions, "kind") : "none";
+    if (strcmp(pk, "rope") == 0) {
+        if (s->Dh % 2) {
+            sf_errorf("positions: rope needs an even head width (d_model/n_heads = %d)", s->Dh);
+            free(s);
+            return NULL;
+        }
+        s->rope = 1;
+        s->rope_base = sf_opt_float(a->positions, "base");
+    } else if (strcmp(pk, "t5") == 0) {
+        s->t5 = 1;
+        s->t5_buckets = sf_opt_int(a->positions, "num_buckets");
+        int maxd = sf_opt_int(a->positions, "max_distance"), W = 2 * s->max_T - 1;
+        int max_exact = (s->causal ? s->t5_buckets : s->t5_buckets / 2) / 2;
+        if (max_exact < 1 || maxd <= max_exact) {
+            sf_errorf("positions: t5 needs num_buckets >= %d and max_distance > %d (num_buckets %d, "
+                      "max_distance %d)", s->causal ? 2 : 4, max_exact, s->t5_buckets, maxd);
+            free(s);
+            return NULL;
+        }
+        s->bucket_of = sf_malloc((size_t)W * sizeof(int));
+        for (int o = 0; o < W; o++)
+            s->bucket_of[o] = sf_t5_bucket(o - (s->max_T - 1), !s->causal, s->t5_buckets, maxd);
+    }
     sf_mixer *m = sf_mixer_wrap(&attn_ops, a->d_model, s);
     m->can_step = s->causal;
     return m;

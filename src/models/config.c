@@ -184,8 +184,8 @@ int sf_config_normalize(const cJSON *in0, cJSON **out) {
                            "input", "input", &part))
             goto done;
         cJSON_AddItemToObject(o, "input", part);
-        l.n = 3;
-        for (int i = 0; i < 3; i++) l.items[i] = &sf_positions_registry[i];
+        l.n = SF_POSITIONS_N;
+        for (int i = 0; i < SF_POSITIONS_N; i++) l.items[i] = &sf_positions_registry[i];
         const char *dpos = md->default_positions ? md->default_positions : "learned";
         if (normalize_part(cJSON_GetObjectItemCaseSensitive(in, "positions"), &l, dpos,
                            "positions", "positions", &part))

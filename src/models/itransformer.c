@@ -65,6 +65,9 @@ static int it_build(sf_model *m) {
     s->F = m->time_features;
     if (sf_opt_bool(input, "time_tokens") && s->F == 0) return sf_error_freq_auto();
     int T = s->T = s->C + s->F; /* tokens per sample: the variates, then the time features */
+    if (sf_positions_in_attention(sf_opt_str(positions, "kind")))
+        return sf_errorf("positions.kind: '%s' is not offered for itransformer (its tokens are "
+                         "variates, which have no order)", sf_opt_str(positions, "kind"));
     if (sf_positions_create(&s->pos, sf_opt_str(positions, "kind"), T, s->d))
         return sf_error_prefix("positions");
     if (sf_block_stack_create(blocks, s->d, T, &s->blocks, &s->E)) return SF_ERR;

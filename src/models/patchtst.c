@@ -70,12 +70,12 @@ static int pt_build(sf_model *m) {
     const cJSON *positions = cJSON_GetObjectItemCaseSensitive(c, "positions");
     if (sf_positions_create(&s->pos, sf_opt_str(positions, "kind"), s->N, s->d))
         return sf_error_prefix("positions");
-    if (sf_block_stack_create(blocks, s->d, s->N, &s->blocks, &s->E)) return SF_ERR;
+    if (sf_block_stack_create_pos(blocks, s->d, s->N, positions, &s->blocks, &s->E)) return SF_ERR;
     /* final_norm auto follows the last block entry's placement and norm */
     int last_pre = 0;
     sf_norm_spec last_norm = {SF_NORM_LAYERNORM, 1e-5f, 0.1f};
     for (const cJSON *b = blocks->child; b; b = b->next) {
-        last_pre = strcmp(sf_opt_str(b, "placement"), "pre") == 0;
+        last_pre = strcmp(sf_opt_str(b, "placement"), "post") != 0; /* pre or peri */
         last_norm = sf_norm_spec_from_json(cJSON_GetObjectItemCaseSensitive(b, "norm"));
     }
     const char *fn = sf_opt_str(c, "final_norm");

@@ -109,6 +109,7 @@ static char *run_settings(const sf_train_opts *o) {
     cJSON_AddItemToObject(j, "weight_decay", sf_json_float(o->weight_decay));
     cJSON_AddStringToObject(j, "lradj", o->lradj);
     cJSON_AddNumberToObject(j, "warmup_epochs", o->warmup_epochs);
+    if (o->lazy_adamw) cJSON_AddStringToObject(j, "optimizer", "lazy_adamw");
     char fp[96] = "";
     if (o->data_path && file_fingerprint(o->data_path, fp, sizeof fp) == SF_OK)
         cJSON_AddStringToObject(j, "data", fp);
@@ -188,6 +189,16 @@ static int check_settings(const char *path, const char *stored, const char *mine
             break;
         }
     }
+    /* a setting only the stored run has (an option written only when not the default, such as
+     * optimizer lazy_adamw) also differs */
+    for (const cJSON *e = a->child; e && rc == SF_OK; e = e->next)
+        if (!cJSON_GetObjectItemCaseSensitive(b, e->string)) {
+            char *was = cJSON_PrintUnformatted(e);
+            rc = sf_errorf("%s: --resume with a different %s (the run used %s, now the default); "
+                           "resume with the same flags and data, or start a new --out",
+                           path, e->string, was);
+            free(was);
+        }
 done:
     cJSON_Delete(a);
     cJSON_Delete(b);
@@ -317,6 +328,7 @@ int sf_train(sf_model *m, const sf_task *t, const sf_train_opts *o, sf_train_res
     memcpy(rs.best, m->params.data, total * sizeof(float));
     sf_adamw opt;
     sf_adamw_init(&opt, &m->params, o->weight_decay);
+    opt.lazy = o->lazy_adamw;
     sf_rng drop_rng;
     sf_rng_seed_stream(&drop_rng, o->seed, 2);
     sf_csv_log log = {0};

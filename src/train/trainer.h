@@ -27,6 +27,7 @@ typedef struct {
     int stop_after;     /* stop (as if interrupted) after this many epochs in this run; 0 = never */
     int progress_mode;  /* SF_PROGRESS_* */
     int skip_nonfinite; /* 1: skip (and count) steps with a non-finite loss or gradient */
+    int lazy_adamw;     /* 1: lookup tables update only the rows a step touched (train/adamw.h) */
 } sf_train_opts;
 
 typedef struct {

@@ -51,9 +51,11 @@ def metaformer(placement="pre", norm="layernorm", mixer="softmax", n_heads=2, ca
 
 
 def patchtst_cfg(blocks, positions="learned", final_norm="auto", size=SMALL, input=SMALL_INPUT):
-    """A format_version 2 patchtst config (canonical_config fills in what is left out)."""
+    """A format_version 2 patchtst config (canonical_config fills in what is left out); positions: a
+    kind name or a positions object."""
+    pos = positions if isinstance(positions, dict) else {"kind": positions}
     return ref.canonical_config({"format_version": 2, "task": "forecast", "model": "patchtst", **size,
-                                 "revin": True, "dropout": 0, "input": input, "positions": {"kind": positions},
+                                 "revin": True, "dropout": 0, "input": input, "positions": pos,
                                  "blocks": blocks, "final_norm": final_norm,
                                  "head": {"kind": "flatten", "dropout": 0}})
 
@@ -225,6 +227,27 @@ FIXTURES = [
         {"format_version": 2, "task": "forecast", "model": "itransformer", "seq_len": 48, "pred_len": 12,
          "n_channels": 7, "d_model": 16, "dropout": 0, "input": {"kind": "inverted", "time_tokens": True},
          "blocks": [metaformer("post", "layernorm", "softmax", n_heads=2, d_ff=24, repeat=2)]}), 4),
+    # MemoryFormer lookup tables (issue 15): tau 4 (2 tables of 16 rows) with the paper's score in a
+    # pre block, tau 2 with the code's score in a post block, and the FFN (tau 2 -> LayerNorm -> tau 4)
+    Fixture("lut", patchtst_cfg([
+        {**metaformer("pre", "layernorm"), "channel_mixer": {"kind": "lut", "tau": 4}},
+        {**metaformer("post", "rmsnorm"), "channel_mixer": {"kind": "lut", "tau": 2, "score": "code"}},
+        {**metaformer("pre", "layernorm"), "channel_mixer": {"kind": "lut", "tau": 2, "ffn": True}}]), 4,
+        seed=5300),
+    # peri-norm (issue 15): norms on each mixer's input and output; layernorm then rmsnorm, the last
+    # block peri so final_norm auto adds norm_f
+    Fixture("peri", patchtst_cfg([metaformer("peri", "layernorm", "softmax", causal=True),
+                                  metaformer("peri", "rmsnorm", "linear", activation="relu")]), 4, seed=5301),
+    # positions inside softmax attention (issue 15): rotary (bidirectional, then causal with base 100) and
+    # T5 relative bias (8 buckets, max distance 6: the 12 patches reach the log-spaced and last buckets;
+    # bidirectional then causal, each layer its own table); an mlp residual block takes no positions
+    Fixture("rope", patchtst_cfg([metaformer("pre", "layernorm", "softmax"),
+                                  metaformer("post", "rmsnorm", "softmax", causal=True),
+                                  {"kind": "residual", "mixer": {"kind": "mlp", "d_ff": 8}}],
+                                 positions={"kind": "rope", "base": 100}), 4, seed=5302),
+    Fixture("t5", patchtst_cfg([metaformer("pre", "layernorm", "softmax"),
+                                metaformer("pre", "rmsnorm", "softmax", n_heads=4, causal=True)],
+                               positions={"kind": "t5", "num_buckets": 8, "max_distance": 6}), 4, seed=5303),
 ]
 
 

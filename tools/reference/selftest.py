@@ -247,10 +247,17 @@ def np_attention(x, sd, pre, spec):
     qkv = np_linear(x, sd, pre + ".qkv")
     out = np.zeros_like(x)
     phi = lambda a: np.where(a > 0, a + 1.0, np.exp(np.minimum(a, 0.0)))  # elu(a) + 1
+    pos = spec.get("_positions", {"kind": "none"})  # the model's positions, when inside attention
     for hh in range(H):
         q = qkv[:, :, hh * dh:(hh + 1) * dh]
         k = qkv[:, :, d + hh * dh:d + (hh + 1) * dh]
         v = qkv[:, :, 2 * d + hh * dh:2 * d + (hh + 1) * dh]
+        if pos["kind"] == "rope":  # as complex numbers: (x_i + i x_{i+dh/2}) e^{i p theta_i}
+            half = dh // 2
+            theta = np.array([pos["base"] ** (-2.0 * t / dh) for t in range(half)])
+            rot = np.exp(1j * np.arange(N)[:, None] * theta[None, :])
+            rope = lambda a: (lambda z: np.concatenate([z.real, z.imag], -1))((a[..., :half] + 1j * a[..., half:]) * rot)
+            q, k = rope(q), rope(k)
         for i in range(N):
             lo, j = 0, i + 1 if spec["causal"] else N
             if spec["kind"] == "local" or (spec["kind"] == "ls" and hh < spec["local_heads"]):
@@ -267,6 +274,10 @@ def np_attention(x, sd, pre, spec):
                 o = np.einsum("bj,bjd->bd", w, v[:, :j]) / (w.sum(-1, keepdims=True) + 1e-6)
             elif spec["kind"] in ("softmax", "local", "ls"):
                 s = np.einsum("bd,bjd->bj", q[:, i], k[:, lo:j]) * dh ** -0.5
+                if pos["kind"] == "t5":
+                    s = s + np.array([sd[pre + ".relative_attention_bias"][
+                        ref.t5_bucket(jj - i, not spec["causal"], pos["num_buckets"], pos["max_distance"]), hh]
+                        for jj in range(lo, j)])
                 w = np.exp(s - s.max(-1, keepdims=True))
                 w /= w.sum(-1, keepdims=True)
                 o = np.einsum("bj,bjd->bd", w, v[:, lo:j])
@@ -324,8 +335,32 @@ def np_linformer(x, sd, pre, spec):
     return np_linear(out, sd, pre + ".out")
 
 
+def np_memory_layer(x, sd, pre, tau, score):
+    """MemoryFormer's Memory Layer from its definition: per chunk, the softmax over all 2^tau sign
+    vectors s of <z, s>, the probability of the bucket the signs pick (bits MSB first), times its row."""
+    K = x.shape[-1] // tau
+    signs = np.array([[1.0 if (b >> (tau - 1 - i)) & 1 else -1.0 for i in range(tau)] for b in range(2 ** tau)])
+    z = x.reshape(*x.shape[:-1], K, tau)
+    logits = z @ signs.T  # [.., K, 2^tau]
+    prob = np.exp(logits - logits.max(-1, keepdims=True))
+    prob /= prob.sum(-1, keepdims=True)
+    code = ((z >= 0) * (2 ** np.arange(tau - 1, -1, -1))).sum(-1)
+    p = np.take_along_axis(prob, code[..., None], -1)[..., 0]
+    if score == "code":
+        p = p * np.abs(z).sum(-1)
+    rows = sd[pre + ".tables"][code + np.arange(K) * 2 ** tau]  # [.., K, dout]
+    return (p[..., None] * rows).sum(-2) + sd[pre + ".bias"]
+
+
 def np_mixer(x, sd, pre, spec):
     kind = spec["kind"]
+    if kind == "lut":
+        tau, sc = spec["tau"], spec["score"]
+        if not spec["ffn"]:
+            return np_memory_layer(x, sd, pre, tau, sc)
+        h = np_memory_layer(x, sd, pre + ".lut1", tau, sc)
+        h = np_norm(h, sd, pre + ".norm", {"kind": "layernorm", "eps": 1e-5})
+        return np_memory_layer(h, sd, pre + ".lut2", tau + 2, sc)
     if kind == "linformer":
         return np_linformer(x, sd, pre, spec)
     if kind == "fastformer":
@@ -354,6 +389,9 @@ def np_block(u, sd, pre, b, nk):
         if post:
             h = norm(u + tok(u), "norm1")
             return norm(h + ch(h), "norm2")
+        if b["placement"] == "peri":
+            h = u + norm(tok(norm(u, "norm1")), "norm1_out")
+            return h + norm(ch(norm(h, "norm2")), "norm2_out")
         h = u + tok(norm(u, "norm1"))
         return h + ch(norm(h, "norm2"))
     if b["kind"] == "residual":
@@ -398,12 +436,17 @@ def np_patchtst(x, sd, cfg, bn_train=False, bn_stats=None):
     i = 0
     last = None
     for entry in cfg["blocks"]:
+        if cfg["positions"]["kind"] in ("rope", "t5"):  # they act inside softmax attention
+            entry = json.loads(json.dumps(entry))
+            for key in ("token_mixer", "mixer"):
+                if key in entry and entry[key]["kind"] == "softmax":
+                    entry[key]["_positions"] = cfg["positions"]
         for _ in range(entry["repeat"]):
             u = np_block(u, sd, f"blocks.{i}", entry, nk)
             last, i = entry, i + 1
     fn = cfg["final_norm"]
     if fn == "auto":
-        spec = last["norm"] if last is not None and last["placement"] == "pre" else None
+        spec = last["norm"] if last is not None and last["placement"] in ("pre", "peri") else None
     elif fn == "none":
         spec = None
     else:
@@ -834,7 +877,10 @@ def test_fixtures_reproduce():
         # part (discarded by the output slice) get exactly zero gradient, as in the reference
         dead = {n for n in pnames if cfg["model"] == "informer" and cfg["mix"] and
                 n.startswith(f"decoder.layers.{cfg['d_layers'] - 1}.self_attn.mixer.qkv.")}
+        # lut tables get row-sparse gradients: only the rows the batch hashed to are nonzero; a t5 table's
+        # buckets that no offset of the sequence falls in get none
         nonzero = all(np.abs(used(n)).min() > 0 or np.count_nonzero(used(n)) > 0.9 * used(n).size
+                      or (n.endswith((".tables", ".relative_attention_bias")) and np.count_nonzero(used(n)) > 0)
                       for n in pnames if n not in zero_grad and n not in dead)
         nonzero = nonzero and all(np.abs(tensors["grad." + n]).max() < 1e-6 * gmax for n in zero_grad)
         B = fx.batch

@@ -225,13 +225,18 @@ MIXER_KINDS = {
     "cosformer": ("token", {"n_heads": (_opt_int(1), 4), "causal": (_opt_bool(), False)}),
     "probsparse": ("token", {"n_heads": (_opt_int(1), 4), "causal": (_opt_bool(), False),
                              "factor": (_opt_int(1, 1000), 5), "mix": (_opt_bool(), False)}),
+    "lut": ("channel", {"tau": (_opt_int(1, 16), 8), "score": (_opt_enum("paper", "code"), "paper"),
+                        "ffn": (_opt_bool(), False)}),
 }
 FAVOR_ONLY_DEFAULTS = {"n_features": 64, "redraw": 0}  # linear's options that only favor uses
-POSITION_KINDS = {"learned": {}, "sinusoidal": {}, "none": {}}
+POSITION_KINDS = {"learned": {}, "sinusoidal": {}, "none": {},
+                  # inside softmax attention (Mixer.set_positions)
+                  "rope": {"base": (_opt_float(1.0, 1e9), 10000.0)},
+                  "t5": {"num_buckets": (_opt_int(2, 4096), 32), "max_distance": (_opt_int(1, 1 << 24), 128)}}
 INPUT_KINDS = {"patches": {"patch_len": (_opt_int(1), 16), "stride": (_opt_int(1), 8)},
                "inverted": {"time_tokens": (_opt_bool(), False)}}
 HEAD_KINDS = {"flatten": {"dropout": (_DROPOUT, 0)}, "per_token": {}}
-PLACEMENTS = ("pre", "post")
+PLACEMENTS = ("pre", "post", "peri")  # peri: metaformer only
 _BLOCK_COMMON = {"repeat": (_opt_int(1), 1), "placement": (_opt_enum(*PLACEMENTS), "pre"),
                  "dropout": (_DROPOUT, 0), "norm": ("norm", {"kind": "layernorm"})}
 # Default mixers (docs/config.md does not name any; these are PatchTST's): softmax / mlp.
@@ -487,13 +492,13 @@ def expand_blocks(cfg):
 
 def final_norm_spec(cfg):
     """The final norm of a canonical patchtst config as a norm object, or None.
-    auto: the last block's norm (kind and options) when that block's placement is pre, else none."""
+    auto: the last block's norm (kind and options) when that block's placement is pre or peri, else none."""
     fn = cfg["final_norm"]
     if fn == "none":
         return None
     if fn == "auto":
         blocks = expand_blocks(cfg)
-        if blocks and blocks[-1]["placement"] == "pre":
+        if blocks and blocks[-1]["placement"] in ("pre", "peri"):
             return dict(blocks[-1]["norm"])
         return None
     return _norm("final_norm", {"kind": fn})
@@ -739,9 +744,40 @@ def feature_attention_quadratic(fq, fk, v, causal, clamp, eps):
     return (a @ v) / (s.clamp_min(eps) if clamp else s + eps)
 
 
-def softmax_attention(q, k, v, causal):
+def t5_bucket(rel, bidirectional, num_buckets, max_distance):
+    """T5's _relative_position_bucket for one offset rel = key - query position; the log in double
+    (as the C kernel; T5 takes it in float32)."""
+    ret = 0
+    if bidirectional:
+        num_buckets //= 2
+        ret += num_buckets if rel > 0 else 0
+        n = abs(rel)
+    else:
+        n = max(-rel, 0)
+    max_exact = num_buckets // 2
+    if n < max_exact:
+        return ret + n
+    large = max_exact + int(math.log(n / max_exact) / math.log(max_distance / max_exact) * (num_buckets - max_exact))
+    return ret + min(large, num_buckets - 1)
+
+
+def rope_rotate(x, base):
+    """Rotary positions, rotate-half layout (GPT-NeoX / LLaMA): x [.., n, dh], token p rotated by
+    p * base^(-2i/dh) on the pairs (i, i + dh/2); angles, cos and sin in float64."""
+    n, dh = x.shape[-2], x.shape[-1]
+    half = dh // 2
+    ang = torch.arange(n, dtype=torch.float64)[:, None] * \
+        torch.tensor([base ** (-2.0 * i / dh) for i in range(half)], dtype=torch.float64)[None, :]
+    c, s = torch.cos(ang).to(x.dtype), torch.sin(ang).to(x.dtype)
+    x1, x2 = x[..., :half], x[..., half:]
+    return torch.cat([x1 * c - x2 * s, x2 * c + x1 * s], dim=-1)
+
+
+def softmax_attention(q, k, v, causal, bias=None):
     scale = q.shape[-1] ** -0.5
     s = (q @ k.transpose(-2, -1)) * scale
+    if bias is not None:
+        s = s + bias
     if causal:
         n = s.shape[-1]
         mask = torch.ones(n, n, dtype=torch.bool, device=s.device).triu(1)
@@ -766,6 +802,7 @@ class Mixer(nn.Module):
         self.d, self.h, self.kind, self.causal = d, n_heads, kind, causal
         self.feature_map = feature_map if kind == "linear" else None
         self.max_T = None
+        self.rope_base, self.t5 = None, None
         self.qkv = nn.Linear(d, 3 * d)
         self.out = nn.Linear(d, d)
         if self.feature_map == "favor":
@@ -773,12 +810,29 @@ class Mixer(nn.Module):
             if redraw > 0:
                 self.register_buffer("redraw_state", torch.zeros(4))
 
+    def set_positions(self, pos):
+        """The model's positions object when it acts inside attention: rope (rotate q and k) or t5
+        (relative_attention_bias [num_buckets, H], init N(0, d^-1/2), added to the logits)."""
+        if pos["kind"] == "rope":
+            if (self.d // self.h) % 2:
+                raise ConfigError("positions: rope needs an even head width")
+            self.rope_base = pos["base"]
+        elif pos["kind"] == "t5":
+            self.t5 = (pos["num_buckets"], pos["max_distance"])
+            self.relative_attention_bias = nn.Parameter(torch.randn(pos["num_buckets"], self.h) * self.d ** -0.5)
+
     def forward(self, x):
         b, n, d = x.shape
         h, dh = self.h, d // self.h
         qkv = self.qkv(x)
         q, k, v = (qkv[:, :, i * d:(i + 1) * d].reshape(b, n, h, dh).transpose(1, 2) for i in range(3))
-        if self.kind == "softmax":
+        if self.rope_base is not None:
+            q, k = rope_rotate(q, self.rope_base), rope_rotate(k, self.rope_base)
+        if self.kind == "softmax" and self.t5 is not None:
+            nb, maxd = self.t5
+            idx = torch.tensor([[t5_bucket(j - i, not self.causal, nb, maxd) for j in range(n)] for i in range(n)])
+            o = softmax_attention(q, k, v, self.causal, self.relative_attention_bias[idx].permute(2, 0, 1))
+        elif self.kind == "softmax":
             o = softmax_attention(q, k, v, self.causal)
         elif self.kind == "linear" and self.feature_map == "elu":
             o = linear_attention(q, k, v, self.causal)
@@ -1006,6 +1060,47 @@ class RPEMixer(nn.Module):
         return self.out(o.transpose(1, 2).reshape(b, n, d))
 
 
+class MemoryLayer(nn.Module):
+    """MemoryFormer's Memory Layer without a hashing projection (C0-Design/MemoryFormer memory.py with
+    remove_projection): x [.., K*tau] -> K chunks z_k; bucket h_k = the sign bits (z >= 0 -> 1, first
+    element most significant); p_k = prod_i sigmoid(2|z_i|) (the softmax over all 2^tau buckets of
+    <z_k, s> at the chosen one; score "code" multiplies by ||z_k||_1 as compute_code_score_torch);
+    y = sum_k p_k tables[k * 2^tau + h_k] + bias.  tables [K * 2^tau, dout], bias [dout]."""
+
+    def __init__(self, din, dout, tau, score):
+        super().__init__()
+        if din % tau:
+            raise ValueError("the input width must be a multiple of tau")
+        self.K, self.tau, self.dout, self.score = din // tau, tau, dout, score
+        self.tables = nn.Parameter(0.02 * torch.randn(self.K * 2 ** tau, dout))
+        self.bias = nn.Parameter(0.001 * torch.randn(dout))
+
+    def forward(self, x):
+        z = x.reshape(*x.shape[:-1], self.K, self.tau)
+        weights = 2 ** torch.arange(self.tau - 1, -1, -1, device=x.device)
+        code = ((z >= 0).long() * weights).sum(-1)  # [.., K]
+        p = torch.sigmoid(2 * z.abs()).prod(-1)
+        if self.score == "code":
+            p = p * z.abs().sum(-1)
+        rows = code + torch.arange(self.K, device=x.device) * 2 ** self.tau
+        return (p.unsqueeze(-1) * self.tables[rows]).sum(-2) + self.bias
+
+
+class MemoryFFN(nn.Module):
+    """Channel mixer lut with ffn: MemoryFormer's FFN, lut1 = MemoryLayer(tau, d -> K (tau + 2)) ->
+    norm (LayerNorm) -> lut2 = MemoryLayer(tau + 2, -> d), K = d / tau."""
+
+    def __init__(self, d, tau, score):
+        super().__init__()
+        d1 = d // tau * (tau + 2)
+        self.lut1 = MemoryLayer(d, d1, tau, score)
+        self.norm = nn.LayerNorm(d1)
+        self.lut2 = MemoryLayer(d1, d, tau + 2, score)
+
+    def forward(self, x):
+        return self.lut2(self.norm(self.lut1(x)))
+
+
 def make_mixer(spec, d, max_T=None):
     """spec: a canonical mixer object -> module (identity: nn.Identity, no parameters).  max_T (the
     longest sequence) is needed by linformer only."""
@@ -1022,6 +1117,10 @@ def make_mixer(spec, d, max_T=None):
         return FFN(d, spec["d_ff"], spec["dropout"], spec["activation"])
     if kind == "glu":
         return GLU(d, spec["d_ff"], spec["dropout"], spec["activation"])
+    if kind == "lut":
+        if spec["ffn"]:
+            return MemoryFFN(d, spec["tau"], spec["score"])
+        return MemoryLayer(d, d, spec["tau"], spec["score"])
     if kind == "identity":
         return nn.Identity()
     if kind == "probsparse":
@@ -1165,19 +1264,29 @@ TIME_FEATURES = {"s": 6, "t": 5, "h": 4, "d": 3, "b": 3, "w": 2, "m": 1}
 class MetaFormerBlock(nn.Module):
     """kind metaformer.  pre:  h = x + drop(tok(norm1(x))); y = h + drop(ch(norm2(h)))
                          post: h = norm1(x + drop(tok(x))); y = norm2(h + drop(ch(h)))
-    Parameters norm1, mixer (token mixer), norm2, ffn (channel mixer), created in that order."""
+                         peri: h = x + drop(norm1_out(tok(norm1(x)))); y = h + drop(norm2_out(ch(norm2(h))))
+    Parameters norm1, mixer (token mixer), [norm1_out], norm2, ffn (channel mixer), [norm2_out], created
+    in that order."""
 
     def __init__(self, d, b, max_T=None):
         super().__init__()
         self.pre = b["placement"] == "pre"
+        self.peri = b["placement"] == "peri"
         self.norm1 = make_norm(b["norm"], d)
         self.mixer = make_mixer(b["token_mixer"], d, max_T)
+        if self.peri:
+            self.norm1_out = make_norm(b["norm"], d)
         self.norm2 = make_norm(b["norm"], d)
         self.ffn = make_mixer(b["channel_mixer"], d, max_T)
+        if self.peri:
+            self.norm2_out = make_norm(b["norm"], d)
         self.drop = nn.Dropout(b["dropout"])
 
     def forward(self, x):
-        if self.pre:
+        if self.peri:
+            x = x + self.drop(self.norm1_out(self.mixer(self.norm1(x))))
+            x = x + self.drop(self.norm2_out(self.ffn(self.norm2(x))))
+        elif self.pre:
             x = x + self.drop(self.mixer(self.norm1(x)))
             x = x + self.drop(self.ffn(self.norm2(x)))
         else:
@@ -1195,6 +1304,8 @@ class ResidualBlock(nn.Module):
 
     def __init__(self, d, b, max_T=None):
         super().__init__()
+        if b["placement"] == "peri":
+            raise ConfigError("placement: peri is only for metaformer blocks")
         self.pre = b["placement"] == "pre"
         self.norm = make_norm(b["norm"], d)
         self.mixer = make_mixer(b["mixer"], d, max_T)
@@ -1213,6 +1324,8 @@ class ParallelBlock(nn.Module):
 
     def __init__(self, d, b, max_T=None):
         super().__init__()
+        if b["placement"] == "peri":
+            raise ConfigError("placement: peri is only for metaformer blocks")
         self.pre = b["placement"] == "pre"
         self.norm = make_norm(b["norm"], d)
         self.mixer = make_mixer(b["token_mixer"], d, max_T)
@@ -1287,6 +1400,15 @@ class PatchTST(nn.Module):
         for mod in self.blocks.modules():  # the longest sequence a mixer sees (causal cosformer)
             if isinstance(mod, Mixer):
                 mod.max_T = self.n
+        if pos in ("rope", "t5"):  # positions inside softmax attention
+            for i, blk in enumerate(self.block_cfgs):
+                for key in ("token_mixer", "mixer"):
+                    if key in blk and MIXER_KINDS[blk[key]["kind"]][0] == "token" and blk[key]["kind"] != "softmax":
+                        raise ConfigError(f"blocks[{i}].{key}: positions {pos!r} act inside softmax attention; "
+                                          f"mixer {blk[key]['kind']!r} cannot take them")
+            for mod in self.blocks.modules():
+                if isinstance(mod, Mixer) and mod.kind == "softmax":
+                    mod.set_positions(cfg["positions"])
         fn = final_norm_spec(cfg)
         self.norm_f = make_norm(fn, d) if fn is not None else None
         self.head = nn.Linear(d * self.n, self.pred_len)
