@@ -955,6 +955,63 @@ static void check_efficient_mixers(void) {
     sf_block_destroy(&b);
 }
 
+/* Mamba (selective SSM): the mixer alone (causal and bidirectional, a few option values), in
+ * residual blocks (pre and post), step == forward for the causal block, padded batches (the
+ * reversed pass of the bidirectional one starts at each sequence's last valid step), and bad
+ * options refused at config read naming block and option. */
+static void check_mamba(void) {
+    check_mixer_json("mixer mamba N=4 conv 3",
+                     "{\"kind\":\"mamba\",\"d_state\":4,\"d_conv\":3}");
+    check_mixer_json("mixer mamba bidirectional",
+                     "{\"kind\":\"mamba\",\"d_state\":3,\"dt_rank\":2,\"bidirectional\":true}");
+    check_mixer_json("mixer mamba expand 1 conv 1",
+                     "{\"kind\":\"mamba\",\"d_state\":2,\"d_conv\":1,\"expand\":1}");
+    check_block_json("residual pre mamba (step == forward)",
+                     "{\"kind\":\"residual\",\"norm\":{\"kind\":\"rmsnorm\"},\"mixer\":{\"kind\":"
+                     "\"mamba\",\"d_state\":5}}", 1, 0);
+    check_block_json("residual post mamba bidirectional",
+                     "{\"kind\":\"residual\",\"placement\":\"post\",\"mixer\":{\"kind\":"
+                     "\"mamba\",\"d_state\":2,\"d_conv\":2,\"expand\":1,\"bidirectional\":true}}",
+                     0, 0);
+    check_padding("pad: residual mamba",
+                  "{\"kind\":\"residual\",\"mixer\":{\"kind\":\"mamba\",\"d_state\":4}}", 0, 0);
+    check_padding("pad: residual mamba bidirectional",
+                  "{\"kind\":\"residual\",\"norm\":{\"kind\":\"rmsnorm\"},\"mixer\":{\"kind\":"
+                  "\"mamba\",\"d_state\":3,\"bidirectional\":true}}", 0, 0);
+    check_padding("pad: metaformer mamba bidirectional + mlp",
+                  "{\"kind\":\"metaformer\",\"placement\":\"post\",\"token_mixer\":{\"kind\":"
+                  "\"mamba\",\"d_state\":2,\"d_conv\":2,\"expand\":1,\"bidirectional\":true},"
+                  "\"channel_mixer\":{\"kind\":\"mlp\",\"d_ff\":12}}", 0, 0);
+    static const struct {
+        const char *json, *msg;
+    } bad[] = {
+        {"{\"kind\":\"mamba\",\"d_state\":0}", "blocks[0].mixer.d_state: must be >= 1 (got 0)"},
+        {"{\"kind\":\"mamba\",\"d_conv\":0}", "blocks[0].mixer.d_conv: must be >= 1 (got 0)"},
+        {"{\"kind\":\"mamba\",\"expand\":0}", "blocks[0].mixer.expand: must be >= 1 (got 0)"},
+        {"{\"kind\":\"mamba\",\"dt_rank\":-1}", "blocks[0].mixer.dt_rank: must be >= 0 (got -1)"},
+        {"{\"kind\":\"mamba\",\"dt_min\":0}", "blocks[0].mixer.dt_min: must be >="},
+        {"{\"kind\":\"mamba\",\"dt_min\":0.5,\"dt_max\":0.1}",
+         "blocks[0].mixer: dt_min: 0.5 is above dt_max 0.1"},
+        {"{\"kind\":\"mamba\",\"causal\":true}", "blocks[0].mixer: unknown option 'causal'"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        sf_mixer *bm = make_mixer(bad[i].json, 8, 4);
+        CHECK_MSG(bm == NULL && strstr(sf_error_message(), bad[i].msg), "%s: got '%s'", bad[i].json,
+                  bm ? "(accepted)" : sf_error_message());
+        if (bm) sf_mixer_destroy(bm);
+    }
+    /* a bidirectional mamba asked to stream is refused naming block, slot and kind */
+    sf_block b;
+    CHECK(make_block(&b, "{\"kind\":\"residual\",\"mixer\":{\"kind\":\"mamba\",\"bidirectional\":true}}",
+                     8, 7) == SF_OK);
+    CHECK(!sf_block_can_step(&b));
+    CHECK_MSG(sf_block_check_step(&b, "blocks[0]") == SF_ERR &&
+                  strstr(sf_error_message(), "blocks[0].mixer: mixer 'mamba' cannot stream"),
+              "got '%s'", sf_error_message());
+    printf("mamba bidirectional asked to stream: %s\n", sf_error_message());
+    sf_block_destroy(&b);
+}
+
 int main(void) {
     sf_rng_seed(&g_rng, test_seed());
     check_linear_ref();
@@ -962,6 +1019,7 @@ int main(void) {
     check_norm(SF_NORM_RMSNORM, 0);
     check_norm(SF_NORM_BATCHNORM, 1);
     check_norm(SF_NORM_BATCHNORM, 0);
+    check_mamba();
     check_mixer("softmax", 0);
     check_mixer("softmax", 1);
     {   /* a factor below 1 is refused when the config is read, naming the block and option */

@@ -20,5 +20,6 @@ int sf_local_window_check(int window, int max_T);
 extern const sf_mixer_def sf_mixer_rpe;      /* rpe_attention.c (relative positions by FFT) */
 extern const sf_mixer_def sf_mixer_cosformer; /* cosformer.c */
 extern const sf_mixer_def sf_mixer_probsparse; /* probsparse_attention.c (Informer) */
+extern const sf_mixer_def sf_mixer_mamba;     /* mamba.c (Mamba-1 selective SSM) */
 
 #endif
