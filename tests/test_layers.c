@@ -1000,6 +1000,52 @@ static void check_mamba(void) {
                   bm ? "(accepted)" : sf_error_message());
         if (bm) sf_mixer_destroy(bm);
     }
+    /* parameter names, shapes and the reference's initialisation (d 40: dt_rank ceil(40/16) = 3) */
+    {
+        sf_mixer *m = make_mixer("{\"kind\":\"mamba\",\"bidirectional\":true}", 40, 7);
+        CHECK(m != NULL);
+        sf_params ps;
+        sf_params_init(&ps);
+        m->ops->declare(m, &ps, "m");
+        sf_params_alloc(&ps);
+        m->ops->init(m, &g_rng);
+        static const struct {
+            const char *name;
+            int ndim;
+            int64_t s0, s1, s2;
+        } want[] = {{"m.in_proj.weight", 2, 160, 40, 0}, {"m.conv1d.weight", 3, 80, 1, 4},
+                    {"m.conv1d.bias", 1, 80, 0, 0},      {"m.x_proj.weight", 2, 35, 80, 0},
+                    {"m.dt_proj.weight", 2, 80, 3, 0},   {"m.dt_proj.bias", 1, 80, 0, 0},
+                    {"m.A_log", 2, 80, 16, 0},           {"m.D", 1, 80, 0, 0},
+                    {"m.out_proj.weight", 2, 40, 80, 0}, {"m.bwd.in_proj.weight", 2, 160, 40, 0},
+                    {"m.bwd.A_log", 2, 80, 16, 0},       {"m.bwd.out_proj.weight", 2, 40, 80, 0}};
+        for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
+            int k = sf_params_find(&ps, want[i].name);
+            CHECK_MSG(k >= 0 && ps.p[k].ndim == want[i].ndim && ps.p[k].shape[0] == want[i].s0 &&
+                          (want[i].ndim < 2 || ps.p[k].shape[1] == want[i].s1) &&
+                          (want[i].ndim < 3 || ps.p[k].shape[2] == want[i].s2),
+                      "%s", want[i].name);
+        }
+        CHECK(ps.n == 18);
+        const float *A_log = ps.data + ps.p[sf_params_find(&ps, "m.A_log")].offset;
+        const float *D = ps.data + ps.p[sf_params_find(&ps, "m.D")].offset;
+        const float *bias = ps.data + ps.p[sf_params_find(&ps, "m.dt_proj.bias")].offset;
+        const float *w = ps.data + ps.p[sf_params_find(&ps, "m.dt_proj.weight")].offset;
+        int ok = 1;
+        double dmin = 1e9, dmax = 0;
+        for (int c = 0; c < 80; c++) {
+            for (int n = 0; n < 16; n++) ok &= fabsf(A_log[c * 16 + n] - logf((float)(n + 1))) < 1e-7f;
+            ok &= D[c] == 1.0f;
+            double dt = log1p(exp((double)bias[c]));
+            dmin = dt < dmin ? dt : dmin, dmax = dt > dmax ? dt : dmax;
+            for (int r = 0; r < 3; r++) ok &= fabsf(w[c * 3 + r]) <= 1.0f / sqrtf(3.0f);
+        }
+        printf("mamba init: A_log = log(1..N), D = 1 %s; softplus(dt_proj.bias) in [%.2e, %.2e]\n",
+               ok ? "ok" : "WRONG", dmin, dmax);
+        CHECK(ok && dmin >= 1e-3 * (1 - 1e-5) && dmax <= 0.1 * (1 + 1e-5));
+        sf_mixer_destroy(m);
+        sf_params_free(&ps);
+    }
     /* a bidirectional mamba asked to stream is refused naming block, slot and kind */
     sf_block b;
     CHECK(make_block(&b, "{\"kind\":\"residual\",\"mixer\":{\"kind\":\"mamba\",\"bidirectional\":true}}",

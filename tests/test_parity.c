@@ -216,5 +216,8 @@ int main(void) {
     check_fixture("tests/fixtures/itransformer.safetensors");
     check_fixture("tests/fixtures/informer.safetensors");
     check_fixture("tests/fixtures/itransformer_marks.safetensors");
+    check_fixture("tests/fixtures/mamba.safetensors");
+    check_fixture("tests/fixtures/mamba_bidirectional.safetensors");
+    check_fixture("tests/fixtures/smamba.safetensors");
     return test_finish();
 }
