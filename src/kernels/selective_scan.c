@@ -9,8 +9,15 @@
 #include "core/error.h"
 #include "kernels/softmax.h" /* sf_expf_fast */
 
-#define TW 8 /* channels side by side in one tile */
+#define TW 16 /* channels side by side in one tile: a cache line of each row */
 #define CH SF_SCAN_CHUNK
+/* The tile loops are compiled three times, for AVX-512 (16-wide: one tile row), AVX2 (8-wide) and the baseline (SSE2, 4-wide), and the
+ * loader picks one for the CPU it runs on (GCC function multi-versioning). */
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
+#define SS_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define SS_CLONES
+#endif
 #define SS_TASK_TARGET 8 /* enough tasks for the cores we run on, independent of the thread count */
 
 static inline int seq_len(const int *lens, int b, int T) { return lens ? lens[b] : T; }
@@ -51,7 +58,7 @@ static void group_tiles(int Di, int groups, int g, int *t0, int *t1) {
 
 /* ---- fast forward ------------------------------------------------------------------------ */
 
-static void fwd_tile(float *y, float *states, const float *u, const float *delta, const float *A,
+SS_CLONES static void fwd_tile(float *y, float *states, const float *u, const float *delta, const float *A,
                      const float *Bm, const float *Cm, int ldbc, const float *D, const float *z,
                      int ldz, int b, int T, int Di, int N, int len, int c0) {
     const int w = Di - c0 < TW ? Di - c0 : TW;
@@ -125,7 +132,7 @@ typedef struct {
 
 /* One tile of channels of batch item b: accumulates its dB/dC into dbc ([T][2N], the task's
  * partial) and its dA/dD into dA_b [Di][N], dD_b [Di] (this batch item's partials). */
-static void bwd_tile(const bwd_args *p, int b, int len, int c0, float *hbuf, float *abuf,
+SS_CLONES static void bwd_tile(const bwd_args *p, int b, int len, int c0, float *hbuf, float *abuf,
                      float *dbc, float *dA_b, float *dD_b) {
     const int T = p->T, Di = p->Di, N = p->N, w = Di - c0 < TW ? Di - c0 : TW;
     float dh[SF_SCAN_MAX_N * TW], dAacc[SF_SCAN_MAX_N * TW], At[SF_SCAN_MAX_N * TW];
@@ -195,20 +202,22 @@ static void bwd_tile(const bwd_args *p, int b, int len, int c0, float *hbuf, flo
             float *dBt = dbc + (size_t)t * 2 * N, *dCt = dBt + N;
             for (int n = 0; n < N; n++) {
                 const float bn = Bt[n], cn = Ct[n];
-                float sc = 0.0f, sb = 0.0f;
+                float sc[TW], sb[TW]; /* per channel, summed after the (vectorised) loop */
                 for (int j = 0; j < TW; j++) {
                     const int i = n * TW + j;
-                    sc += dyv[j] * hc[i];
+                    sc[j] = dyv[j] * hc[i];
                     const float g = dh[i] + dyv[j] * cn; /* dL/dh_t */
                     const float gd = g * dl[j];
                     dd[j] += g * (At[i] * ac[i] * hp[i] + bn * uu[j]);
                     dAacc[i] += gd * ac[i] * hp[i];
-                    sb += gd * uu[j];
+                    sb[j] = gd * uu[j];
                     dU[j] += gd * bn;
                     dh[i] = g * ac[i]; /* to h_{t-1} */
                 }
-                dCt[n] += sc;
-                dBt[n] += sb;
+                float c = 0.0f, bsum = 0.0f;
+                for (int j = 0; j < TW; j++) c += sc[j], bsum += sb[j];
+                dCt[n] += c;
+                dBt[n] += bsum;
             }
             for (int j = 0; j < w; j++) {
                 p->du[row * Di + c0 + j] = dU[j];

@@ -21,8 +21,8 @@
  * are (batch item, group of channels), spread over OpenMP threads; the group count depends only
  * on B and Di (not on the thread count), and every reduction across tasks (dB, dC over channels,
  * dA, dD over the batch) is done afterwards in a fixed order, so results do not depend on the
- * number of threads. Inside a task, 8 channels go side by side (the loops over them vectorise)
- * and the N states of each are kept in registers/L1.
+ * number of threads. Inside a task, 16 channels (a cache line of each row) go side by side (the
+ * loops over them vectorise) and the N states of each are kept in L1.
  * Forward stores h only at chunk boundaries (every SF_SCAN_CHUNK steps: `states`, B*ceil(T/64)*
  * Di*N floats) instead of h for every (t, n): the full trajectory would be N (16) times the size
  * of u, while the boundaries cost N/64 of it. Backward recomputes h inside one chunk at a time
