@@ -22,7 +22,7 @@
 
 static inline int seq_len(const int *lens, int b, int T) { return lens ? lens[b] : T; }
 
-/* softplus with torch's threshold (x > 20: x) and its derivative sigmoid(x) */
+/* softplus with torch's threshold (x > 20: x) */
 static inline float softplusf(float x) { return x > 20.0f ? x : log1pf(expf(x)); }
 static inline double softplus_d(double x) { return x > 20.0 ? x : log1p(exp(x)); }
 static inline double sigmoid_d(double x) { return 1.0 / (1.0 + exp(-x)); }
@@ -40,9 +40,12 @@ size_t sf_selective_scan_states_floats(int B, int T, int Di, int N) {
     return (size_t)B * (size_t)n_chunks(T) * (size_t)Di * (size_t)N;
 }
 
-/* per task: h and exp(delta A) of one chunk (2 * CH * N * TW) and its dB/dC partial sums
- * (T * 2N); then the per-batch-item dA/dD partials (B * Di * (N + 1)) */
-static size_t task_floats(int T, int N) { return (size_t)2 * CH * N * TW + (size_t)2 * T * N; }
+/* per task: h and exp(delta A) of one chunk (2 * CH * N * TW), its softplus(r) (CH * TW: computed
+ * once for both passes over the chunk, log1p/exp are not vectorised) and the task's dB/dC partial
+ * sums (T * 2N); then the per-batch-item dA/dD partials (B * Di * (N + 1)) */
+static size_t task_floats(int T, int N) {
+    return (size_t)2 * CH * N * TW + (size_t)CH * TW + (size_t)2 * T * N;
+}
 
 size_t sf_selective_scan_scratch_floats(int B, int T, int Di, int N) {
     size_t tasks = (size_t)B * (size_t)ss_groups(B, Di);
@@ -133,7 +136,7 @@ typedef struct {
 /* One tile of channels of batch item b: accumulates its dB/dC into dbc ([T][2N], the task's
  * partial) and its dA/dD into dA_b [Di][N], dD_b [Di] (this batch item's partials). */
 SS_CLONES static void bwd_tile(const bwd_args *p, int b, int len, int c0, float *hbuf, float *abuf,
-                     float *dbc, float *dA_b, float *dD_b) {
+                     float *dlbuf, float *dbc, float *dA_b, float *dD_b) {
     const int T = p->T, Di = p->Di, N = p->N, w = Di - c0 < TW ? Di - c0 : TW;
     float dh[SF_SCAN_MAX_N * TW], dAacc[SF_SCAN_MAX_N * TW], At[SF_SCAN_MAX_N * TW];
     float h0[SF_SCAN_MAX_N * TW];
@@ -158,6 +161,7 @@ SS_CLONES static void bwd_tile(const bwd_args *p, int b, int len, int c0, float 
             for (int j = 0; j < TW; j++) {
                 const float uu = j < w ? p->u[row * Di + c0 + j] : 0.0f;
                 dl[j] = j < w ? softplusf(p->delta[row * Di + c0 + j]) : 0.0f;
+                dlbuf[(t - ts) * TW + j] = dl[j];
                 du[j] = dl[j] * uu;
             }
             const float *Bt = p->Bm + row * p->ldbc;
@@ -179,7 +183,7 @@ SS_CLONES static void bwd_tile(const bwd_args *p, int b, int len, int c0, float 
             for (int j = 0; j < TW; j++) {
                 const float r = j < w ? p->delta[row * Di + c0 + j] : 0.0f;
                 uu[j] = j < w ? p->u[row * Di + c0 + j] : 0.0f;
-                dl[j] = j < w ? softplusf(r) : 0.0f;
+                dl[j] = dlbuf[(t - ts) * TW + j];
                 sg[j] = r > 20.0f ? 1.0f : 1.0f / (1.0f + sf_expf_fast(-r));
                 zz[j] = j < w ? p->z[row * p->ldz + c0 + j] : 0.0f;
                 dout[j] = j < w ? p->dy[row * Di + c0 + j] : 0.0f;
@@ -255,12 +259,12 @@ void sf_selective_scan_backward(float *du, float *ddelta, float *dA, float *dBm,
     for (long k = 0; k < tasks; k++) {
         const int b = (int)(k / groups), g = (int)(k % groups);
         float *ws = scratch + (size_t)k * tf, *hbuf = ws, *abuf = ws + (size_t)CH * N * TW;
-        float *dbc = abuf + (size_t)CH * N * TW;
+        float *dlbuf = abuf + (size_t)CH * N * TW, *dbc = dlbuf + (size_t)CH * TW;
         memset(dbc, 0, (size_t)2 * T * N * sizeof(float));
         int t0, t1;
         group_tiles(Di, groups, g, &t0, &t1);
         for (int tile = t0; tile < t1; tile++)
-            bwd_tile(&p, b, seq_len(lens, b, T), tile * TW, hbuf, abuf, dbc,
+            bwd_tile(&p, b, seq_len(lens, b, T), tile * TW, hbuf, abuf, dlbuf, dbc,
                      dA_part + (size_t)b * Di * N, dD_part + (size_t)b * Di);
     }
     /* fixed-order reductions: dB/dC over the channel groups, dA/dD over the batch */
@@ -271,7 +275,7 @@ void sf_selective_scan_backward(float *du, float *ddelta, float *dA, float *dBm,
         for (int n = 0; n < N; n++) db[n] = dc[n] = 0.0f;
         for (int g = 0; g < groups; g++) {
             const float *src = scratch + ((size_t)b * groups + g) * tf + (size_t)2 * CH * N * TW +
-                               (size_t)t * 2 * N;
+                               (size_t)CH * TW + (size_t)t * 2 * N;
             for (int n = 0; n < N; n++) {
                 db[n] += src[n];
                 dc[n] += src[N + n];
