@@ -1118,6 +1118,109 @@ static void check_issue15(void) {
     g_positions = NULL;
 }
 
+/* Mamba (selective SSM): the mixer alone (causal and bidirectional, a few option values), in
+ * residual blocks (pre and post), step == forward for the causal block, padded batches (the
+ * reversed pass of the bidirectional one starts at each sequence's last valid step), and bad
+ * options refused at config read naming block and option. */
+static void check_mamba(void) {
+    check_mixer_json("mixer mamba N=4 conv 3",
+                     "{\"kind\":\"mamba\",\"d_state\":4,\"d_conv\":3}");
+    check_mixer_json("mixer mamba bidirectional",
+                     "{\"kind\":\"mamba\",\"d_state\":3,\"dt_rank\":2,\"bidirectional\":true}");
+    check_mixer_json("mixer mamba expand 1 conv 1",
+                     "{\"kind\":\"mamba\",\"d_state\":2,\"d_conv\":1,\"expand\":1}");
+    check_block_json("residual pre mamba (step == forward)",
+                     "{\"kind\":\"residual\",\"norm\":{\"kind\":\"rmsnorm\"},\"mixer\":{\"kind\":"
+                     "\"mamba\",\"d_state\":5}}", 1, 0);
+    check_block_json("residual post mamba bidirectional",
+                     "{\"kind\":\"residual\",\"placement\":\"post\",\"mixer\":{\"kind\":"
+                     "\"mamba\",\"d_state\":2,\"d_conv\":2,\"expand\":1,\"bidirectional\":true}}",
+                     0, 0);
+    check_padding("pad: residual mamba",
+                  "{\"kind\":\"residual\",\"mixer\":{\"kind\":\"mamba\",\"d_state\":4}}", 0, 0);
+    check_padding("pad: residual mamba bidirectional",
+                  "{\"kind\":\"residual\",\"norm\":{\"kind\":\"rmsnorm\"},\"mixer\":{\"kind\":"
+                  "\"mamba\",\"d_state\":3,\"bidirectional\":true}}", 0, 0);
+    check_padding("pad: metaformer mamba bidirectional + mlp",
+                  "{\"kind\":\"metaformer\",\"placement\":\"post\",\"token_mixer\":{\"kind\":"
+                  "\"mamba\",\"d_state\":2,\"d_conv\":2,\"expand\":1,\"bidirectional\":true},"
+                  "\"channel_mixer\":{\"kind\":\"mlp\",\"d_ff\":12}}", 0, 0);
+    static const struct {
+        const char *json, *msg;
+    } bad[] = {
+        {"{\"kind\":\"mamba\",\"d_state\":0}", "blocks[0].mixer.d_state: must be >= 1 (got 0)"},
+        {"{\"kind\":\"mamba\",\"d_conv\":0}", "blocks[0].mixer.d_conv: must be >= 1 (got 0)"},
+        {"{\"kind\":\"mamba\",\"expand\":0}", "blocks[0].mixer.expand: must be >= 1 (got 0)"},
+        {"{\"kind\":\"mamba\",\"dt_rank\":-1}", "blocks[0].mixer.dt_rank: must be >= 0 (got -1)"},
+        {"{\"kind\":\"mamba\",\"dt_min\":0}", "blocks[0].mixer.dt_min: must be >="},
+        {"{\"kind\":\"mamba\",\"dt_min\":0.5,\"dt_max\":0.1}",
+         "blocks[0].mixer: dt_min: 0.5 is above dt_max 0.1"},
+        {"{\"kind\":\"mamba\",\"causal\":true}", "blocks[0].mixer: unknown option 'causal'"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        sf_mixer *bm = make_mixer(bad[i].json, 8, 4);
+        CHECK_MSG(bm == NULL && strstr(sf_error_message(), bad[i].msg), "%s: got '%s'", bad[i].json,
+                  bm ? "(accepted)" : sf_error_message());
+        if (bm) sf_mixer_destroy(bm);
+    }
+    /* parameter names, shapes and the reference's initialisation (d 40: dt_rank ceil(40/16) = 3) */
+    {
+        sf_mixer *m = make_mixer("{\"kind\":\"mamba\",\"bidirectional\":true}", 40, 7);
+        CHECK(m != NULL);
+        sf_params ps;
+        sf_params_init(&ps);
+        m->ops->declare(m, &ps, "m");
+        sf_params_alloc(&ps);
+        m->ops->init(m, &g_rng);
+        static const struct {
+            const char *name;
+            int ndim;
+            int64_t s0, s1, s2;
+        } want[] = {{"m.in_proj.weight", 2, 160, 40, 0}, {"m.conv1d.weight", 3, 80, 1, 4},
+                    {"m.conv1d.bias", 1, 80, 0, 0},      {"m.x_proj.weight", 2, 35, 80, 0},
+                    {"m.dt_proj.weight", 2, 80, 3, 0},   {"m.dt_proj.bias", 1, 80, 0, 0},
+                    {"m.A_log", 2, 80, 16, 0},           {"m.D", 1, 80, 0, 0},
+                    {"m.out_proj.weight", 2, 40, 80, 0}, {"m.bwd.in_proj.weight", 2, 160, 40, 0},
+                    {"m.bwd.A_log", 2, 80, 16, 0},       {"m.bwd.out_proj.weight", 2, 40, 80, 0}};
+        for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
+            int k = sf_params_find(&ps, want[i].name);
+            CHECK_MSG(k >= 0 && ps.p[k].ndim == want[i].ndim && ps.p[k].shape[0] == want[i].s0 &&
+                          (want[i].ndim < 2 || ps.p[k].shape[1] == want[i].s1) &&
+                          (want[i].ndim < 3 || ps.p[k].shape[2] == want[i].s2),
+                      "%s", want[i].name);
+        }
+        CHECK(ps.n == 18);
+        const float *A_log = ps.data + ps.p[sf_params_find(&ps, "m.A_log")].offset;
+        const float *D = ps.data + ps.p[sf_params_find(&ps, "m.D")].offset;
+        const float *bias = ps.data + ps.p[sf_params_find(&ps, "m.dt_proj.bias")].offset;
+        const float *w = ps.data + ps.p[sf_params_find(&ps, "m.dt_proj.weight")].offset;
+        int ok = 1;
+        double dmin = 1e9, dmax = 0;
+        for (int c = 0; c < 80; c++) {
+            for (int n = 0; n < 16; n++) ok &= fabsf(A_log[c * 16 + n] - logf((float)(n + 1))) < 1e-7f;
+            ok &= D[c] == 1.0f;
+            double dt = log1p(exp((double)bias[c]));
+            dmin = dt < dmin ? dt : dmin, dmax = dt > dmax ? dt : dmax;
+            for (int r = 0; r < 3; r++) ok &= fabsf(w[c * 3 + r]) <= 1.0f / sqrtf(3.0f);
+        }
+        printf("mamba init: A_log = log(1..N), D = 1 %s; softplus(dt_proj.bias) in [%.2e, %.2e]\n",
+               ok ? "ok" : "WRONG", dmin, dmax);
+        CHECK(ok && dmin >= 1e-3 * (1 - 1e-5) && dmax <= 0.1 * (1 + 1e-5));
+        sf_mixer_destroy(m);
+        sf_params_free(&ps);
+    }
+    /* a bidirectional mamba asked to stream is refused naming block, slot and kind */
+    sf_block b;
+    CHECK(make_block(&b, "{\"kind\":\"residual\",\"mixer\":{\"kind\":\"mamba\",\"bidirectional\":true}}",
+                     8, 7) == SF_OK);
+    CHECK(!sf_block_can_step(&b));
+    CHECK_MSG(sf_block_check_step(&b, "blocks[0]") == SF_ERR &&
+                  strstr(sf_error_message(), "blocks[0].mixer: mixer 'mamba' cannot stream"),
+              "got '%s'", sf_error_message());
+    printf("mamba bidirectional asked to stream: %s\n", sf_error_message());
+    sf_block_destroy(&b);
+}
+
 int main(void) {
     sf_rng_seed(&g_rng, test_seed());
     check_linear_ref();
@@ -1125,6 +1228,7 @@ int main(void) {
     check_norm(SF_NORM_RMSNORM, 0);
     check_norm(SF_NORM_BATCHNORM, 1);
     check_norm(SF_NORM_BATCHNORM, 0);
+    check_mamba();
     check_mixer("softmax", 0);
     check_mixer("softmax", 1);
     {   /* a factor below 1 is refused when the config is read, naming the block and option */

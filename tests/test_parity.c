@@ -220,5 +220,8 @@ int main(void) {
     check_fixture("tests/fixtures/peri.safetensors");
     check_fixture("tests/fixtures/rope.safetensors");
     check_fixture("tests/fixtures/t5.safetensors");
+    check_fixture("tests/fixtures/mamba.safetensors");
+    check_fixture("tests/fixtures/mamba_bidirectional.safetensors");
+    check_fixture("tests/fixtures/smamba.safetensors");
     return test_finish();
 }

@@ -20,6 +20,7 @@ const sf_mixer_def *const sf_mixer_registry[] = {
     &sf_mixer_cosformer,
     &sf_mixer_probsparse,
     &sf_mixer_lut,
+    &sf_mixer_mamba,
 };
 const int sf_mixer_registry_n = (int)(sizeof sf_mixer_registry / sizeof *sf_mixer_registry);
 

@@ -21,5 +21,6 @@ extern const sf_mixer_def sf_mixer_rpe;      /* rpe_attention.c (relative positi
 extern const sf_mixer_def sf_mixer_cosformer; /* cosformer.c */
 extern const sf_mixer_def sf_mixer_probsparse; /* probsparse_attention.c (Informer) */
 extern const sf_mixer_def sf_mixer_lut;      /* lut.c (MemoryFormer hashed lookup tables) */
+extern const sf_mixer_def sf_mixer_mamba;     /* mamba.c (Mamba-1 selective SSM) */
 
 #endif

@@ -248,6 +248,26 @@ FIXTURES = [
     Fixture("t5", patchtst_cfg([metaformer("pre", "layernorm", "softmax"),
                                 metaformer("pre", "rmsnorm", "softmax", n_heads=4, causal=True)],
                                positions={"kind": "t5", "num_buckets": 8, "max_distance": 6}), 4, seed=5303),
+    # Mamba-1 (token mixer "mamba"): two pre-rmsnorm residual blocks (Mamba's own stack shape),
+    # d_model 16 (d_inner 32, dt_rank 1), d_state 4, d_conv 4, over 12 patches
+    Fixture("mamba", patchtst_cfg([
+        {"kind": "residual", "repeat": 2, "placement": "pre", "dropout": 0, "norm": {"kind": "rmsnorm"},
+         "mixer": {"kind": "mamba", "d_state": 4}}], size=dict(SMALL, d_model=16)), 4, seed=5000),
+    # bidirectional Mamba (second set bwd.* over the reversed sequence): a post-layernorm residual
+    # block, then S-Mamba's encoder layer shape (post metaformer, d_state 2, d_conv 2, expand 1 + mlp)
+    Fixture("mamba_bidirectional", patchtst_cfg([
+        {"kind": "residual", "placement": "post", "dropout": 0, "norm": {"kind": "layernorm"},
+         "mixer": {"kind": "mamba", "d_state": 3, "bidirectional": True}},
+        with_token_mixer({"kind": "mamba", "d_state": 2, "d_conv": 2, "expand": 1, "bidirectional": True},
+                         "post", "layernorm", repeat=1)], size=dict(SMALL, d_model=16)), 4, seed=5001),
+    # S-Mamba (wzhwzhwzh0921/S-D-Mamba model/S_Mamba.py): iTransformer's variates-as-tokens with the
+    # encoder layer's attention replaced by a bidirectional Mamba (d_state 2, d_conv 2, expand 1)
+    Fixture("smamba", ref.canonical_config(
+        {"format_version": 2, "task": "forecast", "model": "itransformer", "seq_len": 48, "pred_len": 12,
+         "n_channels": 7, "d_model": 16, "dropout": 0,
+         "blocks": [with_token_mixer({"kind": "mamba", "d_state": 2, "d_conv": 2, "expand": 1,
+                                      "bidirectional": True}, "post", "layernorm", d_ff=32, repeat=2)]}),
+            4, seed=5002),
 ]
 
 

@@ -350,6 +350,40 @@ def np_memory_layer(x, sd, pre, tau, score):
         p = p * np.abs(z).sum(-1)
     rows = sd[pre + ".tables"][code + np.arange(K) * 2 ** tau]  # [.., K, dout]
     return (p[..., None] * rows).sum(-2) + sd[pre + ".bias"]
+def np_mamba_direction(x, sd, pre, spec):
+    """One direction of the Mamba-1 mixer in float64, from the equations (docs/config.md)."""
+    Bn, L, d = x.shape
+    N, K, Di = spec["d_state"], spec["d_conv"], spec["expand"] * d
+    R = spec["dt_rank"] or -(-d // 16)
+    xz = x @ sd[pre + ".in_proj.weight"].T
+    xi, z = xz[..., :Di], xz[..., Di:]
+    w, cb = sd[pre + ".conv1d.weight"][:, 0, :], sd[pre + ".conv1d.bias"]  # [Di, K]
+    xc = np.zeros_like(xi) + cb
+    for t in range(L):
+        for k in range(K):
+            if t - (K - 1) + k >= 0:
+                xc[:, t] += w[:, k] * xi[:, t - (K - 1) + k]
+    u = xc / (1.0 + np.exp(-xc))
+    xdbl = u @ sd[pre + ".x_proj.weight"].T
+    dt, Bm, Cm = xdbl[..., :R], xdbl[..., R:R + N], xdbl[..., R + N:]
+    r = dt @ sd[pre + ".dt_proj.weight"].T + sd[pre + ".dt_proj.bias"]
+    delta = np.where(r > 20, r, np.log1p(np.exp(np.minimum(r, 20))))
+    A = -np.exp(sd[pre + ".A_log"])
+    h = np.zeros((Bn, Di, N))
+    y = np.zeros_like(u)
+    for t in range(L):
+        dl = delta[:, t, :, None]
+        h = np.exp(dl * A) * h + dl * Bm[:, t, None, :] * u[:, t, :, None]
+        y[:, t] = (h * Cm[:, t, None, :]).sum(-1)
+    y = (y + u * sd[pre + ".D"]) * z / (1.0 + np.exp(-z))
+    return y @ sd[pre + ".out_proj.weight"].T
+
+
+def np_mamba(x, sd, pre, spec):
+    y = np_mamba_direction(x, sd, pre, spec)
+    if spec["bidirectional"]:
+        y = y + np_mamba_direction(x[:, ::-1], sd, pre + ".bwd", spec)[:, ::-1]
+    return y
 
 
 def np_mixer(x, sd, pre, spec):
@@ -361,6 +395,8 @@ def np_mixer(x, sd, pre, spec):
         h = np_memory_layer(x, sd, pre + ".lut1", tau, sc)
         h = np_norm(h, sd, pre + ".norm", {"kind": "layernorm", "eps": 1e-5})
         return np_memory_layer(h, sd, pre + ".lut2", tau + 2, sc)
+    if kind == "mamba":
+        return np_mamba(x, sd, pre, spec)
     if kind == "linformer":
         return np_linformer(x, sd, pre, spec)
     if kind == "fastformer":
@@ -1055,8 +1091,30 @@ def test_check_checkpoint():
     check("check_checkpoint.py --drop-last 32 scores the first 2848 windows", ok, f"got {got} want {want}")
 
 
+def test_mamba_module():
+    """The Mamba twin's parameter names and shapes are mamba_simple.py's (plus bwd.* when
+    bidirectional) and its initialisation follows it: A_log = log(1..N), D = 1, softplus(dt_proj.bias)
+    in [dt_min, dt_max], dt_proj.weight within +-dt_rank^-1/2."""
+    spec = ref.canonical_config({"model": "itransformer", "seq_len": 8, "pred_len": 2, "n_channels": 2,
+                                 "d_model": 40, "blocks": [{"kind": "residual", "mixer": {
+                                     "kind": "mamba", "bidirectional": True}}]})["blocks"][0]["mixer"]
+    m = ref.Mamba(40, spec)
+    shapes = {n: tuple(p.shape) for n, p in m.named_parameters()}
+    want = {"in_proj.weight": (160, 40), "conv1d.weight": (80, 1, 4), "conv1d.bias": (80,),
+            "x_proj.weight": (3 + 32, 80), "dt_proj.weight": (80, 3), "dt_proj.bias": (80,),
+            "A_log": (80, 16), "D": (80,), "out_proj.weight": (40, 80)}
+    want.update({"bwd." + k: v for k, v in want.items()})
+    dt = F.softplus(m.dt_proj.bias)
+    ok = (shapes == want and torch.equal(m.A_log[3], torch.log(torch.arange(1.0, 17.0))) and
+          bool((m.D == 1).all()) and dt.min() >= 1e-3 * (1 - 1e-5) and dt.max() <= 0.1 * (1 + 1e-5) and
+          m.dt_proj.weight.abs().max() <= 3 ** -0.5)
+    check("mamba twin: names, shapes (dt_rank ceil(40/16) = 3, bwd.*) and init", ok,
+          f"softplus(dt bias) in [{dt.min():.2e}, {dt.max():.2e}]")
+
+
 def main():
     test_safetensors()
+    test_mamba_module()
     test_linear_attention()
     test_softmax_vs_mha()
     test_feature_maps()

@@ -227,6 +227,11 @@ MIXER_KINDS = {
                              "factor": (_opt_int(1, 1000), 5), "mix": (_opt_bool(), False)}),
     "lut": ("channel", {"tau": (_opt_int(1, 16), 8), "score": (_opt_enum("paper", "code"), "paper"),
                         "ffn": (_opt_bool(), False)}),
+    # Mamba-1 (state-spaces/mamba mamba_simple.py's options; dt_rank 0 = ceil(d_model / 16))
+    "mamba": ("token", {"d_state": (_opt_int(1, 256), 16), "d_conv": (_opt_int(1, 64), 4),
+                        "expand": (_opt_int(1, 64), 2), "dt_rank": (_opt_int(0, 1 << 16), 0),
+                        "dt_min": (_opt_float(1e-9, 100), 1e-3), "dt_max": (_opt_float(1e-9, 100), 0.1),
+                        "dt_init_floor": (_opt_float(0, 100), 1e-4), "bidirectional": (_opt_bool(), False)}),
 }
 FAVOR_ONLY_DEFAULTS = {"n_features": 64, "redraw": 0}  # linear's options that only favor uses
 POSITION_KINDS = {"learned": {}, "sinusoidal": {}, "none": {},
@@ -340,6 +345,8 @@ def _mixer(slot):
                 if out[k] != dflt:
                     raise ConfigError(f"{_join(path, k)}: only used with feature_map favor "
                                       f"(feature_map is {out['feature_map']})")
+        if kind == "mamba" and out["dt_min"] > out["dt_max"]:
+            raise ConfigError(f"{path}: dt_min: {out['dt_min']} is above dt_max {out['dt_max']}")
         return out
     return parse
 
@@ -976,6 +983,60 @@ class LSAttention(nn.Module):
 EFFICIENT_MIXERS = {"local": LocalAttention, "fastformer": Fastformer, "linformer": Linformer,
                     "ls": LSAttention}
 
+class Mamba(nn.Module):
+    """Token mixer "mamba": the Mamba-1 mixer written from its equations (Gu & Dao 2023) with
+    state-spaces/mamba's parameter names and initialisation (mamba_simple.py), plain PyTorch and a
+    sequential scan (selective_scan_ref's recurrence, no mamba_ssm import):
+      [x | z] = in_proj(u); x = silu(conv1d(x)[:L]) (causal depth-wise); [dt | B | C] = x_proj(x);
+      delta = softplus(dt_proj(dt)); h_t = exp(delta_t A) h_{t-1} + delta_t B_t x_t, A = -exp(A_log);
+      y = (C_t . h_t + D x_t) * silu(z); out = out_proj(y).
+    bidirectional: a second Mamba `bwd` over the reversed sequence, its output reversed back and added
+    (S-Mamba's Mamba(x) + Mamba_r(x.flip(1)).flip(1))."""
+
+    def __init__(self, d, spec, max_T=None, _second=False):
+        super().__init__()
+        self.N, self.K = spec["d_state"], spec["d_conv"]
+        self.Di = spec["expand"] * d
+        self.R = spec["dt_rank"] or math.ceil(d / 16)
+        Di, N, K, R = self.Di, self.N, self.K, self.R
+        self.in_proj = nn.Linear(d, 2 * Di, bias=False)
+        self.conv1d = nn.Conv1d(Di, Di, K, groups=Di, padding=K - 1, bias=True)
+        self.x_proj = nn.Linear(Di, R + 2 * N, bias=False)
+        self.dt_proj = nn.Linear(R, Di, bias=True)
+        with torch.no_grad():
+            s = R ** -0.5
+            self.dt_proj.weight.uniform_(-s, s)
+            lo, hi = math.log(spec["dt_min"]), math.log(spec["dt_max"])
+            dt = torch.exp(torch.rand(Di) * (hi - lo) + lo).clamp(min=spec["dt_init_floor"])
+            self.dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))
+        self.A_log = nn.Parameter(torch.log(torch.arange(1, N + 1, dtype=torch.float32)).repeat(Di, 1))
+        self.D = nn.Parameter(torch.ones(Di))
+        self.out_proj = nn.Linear(Di, d, bias=False)
+        self.bwd = Mamba(d, spec, max_T, True) if spec["bidirectional"] and not _second else None
+
+    def one_direction(self, x):
+        L = x.shape[1]
+        xi, z = self.in_proj(x).chunk(2, dim=-1)
+        u = F.silu(self.conv1d(xi.transpose(1, 2))[..., :L].transpose(1, 2))
+        dt, Bm, Cm = self.x_proj(u).split([self.R, self.N, self.N], dim=-1)
+        delta = F.softplus(self.dt_proj(dt))  # [B, L, Di]
+        A = -torch.exp(self.A_log)  # [Di, N]
+        h = x.new_zeros(x.shape[0], self.Di, self.N)
+        ys = []
+        for t in range(L):
+            dl = delta[:, t, :, None]
+            h = torch.exp(dl * A) * h + dl * Bm[:, t, None, :] * u[:, t, :, None]
+            ys.append((h * Cm[:, t, None, :]).sum(-1))
+        y = (torch.stack(ys, dim=1) + u * self.D) * F.silu(z)
+        return self.out_proj(y)
+
+    def forward(self, x):
+        y = self.one_direction(x)
+        if self.bwd is not None:
+            y = y + self.bwd.one_direction(x.flip(1)).flip(1)
+        return y
+
+
 
 class FFN(nn.Module):
     """Channel mixer mlp: fc2(dropout(act(fc1(x)))), act = GELU (erf) or ReLU."""
@@ -1107,6 +1168,8 @@ def make_mixer(spec, d, max_T=None):
     kind = spec["kind"]
     if kind in EFFICIENT_MIXERS:
         return EFFICIENT_MIXERS[kind](d, spec, max_T)
+    if kind == "mamba":
+        return Mamba(d, spec, max_T)
     if kind == "rpe":
         return RPEMixer(d, spec["n_heads"], bool(spec["causal"]), spec["feature_map"], max_T,
                         spec["n_features"])
