@@ -21,4 +21,9 @@ extern const sf_mixer_def sf_mixer_rpe;      /* rpe_attention.c (relative positi
 extern const sf_mixer_def sf_mixer_cosformer; /* cosformer.c */
 extern const sf_mixer_def sf_mixer_probsparse; /* probsparse_attention.c (Informer) */
 
+extern const sf_mixer_def sf_mixer_gru_diag;  /* pararnn_mixer.c (ParaRNN, Newton-parallel) */
+extern const sf_mixer_def sf_mixer_lstm_cifg; /* pararnn_mixer.c */
+extern const sf_mixer_def sf_mixer_gru;       /* rnn_dense.c (nn.GRU, sequential) */
+extern const sf_mixer_def sf_mixer_lstm;      /* rnn_dense.c (nn.LSTM, sequential) */
+
 #endif
