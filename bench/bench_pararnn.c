@@ -36,6 +36,17 @@ static double now(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* The 1-minute load average: the machine these numbers come from is shared, so say how busy it was. */
+static double loadavg(void) {
+    double l = -1;
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f) {
+        if (fscanf(f, "%lf", &l) != 1) l = -1;
+        fclose(f);
+    }
+    return l;
+}
+
 static int parse_list(const char *s, int *out, int max) {
     int n = 0;
     while (*s && n < max) {
@@ -166,7 +177,8 @@ int main(int argc, char **argv) {
              H, iters, (double)tol);
     snprintf(opts_seq, sizeof opts_seq, "{\"heads\":%d,\"solver\":\"sequential\"}", H);
     printf("gru_diag d=hidden=%d heads=%d batch 1, forward+backward seconds (best of %d); newton_iters %d, "
-           "newton_tol %g\n", d, H, reps, iters, (double)tol);
+           "newton_tol %g; load average %.2f at start (cores: %d)\n", d, H, reps, iters, (double)tol, loadavg(),
+           omp_get_num_procs());
     printf("%3s %6s | %8s %8s %8s | %8s %8s %8s | %8s %8s %8s | %5s %9s %3s %9s | %8s %8s\n", "thr", "L",
            "new.fwd", "new.bwd", "newton", "sg.fwd", "sg.bwd", "seq-gemm", "ss.fwd", "ss.bwd", "seq-step", "iters",
            "residual", "fb", "|y-yseq|", "sg/new", "ss/new");
@@ -211,7 +223,6 @@ int main(int argc, char **argv) {
                     perstep_run(&g, d, N, H, T, x, dy, y1, dx, u, s, du, work, t);
                     if (t[0] + t[1] < tss[0] + tss[1]) tss[0] = t[0], tss[1] = t[1];
                 }
-                for (long i = 0; i < (long)T * d; i++) ydiff = fmax(ydiff, 0 * fabs((double)y1[i] - y2[i]));
                 free(u), free(s), free(du), free(work);
             }
             box_free(&bs);
@@ -224,5 +235,6 @@ int main(int argc, char **argv) {
             free(x), free(dy), free(y1), free(y2), free(dx);
         }
     }
+    printf("load average %.2f at the end\n", loadavg());
     return 0;
 }
