@@ -223,5 +223,7 @@ int main(void) {
     check_fixture("tests/fixtures/mamba.safetensors");
     check_fixture("tests/fixtures/mamba_bidirectional.safetensors");
     check_fixture("tests/fixtures/smamba.safetensors");
+    check_fixture("tests/fixtures/pararnn.safetensors");
+    check_fixture("tests/fixtures/rnn_dense.safetensors");
     return test_finish();
 }

@@ -21,6 +21,10 @@ const sf_mixer_def *const sf_mixer_registry[] = {
     &sf_mixer_probsparse,
     &sf_mixer_lut,
     &sf_mixer_mamba,
+    &sf_mixer_gru_diag,
+    &sf_mixer_lstm_cifg,
+    &sf_mixer_gru,
+    &sf_mixer_lstm,
 };
 const int sf_mixer_registry_n = (int)(sizeof sf_mixer_registry / sizeof *sf_mixer_registry);
 

@@ -23,4 +23,9 @@ extern const sf_mixer_def sf_mixer_probsparse; /* probsparse_attention.c (Inform
 extern const sf_mixer_def sf_mixer_lut;      /* lut.c (MemoryFormer hashed lookup tables) */
 extern const sf_mixer_def sf_mixer_mamba;     /* mamba.c (Mamba-1 selective SSM) */
 
+extern const sf_mixer_def sf_mixer_gru_diag;  /* pararnn_mixer.c (ParaRNN, Newton-parallel) */
+extern const sf_mixer_def sf_mixer_lstm_cifg; /* pararnn_mixer.c */
+extern const sf_mixer_def sf_mixer_gru;       /* rnn_dense.c (nn.GRU, sequential) */
+extern const sf_mixer_def sf_mixer_lstm;      /* rnn_dense.c (nn.LSTM, sequential) */
+
 #endif

@@ -268,6 +268,17 @@ FIXTURES = [
          "blocks": [with_token_mixer({"kind": "mamba", "d_state": 2, "d_conv": 2, "expand": 1,
                                       "bidirectional": True}, "post", "layernorm", d_ff=32, repeat=2)]}),
             4, seed=5002),
+    # ParaRNN cells: gru_diag (Newton, defaults: hidden = d, 2 heads) and lstm_cifg (hidden 12 with the
+    # output projection, 4 heads, sequential solver); the twin is the sequential loop
+    Fixture("pararnn", patchtst_cfg([
+        with_token_mixer({"kind": "gru_diag"}, repeat=1),
+        with_token_mixer({"kind": "lstm_cifg", "hidden": 12, "heads": 4, "solver": "sequential"},
+                         "post", "rmsnorm", repeat=1),
+        with_token_mixer({"kind": "lstm_cifg", "heads": 1}, repeat=1)]), 4, seed=5100),
+    # dense nn.GRU (hidden 12, output projection) and nn.LSTM (hidden = d)
+    Fixture("rnn_dense", patchtst_cfg([
+        with_token_mixer({"kind": "gru", "hidden": 12}, repeat=1),
+        with_token_mixer({"kind": "lstm"}, "post", "rmsnorm", repeat=1)]), 4, seed=5101),
 ]
 
 

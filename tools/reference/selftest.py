@@ -384,6 +384,57 @@ def np_mamba(x, sd, pre, spec):
     if spec["bidirectional"]:
         y = y + np_mamba_direction(x[:, ::-1], sd, pre + ".bwd", spec)[:, ::-1]
     return y
+def np_sigmoid(a):
+    return 1.0 / (1.0 + np.exp(-a))
+
+
+def np_diag_rnn(x, sd, pre, spec):
+    """gru_diag / lstm_cifg from their defining equations (kernels/pararnn.h), a loop over tokens."""
+    B_, T, d = x.shape
+    A, W, b = sd[pre + ".A"], sd[pre + ".B"], sd[pre + ".b"]
+    H, hi, _, hs = W.shape
+    N = H * hs
+    u = np.zeros((B_, T, 3, N))
+    for h in range(H):
+        for g in range(3):
+            u[:, :, g, h * hs:(h + 1) * hs] = x[..., h * hi:(h + 1) * hi] @ W[h, :, g, :]
+    u += b
+    hcur, ccur, ys = np.zeros((B_, N)), np.zeros((B_, N)), []
+    for t in range(T):
+        ut = u[:, t]
+        if spec["kind"] == "gru_diag":
+            z, r = np_sigmoid(A[0] * hcur + ut[:, 0]), np_sigmoid(A[1] * hcur + ut[:, 1])
+            hcur = z * np.tanh(A[2] * hcur * r + ut[:, 2]) + (1 - z) * hcur
+        else:
+            C = sd[pre + ".C"]
+            f = np_sigmoid(A[0] * hcur + ut[:, 0] + C[0] * ccur)
+            ccur = f * ccur + (1 - f) * np.tanh(A[2] * hcur + ut[:, 2])
+            hcur = np_sigmoid(A[1] * hcur + ut[:, 1] + C[1] * ccur) * np.tanh(ccur)
+        ys.append(hcur)
+    y = np.stack(ys, 1)
+    return np_linear(y, sd, pre + ".out") if pre + ".out.weight" in sd else y
+
+
+def np_dense_rnn(x, sd, pre, spec):
+    """gru / lstm with PyTorch's gate order (GRU r, z, n; LSTM i, f, g, o)."""
+    Wi, Wh, bi, bh = (sd[pre + k] for k in (".weight_ih_l0", ".weight_hh_l0", ".bias_ih_l0", ".bias_hh_l0"))
+    N = Wh.shape[1]
+    gi = x @ Wi.T + bi
+    hcur, ccur, ys = np.zeros((x.shape[0], N)), np.zeros((x.shape[0], N)), []
+    for t in range(x.shape[1]):
+        a, gh = gi[:, t], hcur @ Wh.T + bh
+        if spec["kind"] == "gru":
+            r, z = np_sigmoid(a[:, :N] + gh[:, :N]), np_sigmoid(a[:, N:2 * N] + gh[:, N:2 * N])
+            n = np.tanh(a[:, 2 * N:] + r * gh[:, 2 * N:])
+            hcur = (1 - z) * n + z * hcur
+        else:
+            g = a + gh
+            i, f, o = np_sigmoid(g[:, :N]), np_sigmoid(g[:, N:2 * N]), np_sigmoid(g[:, 3 * N:])
+            ccur = f * ccur + i * np.tanh(g[:, 2 * N:3 * N])
+            hcur = o * np.tanh(ccur)
+        ys.append(hcur)
+    y = np.stack(ys, 1)
+    return np_linear(y, sd, pre + ".out") if pre + ".out.weight" in sd else y
 
 
 def np_mixer(x, sd, pre, spec):
@@ -397,6 +448,10 @@ def np_mixer(x, sd, pre, spec):
         return np_memory_layer(h, sd, pre + ".lut2", tau + 2, sc)
     if kind == "mamba":
         return np_mamba(x, sd, pre, spec)
+    if kind in ("gru_diag", "lstm_cifg"):
+        return np_diag_rnn(x, sd, pre, spec)
+    if kind in ("gru", "lstm"):
+        return np_dense_rnn(x, sd, pre, spec)
     if kind == "linformer":
         return np_linformer(x, sd, pre, spec)
     if kind == "fastformer":

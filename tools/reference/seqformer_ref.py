@@ -233,6 +233,14 @@ MIXER_KINDS = {
                         "dt_min": (_opt_float(1e-9, 100), 1e-3), "dt_max": (_opt_float(1e-9, 100), 0.1),
                         "dt_init_floor": (_opt_float(0, 100), 1e-4), "bidirectional": (_opt_bool(), False)}),
 }
+# ParaRNN cells (diagonal state weights; Newton-parallel in C, a plain loop here) and the dense
+# nn.GRU / nn.LSTM; all causal only (no "causal" option)
+_PARARNN_OPTS = {"heads": (_opt_int(1, 4096), 2), "hidden": (_opt_int(0, 1 << 16), 0),
+                 "solver": (_opt_enum("newton", "sequential"), "newton"),
+                 "newton_iters": (_opt_int(1, 1000), 3), "newton_tol": (_opt_float(0.0, 1.0), 1e-5)}
+MIXER_KINDS.update({"gru_diag": ("token", dict(_PARARNN_OPTS)), "lstm_cifg": ("token", dict(_PARARNN_OPTS)),
+                    "gru": ("token", {"hidden": (_opt_int(0, 1 << 16), 0)}),
+                    "lstm": ("token", {"hidden": (_opt_int(0, 1 << 16), 0)})})
 FAVOR_ONLY_DEFAULTS = {"n_features": 64, "redraw": 0}  # linear's options that only favor uses
 POSITION_KINDS = {"learned": {}, "sinusoidal": {}, "none": {},
                   # inside softmax attention (Mixer.set_positions)
@@ -1160,6 +1168,84 @@ class MemoryFFN(nn.Module):
 
     def forward(self, x):
         return self.lut2(self.norm(self.lut1(x)))
+class DiagRNN(nn.Module):
+    """Token mixers gru_diag / lstm_cifg (apple/ml-pararnn gru_diag_mh.py, lstm_cifg_diag_mh.py): diagonal
+    state weights A [3, N], per-head block-diagonal input weights B [H, d/H, 3, N/H], bias b [3, N], LSTM
+    peepholes C [2, N]; u = x B + b per head.  The C code solves the recurrence by Newton iterations;
+    this twin is the plain sequential loop (the C side's reference).  hidden != d adds out (Linear)."""
+
+    def __init__(self, d, spec, lstm):
+        super().__init__()
+        n, h = spec["hidden"] or d, spec["heads"]
+        self.lstm, self.n = lstm, n
+        self.A = nn.Parameter(torch.empty(3, n))
+        self.B = nn.Parameter(torch.empty(h, d // h, 3, n // h))
+        if lstm:
+            self.C = nn.Parameter(torch.empty(2, n))
+        self.b = nn.Parameter(torch.empty(3, n))
+        self.out = nn.Linear(n, d) if n != d else None
+        with torch.no_grad():  # the reference's init (utils/init.py)
+            std = 2 / math.sqrt(5 * n)
+            self.A.normal_(0, std)
+            fan_out = n // h if lstm else n
+            bound = math.sqrt(6 / (d // h + fan_out))
+            self.B.uniform_(-bound, bound)
+            if lstm:
+                self.C.normal_(0, std)
+            self.b.zero_()
+            self.b[0] = -torch.linspace(0, 1, n)
+
+    def forward(self, x):
+        bsz, T, d = x.shape
+        h = self.B.shape[0]
+        u = torch.einsum("bthi,higj->btghj", x.reshape(bsz, T, h, d // h), self.B).reshape(bsz, T, 3, self.n)
+        u = u + self.b
+        A = self.A
+        hs = x.new_zeros(bsz, self.n)
+        cs = x.new_zeros(bsz, self.n)
+        outs = []
+        for t in range(T):
+            ut = u[:, t]
+            if not self.lstm:
+                z = torch.sigmoid(A[0] * hs + ut[:, 0])
+                r = torch.sigmoid(A[1] * hs + ut[:, 1])
+                c = torch.tanh(A[2] * hs * r + ut[:, 2])
+                hs = z * c + (1 - z) * hs
+            else:
+                f = torch.sigmoid(A[0] * hs + ut[:, 0] + self.C[0] * cs)
+                g = torch.tanh(A[2] * hs + ut[:, 2])
+                cs = f * cs + (1 - f) * g
+                o = torch.sigmoid(A[1] * hs + ut[:, 1] + self.C[1] * cs)
+                hs = o * torch.tanh(cs)
+            outs.append(hs)
+        y = torch.stack(outs, 1)
+        return self.out(y) if self.out is not None else y
+
+
+class DenseGRU(nn.GRU):
+    """Token mixer gru: nn.GRU itself (weight_ih_l0, ...), hidden != d adds out (Linear)."""
+
+    def __init__(self, d, spec):
+        n = spec["hidden"] or d
+        super().__init__(d, n, batch_first=True)
+        self.out = nn.Linear(n, d) if n != d else None
+
+    def forward(self, x):
+        y, _ = super().forward(x)
+        return self.out(y) if self.out is not None else y
+
+
+class DenseLSTM(nn.LSTM):
+    """Token mixer lstm: nn.LSTM itself, hidden != d adds out (Linear)."""
+
+    def __init__(self, d, spec):
+        n = spec["hidden"] or d
+        super().__init__(d, n, batch_first=True)
+        self.out = nn.Linear(n, d) if n != d else None
+
+    def forward(self, x):
+        y, _ = super().forward(x)
+        return self.out(y) if self.out is not None else y
 
 
 def make_mixer(spec, d, max_T=None):
@@ -1186,6 +1272,12 @@ def make_mixer(spec, d, max_T=None):
         return MemoryLayer(d, d, spec["tau"], spec["score"])
     if kind == "identity":
         return nn.Identity()
+    if kind in ("gru_diag", "lstm_cifg"):
+        return DiagRNN(d, spec, kind == "lstm_cifg")
+    if kind == "gru":
+        return DenseGRU(d, spec)
+    if kind == "lstm":
+        return DenseLSTM(d, spec)
     if kind == "probsparse":
         return ProbSparseMixer(d, spec["n_heads"], bool(spec["causal"]), spec["factor"], bool(spec["mix"]))
     raise ValueError(f"unknown mixer {kind!r}")

@@ -1,0 +1,13 @@
+/* The ParaRNN token mixers (gru_diag, lstm_cifg): read the Newton statistics of the last forward
+ * call a context ran (iterations, residual, whether it fell back to the sequential solve). */
+#ifndef SF_LAYERS_PARARNN_MIXER_H
+#define SF_LAYERS_PARARNN_MIXER_H
+
+#include "kernels/pararnn.h"
+#include "layers/layer.h"
+
+/* 1 and *out filled when m is a gru_diag / lstm_cifg mixer whose last forward in ctx ran the
+ * Newton solver; 0 otherwise. */
+int sf_pararnn_stats(const sf_mixer *m, const sf_ctx *ctx, sf_newton_stats *out);
+
+#endif
