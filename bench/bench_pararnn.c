@@ -69,7 +69,7 @@ static void box_make(mixer_box *b, const char *opts_json, int d, int T) {
     cJSON *raw = cJSON_Parse(opts_json), *norm = cJSON_CreateObject();
     SF_ASSERT(sf_options_normalize(raw, sf_mixer_gru_diag.info.opts, sf_mixer_gru_diag.info.n_opts, "bench",
                                    (const char *const[]){"kind", NULL}, norm) == SF_OK);
-    sf_mixer_args a = {d, T, norm};
+    sf_mixer_args a = {.d_model = d, .max_T = T, .opts = norm};
     b->m = sf_mixer_create(&sf_mixer_gru_diag, &a);
     SF_ASSERT(b->m);
     cJSON_Delete(raw);
