@@ -88,5 +88,16 @@ ok grep -q 'object 103 (ab)' "$tmp/p.svg"
 ok cmp -s "$tmp/folds/folds.csv" "$tmp/folds2/folds.csv"
 ok cmp -s <(grep -v '^#' "$tmp/all.ts") <(grep -v '^#' "$tmp/all1.ts")
 
+# --raw: unequal-length observations (4 dimensions), the same folds; one observation is fine
+"$SF" gp --data "$tmp/single.csv" --labels "$tmp/lab_extra.csv" --raw --out "$tmp/raw.ts" >/dev/null 2>"$tmp/err"
+ok test $? -ne 0  # 555 is labelled but has no observations
+{ cat "$tmp/lab.csv"; echo "999,c,0.3"; } > "$tmp/lab999.csv"
+"$SF" gp --data "$tmp/single.csv" --labels "$tmp/lab999.csv" --raw --out "$tmp/raw.ts" --folds 4 --seed 7 --out-dir "$tmp/rawf" >"$tmp/out" 2>"$tmp/err"
+ok test $? -eq 0
+ok grep -q '^@equalLength false$' "$tmp/raw.ts"
+ok grep -q '"max_length": 20' "$tmp/out"
+ok test "$(sed -n '/^@data/,$p' "$tmp/raw.ts" | tail -n +2 | awk -F: '{split($1, a, ","); print NF, length(a)}' | sort | uniq -c | tr -s ' ' | sed 's/^ //' | tr '\n' ';')" = "1 5 1;12 5 20;"
+ok test -s "$tmp/rawf/fold3_TEST.ts"
+
 echo "test_cli_gp: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

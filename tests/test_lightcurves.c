@@ -159,6 +159,18 @@ static void test_ts_and_folds(uint64_t seed) {
         "0,0.333333343,0.666666687,1:1.33333337,1.66666663,2,2.33333325:ab\n";
     CHECK_MSG(!strcmp(text, want), "got:\n%s", (char *)text);
     free(text);
+    /* unequal lengths */
+    const float c0[4] = {1, 2, 3, 4}, c1[2] = {5, 6};
+    const float *cases[2] = {c0, c1};
+    int lens[2] = {2, 1}, rr[2] = {1, 0};
+    const char *lab2[2] = {"c", "ab"};
+    CHECK(sf_ts_write_ragged(p, &h, cases, lens, lab2, rr, 2) == SF_OK);
+    CHECK(sf_read_file(p, &text, &n) == SF_OK);
+    CHECK_MSG(strstr(text, "@dimensions 2\n@equalLength false\n@classLabel true ab c\n@data\n5:6:ab\n1,2:3,4:c\n") &&
+              !strstr(text, "@seriesLength"), "got:\n%s", (char *)text);
+    free(text);
+    lens[0] = 0;
+    CHECK(sf_ts_write_ragged(p, &h, cases, lens, lab2, rr, 2) == SF_ERR && msg_has("case 0 is empty"));
     const char *bad[2] = {"a b", "c"};
     h.classes = bad;
     CHECK(sf_ts_write(p, &h, v, labels, rows, 2) == SF_ERR && msg_has("class label 'a b'"));

@@ -16,7 +16,7 @@
 
 static const char *USAGE =
     "--data OBS.csv[.gz] --labels LABELS.csv --out OUT.ts [--steps 100]\n"
-    "       [--folds K --seed S --out-dir DIR] [--plot OBJECT_ID --svg FILE]";
+    "       [--folds K --seed S --out-dir DIR] [--plot OBJECT_ID --svg FILE] [--raw]";
 
 /* One object's GP fit over its raw points, per band: mean (solid), mean +- sigma (dashed),
  * observations (dots), on days since the object's first observation. */
@@ -98,7 +98,34 @@ done:
     return rc;
 }
 
-static int write_folds(const sf_lc_set *s, const sf_lc_grid *g, const sf_ts_header *h,
+/* What the .ts files hold: the GP grids (values) or the raw observations (cases, lens). */
+typedef struct {
+    const float *values;
+    const float *const *cases;
+    const int *lens;
+} ts_payload;
+
+static int write_cases(const char *path, const sf_ts_header *h, const ts_payload *p,
+                       const char *const *labels, const int *rows, int n) {
+    return p->values ? sf_ts_write(path, h, p->values, labels, rows, n)
+                     : sf_ts_write_ragged(path, h, p->cases, p->lens, labels, rows, n);
+}
+
+/* Raw observations as 4 dimensions of one length per object: time since the first
+ * observation (days), band wavelength (Angstrom), flux, flux error; in time order. */
+static float *raw_case(const sf_lightcurve *lc, const sf_bandset *b) {
+    int n = lc->n;
+    float *v = sf_malloc(sizeof(float) * 4 * (size_t)n);
+    for (int i = 0; i < n; i++) {
+        v[i] = (float)(lc->time[i] - lc->time[0]);
+        v[n + i] = (float)b->band_wavelength[lc->band[i]];
+        v[2 * n + i] = (float)lc->flux[i];
+        v[3 * n + i] = (float)lc->flux_err[i];
+    }
+    return v;
+}
+
+static int write_folds(const sf_lc_set *s, const ts_payload *pl, const sf_ts_header *h,
                        const char *const *labels, int k, uint64_t seed, const char *dir) {
     int n = s->n_objects, rc = SF_ERR;
     int *cls = sf_malloc(sizeof(int) * (size_t)n), *fold = sf_malloc(sizeof(int) * (size_t)n);
@@ -116,7 +143,7 @@ static int write_folds(const sf_lc_set *s, const sf_lc_grid *g, const sf_ts_head
             for (int i = 0; i < n; i++)
                 if ((fold[i] == f) == test) rows[m++] = i;
             snprintf(path, sizeof path, "%s/fold%d_%s.ts", dir, f, test ? "TEST" : "TRAIN");
-            if (sf_ts_write(path, h, g->values, labels, rows, m) != SF_OK) goto done;
+            if (write_cases(path, h, pl, labels, rows, m) != SF_OK) goto done;
         }
     }
     /* The assignment itself, so other tools (bench/rrlyrae_baseline.py) use the same folds. */
@@ -135,7 +162,7 @@ done:
 int cmd_gp(int argc, char **argv) {
     const char *data = NULL, *labels = NULL, *out = NULL, *out_dir = NULL, *plot = NULL,
                *svg = NULL, *bands = SF_LC_SDSS_BANDS, *problem = "LightCurvesGP";
-    int steps = 100, folds = 0, seed = 1, threads = 0, drop_short = 0, fixed_amp = 0;
+    int steps = 100, folds = 0, seed = 1, threads = 0, drop_short = 0, fixed_amp = 0, raw = 0;
     float zp = 27.5f, plot_from = NAN, plot_to = NAN;
     arg_spec specs[] = {
         {"data", ARG_STRING, &data, 0, 0, NULL, "observations, long format (object_id,time,band,mag|flux,err); .gz ok", 0},
@@ -153,6 +180,7 @@ int cmd_gp(int argc, char **argv) {
         {"zero-point", ARG_FLOAT, &zp, -100, 100, NULL, "flux = 10^(-0.4 (mag - ZP)) (27.5: PLAsTiCC FLUXCAL)", 0},
         {"drop-short", ARG_BOOL, &drop_short, 0, 1, NULL, "drop objects with < 2 observations instead of failing", 0},
         {"fixed-amplitude", ARG_BOOL, &fixed_amp, 0, 1, NULL, "keep the S/N amplitude guess; fit only the time length-scale (astronet fits both)", 0},
+        {"raw", ARG_BOOL, &raw, 0, 1, NULL, "no GP: write the raw observations (unequal lengths; dimensions time, wavelength, flux, flux error) for models with time encodings", 0},
         {"problem", ARG_STRING, &problem, 0, 0, NULL, "@problemName of the .ts files", 0},
         {"threads", ARG_INT, &threads, 0, 1024, NULL, "OpenMP threads over objects (0 = default)", 0},
     };
@@ -191,6 +219,7 @@ int cmd_gp(int argc, char **argv) {
     lo.bands = bands;
     lo.zero_point = zp;
     lo.drop_short = drop_short;
+    lo.min_obs = raw && !plot ? 1 : 2; /* raw sequences need no time span */
     sf_lc_set s;
     if (sf_lc_load(data, labels, &lo, &s) != SF_OK) return cli_fail(1);
     if (s.n_dropped_sentinel || s.n_dropped_short)
@@ -208,6 +237,36 @@ int cmd_gp(int argc, char **argv) {
     if (plot && plot_object(&s, plot, &go.fit, svg, plot_from, plot_to) != SF_OK) {
         sf_lc_free(&s);
         return cli_fail(1);
+    }
+    if (raw && (out || folds)) {
+        float **cases = sf_malloc(sizeof(float *) * (size_t)s.n_objects);
+        int *lens = sf_malloc(sizeof(int) * (size_t)s.n_objects), max_len = 0;
+        const char **lab = sf_malloc(sizeof(char *) * (size_t)s.n_objects);
+        int *rows = sf_malloc(sizeof(int) * (size_t)s.n_objects);
+        for (int i = 0; i < s.n_objects; i++) {
+            cases[i] = raw_case(&s.obj[i], &s.bands);
+            lens[i] = s.obj[i].n;
+            max_len = lens[i] > max_len ? lens[i] : max_len;
+            lab[i] = s.obj[i].label, rows[i] = i;
+        }
+        char comment[1024];
+        snprintf(comment, sizeof comment,
+                 "seqformer gp --raw: observations in time order; dimensions: days since the "
+                 "first observation, band wavelength (Angstrom), flux, flux error\n"
+                 "source %s; bands %s; flux = 10^(-0.4 (mag - %g)) for magnitudes",
+                 data, bands, (double)zp);
+        sf_ts_header h = {problem, comment, 4, 0, s.n_classes, (const char *const *)s.classes};
+        ts_payload pl = {NULL, (const float *const *)cases, lens};
+        int ok = !out || write_cases(out, &h, &pl, lab, rows, s.n_objects) == SF_OK;
+        if (ok && folds) ok = write_folds(&s, &pl, &h, lab, folds, (uint64_t)seed, out_dir) == SF_OK;
+        if (ok)
+            printf("{\"objects\": %d, \"dimensions\": 4, \"max_length\": %d, \"classes\": %d, "
+                   "\"rows_dropped_no_measurement\": %ld}\n",
+                   s.n_objects, max_len, s.n_classes, s.n_dropped_sentinel);
+        for (int i = 0; i < s.n_objects; i++) free(cases[i]);
+        free(cases), free(lens), free(lab), free(rows);
+        sf_lc_free(&s);
+        return ok ? 0 : cli_fail(1);
     }
     if (out || folds) {
         sf_lc_grid g;
@@ -229,10 +288,10 @@ int cmd_gp(int argc, char **argv) {
                  g.steps, data, bands, (double)zp);
         sf_ts_header h = {problem, comment, s.bands.n_bands, g.steps, s.n_classes,
                           (const char *const *)s.classes};
+        ts_payload pl = {g.values, NULL, NULL};
         int ok = 1;
-        if (out && sf_ts_write(out, &h, g.values, lab, rows, s.n_objects) != SF_OK) ok = 0;
-        if (ok && folds &&
-            write_folds(&s, &g, &h, lab, folds, (uint64_t)seed, out_dir) != SF_OK)
+        if (out && write_cases(out, &h, &pl, lab, rows, s.n_objects) != SF_OK) ok = 0;
+        if (ok && folds && write_folds(&s, &pl, &h, lab, folds, (uint64_t)seed, out_dir) != SF_OK)
             ok = 0;
         if (ok) {
             int conv = 0, fb = 0, at_lo = 0;

@@ -21,4 +21,9 @@ typedef struct {
 int sf_ts_write(const char *path, const sf_ts_header *h, const float *values,
                 const char *const *labels, const int *rows, int n_rows);
 
+/* Unequal lengths (@equalLength false, no @seriesLength; h->length is ignored): case r is
+ * cases[rows[r]], [n_dims][lens[rows[r]]] values (lengths >= 1). */
+int sf_ts_write_ragged(const char *path, const sf_ts_header *h, const float *const *cases,
+                       const int *lens, const char *const *labels, const int *rows, int n_rows);
+
 #endif
