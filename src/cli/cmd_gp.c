@@ -4,6 +4,7 @@
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli/common.h"
@@ -13,6 +14,11 @@
 #include "data/lc_grid.h"
 #include "data/ts_write.h"
 #include "util/svg_plot.h"
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
 
 static const char *USAGE =
     "--data OBS.csv[.gz] --labels LABELS.csv --out OUT.ts [--steps 100]\n"
@@ -295,17 +301,23 @@ int cmd_gp(int argc, char **argv) {
             ok = 0;
         if (ok) {
             int conv = 0, fb = 0, at_lo = 0;
+            double *lt = sf_malloc(sizeof(double) * (size_t)g.n_objects);
             for (int i = 0; i < g.n_objects; i++) {
                 conv += g.fits[i].converged;
                 fb += g.fits[i].fell_back;
                 at_lo += g.fits[i].hyper.log_metric_t <= 1e-9;
+                lt[i] = exp(0.5 * g.fits[i].hyper.log_metric_t);
             }
+            qsort(lt, (size_t)g.n_objects, sizeof(double), cmp_double);
+            double med_lt = g.n_objects % 2 ? lt[g.n_objects / 2]
+                                            : 0.5 * (lt[g.n_objects / 2 - 1] + lt[g.n_objects / 2]);
+            free(lt);
             printf("{\"objects\": %d, \"bands\": %d, \"steps\": %d, \"classes\": %d, "
                    "\"threads\": %d, \"gp_seconds\": %.3f, \"objects_per_second\": %.2f, "
-                   "\"converged\": %d, \"fell_back\": %d, \"time_scale_at_1_day_bound\": %d, "
-                   "\"rows_dropped_no_measurement\": %ld}\n",
+                   "\"converged\": %d, \"fell_back\": %d, \"median_time_scale_days\": %.4g, "
+                   "\"time_scale_at_1_day_bound\": %d, \"rows_dropped_no_measurement\": %ld}\n",
                    g.n_objects, g.n_bands, g.steps, s.n_classes, omp_get_max_threads(), secs,
-                   g.n_objects / secs, conv, fb, at_lo, s.n_dropped_sentinel);
+                   g.n_objects / secs, conv, fb, med_lt, at_lo, s.n_dropped_sentinel);
             rc = 0;
         }
         free(lab);
