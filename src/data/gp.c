@@ -2,6 +2,7 @@
 
 #include <float.h>
 #include <math.h>
+#include <omp.h>
 #include <string.h>
 
 #include "core/error.h"
@@ -64,7 +65,7 @@ static double factor_solve(const sf_gp_data *d, double *K, double *alpha) {
     return logdet;
 }
 
-int sf_gp_loglik(const sf_gp_data *d, const sf_gp_hyper *h, double *ll, double *grad) {
+static int loglik_impl(const sf_gp_data *d, const sf_gp_hyper *h, double *ll, double *grad) {
     int n = d->n;
     double *K = sf_malloc(sizeof(double) * (size_t)n * (size_t)n);
     double *alpha = sf_malloc(sizeof(double) * (size_t)n);
@@ -112,13 +113,13 @@ static double objective(const sf_gp_data *d, const double p[2], double log_mw, d
     sf_gp_hyper h = {p[0], p[1], log_mw};
     double ll, gr[2];
     (*evals)++;
-    if (sf_gp_loglik(d, &h, &ll, gr) != SF_OK) return INFINITY;
+    if (loglik_impl(d, &h, &ll, gr) != SF_OK) return INFINITY;
     g[0] = -gr[0];
     g[1] = -gr[1];
     return -ll;
 }
 
-int sf_gp_fit(const sf_gp_data *d, const sf_gp_fit_opts *o, sf_gp_fit_result *r) {
+static void fit_impl(const sf_gp_data *d, const sf_gp_fit_opts *o, sf_gp_fit_result *r) {
     memset(r, 0, sizeof *r);
     int max_iter = o->max_iter > 0 ? o->max_iter : 200;
     double gtol = o->gtol > 0 ? o->gtol : 1e-6, ftol = o->ftol > 0 ? o->ftol : 1e-12;
@@ -133,7 +134,7 @@ int sf_gp_fit(const sf_gp_data *d, const sf_gp_fit_opts *o, sf_gp_fit_result *r)
     if (!isfinite(f)) {
         r->fell_back = 1;
         r->loglik = -INFINITY;
-        return SF_OK;
+        return;
     }
     /* Projected BFGS on the (at most 2) free variables: H approximates the inverse Hessian,
      * reset to a scaled identity when a step fails to descend. */
@@ -219,11 +220,10 @@ int sf_gp_fit(const sf_gp_data *d, const sf_gp_fit_opts *o, sf_gp_fit_result *r)
     r->hyper.log_const = x[0];
     r->hyper.log_metric_t = x[1];
     r->loglik = -f;
-    return SF_OK;
 }
 
-int sf_gp_predict(const sf_gp_data *d, const sf_gp_hyper *h, int m, const double *tq,
-                  const double *wq, double *mean, double *std) {
+static int predict_impl(const sf_gp_data *d, const sf_gp_hyper *h, int m, const double *tq,
+                        const double *wq, double *mean, double *std) {
     int n = d->n, info = 0;
     double *K = sf_malloc(sizeof(double) * (size_t)n * (size_t)n);
     double *alpha = sf_malloc(sizeof(double) * (size_t)n);
@@ -258,5 +258,41 @@ done:
     free(K);
     free(alpha);
     free(Ks);
+    return rc;
+}
+
+/* The public entry points run their LAPACK calls on the calling thread only. OpenBLAS's
+ * OpenMP build threads dpotrf & co. whenever omp_get_max_threads() > 1 outside a parallel
+ * region, which for these small matrices only costs (measured: 50x the CPU time of the whole
+ * GP test with OMP_NUM_THREADS=2 on a loaded machine). A one-thread region whose task sets its
+ * own nthreads ICV to 1 makes OpenBLAS stay serial without touching the caller's setting;
+ * parallelism belongs to the caller, across objects (lc_grid.c). */
+int sf_gp_loglik(const sf_gp_data *d, const sf_gp_hyper *h, double *ll, double *grad) {
+    int rc = SF_ERR;
+#pragma omp parallel num_threads(1)
+    {
+        omp_set_num_threads(1);
+        rc = loglik_impl(d, h, ll, grad);
+    }
+    return rc;
+}
+
+int sf_gp_fit(const sf_gp_data *d, const sf_gp_fit_opts *o, sf_gp_fit_result *r) {
+#pragma omp parallel num_threads(1)
+    {
+        omp_set_num_threads(1);
+        fit_impl(d, o, r);
+    }
+    return SF_OK;
+}
+
+int sf_gp_predict(const sf_gp_data *d, const sf_gp_hyper *h, int m, const double *tq,
+                  const double *wq, double *mean, double *std) {
+    int rc = SF_ERR;
+#pragma omp parallel num_threads(1)
+    {
+        omp_set_num_threads(1);
+        rc = predict_impl(d, h, m, tq, wq, mean, std);
+    }
     return rc;
 }

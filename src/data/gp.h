@@ -17,7 +17,9 @@
  * fit_amplitude = 0 it keeps c at the initial guess and fits only log M_t.
  *
  * All linear algebra is in double precision with LAPACK's Cholesky (dpotrf_/dpotrs_/dpotri_/
- * dtrtrs_). Functions allocate their own scratch memory (O(n^2)); they are thread-safe. */
+ * dtrtrs_), always on the calling thread (OpenBLAS's LAPACK is kept serial; parallelise across
+ * objects instead). Functions allocate their own scratch memory (O(n^2)); they are
+ * thread-safe. */
 #ifndef SF_DATA_GP_H
 #define SF_DATA_GP_H
 
