@@ -2,7 +2,7 @@
 # Install the Debian 12 packages seqformer needs to build and test, if any are missing.
 # Runs apt-get only when something is absent (uses sudo when not root).
 set -euo pipefail
-pkgs=(build-essential cmake pkg-config libopenblas-openmp-dev libcjson-dev zlib1g-dev python3)
+pkgs=(build-essential cmake pkg-config libopenblas-openmp-dev liblapack-dev libcjson-dev zlib1g-dev python3)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -173,6 +173,26 @@ static void test_nan_gap(void) {
     free(t);
 }
 
+/* Per-series styles (sf_plot_opts.styles): shared colour, thin dashed line, dots only. */
+static void test_styles(void) {
+    double x[60], a[60], b[60];
+    for (int i = 0; i < 60; i++) x[i] = i, a[i] = sin(i * 0.1), b[i] = a[i] + 0.5;
+    sf_series s[3] = {{"mean", x, a, 60}, {NULL, x, b, 60}, {"obs", x, a, 60}};
+    sf_series_style st[3] = {{2, SF_SERIES_LINE}, {2, SF_SERIES_DASHED}, {2, SF_SERIES_DOTS}};
+    sf_plot_opts o;
+    sf_plot_opts_init(&o);
+    o.styles = st;
+    const char *p = tmp_path("styles.svg");
+    CHECK(sf_svg_plot(p, &o, s, 3) == SF_OK);
+    char *t = check_svg(p, 800, 450);
+    if (!t) return;
+    CHECK(count(t, "stroke-dasharray=\"4,3\"") == 1);
+    CHECK(count(t, "<path stroke=\"#ff7f0e\"") == 3); /* palette entry 2 for all three */
+    CHECK(count(t, "d=\"\"") == 1);                  /* the dots series draws no line */
+    CHECK(count(t, "r=\"1.8\"") == 60);              /* ... but every point */
+    free(t);
+}
+
 static void test_degenerate(void) {
     double c[5] = {3, 3, 3, 3, 3}, z[4] = {0, 0, 0, 0}, one = 42, big[2] = {1e300, -1e300};
     const char *p = tmp_path("deg.svg");
@@ -354,6 +374,7 @@ int main(void) {
     test_basic();
     test_escaping();
     test_nan_gap();
+    test_styles();
     test_degenerate();
     test_ticks();
     test_tick_precision();

@@ -11,6 +11,7 @@ int cmd_eval(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
 int cmd_list(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
+int cmd_gp(int argc, char **argv);
 
 void cli_set_threads(int n);
 /* Print "seqformer: <message>" to stderr and return code. */

@@ -14,7 +14,9 @@ static void usage(FILE *f) {
             "  predict   run a checkpoint on new data (forecast: the steps after the last row)\n"
             "  inspect   a checkpoint's config, parameters per block, FLOPs and memory\n"
             "  list      every registered part (models, tasks, blocks, mixers, norms, ...) with\n"
-            "            its options\n\n"
+            "            its options\n"
+            "  gp        light curves -> 2-D Gaussian-process grids as UEA .ts files (t2's\n"
+            "            preprocessing), k-fold pairs, GP-fit plots\n\n"
             "Run 'seqformer <command> --help' for the flags of a command.\n");
 }
 
@@ -37,6 +39,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "predict")) return cmd_predict(argc - 2, argv + 2);
     if (!strcmp(cmd, "inspect")) return cmd_inspect(argc - 2, argv + 2);
     if (!strcmp(cmd, "list")) return cmd_list(argc - 2, argv + 2);
+    if (!strcmp(cmd, "gp")) return cmd_gp(argc - 2, argv + 2);
     fprintf(stderr,
             "seqformer: unknown command '%s' (expected train, eval, predict, inspect or list)\n",
             cmd);

@@ -424,13 +424,17 @@ static void write_svg(FILE *f, const sf_plot_opts *o, const sf_series *s, int ns
           "stroke-linecap=\"round\">\n", f);
     for (int k = 0; k < ns; k++) {
         const sf_series *sr = &s[k];
-        const char *col = PALETTE[k % N_PALETTE];
-        int dots = sr->n <= 40;
-        fprintf(f, "<path stroke=\"%s\" d=\"", col);
+        sf_series_style st = o->styles ? o->styles[k] : (sf_series_style){0, SF_SERIES_LINE};
+        const char *col = st.color > 0 ? PALETTE[(st.color - 1) % N_PALETTE] : PALETTE[k % N_PALETTE];
+        int dots = sr->n <= 40 || st.style == SF_SERIES_DOTS;
+        if (st.style == SF_SERIES_DASHED)
+            fprintf(f, "<path stroke=\"%s\" stroke-width=\"1\" stroke-dasharray=\"4,3\" d=\"", col);
+        else
+            fprintf(f, "<path stroke=\"%s\" d=\"", col);
         int in_run = 0, any = 0;
         for (int i = 0; i < sr->n; i++) {
             double x = sx(sr, i), y = sr->y[i];
-            if (!usable(x) || !usable(y)) {
+            if (!usable(x) || !usable(y) || st.style == SF_SERIES_DOTS) {
                 in_run = 0;
                 continue;
             }
@@ -446,8 +450,8 @@ static void write_svg(FILE *f, const sf_plot_opts *o, const sf_series *s, int ns
             int prev = i > 0 && usable(sx(sr, i - 1)) && usable(sr->y[i - 1]);
             int next = i + 1 < sr->n && usable(sx(sr, i + 1)) && usable(sr->y[i + 1]);
             if (dots || (!prev && !next))
-                fprintf(f, "<circle cx=\"%.2f\" cy=\"%.2f\" r=\"2.6\" fill=\"%s\" stroke=\"none\"/>\n",
-                        map_x(&fr, x), map_y(&fr, y), col);
+                fprintf(f, "<circle cx=\"%.2f\" cy=\"%.2f\" r=\"%s\" fill=\"%s\" stroke=\"none\"/>\n",
+                        map_x(&fr, x), map_y(&fr, y), st.style == SF_SERIES_DOTS ? "1.8" : "2.6", col);
         }
     }
     fputs("</g>\n", f);
@@ -486,7 +490,9 @@ static void write_svg(FILE *f, const sf_plot_opts *o, const sf_series *s, int ns
             if (!s[k].name || !*s[k].name) continue;
             double ry = ly + 14 + 18.0 * row++;
             fprintf(f, "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\" stroke=\"%s\" "
-                       "stroke-width=\"2.5\"/>\n", lx + 8, ry, lx + 28, ry, PALETTE[k % N_PALETTE]);
+                       "stroke-width=\"2.5\"/>\n", lx + 8, ry, lx + 28, ry,
+                    o->styles && o->styles[k].color > 0 ? PALETTE[(o->styles[k].color - 1) % N_PALETTE]
+                                                        : PALETTE[k % N_PALETTE]);
             fprintf(f, "<text x=\"%.2f\" y=\"%.2f\" fill=\"#222222\">", lx + 34, ry + 4);
             xml_text(f, s[k].name);
             fputs("</text>\n", f);

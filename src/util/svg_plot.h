@@ -17,6 +17,13 @@ typedef struct {
     int n;
 } sf_series;
 
+/* Optional per-series look (sf_plot_opts.styles): which palette colour, and how to draw. */
+enum { SF_SERIES_LINE = 0, SF_SERIES_DASHED = 1, SF_SERIES_DOTS = 2 };
+typedef struct {
+    int color; /* 0 = the series' own palette entry; k >= 1 = palette entry k-1 (to match series) */
+    int style; /* SF_SERIES_LINE, SF_SERIES_DASHED (thin dashed line), SF_SERIES_DOTS (points only) */
+} sf_series_style;
+
 typedef struct {
     const char *title, *xlabel, *ylabel; /* any may be NULL */
     int width, height;                   /* pixels; 0 = 800 x 450 */
@@ -26,6 +33,8 @@ typedef struct {
      * When given, x ticks are placed on integer x only, thinned so labels do not overlap. */
     const char *const *xtick_labels;
     int n_xtick_labels;
+    const sf_series_style *styles; /* NULL = every series a solid line in its own colour; else
+                                      one entry per series */
 } sf_plot_opts;
 
 /* Defaults: everything zero/NULL, marker_x = NaN. */
