@@ -65,6 +65,9 @@ static int lm_build(sf_model *m) {
         return sf_errorf("input.kind: lm reads token ids (tokens), not '%s'", sf_opt_str(input, "kind"));
     if (strcmp(sf_opt_str(head, "kind"), "lm") != 0)
         return sf_errorf("head.kind: lm's head is lm, not '%s'", sf_opt_str(head, "kind"));
+    if (strcmp(sf_opt_str(c, "task"), "lm") != 0)
+        return sf_errorf("task: the lm model is trained by task lm, not '%s' (set \"task\": \"lm\")",
+                         sf_opt_str(c, "task"));
     lm *s = sf_calloc(1, sizeof *s);
     m->self = s;
     s->T = m->seq_len;

@@ -418,6 +418,8 @@ int sf_train(sf_model *m, const sf_task *t, const sf_train_opts *o, sf_train_res
         rs.next_epoch = epoch + 1;
         run_epochs++;
         double v1 = val.n > 1 ? val.value[1] : NAN;
+        prog.val_names[0] = val.name[0];
+        prog.val_names[1] = val.n > 1 ? val.name[1] : NULL;
         sf_progress_epoch_end(&prog, epoch + 1, train_loss, val_loss, val_loss, v1, lr, best);
         if (sf_csv_log_append_row(&log, epoch + 1, train_loss, val_loss, val_loss, v1, lr,
                                   now_seconds() - te))
