@@ -31,6 +31,12 @@ l2=$(sed -n 's/.*"loss":\([0-9.]*\).*/\1/p' "$tmp/eval.json")
 check "[ -n '$l1' ] && [ '$l1' = '$l2' ]" "eval loss ($l2) equals train's test loss ($l1)"
 check "grep -q '\"bpc\"' '$tmp/eval.json' && grep -q '\"perplexity\"' '$tmp/eval.json'" "eval JSON has bpc and perplexity"
 
+# resume replays the per-epoch random windows: stop after 1 of 2 epochs + --resume == 2 epochs
+"$SF" train "${small[@]}" --epochs 2 --out "$tmp/r2" >/dev/null 2>&1
+"$SF" train "${small[@]}" --epochs 2 --stop-after 1 --out "$tmp/r1" >/dev/null 2>&1
+"$SF" train "${small[@]}" --epochs 2 --resume --out "$tmp/r1" >/dev/null 2>&1
+check "cmp -s '$tmp/r1/model.safetensors' '$tmp/r2/model.safetensors'" "--resume gives the uninterrupted run's weights"
+
 M="$tmp/a/model.safetensors"
 "$SF" generate --model "$M" --prompt "the cat " --tokens 40 --seed 7 >"$tmp/g1.txt"
 check '[ $? -eq 0 ]' "generate exit code"
