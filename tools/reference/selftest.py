@@ -211,9 +211,8 @@ def np_features(spec, sd, pre, q, k):
     """Feature maps of the linear (relu, favor) and cosformer mixers, per head: q, k [B', N, dh] ->
     (phi(q), phi(k), clamp normaliser?, eps).  cosformer's length is N (PatchTST's max_T is N)."""
     N, dh = q.shape[1], q.shape[2]
-    N = spec.get("_max_T", N)  # an lm's causal cosformer re-weights over max_len
-    if spec["kind"] == "cosformer":
-        th = math.pi / 2 * np.arange(1, N + 1) / N
+    if spec["kind"] == "cosformer":  # an lm's causal cosformer re-weights over max_len
+        th = math.pi / 2 * np.arange(1, N + 1) / spec.get("_max_T", N)
         f = lambda a: np.concatenate([np.maximum(a, 0) * np.sin(th)[:, None],
                                       np.maximum(a, 0) * np.cos(th)[:, None]], -1)
         return f(q), f(k), True, 1e-6
@@ -582,7 +581,7 @@ def raises(fn, needle):
 
 def test_config():
     ex = doc_examples()
-    ok = len(ex) == 4 and all(json.dumps(ref.canonical_config(c)) == json.dumps(c) for c in ex)
+    ok = len(ex) == 5 and all(json.dumps(ref.canonical_config(c)) == json.dumps(c) for c in ex)  # + lm
     check("docs/config.md examples are canonical (same keys, order, values)", ok, f"{len(ex)} examples")
     m = ref.build_model(ex[0])
     check("docs/config.md patchtst example: 81,728 parameters, 3 blocks, no norm_f",
@@ -868,6 +867,8 @@ def test_fixtures_reproduce():
             if not n.endswith(".rpe_bias"):
                 return g
             mod = model.get_submodule(n.rsplit(".", 1)[0])
+            if cfg["model"] == "lm":  # offsets -(seq_len-1)..0 of a table spanning max_len
+                return g[:, mod.max_t - cfg["seq_len"]:mod.max_t]
             return g[:, :mod.max_t] if mod.causal else g
         # Informer with mix: the last decoder layer's heads whose mixed-out rows land in the label
         # part (discarded by the output slice) get exactly zero gradient, as in the reference
@@ -877,9 +878,14 @@ def test_fixtures_reproduce():
                       for n in pnames if n not in zero_grad and n not in dead)
         nonzero = nonzero and all(np.abs(tensors["grad." + n]).max() < 1e-6 * gmax for n in zero_grad)
         B = fx.batch
-        shapes = tensors["loss"].shape == (1,) and tensors["x"].dtype == np.float32 and \
-            tensors["x"].shape == (B, cfg["seq_len"], cfg["n_channels"]) and \
-            tensors["out"].shape == tensors["y"].shape == (B, cfg["pred_len"], cfg["n_channels"])
+        if cfg["model"] == "lm":  # token ids x, next-token ids y [B, T]; logits [B, T, vocab]
+            T = cfg["seq_len"]
+            shapes = tensors["loss"].shape == (1,) and tensors["x"].shape == tensors["y"].shape == (B, T) \
+                and tensors["out"].shape == (B, T, cfg["input"]["vocab"])
+        else:
+            shapes = tensors["loss"].shape == (1,) and tensors["x"].dtype == np.float32 and \
+                tensors["x"].shape == (B, cfg["seq_len"], cfg["n_channels"]) and \
+                tensors["out"].shape == tensors["y"].shape == (B, cfg["pred_len"], cfg["n_channels"])
         extra_ok, extra = True, ""
         if bn:
             bnames = [n for n, _ in model.named_buffers()]
