@@ -31,6 +31,17 @@ l2=$(sed -n 's/.*"loss":\([0-9.]*\).*/\1/p' "$tmp/eval.json")
 check "[ -n '$l1' ] && [ '$l1' = '$l2' ]" "eval loss ($l2) equals train's test loss ($l1)"
 check "grep -q '\"bpc\"' '$tmp/eval.json' && grep -q '\"perplexity\"' '$tmp/eval.json'" "eval JSON has bpc and perplexity"
 
+# --test: a separate test text (same vocabulary); --tokenizer byte: all 256 bytes
+head -c 4000 "$tmp/text.txt" >"$tmp/test.txt"
+"$SF" train "${small[@]}" --test "$tmp/test.txt" --tokenizer byte --out "$tmp/t" >"$tmp/t.json" 2>"$tmp/t.log"
+check '[ $? -eq 0 ]' "train --test --tokenizer byte"
+check "grep -q 'byte vocabulary of 256' '$tmp/t.log'" "byte tokenizer: vocabulary of 256"
+v=$(sed -n 's/.*"val":{"loss":\([0-9.]*\).*/\1/p' "$tmp/t.json"); t=$(sed -n 's/.*"test":{"loss":\([0-9.]*\).*/\1/p' "$tmp/t.json")
+check "[ -n '$t' ] && [ '$v' != '$t' ]" "--test scores the other text (val $v, test $t)"
+printf 'the cat sat on a mat. ZEBRA\n%.0s' $(seq 40) >"$tmp/oov.txt"
+"$SF" train "${small[@]}" --test "$tmp/oov.txt" --out "$tmp/t2" >/dev/null 2>"$tmp/e"
+check "[ \$? -eq 1 ] && grep -q 'not in the model.s vocabulary' '$tmp/e'" "--test with bytes outside the char vocabulary refused"
+
 # resume replays the per-epoch random windows: stop after 1 of 2 epochs + --resume == 2 epochs
 "$SF" train "${small[@]}" --epochs 2 --out "$tmp/r2" >/dev/null 2>&1
 "$SF" train "${small[@]}" --epochs 2 --stop-after 1 --out "$tmp/r1" >/dev/null 2>&1
