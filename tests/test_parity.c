@@ -11,6 +11,7 @@
 #include "core/safetensors.h"
 #include "models/checkpoint.h"
 #include "tasks/forecast.h"
+#include "tasks/lm.h"
 #include "test_util.h"
 
 /* A bias added right before a post-placement BatchNorm: the batch mean removes it, so its exact
@@ -93,14 +94,18 @@ static void check_fixture(const char *path) {
         }
         x = packed;
     }
-    long n = (long)B * m.pred_len * m.n_channels;
+    /* an lm: logits [B, T, vocab] against next-token ids, mean cross-entropy (tasks/lm.c) */
+    int is_lm = !strcmp(m.def->info.name, "lm");
+    int vocab = is_lm ? sf_opt_int(cJSON_GetObjectItemCaseSensitive(m.config, "input"), "vocab") : 0;
+    long n = is_lm ? (long)B * m.seq_len * vocab : (long)B * m.pred_len * m.n_channels;
     float *out = sf_malloc((size_t)n * sizeof(float)), *dy = sf_malloc((size_t)n * sizeof(float));
     sf_rng rng;
     sf_rng_seed(&rng, 1);
     /* Training-mode forward (dropout is 0 in the fixtures), so backward can follow. */
     sf_params_zero_grad(&m.params);
     sf_model_forward(&m, x, out, B, 1, &rng);
-    double loss = sf_mse_loss(out, y, dy, n);
+    double loss = is_lm ? sf_lm_cross_entropy(out, y, dy, (long)B * m.seq_len, vocab)
+                        : sf_mse_loss(out, y, dy, n);
     sf_model_backward(&m, dy, B);
     double e_out = max_rel_err(out, out_ref, n, 1e-6);
     double e_loss = fabs(loss - loss_ref[0]) / fabs(loss_ref[0]);
@@ -225,5 +230,7 @@ int main(void) {
     check_fixture("tests/fixtures/smamba.safetensors");
     check_fixture("tests/fixtures/pararnn.safetensors");
     check_fixture("tests/fixtures/rnn_dense.safetensors");
+    check_fixture("tests/fixtures/lm_tied.safetensors");
+    check_fixture("tests/fixtures/lm_untied.safetensors");
     return test_finish();
 }

@@ -5,6 +5,7 @@
 
 #include "blocks/block.h"
 #include "core/error.h"
+#include "core/scratch.h"
 #include "layers/dropout.h"
 
 typedef struct {
@@ -139,7 +140,8 @@ static void mf_backward(sf_block *b, sf_ctx *ctx, const float *dy, float *dx) {
 static void mf_step(const sf_block *b, const float *x_t, float *state, float *y_t, int t) {
     int d = b->d;
     const sf_mixer *tok = b->mixer[0], *ch = b->mixer[1];
-    float *tmp = sf_malloc((size_t)3 * d * sizeof(float)), *u = tmp + d, *h = tmp + 2 * d;
+    size_t scratch = sf_scratch_mark(); /* no allocation per step */
+    float *tmp = sf_scratch_push((size_t)3 * d), *u = tmp + d, *h = tmp + 2 * d;
     float *s_tok = state, *s_ch = state + tok->ops->state_floats(tok);
     if (b->peri) {
         sf_norm_step(&b->norm[0], x_t, tmp);
@@ -165,7 +167,7 @@ static void mf_step(const sf_block *b, const float *x_t, float *state, float *y_
         sf_block_add(h, tmp, u, d);
         sf_norm_step(&b->norm[1], h, y_t);
     }
-    free(tmp);
+    sf_scratch_release(scratch);
 }
 
 const sf_block_def sf_block_metaformer = {

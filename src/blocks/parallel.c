@@ -4,6 +4,7 @@
 
 #include "blocks/block.h"
 #include "core/error.h"
+#include "core/scratch.h"
 #include "layers/dropout.h"
 
 typedef struct {
@@ -73,7 +74,8 @@ static void par_backward(sf_block *b, sf_ctx *ctx, const float *dy, float *dx) {
 static void par_step(const sf_block *b, const float *x_t, float *state, float *y_t, int t) {
     int d = b->d;
     const sf_mixer *tok = b->mixer[0], *ch = b->mixer[1];
-    float *tmp = sf_malloc((size_t)4 * d * sizeof(float)), *u = tmp + d, *v = tmp + 2 * d;
+    size_t scratch = sf_scratch_mark(); /* no allocation per step */
+    float *tmp = sf_scratch_push((size_t)4 * d), *u = tmp + d, *v = tmp + 2 * d;
     float *h = tmp + 3 * d;
     float *s_tok = state, *s_ch = state + tok->ops->state_floats(tok);
     const float *in = x_t;
@@ -87,7 +89,7 @@ static void par_step(const sf_block *b, const float *x_t, float *state, float *y
     sf_block_add(h, h, v, d);
     if (b->pre) memcpy(y_t, h, (size_t)d * sizeof(float));
     else sf_norm_step(&b->norm[0], h, y_t);
-    free(tmp);
+    sf_scratch_release(scratch);
 }
 
 const sf_block_def sf_block_parallel = {

@@ -4,6 +4,7 @@
 
 #include "blocks/block.h"
 #include "core/error.h"
+#include "core/scratch.h"
 #include "layers/dropout.h"
 
 typedef struct {
@@ -62,7 +63,8 @@ static void res_backward(sf_block *b, sf_ctx *ctx, const float *dy, float *dx) {
 static void res_step(const sf_block *b, const float *x_t, float *state, float *y_t, int t) {
     int d = b->d;
     const sf_mixer *mix = b->mixer[0];
-    float *tmp = sf_malloc((size_t)2 * d * sizeof(float)), *u = tmp + d;
+    size_t scratch = sf_scratch_mark(); /* no allocation per step */
+    float *tmp = sf_scratch_push((size_t)2 * d), *u = tmp + d;
     if (b->pre) {
         sf_norm_step(&b->norm[0], x_t, tmp);
         mix->ops->step(mix, tmp, state, state, u, t);
@@ -72,7 +74,7 @@ static void res_step(const sf_block *b, const float *x_t, float *state, float *y
         sf_block_add(tmp, x_t, u, d);
         sf_norm_step(&b->norm[0], tmp, y_t);
     }
-    free(tmp);
+    sf_scratch_release(scratch);
 }
 
 const sf_block_def sf_block_residual = {

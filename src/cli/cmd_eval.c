@@ -8,7 +8,7 @@
 #include "tasks/task.h"
 
 int cmd_eval(int argc, char **argv) {
-    const char *model = NULL, *data = NULL, *split = NULL, *which = "test";
+    const char *model = NULL, *data = NULL, *split = NULL, *which = "test", *test_text = NULL;
     int batch = 256, threads = 0;
     arg_spec specs[] = {
         {"model", ARG_STRING, &model, 0, 0, NULL, "checkpoint (model.safetensors)", 0},
@@ -16,7 +16,8 @@ int cmd_eval(int argc, char **argv) {
         {"split", ARG_CHOICE, &split, 0, 0, "auto|ett-hour|ett-minute|custom",
          "override the split borders stored in the checkpoint", 0},
         {"subset", ARG_CHOICE, &which, 0, 0, "test|val|train", "which split to score", 0},
-        {"batch-size", ARG_INT, &batch, 1, 65536, NULL, "evaluation batch size", 0},
+        {"batch-size", ARG_INT, &batch, 1, 65536, NULL, "evaluation batch size (lm: default 32)", 0},
+        {"test", ARG_STRING, &test_text, 0, 0, NULL, "lm: score this text as the test split", 0},
         {"threads", ARG_INT, &threads, 0, 1024, NULL, "threads (0: OpenMP default)", 0},
     };
     sf_model m;
@@ -26,7 +27,9 @@ int cmd_eval(int argc, char **argv) {
                                    &threads, &m, &meta);
     if (early >= 0) return early;
     const sf_task_def *td = sf_task_find(sf_opt_str(m.config, "task"));
-    sf_task_args ta = {.data = data, .split = split};
+    sf_task_args ta = {.data = data, .split = split, .test_data = test_text};
+    if (!strcmp(td->info.name, "lm") && !args_seen(specs, (int)(sizeof specs / sizeof *specs), "batch-size"))
+        batch = 32; /* logits are [B, T, vocab] */
     sf_task t;
     int rc = 1;
     if (td->open_eval(&t, &ta, &m, &meta)) {

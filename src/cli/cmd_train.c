@@ -22,6 +22,7 @@ static const char *model_name(const char *s) {
     if (!strcasecmp(s, "dlinear")) return "dlinear";
     if (!strcasecmp(s, "itransformer")) return "itransformer";
     if (!strcasecmp(s, "informer")) return "informer";
+    if (!strcasecmp(s, "lm")) return "lm";
     return s;
 }
 
@@ -106,7 +107,8 @@ int cmd_train(int argc, char **argv) {
     int is_it = strcmp(model, "itransformer") == 0;
     sf_flat_config_defaults(&c, strcmp(model, "dlinear") == 0 ? "dlinear" : is_it ? model : "patchtst");
     sf_train_opts o;
-    sf_train_opts_defaults(&o, strcmp(model, "informer") == 0 ? "informer" : c.model);
+    int is_lm = strcmp(model, "lm") == 0;
+    sf_train_opts_defaults(&o, strcmp(model, "informer") == 0 ? "informer" : is_lm ? "lm" : c.model);
     const char *task = "forecast", *data = NULL, *target = "OT", *features = "M", *split = NULL,
                *out = NULL, *progress = "auto", *lradj = NULL, *config_path = NULL,
                *optimizer = NULL;
@@ -114,6 +116,7 @@ int cmd_train(int argc, char **argv) {
                *pos = is_it ? "none" : "learned";
     const char *root_path = NULL, *data_path = NULL, *model_id = NULL, *task_name = NULL;
     const char *ignored = NULL;
+    const char *tokenizer = NULL, *test_text = NULL; /* lm */
     /* the choices of --mixer, --norm and --pos come from the registries, as the config reader's do */
     char token_mixers[256] = "", norms[128] = "", positions[128] = "";
     for (int i = 0, len = 0; i < sf_mixer_registry_n; i++)
@@ -132,7 +135,10 @@ int cmd_train(int argc, char **argv) {
     int label_len = 48, d_layers = 1, factor = 5, distil = 1, mix = 1;
     const char *freq = "h", *embed = "timeF", *attn = "prob", *activation = "gelu";
     arg_spec specs[] = {
-        {"task", ARG_CHOICE, &task, 0, 0, "forecast", "task", 0},
+        {"task", ARG_CHOICE, &task, 0, 0, "forecast|lm", "task (lm: with --model lm)", 0},
+        {"tokenizer", ARG_CHOICE, &tokenizer, 0, 0, "char|byte",
+         "lm: char (the bytes the text uses; default) or byte (all 256)", 0},
+        {"test", ARG_STRING, &test_text, 0, 0, NULL, "lm: a separate test text (default: test = validation)", 0},
         {"config", ARG_STRING, &config_path, 0, 0, NULL, "model config JSON (docs/config.md); replaces the model flags", 0},
         {"print-config", ARG_BOOL, &print_config, 0, 1, NULL, "print the model config these flags build and exit", 0},
         {"data", ARG_STRING, &data, 0, 0, NULL, "CSV file (date column + numeric columns; .gz ok)", 0},
@@ -143,7 +149,7 @@ int cmd_train(int argc, char **argv) {
         {"seq-len", ARG_INT, &c.seq_len, 1, 100000, NULL, "input length", 0},
         {"pred-len", ARG_INT, &c.pred_len, 1, 100000, NULL, "forecast horizon", 0},
         {"model", ARG_STRING, &model, 0, 0, NULL,
-         "model: patchtst, dlinear, itransformer or informer (TSLib: PatchTST, DLinear, "
+         "model: patchtst, dlinear, itransformer, informer or lm (TSLib: PatchTST, DLinear, "
          "iTransformer, Informer)", 0},
         {"mixer", ARG_CHOICE, &mixer, 0, 0, token_mixers, "token mixer (seqformer list: its options)", 0},
         {"causal", ARG_BOOL, &c.causal, 0, 1, NULL, "causal token mixing", 0},
@@ -278,6 +284,19 @@ int cmd_train(int argc, char **argv) {
                 goto usage;
             }
         has_channels = cJSON_GetObjectItemCaseSensitive(raw, "n_channels") != NULL;
+        if (is_lm && !cJSON_GetObjectItemCaseSensitive(raw, "task"))
+            cJSON_AddStringToObject(raw, "task", "lm"); /* an lm config implies its task */
+    } else if (!strcmp(model, "lm")) {
+        /* small character-model defaults: context 256, 4 pre-norm blocks of width 128 */
+        raw = cli_lm_config(args_seen(specs, ns, "seq-len") ? c.seq_len : 256,
+                            args_seen(specs, ns, "d-model") ? c.d_model : 128,
+                            args_seen(specs, ns, "n-heads") ? c.n_heads : 4,
+                            args_seen(specs, ns, "e-layers") ? c.e_layers : 4,
+                            args_seen(specs, ns, "d-ff") ? c.d_ff
+                            : args_seen(specs, ns, "d-model") ? 4 * c.d_model : 512,
+                            args_seen(specs, ns, "dropout") ? c.dropout : 0.0f, mixer,
+                            args_seen(specs, ns, "norm") ? norm : "layernorm",
+                            args_seen(specs, ns, "norm-place") ? norm_place : "pre", pos);
     } else if (!strcmp(model, "informer")) {
         raw = informer_config(specs, ns, &c, label_len, d_layers, factor, distil, mix, freq,
                               embed, attn, activation, enc_in);
@@ -313,7 +332,13 @@ int cmd_train(int argc, char **argv) {
     if (o.eval_batch_size < o.batch_size) o.eval_batch_size = o.batch_size;
     cli_set_threads(threads);
 
-    sf_task_args ta = {.data = data, .target = target, .features = features[0], .split = split};
+    if ((!strcmp(task, "lm") || tokenizer || test_text) && strcmp(sf_opt_str(cfg, "task"), "lm")) {
+        sf_errorf("train: --task lm, --tokenizer and --test train an lm model (--model lm)");
+        cJSON_Delete(cfg);
+        return cli_fail(2);
+    }
+    sf_task_args ta = {.data = data, .target = target, .features = features[0], .split = split,
+                       .test_data = test_text, .tokenizer = tokenizer};
     sf_task t = {0};
     sf_model m = {0};
     if (td->open_train(&t, &ta, &cfg, has_channels)) {

@@ -12,6 +12,12 @@ int cmd_predict(int argc, char **argv);
 int cmd_list(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_gp(int argc, char **argv);
+int cmd_generate(int argc, char **argv); /* cmd_generate.c */
+/* An lm config from the train flags (cmd_lm_config.c). */
+struct cJSON;
+struct cJSON *cli_lm_config(int seq_len, int d_model, int n_heads, int e_layers, int d_ff,
+                            float dropout, const char *mixer, const char *norm,
+                            const char *norm_place, const char *pos);
 
 void cli_set_threads(int n);
 /* Print "seqformer: <message>" to stderr and return code. */

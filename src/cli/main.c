@@ -12,6 +12,7 @@ static void usage(FILE *f) {
             "  train     train a model (flags or --config model.json) and write DIR/model.safetensors\n"
             "  eval      print a checkpoint's metrics on a data split as JSON\n"
             "  predict   run a checkpoint on new data (forecast: the steps after the last row)\n"
+            "  generate  stream text from a language model (lm) checkpoint\n"
             "  inspect   a checkpoint's config, parameters per block, FLOPs and memory\n"
             "  list      every registered part (models, tasks, blocks, mixers, norms, ...) with\n"
             "            its options\n"
@@ -38,10 +39,11 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "eval")) return cmd_eval(argc - 2, argv + 2);
     if (!strcmp(cmd, "predict")) return cmd_predict(argc - 2, argv + 2);
     if (!strcmp(cmd, "inspect")) return cmd_inspect(argc - 2, argv + 2);
+    if (!strcmp(cmd, "generate")) return cmd_generate(argc - 2, argv + 2);
     if (!strcmp(cmd, "list")) return cmd_list(argc - 2, argv + 2);
     if (!strcmp(cmd, "gp")) return cmd_gp(argc - 2, argv + 2);
     fprintf(stderr,
-            "seqformer: unknown command '%s' (expected train, eval, predict, inspect or list)\n",
+            "seqformer: unknown command '%s' (expected train, eval, predict, generate, inspect or list)\n",
             cmd);
     return 2;
 }

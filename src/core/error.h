@@ -39,5 +39,7 @@ void *sf_malloc(size_t n);
 void *sf_calloc(size_t count, size_t size);
 void *sf_realloc(void *p, size_t n);
 char *sf_strdup(const char *s);
+/* Allocations made through sf_malloc/sf_calloc/sf_realloc so far (all threads). */
+long sf_alloc_count(void);
 
 #endif

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/scratch.h"
 #include "kernels/feature_attention.h"
 #include "kernels/feature_maps.h"
 #include "kernels/linear_attention.h"
@@ -210,7 +211,8 @@ static void fm_step(const sf_mixer *m, const float *x_t, const float *state_in, 
     const sf_feature_mixer *s = m->self;
     SF_ASSERT(s->causal && "streaming needs a causal mixer");
     const int d = s->d, HM = s->H * s->M, Dh = s->Dh;
-    float *qkv = sf_malloc(sizeof(float) * (size_t)(4 * d + 2 * HM));
+    size_t scratch = sf_scratch_mark(); /* no allocation per step */
+    float *qkv = sf_scratch_push((size_t)(4 * d + 2 * HM));
     float *a = qkv + 3 * d, *fq = a + d, *fk = fq + HM;
     sf_linear_forward(&s->proj.qkv, qkv, x_t, 1);
     const float *q = qkv, *k = qkv + d;
@@ -236,7 +238,7 @@ static void fm_step(const sf_mixer *m, const float *x_t, const float *state_in, 
     const sf_fa_shape sh = fm_shape(s, 1, 1);
     sf_feature_attention_step(&sh, a, fq, fk, qkv + 2 * d, state_in, state_out);
     sf_linear_forward(&s->proj.out, y_t, a, 1);
-    free(qkv);
+    sf_scratch_release(scratch);
 }
 
 static void fm_destroy(sf_mixer *m) { free(m->self); }

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/scratch.h"
 #include "kernels/activations.h"
 #include "layers/dropout.h"
 #include "layers/linear.h"
@@ -120,11 +121,12 @@ static void glu_step(const sf_mixer *m, const float *x_t, const float *state_in,
                      float *y_t, int t) {
     const sf_glu *s = m->self;
     (void)state_in, (void)state_out, (void)t;
-    float *pre = sf_malloc((size_t)3 * s->d_ff * sizeof(float)), *h = pre + 2 * s->d_ff;
+    size_t scratch = sf_scratch_mark(); /* no allocation per step */
+    float *pre = sf_scratch_push((size_t)3 * s->d_ff), *h = pre + 2 * s->d_ff;
     sf_linear_forward(&s->fc1, pre, x_t, 1);
     gate_forward(s, h, pre, 1);
     sf_linear_forward(&s->fc2, y_t, h, 1);
-    free(pre);
+    sf_scratch_release(scratch);
 }
 
 static void glu_destroy(sf_mixer *m) { free(m->self); }

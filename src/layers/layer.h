@@ -11,7 +11,9 @@
  *              record in ctx->saved (SF_SAVED), never in the layer struct
  *   backward - dx = df/dx^T dy (overwrites dx); *accumulates* parameter gradients
  *   step     - streaming: one token at position t; the caller owns `state` (state_floats() floats,
- *              in and out may alias), so many streams can share one model (rwkv.cpp style)
+ *              in and out may alias), so many streams can share one model (rwkv.cpp style);
+ *              temporaries come from core/scratch.h, never malloc (streaming allocates nothing
+ *              per token: tests/test_stream.c counts)
  * Forward and backward also run in the arena's planning pass, where they must only push.
  *
  * The layer structs hold only configuration and parameter pointers: everything that belongs to

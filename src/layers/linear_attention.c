@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/scratch.h"
 #include "kernels/linear_attention.h"
 #include "layers/layer.h"
 #include "layers/attention_proj.h"
@@ -81,11 +82,12 @@ static void lin_step(const sf_mixer *m, const float *x_t, const float *state_in,
     const sf_linear_attention *s = m->self;
     (void)t;
     SF_ASSERT(s->causal && "streaming needs a causal mixer");
-    float *qkv = sf_malloc((size_t)4 * s->d * sizeof(float)), *a = qkv + 3 * s->d;
+    size_t scratch = sf_scratch_mark(); /* no allocation per step */
+    float *qkv = sf_scratch_push((size_t)4 * s->d), *a = qkv + 3 * s->d;
     sf_linear_forward(&s->proj.qkv, qkv, x_t, 1);
     sf_linear_attention_step(a, qkv, qkv + s->d, qkv + 2 * s->d, state_in, state_out, s->H, s->Dh);
     sf_linear_forward(&s->proj.out, y_t, a, 1);
-    free(qkv);
+    sf_scratch_release(scratch);
 }
 
 static void lin_destroy(sf_mixer *m) { free(m->self); }

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/scratch.h"
 #include "kernels/attention.h"
 #include "kernels/local_attention.h"
 #include "layers/attention_proj.h"
@@ -89,7 +90,8 @@ static void local_step(const sf_mixer *m, const float *x_t, const float *state_i
     size_t n = local_state_floats(m);
     if (state_out != state_in) memcpy(state_out, state_in, n * sizeof(float));
     float *kc = state_out, *vc = state_out + (size_t)slots * s->d;
-    float *qkv = sf_malloc((size_t)4 * s->d * sizeof(float)), *a = qkv + 3 * s->d;
+    size_t scratch = sf_scratch_mark(); /* no allocation per step */
+    float *qkv = sf_scratch_push((size_t)4 * s->d), *a = qkv + 3 * s->d;
     sf_linear_forward(&s->proj.qkv, qkv, x_t, 1);
     memcpy(kc + (size_t)(t % slots) * s->d, qkv + s->d, (size_t)s->d * sizeof(float));
     memcpy(vc + (size_t)(t % slots) * s->d, qkv + 2 * s->d, (size_t)s->d * sizeof(float));
@@ -97,7 +99,7 @@ static void local_step(const sf_mixer *m, const float *x_t, const float *state_i
      * their order, so the ring is attended as it lies. */
     sf_attention_step(a, qkv, kc, vc, t + 1 < slots ? t + 1 : slots, s->H, s->Dh, s->scale);
     sf_linear_forward(&s->proj.out, y_t, a, 1);
-    free(qkv);
+    sf_scratch_release(scratch);
 }
 
 static void local_destroy(sf_mixer *m) { free(m->self); }

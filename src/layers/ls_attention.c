@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/scratch.h"
 #include "kernels/attention.h"
 #include "kernels/local_attention.h"
 #include "layers/attention_proj.h"
@@ -104,7 +105,8 @@ static void ls_step(const sf_mixer *m, const float *x_t, const float *state_in, 
     if (state_out != state_in) memcpy(state_out, state_in, ls_state_floats(m) * sizeof(float));
     float *kl = state_out, *vl = kl + (size_t)slots * wl;
     float *kg = vl + (size_t)slots * wl, *vg = kg + (size_t)s->max_T * wg;
-    float *qkv = sf_malloc((size_t)4 * d * sizeof(float)), *a = qkv + 3 * d;
+    size_t scratch = sf_scratch_mark(); /* no allocation per step */
+    float *qkv = sf_scratch_push((size_t)4 * d), *a = qkv + 3 * d;
     sf_linear_forward(&s->proj.qkv, qkv, x_t, 1);
     const float *q = qkv, *k = qkv + d, *v = qkv + 2 * d;
     /* local heads: ring of the last window+1 tokens (softmax ignores the order of keys) */
@@ -116,7 +118,7 @@ static void ls_step(const sf_mixer *m, const float *x_t, const float *state_in, 
     memcpy(vg + (size_t)t * wg, v + wl, (size_t)wg * sizeof(float));
     sf_attention_step(a + wl, q + wl, kg, vg, t + 1, s->H - s->Hl, s->Dh, s->scale);
     sf_linear_forward(&s->proj.out, y_t, a, 1);
-    free(qkv);
+    sf_scratch_release(scratch);
 }
 
 static void ls_destroy(sf_mixer *m) { free(m->self); }

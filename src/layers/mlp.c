@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/scratch.h"
 #include "kernels/activations.h"
 #include "layers/dropout.h"
 #include "layers/linear.h"
@@ -94,11 +95,12 @@ static void mlp_step(const sf_mixer *m, const float *x_t, const float *state_in,
                      float *y_t, int t) {
     const sf_mlp *s = m->self;
     (void)state_in, (void)state_out, (void)t;
-    float *h = sf_malloc((size_t)s->d_ff * sizeof(float));
+    size_t scratch = sf_scratch_mark(); /* no allocation per step */
+    float *h = sf_scratch_push((size_t)s->d_ff);
     sf_linear_forward(&s->fc1, h, x_t, 1);
     act_forward(s, h, h, s->d_ff);
     sf_linear_forward(&s->fc2, y_t, h, 1);
-    free(h);
+    sf_scratch_release(scratch);
 }
 
 static void mlp_destroy(sf_mixer *m) { free(m->self); }

@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/scratch.h"
 #include "kernels/feature_maps.h"
 #include "kernels/rpe_attention.h"
 #include "layers/attention_proj.h"
@@ -226,7 +227,8 @@ static void rpe_step(const sf_mixer *m, const float *x_t, const float *state_in,
     if (state_out != state_in) memcpy(state_out, state_in, rpe_state_floats(m) * sizeof(float));
     int HM = s->H * s->M, d = s->d, Dh = s->Dh;
     float *kc = state_out, *vc = state_out + (size_t)s->max_T * HM;
-    float *qkv = sf_malloc(((size_t)4 * d + HM) * sizeof(float)), *a = qkv + 3 * d, *fq = a + d;
+    size_t scratch = sf_scratch_mark(); /* no allocation per step */
+    float *qkv = sf_scratch_push((size_t)4 * d + HM), *a = qkv + 3 * d, *fq = a + d;
     sf_linear_forward(&s->proj.qkv, qkv, x_t, 1);
     features_forward(s, fq, qkv, 3 * d, 1, 1, NULL, 0);
     features_forward(s, kc + (size_t)t * HM, qkv + d, 3 * d, 1, 1, NULL, 1); /* causal: the bound */
@@ -246,7 +248,7 @@ static void rpe_step(const sf_mixer *m, const float *x_t, const float *state_in,
         for (int c = 0; c < Dh; c++) a[h * Dh + c] = (float)(num[c] / (den + SF_RPE_ATTENTION_EPS));
     }
     sf_linear_forward(&s->proj.out, y_t, a, 1);
-    free(qkv);
+    sf_scratch_release(scratch);
 }
 
 static void rpe_destroy(sf_mixer *m) { free(m->self); }

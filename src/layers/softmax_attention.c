@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/scratch.h"
 #include "kernels/attention.h"
 #include "kernels/attention_bias.h"
 #include "kernels/rope.h"
@@ -145,7 +146,8 @@ static void attn_step(const sf_mixer *m, const float *x_t, const float *state_in
     size_t n = attn_state_floats(m);
     if (state_out != state_in) memcpy(state_out, state_in, n * sizeof(float));
     float *kc = state_out, *vc = state_out + (size_t)s->max_T * s->d;
-    float *qkv = sf_malloc((size_t)4 * s->d * sizeof(float)), *a = qkv + 3 * s->d;
+    size_t scratch = sf_scratch_mark(); /* no allocation per step */
+    float *qkv = sf_scratch_push((size_t)4 * s->d), *a = qkv + 3 * s->d;
     sf_linear_forward(&s->proj.qkv, qkv, x_t, 1);
     if (s->rope) { /* the absolute position t */
         sf_rope_rotate(qkv, 3 * s->d, 1, 1, s->H, s->Dh, t, s->rope_base, 0);
@@ -163,7 +165,7 @@ static void attn_step(const sf_mixer *m, const float *x_t, const float *state_in
         sf_attention_step(a, qkv, kc, vc, t + 1, s->H, s->Dh, s->scale);
     }
     sf_linear_forward(&s->proj.out, y_t, a, 1);
-    free(qkv);
+    sf_scratch_release(scratch);
 }
 
 static void attn_destroy(sf_mixer *m) {

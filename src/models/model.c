@@ -8,7 +8,8 @@
 /* The model registry. Adding a model is its own file (an sf_model_def) plus one line here. */
 const sf_model_def *const sf_model_registry[] = {&sf_model_patchtst, &sf_model_dlinear,
                                                   &sf_model_itransformer,
-                                                  &sf_model_informer};
+                                                  &sf_model_informer,
+                                                  &sf_model_lm};
 const int sf_model_registry_n = (int)(sizeof sf_model_registry / sizeof *sf_model_registry);
 
 const sf_model_def *sf_model_find(const char *name) {
@@ -38,8 +39,11 @@ int sf_model_create(sf_model *m, const cJSON *config) {
     if (sf_config_normalize(config, &m->config)) return SF_ERR;
     m->def = sf_model_find(sf_opt_str(m->config, "model"));
     m->seq_len = sf_opt_int(m->config, "seq_len");
-    m->pred_len = sf_opt_int(m->config, "pred_len");
-    m->n_channels = sf_opt_int(m->config, "n_channels");
+    /* models that are not forecasters (lm) have no horizon and one value per step */
+    const cJSON *pl = cJSON_GetObjectItemCaseSensitive(m->config, "pred_len");
+    const cJSON *nc = cJSON_GetObjectItemCaseSensitive(m->config, "n_channels");
+    m->pred_len = pl ? sf_opt_int(m->config, "pred_len") : 0;
+    m->n_channels = nc ? sf_opt_int(m->config, "n_channels") : 1;
     m->time_features = sf_config_time_features(m->config, &m->freq);
     sf_params_init(&m->params);
     if (m->def->ops->build(m)) {

@@ -30,6 +30,16 @@ typedef struct {
     double (*flops)(const sf_model *m);
 } sf_model_ops;
 
+/* Streaming (models/stream.h), for models that can: floats of one stream's state; floats of one
+ * step's input and output row and the most steps a stream holds; one step at position t, state
+ * updated in place (SF_ERR with a message, state untouched, for an input the model refuses, e.g.
+ * a token id outside the vocabulary). Temporaries come from core/scratch.h. */
+typedef struct {
+    size_t (*state_floats)(const sf_model *m);
+    void (*step_shape)(const sf_model *m, long *in_floats, long *out_floats, int *max_steps);
+    int (*step)(const sf_model *m, const float *x_t, float *state, float *y_t, int t);
+} sf_model_stream_ops;
+
 typedef struct {
     sf_part_info info; /* model-level options */
     int has_blocks;    /* 1: input, positions, blocks and head sub-objects */
@@ -40,10 +50,12 @@ typedef struct {
      * returns, for a normalised config, the features per timestamp and their frequency letter
      * (data/time_features.h); NULL or 0: it reads values only. */
     int (*time_features)(const cJSON *config, char *freq);
+    const sf_model_stream_ops *stream; /* NULL: the model cannot stream */
 } sf_model_def;
 
 extern const sf_model_def sf_model_patchtst, sf_model_dlinear, sf_model_itransformer,
     sf_model_informer;
+extern const sf_model_def sf_model_lm; /* models/lm.c */
 
 /* The options every forecaster's table starts with: the shape x [B, seq_len, C] -> [B, pred_len, C]. */
 #define SF_FORECAST_SHAPE_OPTIONS                                                                 \

@@ -30,6 +30,8 @@ typedef struct {
     const char *target;   /* forecast: target column (NULL: "OT") */
     char features;        /* forecast: 'M' or 'S' */
     const char *split;    /* forecast: split kind ("auto", "ett-hour", ...) or NULL: stored */
+    const char *test_data; /* lm: a separate test text (NULL: test = validation) */
+    const char *tokenizer; /* lm: "char" (NULL) or "byte" */
 } sf_task_args;
 
 typedef struct sf_task sf_task;
@@ -76,9 +78,13 @@ typedef struct sf_task_def {
     int (*predict)(sf_model *m, const sf_meta *meta, const struct sf_predict_args *a);
     /* A short description of the opened data for the training banner. */
     void (*describe)(const sf_task *t, FILE *f);
+    /* Optional: called by the trainer before each epoch, so a task can draw that epoch's
+     * examples from (seed, epoch) alone (lm: random window starts) and resuming replays them. */
+    void (*begin_epoch)(const sf_task *t, uint64_t seed, int epoch);
 } sf_task_def;
 
 extern const sf_task_def sf_task_forecast;
+extern const sf_task_def sf_task_lm; /* tasks/lm.c */
 const sf_task_def *sf_task_find(const char *name);
 void sf_task_names(char *buf, size_t n);
 extern const sf_task_def *const sf_task_registry[];

@@ -41,6 +41,19 @@ void sf_train_opts_defaults(sf_train_opts *o, const char *model) {
         o->lr = dl ? 5e-3f : 1e-4f;
         snprintf(o->lradj, sizeof o->lradj, "%s", "type1");
     }
+    if (model && strcmp(model, "lm") == 0) {
+        /* small character models (nanoGPT's shakespeare_char scale): AdamW lr 1e-3 with a
+         * cosine decay over the epochs, batch 32, gradient clipping at 1 */
+        o->epochs = 10;
+        o->patience = 3;
+        o->batch_size = 32;
+        o->eval_batch_size = 32; /* logits are [B, T, vocab]: keep evaluation batches small */
+        o->warmup_epochs = 0;
+        o->min_delta = 0;
+        o->lr = 1e-3f;
+        o->clip_grad = 1.0f;
+        snprintf(o->lradj, sizeof o->lradj, "%s", "cosine");
+    }
     o->seed = 2021;
     o->progress_mode = SF_PROGRESS_AUTO;
 }
@@ -358,6 +371,7 @@ int sf_train(sf_model *m, const sf_task *t, const sf_train_opts *o, sf_train_res
         sf_rng_seed_stream(&shuf, o->seed, 1000 + (uint64_t)epoch);
         for (int i = 0; i < nw; i++) order[i] = i;
         sf_rng_shuffle_i32(&shuf, order, nw);
+        if (t->def && t->def->begin_epoch) t->def->begin_epoch(t, o->seed, epoch);
         float lr = 0;
         for (int s = 0; s < steps; s++) {
             t->ops->gather(t, SF_TRAIN, order + (size_t)s * B, B, x, y);
@@ -416,6 +430,8 @@ int sf_train(sf_model *m, const sf_task *t, const sf_train_opts *o, sf_train_res
         rs.next_epoch = epoch + 1;
         run_epochs++;
         double v1 = val.n > 1 ? val.value[1] : NAN;
+        prog.val_names[0] = val.name[0];
+        prog.val_names[1] = val.n > 1 ? val.name[1] : NULL;
         sf_progress_epoch_end(&prog, epoch + 1, train_loss, val_loss, val_loss, v1, lr, best);
         if (sf_csv_log_append_row(&log, epoch + 1, train_loss, val_loss, val_loss, v1, lr,
                                   now_seconds() - te))

@@ -228,9 +228,10 @@ void sf_progress_epoch_end(sf_progress *p, int epoch, double train_loss, double 
     sf_progress_fmt_duration(left * (p->epoch_secs_sum / p->epochs_done), eta, sizeof eta);
     clear_bar(p);
     fprintf(p->out,
-            "epoch %d/%d train_loss %s val_loss %s val_mse %s val_mae %s lr %s time %.1fs eta "
+            "epoch %d/%d train_loss %s val_loss %s val_%s %s val_%s %s lr %s time %.1fs eta "
             "%s%s\n",
-            epoch, p->n_epochs, tl, vl, vm, va, lrs, secs, eta, is_best ? " best" : "");
+            epoch, p->n_epochs, tl, vl, p->val_names[0] ? p->val_names[0] : "mse", vm,
+            p->val_names[1] ? p->val_names[1] : "mae", va, lrs, secs, eta, is_best ? " best" : "");
     fflush(p->out);
     p->line[0] = '\0';
     p->t_mark = now;

@@ -45,6 +45,8 @@ typedef struct {
     double min_redraw;   /* tty mode: seconds between redraws (default 0.1) */
     int term_cols;       /* tty mode: line width limit, 0 = unknown (no truncation) */
     double (*clock)(void); /* seconds, monotonic; defaults to CLOCK_MONOTONIC (tests may swap it) */
+    const char *val_names[2]; /* labels of epoch_end's val_mse/val_mae (NULL: "mse", "mae"; the
+                               * trainer sets the task's first two metric names) */
     /* state */
     double t_start;      /* init time */
     double t_mark;       /* end of the previous epoch (or init): start of the next epoch */

@@ -279,6 +279,25 @@ FIXTURES = [
     Fixture("rnn_dense", patchtst_cfg([
         with_token_mixer({"kind": "gru", "hidden": 12}, repeat=1),
         with_token_mixer({"kind": "lstm"}, "post", "rmsnorm", repeat=1)]), 4, seed=5101),
+    # causal language models (src/models/lm.c): every causal block kind with softmax, linear, local
+    # mixers, a tied head with bias and learned positions; and an untied head with sinusoidal
+    # positions over cosformer and rpe (vocab 13, T = 16)
+    Fixture("lm_tied", ref.canonical_config(
+        {"task": "lm", "model": "lm", "seq_len": 16, "d_model": 16, "input": {"kind": "tokens", "vocab": 13},
+         "blocks": [metaformer("pre", "layernorm", "softmax", n_heads=2, d_ff=24, causal=True),
+                    {"kind": "parallel", "placement": "post", "norm": {"kind": "rmsnorm"},
+                     "token_mixer": {"kind": "linear", "n_heads": 2, "causal": True},
+                     "channel_mixer": {"kind": "glu", "d_ff": 12}},
+                    {"kind": "residual", "placement": "pre", "norm": {"kind": "layernorm"},
+                     "mixer": {"kind": "local", "n_heads": 4, "window": 3, "causal": True}}],
+         "head": {"kind": "lm", "tie_weights": True, "bias": True}}), 3, seed=5400),
+    Fixture("lm_untied", ref.canonical_config(
+        {"task": "lm", "model": "lm", "seq_len": 16, "max_len": 24, "d_model": 16,
+         "input": {"kind": "tokens", "vocab": 13}, "positions": {"kind": "sinusoidal"},
+         "final_norm": "rmsnorm",
+         "blocks": [with_token_mixer({"kind": "cosformer", "n_heads": 2, "causal": True}, repeat=1),
+                    with_token_mixer({"kind": "rpe", "n_heads": 2, "causal": True}, "post", repeat=1)],
+         "head": {"kind": "lm", "bias": True}}), 3, seed=5401),
 ]
 
 
@@ -350,7 +369,10 @@ def make_marks(L, P, freq, g, B):
 def run(model, x, y, marks=None):
     model.zero_grad(set_to_none=True)
     out = model(x) if marks is None else model(x, marks)
-    loss = torch.mean((out - y) ** 2)
+    if isinstance(model, ref.LM):  # mean cross-entropy over every token (tasks/lm.c)
+        loss = torch.nn.functional.cross_entropy(out.reshape(-1, out.shape[-1]), y.reshape(-1).long())
+    else:
+        loss = torch.mean((out - y) ** 2)
     loss.backward()
     grads = {n: p.grad.detach().clone() for n, p in model.named_parameters()}
     return out.detach(), loss.detach(), grads
@@ -398,9 +420,16 @@ def make_one(fx, seed, out_dir):
         randomize_buffers_(model)
     model.train(False)  # dropout is 0 anyway; eval keeps it obviously deterministic
     g = torch.Generator().manual_seed(seed + 1000)
-    x, y = make_data(cfg["seq_len"], cfg["pred_len"], cfg["n_channels"], g, fx.batch)
+    if cfg["model"] == "lm":  # token ids and next-token targets, as floats (the C model's x)
+        V = cfg["input"]["vocab"]
+        x = torch.randint(0, V, (fx.batch, cfg["seq_len"]), generator=g).float()
+        y = torch.randint(0, V, (fx.batch, cfg["seq_len"]), generator=g).float()
+    else:
+        x, y = make_data(cfg["seq_len"], cfg["pred_len"], cfg["n_channels"], g, fx.batch)
     marks = None
-    if (cfg["model"] == "informer" and cfg["embed"] == "timeF") or \
+    if cfg["model"] == "lm":
+        pass
+    elif (cfg["model"] == "informer" and cfg["embed"] == "timeF") or \
             (cfg["model"] == "itransformer" and cfg["input"]["time_tokens"]):
         marks = make_marks(cfg["seq_len"], cfg["pred_len"], cfg["freq"], g, fx.batch)
     state0 = fixture_state(model)  # before anything runs (batchnorm buffers change in train mode)

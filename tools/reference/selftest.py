@@ -211,8 +211,8 @@ def np_features(spec, sd, pre, q, k):
     """Feature maps of the linear (relu, favor) and cosformer mixers, per head: q, k [B', N, dh] ->
     (phi(q), phi(k), clamp normaliser?, eps).  cosformer's length is N (PatchTST's max_T is N)."""
     N, dh = q.shape[1], q.shape[2]
-    if spec["kind"] == "cosformer":
-        th = math.pi / 2 * np.arange(1, N + 1) / N
+    if spec["kind"] == "cosformer":  # an lm's causal cosformer re-weights over max_len
+        th = math.pi / 2 * np.arange(1, N + 1) / spec.get("_max_T", N)
         f = lambda a: np.concatenate([np.maximum(a, 0) * np.sin(th)[:, None],
                                       np.maximum(a, 0) * np.cos(th)[:, None]], -1)
         return f(q), f(k), True, 1e-6
@@ -269,7 +269,8 @@ def np_attention(x, sd, pre, spec):
                 else:
                     f = phi if spec["feature_map"] == "elu" else (lambda a: np.maximum(a, 0.0))
                     fqi, fkj = f(q[:, i]), f(k[:, :j])
-                c = np.exp(sd[pre + ".rpe_bias"][hh, np.arange(j) - i + N - 1])
+                M = spec.get("_max_T", N)  # an lm's rpe table spans max_len
+                c = np.exp(sd[pre + ".rpe_bias"][hh, np.arange(j) - i + M - 1])
                 w = np.einsum("bd,bjd->bj", fqi, fkj) * c
                 o = np.einsum("bj,bjd->bd", w, v[:, :j]) / (w.sum(-1, keepdims=True) + 1e-6)
             elif spec["kind"] in ("softmax", "local", "ls"):
@@ -593,6 +594,42 @@ def np_itransformer(x, sd, cfg, marks=None):
     return y * std + mean
 
 
+def np_lm(x, sd, cfg):
+    """The lm model from its formulas: embedding rows + positions, blocks (every mixer told max_len),
+    final norm, head (tied: the embedding table)."""
+    ids = x.astype(np.int64)
+    B, T = ids.shape
+    d, M = cfg["d_model"], cfg["max_len"] or cfg["seq_len"]
+    u = sd["embed.weight"][ids]
+    if cfg["positions"]["kind"] == "learned":
+        u = u + sd["pos_embed"][:T]
+    elif cfg["positions"]["kind"] == "sinusoidal":
+        pe = np.zeros((T, d))
+        for p in range(T):
+            for i in range(0, d, 2):
+                pe[p, i] = math.sin(p / 10000 ** (i / d))
+                pe[p, i + 1] = math.cos(p / 10000 ** (i / d))
+        u = u + pe
+    i, last = 0, None
+    for entry in cfg["blocks"]:
+        e = json.loads(json.dumps(entry))
+        for key in ("token_mixer", "channel_mixer", "mixer"):
+            if key in e:
+                e[key]["_max_T"] = M
+        for _ in range(entry["repeat"]):
+            u = np_block(u, sd, f"blocks.{i}", e, {})
+            last, i = entry, i + 1
+    fn = cfg["final_norm"]
+    spec = (last["norm"] if last is not None and last["placement"] == "pre" else None) if fn == "auto" \
+        else None if fn == "none" else {"kind": fn, "eps": 1e-5, "momentum": 0.1}
+    if spec is not None:
+        u = np_norm(u, sd, "norm_f", spec)
+    if cfg["head"]["tie_weights"]:
+        y = u @ sd["embed.weight"].T
+        return y + sd["head.bias"] if "head.bias" in sd else y
+    return u @ sd["head.weight"].T + (sd["head.bias"] if "head.bias" in sd else 0)
+
+
 def test_numpy_twin():
     for name, _ in mf.FIXTURES:
         path = os.path.join(ROOT, "tests", "fixtures", name + ".safetensors")
@@ -602,7 +639,8 @@ def test_numpy_twin():
             continue
         sd = {k: v.astype(np.float64) for k, v in tensors.items()}
         x = sd["x"]
-        np_model = {"patchtst": np_patchtst, "dlinear": np_dlinear, "itransformer": np_itransformer}
+        np_model = {"patchtst": np_patchtst, "dlinear": np_dlinear, "itransformer": np_itransformer,
+                    "lm": np_lm}
         marks = sd.get("marks")
         y_np = np_model[cfg["model"]](x, sd, cfg, marks) if marks is not None else \
             np_model[cfg["model"]](x, sd, cfg)
@@ -677,7 +715,7 @@ def raises(fn, needle):
 
 def test_config():
     ex = doc_examples()
-    ok = len(ex) == 4 and all(json.dumps(ref.canonical_config(c)) == json.dumps(c) for c in ex)
+    ok = len(ex) == 5 and all(json.dumps(ref.canonical_config(c)) == json.dumps(c) for c in ex)  # + lm
     check("docs/config.md examples are canonical (same keys, order, values)", ok, f"{len(ex)} examples")
     m = ref.build_model(ex[0])
     check("docs/config.md patchtst example: 81,728 parameters, 3 blocks, no norm_f",
@@ -963,6 +1001,8 @@ def test_fixtures_reproduce():
             if not n.endswith(".rpe_bias"):
                 return g
             mod = model.get_submodule(n.rsplit(".", 1)[0])
+            if cfg["model"] == "lm":  # offsets -(seq_len-1)..0 of a table spanning max_len
+                return g[:, mod.max_t - cfg["seq_len"]:mod.max_t]
             return g[:, :mod.max_t] if mod.causal else g
         # Informer with mix: the last decoder layer's heads whose mixed-out rows land in the label
         # part (discarded by the output slice) get exactly zero gradient, as in the reference
@@ -975,9 +1015,14 @@ def test_fixtures_reproduce():
                       for n in pnames if n not in zero_grad and n not in dead)
         nonzero = nonzero and all(np.abs(tensors["grad." + n]).max() < 1e-6 * gmax for n in zero_grad)
         B = fx.batch
-        shapes = tensors["loss"].shape == (1,) and tensors["x"].dtype == np.float32 and \
-            tensors["x"].shape == (B, cfg["seq_len"], cfg["n_channels"]) and \
-            tensors["out"].shape == tensors["y"].shape == (B, cfg["pred_len"], cfg["n_channels"])
+        if cfg["model"] == "lm":  # token ids x, next-token ids y [B, T]; logits [B, T, vocab]
+            T = cfg["seq_len"]
+            shapes = tensors["loss"].shape == (1,) and tensors["x"].shape == tensors["y"].shape == (B, T) \
+                and tensors["out"].shape == (B, T, cfg["input"]["vocab"])
+        else:
+            shapes = tensors["loss"].shape == (1,) and tensors["x"].dtype == np.float32 and \
+                tensors["x"].shape == (B, cfg["seq_len"], cfg["n_channels"]) and \
+                tensors["out"].shape == tensors["y"].shape == (B, cfg["pred_len"], cfg["n_channels"])
         extra_ok, extra = True, ""
         if bn:
             bnames = [n for n, _ in model.named_buffers()]

@@ -248,8 +248,10 @@ POSITION_KINDS = {"learned": {}, "sinusoidal": {}, "none": {},
                   "t5": {"num_buckets": (_opt_int(2, 4096), 32), "max_distance": (_opt_int(1, 1 << 24), 128)}}
 INPUT_KINDS = {"patches": {"patch_len": (_opt_int(1), 16), "stride": (_opt_int(1), 8)},
                "inverted": {"time_tokens": (_opt_bool(), False)}}
+INPUT_KINDS["tokens"] = {"vocab": (_opt_int(2, 1 << 24), 256)}  # lm
 HEAD_KINDS = {"flatten": {"dropout": (_DROPOUT, 0)}, "per_token": {}}
 PLACEMENTS = ("pre", "post", "peri")  # peri: metaformer only
+HEAD_KINDS["lm"] = {"tie_weights": (_opt_bool(), False), "bias": (_opt_bool(), False)}
 _BLOCK_COMMON = {"repeat": (_opt_int(1), 1), "placement": (_opt_enum(*PLACEMENTS), "pre"),
                  "dropout": (_DROPOUT, 0), "norm": ("norm", {"kind": "layernorm"})}
 # Default mixers (docs/config.md does not name any; these are PatchTST's): softmax / mlp.
@@ -261,7 +263,7 @@ BLOCK_KINDS = {
                  "channel_mixer": ("mixer:channel", {"kind": "mlp"})},
 }
 FINAL_NORMS = ("auto", "none") + tuple(NORM_KINDS)
-TASKS = ("forecast",)
+TASKS = ("forecast", "lm")
 MODEL_KINDS = {
     "patchtst": {"seq_len": (_opt_int(1), REQUIRED), "pred_len": (_opt_int(1), REQUIRED),
                  "n_channels": (_opt_int(1), REQUIRED), "d_model": (_opt_int(1), REQUIRED),
@@ -288,6 +290,13 @@ MODEL_KINDS = {
                  "mix": (_opt_bool(), True), "embed": (_opt_enum("timeF", "none"), "timeF"),
                  "freq": (_opt_enum("auto", "h", "t", "s", "d", "b", "w", "m"), "h")},
 }
+# the causal language model (src/models/lm.c), in the C reader's canonical order
+MODEL_KINDS["lm"] = {"seq_len": (_opt_int(1, 1 << 20), 256), "max_len": (_opt_int(0, 1 << 24), 0),
+                     "d_model": (_opt_int(1, 8192), 128), "dropout": (_DROPOUT, 0),
+                     "final_norm": (_opt_enum("auto", "none", "layernorm", "rmsnorm"), "auto"),
+                     "input": ("part:input", {"kind": "tokens"}),
+                     "positions": ("part:positions", {"kind": "learned"}),
+                     "blocks": ("blocks", REQUIRED), "head": ("part:head", {"kind": "lm"})}
 _PART_TABLES = {"part:input": INPUT_KINDS, "part:positions": POSITION_KINDS, "part:head": HEAD_KINDS}
 
 
@@ -484,6 +493,8 @@ def canonical_config(cfg):
         _check_patchtst(out)
     elif model == "itransformer":
         _check_itransformer(out)
+    elif model == "lm":
+        _check_lm(out)
     elif model == "informer":
         if out["label_len"] > out["seq_len"]:
             raise ConfigError(f"label_len: {out['label_len']} is longer than seq_len {out['seq_len']}")
@@ -543,6 +554,35 @@ def _check_patchtst(c):
                 raise ConfigError(f"blocks[{i}].{slot}.n_heads: {m['n_heads']} must divide d_model {d}")
             if m:
                 _check_efficient_mixer(f"blocks[{i}].{slot}", m, n_patches(c))
+
+
+# token mixers with a causal streaming form (the C mixers whose step works when causal)
+LM_CAUSAL_MIXERS = ("softmax", "linear", "local", "ls", "rpe", "cosformer", "identity")
+
+
+def _check_lm(c):
+    """The lm model's refusals, as src/models/lm.c words them."""
+    if c["task"] != "lm":
+        raise ConfigError(f"task: the lm model is trained by task lm, not {c['task']!r}")
+    if c["input"]["kind"] != "tokens":
+        raise ConfigError(f"input.kind: lm reads token ids (tokens), not {c['input']['kind']!r}")
+    if c["head"]["kind"] != "lm":
+        raise ConfigError(f"head.kind: lm's head is lm, not {c['head']['kind']!r}")
+    T, max_len = c["seq_len"], c["max_len"] or c["seq_len"]
+    if max_len < T:
+        raise ConfigError(f"max_len: {max_len} is shorter than seq_len {T}")
+    if c["positions"]["kind"] == "learned" and max_len > T:
+        raise ConfigError("max_len: learned positions are trained for seq_len positions only")
+    for i, b in enumerate(c["blocks"]):
+        for slot in ("token_mixer", "channel_mixer", "mixer"):
+            m = b.get(slot)
+            if not m or MIXER_KINDS[m["kind"]][0] == "channel":
+                continue
+            if m["kind"] not in LM_CAUSAL_MIXERS or not m.get("causal", True):
+                raise ConfigError(f"blocks[{i}].{slot}: mixer {m['kind']!r} cannot stream (lm needs "
+                                  "causal mixers)")
+            if "n_heads" in m and c["d_model"] % m["n_heads"]:
+                raise ConfigError(f"blocks[{i}].{slot}.n_heads: {m['n_heads']} must divide d_model")
 
 
 def _check_efficient_mixer(path, m, max_T):
@@ -1850,10 +1890,78 @@ class ITransformer(nn.Module):
         return y
 
 
+class _TiedHeadBias(nn.Module):
+    """head.bias of a tied lm head (its weight is embed.weight)."""
+
+    def __init__(self, V):
+        super().__init__()
+        self.bias = nn.Parameter(torch.zeros(V))
+
+
+class LM(nn.Module):
+    """model lm (src/models/lm.c), a causal decoder-only language model:
+      x [B, T] token ids (floats or ints) -> embed (nn.Embedding(vocab, d)) + positions (learned
+      pos_embed [max_len, d] or the sinusoidal table) -> dropout -> blocks (causal mixers only) ->
+      final norm (auto: the last block's norm when it is pre-norm) -> head -> logits [B, T, vocab].
+      head: nn.Linear(d, vocab, bias) named head, or tied (logits = h @ embed.weight^T, + head.bias).
+    Modules in the order embed, pos_embed, blocks.{i}, norm_f, head (as the C model declares them)."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        cfg = canonical_config(cfg)
+        if cfg["model"] != "lm":
+            raise ConfigError(f"model: {cfg['model']!r} given to LM")
+        self.cfg = cfg
+        d, V = cfg["d_model"], cfg["input"]["vocab"]
+        self.max_len = cfg["max_len"] or cfg["seq_len"]
+        self.embed = nn.Embedding(V, d)
+        pos = cfg["positions"]["kind"]
+        self._pe64 = None
+        if pos == "learned":
+            self.pos_embed = nn.Parameter(torch.empty(self.max_len, d).uniform_(-0.02, 0.02))
+        else:
+            self.pos_embed = None
+            if pos == "sinusoidal":
+                self._pe64 = sinusoidal_table(self.max_len, d)
+        self.drop = nn.Dropout(cfg["dropout"])
+        self.block_cfgs = expand_blocks(cfg)
+        self.blocks = nn.ModuleList([make_block(b, d, self.max_len) for b in self.block_cfgs])
+        for mod in self.blocks.modules():  # causal cosformer re-weights over max_len, as the C mixer
+            if isinstance(mod, Mixer):
+                mod.max_T = self.max_len
+        fn = final_norm_spec(cfg)
+        self.norm_f = make_norm(fn, d) if fn is not None else None
+        self.tie = cfg["head"]["tie_weights"]
+        bias = cfg["head"]["bias"]
+        if self.tie:
+            self.head = _TiedHeadBias(V) if bias else None
+        else:
+            self.head = nn.Linear(d, V, bias=bias)
+
+    def forward(self, x):
+        T = x.shape[1]
+        u = self.embed(x.long())
+        if self.pos_embed is not None:
+            u = u + self.pos_embed[:T]
+        elif self._pe64 is not None:
+            u = u + self._pe64[:T].to(dtype=u.dtype, device=u.device)
+        u = self.drop(u)
+        for blk in self.blocks:
+            u = blk(u)
+        if self.norm_f is not None:
+            u = self.norm_f(u)
+        if not self.tie:
+            return self.head(u)
+        y = u @ self.embed.weight.t()
+        return y + self.head.bias if self.head is not None else y
+
+
 def build_model(cfg):
     """Model from a config (dict or JSON string; format_version 2, or 1 via config_v1_to_v2).
     ``model.cfg`` is the canonical format_version 2 config."""
     cfg = canonical_config(cfg)
+    if cfg["model"] == "lm":
+        return LM(cfg)
     if cfg["model"] == "patchtst":
         return PatchTST(cfg)
     if cfg["model"] == "itransformer":
