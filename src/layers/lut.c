@@ -13,6 +13,7 @@
  * Token-wise, so step is forward on one row. */
 #include <string.h>
 
+#include "core/scratch.h"
 #include "core/error.h"
 #include "kernels/lut.h"
 #include "layers/mixers.h"
@@ -141,7 +142,8 @@ static void lut_step(const sf_mixer *m, const float *x_t, const float *state_in,
     const sf_lut *s = m->self;
     (void)state_in, (void)state_out, (void)t;
     int d1 = s->l1.dout;
-    float *buf = sf_malloc(((size_t)2 * d1 + 2 * s->K) * sizeof(float));
+    size_t mark = sf_scratch_mark(); /* the streaming path allocates nothing (core/scratch.h) */
+    float *buf = sf_scratch_push((size_t)2 * d1 + 2 * s->K);
     float *h1 = buf, *hn = buf + d1, *score = buf + 2 * d1;
     int32_t *code = (int32_t *)(void *)(score + s->K);
     if (!s->ffn) {
@@ -151,7 +153,7 @@ static void lut_step(const sf_mixer *m, const float *x_t, const float *state_in,
         sf_norm_step(&s->norm, h1, hn);
         table_forward(s, &s->l2, y_t, code, score, hn, 1);
     }
-    free(buf);
+    sf_scratch_release(mark);
 }
 
 static void lut_destroy(sf_mixer *m) { free(m->self); }

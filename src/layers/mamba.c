@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/scratch.h"
 #include "core/error.h"
 #include "kernels/selective_scan.h"
 #include "layers/layer.h"
@@ -304,7 +305,8 @@ static void mb_step(const sf_mixer *mx, const float *x_t, const float *state_in,
     SF_ASSERT(!s->bidir && "a bidirectional mamba cannot stream");
     if (state_out != state_in) memcpy(state_out, state_in, mb_state_floats(mx) * sizeof(float));
     float *win = state_out, *h = state_out + (size_t)Di * (K - 1);
-    float *buf = sf_malloc(((size_t)2 * Di + Di + (R + 2 * N) + Di + Di + (size_t)Di * N) * sizeof(float));
+    size_t mark = sf_scratch_mark(); /* the streaming path allocates nothing (core/scratch.h) */
+    float *buf = sf_scratch_push((size_t)2 * Di + Di + (R + 2 * N) + Di + Di + (size_t)Di * N);
     float *xz = buf, *u = xz + 2 * Di, *xdbl = u + Di, *delta = xdbl + R + 2 * N, *y = delta + Di;
     float *A = y + Di;
     sf_linear_forward(&m->in_proj, xz, x_t, 1);
@@ -322,7 +324,7 @@ static void mb_step(const sf_mixer *mx, const float *x_t, const float *state_in,
     for (size_t i = 0; i < (size_t)Di * N; i++) A[i] = -expf(m->A_log[i]);
     sf_selective_scan_step(y, h, u, delta, A, xdbl + R, xdbl + R + N, m->D, xz + Di, Di, N);
     sf_linear_forward(&m->out_proj, y_t, y, 1);
-    free(buf);
+    sf_scratch_release(mark);
 }
 
 static void mb_destroy(sf_mixer *mx) { free(mx->self); }

@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/scratch.h"
 #include "core/error.h"
 #include "kernels/gemm.h"
 #include "kernels/pararnn.h"
@@ -175,21 +176,19 @@ static size_t pr_state_floats(const sf_mixer *m) {
     return (size_t)sf_diag_cell_state(&c);
 }
 
-/* Temporaries of one step on the stack up to this many floats (larger widths allocate). */
-#define PR_STEP_STACK 4096
-
 static void pr_step(const sf_mixer *m, const float *x_t, const float *state_in, float *state_out,
                     float *y_t, int t) {
     const sf_pararnn *p = m->self;
     sf_diag_cell c = cell_of(p);
     const int S = sf_diag_cell_state(&c), need = 3 * p->N + S;
-    float stack[PR_STEP_STACK], *u = need <= PR_STEP_STACK ? stack : sf_malloc((size_t)need * sizeof(float));
+    size_t mark = sf_scratch_mark(); /* the streaming path allocates nothing (core/scratch.h) */
+    float *u = sf_scratch_push((size_t)need);
     float *s_new = u + 3 * p->N;
     input_proj(p, x_t, u, 1);
     sf_diag_cell_step(&c, t ? state_in : NULL, u, s_new);
     memcpy(state_out, s_new, (size_t)S * sizeof(float));
     output_map(p, s_new, y_t, 1);
-    if (u != stack) free(u);
+    sf_scratch_release(mark);
 }
 
 static void pr_destroy(sf_mixer *m) { free(m->self); }

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/scratch.h"
 #include "core/error.h"
 #include "kernels/gemm.h"
 #include "layers/layer.h"
@@ -219,13 +220,12 @@ static size_t rd_state_floats(const sf_mixer *m) {
     return (size_t)(p->lstm ? 2 : 1) * p->N;
 }
 
-#define RD_STEP_STACK 8192
-
 static void rd_step(const sf_mixer *m, const float *x_t, const float *state_in, float *state_out,
                     float *y_t, int t) {
     const sf_rnn_dense *p = m->self;
     const int N = p->N, GN = p->G * N, need = 2 * GN + 4 * N + 2 * N;
-    float stack[RD_STEP_STACK], *gi = need <= RD_STEP_STACK ? stack : sf_malloc((size_t)need * sizeof(float));
+    size_t mark = sf_scratch_mark(); /* the streaming path allocates nothing (core/scratch.h) */
+    float *gi = sf_scratch_push((size_t)need);
     float *gh = gi + GN, *act = gh + GN, *hc = act + 4 * N; /* new [c | h] */
     memcpy(gi, p->b_ih, (size_t)GN * sizeof(float));
     sf_gemm(0, 1, 1, GN, p->d, 1.0f, x_t, p->d, p->w_ih, p->d, 1.0f, gi, GN);
@@ -240,7 +240,7 @@ static void rd_step(const sf_mixer *m, const float *x_t, const float *state_in, 
         sf_linear_forward(&p->out, y_t, hc + N, 1);
     else
         memcpy(y_t, hc + N, (size_t)N * sizeof(float));
-    if (gi != stack) free(gi);
+    sf_scratch_release(mark);
 }
 
 static void rd_destroy(sf_mixer *m) { free(m->self); }
