@@ -8,7 +8,7 @@
 /* The model registry. Adding a model is its own file (an sf_model_def) plus one line here. */
 const sf_model_def *const sf_model_registry[] = {&sf_model_patchtst, &sf_model_dlinear,
                                                   &sf_model_itransformer,
-                                                  &sf_model_informer};
+                                                  &sf_model_informer, &sf_model_t2};
 const int sf_model_registry_n = (int)(sizeof sf_model_registry / sizeof *sf_model_registry);
 
 const sf_model_def *sf_model_find(const char *name) {
@@ -38,7 +38,9 @@ int sf_model_create(sf_model *m, const cJSON *config) {
     if (sf_config_normalize(config, &m->config)) return SF_ERR;
     m->def = sf_model_find(sf_opt_str(m->config, "model"));
     m->seq_len = sf_opt_int(m->config, "seq_len");
-    m->pred_len = sf_opt_int(m->config, "pred_len");
+    m->pred_len = cJSON_GetObjectItemCaseSensitive(m->config, "pred_len")
+                      ? sf_opt_int(m->config, "pred_len")
+                      : 0;
     m->n_channels = sf_opt_int(m->config, "n_channels");
     m->time_features = sf_config_time_features(m->config, &m->freq);
     sf_params_init(&m->params);
@@ -82,7 +84,8 @@ long sf_model_n_params(const sf_model *m) {
 }
 
 long sf_model_x_floats(const sf_model *m) {
-    return (long)m->seq_len * m->n_channels + (long)(m->seq_len + m->pred_len) * m->time_features;
+    return (long)m->seq_len * m->n_channels + (long)(m->seq_len + m->pred_len) * m->time_features +
+           (m->def->reads_lengths ? 1 : 0);
 }
 
 int sf_config_time_features(const cJSON *config, char *freq) {

@@ -123,7 +123,7 @@ static void fc_close(sf_task *t) {
 }
 
 static const sf_task_ops fc_ops = {fc_n_examples, fc_gather,     fc_loss, fc_metrics_add,
-                                   fc_metrics_finish, fc_save_meta, fc_close};
+                                   fc_metrics_finish, fc_save_meta, fc_close, NULL};
 
 static forecast *fc_new(sf_task *t, const sf_task_args *a) {
     forecast *f = sf_calloc(1, sizeof *f);

@@ -9,6 +9,7 @@
 #define SF_TASKS_TASK_H
 
 #include <cjson/cJSON.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "config/options.h"
@@ -30,6 +31,11 @@ typedef struct {
     const char *target;   /* forecast: target column (NULL: "OT") */
     char features;        /* forecast: 'M' or 'S' */
     const char *split;    /* forecast: split kind ("auto", "ett-hour", ...) or NULL: stored */
+    const char *test;     /* classify: --test file (NULL: test = the validation split) */
+    const char *normalize;     /* classify: channel | series | none (NULL: channel) */
+    const char *class_weights; /* classify: none | balanced (NULL: none) */
+    double val_fraction;       /* classify: share of each class carved from train for validation */
+    uint64_t seed;             /* classify: the split's seed */
 } sf_task_args;
 
 typedef struct sf_task sf_task;
@@ -55,6 +61,9 @@ typedef struct {
     /* Metadata a checkpoint needs to reuse this task's data protocol (scaler, columns, ...). */
     void (*save_meta)(const sf_task *t, sf_meta *meta);
     void (*close)(sf_task *t);
+    /* Optional: after sf_task_evaluate, add what the metrics cannot hold to eval's JSON
+     * (classify: class names, confusion matrix) and, with plot, write the task's SVGs. */
+    int (*report)(const sf_task *t, cJSON *out, const char *plot);
 } sf_task_ops;
 
 struct sf_task {
@@ -78,7 +87,7 @@ typedef struct sf_task_def {
     void (*describe)(const sf_task *t, FILE *f);
 } sf_task_def;
 
-extern const sf_task_def sf_task_forecast;
+extern const sf_task_def sf_task_forecast, sf_task_classify;
 const sf_task_def *sf_task_find(const char *name);
 void sf_task_names(char *buf, size_t n);
 extern const sf_task_def *const sf_task_registry[];
