@@ -225,6 +225,15 @@ FIXTURES = [
         {"format_version": 2, "task": "forecast", "model": "itransformer", "seq_len": 48, "pred_len": 12,
          "n_channels": 7, "d_model": 16, "dropout": 0, "input": {"kind": "inverted", "time_tokens": True},
          "blocks": [metaformer("post", "layernorm", "softmax", n_heads=2, d_ff=24, repeat=2)]}), 4),
+    # t2 (classification): pointwise ReLU embedding, sinusoidal positions, two post-LayerNorm
+    # (eps 1e-6) softmax + relu-mlp blocks, mean pooling over the valid steps, 5 logits; four series
+    # of valid lengths 20, 13, 7, 1 padded to 20 with random values (which must not matter); the
+    # fixture adds `lens` [B] and y [B, n_classes]
+    Fixture("t2", ref.canonical_config(
+        {"task": "classify", "model": "t2", "seq_len": 20, "n_channels": 3, "n_classes": 5, "d_model": 16,
+         "blocks": [metaformer("post", "layernorm", "softmax", n_heads=4, d_ff=24, activation="relu",
+                               repeat=2, eps=1e-6)],
+         "head": {"kind": "pool_classify", "dropout": 0}}), 4, seed=5500),
 ]
 
 
@@ -344,8 +353,13 @@ def make_one(fx, seed, out_dir):
         randomize_buffers_(model)
     model.train(False)  # dropout is 0 anyway; eval keeps it obviously deterministic
     g = torch.Generator().manual_seed(seed + 1000)
-    x, y = make_data(cfg["seq_len"], cfg["pred_len"], cfg["n_channels"], g, fx.batch)
     marks = None
+    if cfg["model"] == "t2":  # x [B, L, C] with padding, lens [B] (passed where marks go), y [B, K]
+        x = torch.randn(fx.batch, cfg["seq_len"], cfg["n_channels"], generator=g)
+        y = torch.randn(fx.batch, cfg["n_classes"], generator=g)
+        marks = torch.tensor([cfg["seq_len"], 13, 7, 1][:fx.batch], dtype=torch.float32)
+    else:
+        x, y = make_data(cfg["seq_len"], cfg["pred_len"], cfg["n_channels"], g, fx.batch)
     if (cfg["model"] == "informer" and cfg["embed"] == "timeF") or \
             (cfg["model"] == "itransformer" and cfg["input"]["time_tokens"]):
         marks = make_marks(cfg["seq_len"], cfg["pred_len"], cfg["freq"], g, fx.batch)
@@ -358,7 +372,7 @@ def make_one(fx, seed, out_dir):
     tensors["x"], tensors["y"], tensors["out"] = x, y, out
     tensors["loss"] = loss.reshape(1)
     if marks is not None:
-        tensors["marks"] = marks
+        tensors["lens" if cfg["model"] == "t2" else "marks"] = marks
     for n, gr in grads.items():
         tensors[ref.GRAD_PREFIX + n] = gr
     for n, b in after.items():
@@ -371,8 +385,9 @@ def make_one(fx, seed, out_dir):
     ref.save_safetensors(path, tensors, meta)
 
     # float64 twin: same weights, buffers and inputs, everything in double
-    out64, loss64, grads64, after64, out_eval64 = run_fixture(m64, x.double(), y.double(), bn,
-                                                              None if marks is None else marks.double())
+    out64, loss64, grads64, after64, out_eval64 = run_fixture(
+        m64, x.double(), y.double(), bn,
+        None if marks is None else marks if cfg["model"] == "t2" else marks.double())
     rep = {
         "file": os.path.relpath(path),
         "bytes": os.path.getsize(path),
