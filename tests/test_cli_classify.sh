@@ -56,6 +56,9 @@ for r in rows:
     assert r["predicted"] == ("1" if float(r["p_1"]) >= float(r["p_2"]) else "2")
 PY
 for f in confusion roc pr; do [ -s "$tmp/pp_$f.svg" ] && ok || bad "no $tmp/pp_$f.svg"; done
+# interpretability: gradient x input attribution of one series
+"$SF" predict --model "$tmp/run/model.safetensors" --data $TE --out "$tmp/pred2.csv" --plot "$tmp/one" --object 5 2>"$tmp/obj.err" && ok || bad "predict --object: $(cat "$tmp/obj.err")"
+grep -q "series 5: gradient x input of log p(" "$tmp/one_attribution.svg" 2>/dev/null && ok || bad "no attribution SVG"
 
 # --- UEA with unequal lengths and trailing '?' padding; class weights, series normalisation
 { printf '@problemName Toy\n@timeStamps false\n@missing true\n@univariate false\n@dimensions 2\n'
@@ -85,6 +88,9 @@ expect 1 "class '3' does not occur" -- "$SF" eval --model "$tmp/run/model.safete
 expect 1 "longer than the model's seq_len 24" -- "$SF" eval --model "$tmp/run/model.safetensors" --data "$tmp/long.tsv"
 expect 1 "2 channels per step, but the model reads 1" -- "$SF" predict --model "$tmp/run/model.safetensors" --data "$tmp/two.ts" --out "$tmp/never.csv"
 [ ! -e "$tmp/never.csv" ] && ok || bad "predict left a file after an error"
+expect 1 "--object '999' is not a row" -- "$SF" predict --model "$tmp/run/model.safetensors" --data $TE --out "$tmp/p3.csv" --plot "$tmp/q" --object 999
+[ ! -e "$tmp/p3.csv" ] && ok || bad "predict --object 999 left a CSV"
+expect 1 "--object draws an attribution picture; give --plot too" -- "$SF" predict --model "$tmp/run/model.safetensors" --data $TE --object 1
 expect 1 "validation split is empty" -- "$SF" train --task classify --data $TR --val-fraction 0 --out "$tmp/x5"
 expect 2 "'--normalize': 'zscore'" -- "$SF" train --task classify --data $TR --normalize zscore --out "$tmp/x6"
 expect 1 "ETTh1.csv:1: a label and at least one value expected (tab-separated)" -- "$SF" train --model t2 --data data/ETTh1.csv --out "$tmp/x7"

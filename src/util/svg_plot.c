@@ -590,6 +590,7 @@ int sf_svg_matrix_plot(const char *path, const char *title, const long *counts, 
         if (text_w(names[k]) > label_w) label_w = text_w(names[k]);
     if (label_w > 200) label_w = 200;
     double left = label_w + 40, top = 70 + label_w, W = left + K * cell + 20, H = top + K * cell + 40;
+    if (title && text_w(title) * 14 / 12 + 40 > W) W = text_w(title) * 14 / 12 + 40;
     atomic_out a;
     if (atomic_open(&a, path)) return SF_ERR;
     FILE *f = a.fp;
