@@ -28,7 +28,7 @@ NORM_EPS = 1e-5
 LINATTN_EPS = 1e-6
 
 # Tensors that fixtures hold besides the model parameters (see make_fixtures.py).
-FIXTURE_TENSORS = ("x", "y", "out", "loss", "out_eval", "marks")
+FIXTURE_TENSORS = ("x", "y", "out", "loss", "out_eval", "marks", "lens")
 GRAD_PREFIX = "grad."
 AFTER_PREFIX = "after."  # batchnorm fixtures: buffers after the training forward
 
