@@ -34,7 +34,8 @@ for k in ["log_loss", "accuracy", "balanced_accuracy", "cb_log_loss", "roc_auc_m
 assert 0 <= r["test"]["accuracy"] <= 1
 PY
 else bad "train failed: $(cat "$tmp/train.err")"; fi
-grep -q "classify" "$tmp/train.err" || grep -q "2 classes" "$tmp/train.err" && ok || bad "banner: $(cat "$tmp/train.err")"
+# stratified split of Chinatown's 20 training series (10 per class): 2 of each to validation
+grep -q "2 classes, 1 channel, up to 24 steps, 16/4/343 train/val/test series" "$tmp/train.err" && ok || bad "banner: $(cat "$tmp/train.err")"
 "$SF" eval --model "$tmp/run/model.safetensors" --data $TE --plot "$tmp/ev" >"$tmp/eval.json" 2>"$tmp/eval.err" && ok || bad "eval: $(cat "$tmp/eval.err")"
 python3 - "$tmp/eval.json" "$tmp/train.json" <<'PY' && ok || bad "eval JSON: $(cat "$tmp/eval.json")"
 import json, sys

@@ -206,7 +206,7 @@ int cmd_train(int argc, char **argv) {
          "classify: share of each class carved from the training file for validation", 0},
         {"config", ARG_STRING, &config_path, 0, 0, NULL, "model config JSON (docs/config.md); replaces the model flags", 0},
         {"print-config", ARG_BOOL, &print_config, 0, 1, NULL, "print the model config these flags build and exit", 0},
-        {"data", ARG_STRING, &data, 0, 0, NULL, "CSV file (date column + numeric columns; .gz ok)", 0},
+        {"data", ARG_STRING, &data, 0, 0, NULL, "CSV file (date column + numeric columns; .gz ok); classify: training file (UCR .tsv / UEA .ts)", 0},
         {"target", ARG_STRING, &target, 0, 0, NULL, "target column", 0},
         {"features", ARG_CHOICE, &features, 0, 0, "M|S", "M: all channels, S: target only", 0},
         {"split", ARG_CHOICE, &split, 0, 0, "auto|ett-hour|ett-minute|custom",
