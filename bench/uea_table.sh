@@ -48,7 +48,8 @@ log, seeds, flags, ref = sys.argv[1], [int(s) for s in sys.argv[2].split()], sys
 runs = {}
 for line in open(log):
     r = json.loads(line)
-    if r["flags"] == flags and r["seed"] in seeds:
+    if r["flags"] == flags and r["seed"] in seeds and \
+            all(q["seed"] != r["seed"] for q in runs.get(r["set"], [])):  # one run per (set, seed)
         runs.setdefault(r["set"], []).append(r)
 print(f"flags: --task classify (defaults) {flags}".rstrip())
 print("| dataset | t2 test acc (mean) | seeds | per seed | 1-NN ED | ResNet | FCN |")
