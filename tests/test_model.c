@@ -96,7 +96,7 @@ static void check_config_errors(void) {
     expect_error("[1,2]", "cfg.json: config: expected a JSON object");
     expect_error("{\"blocks\":[]}", "model: missing or not a string (known: patchtst, dlinear");
     expect_error("{\"model\":\"gpt\"}", "model: unknown model 'gpt' (known: patchtst, dlinear");
-    expect_error("{\"model\":\"patchtst\",\"task\":\"classify\",\"blocks\":[]}", "task: unknown task 'classify' (known: forecast, lm)");
+    expect_error("{\"model\":\"patchtst\",\"task\":\"translate\",\"blocks\":[]}", "task: unknown task 'translate' (known: forecast, classify, lm)");
     expect_error("{\"model\":\"patchtst\",\"blocks\":{}}", "blocks: missing or not a list");
     expect_error("{\"model\":\"patchtst\",\"blocks\":[{\"kind\":\"mamba\"}]}",
                  "blocks[0].kind: unknown block kind 'mamba' (known: metaformer, residual, parallel)");

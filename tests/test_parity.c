@@ -98,6 +98,26 @@ static void check_fixture(const char *path) {
     int is_lm = !strcmp(m.def->info.name, "lm");
     int vocab = is_lm ? sf_opt_int(cJSON_GetObjectItemCaseSensitive(m.config, "input"), "vocab") : 0;
     long n = is_lm ? (long)B * m.seq_len * vocab : (long)B * m.pred_len * m.n_channels;
+    /* Valid lengths (t2): `lens` [B] travels as one more float after each example's values, as
+     * the classify task packs it; the output is [B, n_classes]. */
+    if (m.def->reads_lengths) {
+        int64_t sl[8];
+        const float *lens = sf_safetensors_get(st, "lens", &nd, sl);
+        long LC = (long)m.seq_len * m.n_channels, xs = sf_model_x_floats(&m);
+        CHECK_MSG(lens && nd == 1 && sl[0] == B, "%s: lens [B] missing", path);
+        if (!lens) {
+            sf_model_destroy(&m);
+            sf_safetensors_close(st);
+            return;
+        }
+        packed = sf_malloc((size_t)B * xs * sizeof(float));
+        for (int b = 0; b < B; b++) {
+            memcpy(packed + (size_t)b * xs, x + (size_t)b * LC, (size_t)LC * sizeof(float));
+            packed[(size_t)b * xs + LC] = lens[b];
+        }
+        x = packed;
+        n = (long)B * sf_opt_int(m.config, "n_classes");
+    }
     float *out = sf_malloc((size_t)n * sizeof(float)), *dy = sf_malloc((size_t)n * sizeof(float));
     sf_rng rng;
     sf_rng_seed(&rng, 1);
@@ -232,5 +252,6 @@ int main(void) {
     check_fixture("tests/fixtures/rnn_dense.safetensors");
     check_fixture("tests/fixtures/lm_tied.safetensors");
     check_fixture("tests/fixtures/lm_untied.safetensors");
+    check_fixture("tests/fixtures/t2.safetensors");
     return test_finish();
 }

@@ -9,6 +9,7 @@
 
 int cmd_eval(int argc, char **argv) {
     const char *model = NULL, *data = NULL, *split = NULL, *which = "test", *test_text = NULL;
+    const char *plot = NULL;
     int batch = 256, threads = 0;
     arg_spec specs[] = {
         {"model", ARG_STRING, &model, 0, 0, NULL, "checkpoint (model.safetensors)", 0},
@@ -19,6 +20,8 @@ int cmd_eval(int argc, char **argv) {
         {"batch-size", ARG_INT, &batch, 1, 65536, NULL, "evaluation batch size (lm: default 32)", 0},
         {"test", ARG_STRING, &test_text, 0, 0, NULL, "lm: score this text as the test split", 0},
         {"threads", ARG_INT, &threads, 0, 1024, NULL, "threads (0: OpenMP default)", 0},
+        {"plot", ARG_STRING, &plot, 0, 0, NULL,
+         "classify: write PLOT_confusion.svg, PLOT_roc.svg and PLOT_pr.svg", 0},
     };
     sf_model m;
     sf_meta meta;
@@ -27,7 +30,7 @@ int cmd_eval(int argc, char **argv) {
                                    &threads, &m, &meta);
     if (early >= 0) return early;
     const sf_task_def *td = sf_task_find(sf_opt_str(m.config, "task"));
-    sf_task_args ta = {.data = data, .split = split, .test_data = test_text};
+    sf_task_args ta = {.data = data, .split = split, .test = test_text};
     if (!strcmp(td->info.name, "lm") && !args_seen(specs, (int)(sizeof specs / sizeof *specs), "batch-size"))
         batch = 32; /* logits are [B, T, vocab] */
     sf_task t;
@@ -40,6 +43,25 @@ int cmd_eval(int argc, char **argv) {
     sf_split s = !strcmp(which, "val") ? SF_VAL : !strcmp(which, "train") ? SF_TRAIN : SF_TEST;
     sf_metrics mt;
     sf_task_evaluate(&t, &m, s, batch, &mt);
+    if (t.ops->report) { /* JSON by cJSON (a NaN metric prints as null) plus the task's extras */
+        cJSON *o = cJSON_CreateObject();
+        for (int i = 0; i < mt.n; i++) cJSON_AddNumberToObject(o, mt.name[i], mt.value[i]);
+        cJSON_AddNumberToObject(o, "examples", t.ops->n_examples(&t, s));
+        int ok = t.ops->report(&t, o, plot) == SF_OK;
+        char *text = cJSON_PrintUnformatted(o);
+        printf("%s\n", text);
+        free(text);
+        cJSON_Delete(o);
+        sf_task_close(&t);
+        rc = ok ? 0 : cli_fail(1);
+        goto out;
+    }
+    if (plot) {
+        sf_task_close(&t);
+        sf_errorf("eval: --plot is for the classify task (forecast: seqformer predict --plot)");
+        rc = cli_fail(2);
+        goto out;
+    }
     printf("{");
     for (int i = 0; i < mt.n; i++) printf("\"%s\":%.6f,", mt.name[i], mt.value[i]);
     printf("\"windows\":%d,\"split\":\"%s\"}\n", t.ops->n_examples(&t, s), which);

@@ -8,7 +8,8 @@
 #include "tasks/task.h"
 
 int cmd_predict(int argc, char **argv) {
-    const char *model = NULL, *data = NULL, *out = NULL, *plot = NULL, *channel = NULL;
+    const char *model = NULL, *data = NULL, *out = NULL, *plot = NULL, *channel = NULL,
+               *object = NULL;
     int threads = 0;
     arg_spec specs[] = {
         {"model", ARG_STRING, &model, 0, 0, NULL, "checkpoint (model.safetensors)", 0},
@@ -16,6 +17,8 @@ int cmd_predict(int argc, char **argv) {
         {"out", ARG_STRING, &out, 0, 0, NULL, "write the forecast CSV here (default: stdout)", 0},
         {"plot", ARG_STRING, &plot, 0, 0, NULL, "write an SVG of history + forecast here", 0},
         {"channel", ARG_STRING, &channel, 0, 0, NULL, "channel to plot (default: the target)", 0},
+        {"object", ARG_STRING, &object, 0, 0, NULL,
+         "classify: series (0-based row) whose gradient x input attribution --plot draws", 0},
         {"threads", ARG_INT, &threads, 0, 1024, NULL, "threads (0: OpenMP default)", 0},
     };
     sf_model m;
@@ -26,7 +29,14 @@ int cmd_predict(int argc, char **argv) {
                                    &model, &data, 1, &threads, &m, &meta);
     if (early >= 0) return early;
     const sf_task_def *td = sf_task_find(sf_opt_str(m.config, "task"));
-    sf_predict_args pa = {.model = model, .data = data, .out = out, .plot = plot, .item = channel};
+    if (channel && object) {
+        sf_errorf("predict: --channel (forecast) and --object (classify) exclude each other");
+        sf_model_destroy(&m);
+        sf_meta_free(&meta);
+        return cli_fail(2);
+    }
+    sf_predict_args pa = {.model = model, .data = data, .out = out, .plot = plot,
+                          .item = channel ? channel : object};
     int rc = td->predict(&m, &meta, &pa) ? cli_fail(1) : 0;
     sf_model_destroy(&m);
     sf_meta_free(&meta);

@@ -23,6 +23,7 @@ static const char *model_name(const char *s) {
     if (!strcasecmp(s, "itransformer")) return "itransformer";
     if (!strcasecmp(s, "informer")) return "informer";
     if (!strcasecmp(s, "lm")) return "lm";
+    if (!strcasecmp(s, "t2")) return "t2";
     return s;
 }
 
@@ -81,6 +82,61 @@ static cJSON *informer_config(const arg_spec *specs, int ns, const sf_flat_confi
     return o;
 }
 
+/* t2 from the flags that were given; the rest are t2's defaults (astronet t2: d_model 32, 16
+ * heads, d_ff 128, 1 layer, dropout 0.1, post-LayerNorm eps 1e-6, ReLU feed-forward, sinusoidal
+ * positions). */
+static cJSON *t2_config(const arg_spec *specs, int ns, const sf_flat_config *c, const char *mixer,
+                        const char *norm, const char *norm_place, const char *pos) {
+    int seen_dropout = args_seen(specs, ns, "dropout");
+    float dropout = seen_dropout ? c->dropout : 0.1f;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "task", "classify");
+    cJSON_AddStringToObject(o, "model", "t2");
+    cJSON_AddNumberToObject(o, "d_model", args_seen(specs, ns, "d-model") ? c->d_model : 32);
+    cJSON_AddStringToObject(cJSON_AddObjectToObject(o, "input"), "kind", "pointwise");
+    cJSON_AddStringToObject(cJSON_AddObjectToObject(o, "positions"), "kind",
+                            args_seen(specs, ns, "pos") ? pos : "sinusoidal");
+    cJSON *b = cJSON_CreateObject();
+    cJSON_AddItemToArray(cJSON_AddArrayToObject(o, "blocks"), b);
+    cJSON_AddStringToObject(b, "kind", "metaformer");
+    cJSON_AddNumberToObject(b, "repeat", args_seen(specs, ns, "e-layers") ? c->e_layers : 1);
+    cJSON_AddStringToObject(b, "placement", args_seen(specs, ns, "norm-place") ? norm_place : "post");
+    cJSON_AddItemToObject(b, "dropout", sf_json_float(dropout));
+    cJSON *nm = cJSON_AddObjectToObject(b, "norm");
+    const char *nk = args_seen(specs, ns, "norm") ? norm : "layernorm";
+    cJSON_AddStringToObject(nm, "kind", nk);
+    if (strcmp(nk, "batchnorm") != 0) cJSON_AddItemToObject(nm, "eps", sf_json_float(1e-6f));
+    cJSON *tok = cJSON_AddObjectToObject(b, "token_mixer");
+    cJSON_AddStringToObject(tok, "kind", mixer);
+    const sf_mixer_def *md = sf_mixer_find(mixer);
+    for (int i = 0; md && i < md->info.n_opts; i++) /* t2's 16 heads, for any mixer with heads */
+        if (!strcmp(md->info.opts[i].name, "n_heads"))
+            cJSON_AddNumberToObject(tok, "n_heads", args_seen(specs, ns, "n-heads") ? c->n_heads : 16);
+    cJSON *ch = cJSON_AddObjectToObject(b, "channel_mixer");
+    cJSON_AddStringToObject(ch, "kind", "mlp");
+    cJSON_AddNumberToObject(ch, "d_ff", args_seen(specs, ns, "d-ff") ? c->d_ff : 128);
+    cJSON_AddStringToObject(ch, "activation", "relu");
+    cJSON *head = cJSON_AddObjectToObject(o, "head");
+    cJSON_AddStringToObject(head, "kind", "pool_classify");
+    cJSON_AddItemToObject(head, "dropout",
+                          sf_json_float(args_seen(specs, ns, "head-dropout") ? c->head_dropout
+                                                                             : dropout));
+    return o;
+}
+
+/* Training defaults of --task classify: Adam at a constant 1e-3 (Keras' default, which t2 uses),
+ * batch 16 (the UCR training files have 20..600 series; Fawaz et al. use min(n/10, 16)), up to
+ * 300 epochs with patience 50 on the validation log-loss, no warm-up. */
+static void classify_train_defaults(sf_train_opts *o) {
+    o->lr = 1e-3f;
+    o->batch_size = 16;
+    o->epochs = 300;
+    o->patience = 50;
+    o->warmup_epochs = 0;
+    o->min_delta = 0;
+    snprintf(o->lradj, sizeof o->lradj, "%s", "constant");
+}
+
 /* Flags that shape the model: with --config they would be ignored, so they are refused. */
 static const char *const model_flags[] = {"model", "seq-len", "pred-len", "mixer", "causal", "norm",
                                           "norm-place", "pos", "d-model", "n-heads", "e-layers",
@@ -91,6 +147,11 @@ static const char *const model_flags[] = {"model", "seq-len", "pred-len", "mixer
 int cmd_train(int argc, char **argv) {
     /* The model decides several defaults, so find --model (or the --config file's model) first. */
     const char *model = "patchtst", *config_arg = NULL;
+    int classify = 0; /* --task classify: the model defaults to t2, with its training defaults */
+    for (int i = 0; i + 1 < argc; i++)
+        if (!strcmp(argv[i], "--task") && !strcmp(argv[i + 1], "classify")) classify = 1, model = "t2";
+    for (int i = 0; i < argc; i++)
+        if (!strcmp(argv[i], "--task=classify")) classify = 1, model = "t2";
     for (int i = 0; i + 1 < argc; i++)
         if (!strcmp(argv[i], "--model")) model = model_name(argv[i + 1]);
         else if (!strcmp(argv[i], "--config")) config_arg = argv[i + 1];
@@ -109,6 +170,9 @@ int cmd_train(int argc, char **argv) {
     sf_train_opts o;
     int is_lm = strcmp(model, "lm") == 0;
     sf_train_opts_defaults(&o, strcmp(model, "informer") == 0 ? "informer" : is_lm ? "lm" : c.model);
+    if (classify) classify_train_defaults(&o);
+    const char *test = NULL, *normalize = "channel", *class_weights = "none";
+    float val_fraction = 0.2f;
     const char *task = "forecast", *data = NULL, *target = "OT", *features = "M", *split = NULL,
                *out = NULL, *progress = "auto", *lradj = NULL, *config_path = NULL,
                *optimizer = NULL;
@@ -116,7 +180,7 @@ int cmd_train(int argc, char **argv) {
                *pos = is_it ? "none" : "learned";
     const char *root_path = NULL, *data_path = NULL, *model_id = NULL, *task_name = NULL;
     const char *ignored = NULL;
-    const char *tokenizer = NULL, *test_text = NULL; /* lm */
+    const char *tokenizer = NULL; /* lm */
     /* the choices of --mixer, --norm and --pos come from the registries, as the config reader's do */
     char token_mixers[256] = "", norms[128] = "", positions[128] = "";
     for (int i = 0, len = 0; i < sf_mixer_registry_n; i++)
@@ -135,13 +199,22 @@ int cmd_train(int argc, char **argv) {
     int label_len = 48, d_layers = 1, factor = 5, distil = 1, mix = 1;
     const char *freq = "h", *embed = "timeF", *attn = "prob", *activation = "gelu";
     arg_spec specs[] = {
-        {"task", ARG_CHOICE, &task, 0, 0, "forecast|lm", "task (lm: with --model lm)", 0},
+        {"task", ARG_CHOICE, &task, 0, 0, "forecast|classify|lm", "task (lm: with --model lm)", 0},
+        {"test", ARG_STRING, &test, 0, 0, NULL,
+         "classify: test file (UCR .tsv / UEA .ts); lm: a separate test text (default: test = "
+         "validation)", 0},
         {"tokenizer", ARG_CHOICE, &tokenizer, 0, 0, "char|byte",
          "lm: char (the bytes the text uses; default) or byte (all 256)", 0},
-        {"test", ARG_STRING, &test_text, 0, 0, NULL, "lm: a separate test text (default: test = validation)", 0},
+        {"normalize", ARG_CHOICE, &normalize, 0, 0, "channel|series|none",
+         "classify: channel: per channel by the training split's mean/std; series: each series "
+         "by its own; none", 0},
+        {"class-weights", ARG_CHOICE, &class_weights, 0, 0, "none|balanced",
+         "classify: balanced: weight each class's loss by n / (K n_k) (t2)", 0},
+        {"val-fraction", ARG_FLOAT, &val_fraction, 0, 0.9, NULL,
+         "classify: share of each class carved from the training file for validation", 0},
         {"config", ARG_STRING, &config_path, 0, 0, NULL, "model config JSON (docs/config.md); replaces the model flags", 0},
         {"print-config", ARG_BOOL, &print_config, 0, 1, NULL, "print the model config these flags build and exit", 0},
-        {"data", ARG_STRING, &data, 0, 0, NULL, "CSV file (date column + numeric columns; .gz ok)", 0},
+        {"data", ARG_STRING, &data, 0, 0, NULL, "CSV file (date column + numeric columns; .gz ok); classify: training file (UCR .tsv / UEA .ts)", 0},
         {"target", ARG_STRING, &target, 0, 0, NULL, "target column", 0},
         {"features", ARG_CHOICE, &features, 0, 0, "M|S", "M: all channels, S: target only", 0},
         {"split", ARG_CHOICE, &split, 0, 0, "auto|ett-hour|ett-minute|custom",
@@ -297,6 +370,9 @@ int cmd_train(int argc, char **argv) {
                             args_seen(specs, ns, "dropout") ? c.dropout : 0.0f, mixer,
                             args_seen(specs, ns, "norm") ? norm : "layernorm",
                             args_seen(specs, ns, "norm-place") ? norm_place : "pre", pos);
+    } else if (!strcmp(model, "t2")) {
+        raw = t2_config(specs, ns, &c, mixer, norm, norm_place, pos);
+        has_channels = 0;
     } else if (!strcmp(model, "informer")) {
         raw = informer_config(specs, ns, &c, label_len, d_layers, factor, distil, mix, freq,
                               embed, attn, activation, enc_in);
@@ -332,13 +408,26 @@ int cmd_train(int argc, char **argv) {
     if (o.eval_batch_size < o.batch_size) o.eval_batch_size = o.batch_size;
     cli_set_threads(threads);
 
-    if ((!strcmp(task, "lm") || tokenizer || test_text) && strcmp(sf_opt_str(cfg, "task"), "lm")) {
-        sf_errorf("train: --task lm, --tokenizer and --test train an lm model (--model lm)");
+    if (strcmp(task, sf_opt_str(cfg, "task")) != 0 && args_seen(specs, ns, "task")) {
+        sf_errorf("train: --task %s, but the model config's task is %s", task,
+                  sf_opt_str(cfg, "task"));
+        cJSON_Delete(cfg);
+        return cli_fail(2);
+    }
+    if (tokenizer && strcmp(sf_opt_str(cfg, "task"), "lm") != 0) {
+        sf_errorf("train: --tokenizer is for --task lm (--model lm)");
+        cJSON_Delete(cfg);
+        return cli_fail(2);
+    }
+    if (test && strcmp(sf_opt_str(cfg, "task"), "forecast") == 0) {
+        sf_errorf("train: --test is for --task classify or lm (forecast splits the one file)");
         cJSON_Delete(cfg);
         return cli_fail(2);
     }
     sf_task_args ta = {.data = data, .target = target, .features = features[0], .split = split,
-                       .test_data = test_text, .tokenizer = tokenizer};
+                       .test = test, .tokenizer = tokenizer, .normalize = normalize,
+                       .class_weights = class_weights, .val_fraction = val_fraction,
+                       .seed = (uint64_t)seed};
     sf_task t = {0};
     sf_model m = {0};
     if (td->open_train(&t, &ta, &cfg, has_channels)) {

@@ -26,6 +26,8 @@ const sf_part_info sf_input_registry[] = {
     {"inverted", "each variate's whole look-back is one token, Linear(seq_len -> d)",
      SF_OPTS(inverted_options)},
     {"tokens", "token ids, Embedding(vocab -> d) (embed.weight [vocab, d])", SF_OPTS(tokens_options)},
+    {"pointwise", "each step's channels embedded on their own, Linear(C -> d) then ReLU (t2's "
+     "kernel-1 Conv1D)", NULL, 0},
 };
 const int sf_input_registry_n = (int)(sizeof sf_input_registry / sizeof *sf_input_registry);
 
@@ -39,9 +41,15 @@ static const sf_option lm_head_options[] = {
     {"bias", SF_OPT_BOOL, 0, NULL, 0, 1, NULL, "a bias per vocabulary entry (head.bias)"},
 };
 
+static const sf_option pool_options[] = {
+    {"dropout", SF_OPT_FLOAT, 0.1, NULL, 0, 0.99, NULL, "dropout on the pooled vector"},
+};
+
 const sf_part_info sf_head_registry[] = {
     {"flatten", "flatten every token of a series, Linear(d*N -> pred_len)", SF_OPTS(flatten_options)},
     {"per_token", "each token on its own, Linear(d -> pred_len) (a variate's forecast)", NULL, 0},
     {"lm", "per-token logits over the vocabulary, Linear(d -> vocab)", SF_OPTS(lm_head_options)},
+    {"pool_classify", "mean over the valid tokens, dropout, Linear(d -> n_classes) (logits)",
+     SF_OPTS(pool_options)},
 };
 const int sf_head_registry_n = (int)(sizeof sf_head_registry / sizeof *sf_head_registry);

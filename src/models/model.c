@@ -8,7 +8,7 @@
 /* The model registry. Adding a model is its own file (an sf_model_def) plus one line here. */
 const sf_model_def *const sf_model_registry[] = {&sf_model_patchtst, &sf_model_dlinear,
                                                   &sf_model_itransformer,
-                                                  &sf_model_informer,
+                                                  &sf_model_informer, &sf_model_t2,
                                                   &sf_model_lm};
 const int sf_model_registry_n = (int)(sizeof sf_model_registry / sizeof *sf_model_registry);
 
@@ -86,7 +86,8 @@ long sf_model_n_params(const sf_model *m) {
 }
 
 long sf_model_x_floats(const sf_model *m) {
-    return (long)m->seq_len * m->n_channels + (long)(m->seq_len + m->pred_len) * m->time_features;
+    return (long)m->seq_len * m->n_channels + (long)(m->seq_len + m->pred_len) * m->time_features +
+           (m->def->reads_lengths ? 1 : 0);
 }
 
 int sf_config_time_features(const cJSON *config, char *freq) {

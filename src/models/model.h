@@ -51,10 +51,14 @@ typedef struct {
      * (data/time_features.h); NULL or 0: it reads values only. */
     int (*time_features)(const cJSON *config, char *freq);
     const sf_model_stream_ops *stream; /* NULL: the model cannot stream */
+    /* 1: each example of x ends with one more float, its valid length (1..seq_len; the steps
+     * after it are padding), which the model hands to its mixers, norms and pooling as
+     * ctx->lens (classification of unequal-length series, tasks/classify.c). */
+    int reads_lengths;
 } sf_model_def;
 
 extern const sf_model_def sf_model_patchtst, sf_model_dlinear, sf_model_itransformer,
-    sf_model_informer;
+    sf_model_informer, sf_model_t2;
 extern const sf_model_def sf_model_lm; /* models/lm.c */
 
 /* The options every forecaster's table starts with: the shape x [B, seq_len, C] -> [B, pred_len, C]. */
@@ -93,7 +97,7 @@ void sf_run_free(sf_run *r);
 struct sf_model {
     cJSON *config; /* canonical (owned) */
     const sf_model_def *def;
-    int seq_len, pred_len, n_channels;
+    int seq_len, pred_len, n_channels; /* pred_len 0 for a model without that option (t2) */
     int time_features; /* features per timestamp in x (0: none) */
     char freq;         /* their frequency letter (time_features > 0) */
     void *self;
@@ -121,7 +125,8 @@ void sf_model_backward_run(sf_model *m, sf_run *r, const float *dy, int B);
 void sf_model_forward(sf_model *m, const float *x, float *y, int B, int training, sf_rng *rng);
 void sf_model_backward(sf_model *m, const float *dy, int B);
 long sf_model_n_params(const sf_model *m);
-/* Floats of one example of x: seq_len*C, plus (seq_len+pred_len)*time_features. */
+/* Floats of one example of x: seq_len*C, plus (seq_len+pred_len)*time_features, plus 1 (the
+ * valid length) for a model that reads_lengths. */
 long sf_model_x_floats(const sf_model *m);
 /* Time features a (normalised) config's model reads per timestamp, and their frequency. */
 int sf_config_time_features(const cJSON *config, char *freq); /* trainable parameters (buffers excluded) */

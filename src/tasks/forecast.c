@@ -123,7 +123,7 @@ static void fc_close(sf_task *t) {
 }
 
 static const sf_task_ops fc_ops = {fc_n_examples, fc_gather,     fc_loss, fc_metrics_add,
-                                   fc_metrics_finish, fc_save_meta, fc_close};
+                                   fc_metrics_finish, fc_save_meta, fc_close, NULL};
 
 static forecast *fc_new(sf_task *t, const sf_task_args *a) {
     forecast *f = sf_calloc(1, sizeof *f);
@@ -139,6 +139,9 @@ static int fc_open_train(sf_task *t, const sf_task_args *a, cJSON **config, int 
     memset(t, 0, sizeof *t);
     sf_split_kind kind = SF_SPLIT_AUTO;
     if (a->split && sf_split_kind_parse(a->split, &kind)) return SF_ERR;
+    if (!cJSON_GetObjectItemCaseSensitive(*config, "pred_len")) /* a classifier (t2) */
+        return sf_errorf("task: model '%s' has no pred_len, it is not a forecaster (task "
+                         "classify?)", sf_opt_str(*config, "model"));
     int L = sf_opt_int(*config, "seq_len"), P = sf_opt_int(*config, "pred_len");
     forecast *f = fc_new(t, a);
     if (sf_forecast_data_load(a->data, f->target, f->features, kind, L, P, &f->d)) {

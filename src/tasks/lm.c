@@ -220,7 +220,7 @@ static const sf_task_ops lm_task_ops = {
     .close = lm_close,
 };
 
-/* Tokenize a.data (and a.test_data) with l->v, split 90/10 and count windows of T. */
+/* Tokenize a.data (and a.test) with l->v, split 90/10 and count windows of T. */
 static int lm_load(sf_task *t, lm_task *l, const sf_task_args *a, int from_text) {
     unsigned char *text;
     size_t n;
@@ -239,15 +239,15 @@ static int lm_load(sf_task *t, lm_task *l, const sf_task_args *a, int from_text)
     l->n_windows[SF_TRAIN] = (int)((l->n_train - 1) / l->T);
     l->n_windows[SF_VAL] = (int)((n_val - 1) / l->T);
     l->n_windows[SF_TEST] = l->n_windows[SF_VAL];
-    if (a->test_data) {
-        if (read_text(a->test_data, &text, &n)) return SF_ERR;
-        rc = encode(&l->v, text, n, a->test_data, &l->test);
+    if (a->test) {
+        if (read_text(a->test, &text, &n)) return SF_ERR;
+        rc = encode(&l->v, text, n, a->test, &l->test);
         free(text);
         if (rc) return SF_ERR;
         l->n_test = (long)n;
         if (l->n_test < l->T + 1)
             return sf_errorf("%s: %ld bytes; the test text needs at least seq_len + 1 = %d",
-                             a->test_data, l->n_test, l->T + 1);
+                             a->test, l->n_test, l->T + 1);
         l->n_windows[SF_TEST] = (int)((l->n_test - 1) / l->T);
     }
     l->starts = sf_malloc((size_t)l->n_windows[SF_TRAIN] * sizeof *l->starts);

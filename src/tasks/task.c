@@ -5,7 +5,7 @@
 
 #include "core/error.h"
 
-const sf_task_def *const sf_task_registry[] = {&sf_task_forecast, &sf_task_lm};
+const sf_task_def *const sf_task_registry[] = {&sf_task_forecast, &sf_task_classify, &sf_task_lm};
 const int sf_task_registry_n = (int)(sizeof sf_task_registry / sizeof *sf_task_registry);
 
 const sf_task_def *sf_task_find(const char *name) {

@@ -9,6 +9,7 @@
 #define SF_TASKS_TASK_H
 
 #include <cjson/cJSON.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "config/options.h"
@@ -30,8 +31,12 @@ typedef struct {
     const char *target;   /* forecast: target column (NULL: "OT") */
     char features;        /* forecast: 'M' or 'S' */
     const char *split;    /* forecast: split kind ("auto", "ett-hour", ...) or NULL: stored */
-    const char *test_data; /* lm: a separate test text (NULL: test = validation) */
     const char *tokenizer; /* lm: "char" (NULL) or "byte" */
+    const char *test;     /* classify, lm: --test file (NULL: test = the validation split) */
+    const char *normalize;     /* classify: channel | series | none (NULL: channel) */
+    const char *class_weights; /* classify: none | balanced (NULL: none) */
+    double val_fraction;       /* classify: share of each class carved from train for validation */
+    uint64_t seed;             /* classify: the split's seed */
 } sf_task_args;
 
 typedef struct sf_task sf_task;
@@ -57,6 +62,9 @@ typedef struct {
     /* Metadata a checkpoint needs to reuse this task's data protocol (scaler, columns, ...). */
     void (*save_meta)(const sf_task *t, sf_meta *meta);
     void (*close)(sf_task *t);
+    /* Optional: after sf_task_evaluate, add what the metrics cannot hold to eval's JSON
+     * (classify: class names, confusion matrix) and, with plot, write the task's SVGs. */
+    int (*report)(const sf_task *t, cJSON *out, const char *plot);
 } sf_task_ops;
 
 struct sf_task {
@@ -83,7 +91,7 @@ typedef struct sf_task_def {
     void (*begin_epoch)(const sf_task *t, uint64_t seed, int epoch);
 } sf_task_def;
 
-extern const sf_task_def sf_task_forecast;
+extern const sf_task_def sf_task_forecast, sf_task_classify;
 extern const sf_task_def sf_task_lm; /* tasks/lm.c */
 const sf_task_def *sf_task_find(const char *name);
 void sf_task_names(char *buf, size_t n);

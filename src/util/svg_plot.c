@@ -586,3 +586,60 @@ int sf_svg_forecast_plot(const char *path, const char *title, const char *ylabel
     free(fy);
     return rc;
 }
+
+/* ---- count matrix (confusion matrix) ---- */
+
+int sf_svg_matrix_plot(const char *path, const char *title, const long *counts, int K,
+                       const char *const *names) {
+    double label_w = 16, cell = K <= 10 ? 48 : K <= 30 ? 24 : 12;
+    for (int k = 0; k < K; k++)
+        if (text_w(names[k]) > label_w) label_w = text_w(names[k]);
+    if (label_w > 200) label_w = 200;
+    double left = label_w + 40, top = 70 + label_w, W = left + K * cell + 20, H = top + K * cell + 40;
+    if (title && text_w(title) * 14 / 12 + 40 > W) W = text_w(title) * 14 / 12 + 40;
+    atomic_out a;
+    if (atomic_open(&a, path)) return SF_ERR;
+    FILE *f = a.fp;
+    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
+               "viewBox=\"0 0 %.0f %.0f\" font-family=\"sans-serif\" font-size=\"12\">\n",
+            W, H, W, H);
+    fprintf(f, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n");
+    if (title) {
+        fprintf(f, "<text x=\"%.1f\" y=\"24\" text-anchor=\"middle\" font-size=\"14\">", W / 2);
+        xml_text(f, title);
+        fprintf(f, "</text>\n");
+    }
+    fprintf(f, "<text x=\"%.1f\" y=\"44\" text-anchor=\"middle\">predicted</text>\n",
+            left + K * cell / 2);
+    fprintf(f, "<text x=\"14\" y=\"%.1f\" text-anchor=\"middle\" transform=\"rotate(-90 14 %.1f)\">"
+               "true</text>\n", top + K * cell / 2, top + K * cell / 2);
+    for (int k = 0; k < K; k++) {
+        double c = left + (k + 0.5) * cell, r = top + (k + 0.5) * cell;
+        fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"start\" transform=\"rotate(-90 %.1f "
+                   "%.1f)\">", c + 4, top - 6, c + 4, top - 6);
+        xml_text(f, names[k]);
+        fprintf(f, "</text>\n<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">", left - 6, r + 4);
+        xml_text(f, names[k]);
+        fprintf(f, "</text>\n");
+    }
+    for (int i = 0; i < K; i++) {
+        long row = 0;
+        for (int j = 0; j < K; j++) row += counts[(size_t)i * K + j];
+        for (int j = 0; j < K; j++) {
+            long v = counts[(size_t)i * K + j];
+            double share = row ? (double)v / (double)row : 0;
+            int R = (int)(255 - share * (255 - 31)), G = (int)(255 - share * (255 - 119)),
+                B = (int)(255 - share * (255 - 180));
+            double x = left + j * cell, y = top + i * cell;
+            fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" "
+                       "fill=\"rgb(%d,%d,%d)\" stroke=\"#999\"/>\n",
+                    x, y, cell, cell, R, G, B);
+            if (cell >= 24)
+                fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" fill=\"%s\">%ld"
+                           "</text>\n",
+                        x + cell / 2, y + cell / 2 + 4, share > 0.6 ? "white" : "black", v);
+        }
+    }
+    fprintf(f, "</svg>\n");
+    return atomic_commit(&a);
+}

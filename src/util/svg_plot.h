@@ -61,4 +61,10 @@ int sf_svg_forecast_plot(const char *path, const char *title, const char *ylabel
                          const double *history, int n_hist, const double *forecast, int n_fc,
                          const double *actual, const char *const *xtick_labels);
 
+/* A K x K count matrix as a grid of cells shaded by each row's share (white 0 to blue 1), the
+ * count written in each cell; rows and columns labelled with names (e.g. a confusion matrix:
+ * rows true class, columns predicted). */
+int sf_svg_matrix_plot(const char *path, const char *title, const long *counts, int K,
+                       const char *const *names);
+
 #endif

@@ -298,6 +298,17 @@ FIXTURES = [
          "blocks": [with_token_mixer({"kind": "cosformer", "n_heads": 2, "causal": True}, repeat=1),
                     with_token_mixer({"kind": "rpe", "n_heads": 2, "causal": True}, "post", repeat=1)],
          "head": {"kind": "lm", "bias": True}}), 3, seed=5401),
+    # t2 (classification): pointwise ReLU embedding, sinusoidal positions, two post-LayerNorm
+    # (eps 1e-6) softmax + mlp blocks, mean pooling over the valid steps, 5 logits; four series
+    # of valid lengths 20, 13, 7, 1 padded to 20 with random values (which must not matter); the
+    # fixture adds `lens` [B] and y [B, n_classes]. The mlp is gelu here: with t2's relu, 5 of 24
+    # hidden units were dead on these 41 tokens (zero gradients the reproduce check refuses); the
+    # relu mlp has its parity in `hybrid`
+    Fixture("t2", ref.canonical_config(
+        {"task": "classify", "model": "t2", "seq_len": 20, "n_channels": 3, "n_classes": 5, "d_model": 16,
+         "blocks": [metaformer("post", "layernorm", "softmax", n_heads=4, d_ff=24, activation="gelu",
+                               repeat=2, eps=1e-6)],
+         "head": {"kind": "pool_classify", "dropout": 0}}), 4, seed=5500),
 ]
 
 
@@ -420,16 +431,18 @@ def make_one(fx, seed, out_dir):
         randomize_buffers_(model)
     model.train(False)  # dropout is 0 anyway; eval keeps it obviously deterministic
     g = torch.Generator().manual_seed(seed + 1000)
+    marks = None
     if cfg["model"] == "lm":  # token ids and next-token targets, as floats (the C model's x)
         V = cfg["input"]["vocab"]
         x = torch.randint(0, V, (fx.batch, cfg["seq_len"]), generator=g).float()
         y = torch.randint(0, V, (fx.batch, cfg["seq_len"]), generator=g).float()
+    elif cfg["model"] == "t2":  # x [B, L, C] with padding, lens [B] (passed where marks go), y [B, K]
+        x = torch.randn(fx.batch, cfg["seq_len"], cfg["n_channels"], generator=g)
+        y = torch.randn(fx.batch, cfg["n_classes"], generator=g)
+        marks = torch.tensor([cfg["seq_len"], 13, 7, 1][:fx.batch], dtype=torch.float32)
     else:
         x, y = make_data(cfg["seq_len"], cfg["pred_len"], cfg["n_channels"], g, fx.batch)
-    marks = None
-    if cfg["model"] == "lm":
-        pass
-    elif (cfg["model"] == "informer" and cfg["embed"] == "timeF") or \
+    if (cfg["model"] == "informer" and cfg["embed"] == "timeF") or \
             (cfg["model"] == "itransformer" and cfg["input"]["time_tokens"]):
         marks = make_marks(cfg["seq_len"], cfg["pred_len"], cfg["freq"], g, fx.batch)
     state0 = fixture_state(model)  # before anything runs (batchnorm buffers change in train mode)
@@ -441,7 +454,7 @@ def make_one(fx, seed, out_dir):
     tensors["x"], tensors["y"], tensors["out"] = x, y, out
     tensors["loss"] = loss.reshape(1)
     if marks is not None:
-        tensors["marks"] = marks
+        tensors["lens" if cfg["model"] == "t2" else "marks"] = marks
     for n, gr in grads.items():
         tensors[ref.GRAD_PREFIX + n] = gr
     for n, b in after.items():
@@ -454,8 +467,9 @@ def make_one(fx, seed, out_dir):
     ref.save_safetensors(path, tensors, meta)
 
     # float64 twin: same weights, buffers and inputs, everything in double
-    out64, loss64, grads64, after64, out_eval64 = run_fixture(m64, x.double(), y.double(), bn,
-                                                              None if marks is None else marks.double())
+    out64, loss64, grads64, after64, out_eval64 = run_fixture(
+        m64, x.double(), y.double(), bn,
+        None if marks is None else marks if cfg["model"] == "t2" else marks.double())
     rep = {
         "file": os.path.relpath(path),
         "bytes": os.path.getsize(path),

@@ -628,6 +628,28 @@ def np_lm(x, sd, cfg):
         y = u @ sd["embed.weight"].T
         return y + sd["head.bias"] if "head.bias" in sd else y
     return u @ sd["head.weight"].T + (sd["head.bias"] if "head.bias" in sd else 0)
+def np_t2(x, sd, cfg, lens):
+    """t2: relu(embed) + positions on each series' valid prefix, the blocks, mean, classifier."""
+    d, out = cfg["d_model"], []
+    for b in range(x.shape[0]):
+        n = int(lens[b])
+        u = np.maximum(np_linear(x[b:b + 1, :n], sd, "embed"), 0.0)
+        if cfg["positions"]["kind"] == "learned":
+            u = u + sd["pos_embed"][:n]
+        elif cfg["positions"]["kind"] == "sinusoidal":
+            pe = np.zeros((n, d))
+            for p in range(n):
+                for i in range(0, d, 2):
+                    pe[p, i] = math.sin(p / 10000 ** (i / d))
+                    pe[p, i + 1] = math.cos(p / 10000 ** (i / d))
+            u = u + pe
+        i = 0
+        for entry in cfg["blocks"]:
+            for _ in range(entry["repeat"]):
+                u = np_block(u, sd, f"blocks.{i}", entry, {})
+                i += 1
+        out.append(u.mean(axis=1))
+    return np_linear(np.concatenate(out), sd, "classifier")
 
 
 def test_numpy_twin():
@@ -640,8 +662,8 @@ def test_numpy_twin():
         sd = {k: v.astype(np.float64) for k, v in tensors.items()}
         x = sd["x"]
         np_model = {"patchtst": np_patchtst, "dlinear": np_dlinear, "itransformer": np_itransformer,
-                    "lm": np_lm}
-        marks = sd.get("marks")
+                    "lm": np_lm, "t2": np_t2}
+        marks = sd.get("marks", sd.get("lens"))  # t2: the valid lengths take the marks' place
         y_np = np_model[cfg["model"]](x, sd, cfg, marks) if marks is not None else \
             np_model[cfg["model"]](x, sd, cfg)
         model, _, _ = ref.load_checkpoint(path, dtype=torch.float64)
@@ -697,8 +719,8 @@ V1_FIXTURE_CONFIGS = {
 
 
 def doc_examples():
-    """The config examples of docs/config.md: the ```json blocks (patchtst, itransformer, informer) and
-    the inline dlinear one."""
+    """The config examples of docs/config.md: the ```json blocks (patchtst, itransformer, informer, t2)
+    and the inline dlinear one."""
     text = open(os.path.join(ROOT, "docs", "config.md")).read()
     blocks = re.findall(r"```json\n(.*?)```", text, re.S)
     dl = re.search(r'`(\{"format_version": 2, "task": "forecast", "model": "dlinear".*?\})`', text, re.S)
@@ -716,6 +738,7 @@ def raises(fn, needle):
 def test_config():
     ex = doc_examples()
     ok = len(ex) == 5 and all(json.dumps(ref.canonical_config(c)) == json.dumps(c) for c in ex)  # + lm
+    ok = len(ex) == 5 and all(json.dumps(ref.canonical_config(c)) == json.dumps(c) for c in ex)
     check("docs/config.md examples are canonical (same keys, order, values)", ok, f"{len(ex)} examples")
     m = ref.build_model(ex[0])
     check("docs/config.md patchtst example: 81,728 parameters, 3 blocks, no norm_f",
@@ -986,6 +1009,8 @@ def test_fixtures_reproduce():
             sorted(k[5:] for k in tensors if k.startswith("grad.")) == sorted(pnames)
         bn = mf.is_batchnorm(cfg)
         marks = torch.from_numpy(tensors["marks"]) if "marks" in tensors else None
+        if "lens" in tensors:  # t2: the valid lengths go where the marks go
+            marks = torch.from_numpy(tensors["lens"])
         out, loss, grads, after, out_eval = mf.run_fixture(model, torch.from_numpy(tensors["x"]),
                                                            torch.from_numpy(tensors["y"]), bn, marks)
         e_out = np.abs(out.numpy() - tensors["out"]).max()
@@ -1023,6 +1048,10 @@ def test_fixtures_reproduce():
             shapes = tensors["loss"].shape == (1,) and tensors["x"].dtype == np.float32 and \
                 tensors["x"].shape == (B, cfg["seq_len"], cfg["n_channels"]) and \
                 tensors["out"].shape == tensors["y"].shape == (B, cfg["pred_len"], cfg["n_channels"])
+        shapes = tensors["loss"].shape == (1,) and tensors["x"].dtype == np.float32 and \
+            tensors["x"].shape == (B, cfg["seq_len"], cfg["n_channels"]) and \
+            tensors["out"].shape == tensors["y"].shape == \
+            ((B, cfg["n_classes"]) if cfg["model"] == "t2" else (B, cfg["pred_len"], cfg["n_channels"]))
         extra_ok, extra = True, ""
         if bn:
             bnames = [n for n, _ in model.named_buffers()]

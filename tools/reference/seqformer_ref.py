@@ -28,7 +28,7 @@ NORM_EPS = 1e-5
 LINATTN_EPS = 1e-6
 
 # Tensors that fixtures hold besides the model parameters (see make_fixtures.py).
-FIXTURE_TENSORS = ("x", "y", "out", "loss", "out_eval", "marks")
+FIXTURE_TENSORS = ("x", "y", "out", "loss", "out_eval", "marks", "lens")
 GRAD_PREFIX = "grad."
 AFTER_PREFIX = "after."  # batchnorm fixtures: buffers after the training forward
 
@@ -247,11 +247,13 @@ POSITION_KINDS = {"learned": {}, "sinusoidal": {}, "none": {},
                   "rope": {"base": (_opt_float(1.0, 1e9), 10000.0)},
                   "t5": {"num_buckets": (_opt_int(2, 4096), 32), "max_distance": (_opt_int(1, 1 << 24), 128)}}
 INPUT_KINDS = {"patches": {"patch_len": (_opt_int(1), 16), "stride": (_opt_int(1), 8)},
-               "inverted": {"time_tokens": (_opt_bool(), False)}}
+               "inverted": {"time_tokens": (_opt_bool(), False)},
+               "pointwise": {}}
 INPUT_KINDS["tokens"] = {"vocab": (_opt_int(2, 1 << 24), 256)}  # lm
-HEAD_KINDS = {"flatten": {"dropout": (_DROPOUT, 0)}, "per_token": {}}
-PLACEMENTS = ("pre", "post", "peri")  # peri: metaformer only
+HEAD_KINDS = {"flatten": {"dropout": (_DROPOUT, 0)}, "per_token": {},
+              "pool_classify": {"dropout": (_opt_float(0.0, 0.99), 0.1)}}
 HEAD_KINDS["lm"] = {"tie_weights": (_opt_bool(), False), "bias": (_opt_bool(), False)}
+PLACEMENTS = ("pre", "post", "peri")  # peri: metaformer only
 _BLOCK_COMMON = {"repeat": (_opt_int(1), 1), "placement": (_opt_enum(*PLACEMENTS), "pre"),
                  "dropout": (_DROPOUT, 0), "norm": ("norm", {"kind": "layernorm"})}
 # Default mixers (docs/config.md does not name any; these are PatchTST's): softmax / mlp.
@@ -264,6 +266,7 @@ BLOCK_KINDS = {
 }
 FINAL_NORMS = ("auto", "none") + tuple(NORM_KINDS)
 TASKS = ("forecast", "lm")
+TASKS = ("forecast", "classify")
 MODEL_KINDS = {
     "patchtst": {"seq_len": (_opt_int(1), REQUIRED), "pred_len": (_opt_int(1), REQUIRED),
                  "n_channels": (_opt_int(1), REQUIRED), "d_model": (_opt_int(1), REQUIRED),
@@ -289,6 +292,11 @@ MODEL_KINDS = {
                  "activation": (_opt_enum("gelu", "relu"), "gelu"), "distil": (_opt_bool(), True),
                  "mix": (_opt_bool(), True), "embed": (_opt_enum("timeF", "none"), "timeF"),
                  "freq": (_opt_enum("auto", "h", "t", "s", "d", "b", "w", "m"), "h")},
+    # t2 (classification; tasks/classify.c fills seq_len, n_channels, n_classes from the data)
+    "t2": {"seq_len": (_opt_int(1), 100), "n_channels": (_opt_int(1), 1), "n_classes": (_opt_int(2), 2),
+           "d_model": (_opt_int(1, 4096), 32),
+           "input": ("part:input", {"kind": "pointwise"}), "positions": ("part:positions", {"kind": "sinusoidal"}),
+           "blocks": ("blocks", REQUIRED), "head": ("part:head", {"kind": "pool_classify"})},
 }
 # the causal language model (src/models/lm.c), in the C reader's canonical order
 MODEL_KINDS["lm"] = {"seq_len": (_opt_int(1, 1 << 20), 256), "max_len": (_opt_int(0, 1 << 24), 0),
@@ -495,6 +503,11 @@ def canonical_config(cfg):
         _check_itransformer(out)
     elif model == "lm":
         _check_lm(out)
+    elif model == "t2":
+        if out["task"] != "classify":
+            raise ConfigError(f"task: t2 is a classifier; its task is classify, not {out['task']!r}")
+        if out["input"]["kind"] != "pointwise" or out["head"]["kind"] != "pool_classify":
+            raise ConfigError("t2: input.kind pointwise and head.kind pool_classify")
     elif model == "informer":
         if out["label_len"] > out["seq_len"]:
             raise ConfigError(f"label_len: {out['label_len']} is longer than seq_len {out['seq_len']}")
@@ -1905,6 +1918,13 @@ class LM(nn.Module):
       final norm (auto: the last block's norm when it is pre-norm) -> head -> logits [B, T, vocab].
       head: nn.Linear(d, vocab, bias) named head, or tied (logits = h @ embed.weight^T, + head.bias).
     Modules in the order embed, pos_embed, blocks.{i}, norm_f, head (as the C model declares them)."""
+class T2(nn.Module):
+    """model t2 (Allam & McEwen, astronet t2; models/t2.c): embed = ReLU(Linear(C -> d)) on every
+    step, + positions (default sinusoidal), blocks, mean over the valid steps, dropout, classifier
+    Linear(d -> n_classes) -> logits.  forward(x, lens): x [B, L, C], lens [B] valid steps.  Padding
+    is handled by running each series' valid prefix x[b, :lens[b]] through the blocks on its own
+    (so the twin needs no masks; the C model masks instead, and must agree).
+    Modules in the order embed, pos_embed, blocks.{i}, classifier (as the C model declares them)."""
 
     def __init__(self, cfg):
         super().__init__()
@@ -1954,6 +1974,38 @@ class LM(nn.Module):
             return self.head(u)
         y = u @ self.embed.weight.t()
         return y + self.head.bias if self.head is not None else y
+        if cfg["model"] != "t2":
+            raise ConfigError(f"model: {cfg['model']!r} given to T2")
+        self.cfg = cfg
+        d, L = cfg["d_model"], cfg["seq_len"]
+        self.seq_len, self.c, self.k = L, cfg["n_channels"], cfg["n_classes"]
+        self.embed = nn.Linear(self.c, d)
+        pos = cfg["positions"]["kind"]
+        self._pe64 = None
+        if pos == "learned":
+            self.pos_embed = nn.Parameter(torch.empty(L, d).uniform_(-0.02, 0.02))
+        else:
+            self.pos_embed = None
+            if pos == "sinusoidal":
+                self._pe64 = sinusoidal_table(L, d)
+        self.block_cfgs = expand_blocks(cfg)
+        self.blocks = nn.ModuleList([make_block(b, d, L) for b in self.block_cfgs])
+        self.drop = nn.Dropout(cfg["head"]["dropout"])
+        self.classifier = nn.Linear(d, self.k)
+
+    def forward(self, x, lens):
+        pooled = []
+        for b in range(x.shape[0]):
+            n = int(lens[b])
+            u = F.relu(self.embed(x[b:b + 1, :n]))
+            if self.pos_embed is not None:
+                u = u + self.pos_embed[:n]
+            elif self._pe64 is not None:
+                u = u + self._pe64[:n].to(dtype=u.dtype, device=u.device)
+            for blk in self.blocks:
+                u = blk(u)
+            pooled.append(u.mean(dim=1))
+        return self.classifier(self.drop(torch.cat(pooled)))
 
 
 def build_model(cfg):
@@ -1962,6 +2014,8 @@ def build_model(cfg):
     cfg = canonical_config(cfg)
     if cfg["model"] == "lm":
         return LM(cfg)
+    if cfg["model"] == "t2":
+        return T2(cfg)
     if cfg["model"] == "patchtst":
         return PatchTST(cfg)
     if cfg["model"] == "itransformer":

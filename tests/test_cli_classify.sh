@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# The classify task end to end on a real UCR set (data/ucr/Chinatown) and a small hand-written
+# UEA file with unequal lengths: train -> eval JSON (metrics + confusion matrix) -> predict CSV
+# and the three SVGs; then bad input: every case exits non-zero with a short message naming the
+# file, line, class or flag, and leaves no output file behind.
+set -uo pipefail
+SF=${1:?usage: test_cli_classify.sh path/to/seqformer}
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+pass=0; fail=0
+ok() { pass=$((pass+1)); }
+bad() { fail=$((fail+1)); echo "FAIL: $*"; }
+
+# expect CODE PATTERN -- command...   (stderr must match PATTERN, at most 2 lines)
+expect() {
+  local code=$1 pat=$2; shift 3
+  "$@" >"$tmp/out" 2>"$tmp/err"; local rc=$?
+  if [ "$rc" -ne "$code" ] || ! grep -q -- "$pat" "$tmp/err"; then
+    bad "[$*] rc=$rc (want $code), stderr: $(head -c 300 "$tmp/err")"
+  elif [ "$(wc -l < "$tmp/err")" -gt 2 ]; then
+    bad "[$*] error is not short: $(cat "$tmp/err")"
+  else ok; fi
+}
+
+TR=data/ucr/Chinatown_TRAIN.tsv; TE=data/ucr/Chinatown_TEST.tsv
+common=(--threads 1 --progress quiet --epochs 4 --batch-size 8 --d-model 16 --n-heads 4)
+
+# --- UCR: train, eval, predict, plots
+if "$SF" train --task classify --data $TR --test $TE --out "$tmp/run" "${common[@]}" >"$tmp/train.json" 2>"$tmp/train.err"; then
+  python3 - "$tmp/train.json" <<'PY' && ok || bad "train JSON: $(cat "$tmp/train.json")"
+import json, sys
+r = json.load(open(sys.argv[1]))
+for k in ["log_loss", "accuracy", "balanced_accuracy", "cb_log_loss", "roc_auc_micro", "roc_auc_macro", "pr_auc_micro", "pr_auc_macro"]:
+    assert k in r["test"], k
+assert 0 <= r["test"]["accuracy"] <= 1
+PY
+else bad "train failed: $(cat "$tmp/train.err")"; fi
+# stratified split of Chinatown's 20 training series (10 per class): 2 of each to validation
+grep -q "2 classes, 1 channel, up to 24 steps, 16/4/343 train/val/test series" "$tmp/train.err" && ok || bad "banner: $(cat "$tmp/train.err")"
+"$SF" eval --model "$tmp/run/model.safetensors" --data $TE --plot "$tmp/ev" >"$tmp/eval.json" 2>"$tmp/eval.err" && ok || bad "eval: $(cat "$tmp/eval.err")"
+python3 - "$tmp/eval.json" "$tmp/train.json" <<'PY' && ok || bad "eval JSON: $(cat "$tmp/eval.json")"
+import json, sys
+e = json.load(open(sys.argv[1])); t = json.load(open(sys.argv[2]))
+assert e["classes"] == ["1", "2"], e["classes"]
+cm = e["confusion_matrix"]
+assert len(cm) == 2 and sum(map(sum, cm)) == 343 == e["examples"]
+assert abs(e["accuracy"] - (cm[0][0] + cm[1][1]) / 343) < 1e-6
+assert abs(e["accuracy"] - t["test"]["accuracy"]) < 1e-6   # eval == the trainer's test score
+PY
+for f in confusion roc pr; do grep -q "</svg>" "$tmp/ev_$f.svg" 2>/dev/null && ok || bad "no $tmp/ev_$f.svg"; done
+"$SF" predict --model "$tmp/run/model.safetensors" --data $TE --out "$tmp/pred.csv" --plot "$tmp/pp.svg" 2>"$tmp/pred.err" && ok || bad "predict: $(cat "$tmp/pred.err")"
+python3 - "$tmp/pred.csv" <<'PY' && ok || bad "predict CSV: $(head -3 "$tmp/pred.csv")"
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+assert len(rows) == 343 and list(rows[0].keys()) == ["index", "label", "predicted", "p_1", "p_2"]
+for r in rows:
+    assert abs(float(r["p_1"]) + float(r["p_2"]) - 1) < 1e-4
+    assert r["predicted"] == ("1" if float(r["p_1"]) >= float(r["p_2"]) else "2")
+PY
+for f in confusion roc pr; do [ -s "$tmp/pp_$f.svg" ] && ok || bad "no $tmp/pp_$f.svg"; done
+# interpretability: gradient x input attribution of one series
+"$SF" predict --model "$tmp/run/model.safetensors" --data $TE --out "$tmp/pred2.csv" --plot "$tmp/one" --object 5 2>"$tmp/obj.err" && ok || bad "predict --object: $(cat "$tmp/obj.err")"
+grep -q "series 5: gradient x input of log p(" "$tmp/one_attribution.svg" 2>/dev/null && ok || bad "no attribution SVG"
+
+# --- UEA with unequal lengths and trailing '?' padding; class weights, series normalisation
+{ printf '@problemName Toy\n@timeStamps false\n@missing true\n@univariate false\n@dimensions 2\n'
+  printf '@equalLength false\n@classLabel true up down\n@data\n'
+  for i in $(seq 1 12); do
+    printf '1,2,3,4:0,1,0,1:up\n4,3,2:1,0,1:down\n1,2,3,?,?:1,1,1,?,?:up\n'
+  done; } > "$tmp/toy.ts"
+"$SF" train --task classify --data "$tmp/toy.ts" --test "$tmp/toy.ts" --out "$tmp/uea" \
+  --class-weights balanced --normalize series "${common[@]}" >"$tmp/uea.json" 2>"$tmp/uea.err" && ok || bad "UEA train: $(cat "$tmp/uea.err")"
+grep -q "up to 4 steps" "$tmp/uea.err" && ok || bad "UEA banner: $(cat "$tmp/uea.err")"
+"$SF" eval --model "$tmp/uea/model.safetensors" --data "$tmp/toy.ts" >"$tmp/uea_eval.json" 2>&1 && ok || bad "UEA eval: $(cat "$tmp/uea_eval.json")"
+grep -q '"classes":\["up","down"\]' "$tmp/uea_eval.json" && ok || bad "UEA classes: $(cat "$tmp/uea_eval.json")"
+
+# --- bad input
+printf '1\t1\t2\t3\n2\t1\t2\n' > "$tmp/ragged.tsv"
+printf '1\t1\t2\t3\n3\t1\t2\t3\n' > "$tmp/newclass.tsv"
+printf '1\t1\t2\t3\t4\t5\n' > "$tmp/ch.tsv"
+head -c 400 $TE | head -2 | cut -f1 > "$tmp/nolen.tsv"
+printf '@problemName X\n@frobnicate 1\n@data\n' > "$tmp/dir.ts"
+printf '@dimensions 2\n@classLabel true 1 2\n@data\n1,2:3,4:1\n1,2:3,4:2\n' > "$tmp/two.ts"
+python3 -c "import sys; print('1\t' + '\t'.join(['0.5'] * 30))" > "$tmp/long.tsv"
+expect 1 "ragged.tsv:2: ragged row" -- "$SF" train --task classify --data "$tmp/ragged.tsv" --out "$tmp/x1"
+expect 1 "class '3' does not occur in the training data" -- "$SF" train --task classify --data $TR --test "$tmp/newclass.tsv" --out "$tmp/x2"
+expect 1 "dir.ts:2: unknown directive '@frobnicate'" -- "$SF" train --task classify --data "$tmp/dir.ts" --out "$tmp/x3"
+expect 1 "channels per step, but the training file" -- "$SF" train --task classify --data $TR --test "$tmp/two.ts" --out "$tmp/x4"
+expect 1 "class '3' does not occur" -- "$SF" eval --model "$tmp/run/model.safetensors" --data "$tmp/newclass.tsv"
+expect 1 "longer than the model's seq_len 24" -- "$SF" eval --model "$tmp/run/model.safetensors" --data "$tmp/long.tsv"
+expect 1 "2 channels per step, but the model reads 1" -- "$SF" predict --model "$tmp/run/model.safetensors" --data "$tmp/two.ts" --out "$tmp/never.csv"
+[ ! -e "$tmp/never.csv" ] && ok || bad "predict left a file after an error"
+expect 1 "--object '999' is not a row" -- "$SF" predict --model "$tmp/run/model.safetensors" --data $TE --out "$tmp/p3.csv" --plot "$tmp/q" --object 999
+[ ! -e "$tmp/p3.csv" ] && ok || bad "predict --object 999 left a CSV"
+expect 1 "--object draws an attribution picture; give --plot too" -- "$SF" predict --model "$tmp/run/model.safetensors" --data $TE --object 1
+expect 1 "validation split is empty" -- "$SF" train --task classify --data $TR --val-fraction 0 --out "$tmp/x5"
+expect 2 "'--normalize': 'zscore'" -- "$SF" train --task classify --data $TR --normalize zscore --out "$tmp/x6"
+expect 1 "ETTh1.csv:1: a label and at least one value expected (tab-separated)" -- "$SF" train --model t2 --data data/ETTh1.csv --out "$tmp/x7"
+expect 2 "--test is for --task classify" -- "$SF" train --data data/ETTh1.csv --test $TE --out "$tmp/x8"
+expect 2 "task classify, but the model config's task is forecast" -- "$SF" train --task classify --model patchtst --data $TR --out "$tmp/x9"
+printf '{"task":"forecast","model":"t2","blocks":[{"token_mixer":"softmax"}]}' > "$tmp/t2f.json"
+expect 1 "task: model 't2' has no pred_len, it is not a forecaster" -- "$SF" train --config "$tmp/t2f.json" --data data/ETTh1.csv --out "$tmp/x10"
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
