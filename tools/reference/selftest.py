@@ -737,8 +737,7 @@ def raises(fn, needle):
 
 def test_config():
     ex = doc_examples()
-    ok = len(ex) == 5 and all(json.dumps(ref.canonical_config(c)) == json.dumps(c) for c in ex)  # + lm
-    ok = len(ex) == 5 and all(json.dumps(ref.canonical_config(c)) == json.dumps(c) for c in ex)
+    ok = len(ex) == 6 and all(json.dumps(ref.canonical_config(c)) == json.dumps(c) for c in ex)  # + lm, t2
     check("docs/config.md examples are canonical (same keys, order, values)", ok, f"{len(ex)} examples")
     m = ref.build_model(ex[0])
     check("docs/config.md patchtst example: 81,728 parameters, 3 blocks, no norm_f",
@@ -1047,11 +1046,8 @@ def test_fixtures_reproduce():
         else:
             shapes = tensors["loss"].shape == (1,) and tensors["x"].dtype == np.float32 and \
                 tensors["x"].shape == (B, cfg["seq_len"], cfg["n_channels"]) and \
-                tensors["out"].shape == tensors["y"].shape == (B, cfg["pred_len"], cfg["n_channels"])
-        shapes = tensors["loss"].shape == (1,) and tensors["x"].dtype == np.float32 and \
-            tensors["x"].shape == (B, cfg["seq_len"], cfg["n_channels"]) and \
-            tensors["out"].shape == tensors["y"].shape == \
-            ((B, cfg["n_classes"]) if cfg["model"] == "t2" else (B, cfg["pred_len"], cfg["n_channels"]))
+                tensors["out"].shape == tensors["y"].shape == \
+                ((B, cfg["n_classes"]) if cfg["model"] == "t2" else (B, cfg["pred_len"], cfg["n_channels"]))
         extra_ok, extra = True, ""
         if bn:
             bnames = [n for n, _ in model.named_buffers()]

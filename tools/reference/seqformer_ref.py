@@ -265,8 +265,7 @@ BLOCK_KINDS = {
                  "channel_mixer": ("mixer:channel", {"kind": "mlp"})},
 }
 FINAL_NORMS = ("auto", "none") + tuple(NORM_KINDS)
-TASKS = ("forecast", "lm")
-TASKS = ("forecast", "classify")
+TASKS = ("forecast", "classify", "lm")
 MODEL_KINDS = {
     "patchtst": {"seq_len": (_opt_int(1), REQUIRED), "pred_len": (_opt_int(1), REQUIRED),
                  "n_channels": (_opt_int(1), REQUIRED), "d_model": (_opt_int(1), REQUIRED),
@@ -1918,13 +1917,6 @@ class LM(nn.Module):
       final norm (auto: the last block's norm when it is pre-norm) -> head -> logits [B, T, vocab].
       head: nn.Linear(d, vocab, bias) named head, or tied (logits = h @ embed.weight^T, + head.bias).
     Modules in the order embed, pos_embed, blocks.{i}, norm_f, head (as the C model declares them)."""
-class T2(nn.Module):
-    """model t2 (Allam & McEwen, astronet t2; models/t2.c): embed = ReLU(Linear(C -> d)) on every
-    step, + positions (default sinusoidal), blocks, mean over the valid steps, dropout, classifier
-    Linear(d -> n_classes) -> logits.  forward(x, lens): x [B, L, C], lens [B] valid steps.  Padding
-    is handled by running each series' valid prefix x[b, :lens[b]] through the blocks on its own
-    (so the twin needs no masks; the C model masks instead, and must agree).
-    Modules in the order embed, pos_embed, blocks.{i}, classifier (as the C model declares them)."""
 
     def __init__(self, cfg):
         super().__init__()
@@ -1974,6 +1966,19 @@ class T2(nn.Module):
             return self.head(u)
         y = u @ self.embed.weight.t()
         return y + self.head.bias if self.head is not None else y
+
+
+class T2(nn.Module):
+    """model t2 (Allam & McEwen, astronet t2; models/t2.c): embed = ReLU(Linear(C -> d)) on every
+    step, + positions (default sinusoidal), blocks, mean over the valid steps, dropout, classifier
+    Linear(d -> n_classes) -> logits.  forward(x, lens): x [B, L, C], lens [B] valid steps.  Padding
+    is handled by running each series' valid prefix x[b, :lens[b]] through the blocks on its own
+    (so the twin needs no masks; the C model masks instead, and must agree).
+    Modules in the order embed, pos_embed, blocks.{i}, classifier (as the C model declares them)."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        cfg = canonical_config(cfg)
         if cfg["model"] != "t2":
             raise ConfigError(f"model: {cfg['model']!r} given to T2")
         self.cfg = cfg
