@@ -19,6 +19,8 @@ const sf_mixer_def *const sf_mixer_registry[] = {
     &sf_mixer_rpe,
     &sf_mixer_cosformer,
     &sf_mixer_probsparse,
+    &sf_mixer_s4d,
+    &sf_mixer_deltanet,
 };
 const int sf_mixer_registry_n = (int)(sizeof sf_mixer_registry / sizeof *sf_mixer_registry);
 

@@ -20,5 +20,7 @@ int sf_local_window_check(int window, int max_T);
 extern const sf_mixer_def sf_mixer_rpe;      /* rpe_attention.c (relative positions by FFT) */
 extern const sf_mixer_def sf_mixer_cosformer; /* cosformer.c */
 extern const sf_mixer_def sf_mixer_probsparse; /* probsparse_attention.c (Informer) */
+extern const sf_mixer_def sf_mixer_s4d;      /* s4d.c (diagonal state-space model, S4D) */
+extern const sf_mixer_def sf_mixer_deltanet; /* deltanet.c (delta-rule linear attention) */
 
 #endif
