@@ -216,5 +216,7 @@ int main(void) {
     check_fixture("tests/fixtures/itransformer.safetensors");
     check_fixture("tests/fixtures/informer.safetensors");
     check_fixture("tests/fixtures/itransformer_marks.safetensors");
+    check_fixture("tests/fixtures/s4d.safetensors");
+    check_fixture("tests/fixtures/deltanet.safetensors");
     return test_finish();
 }

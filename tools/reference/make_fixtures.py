@@ -225,6 +225,19 @@ FIXTURES = [
         {"format_version": 2, "task": "forecast", "model": "itransformer", "seq_len": 48, "pred_len": 12,
          "n_channels": 7, "d_model": 16, "dropout": 0, "input": {"kind": "inverted", "time_tokens": True},
          "blocks": [metaformer("post", "layernorm", "softmax", n_heads=2, d_ff=24, repeat=2)]}), 4),
+    # S4D (diagonal SSM, causal FFT convolution on the C side, the recurrence in the twin): a pre
+    # metaformer block (d_state 8) and a post residual one (d_state 4, dt in [0.01, 0.5])
+    Fixture("s4d", patchtst_cfg([
+        with_token_mixer({"kind": "s4d", "d_state": 8}, repeat=1),
+        {"kind": "residual", "placement": "post", "norm": {"kind": "rmsnorm"},
+         "mixer": {"kind": "s4d", "d_state": 4, "dt_min": 0.01, "dt_max": 0.5}}]), 4, seed=5200),
+    # DeltaNet (chunked WY form on the C side, the recurrence in the twin): 12 patches in chunks of 5
+    # (tail 2) with 2 heads of width 8, and chunks of 3 with 4 heads of width 4 in a post residual block
+    Fixture("deltanet", patchtst_cfg([
+        with_token_mixer({"kind": "deltanet", "n_heads": 2, "chunk_size": 5}, repeat=1),
+        {"kind": "residual", "placement": "post", "norm": {"kind": "layernorm"},
+         "mixer": {"kind": "deltanet", "n_heads": 4, "chunk_size": 3}}], size=dict(SMALL, d_model=16)),
+            4, seed=5201),
 ]
 
 
