@@ -960,6 +960,7 @@ static void check_efficient_mixers(void) {
 static void check_s4d_deltanet(void) {
     check_mixer_json("mixer s4d", "{\"kind\":\"s4d\",\"d_state\":6}");
     check_mixer_json("mixer s4d dt 0.01..0.5", "{\"kind\":\"s4d\",\"d_state\":4,\"dt_min\":0.01,\"dt_max\":0.5}");
+    check_mixer_json("mixer s4d bidirectional", "{\"kind\":\"s4d\",\"d_state\":6,\"bidirectional\":true}");
     check_mixer_json("mixer deltanet chunk 3", "{\"kind\":\"deltanet\",\"n_heads\":2,\"chunk_size\":3}");
     check_mixer_json("mixer deltanet 1 head", "{\"kind\":\"deltanet\",\"n_heads\":1}");
     check_block_json("block s4d pre (step == forward)",
@@ -977,6 +978,17 @@ static void check_s4d_deltanet(void) {
     check_padding("pad: metaformer s4d",
                   "{\"kind\":\"metaformer\",\"token_mixer\":{\"kind\":\"s4d\",\"d_state\":6},"
                   "\"channel_mixer\":{\"kind\":\"mlp\",\"d_ff\":12}}", 0, 0);
+    check_block_json("block s4d bidirectional post",
+                     "{\"kind\":\"metaformer\",\"placement\":\"post\",\"token_mixer\":{\"kind\":\"s4d\","
+                     "\"d_state\":4,\"bidirectional\":true},\"channel_mixer\":{\"kind\":\"mlp\",\"d_ff\":16}}", 0, 0);
+    check_padding("pad: parallel s4d bidirectional",
+                  "{\"kind\":\"parallel\",\"token_mixer\":{\"kind\":\"s4d\",\"d_state\":4,\"bidirectional\":true},"
+                  "\"channel_mixer\":{\"kind\":\"mlp\",\"d_ff\":12}}", 0, 0);
+    {   /* a bidirectional s4d does not stream */
+        sf_mixer *bm = make_mixer("{\"kind\":\"s4d\",\"bidirectional\":true}", 8, 4);
+        CHECK(bm != NULL && !bm->can_step);
+        if (bm) sf_mixer_destroy(bm);
+    }
     check_padding("pad: residual deltanet",
                   "{\"kind\":\"residual\",\"norm\":{\"kind\":\"rmsnorm\"},\"mixer\":{\"kind\":\"deltanet\","
                   "\"n_heads\":2,\"chunk_size\":3}}", 0, 0);

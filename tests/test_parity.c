@@ -218,5 +218,6 @@ int main(void) {
     check_fixture("tests/fixtures/itransformer_marks.safetensors");
     check_fixture("tests/fixtures/s4d.safetensors");
     check_fixture("tests/fixtures/deltanet.safetensors");
+    check_fixture("tests/fixtures/s4d_bidirectional.safetensors");
     return test_finish();
 }

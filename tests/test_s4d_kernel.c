@@ -95,34 +95,43 @@ static void check_kernel_fd(void) {
     free(K), free(dK), free(g), free(P.buf);
 }
 
-static void check_conv(int B, int T, int H, int N2, const int *lens, int threads) {
+static void check_conv(int B, int T, int H, int N2, const int *lens, int threads, int bidir) {
     params P = make_params(H, N2, 1e-3f, 1e-1f);
     const int ld = H + 3, L = T + 5;
     long n = (long)B * T * ld;
     float *u = sf_malloc(sizeof(float) * n), *dy = sf_malloc(sizeof(float) * n);
     sf_rng_fill_normal(&g_rng, u, n, 0.0f, 1.0f);
     sf_rng_fill_normal(&g_rng, dy, n, 0.0f, 1.0f);
-    float *K = sf_malloc(sizeof(float) * H * L);
+    float *K = sf_malloc(sizeof(float) * H * L), *Kb = NULL;
     sf_s4d_kernel(K, L, &P.p, threads);
+    if (bidir) { /* any second kernel: the convolution does not care where it came from */
+        Kb = sf_malloc(sizeof(float) * H * L);
+        sf_rng_fill_normal(&g_rng, Kb, (long)H * L, 0.0f, 0.3f);
+    }
     float *y = sf_malloc(sizeof(float) * n), *yr = sf_malloc(sizeof(float) * n);
     float *du = sf_malloc(sizeof(float) * n), *dur = sf_malloc(sizeof(float) * n);
     memcpy(y, u, sizeof(float) * n), memcpy(yr, u, sizeof(float) * n); /* columns >= H stay */
     memcpy(du, u, sizeof(float) * n), memcpy(dur, u, sizeof(float) * n);
     float *dK = sf_calloc((size_t)H * L, sizeof(float)), *dKr = sf_calloc((size_t)H * L, sizeof(float));
+    float *dKb = sf_calloc((size_t)H * L, sizeof(float)), *dKbr = sf_calloc((size_t)H * L, sizeof(float));
     float *dD = sf_calloc(2 * (size_t)H, sizeof(float)), *dDr = dD + H;
     double *scratch = sf_malloc(sizeof(double) * sf_s4d_conv_scratch_doubles(T, threads));
     omp_set_num_threads(threads);
-    sf_s4d_conv_forward(y, u, ld, K, L, P.p.D, B, T, H, scratch, threads, lens);
-    sf_s4d_conv_forward_ref(yr, u, ld, K, L, P.p.D, B, T, H, lens);
-    sf_s4d_conv_backward(du, dK, dD, dy, u, ld, K, L, P.p.D, B, T, H, scratch, threads, lens);
-    sf_s4d_conv_backward_ref(dur, dKr, dDr, dy, u, ld, K, L, P.p.D, B, T, H, lens);
+    sf_s4d_conv_forward(y, u, ld, K, Kb, L, P.p.D, B, T, H, scratch, threads, lens);
+    sf_s4d_conv_forward_ref(yr, u, ld, K, Kb, L, P.p.D, B, T, H, lens);
+    sf_s4d_conv_backward(du, dK, dKb, dD, dy, u, ld, K, Kb, L, P.p.D, B, T, H, scratch, threads, lens);
+    sf_s4d_conv_backward_ref(dur, dKr, dKbr, dDr, dy, u, ld, K, Kb, L, P.p.D, B, T, H, lens);
     double ey = max_rel_err(y, yr, n, 1e-6), edu = max_rel_err(du, dur, n, 1e-6);
     double edk = max_rel_err(dK, dKr, (long)H * L, 1e-6), edd = max_rel_err(dD, dDr, H, 1e-6);
+    if (bidir) {
+        double e = max_rel_err(dKb, dKbr, (long)H * L, 1e-6);
+        edk = e > edk ? e : edk;
+    }
     /* recurrence: token by token from a zero state, one sequence at a time */
     float *state = sf_malloc(sizeof(float) * sf_s4d_state_floats(H, N2));
     float *ut = sf_malloc(sizeof(float) * H), *yt = sf_malloc(sizeof(float) * H);
     double es = 0;
-    for (int b = 0; b < B; b++) {
+    for (int b = 0; b < B && !bidir; b++) {
         memset(state, 0, sizeof(float) * sf_s4d_state_floats(H, N2));
         const int len = lens ? lens[b] : T;
         for (int t = 0; t < len; t++) {
@@ -133,8 +142,8 @@ static void check_conv(int B, int T, int H, int N2, const int *lens, int threads
             if (e > es) es = e;
         }
     }
-    printf("conv B%d T%d H%d N2 %d%s, %d threads: FFT vs direct y %.1e du %.1e dK %.1e dD %.1e; "
-           "recurrence vs direct %.1e\n", B, T, H, N2, lens ? " padded" : "", threads, ey, edu, edk, edd, es);
+    printf("conv%s B%d T%d H%d N2 %d%s, %d threads: FFT vs direct y %.1e du %.1e dK %.1e dD %.1e; "
+           "recurrence vs direct %.1e\n", bidir ? " bidirectional" : "", B, T, H, N2, lens ? " padded" : "", threads, ey, edu, edk, edd, es);
     /* double FFT, float in and out: ~1e-7 relative; the float recurrence accumulates rounding
      * over T steps */
     CHECK(ey < 2e-6 && edu < 2e-6 && edk < 2e-6 && edd < 2e-6);
@@ -144,7 +153,8 @@ static void check_conv(int B, int T, int H, int N2, const int *lens, int threads
         for (int c = H; c < ld; c++) untouched &= y[i * ld + c] == u[i * ld + c] && du[i * ld + c] == u[i * ld + c];
     CHECK(untouched);
     for (int h = 0; h < H; h++)
-        for (int j = T; j < L; j++) CHECK(dK[(size_t)h * L + j] == 0.0f);
+        for (int j = T; j < L; j++) CHECK(dK[(size_t)h * L + j] == 0.0f && dKb[(size_t)h * L + j] == 0.0f);
+    free(Kb), free(dKb), free(dKbr);
     free(u), free(dy), free(K), free(y), free(yr), free(du), free(dur), free(dK), free(dKr), free(dD);
     free(scratch), free(state), free(ut), free(yt), free(P.buf);
 }
@@ -155,10 +165,14 @@ int main(void) {
     check_kernel(2, 32, 1000);
     check_kernel_fd();
     static const int lens[3] = {40, 17, 1};
-    check_conv(2, 1, 3, 2, NULL, 1);
-    check_conv(2, 7, 3, 4, NULL, 2);
-    check_conv(3, 40, 4, 8, lens, 2);
-    check_conv(1, 1000, 5, 16, NULL, 3);
-    check_conv(2, 513, 2, 32, NULL, 2);
+    check_conv(2, 1, 3, 2, NULL, 1, 0);
+    check_conv(2, 7, 3, 4, NULL, 2, 0);
+    check_conv(3, 40, 4, 8, lens, 2, 0);
+    check_conv(1, 1000, 5, 16, NULL, 3, 0);
+    check_conv(2, 513, 2, 32, NULL, 2, 0);
+    check_conv(2, 1, 3, 2, NULL, 1, 1);
+    check_conv(2, 7, 3, 4, NULL, 2, 1);
+    check_conv(3, 40, 4, 8, lens, 2, 1);
+    check_conv(2, 513, 2, 32, NULL, 2, 1);
     return test_finish();
 }

@@ -141,8 +141,17 @@ static double *setup(double *scratch, int T, sf_fft_plan *plan) {
     return scratch + sf_fft_plan_doubles(n);
 }
 
-void sf_s4d_conv_forward(float *y, const float *u, int ld, const float *K, int L, const float *D,
-                         int B, int T, int H, double *scratch, int n_workers, const int *lens) {
+/* buf[0..n) = the circulant kernel of channel h: K[0..T) at lags 0..T-1 and, when Kb is given,
+ * Kb[j] at lag -(j+1), i.e. index n-1-j (n >= 2T - 1 keeps the two apart); zero elsewhere. */
+static void circulant(double *buf, int n, const float *K, const float *Kb, int T) {
+    gather(buf, n, K, 1, T);
+    if (Kb)
+        for (int j = 0; j + 1 < T; j++) buf[n - 1 - j] = Kb[j];
+}
+
+void sf_s4d_conv_forward(float *y, const float *u, int ld, const float *K, const float *Kb, int L,
+                         const float *D, int B, int T, int H, double *scratch, int n_workers,
+                         const int *lens) {
     sf_fft_plan plan;
     double *bufs = setup(scratch, T, &plan);
     const int n = plan.n, nc = n / 2 + 1;
@@ -150,7 +159,7 @@ void sf_s4d_conv_forward(float *y, const float *u, int ld, const float *K, int L
 #pragma omp parallel for schedule(dynamic, 1) num_threads(n_workers)
     for (int h = 0; h < H; h++) {
         double *Kf = bufs + (size_t)omp_get_thread_num() * 4 * (n + 2), *X = Kf + (n + 2);
-        gather(Kf, n, K + (size_t)h * L, 1, T);
+        circulant(Kf, n, K + (size_t)h * L, Kb ? Kb + (size_t)h * L : NULL, T);
         sf_rfft(&plan, Kf);
         for (int b = 0; b < B; b++) {
             const int len = seq_len(lens, b, T);
@@ -166,9 +175,10 @@ void sf_s4d_conv_forward(float *y, const float *u, int ld, const float *K, int L
     }
 }
 
-void sf_s4d_conv_backward(float *du, float *dK, float *dD, const float *dy, const float *u, int ld,
-                          const float *K, int L, const float *D, int B, int T, int H,
-                          double *scratch, int n_workers, const int *lens) {
+void sf_s4d_conv_backward(float *du, float *dK, float *dKb, float *dD, const float *dy,
+                          const float *u, int ld, const float *K, const float *Kb, int L,
+                          const float *D, int B, int T, int H, double *scratch, int n_workers,
+                          const int *lens) {
     sf_fft_plan plan;
     double *bufs = setup(scratch, T, &plan);
     const int n = plan.n, nc = n / 2 + 1;
@@ -177,7 +187,7 @@ void sf_s4d_conv_backward(float *du, float *dK, float *dD, const float *dy, cons
     for (int h = 0; h < H; h++) {
         double *Kf = bufs + (size_t)omp_get_thread_num() * 4 * (n + 2), *X = Kf + (n + 2);
         double *G = X + (n + 2), *acc = G + (n + 2), dd = 0;
-        gather(Kf, n, K + (size_t)h * L, 1, T);
+        circulant(Kf, n, K + (size_t)h * L, Kb ? Kb + (size_t)h * L : NULL, T);
         sf_rfft(&plan, Kf);
         memset(acc, 0, sizeof(double) * (n + 2));
         for (int b = 0; b < B; b++) {
@@ -203,6 +213,8 @@ void sf_s4d_conv_backward(float *du, float *dK, float *dD, const float *dy, cons
         }
         sf_irfft(&plan, acc);
         for (int j = 0; j < T; j++) dK[(size_t)h * L + j] = (float)acc[j];
+        if (Kb)
+            for (int j = 0; j < T; j++) dKb[(size_t)h * L + j] = j + 1 < T ? (float)acc[n - 1 - j] : 0.0f;
         dD[h] += (float)dd;
     }
 }
@@ -260,8 +272,8 @@ void sf_s4d_kernel_backward_ref(const float *dK, int L, const sf_s4d_params *p,
     }
 }
 
-void sf_s4d_conv_forward_ref(float *y, const float *u, int ld, const float *K, int L,
-                             const float *D, int B, int T, int H, const int *lens) {
+void sf_s4d_conv_forward_ref(float *y, const float *u, int ld, const float *K, const float *Kb,
+                             int L, const float *D, int B, int T, int H, const int *lens) {
     for (int b = 0; b < B; b++)
         for (int h = 0; h < H; h++) {
             const int len = seq_len(lens, b, T);
@@ -270,6 +282,8 @@ void sf_s4d_conv_forward_ref(float *y, const float *u, int ld, const float *K, i
                 double s = 0;
                 if (t < len) {
                     for (int j = 0; j <= t; j++) s += (double)K[(size_t)h * L + t - j] * ub[(size_t)j * ld];
+                    for (int j = t + 1; Kb && j < len; j++)
+                        s += (double)Kb[(size_t)h * L + j - t - 1] * ub[(size_t)j * ld];
                     s += (double)D[h] * ub[(size_t)t * ld];
                 }
                 y[((size_t)b * T + t) * ld + h] = (float)s;
@@ -277,9 +291,9 @@ void sf_s4d_conv_forward_ref(float *y, const float *u, int ld, const float *K, i
         }
 }
 
-void sf_s4d_conv_backward_ref(float *du, float *dK, float *dD, const float *dy, const float *u,
-                              int ld, const float *K, int L, const float *D, int B, int T, int H,
-                              const int *lens) {
+void sf_s4d_conv_backward_ref(float *du, float *dK, float *dKb, float *dD, const float *dy,
+                              const float *u, int ld, const float *K, const float *Kb, int L,
+                              const float *D, int B, int T, int H, const int *lens) {
     for (int h = 0; h < H; h++) {
         double dd = 0;
         for (int j = 0; j < T; j++) {
@@ -290,6 +304,14 @@ void sf_s4d_conv_backward_ref(float *du, float *dK, float *dD, const float *dy, 
                     s += (double)dy[((size_t)b * T + t) * ld + h] * u[((size_t)b * T + t - j) * ld + h];
             }
             dK[(size_t)h * L + j] = (float)s;
+            if (!Kb) continue;
+            s = 0; /* lag -(j+1): dy_t u_{t+j+1} */
+            for (int b = 0; b < B; b++) {
+                const int len = seq_len(lens, b, T);
+                for (int t = 0; t + j + 1 < len; t++)
+                    s += (double)dy[((size_t)b * T + t) * ld + h] * u[((size_t)b * T + t + j + 1) * ld + h];
+            }
+            dKb[(size_t)h * L + j] = (float)s;
         }
         for (int b = 0; b < B; b++) {
             const int len = seq_len(lens, b, T);
@@ -298,6 +320,8 @@ void sf_s4d_conv_backward_ref(float *du, float *dK, float *dD, const float *dy, 
                 if (s0 < len) {
                     for (int t = s0; t < len; t++)
                         s += (double)K[(size_t)h * L + t - s0] * dy[((size_t)b * T + t) * ld + h];
+                    for (int t = 0; Kb && t < s0; t++)
+                        s += (double)Kb[(size_t)h * L + s0 - t - 1] * dy[((size_t)b * T + t) * ld + h];
                     const double g = dy[((size_t)b * T + s0) * ld + h];
                     s += (double)D[h] * g;
                     dd += g * u[((size_t)b * T + s0) * ld + h];

@@ -9,6 +9,8 @@
  *   K[h, l] = 2 Re sum_n C_n E_n z_n^l,  l = 0 .. L-1
  *   y[b, t, h] = sum_{s <= t} K[h, t-s] u[b, s, h] + D[h] u[b, t, h]             (causal)
  * and the same y from the recurrence x_n <- z_n x_n + E_n u_t, y_t = 2 Re sum_n C_n x_n + D u_t.
+ * Bidirectional (as S4's bidirectional kernels: a second kernel Kb from a second C, same A and dt)
+ * adds the anti-causal part sum_{s > t} Kb[h, s-t-1] u[b, s, h].
  *
  * Layouts: u, y, du, dy are [B, T] rows of stride ld (>= H), channel h at column h (so [B, T, d]
  * activations with H = d columns are read in place). K and dK are [H, L] (L >= T), row h
@@ -49,14 +51,18 @@ void sf_s4d_kernel_backward(const float *dK, int L, const sf_s4d_params *p, cons
 /* Doubles of workspace the convolution needs for sequences of T tokens and n_workers threads
  * (pure workspace; one buffer serves forward and backward). */
 size_t sf_s4d_conv_scratch_doubles(int T, int n_workers);
-/* y = causal K * u + D u (K's first T columns are used, row stride L). */
-void sf_s4d_conv_forward(float *y, const float *u, int ld, const float *K, int L, const float *D,
-                         int B, int T, int H, double *scratch, int n_workers, const int *lens);
-/* du = K^T-correlation of dy + D dy; dK[h, 0..T) = sum_b correlation of dy with u (columns past T
- * untouched); dD += sum dy u. */
-void sf_s4d_conv_backward(float *du, float *dK, float *dD, const float *dy, const float *u, int ld,
-                          const float *K, int L, const float *D, int B, int T, int H,
-                          double *scratch, int n_workers, const int *lens);
+/* y = causal K * u (+ anti-causal Kb part unless Kb is NULL) + D u (K's and Kb's first T
+ * columns are used, row stride L). */
+void sf_s4d_conv_forward(float *y, const float *u, int ld, const float *K, const float *Kb, int L,
+                         const float *D, int B, int T, int H, double *scratch, int n_workers,
+                         const int *lens);
+/* du = the adjoint convolution of dy + D dy; dK[h, 0..T) = sum_b correlation of dy with u at lags
+ * 0..T-1 (and dKb[h, 0..T-1) at lags -1..-(T-1), dKb[h, T-1] = 0, when Kb is not NULL); columns
+ * past T untouched; dD += sum dy u. */
+void sf_s4d_conv_backward(float *du, float *dK, float *dKb, float *dD, const float *dy,
+                          const float *u, int ld, const float *K, const float *Kb, int L,
+                          const float *D, int B, int T, int H, double *scratch, int n_workers,
+                          const int *lens);
 
 /* Streaming: the state is x as [H][N2] complex (re, im floats), zero at the start. One token
  * u [H] -> y [H]; state_in may equal state_out. */
@@ -68,10 +74,10 @@ void sf_s4d_step(float *y, const float *u, const sf_s4d_params *p, const float *
 void sf_s4d_kernel_ref(float *K, int L, const sf_s4d_params *p);
 void sf_s4d_kernel_backward_ref(const float *dK, int L, const sf_s4d_params *p,
                                 const sf_s4d_grads *g);
-void sf_s4d_conv_forward_ref(float *y, const float *u, int ld, const float *K, int L,
-                             const float *D, int B, int T, int H, const int *lens);
-void sf_s4d_conv_backward_ref(float *du, float *dK, float *dD, const float *dy, const float *u,
-                              int ld, const float *K, int L, const float *D, int B, int T, int H,
-                              const int *lens);
+void sf_s4d_conv_forward_ref(float *y, const float *u, int ld, const float *K, const float *Kb,
+                             int L, const float *D, int B, int T, int H, const int *lens);
+void sf_s4d_conv_backward_ref(float *du, float *dK, float *dKb, float *dD, const float *dy,
+                              const float *u, int ld, const float *K, const float *Kb, int L,
+                              const float *D, int B, int T, int H, const int *lens);
 
 #endif

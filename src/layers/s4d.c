@@ -16,7 +16,9 @@
  * output_linear PyTorch's default.
  *
  * Causal: token t sees tokens <= t; step runs the recurrence with the caller's complex state
- * ([H][N/2] (re, im)), so streaming is O(H N) per token. */
+ * ([H][N/2] (re, im)), so streaming is O(H N) per token. Option bidirectional (as S4's
+ * bidirectional kernels, for encoders): kernel.C is [2, H, N/2, 2], the second C giving an
+ * anti-causal kernel over the tokens after t (same A and dt); no streaming then. */
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -33,20 +35,22 @@ typedef struct {
     float *log_dt, *C, *log_A_real, *A_imag, *D;
     float *dlog_dt, *dC, *dlog_A_real, *dA_imag, *dD;
     sf_linear out;
-    int H, N2;
+    int H, N2, bidir;
     float dt_min, dt_max;
 } sf_s4d;
 
 typedef struct {
     const float *x;
-    float *K;    /* [H, T] */
+    float *K;    /* [H, T], then the anti-causal [H, T] when bidirectional */
     float *z, *a; /* [N, H] conv output and its GELU */
     float *g;    /* [N, 2H] output_linear's output */
     int workers;
 } s4d_saved;
 
-static sf_s4d_params s4d_params(const sf_s4d *s) {
-    return (sf_s4d_params){s->H, s->N2, s->log_dt, s->log_A_real, s->A_imag, s->C, s->D};
+/* The kernel's parameters; dir 1: the anti-causal kernel's (the second C). */
+static sf_s4d_params s4d_params(const sf_s4d *s, int dir) {
+    return (sf_s4d_params){s->H, s->N2, s->log_dt, s->log_A_real, s->A_imag,
+                           s->C + (size_t)dir * 2 * s->H * s->N2, s->D};
 }
 
 static void s4d_declare(sf_mixer *m, sf_params *ps, const char *prefix) {
@@ -56,7 +60,10 @@ static void s4d_declare(sf_mixer *m, sf_params *ps, const char *prefix) {
     snprintf(buf, sizeof buf, "%s.kernel.log_dt", prefix);
     sf_params_declare(ps, buf, 1, (int64_t[]){H}, &s->log_dt, &s->dlog_dt, 1);
     snprintf(buf, sizeof buf, "%s.kernel.C", prefix);
-    sf_params_declare(ps, buf, 3, (int64_t[]){H, N2, 2}, &s->C, &s->dC, 1);
+    if (s->bidir)
+        sf_params_declare(ps, buf, 4, (int64_t[]){2, H, N2, 2}, &s->C, &s->dC, 1);
+    else
+        sf_params_declare(ps, buf, 3, (int64_t[]){H, N2, 2}, &s->C, &s->dC, 1);
     snprintf(buf, sizeof buf, "%s.kernel.log_A_real", prefix);
     sf_params_declare(ps, buf, 2, (int64_t[]){H, N2}, &s->log_A_real, &s->dlog_A_real, 1);
     snprintf(buf, sizeof buf, "%s.kernel.A_imag", prefix);
@@ -72,7 +79,7 @@ static void s4d_init(sf_mixer *m, sf_rng *rng) {
     sf_s4d *s = m->self;
     const double lo = log((double)s->dt_min), hi = log((double)s->dt_max);
     for (int h = 0; h < s->H; h++) s->log_dt[h] = (float)(lo + sf_rng_uniform(rng) * (hi - lo));
-    sf_rng_fill_normal(rng, s->C, 2L * s->H * s->N2, 0.0f, (float)sqrt(0.5));
+    sf_rng_fill_normal(rng, s->C, 2L * (1 + s->bidir) * s->H * s->N2, 0.0f, (float)sqrt(0.5));
     for (int h = 0; h < s->H; h++)
         for (int n = 0; n < s->N2; n++) {
             s->log_A_real[(size_t)h * s->N2 + n] = logf(0.5f);
@@ -113,7 +120,7 @@ static void s4d_forward(sf_mixer *m, sf_ctx *ctx, const float *x, float *y) {
     const int H = s->H, T = ctx->T;
     sv->x = x;
     sv->workers = s4d_workers(H);
-    sv->K = sf_arena_push(ctx->arena, (size_t)H * T);
+    sv->K = sf_arena_push(ctx->arena, (size_t)(1 + s->bidir) * H * T);
     sv->z = sf_arena_push(ctx->arena, (size_t)N * H);
     sv->a = sf_arena_push(ctx->arena, (size_t)N * H);
     sv->g = sf_arena_push(ctx->arena, (size_t)N * 2 * H);
@@ -121,9 +128,11 @@ static void s4d_forward(sf_mixer *m, sf_ctx *ctx, const float *x, float *y) {
     double *scratch = (double *)(void *)sf_arena_push(
         ctx->arena, 2 * sf_s4d_conv_scratch_doubles(T, sv->workers));
     if (!sf_arena_planning(ctx->arena)) {
-        const sf_s4d_params p = s4d_params(s);
+        const sf_s4d_params p = s4d_params(s, 0), pb = s4d_params(s, 1);
+        float *Kb = s->bidir ? sv->K + (size_t)H * T : NULL;
         sf_s4d_kernel(sv->K, T, &p, sv->workers);
-        sf_s4d_conv_forward(sv->z, x, H, sv->K, T, s->D, ctx->B, T, H, scratch, sv->workers,
+        if (Kb) sf_s4d_kernel(Kb, T, &pb, sv->workers);
+        sf_s4d_conv_forward(sv->z, x, H, sv->K, Kb, T, s->D, ctx->B, T, H, scratch, sv->workers,
                             ctx->lens);
         sf_gelu_forward(sv->a, sv->z, N * H);
         sf_linear_forward(&s->out, sv->g, sv->a, N);
@@ -140,18 +149,23 @@ static void s4d_backward(sf_mixer *m, sf_ctx *ctx, const float *dy, float *dx) {
     size_t mark = sf_arena_mark(ctx->arena);
     float *dg = sf_arena_push(ctx->arena, (size_t)N * 2 * H);
     float *dz = sf_arena_push(ctx->arena, (size_t)N * H);
-    float *dK = sf_arena_push(ctx->arena, (size_t)H * T);
+    float *dK = sf_arena_push(ctx->arena, (size_t)(1 + s->bidir) * H * T);
     double *scratch = (double *)(void *)sf_arena_push(
         ctx->arena, 2 * sf_s4d_conv_scratch_doubles(T, sv->workers));
     if (!sf_arena_planning(ctx->arena)) {
-        const sf_s4d_params p = s4d_params(s);
+        const sf_s4d_params p = s4d_params(s, 0), pb = s4d_params(s, 1);
         const sf_s4d_grads g = {s->dlog_dt, s->dlog_A_real, s->dA_imag, s->dC, s->dD};
+        const sf_s4d_grads gb = {s->dlog_dt, s->dlog_A_real, s->dA_imag,
+                                 s->dC + (size_t)2 * H * s->N2, s->dD};
+        const float *Kb = s->bidir ? sv->K + (size_t)H * T : NULL;
+        float *dKb = s->bidir ? dK + (size_t)H * T : NULL;
         glu_backward(dg, dy, sv->g, N, H);
         sf_linear_backward(&s->out, dz, dg, sv->a, N);
         sf_gelu_backward(dz, dz, sv->z, N * H);
-        sf_s4d_conv_backward(dx, dK, s->dD, dz, sv->x, H, sv->K, T, s->D, ctx->B, T, H, scratch,
-                             sv->workers, ctx->lens);
+        sf_s4d_conv_backward(dx, dK, dKb, s->dD, dz, sv->x, H, sv->K, Kb, T, s->D, ctx->B, T, H,
+                             scratch, sv->workers, ctx->lens);
         sf_s4d_kernel_backward(dK, T, &p, &g, sv->workers);
+        if (dKb) sf_s4d_kernel_backward(dKb, T, &pb, &gb, sv->workers);
     }
     sf_arena_reset_to(ctx->arena, mark);
 }
@@ -166,8 +180,9 @@ static void s4d_step(const sf_mixer *m, const float *x_t, const float *state_in,
     const sf_s4d *s = m->self;
     const int H = s->H;
     (void)t;
+    SF_ASSERT(!s->bidir && "a bidirectional s4d cannot stream");
     float *z = sf_malloc(sizeof(float) * 4 * (size_t)H), *g = z + 2 * H;
-    const sf_s4d_params p = s4d_params(s);
+    const sf_s4d_params p = s4d_params(s, 0);
     sf_s4d_step(z, x_t, &p, state_in, state_out);
     sf_gelu_forward(z + H, z, H);
     sf_linear_forward(&s->out, g, z + H, 1);
@@ -182,7 +197,7 @@ static void s4d_destroy(sf_mixer *m) { free(m->self); }
 static double s4d_flops(const sf_mixer *m, int T) {
     const sf_s4d *s = m->self;
     double t = T, H = s->H, n = 2.0 * T;
-    return 8 * H * s->N2 * t + H * (10 * n * log2(n) + 6 * n) + 4 * t * H * H;
+    return (1 + s->bidir) * 8 * H * s->N2 * t + H * (10 * n * log2(n) + 6 * n) + 4 * t * H * H;
 }
 
 static const sf_mixer_ops s4d_ops = {s4d_declare,      s4d_init, s4d_forward, s4d_backward,
@@ -193,6 +208,8 @@ static const sf_option s4d_options[] = {
      "state size N per channel (N/2 complex modes; must be even)"},
     {"dt_min", SF_OPT_FLOAT, 0.001, NULL, 1e-8, 10, NULL, "smallest initial step dt"},
     {"dt_max", SF_OPT_FLOAT, 0.1, NULL, 1e-8, 10, NULL, "largest initial step dt"},
+    {"bidirectional", SF_OPT_BOOL, 0, NULL, 0, 1, NULL,
+     "add an anti-causal kernel (a second C) over later tokens; no streaming"},
 };
 
 static sf_mixer *s4d_create(const sf_mixer_args *a) {
@@ -211,7 +228,10 @@ static sf_mixer *s4d_create(const sf_mixer_args *a) {
     s->N2 = N / 2;
     s->dt_min = dt_min;
     s->dt_max = dt_max;
-    return sf_mixer_wrap(&s4d_ops, a->d_model, s);
+    s->bidir = sf_opt_bool(a->opts, "bidirectional");
+    sf_mixer *m = sf_mixer_wrap(&s4d_ops, a->d_model, s);
+    m->can_step = !s->bidir;
+    return m;
 }
 
 const sf_mixer_def sf_mixer_s4d = {

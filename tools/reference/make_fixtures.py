@@ -238,6 +238,12 @@ FIXTURES = [
         {"kind": "residual", "placement": "post", "norm": {"kind": "layernorm"},
          "mixer": {"kind": "deltanet", "n_heads": 4, "chunk_size": 3}}], size=dict(SMALL, d_model=16)),
             4, seed=5201),
+    # bidirectional S4D (a second C for the anti-causal kernel) in a post metaformer and a parallel block
+    Fixture("s4d_bidirectional", patchtst_cfg([
+        with_token_mixer({"kind": "s4d", "d_state": 6, "bidirectional": True}, "post", repeat=1),
+        {"kind": "parallel", "placement": "pre", "norm": {"kind": "layernorm"},
+         "token_mixer": {"kind": "s4d", "d_state": 4, "bidirectional": True},
+         "channel_mixer": {"kind": "mlp", "d_ff": 16}}]), 4, seed=5202),
 ]
 
 

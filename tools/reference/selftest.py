@@ -325,7 +325,8 @@ def np_linformer(x, sd, pre, spec):
 
 
 def np_s4d(x, sd, pre, spec):
-    """S4D as s4d.py computes it: the Vandermonde kernel K[h, l] = 2 Re sum_n C_n (e^{dt A_n} - 1)/A_n
+    """S4D as s4d.py computes it (bidirectional: a second kernel from the second C over later tokens):
+    the Vandermonde kernel K[h, l] = 2 Re sum_n C_n (e^{dt A_n} - 1)/A_n
     e^{l dt A_n}, then the causal convolution as an explicit sum (the twin runs the recurrence, the C
     side an FFT), GELU, output_linear, GLU."""
     B, T, H = x.shape
@@ -333,11 +334,14 @@ def np_s4d(x, sd, pre, spec):
     A = -np.exp(sd[pre + ".kernel.log_A_real"]) + 1j * sd[pre + ".kernel.A_imag"]
     Cw = sd[pre + ".kernel.C"][..., 0] + 1j * sd[pre + ".kernel.C"][..., 1]
     dtA = A * dt[:, None]
-    K = 2 * np.einsum("hn,hnl->hl", Cw * (np.exp(dtA) - 1) / A, np.exp(dtA[..., None] * np.arange(T))).real
+    kern = lambda c: 2 * np.einsum("hn,hnl->hl", c * (np.exp(dtA) - 1) / A,
+                                   np.exp(dtA[..., None] * np.arange(T))).real
+    K = kern(Cw[0] if spec["bidirectional"] else Cw)
+    Kb = kern(Cw[1]) if spec["bidirectional"] else np.zeros_like(K)
     y = np.zeros_like(x)
     for t in range(T):
-        for j in range(t + 1):
-            y[:, t] += K[:, t - j] * x[:, j]
+        for j in range(T):  # causal part j <= t, anti-causal (bidirectional) j > t
+            y[:, t] += K[:, t - j] * x[:, j] if j <= t else Kb[:, j - t - 1] * x[:, j]
     y = np_gelu(y + sd[pre + ".D"] * x)
     g = np_linear(y, sd, pre + ".output_linear")
     return g[..., :H] / (1 + np.exp(-g[..., H:]))

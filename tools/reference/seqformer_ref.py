@@ -227,7 +227,7 @@ MIXER_KINDS = {
                              "factor": (_opt_int(1, 1000), 5), "mix": (_opt_bool(), False)}),
     # recurrent / state-space mixers (causal)
     "s4d": ("token", {"d_state": (_opt_int(2, 4096), 64), "dt_min": (_opt_float(1e-8, 10), 0.001),
-                      "dt_max": (_opt_float(1e-8, 10), 0.1)}),
+                      "dt_max": (_opt_float(1e-8, 10), 0.1), "bidirectional": (_opt_bool(), False)}),
     "deltanet": ("token", {"n_heads": (_opt_int(1, 4096), 4), "causal": (_opt_bool(), True),
                            "chunk_size": (_opt_int(1, 4096), 64)}),
 }
@@ -1023,14 +1023,17 @@ class S4DMixer(nn.Module):
     (kernel.log_dt [H], kernel.C [H, N/2, 2], kernel.log_A_real, kernel.A_imag [H, N/2], D [H]),
     except output_linear, a Linear(H, 2H) (s4d.py: Conv1d(H, 2H, 1) + GLU(dim=-2)).  Computed as the
     plain recurrence x_n <- exp(dt A_n) x_n + (exp(dt A_n) - 1)/A_n u_t, z_t = 2 Re sum_n C_n x_n + D u_t,
-    one token at a time (the C side convolves by FFT)."""
+    one token at a time (the C side convolves by FFT).  bidirectional: kernel.C [2, H, N/2, 2], the
+    second C read by a reverse-time recurrence over the tokens after t (as S4's bidirectional kernels)."""
 
-    def __init__(self, d, d_state=64, dt_min=1e-3, dt_max=0.1):
+    def __init__(self, d, d_state=64, dt_min=1e-3, dt_max=0.1, bidirectional=False):
         super().__init__()
         H, N2 = d, d_state // 2
+        self.bidirectional = bidirectional
         self.kernel = nn.Module()
         self.kernel.log_dt = nn.Parameter(torch.rand(H) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min))
-        self.kernel.C = nn.Parameter(torch.view_as_real(torch.randn(H, N2, dtype=torch.cfloat)))
+        shape = (2, H, N2) if bidirectional else (H, N2)
+        self.kernel.C = nn.Parameter(torch.view_as_real(torch.randn(*shape, dtype=torch.cfloat)))
         self.kernel.log_A_real = nn.Parameter(torch.log(0.5 * torch.ones(H, N2)))
         self.kernel.A_imag = nn.Parameter(math.pi * torch.arange(N2, dtype=torch.float32).repeat(H, 1))
         self.D = nn.Parameter(torch.randn(H))
@@ -1044,12 +1047,18 @@ class S4DMixer(nn.Module):
         z = torch.exp(A * dt[:, None])
         E = (z - 1.0) / A
         C = torch.view_as_complex(k.C.contiguous())
+        Cf = C[0] if self.bidirectional else C
         state = torch.zeros(B, H, A.shape[1], dtype=z.dtype, device=x.device)
         ys = []
         for t in range(T):
             u = x[:, t]
             state = z * state + E * u[..., None]
-            ys.append(2.0 * (C * state).sum(-1).real + self.D * u)
+            ys.append(2.0 * (Cf * state).sum(-1).real + self.D * u)
+        if self.bidirectional:  # + sum_{s > t} Kb[s - t - 1] u_s, scanning backwards
+            state = torch.zeros_like(state)
+            for t in reversed(range(T)):
+                ys[t] = ys[t] + 2.0 * (C[1] * state).sum(-1).real
+                state = z * state + E * x[:, t, :, None]
         y = F.gelu(torch.stack(ys, 1))
         return F.glu(self.output_linear(y), dim=-1)
 
@@ -1116,7 +1125,7 @@ def make_mixer(spec, d, max_T=None):
     if kind == "probsparse":
         return ProbSparseMixer(d, spec["n_heads"], bool(spec["causal"]), spec["factor"], bool(spec["mix"]))
     if kind == "s4d":
-        return S4DMixer(d, spec["d_state"], spec["dt_min"], spec["dt_max"])
+        return S4DMixer(d, spec["d_state"], spec["dt_min"], spec["dt_max"], bool(spec["bidirectional"]))
     if kind == "deltanet":
         return DeltaNetMixer(d, spec["n_heads"], spec["chunk_size"])
     raise ValueError(f"unknown mixer {kind!r}")
