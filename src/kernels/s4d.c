@@ -11,8 +11,8 @@
 #include "kernels/fft.h"
 
 /* Powers z^l are a running product inside blocks of this many l, each block starting from an
- * exact exp(l0 dt A): the product's rounding then never grows past 64 steps. */
-#define S4D_BLOCK 64
+ * exact exp(l0 dt A): the product's rounding then never grows past 256 steps. */
+#define S4D_BLOCK 256
 
 typedef struct {
     double dt;
@@ -32,15 +32,36 @@ static s4d_mode mode_at(const sf_s4d_params *p, int h, int n) {
 
 /* ---------------------------------------------------------------- kernel generation */
 
+/* Modes are processed S4D_LANES at a time, each lane its own running power: independent chains
+ * that the compiler vectorises (one chain alone is latency-bound). Complex products are spelled
+ * out in reals: C's complex multiply calls __muldc3 for its inf/NaN rules. */
+#define S4D_LANES 4
+
 static void kernel_row(float *K, int L, const sf_s4d_params *p, int h) {
+    SF_ASSERT(p->N2 <= SF_S4D_MAX_MODES);
+    s4d_mode modes[SF_S4D_MAX_MODES]; /* the transcendental part, once per channel */
+    for (int n = 0; n < p->N2; n++) modes[n] = mode_at(p, h, n);
     double acc[S4D_BLOCK];
     for (int l0 = 0; l0 < L; l0 += S4D_BLOCK) {
         const int nb = L - l0 < S4D_BLOCK ? L - l0 : S4D_BLOCK;
         memset(acc, 0, sizeof acc);
-        for (int n = 0; n < p->N2; n++) {
-            const s4d_mode m = mode_at(p, h, n);
-            double complex w = 2.0 * m.C * m.E * cexp((double)l0 * m.dt * m.A);
-            for (int j = 0; j < nb; j++, w *= m.z) acc[j] += creal(w);
+        for (int n0 = 0; n0 < p->N2; n0 += S4D_LANES) {
+            double wr[S4D_LANES] = {0}, wi[S4D_LANES] = {0}, zr[S4D_LANES] = {0}, zi[S4D_LANES] = {0};
+            for (int q = 0; q < S4D_LANES && n0 + q < p->N2; q++) {
+                const s4d_mode *m = &modes[n0 + q];
+                const double complex w = 2.0 * m->C * m->E * cexp((double)l0 * m->dt * m->A);
+                wr[q] = creal(w), wi[q] = cimag(w), zr[q] = creal(m->z), zi[q] = cimag(m->z);
+            }
+            for (int j = 0; j < nb; j++) {
+                double sum = 0;
+                for (int q = 0; q < S4D_LANES; q++) {
+                    sum += wr[q];
+                    const double t = wr[q] * zr[q] - wi[q] * zi[q];
+                    wi[q] = wr[q] * zi[q] + wi[q] * zr[q];
+                    wr[q] = t;
+                }
+                acc[j] += sum;
+            }
         }
         for (int j = 0; j < nb; j++) K[l0 + j] = (float)acc[j];
     }
@@ -74,21 +95,35 @@ static void mode_grads(const sf_s4d_params *p, const sf_s4d_grads *g, int h, int
 static void kernel_backward_row(const float *dK, int L, const sf_s4d_params *p,
                                 const sf_s4d_grads *g, int h) {
     double ddt = 0;
-    for (int n = 0; n < p->N2; n++) {
-        const s4d_mode m = mode_at(p, h, n);
-        double complex Z = 0, Y = 0;
+    for (int n0 = 0; n0 < p->N2; n0 += S4D_LANES) {
+        /* per lane: Z = sum_l dK_l z^l and Y = sum_l l dK_l z^l (see kernel_row for the lanes) */
+        double Zr[S4D_LANES] = {0}, Zi[S4D_LANES] = {0}, Yr[S4D_LANES] = {0}, Yi[S4D_LANES] = {0};
+        double zr[S4D_LANES] = {0}, zi[S4D_LANES] = {0};
+        double complex dtA[S4D_LANES] = {0};
+        for (int q = 0; q < S4D_LANES && n0 + q < p->N2; q++) {
+            const s4d_mode m = mode_at(p, h, n0 + q);
+            zr[q] = creal(m.z), zi[q] = cimag(m.z), dtA[q] = m.dt * m.A;
+        }
         for (int l0 = 0; l0 < L; l0 += S4D_BLOCK) {
             const int nb = L - l0 < S4D_BLOCK ? L - l0 : S4D_BLOCK;
-            double complex w = cexp((double)l0 * m.dt * m.A), z = 0, y = 0;
-            for (int j = 0; j < nb; j++, w *= m.z) {
-                const double complex t = (double)dK[l0 + j] * w;
-                z += t;
-                y += (double)j * t;
+            double wr[S4D_LANES] = {0}, wi[S4D_LANES] = {0};
+            for (int q = 0; q < S4D_LANES && n0 + q < p->N2; q++) {
+                const double complex w = cexp((double)l0 * dtA[q]);
+                wr[q] = creal(w), wi[q] = cimag(w);
             }
-            Z += z;
-            Y += y + (double)l0 * z;
+            for (int j = 0; j < nb; j++) {
+                const double gk = dK[l0 + j], lg = (double)(l0 + j) * gk;
+                for (int q = 0; q < S4D_LANES; q++) {
+                    Zr[q] += gk * wr[q], Zi[q] += gk * wi[q];
+                    Yr[q] += lg * wr[q], Yi[q] += lg * wi[q];
+                    const double t = wr[q] * zr[q] - wi[q] * zi[q];
+                    wi[q] = wr[q] * zi[q] + wi[q] * zr[q];
+                    wr[q] = t;
+                }
+            }
         }
-        mode_grads(p, g, h, n, Z, Y, &ddt);
+        for (int q = 0; q < S4D_LANES && n0 + q < p->N2; q++)
+            mode_grads(p, g, h, n0 + q, Zr[q] + I * Zi[q], Yr[q] + I * Yi[q], &ddt);
     }
     g->log_dt[h] += (float)(ddt * exp((double)p->log_dt[h]));
 }

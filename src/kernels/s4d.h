@@ -22,7 +22,7 @@
  * inputs are not read, their outputs and input gradients are 0, and dy there is not read.
  *
  * Precision: the kernel is generated in double (powers z^l by a running product, re-anchored with
- * an exact exp every 64 steps) and rounded to float; the convolution multiplies in double with
+ * an exact exp every 256 steps) and rounded to float; the convolution multiplies in double with
  * the project's radix-2 FFT (kernels/fft.h: a float FFT loses digits on long causal products).
  * Work: generation O(H N2 L), convolution O(B H L log L) with FFTs of size >= 2T - 1. Channels
  * are spread over n_workers OpenMP threads; each channel is computed by one thread in a fixed
@@ -32,6 +32,10 @@
 #define SF_KERNELS_S4D_H
 
 #include <stddef.h>
+
+/* Most complex modes per channel (d_state / 2) the kernels accept (a per-channel table on the
+ * stack). */
+#define SF_S4D_MAX_MODES 512
 
 typedef struct {
     int H, N2;

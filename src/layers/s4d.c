@@ -204,7 +204,7 @@ static const sf_mixer_ops s4d_ops = {s4d_declare,      s4d_init, s4d_forward, s4
                                      s4d_state_floats, s4d_step, s4d_destroy, s4d_flops};
 
 static const sf_option s4d_options[] = {
-    {"d_state", SF_OPT_INT, 64, NULL, 2, 4096, NULL,
+    {"d_state", SF_OPT_INT, 64, NULL, 2, 2 * SF_S4D_MAX_MODES, NULL,
      "state size N per channel (N/2 complex modes; must be even)"},
     {"dt_min", SF_OPT_FLOAT, 0.001, NULL, 1e-8, 10, NULL, "smallest initial step dt"},
     {"dt_max", SF_OPT_FLOAT, 0.1, NULL, 1e-8, 10, NULL, "largest initial step dt"},

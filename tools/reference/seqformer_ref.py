@@ -226,7 +226,7 @@ MIXER_KINDS = {
     "probsparse": ("token", {"n_heads": (_opt_int(1), 4), "causal": (_opt_bool(), False),
                              "factor": (_opt_int(1, 1000), 5), "mix": (_opt_bool(), False)}),
     # recurrent / state-space mixers (causal)
-    "s4d": ("token", {"d_state": (_opt_int(2, 4096), 64), "dt_min": (_opt_float(1e-8, 10), 0.001),
+    "s4d": ("token", {"d_state": (_opt_int(2, 1024), 64), "dt_min": (_opt_float(1e-8, 10), 0.001),
                       "dt_max": (_opt_float(1e-8, 10), 0.1), "bidirectional": (_opt_bool(), False)}),
     "deltanet": ("token", {"n_heads": (_opt_int(1, 4096), 4), "causal": (_opt_bool(), True),
                            "chunk_size": (_opt_int(1, 4096), 64)}),
