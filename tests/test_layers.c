@@ -1381,6 +1381,62 @@ static void check_rnn_mixers(void) {
     }
 }
 
+/* The recurrent token mixers s4d and deltanet: finite differences of the mixer and of blocks
+ * around it, streaming step == forward, padding equivalence, bad options. */
+static void check_s4d_deltanet(void) {
+    check_mixer_json("mixer s4d", "{\"kind\":\"s4d\",\"d_state\":6}");
+    check_mixer_json("mixer s4d dt 0.01..0.5", "{\"kind\":\"s4d\",\"d_state\":4,\"dt_min\":0.01,\"dt_max\":0.5}");
+    check_mixer_json("mixer s4d bidirectional", "{\"kind\":\"s4d\",\"d_state\":6,\"bidirectional\":true}");
+    check_mixer_json("mixer deltanet chunk 3", "{\"kind\":\"deltanet\",\"n_heads\":2,\"chunk_size\":3}");
+    check_mixer_json("mixer deltanet 1 head", "{\"kind\":\"deltanet\",\"n_heads\":1}");
+    check_block_json("block s4d pre (step == forward)",
+                     "{\"kind\":\"metaformer\",\"placement\":\"pre\",\"token_mixer\":{\"kind\":\"s4d\","
+                     "\"d_state\":8},\"channel_mixer\":{\"kind\":\"mlp\",\"d_ff\":16}}", 1, 0);
+    check_block_json("block residual s4d rmsnorm (step == forward)",
+                     "{\"kind\":\"residual\",\"norm\":{\"kind\":\"rmsnorm\"},\"mixer\":{\"kind\":\"s4d\","
+                     "\"d_state\":4}}", 1, 0);
+    check_block_json("block deltanet post (step == forward)",
+                     "{\"kind\":\"metaformer\",\"placement\":\"post\",\"token_mixer\":{\"kind\":\"deltanet\","
+                     "\"n_heads\":2,\"chunk_size\":4},\"channel_mixer\":{\"kind\":\"mlp\",\"d_ff\":16}}", 1, 0);
+    check_block_json("block residual deltanet (step == forward)",
+                     "{\"kind\":\"residual\",\"norm\":{\"kind\":\"layernorm\"},\"mixer\":{\"kind\":\"deltanet\","
+                     "\"n_heads\":4,\"chunk_size\":2}}", 1, 0);
+    check_padding("pad: metaformer s4d",
+                  "{\"kind\":\"metaformer\",\"token_mixer\":{\"kind\":\"s4d\",\"d_state\":6},"
+                  "\"channel_mixer\":{\"kind\":\"mlp\",\"d_ff\":12}}", 0, 0);
+    check_block_json("block s4d bidirectional post",
+                     "{\"kind\":\"metaformer\",\"placement\":\"post\",\"token_mixer\":{\"kind\":\"s4d\","
+                     "\"d_state\":4,\"bidirectional\":true},\"channel_mixer\":{\"kind\":\"mlp\",\"d_ff\":16}}", 0, 0);
+    check_padding("pad: parallel s4d bidirectional",
+                  "{\"kind\":\"parallel\",\"token_mixer\":{\"kind\":\"s4d\",\"d_state\":4,\"bidirectional\":true},"
+                  "\"channel_mixer\":{\"kind\":\"mlp\",\"d_ff\":12}}", 0, 0);
+    {   /* a bidirectional s4d does not stream */
+        sf_mixer *bm = make_mixer("{\"kind\":\"s4d\",\"bidirectional\":true}", 8, 4);
+        CHECK(bm != NULL && !bm->can_step);
+        if (bm) sf_mixer_destroy(bm);
+    }
+    check_padding("pad: residual deltanet",
+                  "{\"kind\":\"residual\",\"norm\":{\"kind\":\"rmsnorm\"},\"mixer\":{\"kind\":\"deltanet\","
+                  "\"n_heads\":2,\"chunk_size\":3}}", 0, 0);
+    static const struct {
+        const char *json, *msg;
+    } bad[] = {
+        {"{\"kind\":\"s4d\",\"d_state\":5}", "blocks[0].mixer: d_state: must be even"},
+        {"{\"kind\":\"s4d\",\"d_state\":0}", "blocks[0].mixer.d_state: must be >= 2"},
+        {"{\"kind\":\"s4d\",\"dt_min\":0.5,\"dt_max\":0.1}", "blocks[0].mixer: dt_min: 0.5 exceeds dt_max 0.1"},
+        {"{\"kind\":\"s4d\",\"n_heads\":2}", "blocks[0].mixer: unknown option 'n_heads'"},
+        {"{\"kind\":\"deltanet\",\"causal\":false}", "blocks[0].mixer: causal: deltanet is causal only"},
+        {"{\"kind\":\"deltanet\",\"n_heads\":3}", "blocks[0].mixer: n_heads: 3 does not divide d_model 8"},
+        {"{\"kind\":\"deltanet\",\"chunk_size\":0}", "blocks[0].mixer.chunk_size: must be >= 1"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        sf_mixer *bm = make_mixer(bad[i].json, 8, 4);
+        CHECK_MSG(bm == NULL && strstr(sf_error_message(), bad[i].msg), "%s: got '%s'", bad[i].json,
+                  bm ? "(accepted)" : sf_error_message());
+        if (bm) sf_mixer_destroy(bm);
+    }
+}
+
 int main(void) {
     sf_rng_seed(&g_rng, test_seed());
     check_linear_ref();
@@ -1480,6 +1536,7 @@ int main(void) {
     check_feature_mixer_blocks();
     check_favor_redraw();
     check_rnn_mixers();
+    check_s4d_deltanet();
     /* No whole-model finite-difference check for cosformer: through two layers of ReLU features
      * over ratios with small normalisers, kinks near the step put 2 of 16 runs 3-4% off
      * (seeds 5343332993, 7790709613) although the gradient is exact: the mixer and block checks

@@ -253,5 +253,8 @@ int main(void) {
     check_fixture("tests/fixtures/lm_tied.safetensors");
     check_fixture("tests/fixtures/lm_untied.safetensors");
     check_fixture("tests/fixtures/t2.safetensors");
+    check_fixture("tests/fixtures/s4d.safetensors");
+    check_fixture("tests/fixtures/deltanet.safetensors");
+    check_fixture("tests/fixtures/s4d_bidirectional.safetensors");
     return test_finish();
 }

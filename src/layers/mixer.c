@@ -25,6 +25,8 @@ const sf_mixer_def *const sf_mixer_registry[] = {
     &sf_mixer_lstm_cifg,
     &sf_mixer_gru,
     &sf_mixer_lstm,
+    &sf_mixer_s4d,
+    &sf_mixer_deltanet,
 };
 const int sf_mixer_registry_n = (int)(sizeof sf_mixer_registry / sizeof *sf_mixer_registry);
 

@@ -27,5 +27,7 @@ extern const sf_mixer_def sf_mixer_gru_diag;  /* pararnn_mixer.c (ParaRNN, Newto
 extern const sf_mixer_def sf_mixer_lstm_cifg; /* pararnn_mixer.c */
 extern const sf_mixer_def sf_mixer_gru;       /* rnn_dense.c (nn.GRU, sequential) */
 extern const sf_mixer_def sf_mixer_lstm;      /* rnn_dense.c (nn.LSTM, sequential) */
+extern const sf_mixer_def sf_mixer_s4d;      /* s4d.c (diagonal state-space model, S4D) */
+extern const sf_mixer_def sf_mixer_deltanet; /* deltanet.c (delta-rule linear attention) */
 
 #endif

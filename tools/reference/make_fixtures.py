@@ -309,6 +309,25 @@ FIXTURES = [
          "blocks": [metaformer("post", "layernorm", "softmax", n_heads=4, d_ff=24, activation="gelu",
                                repeat=2, eps=1e-6)],
          "head": {"kind": "pool_classify", "dropout": 0}}), 4, seed=5500),
+    # S4D (diagonal SSM, causal FFT convolution on the C side, the recurrence in the twin): a pre
+    # metaformer block (d_state 8) and a post residual one (d_state 4, dt in [0.01, 0.5])
+    Fixture("s4d", patchtst_cfg([
+        with_token_mixer({"kind": "s4d", "d_state": 8}, repeat=1),
+        {"kind": "residual", "placement": "post", "norm": {"kind": "rmsnorm"},
+         "mixer": {"kind": "s4d", "d_state": 4, "dt_min": 0.01, "dt_max": 0.5}}]), 4, seed=5200),
+    # DeltaNet (chunked WY form on the C side, the recurrence in the twin): 12 patches in chunks of 5
+    # (tail 2) with 2 heads of width 8, and chunks of 3 with 4 heads of width 4 in a post residual block
+    Fixture("deltanet", patchtst_cfg([
+        with_token_mixer({"kind": "deltanet", "n_heads": 2, "chunk_size": 5}, repeat=1),
+        {"kind": "residual", "placement": "post", "norm": {"kind": "layernorm"},
+         "mixer": {"kind": "deltanet", "n_heads": 4, "chunk_size": 3}}], size=dict(SMALL, d_model=16)),
+            4, seed=5201),
+    # bidirectional S4D (a second C for the anti-causal kernel) in a post metaformer and a parallel block
+    Fixture("s4d_bidirectional", patchtst_cfg([
+        with_token_mixer({"kind": "s4d", "d_state": 6, "bidirectional": True}, "post", repeat=1),
+        {"kind": "parallel", "placement": "pre", "norm": {"kind": "layernorm"},
+         "token_mixer": {"kind": "s4d", "d_state": 4, "bidirectional": True},
+         "channel_mixer": {"kind": "mlp", "d_ff": 16}}]), 4, seed=5202),
 ]
 
 

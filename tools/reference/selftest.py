@@ -436,6 +436,59 @@ def np_dense_rnn(x, sd, pre, spec):
         ys.append(hcur)
     y = np.stack(ys, 1)
     return np_linear(y, sd, pre + ".out") if pre + ".out.weight" in sd else y
+def np_s4d(x, sd, pre, spec):
+    """S4D as s4d.py computes it (bidirectional: a second kernel from the second C over later tokens):
+    the Vandermonde kernel K[h, l] = 2 Re sum_n C_n (e^{dt A_n} - 1)/A_n
+    e^{l dt A_n}, then the causal convolution as an explicit sum (the twin runs the recurrence, the C
+    side an FFT), GELU, output_linear, GLU."""
+    B, T, H = x.shape
+    dt = np.exp(sd[pre + ".kernel.log_dt"])
+    A = -np.exp(sd[pre + ".kernel.log_A_real"]) + 1j * sd[pre + ".kernel.A_imag"]
+    Cw = sd[pre + ".kernel.C"][..., 0] + 1j * sd[pre + ".kernel.C"][..., 1]
+    dtA = A * dt[:, None]
+    kern = lambda c: 2 * np.einsum("hn,hnl->hl", c * (np.exp(dtA) - 1) / A,
+                                   np.exp(dtA[..., None] * np.arange(T))).real
+    K = kern(Cw[0] if spec["bidirectional"] else Cw)
+    Kb = kern(Cw[1]) if spec["bidirectional"] else np.zeros_like(K)
+    y = np.zeros_like(x)
+    for t in range(T):
+        for j in range(T):  # causal part j <= t, anti-causal (bidirectional) j > t
+            y[:, t] += K[:, t - j] * x[:, j] if j <= t else Kb[:, j - t - 1] * x[:, j]
+    y = np_gelu(y + sd[pre + ".D"] * x)
+    g = np_linear(y, sd, pre + ".output_linear")
+    return g[..., :H] / (1 + np.exp(-g[..., H:]))
+
+
+def np_deltanet(x, sd, pre, spec):
+    """DeltaNet with the delta rule in the chunked WY form of fla's naive delta_rule_chunkwise (chunks
+    of spec chunk_size, the last one short): T = (I + strict_lower(diag(beta) K K^T))^-1,
+    W = T diag(beta) K, U = T diag(beta) V, then o = Q S + lower(Q K^T)(U - W S), S += K^T (U - W S)."""
+    B, T, d = x.shape
+    H = spec["n_heads"]
+    Dh, C = d // H, spec["chunk_size"]
+    silu = lambda a: a / (1 + np.exp(-a))
+    l2 = lambda a: a / np.sqrt((a ** 2).sum(-1, keepdims=True) + 1e-6)
+    proj = lambda name: x @ sd[f"{pre}.{name}.weight"].T
+    q = l2(silu(proj("q_proj")).reshape(B, T, H, Dh)) * Dh ** -0.5
+    k = l2(silu(proj("k_proj")).reshape(B, T, H, Dh))
+    v = silu(proj("v_proj")).reshape(B, T, H, Dh)
+    beta = 1 / (1 + np.exp(-proj("b_proj")))
+    o = np.zeros_like(v)
+    for b in range(B):
+        for h in range(H):
+            S = np.zeros((Dh, Dh))
+            for t0 in range(0, T, C):
+                sl = slice(t0, min(t0 + C, T))
+                Q, Kc, V, bt = q[b, sl, h], k[b, sl, h], v[b, sl, h], beta[b, sl, h][:, None]
+                m = Kc.shape[0]
+                Tm = np.linalg.inv(np.eye(m) + np.tril((bt * Kc) @ Kc.T, -1))
+                W, U = Tm @ (bt * Kc), Tm @ (bt * V)
+                Up = U - W @ S
+                o[b, sl, h] = Q @ S + np.tril(Q @ Kc.T) @ Up
+                S = S + Kc.T @ Up
+    w = sd[pre + ".o_norm.weight"]
+    o = o / np.sqrt((o ** 2).mean(-1, keepdims=True) + 1e-5) * w
+    return o.reshape(B, T, d) @ sd[pre + ".o_proj.weight"].T
 
 
 def np_mixer(x, sd, pre, spec):
@@ -453,6 +506,10 @@ def np_mixer(x, sd, pre, spec):
         return np_diag_rnn(x, sd, pre, spec)
     if kind in ("gru", "lstm"):
         return np_dense_rnn(x, sd, pre, spec)
+    if kind == "s4d":
+        return np_s4d(x, sd, pre, spec)
+    if kind == "deltanet":
+        return np_deltanet(x, sd, pre, spec)
     if kind == "linformer":
         return np_linformer(x, sd, pre, spec)
     if kind == "fastformer":

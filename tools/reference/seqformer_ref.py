@@ -232,6 +232,11 @@ MIXER_KINDS = {
                         "expand": (_opt_int(1, 64), 2), "dt_rank": (_opt_int(0, 1 << 16), 0),
                         "dt_min": (_opt_float(1e-9, 100), 1e-3), "dt_max": (_opt_float(1e-9, 100), 0.1),
                         "dt_init_floor": (_opt_float(0, 100), 1e-4), "bidirectional": (_opt_bool(), False)}),
+    # recurrent / state-space mixers (causal)
+    "s4d": ("token", {"d_state": (_opt_int(2, 1024), 64), "dt_min": (_opt_float(1e-8, 10), 0.001),
+                      "dt_max": (_opt_float(1e-8, 10), 0.1), "bidirectional": (_opt_bool(), False)}),
+    "deltanet": ("token", {"n_heads": (_opt_int(1, 4096), 4), "causal": (_opt_bool(), True),
+                           "chunk_size": (_opt_int(1, 4096), 64)}),
 }
 # ParaRNN cells (diagonal state weights; Newton-parallel in C, a plain loop here) and the dense
 # nn.GRU / nn.LSTM; all causal only (no "causal" option)
@@ -617,6 +622,12 @@ def _check_efficient_mixer(path, m, max_T):
     if kind == "fastformer" and m["causal"]:
         raise ConfigError(f"{path}.causal: fastformer has no causal form (its global query and key pool "
                           f"the whole sequence); use softmax, linear or local for causal models")
+    if kind == "s4d" and m["d_state"] % 2:
+        raise ConfigError(f"{path}: d_state: must be even (N/2 complex modes; got {m['d_state']})")
+    if kind == "s4d" and m["dt_min"] > m["dt_max"]:
+        raise ConfigError(f"{path}: dt_min: {m['dt_min']:g} exceeds dt_max {m['dt_max']:g}")
+    if kind == "deltanet" and not m["causal"]:
+        raise ConfigError(f"{path}: causal: deltanet is causal only (the delta rule has no bidirectional form)")
 
 
 def _check_itransformer(c):
@@ -1298,6 +1309,91 @@ class DenseLSTM(nn.LSTM):
     def forward(self, x):
         y, _ = super().forward(x)
         return self.out(y) if self.out is not None else y
+class S4DMixer(nn.Module):
+    """Token mixer s4d: the S4D layer of state-spaces/s4 models/s4/s4d.py on x [B, T, H] (H = d):
+    z = K * x + D x (causal), y = GLU(output_linear(GELU(z))).  Parameter names as s4d.py
+    (kernel.log_dt [H], kernel.C [H, N/2, 2], kernel.log_A_real, kernel.A_imag [H, N/2], D [H]),
+    except output_linear, a Linear(H, 2H) (s4d.py: Conv1d(H, 2H, 1) + GLU(dim=-2)).  Computed as the
+    plain recurrence x_n <- exp(dt A_n) x_n + (exp(dt A_n) - 1)/A_n u_t, z_t = 2 Re sum_n C_n x_n + D u_t,
+    one token at a time (the C side convolves by FFT).  bidirectional: kernel.C [2, H, N/2, 2], the
+    second C read by a reverse-time recurrence over the tokens after t (as S4's bidirectional kernels)."""
+
+    def __init__(self, d, d_state=64, dt_min=1e-3, dt_max=0.1, bidirectional=False):
+        super().__init__()
+        H, N2 = d, d_state // 2
+        self.bidirectional = bidirectional
+        self.kernel = nn.Module()
+        self.kernel.log_dt = nn.Parameter(torch.rand(H) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min))
+        shape = (2, H, N2) if bidirectional else (H, N2)
+        self.kernel.C = nn.Parameter(torch.view_as_real(torch.randn(*shape, dtype=torch.cfloat)))
+        self.kernel.log_A_real = nn.Parameter(torch.log(0.5 * torch.ones(H, N2)))
+        self.kernel.A_imag = nn.Parameter(math.pi * torch.arange(N2, dtype=torch.float32).repeat(H, 1))
+        self.D = nn.Parameter(torch.randn(H))
+        self.output_linear = nn.Linear(H, 2 * H)
+
+    def forward(self, x):
+        B, T, H = x.shape
+        k = self.kernel
+        dt = torch.exp(k.log_dt)
+        A = -torch.exp(k.log_A_real) + 1j * k.A_imag
+        z = torch.exp(A * dt[:, None])
+        E = (z - 1.0) / A
+        C = torch.view_as_complex(k.C.contiguous())
+        Cf = C[0] if self.bidirectional else C
+        state = torch.zeros(B, H, A.shape[1], dtype=z.dtype, device=x.device)
+        ys = []
+        for t in range(T):
+            u = x[:, t]
+            state = z * state + E * u[..., None]
+            ys.append(2.0 * (Cf * state).sum(-1).real + self.D * u)
+        if self.bidirectional:  # + sum_{s > t} Kb[s - t - 1] u_s, scanning backwards
+            state = torch.zeros_like(state)
+            for t in reversed(range(T)):
+                ys[t] = ys[t] + 2.0 * (C[1] * state).sum(-1).real
+                state = z * state + E * x[:, t, :, None]
+        y = F.gelu(torch.stack(ys, 1))
+        return F.glu(self.output_linear(y), dim=-1)
+
+
+class DeltaNetMixer(nn.Module):
+    """Token mixer deltanet: fla's DeltaNet layer (fla/layers/delta_net.py) with use_short_conv=False,
+    use_gate=False, expand 1: q, k = l2norm(silu(proj)) (eps 1e-6; q also * Dh^-1/2 as fla's ops),
+    v = silu(v_proj x), beta = sigmoid(b_proj x), the delta rule run as the plain recurrence
+    (fla/ops/delta_rule/naive.py delta_rule_recurrence), o_norm = RMSNorm(Dh, eps 1e-5) per head,
+    o_proj.  No biases.  chunk_size is the C side's training chunk (same math)."""
+
+    def __init__(self, d, n_heads=4, chunk_size=64):
+        super().__init__()
+        if d % n_heads:
+            raise ValueError(f"n_heads {n_heads} does not divide d_model {d}")
+        self.H, self.Dh = n_heads, d // n_heads
+        self.q_proj = nn.Linear(d, d, bias=False)
+        self.k_proj = nn.Linear(d, d, bias=False)
+        self.v_proj = nn.Linear(d, d, bias=False)
+        self.b_proj = nn.Linear(d, n_heads, bias=False)
+        self.o_norm = RMSNorm(self.Dh, eps=1e-5)
+        self.o_proj = nn.Linear(d, d, bias=False)
+
+    @staticmethod
+    def _l2norm(x):
+        return x * torch.rsqrt(x.pow(2).sum(-1, keepdim=True) + 1e-6)
+
+    def forward(self, x):
+        B, T, d = x.shape
+        H, Dh = self.H, self.Dh
+        q = self._l2norm(F.silu(self.q_proj(x)).view(B, T, H, Dh)) * Dh ** -0.5
+        k = self._l2norm(F.silu(self.k_proj(x)).view(B, T, H, Dh))
+        v = F.silu(self.v_proj(x)).view(B, T, H, Dh)
+        beta = torch.sigmoid(self.b_proj(x))
+        S = x.new_zeros(B, H, Dh, Dh)  # S[a][c]: key index a, value index c
+        outs = []
+        for t in range(T):
+            kt = k[:, t]
+            u = beta[:, t, :, None] * (v[:, t] - torch.einsum("bha,bhac->bhc", kt, S))
+            S = S + kt[..., :, None] * u[..., None, :]
+            outs.append(torch.einsum("bha,bhac->bhc", q[:, t], S))
+        o = self.o_norm(torch.stack(outs, 1))
+        return self.o_proj(o.reshape(B, T, d))
 
 
 def make_mixer(spec, d, max_T=None):
@@ -1332,6 +1428,10 @@ def make_mixer(spec, d, max_T=None):
         return DenseLSTM(d, spec)
     if kind == "probsparse":
         return ProbSparseMixer(d, spec["n_heads"], bool(spec["causal"]), spec["factor"], bool(spec["mix"]))
+    if kind == "s4d":
+        return S4DMixer(d, spec["d_state"], spec["dt_min"], spec["dt_max"], bool(spec["bidirectional"]))
+    if kind == "deltanet":
+        return DeltaNetMixer(d, spec["n_heads"], spec["chunk_size"])
     raise ValueError(f"unknown mixer {kind!r}")
 
 
