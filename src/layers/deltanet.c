@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/scratch.h"
 #include "core/error.h"
 #include "kernels/delta_rule.h"
 #include "kernels/norms.h"
@@ -204,7 +205,8 @@ static void dn_step(const sf_mixer *m, const float *x_t, const float *state_in, 
     const sf_deltanet *s = m->self;
     const int d = s->d, H = s->H, Dh = s->Dh;
     (void)t;
-    float *buf = sf_malloc(((size_t)6 * d + 3 * H) * sizeof(float));
+    size_t mark = sf_scratch_mark(); /* the streaming path allocates nothing (core/scratch.h) */
+    float *buf = sf_scratch_push((size_t)6 * d + 3 * H);
     float *pq = buf, *pk = pq + d, *pv = pk + d, *q = pv + d, *k = q + d, *o = k + d;
     float *pb = o + d, *beta = pb + H, *r = beta + H;
     sf_linear_forward(&s->q_proj, pq, x_t, 1);
@@ -218,7 +220,7 @@ static void dn_step(const sf_mixer *m, const float *x_t, const float *state_in, 
     sf_delta_rule_step(o, q, k, pv, beta, state_in, state_out, H, Dh);
     sf_rmsnorm_forward(q, r, o, s->o_norm_w, H, Dh, DN_NORM_EPS);
     sf_linear_forward(&s->o_proj, y_t, q, 1);
-    free(buf);
+    sf_scratch_release(mark);
 }
 
 static void dn_destroy(sf_mixer *m) { free(m->self); }

@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/scratch.h"
 #include "core/error.h"
 #include "kernels/activations.h"
 #include "kernels/s4d.h"
@@ -181,13 +182,14 @@ static void s4d_step(const sf_mixer *m, const float *x_t, const float *state_in,
     const int H = s->H;
     (void)t;
     SF_ASSERT(!s->bidir && "a bidirectional s4d cannot stream");
-    float *z = sf_malloc(sizeof(float) * 4 * (size_t)H), *g = z + 2 * H;
+    size_t mark = sf_scratch_mark(); /* the streaming path allocates nothing (core/scratch.h) */
+    float *z = sf_scratch_push(4 * (size_t)H), *g = z + 2 * H;
     const sf_s4d_params p = s4d_params(s, 0);
     sf_s4d_step(z, x_t, &p, state_in, state_out);
     sf_gelu_forward(z + H, z, H);
     sf_linear_forward(&s->out, g, z + H, 1);
     glu_forward(y_t, g, 1, H);
-    free(z);
+    sf_scratch_release(mark);
 }
 
 static void s4d_destroy(sf_mixer *m) { free(m->self); }
