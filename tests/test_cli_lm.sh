@@ -96,7 +96,7 @@ head -c 3000 /dev/urandom >"$tmp/bin.txt"; printf '\0' >>"$tmp/bin.txt"
 expect 1 "binary" -- "$SF" train "${small[@]}" --data "$tmp/bin.txt" --out "$tmp/c"
 head -c 40 "$tmp/text.txt" >"$tmp/short.txt"
 expect 1 "seq_len + 1" -- "$SF" train "${small[@]}" --data "$tmp/short.txt" --out "$tmp/c"
-expect 2 "train an lm model" -- "$SF" train --data data/ETTh1.csv --task lm --out "$tmp/c"
+expect 2 "--task lm, but the model config.s task is forecast" -- "$SF" train --data data/ETTh1.csv --task lm --out "$tmp/c"
 expect 2 "blocks\[0\].token_mixer: causal" -- "$SF" train "${small[@]}" --mixer fastformer --out "$tmp/c"
 expect 1 "language model" -- "$SF" predict --model "$M" --data "$tmp/text.txt"
 
