@@ -83,6 +83,7 @@ printf '@dimensions 2\n@classLabel true 1 2\n@data\n1,2:3,4:1\n1,2:3,4:2\n' > "$
 python3 -c "import sys; print('1\t' + '\t'.join(['0.5'] * 30))" > "$tmp/long.tsv"
 expect 1 "ragged.tsv:2: ragged row" -- "$SF" train --task classify --data "$tmp/ragged.tsv" --out "$tmp/x1"
 expect 1 "class '3' does not occur in the training data" -- "$SF" train --task classify --data $TR --test "$tmp/newclass.tsv" --out "$tmp/x2"
+expect 2 "blocks\[0\].token_mixer: mixer .probsparse. cannot handle padded sequences" -- "$SF" train --task classify --data $TR --mixer probsparse --out "$tmp/x2b"
 expect 1 "dir.ts:2: unknown directive '@frobnicate'" -- "$SF" train --task classify --data "$tmp/dir.ts" --out "$tmp/x3"
 expect 1 "channels per step, but the training file" -- "$SF" train --task classify --data $TR --test "$tmp/two.ts" --out "$tmp/x4"
 expect 1 "class '3' does not occur" -- "$SF" eval --model "$tmp/run/model.safetensors" --data "$tmp/newclass.tsv"

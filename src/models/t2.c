@@ -61,9 +61,21 @@ static int t2_build(sf_model *m) {
                                                 "kind"),
                             s->L, s->d))
         return sf_error_prefix("positions");
-    if (sf_block_stack_create(cJSON_GetObjectItemCaseSensitive(c, "blocks"), s->d, s->L,
-                              &s->blocks, &s->E))
-        return SF_ERR;
+    const cJSON *blocks = cJSON_GetObjectItemCaseSensitive(c, "blocks");
+    if (sf_block_stack_create(blocks, s->d, s->L, &s->blocks, &s->E)) return SF_ERR;
+    /* series of unequal lengths are padded: every mixer must honour ctx->lens */
+    int i = 0, j = 0;
+    for (const cJSON *b = blocks ? blocks->child : NULL; b; b = b->next, j++)
+        for (int r = 0; r < sf_opt_int(b, "repeat"); r++, i++) {
+            char path[32];
+            snprintf(path, sizeof path, "blocks[%d]", j);
+            if (sf_block_check_pad(&s->blocks[i], path)) {
+                sf_block_stack_destroy(s->blocks, s->E);
+                s->blocks = NULL;
+                s->E = 0;
+                return SF_ERR;
+            }
+        }
     sf_params *ps = &m->params;
     sf_linear_declare(&s->embed, ps, "embed", s->C, s->d, 1);
     sf_positions_declare(&s->pos, ps, "pos_embed");
