@@ -19,11 +19,13 @@ check "grep -q '\"redraw\": 7' '$tmp/favor.json'" "config with feature_map favor
 run=(--data data/ETTh1.csv --config "$tmp/favor.json" --batch-size 256 --progress plain --threads 2 --patience 5)
 
 "$SF" train "${run[@]}" --epochs 2 --out "$tmp/u" >/dev/null 2>"$tmp/u.log"
-check '[ $? -eq 0 ]' "train exit code ($(tail -1 "$tmp/u.log"))"
+rc=$? # saved first: the message's $(tail ...) below would reset $?
+check "[ $rc -eq 0 ]" "train exit code ($(tail -1 "$tmp/u.log"))"
 check "! grep -qi 'nan' '$tmp/u/metrics.json'" "finite metrics"
 "$SF" train "${run[@]}" --epochs 2 --stop-after 1 --out "$tmp/c" >/dev/null 2>&1
 "$SF" train "${run[@]}" --epochs 2 --resume --out "$tmp/c" >/dev/null 2>&1
-check '[ $? -eq 0 ]' "resume exit code"
+rc=$?
+check "[ $rc -eq 0 ]" "resume exit code"
 check "cmp -s '$tmp/u/train_state.safetensors' '$tmp/c/train_state.safetensors'" "resumed training state identical"
 check "cmp -s '$tmp/u/model.safetensors' '$tmp/c/model.safetensors'" "resumed weights identical"
 check "head -c 8192 '$tmp/u/model.safetensors' | grep -aq 'blocks.0.mixer.redraw_state'" \
