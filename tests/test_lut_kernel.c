@@ -2,7 +2,7 @@
  * prod sigma(2|z|), times ||z||_1 for score "code") against the double references (explicit
  * softmax over all 2^tau bucket logits and its Jacobian), for both scores, tau 1..10, several
  * widths; the reference backward against central differences of the reference forward (inputs
- * drawn with |z| >= 0.25 so that a step of 1e-3 never flips a sign bit: the hash is piecewise
+ * drawn with |z| >= 0.25 so that a step of 1e-2 never flips a sign bit: the hash is piecewise
  * constant, the gradient is only defined away from sign changes); the touched-row flags; the
  * bucket convention (first element the most significant bit); and 1 vs 2 threads bitwise. The
  * seed is printed. */
@@ -69,7 +69,9 @@ static void check_case(long N, int K, int tau, int dout, sf_lut_score sm) {
     free(want);
     /* the reference backward against central differences of the reference forward (loss y.dy) */
     {
-        const float h = 1e-3f;
+        /* 1e-2, not 1e-3: the float output's rounding (~1e-6 in the loss) made quotients of
+         * gradients ~3e-4 miss by 60% at 1e-3 (CI, ASan build); the sign bits cannot flip */
+        const float h = 1e-2f;
         float *yp = malloc(sizeof(float) * (size_t)(N * dout));
         for (int trial = 0; trial < 8; trial++) {
             long i = (long)sf_rng_below(&rng, (uint32_t)nz);
