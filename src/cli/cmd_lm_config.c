@@ -8,12 +8,6 @@
 #include "cli/common.h"
 #include "layers/layer.h"
 
-static int has_option(const sf_mixer_def *md, const char *name) {
-    for (int i = 0; md && i < md->info.n_opts; i++)
-        if (!strcmp(md->info.opts[i].name, name)) return 1;
-    return 0;
-}
-
 cJSON *cli_lm_config(int seq_len, int d_model, int n_heads, int e_layers, int d_ff, float dropout,
                      const char *mixer, const char *norm, const char *norm_place, const char *pos) {
     cJSON *o = cJSON_CreateObject();
@@ -34,8 +28,9 @@ cJSON *cli_lm_config(int seq_len, int d_model, int n_heads, int e_layers, int d_
     cJSON *tok = cJSON_AddObjectToObject(b, "token_mixer");
     cJSON_AddStringToObject(tok, "kind", mixer);
     const sf_mixer_def *md = sf_mixer_find(mixer);
-    if (has_option(md, "n_heads")) cJSON_AddNumberToObject(tok, "n_heads", n_heads);
-    if (has_option(md, "causal")) cJSON_AddBoolToObject(tok, "causal", 1);
+    if (md && sf_part_has_option(&md->info, "n_heads"))
+        cJSON_AddNumberToObject(tok, "n_heads", n_heads);
+    if (md && sf_part_has_option(&md->info, "causal")) cJSON_AddBoolToObject(tok, "causal", 1);
     cJSON *ch = cJSON_AddObjectToObject(b, "channel_mixer");
     cJSON_AddStringToObject(ch, "kind", "mlp");
     cJSON_AddNumberToObject(ch, "d_ff", d_ff);

@@ -109,9 +109,8 @@ static cJSON *t2_config(const arg_spec *specs, int ns, const sf_flat_config *c, 
     cJSON *tok = cJSON_AddObjectToObject(b, "token_mixer");
     cJSON_AddStringToObject(tok, "kind", mixer);
     const sf_mixer_def *md = sf_mixer_find(mixer);
-    for (int i = 0; md && i < md->info.n_opts; i++) /* t2's 16 heads, for any mixer with heads */
-        if (!strcmp(md->info.opts[i].name, "n_heads"))
-            cJSON_AddNumberToObject(tok, "n_heads", args_seen(specs, ns, "n-heads") ? c->n_heads : 16);
+    if (md && sf_part_has_option(&md->info, "n_heads")) /* t2's 16 heads, for any mixer with heads */
+        cJSON_AddNumberToObject(tok, "n_heads", args_seen(specs, ns, "n-heads") ? c->n_heads : 16);
     cJSON *ch = cJSON_AddObjectToObject(b, "channel_mixer");
     cJSON_AddStringToObject(ch, "kind", "mlp");
     cJSON_AddNumberToObject(ch, "d_ff", args_seen(specs, ns, "d-ff") ? c->d_ff : 128);

@@ -151,6 +151,12 @@ float sf_opt_float(const cJSON *o, const char *name) { return (float)get(o, name
 int sf_opt_bool(const cJSON *o, const char *name) { return cJSON_IsTrue(get(o, name)); }
 const char *sf_opt_str(const cJSON *o, const char *name) { return get(o, name)->valuestring; }
 
+int sf_part_has_option(const sf_part_info *info, const char *name) {
+    for (int i = 0; info && i < info->n_opts; i++)
+        if (strcmp(info->opts[i].name, name) == 0) return 1;
+    return 0;
+}
+
 void sf_options_print(FILE *f, const sf_option *opts, int n_opts, const char *indent) {
     for (int i = 0; i < n_opts; i++) {
         const sf_option *o = &opts[i];

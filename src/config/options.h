@@ -61,5 +61,7 @@ int sf_json_parse(const char *text, const char *name, cJSON **out);
 
 /* Print an option table, one line per option, for `seqformer list` and --help. */
 void sf_options_print(FILE *f, const sf_option *opts, int n_opts, const char *indent);
+/* 1 if the registry entry `info` (NULL: none) declares an option called `name`. */
+int sf_part_has_option(const sf_part_info *info, const char *name);
 
 #endif

@@ -302,12 +302,6 @@ char *sf_config_print(const cJSON *cfg, int pretty_form) {
 
 static const cJSON *v1(const cJSON *o, const char *k) { return cJSON_GetObjectItemCaseSensitive(o, k); }
 
-static int mixer_has_option(const sf_mixer_def *md, const char *name) {
-    for (int i = 0; i < md->info.n_opts; i++)
-        if (strcmp(md->info.opts[i].name, name) == 0) return 1;
-    return 0;
-}
-
 static void copy_item(cJSON *dst, const char *dk, const cJSON *src, const char *sk) {
     const cJSON *v = v1(src, sk);
     if (v) cJSON_AddItemToObject(dst, dk, cJSON_Duplicate(v, 1));
@@ -349,8 +343,8 @@ cJSON *sf_config_v1_to_v2(const cJSON *in) {
     /* the flags' n_heads and causal reach only mixers that have them (not mamba, gru_diag...) */
     const cJSON *mk = v1(in, "mixer");
     const sf_mixer_def *md = cJSON_IsString(mk) ? sf_mixer_find(mk->valuestring) : NULL;
-    if (!md || mixer_has_option(md, "n_heads")) copy_item(tok, "n_heads", in, "n_heads");
-    if (!md || mixer_has_option(md, "causal")) copy_item(tok, "causal", in, "causal");
+    if (!md || sf_part_has_option(&md->info, "n_heads")) copy_item(tok, "n_heads", in, "n_heads");
+    if (!md || sf_part_has_option(&md->info, "causal")) copy_item(tok, "causal", in, "causal");
     cJSON *ch = cJSON_AddObjectToObject(b, "channel_mixer");
     cJSON_AddStringToObject(ch, "kind", "mlp");
     copy_item(ch, "d_ff", in, "d_ff");
@@ -426,8 +420,9 @@ static cJSON *itransformer_from_flat(const sf_flat_config *c) {
     cJSON *tok = cJSON_AddObjectToObject(b, "token_mixer");
     cJSON_AddStringToObject(tok, "kind", c->mixer);
     const sf_mixer_def *md = sf_mixer_find(c->mixer);
-    if (!md || mixer_has_option(md, "n_heads")) cJSON_AddNumberToObject(tok, "n_heads", c->n_heads);
-    if (!md || mixer_has_option(md, "causal")) cJSON_AddBoolToObject(tok, "causal", c->causal);
+    if (!md || sf_part_has_option(&md->info, "n_heads"))
+        cJSON_AddNumberToObject(tok, "n_heads", c->n_heads);
+    if (!md || sf_part_has_option(&md->info, "causal")) cJSON_AddBoolToObject(tok, "causal", c->causal);
     cJSON *ch = cJSON_AddObjectToObject(b, "channel_mixer");
     cJSON_AddStringToObject(ch, "kind", "mlp");
     cJSON_AddNumberToObject(ch, "d_ff", c->d_ff);
