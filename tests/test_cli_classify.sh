@@ -10,16 +10,7 @@ pass=0; fail=0
 ok() { pass=$((pass+1)); }
 bad() { fail=$((fail+1)); echo "FAIL: $*"; }
 
-# expect CODE PATTERN -- command...   (stderr must match PATTERN, at most 2 lines)
-expect() {
-  local code=$1 pat=$2; shift 3
-  "$@" >"$tmp/out" 2>"$tmp/err"; local rc=$?
-  if [ "$rc" -ne "$code" ] || ! grep -q -- "$pat" "$tmp/err"; then
-    bad "[$*] rc=$rc (want $code), stderr: $(head -c 300 "$tmp/err")"
-  elif [ "$(wc -l < "$tmp/err")" -gt 2 ]; then
-    bad "[$*] error is not short: $(cat "$tmp/err")"
-  else ok; fi
-}
+. "$(dirname "$0")/cli_expect.sh" # expect CODE PATTERN -- command...
 
 TR=data/ucr/Chinatown_TRAIN.tsv; TE=data/ucr/Chinatown_TEST.tsv
 common=(--threads 1 --progress quiet --epochs 4 --batch-size 8 --d-model 16 --n-heads 4)

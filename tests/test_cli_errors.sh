@@ -6,16 +6,7 @@ SF=${1:?usage: test_cli_errors.sh path/to/seqformer}
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 pass=0; fail=0
 
-# expect CODE PATTERN -- command...   (stderr must match PATTERN; no crash signals)
-expect() {
-  local code=$1 pat=$2; shift 3
-  "$@" >"$tmp/out" 2>"$tmp/err"; local rc=$?
-  if [ "$rc" -ne "$code" ] || ! grep -q -- "$pat" "$tmp/err"; then
-    fail=$((fail+1)); echo "FAIL: [$*] rc=$rc (want $code), stderr: $(head -c 300 "$tmp/err")"
-  elif [ "$(wc -l < "$tmp/err")" -gt 2 ]; then
-    fail=$((fail+1)); echo "FAIL: [$*] error is not short: $(cat "$tmp/err")"
-  else pass=$((pass+1)); fi
-}
+. "$(dirname "$0")/cli_expect.sh" # expect CODE PATTERN -- command...
 
 head -200 data/ETTh1.csv > "$tmp/short.csv"
 { head -50 data/ETTh1.csv; echo "2016-07-03 01:00:00,1,2,3"; } > "$tmp/ragged.csv"

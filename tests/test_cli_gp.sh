@@ -7,16 +7,7 @@ SF=${1:?usage: test_cli_gp.sh path/to/seqformer}
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 pass=0; fail=0
 
-# expect CODE PATTERN -- command...   (stderr must match PATTERN; at most 2 lines)
-expect() {
-  local code=$1 pat=$2; shift 3
-  "$@" >"$tmp/out" 2>"$tmp/err"; local rc=$?
-  if [ "$rc" -ne "$code" ] || ! grep -q -- "$pat" "$tmp/err"; then
-    fail=$((fail+1)); echo "FAIL: [$*] rc=$rc (want $code), stderr: $(head -c 300 "$tmp/err")"
-  elif [ "$(wc -l < "$tmp/err")" -gt 2 ]; then
-    fail=$((fail+1)); echo "FAIL: [$*] error is not short: $(cat "$tmp/err")"
-  else pass=$((pass+1)); fi
-}
+. "$(dirname "$0")/cli_expect.sh" # expect CODE PATTERN -- command...
 ok() { if "$@"; then pass=$((pass+1)); else fail=$((fail+1)); echo "FAIL: $*"; fi; }
 
 # A small data set: 12 objects (8 "ab", 4 "c"), 5 bands, 20 observations each.

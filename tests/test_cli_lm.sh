@@ -74,11 +74,7 @@ check "[ $rc -eq 130 ]" "SIGINT exit code 130 (got $rc)"
 check "[ -s '$tmp/int.txt' ] && grep -q 'interrupted after' '$tmp/int.err'" "partial output kept and reported"
 
 # bad input: clear errors, non-zero exits
-expect() { # expect CODE PATTERN -- command...
-  local code=$1 pat=$2; shift 3
-  "$@" >"$tmp/o" 2>"$tmp/e"; local rc=$?
-  if [ $rc -eq "$code" ] && grep -q -- "$pat" "$tmp/e"; then ok; else bad "'$*' -> rc $rc (want $code): $(cat "$tmp/e")"; fi
-}
+. "$(dirname "$0")/cli_expect.sh" # expect CODE PATTERN -- command...
 expect 2 "top-k 0" -- "$SF" generate --model "$M" --prompt "a" --top-k 0
 expect 2 "temperature -1" -- "$SF" generate --model "$M" --prompt "a" --temperature -1
 expect 2 "top-p 0" -- "$SF" generate --model "$M" --prompt "a" --top-p 0

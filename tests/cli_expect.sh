@@ -1,0 +1,13 @@
+# Sourced by the CLI test scripts (tests/test_cli_*.sh), which keep the counters pass and fail
+# and a scratch folder $tmp.
+# expect CODE PATTERN -- command...   the command exits with CODE, its stderr matches PATTERN and
+# is at most 2 lines (a short message naming the file, line, field or flag; no crash trace).
+expect() {
+  local code=$1 pat=$2; shift 3
+  "$@" >"$tmp/out" 2>"$tmp/err"; local rc=$?
+  if [ "$rc" -ne "$code" ] || ! grep -q -- "$pat" "$tmp/err"; then
+    fail=$((fail+1)); echo "FAIL: [$*] rc=$rc (want $code), stderr: $(head -c 300 "$tmp/err")"
+  elif [ "$(wc -l < "$tmp/err")" -gt 2 ]; then
+    fail=$((fail+1)); echo "FAIL: [$*] error is not short: $(cat "$tmp/err")"
+  else pass=$((pass+1)); fi
+}
