@@ -48,8 +48,7 @@ int sf_block_create_pos(sf_block *b, const cJSON *cfg, int d_model, int max_T, c
         const cJSON *mc = cJSON_GetObjectItemCaseSensitive(cfg, b->def->mixer_keys[i]);
         const sf_mixer_def *md = sf_mixer_find(sf_opt_str(mc, "kind"));
         SF_ASSERT(md);
-        if (positions && (md->slots & SF_SLOT_TOKEN) && strcmp(md->info.name, "softmax") &&
-            strcmp(md->info.name, "identity")) { /* a token mixer that ignores them */
+        if (positions && (md->slots & SF_SLOT_TOKEN) && !md->takes_positions) {
             sf_errorf("%s.%s: positions '%s' act inside softmax attention; mixer '%s' cannot take them",
                       path, b->def->mixer_keys[i], sf_opt_str(positions, "kind"), md->info.name);
             sf_block_destroy(b);

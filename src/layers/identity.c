@@ -41,5 +41,6 @@ static sf_mixer *id_create(const sf_mixer_args *a) { return sf_mixer_wrap(&id_op
 const sf_mixer_def sf_mixer_identity = {
     .info = {"identity", "y = x (no parameters)", NULL, 0},
     .slots = SF_SLOT_TOKEN | SF_SLOT_CHANNEL,
+    .takes_positions = 1, /* and ignores them */
     .create = id_create,
 };

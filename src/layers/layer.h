@@ -91,6 +91,9 @@ enum { SF_SLOT_TOKEN = 1, SF_SLOT_CHANNEL = 2 };
 typedef struct sf_mixer_def {
     sf_part_info info;
     unsigned slots; /* SF_SLOT_TOKEN and/or SF_SLOT_CHANNEL: where it may stand */
+    /* 1: a token mixer that takes positions acting inside attention (sf_mixer_args.positions:
+     * rope, t5) or may ignore them (identity); a token mixer without it refuses them. */
+    int takes_positions;
     /* NULL with an error message (naming the option) when the options do not fit d_model. */
     sf_mixer *(*create)(const sf_mixer_args *a);
 } sf_mixer_def;

@@ -226,5 +226,6 @@ const sf_mixer_def sf_mixer_softmax = {
     .info = {"softmax", "multi-head scaled dot-product attention (tiled online softmax, O(T) memory)",
              SF_OPTS(sf_attention_options)},
     .slots = SF_SLOT_TOKEN,
+    .takes_positions = 1,
     .create = attn_create,
 };
