@@ -252,6 +252,8 @@ int main(void) {
     check_fixture("tests/fixtures/rnn_dense.safetensors");
     check_fixture("tests/fixtures/lm_tied.safetensors");
     check_fixture("tests/fixtures/lm_untied.safetensors");
+    check_fixture("tests/fixtures/lm_rope.safetensors");
+    check_fixture("tests/fixtures/t2_t5.safetensors");
     check_fixture("tests/fixtures/t2.safetensors");
     check_fixture("tests/fixtures/s4d.safetensors");
     check_fixture("tests/fixtures/deltanet.safetensors");

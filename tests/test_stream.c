@@ -126,6 +126,21 @@ static void test_every_mixer(uint64_t seed) {
     CHECK(streamed >= 5); /* softmax, linear, identity, local, ls, rpe, cosformer, ... */
 }
 
+/* Positions acting inside softmax attention stream too, allocation-free: rotary and T5 biases. */
+static void test_positions(uint64_t seed) {
+    static const char *const pos[] = {"rope", "t5"};
+    for (int i = 0; i < 2; i++) {
+        char cfg[1024], what[64];
+        lm_config(cfg, sizeof cfg, sf_mixer_find("softmax"), D, 1, pos[i], T);
+        sf_model m;
+        CHECK_MSG(sf_model_create_json(&m, cfg, "cfg") == SF_OK, "%s: %s", pos[i], sf_error_message());
+        sf_model_init_weights(&m, seed + 100 + (uint64_t)i);
+        snprintf(what, sizeof what, "softmax, positions %s", pos[i]);
+        check_stream(&m, what, seed + 100 + (uint64_t)i);
+        sf_model_destroy(&m);
+    }
+}
+
 static void test_hybrid(uint64_t seed) {
     const char *cfg =
         "{\"model\": \"lm\", \"task\": \"lm\", \"seq_len\": 12, \"max_len\": 40, \"d_model\": 16,"
@@ -280,6 +295,7 @@ int main(void) {
     uint64_t seed = test_seed();
     if (test_tmpdir_create("sf_stream")) return 1;
     test_every_mixer(seed);
+    test_positions(seed);
     test_hybrid(seed);
     test_refusals();
     test_gradients(seed);

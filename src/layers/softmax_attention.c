@@ -155,12 +155,13 @@ static void attn_step(const sf_mixer *m, const float *x_t, const float *state_in
     }
     memcpy(kc + (size_t)t * s->d, qkv + s->d, (size_t)s->d * sizeof(float));
     memcpy(vc + (size_t)t * s->d, qkv + 2 * s->d, (size_t)s->d * sizeof(float));
-    if (s->t5) {
-        int W = 2 * s->max_T - 1;
-        float *bias = sf_malloc((size_t)s->H * W * sizeof(float));
-        t5_offset_table(s, bias);
-        sf_attention_bias_step(a, qkv, kc, vc, t + 1, s->H, s->Dh, s->scale, bias, W, s->max_T - 1);
-        free(bias);
+    if (s->t5) { /* the biases of offsets -t..0 only, in scratch sized for max_T (no growth) */
+        float *bias = sf_scratch_push((size_t)s->H * s->max_T);
+        for (int h = 0; h < s->H; h++)
+            for (int j = 0; j <= t; j++)
+                bias[(long)h * s->max_T + j] =
+                    s->rel_bias[(long)s->bucket_of[j - t + s->max_T - 1] * s->H + h];
+        sf_attention_bias_step(a, qkv, kc, vc, t + 1, s->H, s->Dh, s->scale, bias, s->max_T, t);
     } else {
         sf_attention_step(a, qkv, kc, vc, t + 1, s->H, s->Dh, s->scale);
     }

@@ -85,7 +85,7 @@ static int lm_build(sf_model *m) {
         return sf_errorf("max_len: learned positions are trained for seq_len %d positions only; "
                          "streams longer than that need positions sinusoidal or none", s->T);
     if (sf_positions_create(&s->pos, pk, s->max_len, s->d)) return sf_error_prefix("positions");
-    if (sf_block_stack_create(blocks, s->d, s->max_len, &s->blocks, &s->E)) return SF_ERR;
+    if (sf_block_stack_create_pos(blocks, s->d, s->max_len, positions, &s->blocks, &s->E)) return SF_ERR;
     /* causal only: every block must stream (error naming the config entry, not the expansion) */
     int k = 0, bi = 0;
     for (const cJSON *b = blocks->child; b; b = b->next, bi++) {

@@ -62,7 +62,9 @@ static int t2_build(sf_model *m) {
                             s->L, s->d))
         return sf_error_prefix("positions");
     const cJSON *blocks = cJSON_GetObjectItemCaseSensitive(c, "blocks");
-    if (sf_block_stack_create(blocks, s->d, s->L, &s->blocks, &s->E)) return SF_ERR;
+    if (sf_block_stack_create_pos(blocks, s->d, s->L, cJSON_GetObjectItemCaseSensitive(c, "positions"),
+                                  &s->blocks, &s->E))
+        return SF_ERR;
     /* series of unequal lengths are padded: every mixer must honour ctx->lens */
     int i = 0, j = 0;
     for (const cJSON *b = blocks ? blocks->child : NULL; b; b = b->next, j++)

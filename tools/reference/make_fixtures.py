@@ -328,6 +328,20 @@ FIXTURES = [
         {"kind": "parallel", "placement": "pre", "norm": {"kind": "layernorm"},
          "token_mixer": {"kind": "s4d", "d_state": 4, "bidirectional": True},
          "channel_mixer": {"kind": "mlp", "d_ff": 16}}]), 4, seed=5202),
+    # positions acting inside softmax attention reach the lm and t2 models too (before, both built
+    # their blocks without them and silently trained without positions): an lm with rotary
+    # positions, a t2 with T5 relative biases over padded series
+    Fixture("lm_rope", ref.canonical_config(
+        {"task": "lm", "model": "lm", "seq_len": 16, "max_len": 20, "d_model": 16,
+         "input": {"kind": "tokens", "vocab": 13}, "positions": {"kind": "rope", "base": 100.0},
+         "blocks": [metaformer("pre", "layernorm", "softmax", n_heads=2, d_ff=24, causal=True, repeat=2)],
+         "head": {"kind": "lm", "bias": True}}), 3, seed=6100),
+    Fixture("t2_t5", ref.canonical_config(
+        {"task": "classify", "model": "t2", "seq_len": 20, "n_channels": 3, "n_classes": 5, "d_model": 16,
+         "positions": {"kind": "t5", "num_buckets": 8, "max_distance": 12},
+         "blocks": [metaformer("post", "layernorm", "softmax", n_heads=4, d_ff=24, activation="gelu",
+                               repeat=2, eps=1e-6)],
+         "head": {"kind": "pool_classify", "dropout": 0}}), 4, seed=6101),
 ]
 
 

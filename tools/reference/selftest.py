@@ -585,11 +585,7 @@ def np_patchtst(x, sd, cfg, bn_train=False, bn_stats=None):
     i = 0
     last = None
     for entry in cfg["blocks"]:
-        if cfg["positions"]["kind"] in ("rope", "t5"):  # they act inside softmax attention
-            entry = json.loads(json.dumps(entry))
-            for key in ("token_mixer", "mixer"):
-                if key in entry and entry[key]["kind"] == "softmax":
-                    entry[key]["_positions"] = cfg["positions"]
+        entry = with_attention_positions(entry, cfg)
         for _ in range(entry["repeat"]):
             u = np_block(u, sd, f"blocks.{i}", entry, nk)
             last, i = entry, i + 1
@@ -651,6 +647,18 @@ def np_itransformer(x, sd, cfg, marks=None):
     return y * std + mean
 
 
+def with_attention_positions(entry, cfg):
+    """A block entry whose softmax mixers carry the model's positions when they act inside
+    attention (rope, t5), else the entry itself."""
+    if cfg["positions"]["kind"] not in ("rope", "t5"):
+        return entry
+    entry = json.loads(json.dumps(entry))
+    for key in ("token_mixer", "mixer"):
+        if key in entry and entry[key]["kind"] == "softmax":
+            entry[key]["_positions"] = cfg["positions"]
+    return entry
+
+
 def np_lm(x, sd, cfg):
     """The lm model from its formulas: embedding rows + positions, blocks (every mixer told max_len),
     final norm, head (tied: the embedding table)."""
@@ -669,7 +677,7 @@ def np_lm(x, sd, cfg):
         u = u + pe
     i, last = 0, None
     for entry in cfg["blocks"]:
-        e = json.loads(json.dumps(entry))
+        e = json.loads(json.dumps(with_attention_positions(entry, cfg)))
         for key in ("token_mixer", "channel_mixer", "mixer"):
             if key in e:
                 e[key]["_max_T"] = M
@@ -703,7 +711,7 @@ def np_t2(x, sd, cfg, lens):
         i = 0
         for entry in cfg["blocks"]:
             for _ in range(entry["repeat"]):
-                u = np_block(u, sd, f"blocks.{i}", entry, {})
+                u = np_block(u, sd, f"blocks.{i}", with_attention_positions(entry, cfg), {})
                 i += 1
         out.append(u.mean(axis=1))
     return np_linear(np.concatenate(out), sd, "classifier")

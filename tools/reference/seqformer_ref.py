@@ -1707,15 +1707,7 @@ class PatchTST(nn.Module):
         for mod in self.blocks.modules():  # the longest sequence a mixer sees (causal cosformer)
             if isinstance(mod, Mixer):
                 mod.max_T = self.n
-        if pos in ("rope", "t5"):  # positions inside softmax attention
-            for i, blk in enumerate(self.block_cfgs):
-                for key in ("token_mixer", "mixer"):
-                    if key in blk and MIXER_KINDS[blk[key]["kind"]][0] == "token" and blk[key]["kind"] != "softmax":
-                        raise ConfigError(f"blocks[{i}].{key}: positions {pos!r} act inside softmax attention; "
-                                          f"mixer {blk[key]['kind']!r} cannot take them")
-            for mod in self.blocks.modules():
-                if isinstance(mod, Mixer) and mod.kind == "softmax":
-                    mod.set_positions(cfg["positions"])
+        attach_attention_positions(self.blocks, self.block_cfgs, cfg["positions"])
         fn = final_norm_spec(cfg)
         self.norm_f = make_norm(fn, d) if fn is not None else None
         self.head = nn.Linear(d * self.n, self.pred_len)
@@ -2010,6 +2002,23 @@ class _TiedHeadBias(nn.Module):
         self.bias = nn.Parameter(torch.zeros(V))
 
 
+def attach_attention_positions(blocks, block_cfgs, positions):
+    """Positions that act inside softmax attention (rope, t5) handed to every softmax mixer of
+    `blocks`; any other token mixer refuses them (as blocks/block.c). Other kinds: nothing to do."""
+    pos = positions["kind"]
+    if pos not in ("rope", "t5"):
+        return
+    for i, blk in enumerate(block_cfgs):
+        for key in ("token_mixer", "mixer"):
+            if key in blk and MIXER_KINDS[blk[key]["kind"]][0] == "token" and \
+                    blk[key]["kind"] not in ("softmax", "identity"):
+                raise ConfigError(f"blocks[{i}].{key}: positions {pos!r} act inside softmax attention; "
+                                  f"mixer {blk[key]['kind']!r} cannot take them")
+    for mod in blocks.modules():
+        if isinstance(mod, Mixer) and mod.kind == "softmax":
+            mod.set_positions(positions)
+
+
 class LM(nn.Module):
     """model lm (src/models/lm.c), a causal decoder-only language model:
       x [B, T] token ids (floats or ints) -> embed (nn.Embedding(vocab, d)) + positions (learned
@@ -2041,6 +2050,7 @@ class LM(nn.Module):
         for mod in self.blocks.modules():  # causal cosformer re-weights over max_len, as the C mixer
             if isinstance(mod, Mixer):
                 mod.max_T = self.max_len
+        attach_attention_positions(self.blocks, self.block_cfgs, cfg["positions"])
         fn = final_norm_spec(cfg)
         self.norm_f = make_norm(fn, d) if fn is not None else None
         self.tie = cfg["head"]["tie_weights"]
@@ -2095,6 +2105,7 @@ class T2(nn.Module):
                 self._pe64 = sinusoidal_table(L, d)
         self.block_cfgs = expand_blocks(cfg)
         self.blocks = nn.ModuleList([make_block(b, d, L) for b in self.block_cfgs])
+        attach_attention_positions(self.blocks, self.block_cfgs, cfg["positions"])
         self.drop = nn.Dropout(cfg["head"]["dropout"])
         self.classifier = nn.Linear(d, self.k)
 
