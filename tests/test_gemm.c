@@ -55,9 +55,8 @@ static void one_case(int ta, int tb, int M, int N, int K, float alpha, float bet
     free(A), free(B), free(C1), free(C2);
 }
 
-/* The packed kernel at 1 and 2 threads on a shape with many tiles and several K slices: bit-identical. */
-static void thread_invariance(int ta, int tb) {
-    const int M = 389, N = 530, K = 601;
+/* The packed kernel at 1 and 2 threads: bit-identical. */
+static void thread_invariance(int ta, int tb, int M, int N, int K) {
     float *A = malloc(sizeof(float) * (size_t)M * K), *B = malloc(sizeof(float) * (size_t)K * N);
     float *C1 = malloc(sizeof(float) * (size_t)M * N), *C2 = malloc(sizeof(float) * (size_t)M * N);
     sf_rng_fill_uniform(&rng, A, (long)M * K, -1.0f, 1.0f);
@@ -68,7 +67,8 @@ static void thread_invariance(int ta, int tb) {
     omp_set_num_threads(2);
     sf_gemm_packed(ta, tb, M, N, K, 1.0f, A, ta ? M : K, B, tb ? K : N, 0.0f, C2, N);
     omp_set_num_threads(saved);
-    CHECK_MSG(!memcmp(C1, C2, sizeof(float) * (size_t)M * N), "packed ta=%d tb=%d: 1 vs 2 threads differ", ta, tb);
+    CHECK_MSG(!memcmp(C1, C2, sizeof(float) * (size_t)M * N), "packed ta=%d tb=%d M=%d N=%d K=%d: 1 vs 2 threads differ",
+              ta, tb, M, N, K);
     free(A), free(B), free(C1), free(C2);
 }
 
@@ -82,17 +82,20 @@ int main(void) {
                             /* packed-kernel edges: 6x16 micro-tiles, MC 96, NC 256, KC 256 (and tile splitting) */
                             {6, 16, 256}, {97, 257, 257}, {203, 301, 515}, {16, 16, 5000}, {1000, 23, 300}};
     for (impl = 0; impl < (int)(sizeof impls / sizeof impls[0]); impl++)
-    for (int s = 0; s < (int)(sizeof sizes / sizeof sizes[0]); s++)
-        for (int ta = 0; ta < 2; ta++)
-            for (int tb = 0; tb < 2; tb++) {
-                const int M = sizes[s][0], N = sizes[s][1], K = sizes[s][2];
-                one_case(ta, tb, M, N, K, 1.0f, 0.0f, 0);
-                one_case(ta, tb, M, N, K, 1.0f, 1.0f, 0);
-                one_case(ta, tb, M, N, K, 0.5f, 1.0f, 3);
-                one_case(ta, tb, M, N, K, -2.0f, 0.0f, 2);
-                one_case(ta, tb, M, N, K, 1.5f, 0.25f, 1);
-            }
+        for (int s = 0; s < (int)(sizeof sizes / sizeof sizes[0]); s++)
+            for (int ta = 0; ta < 2; ta++)
+                for (int tb = 0; tb < 2; tb++) {
+                    const int M = sizes[s][0], N = sizes[s][1], K = sizes[s][2];
+                    one_case(ta, tb, M, N, K, 1.0f, 0.0f, 0);
+                    one_case(ta, tb, M, N, K, 1.0f, 1.0f, 0);
+                    one_case(ta, tb, M, N, K, 0.5f, 1.0f, 3);
+                    one_case(ta, tb, M, N, K, -2.0f, 0.0f, 2);
+                    one_case(ta, tb, M, N, K, 1.5f, 0.25f, 1);
+                }
     for (int ta = 0; ta < 2; ta++)
-        for (int tb = 0; tb < 2; tb++) thread_invariance(ta, tb);
+        for (int tb = 0; tb < 2; tb++) {
+            thread_invariance(ta, tb, 389, 530, 601); /* many work units, several K slices */
+            thread_invariance(ta, tb, 40, 70, 9000);  /* K cut into chunks (weight-gradient shape) */
+        }
     return test_finish();
 }
