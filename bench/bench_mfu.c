@@ -174,6 +174,7 @@ int main(int argc, char **argv) {
         }
     }
     if (threads < 1 || steps < 1) return 2;
+    setvbuf(stdout, NULL, _IOLBF, 0); /* lines appear as measured, also when redirected */
     omp_set_num_threads(threads);
     sf_set_blas_threads(threads);
     printf("our kernels: %s; BLAS: %s (OpenBLAS core %s)\n", sf_gemm_packed_path(), sf_blas_library(),
