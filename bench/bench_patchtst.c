@@ -1,7 +1,10 @@
 /* seqformer side of the PyTorch comparison (bench/run.sh runs both and prints ratios):
  * training steps/s (forward + MSE + backward + AdamW, dropout on) and batch-1 inference latency
- * at the ETTh1 PatchTST config on random inputs, plus the BLAS sgemm peak measured in the same
- * run so achieved GFLOP/s can be read against it. Prints one JSON line. */
+ * (p50 and p99 over --infer-runs calls) at the ETTh1 PatchTST config on random inputs, plus the
+ * sf_gemm sgemm peak measured in the same run so achieved GFLOP/s can be read against it, which
+ * BLAS library and core type were loaded and which of our GEMM paths ran. Prints one JSON line;
+ * with --profile (or SF_PROFILE=1) also the per-operation time tables of the training steps and
+ * of the batch-1 calls on stderr (a separate pass: the timed calls run with the profile off). */
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -10,6 +13,7 @@
 #include <time.h>
 
 #include "core/error.h"
+#include "core/profile.h"
 #include "kernels/gemm.h"
 #include "models/model.h"
 #include "tasks/forecast.h"
@@ -18,6 +22,14 @@
 static double now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* CPU seconds of the whole process (all threads): on a loaded machine, at --threads 1, a
+ * steadier measure than wall time (it does not count the time other processes held the core). */
+static double cpu_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
@@ -49,8 +61,9 @@ static double blas_peak_gflops(void) {
 }
 
 int main(int argc, char **argv) {
-    int threads = 2, batch = 128, reps = 5, steps = 5, infer_runs = 200;
+    int threads = 2, batch = 128, reps = 5, steps = 5, infer_runs = 1000;
     if (getenv("SF_BENCH_INFER_RUNS")) infer_runs = atoi(getenv("SF_BENCH_INFER_RUNS"));
+    int profile = getenv("SF_PROFILE") && atoi(getenv("SF_PROFILE"));
     const char *mixer = "softmax", *norm = "batchnorm";
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
@@ -59,8 +72,10 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--steps")) steps = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--mixer")) mixer = argv[i + 1];
         else if (!strcmp(argv[i], "--norm")) norm = argv[i + 1];
+        else if (!strcmp(argv[i], "--infer-runs")) infer_runs = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--profile")) profile = atoi(argv[i + 1]);
         else {
-            fprintf(stderr, "usage: bench_patchtst [--threads N] [--batch N] [--reps N] [--steps N] [--mixer softmax|linear] [--norm batchnorm|layernorm|rmsnorm]\n");
+            fprintf(stderr, "usage: bench_patchtst [--threads N] [--batch N] [--reps N] [--steps N] [--mixer softmax|linear] [--norm batchnorm|layernorm|rmsnorm] [--infer-runs N] [--profile 0|1]\n");
             return 2;
         }
     }
@@ -90,9 +105,9 @@ int main(int argc, char **argv) {
     double t_alloc = now();
     sf_model_reserve(&m, &m.run, batch, 1);
     t_alloc = now() - t_alloc;
-    double *rep_ms = malloc((size_t)reps * sizeof(double));
+    double *rep_ms = malloc((size_t)reps * sizeof(double)), *rep_cpu_ms = malloc((size_t)reps * sizeof(double));
     for (int r = -1; r < reps; r++) { /* r = -1: warm-up */
-        double t = now();
+        double t = now(), tc = cpu_now();
         for (int s = 0; s < steps; s++) {
             sf_params_zero_grad(&m.params);
             sf_model_forward(&m, x, out, batch, 1, &rng);
@@ -100,26 +115,57 @@ int main(int argc, char **argv) {
             sf_model_backward(&m, dy, batch);
             sf_adamw_step(&opt, &m.params, 1e-4f);
         }
-        if (r >= 0) rep_ms[r] = (now() - t) * 1e3 / steps;
+        if (r >= 0) rep_ms[r] = (now() - t) * 1e3 / steps, rep_cpu_ms[r] = (cpu_now() - tc) * 1e3 / steps;
     }
-    double step_ms = median(rep_ms, reps);
+    double step_ms = median(rep_ms, reps), step_cpu_ms = median(rep_cpu_ms, reps);
+    const unsigned train_paths = sf_gemm_paths_used();
+    sf_gemm_paths_reset();
     double *lat = malloc((size_t)infer_runs * sizeof(double));
     for (int r = -20; r < infer_runs; r++) {
         double t = now();
         sf_model_forward(&m, x, out, 1, 0, NULL);
         if (r >= 0) lat[r] = (now() - t) * 1e3;
     }
-    double lat_ms = median(lat, infer_runs);
+    const unsigned infer_paths = sf_gemm_paths_used();
+    double lat_ms = median(lat, infer_runs); /* sorts lat */
+    double lat_p99 = lat[(int)(0.99 * (infer_runs - 1) + 0.5)];
+    if (profile) { /* separate passes, so the timed numbers above carry no profiling cost */
+        sf_profile_enable(1);
+        double t = now();
+        for (int s = 0; s < steps; s++) {
+            SF_PROF(SF_PROF_OPTIMIZER, sf_params_zero_grad(&m.params));
+            sf_model_forward(&m, x, out, batch, 1, &rng);
+            SF_PROF(SF_PROF_DATA, sf_mse_loss(out, y, dy, ny));
+            sf_model_backward(&m, dy, batch);
+            SF_PROF(SF_PROF_OPTIMIZER, sf_adamw_step(&opt, &m.params, 1e-4f));
+        }
+        sf_profile_print(stderr, "training step, batch 128", now() - t, steps);
+        sf_profile_reset();
+        t = now();
+        for (int r = 0; r < 200; r++) sf_model_forward(&m, x, out, 1, 0, NULL);
+        sf_profile_print(stderr, "batch-1 forward", now() - t, 200);
+        sf_profile_enable(0);
+    }
+    /* Weights after the training steps, read through one eval forward: equal checksums at two
+     * thread counts (same --reps, --steps) show the run does not depend on the thread count. */
+    sf_model_forward(&m, x, out, batch, 0, NULL);
+    double checksum = 0;
+    for (long i = 0; i < ny; i++) checksum += (double)out[i] * (double)(1 + i % 13);
     double gflop_step = 3.0 * m.def->ops->flops(&m) * batch / 1e9; /* fwd + ~2x for bwd */
     double peak = blas_peak_gflops();
     printf("{\"impl\":\"seqformer\",\"threads\":%d,\"batch\":%d,\"mixer\":\"%s\",\"norm\":\"%s\",\"params\":%ld,"
-           "\"train_step_ms\":%.2f,\"train_steps_per_s\":%.3f,\"infer_b1_latency_ms\":%.4f,"
-           "\"train_gflops\":%.2f,\"blas_peak_gflops\":%.1f,\"arena_mb\":%.1f}\n",
-           threads, batch, mixer, cfg.norm, sf_model_n_params(&m), step_ms, 1e3 / step_ms, lat_ms,
-           gflop_step / (step_ms / 1e3), peak, (double)m.run.arena.cap * 4 / 1048576.0);
+           "\"train_step_ms\":%.2f,\"train_step_cpu_ms\":%.2f,\"train_steps_per_s\":%.3f,\"infer_b1_latency_ms\":%.4f,"
+           "\"infer_b1_p50_ms\":%.4f,\"infer_b1_p99_ms\":%.4f,\"infer_runs\":%d,"
+           "\"train_gflops\":%.2f,\"blas_peak_gflops\":%.1f,\"arena_mb\":%.1f,"
+           "\"blas_library\":\"%s\",\"blas_core\":\"%s\",\"our_kernels\":\"%s\","
+           "\"gemm_paths_train\":%u,\"gemm_paths_infer\":%u,\"out_checksum\":%.17g}\n",
+           threads, batch, mixer, cfg.norm, sf_model_n_params(&m), step_ms, step_cpu_ms, 1e3 / step_ms, lat_ms,
+           lat_ms, lat_p99, infer_runs, gflop_step / (step_ms / 1e3), peak,
+           (double)m.run.arena.cap * 4 / 1048576.0, sf_blas_library(), sf_blas_corename(),
+           sf_gemm_packed_path(), train_paths, infer_paths, checksum);
     (void)t_alloc;
     sf_adamw_free(&opt);
     sf_model_destroy(&m);
-    free(x); free(y); free(out); free(dy); free(rep_ms); free(lat);
+    free(x); free(y); free(out); free(dy); free(rep_ms); free(rep_cpu_ms); free(lat);
     return 0;
 }

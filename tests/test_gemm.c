@@ -1,6 +1,10 @@
-/* sf_gemm (small-size kernels and cblas) against sf_gemm_ref (plain loops, double accumulation): all four transpose
- * combinations, odd sizes, padded leading dimensions, beta 0 (C garbage/NaN ignored) and beta 1. */
+/* sf_gemm (small-size kernels and the packed kernel or cblas behind it), sf_gemm_packed and sf_gemm_blas, each
+ * against sf_gemm_ref (plain loops, double accumulation): all four transpose combinations, odd sizes, padded leading
+ * dimensions, beta 0 (C garbage/NaN ignored) and beta 1, shapes that cross the packed kernel's blocking edges; and
+ * the packed kernel bit-identical at 1 and 2 threads. */
 #include <math.h>
+#include <omp.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "core/rng.h"
@@ -8,6 +12,12 @@
 #include "test_util.h"
 
 static sf_rng rng;
+
+typedef void (*gemm_fn)(int, int, int, int, int, float, const float *, int, const float *, int, float, float *,
+                        int);
+static const gemm_fn impls[] = {sf_gemm, sf_gemm_packed, sf_gemm_blas};
+static const char *const impl_names[] = {"sf_gemm", "sf_gemm_packed", "sf_gemm_blas"};
+static int impl;
 
 static void one_case(int ta, int tb, int M, int N, int K, float alpha, float beta, int pad) {
 #define AT_LEAST_1(v) ((v) > 1 ? (v) : 1)
@@ -23,7 +33,7 @@ static void one_case(int ta, int tb, int M, int N, int K, float alpha, float bet
     if (beta == 0.0f)
         for (long i = 0; i < nc; i++) C1[i] = NAN; /* must not be read */
     memcpy(C2, C1, sizeof(float) * (size_t)nc);
-    sf_gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C1, ldc);
+    impls[impl](ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C1, ldc);
     sf_gemm_ref(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C2, ldc);
     /* compare only the [M,N] part; padding columns must be untouched (equal, or both NaN) */
     double md = 0, mb = 1e-6;
@@ -40,26 +50,52 @@ static void one_case(int ta, int tb, int M, int N, int K, float alpha, float bet
             if (fabs(b) > mb) mb = fabs(b);
         }
     double rel = md / mb;
-    CHECK_MSG(rel <= 1e-5 && pad_ok, "ta=%d tb=%d M=%d N=%d K=%d alpha=%g beta=%g pad=%d rel=%.3g pad_ok=%d",
-              ta, tb, M, N, K, alpha, beta, pad, rel, pad_ok);
+    CHECK_MSG(rel <= 1e-5 && pad_ok, "%s ta=%d tb=%d M=%d N=%d K=%d alpha=%g beta=%g pad=%d rel=%.3g pad_ok=%d",
+              impl_names[impl], ta, tb, M, N, K, alpha, beta, pad, rel, pad_ok);
+    free(A), free(B), free(C1), free(C2);
+}
+
+/* The packed kernel at 1 and 2 threads: bit-identical. */
+static void thread_invariance(int ta, int tb, int M, int N, int K) {
+    float *A = malloc(sizeof(float) * (size_t)M * K), *B = malloc(sizeof(float) * (size_t)K * N);
+    float *C1 = malloc(sizeof(float) * (size_t)M * N), *C2 = malloc(sizeof(float) * (size_t)M * N);
+    sf_rng_fill_uniform(&rng, A, (long)M * K, -1.0f, 1.0f);
+    sf_rng_fill_uniform(&rng, B, (long)K * N, -1.0f, 1.0f);
+    const int saved = omp_get_max_threads();
+    omp_set_num_threads(1);
+    sf_gemm_packed(ta, tb, M, N, K, 1.0f, A, ta ? M : K, B, tb ? K : N, 0.0f, C1, N);
+    omp_set_num_threads(2);
+    sf_gemm_packed(ta, tb, M, N, K, 1.0f, A, ta ? M : K, B, tb ? K : N, 0.0f, C2, N);
+    omp_set_num_threads(saved);
+    CHECK_MSG(!memcmp(C1, C2, sizeof(float) * (size_t)M * N), "packed ta=%d tb=%d M=%d N=%d K=%d: 1 vs 2 threads differ",
+              ta, tb, M, N, K);
     free(A), free(B), free(C1), free(C2);
 }
 
 int main(void) {
     sf_rng_seed(&rng, test_seed());
     sf_set_blas_threads(1);
+    printf("packed kernel clone: %s\n", sf_gemm_packed_path());
     const int sizes[][3] = {{1, 1, 1}, {3, 5, 7}, {17, 13, 11}, {64, 33, 129}, {100, 1, 37}, {1, 70, 3}, {5, 9, 0},
-                            /* batch-1 PatchTST shapes (small-GEMM kernels), one past the small limit (OpenBLAS) */
-                            {7, 96, 672}, {294, 128, 16}, {294, 16, 128}, {13, 19, 1025}, {300, 128, 40}};
-    for (int s = 0; s < (int)(sizeof sizes / sizeof sizes[0]); s++)
-        for (int ta = 0; ta < 2; ta++)
-            for (int tb = 0; tb < 2; tb++) {
-                const int M = sizes[s][0], N = sizes[s][1], K = sizes[s][2];
-                one_case(ta, tb, M, N, K, 1.0f, 0.0f, 0);
-                one_case(ta, tb, M, N, K, 1.0f, 1.0f, 0);
-                one_case(ta, tb, M, N, K, 0.5f, 1.0f, 3);
-                one_case(ta, tb, M, N, K, -2.0f, 0.0f, 2);
-                one_case(ta, tb, M, N, K, 1.5f, 0.25f, 1);
-            }
+                            /* batch-1 PatchTST shapes (small-GEMM kernels), one past the small limit (packed) */
+                            {7, 96, 672}, {294, 128, 16}, {294, 16, 128}, {13, 19, 1025}, {300, 128, 40},
+                            /* packed-kernel edges: 6x16 micro-tiles, MC 96, NC 256, KC 256 (and tile splitting) */
+                            {6, 16, 256}, {97, 257, 257}, {203, 301, 515}, {16, 16, 5000}, {1000, 23, 300}};
+    for (impl = 0; impl < (int)(sizeof impls / sizeof impls[0]); impl++)
+        for (int s = 0; s < (int)(sizeof sizes / sizeof sizes[0]); s++)
+            for (int ta = 0; ta < 2; ta++)
+                for (int tb = 0; tb < 2; tb++) {
+                    const int M = sizes[s][0], N = sizes[s][1], K = sizes[s][2];
+                    one_case(ta, tb, M, N, K, 1.0f, 0.0f, 0);
+                    one_case(ta, tb, M, N, K, 1.0f, 1.0f, 0);
+                    one_case(ta, tb, M, N, K, 0.5f, 1.0f, 3);
+                    one_case(ta, tb, M, N, K, -2.0f, 0.0f, 2);
+                    one_case(ta, tb, M, N, K, 1.5f, 0.25f, 1);
+                }
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++) {
+            thread_invariance(ta, tb, 389, 530, 601); /* many work units, several K slices */
+            thread_invariance(ta, tb, 40, 70, 9000);  /* K cut into chunks (weight-gradient shape) */
+        }
     return test_finish();
 }

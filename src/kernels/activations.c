@@ -153,6 +153,25 @@ static inline uint32_t mix32(uint32_t x) {
     return x;
 }
 
+/* Elements lo..lo+len-1 (the hash takes the global index). Multi-versioned like the activations:
+ * the baseline x86-64 build has no 32-bit vector multiply (SSE4.1), so the hash ran scalar. Integer
+ * hash and one float product per element: every clone gives the same bits. */
+SF_ACT_MULTIVERSION static void dropout_fwd_range(float *y, uint8_t *mask, const float *x, long lo,
+                                                  long len, uint32_t s0, uint32_t s1,
+                                                  uint32_t thresh, float keep_scale) {
+    for (long i = lo; i < lo + len; i++) {
+        const uint32_t u = mix32(((uint32_t)i + s0) ^ s1) >> 8;
+        const uint8_t m = (uint8_t)(u >= thresh);
+        mask[i] = m;
+        y[i] = x[i] * (keep_scale * (float)m);
+    }
+}
+
+SF_ACT_MULTIVERSION static void dropout_bwd_range(float *dx, const float *dy, const uint8_t *mask,
+                                                  long len, float keep_scale) {
+    for (long i = 0; i < len; i++) dx[i] = dy[i] * (keep_scale * (float)mask[i]);
+}
+
 void sf_dropout_forward(float *y, uint8_t *mask, const float *x, long n, float p, sf_rng *rng) {
     SF_ASSERT(n >= 0 && p >= 0.0f && p < 1.0f);
     if (p == 0.0f) {
@@ -164,18 +183,11 @@ void sf_dropout_forward(float *y, uint8_t *mask, const float *x, long n, float p
     const uint64_t seed = sf_rng_u64(rng);
     const uint32_t s0 = (uint32_t)seed, s1 = (uint32_t)(seed >> 32);
     const uint32_t thresh = (uint32_t)((double)p * 16777216.0); /* keep iff 24-bit u >= p */
-#pragma omp parallel for simd schedule(static) if (n >= SF_ACT_PAR_MIN)
-    for (long i = 0; i < n; i++) {
-        const uint32_t u = mix32(((uint32_t)i + s0) ^ s1) >> 8;
-        const uint8_t m = (uint8_t)(u >= thresh);
-        mask[i] = m;
-        y[i] = x[i] * (keep_scale * (float)m);
-    }
+    CHUNKED(dropout_fwd_range(y, mask, x, lo, len, s0, s1, thresh, keep_scale));
 }
 
 void sf_dropout_backward(float *dx, const float *dy, const uint8_t *mask, long n, float p) {
     SF_ASSERT(n >= 0 && p >= 0.0f && p < 1.0f);
     const float keep_scale = 1.0f / (1.0f - p);
-#pragma omp parallel for simd schedule(static) if (n >= SF_ACT_PAR_MIN)
-    for (long i = 0; i < n; i++) dx[i] = dy[i] * (keep_scale * (float)mask[i]);
+    CHUNKED(dropout_bwd_range(dx + lo, dy + lo, mask + lo, len, keep_scale));
 }

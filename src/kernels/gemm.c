@@ -3,8 +3,11 @@
 #include <cblas.h>
 
 #include "core/error.h"
+#include "core/profile.h"
 
+#include <dlfcn.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Small problems (M*N*K <= SF_GEMM_SMALL_MNK) skip OpenBLAS: for the batch-1 PatchTST shapes its
@@ -143,6 +146,49 @@ SF_GEMM_MULTIVERSION static void small_gemm_panel(int transA, int transB, int M,
 #define SF_GEMM_HAVE_SMALL 0
 #endif
 
+static unsigned paths_used;
+
+static void note_path(unsigned bit) {
+    /* read first: no shared-cache-line writes once the bit is set */
+    if (!(__atomic_load_n(&paths_used, __ATOMIC_RELAXED) & bit))
+        __atomic_fetch_or(&paths_used, bit, __ATOMIC_RELAXED);
+}
+
+unsigned sf_gemm_paths_used(void) { return __atomic_load_n(&paths_used, __ATOMIC_RELAXED); }
+void sf_gemm_paths_reset(void) { __atomic_store_n(&paths_used, 0u, __ATOMIC_RELAXED); }
+
+/* The packed kernel where it has its SIMD clone set (GCC, x86-64 Linux), unless SF_GEMM=openblas
+ * asks for the BLAS. Read once: 1 packed, 0 BLAS. */
+static int use_packed(void) {
+    static int choice = -1;
+    int c = __atomic_load_n(&choice, __ATOMIC_RELAXED);
+    if (c < 0) {
+        const char *e = getenv("SF_GEMM");
+#if SF_GEMM_HAVE_SMALL && defined(__x86_64__) && !defined(SF_NO_MULTIVERSION)
+        c = !(e && !strcmp(e, "openblas"));
+#else
+        c = e && !strcmp(e, "packed");
+#endif
+        __atomic_store_n(&choice, c, __ATOMIC_RELAXED);
+    }
+    return c;
+}
+
+const char *sf_blas_library(void) {
+    Dl_info info;
+    if (dladdr((const void *)(void (*)(void))cblas_sgemm, &info) && info.dli_fname)
+        return info.dli_fname;
+    return "unknown";
+}
+
+const char *sf_blas_corename(void) {
+#if defined(OPENBLAS_VERSION)
+    return openblas_get_corename();
+#else
+    return "unknown";
+#endif
+}
+
 static void check_args(int transA, int transB, int M, int N, int K, int lda, int ldb, int ldc) {
     SF_ASSERT(M >= 0 && N >= 0 && K >= 0);
     SF_ASSERT(lda >= (transA ? M : K) && lda >= 1);
@@ -150,8 +196,9 @@ static void check_args(int transA, int transB, int M, int N, int K, int lda, int
     SF_ASSERT(ldc >= N && ldc >= 1);
 }
 
-void sf_gemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
-             const float *B, int ldb, float beta, float *C, int ldc) {
+static void gemm_dispatch(int transA, int transB, int M, int N, int K, float alpha,
+                          const float *A, int lda, const float *B, int ldb, float beta, float *C,
+                          int ldc) {
     check_args(transA, transB, M, N, K, lda, ldb, ldc);
     if (M == 0 || N == 0) return;
     if (K == 0) {
@@ -164,17 +211,45 @@ void sf_gemm(int transA, int transB, int M, int N, int K, float alpha, const flo
 #if SF_GEMM_HAVE_SMALL
     if ((long)M * N * K <= SF_GEMM_SMALL_MNK) {
         if (!transA && transB && K >= 32) {
+            note_path(SF_GEMM_PATH_SMALL_DOT);
             small_gemm_nt_dot(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
             return;
         }
         if (K <= SF_GEMM_SMALL_KMAX) {
+            note_path(SF_GEMM_PATH_SMALL_PANEL);
             small_gemm_panel(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
             return;
         }
     }
 #endif
+    if (use_packed()) {
+        note_path(SF_GEMM_PATH_PACKED);
+        sf_gemm_packed(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    note_path(SF_GEMM_PATH_OPENBLAS);
     cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans,
                 transB ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+void sf_gemm_blas(int transA, int transB, int M, int N, int K, float alpha, const float *A,
+                  int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+    check_args(transA, transB, M, N, K, lda, ldb, ldc);
+    if (M == 0 || N == 0) return;
+    if (K == 0) {
+        for (int i = 0; i < M; i++)
+            for (int j = 0; j < N; j++)
+                C[(long)i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[(long)i * ldc + j];
+        return;
+    }
+    cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans,
+                transB ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+void sf_gemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+             const float *B, int ldb, float beta, float *C, int ldc) {
+    SF_PROF(SF_PROF_GEMM,
+            gemm_dispatch(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc));
 }
 
 void sf_gemm_ref(int transA, int transB, int M, int N, int K, float alpha, const float *A,

@@ -5,8 +5,15 @@
  * op(A) = A ([M,K], row stride lda >= K) when transA == 0, else A^T with A stored [K,M]
  * (lda >= M); likewise op(B) = B ([K,N], ldb >= N) or B^T with B stored [N,K] (ldb >= K).
  * C is [M,N] with row stride ldc >= N. When beta == 0, C is not read (it may hold garbage or
- * NaN); K == 0 gives C = beta*C. sf_gemm calls cblas_sgemm (OpenBLAS); sf_gemm_ref is the
- * plain-loop reference (double accumulator) used by tests. C must not overlap A or B. */
+ * NaN); K == 0 gives C = beta*C. sf_gemm_ref is the plain-loop reference (double accumulator)
+ * used by tests. C must not overlap A or B.
+ *
+ * sf_gemm dispatches by shape (issue #11): small problems to two register-blocked kernels
+ * (gemm.c), the rest to sf_gemm_packed, our own cache-blocked, OpenMP-threaded sgemm
+ * (gemm_packed.c), so the speed does not depend on the libopenblas the system selects nor on its
+ * CPU detection. cblas_sgemm is the fallback where the packed kernel has no SIMD clones (non-GCC
+ * or non-x86-64 builds), or when SF_GEMM=openblas is set (for comparisons). Every path sums each
+ * element of C in an order fixed by the shape, so results do not depend on the thread count. */
 #ifndef SF_KERNELS_GEMM_H
 #define SF_KERNELS_GEMM_H
 
@@ -14,6 +21,28 @@ void sf_gemm(int transA, int transB, int M, int N, int K, float alpha, const flo
              const float *B, int ldb, float beta, float *C, int ldc);
 void sf_gemm_ref(int transA, int transB, int M, int N, int K, float alpha, const float *A,
                  int lda, const float *B, int ldb, float beta, float *C, int ldc);
+
+void sf_gemm_packed(int transA, int transB, int M, int N, int K, float alpha, const float *A,
+                    int lda, const float *B, int ldb, float beta, float *C, int ldc);
+/* cblas_sgemm with the same argument checks (the fallback; tests compare it too). */
+void sf_gemm_blas(int transA, int transB, int M, int N, int K, float alpha, const float *A,
+                  int lda, const float *B, int ldb, float beta, float *C, int ldc);
+
+/* What ran, for the benches: a bitmask of SF_GEMM_PATH_* taken by sf_gemm since the last reset,
+ * the instruction-set clone the loader selected for our kernels, and the BLAS library. */
+enum {
+    SF_GEMM_PATH_SMALL_DOT = 1,
+    SF_GEMM_PATH_SMALL_PANEL = 2,
+    SF_GEMM_PATH_PACKED = 4,
+    SF_GEMM_PATH_OPENBLAS = 8
+};
+unsigned sf_gemm_paths_used(void);
+void sf_gemm_paths_reset(void);
+const char *sf_gemm_packed_path(void); /* "x86-64-v3 (AVX2+FMA)", "portable ..." */
+/* File the cblas_sgemm symbol was loaded from (dladdr) and OpenBLAS's core type ("Haswell",
+ * "Prescott", ...; "unknown" when the BLAS is not OpenBLAS). */
+const char *sf_blas_library(void);
+const char *sf_blas_corename(void);
 
 /* Number of threads OpenBLAS uses for one call (no-op when the BLAS is not OpenBLAS).
  * Calls made from inside an OpenMP parallel region run single-threaded regardless. */

@@ -36,8 +36,9 @@ void sf_linear_forward(const sf_linear *l, float *y, const float *x, long N) {
     sf_gemm(0, 1, (int)N, l->out, l->in, 1.0f, x, l->in, l->w, l->in, beta, y, l->out);
 }
 
-/* db[out] += column sums of dy[N, out]: per-thread partial sums over row ranges, combined in
- * thread order (deterministic for a given thread count). */
+/* db[out] += column sums of dy[N, out]: partial sums over P row ranges, combined in range order.
+ * P depends on N only (not on the thread count), so the result is the same at any thread count
+ * (issue #11). */
 static void bias_grad(float *db, const float *dy, long N, int out) {
     if (out > 1024 || N < 4096) {
         for (long i = 0; i < N; i++)
@@ -45,20 +46,17 @@ static void bias_grad(float *db, const float *dy, long N, int out) {
         return;
     }
     float part[64][1024];
-    int nt = omp_get_max_threads() < 64 ? omp_get_max_threads() : 64;
-#pragma omp parallel num_threads(nt)
-    {
-        int t = omp_get_thread_num(), T = omp_get_num_threads();
-        long lo = N * t / T, hi = N * (t + 1) / T;
+    const int P = N / 2048 < 64 ? (int)(N / 2048) : 64; /* >= 2 here */
+#pragma omp parallel for schedule(static)
+    for (int t = 0; t < P; t++) {
+        long lo = N * t / P, hi = N * (t + 1) / P;
         float *acc = part[t];
         for (int o = 0; o < out; o++) acc[o] = 0;
         for (long i = lo; i < hi; i++)
             for (int o = 0; o < out; o++) acc[o] += dy[i * out + o];
-#pragma omp barrier
-#pragma omp single
-        for (int k = 0; k < T; k++)
-            for (int o = 0; o < out; o++) db[o] += part[k][o];
     }
+    for (int k = 0; k < P; k++)
+        for (int o = 0; o < out; o++) db[o] += part[k][o];
 }
 
 void sf_linear_backward(sf_linear *l, float *dx, const float *dy, const float *x, long N) {

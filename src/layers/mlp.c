@@ -10,6 +10,7 @@
 #include "layers/dropout.h"
 #include "layers/linear.h"
 #include "layers/mixers.h"
+#include "core/profile.h"
 
 typedef struct {
     sf_linear fc1, fc2;
@@ -41,19 +42,19 @@ static void mlp_init(sf_mixer *m, sf_rng *rng) {
 
 static void act_forward(const sf_mlp *s, float *y, const float *x, long n) {
     if (!s->relu) {
-        sf_gelu_forward(y, x, n);
+        SF_PROF(SF_PROF_ACTIVATIONS, sf_gelu_forward(y, x, n));
         return;
     }
-    for (long i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+    SF_PROF(SF_PROF_ACTIVATIONS, for (long i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f);
 }
 
 /* dx = dy * act'(x), in place allowed. */
 static void act_backward(const sf_mlp *s, float *dx, const float *dy, const float *x, long n) {
     if (!s->relu) {
-        sf_gelu_backward(dx, dy, x, n);
+        SF_PROF(SF_PROF_ACTIVATIONS, sf_gelu_backward(dx, dy, x, n));
         return;
     }
-    for (long i = 0; i < n; i++) dx[i] = x[i] > 0.0f ? dy[i] : 0.0f;
+    SF_PROF(SF_PROF_ACTIVATIONS, for (long i = 0; i < n; i++) dx[i] = x[i] > 0.0f ? dy[i] : 0.0f);
 }
 
 static void mlp_forward(sf_mixer *m, sf_ctx *ctx, const float *x, float *y) {

@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "kernels/batchnorm.h"
 #include "kernels/norms.h"
+#include "core/profile.h"
 
 static const sf_option eps_only[] = {
     {"eps", SF_OPT_FLOAT, 1e-5, NULL, 0, 1, NULL, "added to the variance inside the sqrt"},
@@ -128,28 +129,29 @@ void sf_norm_forward(sf_norm *n, sf_ctx *ctx, const float *x, float *y, long N) 
             for (long r = 0; sv->row_valid && r < N; r++)
                 sv->row_valid[r] = (uint8_t)(r % ctx->T < ctx->lens[r / ctx->T]);
         }
-        if (!sf_arena_planning(ctx->arena)) batchnorm_forward(n, ctx, sv, x, y, N);
+        if (!sf_arena_planning(ctx->arena))
+            SF_PROF(SF_PROF_NORMS, batchnorm_forward(n, ctx, sv, x, y, N));
         return;
     }
     sv->rstd = sf_arena_push(ctx->arena, (size_t)N);
     sv->mean = kind == SF_NORM_LAYERNORM ? sf_arena_push(ctx->arena, (size_t)N) : NULL;
     if (sf_arena_planning(ctx->arena)) return;
-    if (kind == SF_NORM_LAYERNORM)
+    SF_PROF(SF_PROF_NORMS, if (kind == SF_NORM_LAYERNORM)
         sf_layernorm_forward(y, sv->mean, sv->rstd, x, n->w, n->b, (int)N, n->d, n->spec.eps);
     else
-        sf_rmsnorm_forward(y, sv->rstd, x, n->w, (int)N, n->d, n->spec.eps);
+        sf_rmsnorm_forward(y, sv->rstd, x, n->w, (int)N, n->d, n->spec.eps));
 }
 
 void sf_norm_backward(sf_norm *n, sf_ctx *ctx, const float *dy, float *dx, long N) {
     if (sf_arena_planning(ctx->arena)) return;
     const norm_saved *sv = SF_SAVED(ctx, n->slot, norm_saved);
-    if (n->spec.kind == SF_NORM_BATCHNORM)
+    SF_PROF(SF_PROF_NORMS, if (n->spec.kind == SF_NORM_BATCHNORM)
         sf_batchnorm_backward_masked(dx, n->dw, n->db, dy, sv->x, n->w, sv->mean, sv->rstd,
                                      (int)N, n->d, sv->batch_stats, sv->row_valid);
     else if (n->spec.kind == SF_NORM_LAYERNORM)
         sf_layernorm_backward(dx, n->dw, n->db, dy, sv->x, n->w, sv->mean, sv->rstd, (int)N, n->d);
     else
-        sf_rmsnorm_backward(dx, n->dw, dy, sv->x, n->w, sv->rstd, (int)N, n->d);
+        sf_rmsnorm_backward(dx, n->dw, dy, sv->x, n->w, sv->rstd, (int)N, n->d));
 }
 
 void sf_norm_step(const sf_norm *n, const float *x, float *y) {

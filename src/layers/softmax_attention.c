@@ -25,6 +25,7 @@
 #include "layers/layer.h"
 #include "layers/attention_proj.h"
 #include "layers/mixers.h"
+#include "core/profile.h"
 
 typedef struct {
     sf_attention_proj proj;
@@ -87,14 +88,14 @@ static void attn_forward(sf_mixer *m, sf_ctx *ctx, const float *x, float *y) {
                        s->rope_base, 0);
     }
     const float *q = sv->qkv, *k = q + s->d, *v = q + 2 * s->d;
-    if (s->t5) {
+    SF_PROF(SF_PROF_ATTENTION, if (s->t5) {
         t5_offset_table(s, sv->bias);
         sf_attention_bias_forward(sv->a, s->d, sv->lse, q, k, v, 3 * s->d, ctx->B, ctx->T, s->H,
                                   s->Dh, s->scale, s->causal, ctx->lens, sv->bias, W, s->max_T - 1);
     } else {
         sf_attention_forward(sv->a, s->d, sv->lse, q, k, v, 3 * s->d, ctx->B, ctx->T, s->H, s->Dh,
                              s->scale, s->causal, ctx->lens);
-    }
+    });
     sf_linear_forward(&s->proj.out, y, sv->a, N);
 }
 
@@ -110,7 +111,7 @@ static void attn_backward(sf_mixer *m, sf_ctx *ctx, const float *dy, float *dx) 
     if (!sf_arena_planning(ctx->arena)) {
         sf_linear_backward(&s->proj.out, da, dy, sv->a, N);
         const float *q = sv->qkv, *k = q + s->d, *v = q + 2 * s->d;
-        if (s->t5) {
+        SF_PROF(SF_PROF_ATTENTION, if (s->t5) {
             memset(dbias, 0, (size_t)s->H * W * sizeof(float));
             sf_attention_bias_backward(dqkv, dqkv + s->d, dqkv + 2 * s->d, dbias, da, s->d, sv->a,
                                        sv->lse, q, k, v, 3 * s->d, ctx->B, ctx->T, s->H, s->Dh,
@@ -122,7 +123,7 @@ static void attn_backward(sf_mixer *m, sf_ctx *ctx, const float *dy, float *dx) 
             sf_attention_backward(dqkv, dqkv + s->d, dqkv + 2 * s->d, da, s->d, sv->a, sv->lse, q,
                                   k, v, 3 * s->d, ctx->B, ctx->T, s->H, s->Dh, s->scale, s->causal,
                                   ctx->lens);
-        }
+        });
         if (s->rope) { /* the rotation's transpose takes the gradients back to q, k */
             sf_rope_rotate(dqkv, 3 * s->d, ctx->B, ctx->T, s->H, s->Dh, ctx->pos_offset, s->rope_base, 1);
             sf_rope_rotate(dqkv + s->d, 3 * s->d, ctx->B, ctx->T, s->H, s->Dh, ctx->pos_offset,

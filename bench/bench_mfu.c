@@ -1,0 +1,195 @@
+/* Compute-bound training steps against the machine's fp32 FMA peak, measured in the same run
+ * (issue #11 target 6, issue #15's MFU item).
+ *
+ *  1. Peak: every thread runs a loop of independent 8-lane FMAs (12 accumulators, enough to cover
+ *     the FMA latency on two pipes), compiled as the AVX2+FMA clone where the CPU has it; GFLOP/s
+ *     for 1..--threads threads. No AVX-512 clone (not testable on the development machine).
+ *  2. sgemm at 1024^3 through our packed kernel and through cblas_sgemm, for reference.
+ *  3. One full training step (forward, MSE-style loss gradient, backward, AdamW) of
+ *     (a) a softmax encoder: iTransformer blocks with 512 tokens, d_model 256, 8 heads, 4 layers,
+ *         d_ff 1024, batch 16 (the tokens are variates; embedding Linear(96 -> 256));
+ *     (b) the lm model: 6 causal softmax blocks, d_model 384, 6 heads, d_ff 1536, context 256,
+ *         vocab 65, batch 16.
+ *     Model FLOPs per step = 3 x the model's forward FLOPs (ops->flops: the GEMMs and the
+ *     attention score and value products, a multiply-add = 2; causal attention counts only the
+ *     unmasked half; norms, activations, softmax exponentials, dropout, the optimizer are not
+ *     counted), as GFLOP/s and % of the FMA peak at the same thread count, plus the per-operation
+ *     time table (core/profile.h).
+ * Usage: bench_mfu [--threads N] [--steps N] [--only encoder|lm] */
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/error.h"
+#include "core/profile.h"
+#include "core/rng.h"
+#include "kernels/gemm.h"
+#include "models/model.h"
+#include "train/adamw.h"
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define FMA_CLONES __attribute__((target_clones("arch=x86-64-v3", "default"), optimize("fp-contract=fast")))
+#else
+#define FMA_CLONES
+#endif
+#pragma GCC diagnostic ignored "-Wpsabi"
+typedef float v8 __attribute__((vector_size(32)));
+
+/* iters x 12 independent 8-lane multiply-adds; returns a value that depends on all of them. */
+FMA_CLONES static float fma_loop(long iters, float seed) {
+    v8 a0 = {seed}, a1 = a0 + 1, a2 = a0 + 2, a3 = a0 + 3, a4 = a0 + 4, a5 = a0 + 5;
+    v8 a6 = a0 + 6, a7 = a0 + 7, a8 = a0 + 8, a9 = a0 + 9, a10 = a0 + 10, a11 = a0 + 11;
+    const v8 m = a0 * 0 + 0.999999f, c = a0 * 0 + 1e-6f;
+    for (long i = 0; i < iters; i++) {
+        a0 = a0 * m + c, a1 = a1 * m + c, a2 = a2 * m + c, a3 = a3 * m + c;
+        a4 = a4 * m + c, a5 = a5 * m + c, a6 = a6 * m + c, a7 = a7 * m + c;
+        a8 = a8 * m + c, a9 = a9 * m + c, a10 = a10 * m + c, a11 = a11 * m + c;
+    }
+    v8 s = ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7)) + ((a8 + a9) + (a10 + a11));
+    return s[0] + s[7];
+}
+
+static double fma_peak_gflops(int threads) {
+    const long iters = 20000000; /* 3.84 GFLOP per thread */
+    double best = 0;
+    volatile float sink = 0;
+    for (int r = 0; r < 3; r++) {
+        double t = now();
+        float acc = 0;
+#pragma omp parallel num_threads(threads) reduction(+ : acc)
+        acc += fma_loop(iters, (float)omp_get_thread_num());
+        double g = (double)threads * iters * 12 * 8 * 2 / (now() - t) / 1e9;
+        sink += acc;
+        if (g > best) best = g;
+    }
+    (void)sink;
+    return best;
+}
+
+typedef void (*gemm_fn)(int, int, int, int, int, float, const float *, int, const float *, int,
+                        float, float *, int);
+
+static double sgemm_gflops(gemm_fn f, int n) {
+    float *a = malloc((size_t)n * n * 4), *b = malloc((size_t)n * n * 4), *c = malloc((size_t)n * n * 4);
+    for (long i = 0; i < (long)n * n; i++) a[i] = b[i] = 1.0f / (float)(1 + i % 7);
+    double best = 0;
+    for (int r = 0; r < 3; r++) {
+        double t = now();
+        f(0, 0, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
+        double g = 2.0 * n * n * n / (now() - t) / 1e9;
+        if (g > best) best = g;
+    }
+    free(a), free(b), free(c);
+    return best;
+}
+
+static const char *encoder_json =
+    "{\"format_version\": 2, \"task\": \"forecast\", \"model\": \"itransformer\","
+    " \"seq_len\": 96, \"pred_len\": 96, \"n_channels\": 512, \"d_model\": 256, \"use_norm\": true,"
+    " \"dropout\": 0.1, \"input\": {\"kind\": \"inverted\"}, \"positions\": {\"kind\": \"none\"},"
+    " \"blocks\": [{\"kind\": \"metaformer\", \"repeat\": 4, \"placement\": \"pre\", \"dropout\": 0.1,"
+    "  \"norm\": {\"kind\": \"layernorm\"},"
+    "  \"token_mixer\": {\"kind\": \"softmax\", \"n_heads\": 8, \"causal\": false},"
+    "  \"channel_mixer\": {\"kind\": \"mlp\", \"d_ff\": 1024, \"activation\": \"gelu\", \"dropout\": 0.1}}],"
+    " \"head\": {\"kind\": \"per_token\"}}";
+
+static const char *lm_json =
+    "{\"format_version\": 2, \"task\": \"lm\", \"model\": \"lm\", \"seq_len\": 256, \"d_model\": 384,"
+    " \"dropout\": 0.1, \"input\": {\"kind\": \"tokens\", \"vocab\": 65}, \"positions\": {\"kind\": \"learned\"},"
+    " \"blocks\": [{\"kind\": \"metaformer\", \"repeat\": 6, \"placement\": \"pre\", \"dropout\": 0.1,"
+    "  \"norm\": {\"kind\": \"layernorm\"},"
+    "  \"token_mixer\": {\"kind\": \"softmax\", \"n_heads\": 6, \"causal\": true},"
+    "  \"channel_mixer\": {\"kind\": \"mlp\", \"d_ff\": 1536, \"activation\": \"gelu\", \"dropout\": 0.1}}],"
+    " \"head\": {\"kind\": \"lm\", \"tie_weights\": false, \"bias\": false}}";
+
+/* One model: warm-up step, then `steps` timed steps with the profile on; prints one line and the
+ * per-operation table. Returns 0 on success. */
+static int bench_model(const char *name, const char *json, int batch, int steps, int is_lm,
+                       double peak) {
+    sf_model m;
+    if (sf_model_create_json(&m, json, name)) {
+        fprintf(stderr, "bench_mfu: %s\n", sf_error_message());
+        return 1;
+    }
+    sf_model_init_weights(&m, 0);
+    const long nx = (long)batch * sf_model_x_floats(&m);
+    const long ny = is_lm ? (long)batch * m.seq_len * 65 : (long)batch * m.pred_len * m.n_channels;
+    float *x = malloc((size_t)nx * 4), *y = malloc((size_t)ny * 4), *out = malloc((size_t)ny * 4),
+          *dy = malloc((size_t)ny * 4);
+    sf_rng rng;
+    sf_rng_seed(&rng, 1);
+    if (is_lm)
+        for (long i = 0; i < nx; i++) x[i] = (float)sf_rng_below(&rng, 65);
+    else
+        sf_rng_fill_normal(&rng, x, nx, 0, 1);
+    sf_rng_fill_normal(&rng, y, ny, 0, 1);
+    sf_adamw opt;
+    sf_adamw_init(&opt, &m.params, 0.01f);
+    sf_model_reserve(&m, &m.run, batch, 1);
+    double t_total = 0;
+    for (int s = -1; s < steps; s++) { /* s = -1: warm-up, not timed */
+        if (s == 0) sf_profile_reset();
+        double t = now();
+        SF_PROF(SF_PROF_OPTIMIZER, sf_params_zero_grad(&m.params));
+        sf_model_forward(&m, x, out, batch, 1, &rng);
+        /* the loss gradient (MSE against random targets; for the lm a stand-in of the same cost
+         * order as cross-entropy's) */
+        SF_PROF(SF_PROF_DATA, for (long i = 0; i < ny; i++) dy[i] = 2.0f * (out[i] - y[i]) / (float)ny);
+        sf_model_backward(&m, dy, batch);
+        SF_PROF(SF_PROF_OPTIMIZER, sf_adamw_step(&opt, &m.params, 1e-4f));
+        if (s >= 0) t_total += now() - t;
+    }
+    const double gflop = 3.0 * m.def->ops->flops(&m) * batch / 1e9;
+    const double step_s = t_total / steps;
+    printf("%-8s params %ld, batch %d, %.1f GFLOP/step (3 x forward), %.1f ms/step, %.1f GFLOP/s = %.1f%% of "
+           "the %.1f GFLOP/s FMA peak\n",
+           name, sf_model_n_params(&m), batch, gflop, 1e3 * step_s, gflop / step_s, 100.0 * gflop / step_s / peak,
+           peak);
+    sf_profile_print(stdout, name, t_total, steps);
+    sf_adamw_free(&opt);
+    sf_model_destroy(&m);
+    free(x), free(y), free(out), free(dy);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    int threads = 2, steps = 3;
+    const char *only = NULL;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--steps")) steps = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--only")) only = argv[i + 1];
+        else {
+            fprintf(stderr, "usage: bench_mfu [--threads N] [--steps N] [--only encoder|lm]\n");
+            return 2;
+        }
+    }
+    if (threads < 1 || steps < 1) return 2;
+    setvbuf(stdout, NULL, _IOLBF, 0); /* lines appear as measured, also when redirected */
+    omp_set_num_threads(threads);
+    sf_set_blas_threads(threads);
+    printf("our kernels: %s; BLAS: %s (OpenBLAS core %s)\n", sf_gemm_packed_path(), sf_blas_library(),
+           sf_blas_corename());
+    double peak = 0;
+    for (int t = 1; t <= threads; t++) {
+        double g = fma_peak_gflops(t);
+        printf("fp32 FMA peak, %d thread%s: %.1f GFLOP/s\n", t, t > 1 ? "s" : "", g);
+        peak = g;
+    }
+    printf("sgemm 1024^3, %d threads: packed %.1f GFLOP/s, cblas_sgemm %.1f GFLOP/s\n", threads,
+           sgemm_gflops(sf_gemm_packed, 1024), sgemm_gflops(sf_gemm_blas, 1024));
+    sf_profile_enable(1);
+    int bad = 0;
+    if (!only || !strcmp(only, "encoder")) bad |= bench_model("encoder", encoder_json, 16, steps, 0, peak);
+    if (!only || !strcmp(only, "lm")) bad |= bench_model("lm", lm_json, 16, steps, 1, peak);
+    return bad;
+}

@@ -1,0 +1,300 @@
+/* seqformer's own cache-blocked sgemm (issue #11): the same semantics as sf_gemm (gemm.h), so
+ * that speed depends neither on which libopenblas the system selects nor on OpenBLAS
+ * recognising the CPU.
+ *
+ * Classic three-level blocking (Goto/BLIS): for each SF_PK_NC column block and SF_PK_KC slice
+ * of K, op(B) is packed once into 16-column micro-panels, then each SF_PK_MC row block of op(A)
+ * into 6-row micro-panels (zero-padded at the edges), and a 6x16 register-blocked micro-kernel
+ * (12 accumulators of 8 lanes, one FMA per lane and k) walks them. Each element of C is summed
+ * in the same order whatever the thread count (results are bit-identical across thread counts).
+ * The pack buffers are per thread and static: no allocation per call.
+ *
+ * The micro-kernel is compiled twice (target_clones): x86-64-v3 (AVX2 + FMA) and the portable
+ * default; the loader picks one from cpuid. No AVX-512 clone is built: none could be tested on
+ * the development machine. */
+#include "kernels/gemm.h"
+
+#include <omp.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "core/scratch.h"
+
+#define SF_PK_MR 6
+#define SF_PK_NR 16
+#ifndef SF_PK_MC
+#define SF_PK_MC 96 /* 16 micro-panels of A: 96 KiB at KC = 256, stays in L2 */
+#endif
+#ifndef SF_PK_NC
+#define SF_PK_NC 512 /* 32 micro-panels of B, 512 KiB at KC = 256: shared, read from L3 */
+#endif
+#ifndef SF_PK_KC
+#define SF_PK_KC 256
+#endif
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && \
+    !defined(SF_NO_MULTIVERSION)
+#define SF_PK_MULTIVERSION                                                                      \
+    __attribute__((target_clones("arch=x86-64-v3", "default"), optimize("fp-contract=fast")))
+#define SF_PK_HAVE_CLONES 1
+#else
+#define SF_PK_MULTIVERSION
+#define SF_PK_HAVE_CLONES 0
+#endif
+
+#pragma GCC diagnostic ignored "-Wpsabi"
+typedef float pk8 __attribute__((vector_size(32)));
+
+static _Thread_local float pack_a[SF_PK_MC * SF_PK_KC] __attribute__((aligned(64)));
+static _Thread_local float pack_b[SF_PK_NC * SF_PK_KC] __attribute__((aligned(64)));
+
+/* op(A) rows i0..i0+mc-1, k p0..p0+kc-1 -> micro-panels [mc/6][kc][6] (rows past mc are 0).
+ * The source is always read along its rows (a walk down a column, 4 KiB apart for a 1024-wide
+ * matrix, hits one cache set and cost a third of the time). */
+static void pack_a_block(int transA, const float *A, int lda, int i0, int mc, int p0, int kc,
+                         float *dst) {
+    const int full = mc / SF_PK_MR * SF_PK_MR;
+    if (!transA) { /* A [M,K]: row i is contiguous in k */
+        for (int ir = 0; ir < mc; ir += SF_PK_MR) {
+            const int mr = mc - ir < SF_PK_MR ? mc - ir : SF_PK_MR;
+            float *d = dst + (long)ir * kc;
+            for (int r = 0; r < mr; r++) {
+                const float *a = A + (long)(i0 + ir + r) * lda + p0;
+                for (int p = 0; p < kc; p++) d[p * SF_PK_MR + r] = a[p];
+            }
+            for (int r = mr; r < SF_PK_MR; r++)
+                for (int p = 0; p < kc; p++) d[p * SF_PK_MR + r] = 0.0f;
+        }
+        return;
+    }
+    /* A [K,M]: for a given k the rows i are contiguous */
+    for (int p = 0; p < kc; p++) {
+        const float *a = A + (long)(p0 + p) * lda + i0;
+        int ir = 0;
+        for (; ir < full; ir += SF_PK_MR) {
+            float *d = dst + (long)ir * kc + p * SF_PK_MR;
+            for (int r = 0; r < SF_PK_MR; r++) d[r] = a[ir + r];
+        }
+        if (ir < mc) {
+            float *d = dst + (long)ir * kc + p * SF_PK_MR;
+            for (int r = 0; r < SF_PK_MR; r++) d[r] = ir + r < mc ? a[ir + r] : 0.0f;
+        }
+    }
+}
+
+/* op(B) k p0.., columns j0..j0+nc-1 -> micro-panels [nc/16][kc][16] (columns past nc are 0),
+ * reading the source along its rows as pack_a_block does. */
+static void pack_b_block(int transB, const float *B, int ldb, int j0, int nc, int p0, int kc,
+                         float *dst) {
+    const int full = nc / SF_PK_NR * SF_PK_NR;
+    if (!transB) { /* B [K,N]: for a given k the columns are contiguous */
+        for (int p = 0; p < kc; p++) {
+            const float *b = B + (long)(p0 + p) * ldb + j0;
+            int jr = 0;
+            for (; jr < full; jr += SF_PK_NR)
+                memcpy(dst + (long)jr * kc + p * SF_PK_NR, b + jr, SF_PK_NR * sizeof(float));
+            if (jr < nc) {
+                float *d = dst + (long)jr * kc + p * SF_PK_NR;
+                for (int j = 0; j < SF_PK_NR; j++) d[j] = jr + j < nc ? b[jr + j] : 0.0f;
+            }
+        }
+        return;
+    }
+    /* B [N,K]: column j is contiguous in k */
+    for (int jr = 0; jr < nc; jr += SF_PK_NR) {
+        const int nr = nc - jr < SF_PK_NR ? nc - jr : SF_PK_NR;
+        float *d = dst + (long)jr * kc;
+        for (int j = 0; j < nr; j++) {
+            const float *b = B + (long)(j0 + jr + j) * ldb + p0;
+            for (int p = 0; p < kc; p++) d[p * SF_PK_NR + j] = b[p];
+        }
+        for (int j = nr; j < SF_PK_NR; j++)
+            for (int p = 0; p < kc; p++) d[p * SF_PK_NR + j] = 0.0f;
+    }
+}
+
+/* The 6x16 micro-kernel: acc = sum_p a(0..5, p) (x) b[p][0..15], a(r, p) = a[r*rs + p*ks] (a
+ * packed micro-panel: rs 1, ks 6; rows of a row-major A read in place: rs lda, ks 1), then
+ * C[0..mr)[0..nr) = alpha * acc + beta * C (beta == 0: C not read). */
+SF_PK_MULTIVERSION static void micro_6x16(int kc, const float *restrict a, long rs, long ks,
+                                          const float *restrict b, float alpha, float beta,
+                                          float *restrict C, int ldc, int mr, int nr) {
+    pk8 c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0}, c20 = {0}, c21 = {0};
+    pk8 c30 = {0}, c31 = {0}, c40 = {0}, c41 = {0}, c50 = {0}, c51 = {0};
+    const float *r0 = a, *r1 = a + rs, *r2 = a + 2 * rs, *r3 = a + 3 * rs, *r4 = a + 4 * rs,
+                *r5 = a + 5 * rs;
+    for (int p = 0; p < kc; p++) {
+        pk8 b0, b1;
+        memcpy(&b0, b, sizeof b0);
+        memcpy(&b1, b + 8, sizeof b1);
+        const float a0 = *r0, a1 = *r1, a2 = *r2, a3 = *r3, a4 = *r4, a5 = *r5;
+        c00 += a0 * b0, c01 += a0 * b1;
+        c10 += a1 * b0, c11 += a1 * b1;
+        c20 += a2 * b0, c21 += a2 * b1;
+        c30 += a3 * b0, c31 += a3 * b1;
+        c40 += a4 * b0, c41 += a4 * b1;
+        c50 += a5 * b0, c51 += a5 * b1;
+        r0 += ks, r1 += ks, r2 += ks, r3 += ks, r4 += ks, r5 += ks;
+        b += SF_PK_NR;
+    }
+    const pk8 acc[SF_PK_MR][2] = {{c00, c01}, {c10, c11}, {c20, c21},
+                                  {c30, c31}, {c40, c41}, {c50, c51}};
+    if (nr == SF_PK_NR) {
+        for (int r = 0; r < mr; r++) {
+            float *c = C + (long)r * ldc;
+            for (int h = 0; h < 2; h++) {
+                pk8 v = acc[r][h] * alpha, old;
+                if (beta != 0.0f) {
+                    memcpy(&old, c + 8 * h, sizeof old);
+                    v += beta * old;
+                }
+                memcpy(c + 8 * h, &v, sizeof v);
+            }
+        }
+        return;
+    }
+    for (int r = 0; r < mr; r++) {
+        float t[SF_PK_NR];
+        memcpy(t, &acc[r][0], sizeof(pk8));
+        memcpy(t + 8, &acc[r][1], sizeof(pk8));
+        float *c = C + (long)r * ldc;
+        for (int j = 0; j < nr; j++)
+            c[j] = beta == 0.0f ? alpha * t[j] : alpha * t[j] + beta * c[j];
+    }
+}
+
+/* Below this many multiply-adds a call runs on the calling thread (the fork costs more). */
+#define SF_PK_PAR_MIN (1L << 18)
+
+/* One call, inside its parallel region (or on the calling thread alone). For each NC-wide
+ * column block and KC slice of K: the op(B) block is packed once into the caller's buffer
+ * (shared, split across threads), then the work units, (mc rows) x (a group of 16-column
+ * micro-panels), are shared out; each thread packs its unit's op(A) rows into its own buffer.
+ * The implicit barriers after each `omp for` keep the K slices in order, so every element of C
+ * is summed in the same order whatever the thread count. */
+static void packed_body(int transA, int transB, int M, int N, int K, float alpha, const float *A,
+                        int lda, const float *B, int ldb, float beta, float *C, int ldc, int mc,
+                        int jchunks, float *bbuf) {
+    const int tm = (M + mc - 1) / mc;
+    for (int j0 = 0; j0 < N; j0 += SF_PK_NC) {
+        const int nc = N - j0 < SF_PK_NC ? N - j0 : SF_PK_NC;
+        const int panels = (nc + SF_PK_NR - 1) / SF_PK_NR;
+        const int per_chunk = (panels + jchunks - 1) / jchunks;
+        for (int p0 = 0; p0 < K; p0 += SF_PK_KC) {
+            const int kc = K - p0 < SF_PK_KC ? K - p0 : SF_PK_KC;
+            const float bt = p0 == 0 ? beta : 1.0f; /* later K slices accumulate */
+#pragma omp for schedule(static)
+            for (int q = 0; q < panels; q++) {
+                const int jr = q * SF_PK_NR;
+                pack_b_block(transB, B, ldb, j0 + jr, nc - jr < SF_PK_NR ? nc - jr : SF_PK_NR,
+                             p0, kc, bbuf + (long)jr * kc);
+            }
+#pragma omp for schedule(static)
+            for (int u = 0; u < tm * jchunks; u++) {
+                const int i0 = (u / jchunks) * mc, mcu = M - i0 < mc ? M - i0 : mc;
+                const int q0 = (u % jchunks) * per_chunk;
+                const int q1 = q0 + per_chunk < panels ? q0 + per_chunk : panels;
+                if (q0 >= q1) continue;
+                /* Row-major A with a short K (the models' K = 16..128 projections) is read in
+                 * place: six row streams cost less than transposing it into micro-panels. Only
+                 * a partial last micro-panel is packed (its missing rows must read as 0). */
+                const int direct = !transA && kc <= 128;
+                const int full = direct ? mcu / SF_PK_MR * SF_PK_MR : 0;
+                if (full < mcu)
+                    pack_a_block(transA, A, lda, i0 + full, mcu - full, p0, kc, pack_a);
+                for (int q = q0; q < q1; q++) {
+                    const int jr = q * SF_PK_NR, nr = nc - jr < SF_PK_NR ? nc - jr : SF_PK_NR;
+                    for (int ir = 0; ir < mcu; ir += SF_PK_MR) {
+                        const int mr = mcu - ir < SF_PK_MR ? mcu - ir : SF_PK_MR;
+                        float *c = C + (long)(i0 + ir) * ldc + j0 + jr;
+                        if (ir < full)
+                            micro_6x16(kc, A + (long)(i0 + ir) * lda + p0, lda, 1,
+                                       bbuf + (long)jr * kc, alpha, bt, c, ldc, mr, nr);
+                        else
+                            micro_6x16(kc, pack_a + (long)(ir - full) * kc, 1, SF_PK_MR,
+                                       bbuf + (long)jr * kc, alpha, bt, c, ldc, mr, nr);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* A few-element C over a long K (a weight gradient: M, N = widths, K = tokens) would need two
+ * barriers per K slice for almost no work each. Instead K is cut into S chunks (S from the shape
+ * only), each chunk's product goes to its own partial [M,N] on one thread with no barrier, and
+ * the partials are summed in chunk order: the same result whatever the thread count. */
+#define SF_PK_KSPLIT_MAX 16
+static int ksplit_chunks(int M, int N, int K) {
+    if ((long)M * N > 256L * 256 || K < 4 * SF_PK_KC) return 1;
+    int s = K / (4 * SF_PK_KC);
+    return s < SF_PK_KSPLIT_MAX ? s : SF_PK_KSPLIT_MAX;
+}
+
+static void gemm_ksplit(int transA, int transB, int M, int N, int K, float alpha, const float *A,
+                        int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+    const int S = ksplit_chunks(M, N, K);
+    const long mn = (long)M * N;
+    const size_t mark = sf_scratch_mark();
+    float *part = sf_scratch_push((size_t)(S * mn));
+    const int par = !omp_in_parallel();
+#pragma omp parallel for schedule(static) if (par)
+    for (int s = 0; s < S; s++) {
+        const int k0 = (int)((long)K * s / S), k1 = (int)((long)K * (s + 1) / S);
+        const float *As = transA ? A + (long)k0 * lda : A + k0;
+        const float *Bs = transB ? B + k0 : B + (long)k0 * ldb;
+        float *bbuf = pack_b; /* this thread's own */
+#pragma omp parallel if (0)
+        packed_body(transA, transB, M, N, k1 - k0, 1.0f, As, lda, Bs, ldb, 0.0f, part + s * mn, N,
+                    SF_PK_MC, 1, bbuf);
+    }
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            float acc = 0.0f;
+            for (int s = 0; s < S; s++) acc += part[s * mn + (long)i * N + j];
+            float *c = C + (long)i * ldc + j;
+            *c = beta == 0.0f ? alpha * acc : alpha * acc + beta * *c;
+        }
+    sf_scratch_release(mark);
+}
+
+void sf_gemm_packed(int transA, int transB, int M, int N, int K, float alpha, const float *A,
+                    int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+    SF_ASSERT(M >= 0 && N >= 0 && K >= 0);
+    SF_ASSERT(lda >= (transA ? M : K) && lda >= 1);
+    SF_ASSERT(ldb >= (transB ? K : N) && ldb >= 1);
+    SF_ASSERT(ldc >= N && ldc >= 1);
+    if (M == 0 || N == 0) return;
+    if (K == 0) {
+        for (int i = 0; i < M; i++)
+            for (int j = 0; j < N; j++)
+                C[(long)i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[(long)i * ldc + j];
+        return;
+    }
+    if (ksplit_chunks(M, N, K) > 1) {
+        gemm_ksplit(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    /* At least 4 work units per K slice so both cores of a few-row problem (a weight gradient:
+     * M, N = widths, K = tokens) have work: fewer rows per unit first (down to 24), then the
+     * columns split into groups. Decided from the shape only, never from the thread count. */
+    int mc = SF_PK_MC, jchunks = 1;
+    while ((M + mc - 1) / mc < 4 && mc > 24) mc /= 2;
+    const int tm = (M + mc - 1) / mc;
+    if (tm < 4) jchunks = (4 + tm - 1) / tm;
+    float *bbuf = pack_b; /* the calling thread's: the workers read it through this pointer */
+    const int par = (long)M * N * K >= SF_PK_PAR_MIN && !omp_in_parallel();
+#pragma omp parallel if (par)
+    packed_body(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, mc, jchunks, bbuf);
+}
+
+const char *sf_gemm_packed_path(void) {
+#if SF_PK_HAVE_CLONES
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("x86-64-v3")) /* what the target_clones resolver tests */
+        return "x86-64-v3 (AVX2+FMA)";
+    return "portable (default clone)";
+#else
+    return "portable";
+#endif
+}
