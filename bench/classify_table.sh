@@ -15,6 +15,8 @@ touch "$LOG"
 flags="$*"
 if [ -z "${TABLE_ONLY:-}" ]; then
   while read -r name _; do
+    # SETS: train only these (parallel loops over disjoint sets or seeds can share one LOG)
+    [ -n "${SETS:-}" ] && [[ " $SETS " != *" $name "* ]] && continue
     for s in $seeds; do
       key="\"set\":\"$name\",\"seed\":$s,\"flags\":\"$flags\""
       grep -qF "$key" "$LOG" && continue

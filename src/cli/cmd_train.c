@@ -171,7 +171,44 @@ static const char *const model_flags[] = {"model", "seq-len", "pred-len", "mixer
                                           "stride", "revin", "use-norm", "kernel-size", "moving-avg",
                                           "attn", "activation", "distil", "mix", NULL};
 
+/* Named recipes: flags put before the command line's own (later flags win, so any of them can be
+ * overridden). ucr: t2 for short univariate UCR sets (README, "Time-series classification"; chosen
+ * by probes on the hardest sets): windows of 16 steps every 8 instead of single steps, a wider and
+ * deeper encoder, and Fawaz et al.'s ResNet protocol — the whole training file, batch min(n/10,
+ * 16), a fixed budget of optimiser steps (cosine decay), the weights of the lowest training loss,
+ * no early stopping — plus scale/shift/noise augmentation of strength 0.2. */
+static const struct {
+    const char *name;
+    const char *const flags[32];
+} recipes[] = {
+    {"ucr", {"--task", "classify", "--patch-len", "16", "--stride", "8", "--d-model", "64",
+             "--n-heads", "8", "--e-layers", "2", "--val-fraction", "0", "--batch-size", "0",
+             "--train-steps", "4000", "--lradj", "cosine", "--patience", "100000", "--augment",
+             "0.2", NULL}},
+};
+
+static int train_with_recipe(int argc, char **argv, int at) {
+    const char *name = at + 1 < argc ? argv[at + 1] : "";
+    for (size_t r = 0; r < sizeof recipes / sizeof *recipes; r++) {
+        if (strcmp(recipes[r].name, name) != 0) continue;
+        int nf = 0;
+        while (recipes[r].flags[nf]) nf++;
+        char **v = sf_malloc((size_t)(nf + argc) * sizeof(char *));
+        int n = 0;
+        for (int i = 0; i < nf; i++) v[n++] = (char *)recipes[r].flags[i];
+        for (int i = 0; i < argc; i++)
+            if (i != at && i != at + 1) v[n++] = argv[i];
+        int rc = cmd_train(n, v);
+        free(v);
+        return rc;
+    }
+    sf_errorf("train: --recipe '%s': the recipes are: ucr", name);
+    return cli_fail(2);
+}
+
 int cmd_train(int argc, char **argv) {
+    for (int i = 0; i < argc; i++)
+        if (!strcmp(argv[i], "--recipe")) return train_with_recipe(argc, argv, i);
     /* The model decides several defaults, so find --model (or the --config file's model) first. */
     const char *model = "patchtst", *config_arg = NULL;
     int classify = 0; /* --task classify: the model defaults to t2, with its training defaults */
@@ -202,6 +239,7 @@ int cmd_train(int argc, char **argv) {
     float val_fraction = 0.2f;
     int train_steps = 0; /* classify: a budget of optimiser steps rather than epochs */
     float augment = 0; /* classify: training-series augmentation strength */
+    const char *recipe = NULL; /* consumed by train_with_recipe; listed for --help */
     const char *task = "forecast", *data = NULL, *target = "OT", *features = "M", *split = NULL,
                *out = NULL, *progress = "auto", *lradj = NULL, *config_path = NULL,
                *optimizer = NULL;
@@ -287,6 +325,8 @@ int cmd_train(int argc, char **argv) {
         {"augment", ARG_FLOAT, &augment, 0, 1, NULL,
          "classify: augment training series with strength F: x (1 + F g), shifted up to F len/2 "
          "steps, noise std F/4 (0: off)", 0},
+        {"recipe", ARG_CHOICE, &recipe, 0, 0, "ucr",
+         "named set of flags put before the others (ucr: t2 for UCR sets, README)", 0},
         {"train-steps", ARG_INT, &train_steps, 0, 100000000, NULL,
          "classify: optimiser steps instead of --epochs (epochs = ceil(steps / steps per epoch); "
          "0: off)", 0},
