@@ -511,7 +511,10 @@ int cmd_train(int argc, char **argv) {
         return cli_fail(1);
     }
     rc = 1;
-    if (classify_budget(&t, &o, train_steps)) goto done;
+    if (classify_budget(&t, &o, train_steps)) {
+        rc = cli_fail(2);
+        goto done;
+    }
     if (print_config) {
         char *s = sf_config_print(cfg, 1);
         printf("%s\n", s);
