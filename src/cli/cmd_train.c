@@ -278,7 +278,9 @@ int cmd_train(int argc, char **argv) {
         {"class-weights", ARG_CHOICE, &class_weights, 0, 0, "none|balanced",
          "classify: balanced: weight each class's loss by n / (K n_k) (t2)", 0},
         {"val-fraction", ARG_FLOAT, &val_fraction, 0, 0.9, NULL,
-         "classify: share of each class carved from the training file for validation", 0},
+         "classify: share of each class carved from the training file for validation (0: none; "
+         "validation = the whole training file, so the kept weights are those of the lowest "
+         "training loss)", 0},
         {"config", ARG_STRING, &config_path, 0, 0, NULL, "model config JSON (docs/config.md); replaces the model flags", 0},
         {"print-config", ARG_BOOL, &print_config, 0, 1, NULL, "print the model config these flags build and exit", 0},
         {"data", ARG_STRING, &data, 0, 0, NULL, "CSV file (date column + numeric columns; .gz ok); classify: training file (UCR .tsv / UEA .ts)", 0},
