@@ -15,6 +15,8 @@ touch "$LOG"
 flags="$*"
 if [ -z "${TABLE_ONLY:-}" ]; then
   while read -r name _; do
+    # SETS: train only these (parallel loops over disjoint sets or seeds can share one LOG)
+    [ -n "${SETS:-}" ] && [[ " $SETS " != *" $name "* ]] && continue
     for s in $seeds; do
       key="\"set\":\"$name\",\"seed\":$s,\"flags\":\"$flags\""
       grep -qF "$key" "$LOG" && continue
@@ -31,37 +33,59 @@ if [ -z "${TABLE_ONLY:-}" ]; then
     done
   done <<<"$REF"
 fi
-python3 - "$LOG" "$seeds" "$flags" "$REF" <<'PY'
+# BASE_LOG (optional): a second log whose runs with BASE_FLAGS (default: none, i.e. the defaults)
+# and the same seeds add a column "base (mean)" beside the table's runs (e.g. a recipe vs the defaults)
+python3 - "$LOG" "$seeds" "$flags" "$REF" "${BASE_LOG:-}" "${BASE_FLAGS:-}" <<'PY'
 import json, sys
 log, seeds, flags, ref = sys.argv[1], [int(s) for s in sys.argv[2].split()], sys.argv[3], sys.argv[4]
-runs = {}
-for line in open(log):
-    r = json.loads(line)
-    if r["flags"] == flags and r["seed"] in seeds and \
-            all(q["seed"] != r["seed"] for q in runs.get(r["set"], [])):  # one run per (set, seed)
-        runs.setdefault(r["set"], []).append(r)
+base_log, base_flags = sys.argv[5], sys.argv[6]
+def load(path, want):
+    runs = {}
+    for line in open(path):
+        r = json.loads(line)
+        if r["flags"] == want and r["seed"] in seeds and \
+                all(q["seed"] != r["seed"] for q in runs.get(r["set"], [])):  # one run per (set, seed)
+            runs.setdefault(r["set"], []).append(r)
+    return runs
+runs = load(log, flags)
+base = load(base_log, base_flags) if base_log else None
+def base_cell(name):
+    b = [r["result"]["test"]["accuracy"] for r in base.get(name, [])]
+    return f" {sum(b) / len(b):.4f} ({len(b)}) |" if b else " - |"
 print(f"flags: --task classify (defaults) {flags}".rstrip())
-print("| dataset | t2 test acc (mean) | seeds | per seed | 1-NN ED | ResNet | FCN |")
-print("|---|---|---|---|---|---|---|")
-acc_all, refs_all, missing = [], [], []
+if base is not None:
+    print(f"base: {base_log}, flags: (defaults) {base_flags}".rstrip())
+    print("| dataset | t2 test acc (mean) | seeds | per seed | base (mean, seeds) | 1-NN ED | ResNet | FCN |")
+    print("|---|---|---|---|---|---|---|---|")
+else:
+    print("| dataset | t2 test acc (mean) | seeds | per seed | 1-NN ED | ResNet | FCN |")
+    print("|---|---|---|---|---|---|---|")
+acc_all, refs_all, missing, base_means = [], [], [], []
 for line in ref.strip().splitlines():
     name, *refs = line.split()
     rs = runs.get(name, [])
     if not rs:
         missing.append(name)
-        print(f"| {name} | not run | 0 | | {' | '.join(refs)} |")
+        print(f"| {name} | not run | 0 | |{base_cell(name) if base is not None else ''} {' | '.join(refs)} |")
         continue
     accs = [r["result"]["test"]["accuracy"] for r in rs]
     m = sum(accs) / len(accs)
     acc_all.append(m)
     refs_all.append(refs)
-    print(f"| {name} | {m:.4f} | {len(accs)} | {' '.join(f'{a:.3f}' for a in accs)} | {' | '.join(refs)} |")
+    print(f"| {name} | {m:.4f} | {len(accs)} | {' '.join(f'{a:.3f}' for a in accs)} |"
+          f"{base_cell(name) if base is not None else ''} {' | '.join(refs)} |")
+    if base is not None:
+        b = [r["result"]["test"]["accuracy"] for r in base.get(name, [])]
+        base_means.append(sum(b) / len(b) if b else None)
 if acc_all:
     mean = lambda v: sum(v) / len(v)
     # a reference column's mean only where every set run has that reference
     cols = [f"{mean([float(r[c]) for r in refs_all]):.4f}" if all(r[c] != "-" for r in refs_all) else ""
             for c in range(3)]
-    print(f"| **mean over the {len(acc_all)} sets run** | **{mean(acc_all):.4f}** | | | {' | '.join(cols)} |")
+    bcol = ""
+    if base is not None:
+        bcol = f" {mean(base_means):.4f} |" if all(b is not None for b in base_means) else " |"
+    print(f"| **mean over the {len(acc_all)} sets run** | **{mean(acc_all):.4f}** | | |{bcol} {' | '.join(cols)} |")
 if missing:
     print("not run: " + ", ".join(missing))
 PY

@@ -6,6 +6,8 @@
 # Usage: bash bench/ucr_table.sh [seeds] [extra train flags...]
 #   bash bench/ucr_table.sh "2021 2022 2023"
 #   TABLE_ONLY=1 bash bench/ucr_table.sh "2021 2022 2023"     # the table of what has finished
+#   LOG=bench/results/ucr_runs_recipe.jsonl bash bench/ucr_table.sh "2021 2022 2023" --recipe ucr
+#   SETS="Beef Lightning2" ...   # train only these sets (several such loops can share one LOG)
 # Runs go to ${RUNS:-/dev/shm/seqformer_ucr}/<set>_s<seed> (tmpfs: the per-epoch training-state
 # fsyncs cost more than the training on a disk), one JSON line per run is appended to
 # bench/results/ucr_runs.jsonl; a run already there is not repeated.
@@ -14,7 +16,7 @@ cd "$(dirname "$0")/.."
 DATA=${UCR:-../shared/data/classification/ucr}
 EXT=tsv
 RUNS=${RUNS:-/dev/shm/seqformer_ucr}
-LOG=bench/results/ucr_runs.jsonl
+LOG=${LOG:-bench/results/ucr_runs.jsonl}
 # name  1-NN-ED  ResNet  FCN   (ordered by training cost, cheapest first)
 REF="Chinatown 0.9446 0.978 0.980
 ItalyPowerDemand 0.9553 0.962 0.963

@@ -84,13 +84,30 @@ expect 1 "2 channels per step, but the model reads 1" -- "$SF" predict --model "
 expect 1 "--object '999' is not a row" -- "$SF" predict --model "$tmp/run/model.safetensors" --data $TE --out "$tmp/p3.csv" --plot "$tmp/q" --object 999
 [ ! -e "$tmp/p3.csv" ] && ok || bad "predict --object 999 left a CSV"
 expect 1 "--object draws an attribution picture; give --plot too" -- "$SF" predict --model "$tmp/run/model.safetensors" --data $TE --object 1
-expect 1 "validation split is empty" -- "$SF" train --task classify --data $TR --val-fraction 0 --out "$tmp/x5"
+printf '1\t1\t2\n2\t3\t4\n' > "$tmp/single.tsv"  # one series per class: nothing to carve (--val-fraction 0 trains on all)
+expect 1 "validation split is empty" -- "$SF" train --task classify --data "$tmp/single.tsv" --out "$tmp/x5"
 expect 2 "'--normalize': 'zscore'" -- "$SF" train --task classify --data $TR --normalize zscore --out "$tmp/x6"
 expect 1 "ETTh1.csv:1: a label and at least one value expected (tab-separated)" -- "$SF" train --model t2 --data data/ETTh1.csv --out "$tmp/x7"
 expect 2 "--test is for --task classify" -- "$SF" train --data data/ETTh1.csv --test $TE --out "$tmp/x8"
 expect 2 "task classify, but the model config's task is forecast" -- "$SF" train --task classify --model patchtst --data $TR --out "$tmp/x9"
 printf '{"task":"forecast","model":"t2","blocks":[{"token_mixer":"softmax"}]}' > "$tmp/t2f.json"
 expect 1 "task: model 't2' has no pred_len, it is not a forecaster" -- "$SF" train --config "$tmp/t2f.json" --data data/ETTh1.csv --out "$tmp/x10"
+
+# --- the ucr recipe (README): whole training file (val = train), batch min(20/10, 16) = 2, a step
+# budget (20 steps = 2 epochs of 10), conv_patches; later flags override the recipe's
+if "$SF" train --recipe ucr --data $TR --test $TE --out "$tmp/rec" --threads 1 --progress quiet \
+    --train-steps 20 --d-model 16 >"$tmp/rec.json" 2>"$tmp/rec.err"; then
+  grep -q "20/20/343 train/val/test series" "$tmp/rec.err" && ok || bad "recipe banner: $(cat "$tmp/rec.err")"
+  python3 -c "import json,sys; r=json.load(open(sys.argv[1])); assert r['epochs_run'] == 2, r" "$tmp/rec.json" \
+    && ok || bad "recipe epochs: $(cat "$tmp/rec.json")"
+else bad "recipe train failed: $(cat "$tmp/rec.err")"; fi
+"$SF" train --recipe ucr --data $TR --print-config --patch-len 6 > "$tmp/rec.cfg" 2>&1 && \
+  grep -q '"input": {"kind": "conv_patches", "patch_len": 6, "stride": 8}' "$tmp/rec.cfg" && ok \
+  || bad "recipe config: $(head -c 400 "$tmp/rec.cfg")"
+expect 2 "input.stride: 8 is longer than patch_len 6" -- "$SF" train --recipe ucr --data $TR --patch-len 6 --out "$tmp/x11"
+expect 2 "--recipe 'nope': the recipes are: ucr" -- "$SF" train --recipe nope --data $TR --out "$tmp/x12"
+expect 2 "augment" -- "$SF" train --task classify --data $TR --augment 2 --out "$tmp/x13"
+expect 2 "--batch-size 0 (min(n/10, 16)) is for --task classify" -- "$SF" train --data data/ETTh1.csv --batch-size 0 --out "$tmp/x14"
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

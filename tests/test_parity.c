@@ -258,5 +258,6 @@ int main(void) {
     check_fixture("tests/fixtures/s4d.safetensors");
     check_fixture("tests/fixtures/deltanet.safetensors");
     check_fixture("tests/fixtures/s4d_bidirectional.safetensors");
+    check_fixture("tests/fixtures/t2_conv_patches.safetensors");
     return test_finish();
 }

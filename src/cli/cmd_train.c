@@ -93,7 +93,15 @@ static cJSON *t2_config(const arg_spec *specs, int ns, const sf_flat_config *c, 
     cJSON_AddStringToObject(o, "task", "classify");
     cJSON_AddStringToObject(o, "model", "t2");
     cJSON_AddNumberToObject(o, "d_model", args_seen(specs, ns, "d-model") ? c->d_model : 32);
-    cJSON_AddStringToObject(cJSON_AddObjectToObject(o, "input"), "kind", "pointwise");
+    cJSON *in = cJSON_AddObjectToObject(o, "input");
+    if (args_seen(specs, ns, "patch-len")) { /* windows of steps instead of t2's single steps */
+        cJSON_AddStringToObject(in, "kind", "conv_patches");
+        cJSON_AddNumberToObject(in, "patch_len", c->patch_len);
+        cJSON_AddNumberToObject(in, "stride", args_seen(specs, ns, "stride") ? c->stride
+                                                                            : (c->patch_len + 1) / 2);
+    } else {
+        cJSON_AddStringToObject(in, "kind", "pointwise");
+    }
     cJSON_AddStringToObject(cJSON_AddObjectToObject(o, "positions"), "kind",
                             args_seen(specs, ns, "pos") ? pos : "sinusoidal");
     cJSON *b = cJSON_CreateObject();
@@ -136,6 +144,26 @@ static void classify_train_defaults(sf_train_opts *o) {
     snprintf(o->lradj, sizeof o->lradj, "%s", "constant");
 }
 
+/* --batch-size 0 (min(n/10, 16), at least 1, of the n training series: Fawaz et al.'s UCR batch)
+ * and --train-steps (a fixed number of optimiser steps, whatever the training file's size), now
+ * that the task knows n. */
+static int classify_budget(const sf_task *t, sf_train_opts *o, int train_steps) {
+    int n = t->ops->n_examples(t, SF_TRAIN);
+    if (o->batch_size == 0) {
+        if (t->def != &sf_task_classify)
+            return sf_errorf("train: --batch-size 0 (min(n/10, 16)) is for --task classify");
+        o->batch_size = n / 10 < 16 ? (n / 10 > 0 ? n / 10 : 1) : 16;
+        if (o->eval_batch_size < o->batch_size) o->eval_batch_size = o->batch_size;
+    }
+    if (train_steps > 0) {
+        if (t->def != &sf_task_classify)
+            return sf_errorf("train: --train-steps is for --task classify");
+        int per_epoch = n / (o->batch_size < n ? o->batch_size : n);
+        o->epochs = (train_steps + per_epoch - 1) / per_epoch;
+    }
+    return SF_OK;
+}
+
 /* Flags that shape the model: with --config they would be ignored, so they are refused. */
 static const char *const model_flags[] = {"model", "seq-len", "pred-len", "mixer", "causal", "norm",
                                           "norm-place", "pos", "d-model", "n-heads", "e-layers",
@@ -143,7 +171,44 @@ static const char *const model_flags[] = {"model", "seq-len", "pred-len", "mixer
                                           "stride", "revin", "use-norm", "kernel-size", "moving-avg",
                                           "attn", "activation", "distil", "mix", NULL};
 
+/* Named recipes: flags put before the command line's own (later flags win, so any of them can be
+ * overridden). ucr: t2 for short univariate UCR sets (README, "Time-series classification"; chosen
+ * by probes on the hardest sets): windows of 16 steps every 8 instead of single steps, a wider and
+ * deeper encoder, and Fawaz et al.'s ResNet protocol — the whole training file, batch min(n/10,
+ * 16), a fixed budget of optimiser steps (cosine decay), the weights of the lowest training loss,
+ * no early stopping — plus scale/shift/noise augmentation of strength 0.2. */
+static const struct {
+    const char *name;
+    const char *const flags[32];
+} recipes[] = {
+    {"ucr", {"--task", "classify", "--patch-len", "16", "--stride", "8", "--d-model", "64",
+             "--n-heads", "8", "--e-layers", "2", "--val-fraction", "0", "--batch-size", "0",
+             "--train-steps", "4000", "--lradj", "cosine", "--patience", "100000", "--augment",
+             "0.2", NULL}},
+};
+
+static int train_with_recipe(int argc, char **argv, int at) {
+    const char *name = at + 1 < argc ? argv[at + 1] : "";
+    for (size_t r = 0; r < sizeof recipes / sizeof *recipes; r++) {
+        if (strcmp(recipes[r].name, name) != 0) continue;
+        int nf = 0;
+        while (recipes[r].flags[nf]) nf++;
+        char **v = sf_malloc((size_t)(nf + argc) * sizeof(char *));
+        int n = 0;
+        for (int i = 0; i < nf; i++) v[n++] = (char *)recipes[r].flags[i];
+        for (int i = 0; i < argc; i++)
+            if (i != at && i != at + 1) v[n++] = argv[i];
+        int rc = cmd_train(n, v);
+        free(v);
+        return rc;
+    }
+    sf_errorf("train: --recipe '%s': the recipes are: ucr", name);
+    return cli_fail(2);
+}
+
 int cmd_train(int argc, char **argv) {
+    for (int i = 0; i < argc; i++)
+        if (!strcmp(argv[i], "--recipe")) return train_with_recipe(argc, argv, i);
     /* The model decides several defaults, so find --model (or the --config file's model) first. */
     const char *model = "patchtst", *config_arg = NULL;
     int classify = 0; /* --task classify: the model defaults to t2, with its training defaults */
@@ -172,6 +237,9 @@ int cmd_train(int argc, char **argv) {
     if (classify) classify_train_defaults(&o);
     const char *test = NULL, *normalize = "channel", *class_weights = "none";
     float val_fraction = 0.2f;
+    int train_steps = 0; /* classify: a budget of optimiser steps rather than epochs */
+    float augment = 0; /* classify: training-series augmentation strength */
+    const char *recipe = NULL; /* consumed by train_with_recipe; listed for --help */
     const char *task = "forecast", *data = NULL, *target = "OT", *features = "M", *split = NULL,
                *out = NULL, *progress = "auto", *lradj = NULL, *config_path = NULL,
                *optimizer = NULL;
@@ -210,7 +278,9 @@ int cmd_train(int argc, char **argv) {
         {"class-weights", ARG_CHOICE, &class_weights, 0, 0, "none|balanced",
          "classify: balanced: weight each class's loss by n / (K n_k) (t2)", 0},
         {"val-fraction", ARG_FLOAT, &val_fraction, 0, 0.9, NULL,
-         "classify: share of each class carved from the training file for validation", 0},
+         "classify: share of each class carved from the training file for validation (0: none; "
+         "validation = the whole training file, so the kept weights are those of the lowest "
+         "training loss)", 0},
         {"config", ARG_STRING, &config_path, 0, 0, NULL, "model config JSON (docs/config.md); replaces the model flags", 0},
         {"print-config", ARG_BOOL, &print_config, 0, 1, NULL, "print the model config these flags build and exit", 0},
         {"data", ARG_STRING, &data, 0, 0, NULL, "CSV file (date column + numeric columns; .gz ok); classify: training file (UCR .tsv / UEA .ts)", 0},
@@ -240,7 +310,8 @@ int cmd_train(int argc, char **argv) {
         {"use-norm", ARG_INT, &c.revin, 0, 1, NULL, "TSLib (iTransformer) name of --revin", 0},
         {"kernel-size", ARG_INT, &c.kernel_size, 1, 1001, NULL, "DLinear moving-average kernel", 0},
         {"moving-avg", ARG_INT, &c.kernel_size, 1, 1001, NULL, "TSLib name of --kernel-size", 0},
-        {"batch-size", ARG_INT, &o.batch_size, 1, 65536, NULL, "training batch size", 0},
+        {"batch-size", ARG_INT, &o.batch_size, 0, 65536, NULL,
+         "training batch size (classify: 0 = min(n/10, 16) of the n training series, Fawaz et al.)", 0},
         {"lr", ARG_FLOAT, &o.lr, 1e-9, 10, NULL, "peak learning rate", 0},
         {"learning-rate", ARG_FLOAT, &o.lr, 1e-9, 10, NULL, "TSLib name of --lr", 0},
         {"lradj", ARG_CHOICE, &lradj, 0, 0, "type3|type1|cosine|constant",
@@ -253,6 +324,14 @@ int cmd_train(int argc, char **argv) {
          "rows keep their moments (not dense AdamW)", 0},
         {"clip-grad", ARG_FLOAT, &o.clip_grad, 0, 1e9, NULL, "max global grad norm (0: off)", 0},
         {"epochs", ARG_INT, &o.epochs, 1, 100000, NULL, "max epochs", 0},
+        {"augment", ARG_FLOAT, &augment, 0, 1, NULL,
+         "classify: augment training series with strength F: x (1 + F g), shifted up to F len/2 "
+         "steps, noise std F/4 (0: off)", 0},
+        {"recipe", ARG_CHOICE, &recipe, 0, 0, "ucr",
+         "named set of flags put before the others (ucr: t2 for UCR sets, README)", 0},
+        {"train-steps", ARG_INT, &train_steps, 0, 100000000, NULL,
+         "classify: optimiser steps instead of --epochs (epochs = ceil(steps / steps per epoch); "
+         "0: off)", 0},
         {"train-epochs", ARG_INT, &o.epochs, 1, 100000, NULL, "TSLib name of --epochs", 0},
         {"min-delta", ARG_FLOAT, &o.min_delta, 0, 1e9, NULL,
          "early stopping: least val improvement that counts", 0},
@@ -425,7 +504,7 @@ int cmd_train(int argc, char **argv) {
     }
     sf_task_args ta = {.data = data, .target = target, .features = features[0], .split = split,
                        .test = test, .tokenizer = tokenizer, .normalize = normalize,
-                       .class_weights = class_weights, .val_fraction = val_fraction,
+                       .class_weights = class_weights, .val_fraction = val_fraction, .augment = augment,
                        .seed = (uint64_t)seed};
     sf_task t = {0};
     sf_model m = {0};
@@ -434,6 +513,10 @@ int cmd_train(int argc, char **argv) {
         return cli_fail(1);
     }
     rc = 1;
+    if (classify_budget(&t, &o, train_steps)) {
+        rc = cli_fail(2);
+        goto done;
+    }
     if (print_config) {
         char *s = sf_config_print(cfg, 1);
         printf("%s\n", s);

@@ -8,6 +8,11 @@ static const sf_option patches_options[] = {
     {"stride", SF_OPT_INT, 8, NULL, 1, 100000, NULL, "steps between patch starts"},
 };
 
+static const sf_option conv_patches_options[] = {
+    {"patch_len", SF_OPT_INT, 8, NULL, 1, 100000, NULL, "steps per window"},
+    {"stride", SF_OPT_INT, 4, NULL, 1, 100000, NULL, "steps between window starts"},
+};
+
 static const sf_option inverted_options[] = {
     {"time_tokens", SF_OPT_BOOL, 0, NULL, 0, 1, NULL,
      "also embed the look-back's time features (model option freq) as tokens, as the "
@@ -28,6 +33,9 @@ const sf_part_info sf_input_registry[] = {
     {"tokens", "token ids, Embedding(vocab -> d) (embed.weight [vocab, d])", SF_OPTS(tokens_options)},
     {"pointwise", "each step's channels embedded on their own, Linear(C -> d) then ReLU (t2's "
      "kernel-1 Conv1D)", NULL, 0},
+    {"conv_patches", "windows of patch_len steps (all channels) every stride steps, zero past the "
+     "valid end, Linear(patch_len*C -> d) then ReLU (a strided Conv1D; t2 on UCR)",
+     SF_OPTS(conv_patches_options)},
 };
 const int sf_input_registry_n = (int)(sizeof sf_input_registry / sizeof *sf_input_registry);
 

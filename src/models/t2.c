@@ -8,6 +8,10 @@
  *      softmax attention + mlp relu, LayerNorm eps 1e-6, dropout on both residual branches)
  *   -> head "pool_classify": mean over the valid steps (GlobalAveragePooling1D), dropout,
  *      Linear(d -> n_classes) -> logits (t2's softmax lives in the task's loss).
+ * Input "conv_patches" (an option for short univariate sets such as UCR's, not t2's): token t is
+ * the window of patch_len steps starting at step t*stride (all channels, zero past the series'
+ * valid end), Linear(patch_len*C -> d) + ReLU, i.e. a strided Conv1D of width patch_len; a series
+ * of len valid steps gives ceil(len/stride) valid tokens. "pointwise" is its patch_len 1, stride 1.
  * Parameter names: embed, pos_embed (learned positions only), blocks.<i>, classifier
  * (tools/reference/seqformer_ref.py T2 loads them with strict=True). */
 #include <string.h>
@@ -22,6 +26,7 @@
 
 typedef struct {
     int L, C, d, K, E;
+    int Lin, P, S; /* input steps, window (patch_len) and stride; L = tokens = ceil(Lin/S) */
     float head_dropout;
     sf_linear embed, classifier;
     sf_positions pos;
@@ -31,7 +36,7 @@ typedef struct {
 
 typedef struct {
     int *lens;        /* [B] valid steps (NULL while planning) */
-    float *xin;       /* [B*L, C] the values */
+    float *xin;       /* [B*L, P*C] each token's window of values */
     float *pre;       /* [B*L, d] embedding before the ReLU */
     float *pooled;    /* [B, d] after pooling (and dropout) */
     uint8_t *mask_pool;
@@ -45,14 +50,23 @@ static int t2_build(sf_model *m) {
     if (strcmp(sf_opt_str(c, "task"), "classify") != 0)
         return sf_errorf("task: t2 is a classifier; its task is classify, not '%s'",
                          sf_opt_str(c, "task"));
-    if (strcmp(sf_opt_str(input, "kind"), "pointwise") != 0)
-        return sf_errorf("input.kind: t2 embeds each step's channels (pointwise), not '%s'",
-                         sf_opt_str(input, "kind"));
+    const char *ik = sf_opt_str(input, "kind");
+    int patches = strcmp(ik, "conv_patches") == 0;
+    if (strcmp(ik, "pointwise") != 0 && !patches)
+        return sf_errorf("input.kind: t2 embeds each step's channels (pointwise) or windows of "
+                         "steps (conv_patches), not '%s'", ik);
+    int P = patches ? sf_opt_int(input, "patch_len") : 1, S = patches ? sf_opt_int(input, "stride") : 1;
+    if (P > m->seq_len)
+        return sf_errorf("input.patch_len: %d is longer than seq_len %d", P, m->seq_len);
+    if (S > P) return sf_errorf("input.stride: %d is longer than patch_len %d (steps would be skipped)", S, P);
     if (strcmp(sf_opt_str(head, "kind"), "pool_classify") != 0)
         return sf_errorf("head.kind: t2's head is pool_classify, not '%s'", sf_opt_str(head, "kind"));
     t2 *s = sf_calloc(1, sizeof *s);
     m->self = s;
-    s->L = m->seq_len;
+    s->Lin = m->seq_len;
+    s->P = P;
+    s->S = S;
+    s->L = (s->Lin + S - 1) / S;
     s->C = m->n_channels;
     s->d = sf_opt_int(c, "d_model");
     s->K = sf_opt_int(c, "n_classes");
@@ -79,7 +93,7 @@ static int t2_build(sf_model *m) {
             }
         }
     sf_params *ps = &m->params;
-    sf_linear_declare(&s->embed, ps, "embed", s->C, s->d, 1);
+    sf_linear_declare(&s->embed, ps, "embed", s->P * s->C, s->d, 1);
     sf_positions_declare(&s->pos, ps, "pos_embed");
     sf_block_stack_declare(s->blocks, s->E, ps);
     sf_linear_declare(&s->classifier, ps, "classifier", s->d, s->K, 1);
@@ -93,6 +107,17 @@ static void t2_init(sf_model *m, sf_rng *rng) {
     sf_positions_init(&s->pos, rng);
     for (int i = 0; i < s->E; i++) sf_block_init(&s->blocks[i], rng);
     sf_linear_init(&s->classifier, rng);
+}
+
+/* win[t, j*C + c] = x[t*S + j, c] for steps before len, 0 after (the windows of one series) */
+static void gather_windows(float *win, const float *x, int len, int T, int P, int S, int C) {
+    for (int t = 0; t < T; t++)
+        for (int j = 0; j < P; j++) {
+            int step = t * S + j;
+            float *w = win + ((size_t)t * P + j) * C;
+            if (step < len) memcpy(w, x + (size_t)step * C, (size_t)C * sizeof(float));
+            else memset(w, 0, (size_t)C * sizeof(float));
+        }
 }
 
 static sf_ctx step_ctx(const sf_ctx *ctx, const t2_saved *sv, int L) {
@@ -112,16 +137,22 @@ static void t2_forward(sf_model *m, sf_ctx *ctx, const float *x, float *y) {
     /* the lengths as ints in arena memory (one float slot each) */
     int *lens = (int *)(void *)sf_arena_push(a, (size_t)B);
     sv->lens = plan ? NULL : lens;
-    sv->xin = sf_arena_push(a, (size_t)BL * C);
+    int P = s->P, S = s->S, Lin = s->Lin;
+    sv->xin = sf_arena_push(a, (size_t)BL * P * C);
     sv->pre = sf_arena_push(a, (size_t)BL * d);
     for (int i = 0; i <= s->E; i++) sv->z[i] = sf_arena_push(a, (size_t)BL * d);
     if (!plan) {
         for (int b = 0; b < B; b++) {
             const float *xb = x + (size_t)b * xs;
-            float lv = xb[(size_t)L * C];
-            SF_ASSERT(lv >= 1.0f && lv <= (float)L && "t2: valid length out of range");
-            lens[b] = (int)lv;
-            memcpy(sv->xin + (size_t)b * L * C, xb, (size_t)L * C * sizeof(float));
+            float lv = xb[(size_t)Lin * C];
+            SF_ASSERT(lv >= 1.0f && lv <= (float)Lin && "t2: valid length out of range");
+            int len = (int)lv;
+            lens[b] = (len + S - 1) / S;
+            if (P == 1 && S == 1) {
+                memcpy(sv->xin + (size_t)b * L * C, xb, (size_t)L * C * sizeof(float));
+                continue;
+            }
+            gather_windows(sv->xin + (size_t)b * L * P * C, xb, len, L, P, S, C);
         }
         sf_linear_forward(&s->embed, sv->pre, sv->xin, BL);
         for (long i = 0; i < BL * d; i++) sv->z[0][i] = sv->pre[i] > 0.0f ? sv->pre[i] : 0.0f;
@@ -179,7 +210,7 @@ static void t2_destroy(sf_model *m) {
 
 static double t2_flops(const sf_model *m) {
     const t2 *s = m->self;
-    return 2.0 * s->C * s->d * s->L + sf_block_stack_flops(s->blocks, s->E, s->L) +
+    return 2.0 * s->P * s->C * s->d * s->L + sf_block_stack_flops(s->blocks, s->E, s->L) +
            2.0 * s->d * s->K;
 }
 

@@ -47,6 +47,8 @@ typedef struct {
     float *p;
     int *y;
     long cap, n_eval;
+    float augment; /* strength of the training-batch augmentation (0: off) */
+    sf_rng aug;    /* its stream, reseeded from (seed, epoch) so --resume replays it */
 } classify;
 
 static int parse_norm(const char *s, norm_kind *k) {
@@ -114,8 +116,33 @@ static void normalize(sf_class_data *d, norm_kind k, const double *mean, const d
 
 static int cl_n_examples(const sf_task *t, sf_split s) { return ((const classify *)t->self)->n[s]; }
 
+/* Training-series augmentation for small sets (--augment F): the series times 1 + F g, shifted
+ * by up to F len / 2 steps (the edge value repeated into the gap), plus noise of std F / 4
+ * (g and the noise standard normal, the shift uniform; values are about unit scale after
+ * normalisation). */
+static void augment_series(float *x, int len, int C, float f, sf_rng *r) {
+    float scale = 1.0f + f * sf_rng_normal(r);
+    int reach = (int)(f * len / 2), shift = 0;
+    if (reach > 0) shift = (int)(sf_rng_uniform(r) * (float)(2 * reach + 1)) - reach;
+    if (shift > reach) shift = reach;
+    float *tmp = sf_malloc((size_t)len * C * sizeof(float));
+    for (int i = 0; i < len; i++) {
+        int from = i - shift;
+        from = from < 0 ? 0 : from >= len ? len - 1 : from;
+        for (int ch = 0; ch < C; ch++)
+            tmp[(size_t)i * C + ch] = scale * x[(size_t)from * C + ch] + 0.25f * f * sf_rng_normal(r);
+    }
+    memcpy(x, tmp, (size_t)len * C * sizeof(float));
+    free(tmp);
+}
+
+static void cl_begin_epoch(const sf_task *t, uint64_t seed, int epoch) {
+    classify *c = t->self;
+    sf_rng_seed_stream(&c->aug, seed, 5000 + (uint64_t)epoch);
+}
+
 static void cl_gather(const sf_task *t, sf_split s, const int *idx, int n, float *x, float *y) {
-    const classify *c = t->self;
+    classify *c = t->self;
     const sf_class_data *d = c->src[s];
     size_t LC = (size_t)c->L * c->C;
     for (int k = 0; k < n; k++) {
@@ -124,6 +151,7 @@ static void cl_gather(const sf_task *t, sf_split s, const int *idx, int n, float
         memset(xk, 0, LC * sizeof(float));
         memcpy(xk, d->x + (size_t)e * d->T * d->C, (size_t)d->len[e] * d->C * sizeof(float));
         xk[LC] = (float)d->len[e];
+        if (s == SF_TRAIN && c->augment > 0) augment_series(xk, d->len[e], d->C, c->augment, &c->aug);
         if (y) {
             float *yk = y + (size_t)k * c->K;
             memset(yk, 0, (size_t)c->K * sizeof(float));
@@ -435,7 +463,19 @@ static int cl_open_train(sf_task *t, const sf_task_args *a, cJSON **config, int 
         sf_errorf("validation fraction %g: must be in [0, 1)", frac);
         goto fail;
     }
+    if (!(a->augment >= 0 && a->augment <= 1)) {
+        sf_errorf("augmentation strength %g: must be in [0, 1]", a->augment);
+        goto fail;
+    }
+    c->augment = (float)a->augment;
+    sf_rng_seed_stream(&c->aug, a->seed, 5000);
     stratified_split(c, a->seed, frac);
+    if (frac == 0) {
+        /* no carve: train on the whole file and select the weights of the lowest loss on it (in
+         * evaluation mode), as Fawaz et al.'s ResNet picks the lowest-training-loss model */
+        c->n[SF_VAL] = c->n[SF_TRAIN];
+        memcpy(c->idx[SF_VAL], c->idx[SF_TRAIN], (size_t)c->n[SF_TRAIN] * sizeof(int));
+    }
     if (c->n[SF_VAL] == 0) {
         sf_errorf("%s: the validation split is empty (fraction %g of %d series); raise it", a->data,
                   frac, c->train.n);
@@ -787,4 +827,5 @@ const sf_task_def sf_task_classify = {
     .open_eval = cl_open_eval,
     .predict = cl_predict,
     .describe = cl_describe,
+    .begin_epoch = cl_begin_epoch,
 };

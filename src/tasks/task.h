@@ -37,6 +37,7 @@ typedef struct {
     const char *class_weights; /* classify: none | balanced (NULL: none) */
     double val_fraction;       /* classify: share of each class carved from train for validation */
     uint64_t seed;             /* classify: the split's seed */
+    double augment;            /* classify: training-series augmentation strength (0: off) */
 } sf_task_args;
 
 typedef struct sf_task sf_task;

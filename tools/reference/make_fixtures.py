@@ -342,6 +342,15 @@ FIXTURES = [
          "blocks": [metaformer("post", "layernorm", "softmax", n_heads=4, d_ff=24, activation="gelu",
                                repeat=2, eps=1e-6)],
          "head": {"kind": "pool_classify", "dropout": 0}}), 4, seed=6101),
+    # t2 with the conv_patches input (ucr recipe): windows of 5 steps every 3 (20 steps -> 7
+    # tokens), two channels, learned positions, one post softmax + gelu mlp block; valid lengths
+    # 20, 13, 7, 1 (7, 5, 3, 1 tokens; the last windows run past the valid end into zeros)
+    Fixture("t2_conv_patches", ref.canonical_config(
+        {"task": "classify", "model": "t2", "seq_len": 20, "n_channels": 2, "n_classes": 3, "d_model": 16,
+         "input": {"kind": "conv_patches", "patch_len": 5, "stride": 3}, "positions": {"kind": "learned"},
+         "blocks": [metaformer("post", "layernorm", "softmax", n_heads=4, d_ff=24, activation="gelu",
+                               repeat=1, eps=1e-6)],
+         "head": {"kind": "pool_classify", "dropout": 0}}), 4, seed=5800),
 ]
 
 

@@ -698,7 +698,18 @@ def np_t2(x, sd, cfg, lens):
     d, out = cfg["d_model"], []
     for b in range(x.shape[0]):
         n = int(lens[b])
-        u = np.maximum(np_linear(x[b:b + 1, :n], sd, "embed"), 0.0)
+        inp = cfg["input"]
+        if inp["kind"] == "conv_patches":  # token t: steps t*stride .. +patch_len-1, zero past n
+            P, S = inp["patch_len"], inp["stride"]
+            t_n = -(-n // S)
+            win = np.zeros((1, t_n, P * x.shape[2]))
+            for t in range(t_n):
+                for j in range(P):
+                    if t * S + j < n:
+                        win[0, t, j * x.shape[2]:(j + 1) * x.shape[2]] = x[b, t * S + j]
+            u, n = np.maximum(np_linear(win, sd, "embed"), 0.0), t_n
+        else:
+            u = np.maximum(np_linear(x[b:b + 1, :n], sd, "embed"), 0.0)
         if cfg["positions"]["kind"] == "learned":
             u = u + sd["pos_embed"][:n]
         elif cfg["positions"]["kind"] == "sinusoidal":

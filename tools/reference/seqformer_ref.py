@@ -253,7 +253,8 @@ POSITION_KINDS = {"learned": {}, "sinusoidal": {}, "none": {},
                   "t5": {"num_buckets": (_opt_int(2, 4096), 32), "max_distance": (_opt_int(1, 1 << 24), 128)}}
 INPUT_KINDS = {"patches": {"patch_len": (_opt_int(1), 16), "stride": (_opt_int(1), 8)},
                "inverted": {"time_tokens": (_opt_bool(), False)},
-               "pointwise": {}}
+               "pointwise": {},
+               "conv_patches": {"patch_len": (_opt_int(1), 8), "stride": (_opt_int(1), 4)}}
 INPUT_KINDS["tokens"] = {"vocab": (_opt_int(2, 1 << 24), 256)}  # lm
 HEAD_KINDS = {"flatten": {"dropout": (_DROPOUT, 0)}, "per_token": {},
               "pool_classify": {"dropout": (_opt_float(0.0, 0.99), 0.1)}}
@@ -510,8 +511,13 @@ def canonical_config(cfg):
     elif model == "t2":
         if out["task"] != "classify":
             raise ConfigError(f"task: t2 is a classifier; its task is classify, not {out['task']!r}")
-        if out["input"]["kind"] != "pointwise" or out["head"]["kind"] != "pool_classify":
-            raise ConfigError("t2: input.kind pointwise and head.kind pool_classify")
+        if out["input"]["kind"] not in ("pointwise", "conv_patches") or out["head"]["kind"] != "pool_classify":
+            raise ConfigError("t2: input.kind pointwise or conv_patches and head.kind pool_classify")
+        if out["input"]["kind"] == "conv_patches":
+            if out["input"]["patch_len"] > out["seq_len"]:
+                raise ConfigError(f"input.patch_len: {out['input']['patch_len']} is longer than seq_len {out['seq_len']}")
+            if out["input"]["stride"] > out["input"]["patch_len"]:
+                raise ConfigError(f"input.stride: {out['input']['stride']} is longer than patch_len {out['input']['patch_len']}")
     elif model == "informer":
         if out["label_len"] > out["seq_len"]:
             raise ConfigError(f"label_len: {out['label_len']} is longer than seq_len {out['seq_len']}")
@@ -2094,7 +2100,12 @@ class T2(nn.Module):
         self.cfg = cfg
         d, L = cfg["d_model"], cfg["seq_len"]
         self.seq_len, self.c, self.k = L, cfg["n_channels"], cfg["n_classes"]
-        self.embed = nn.Linear(self.c, d)
+        # conv_patches: token t = the window x[t*stride : t*stride + patch_len] (zeros past the
+        # valid end) flattened step-major, ceil(L / stride) tokens; pointwise = windows of 1, stride 1
+        inp = cfg["input"]
+        self.p, self.s = (inp["patch_len"], inp["stride"]) if inp["kind"] == "conv_patches" else (1, 1)
+        L = -(-L // self.s)
+        self.embed = nn.Linear(self.p * self.c, d)
         pos = cfg["positions"]["kind"]
         self._pe64 = None
         if pos == "learned":
@@ -2113,7 +2124,14 @@ class T2(nn.Module):
         pooled = []
         for b in range(x.shape[0]):
             n = int(lens[b])
-            u = F.relu(self.embed(x[b:b + 1, :n]))
+            if self.p == 1 and self.s == 1:
+                u = F.relu(self.embed(x[b:b + 1, :n]))
+            else:
+                t = -(-n // self.s)
+                xv = F.pad(x[b:b + 1, :n], (0, 0, 0, (t - 1) * self.s + self.p - n))
+                win = xv.unfold(1, self.p, self.s)[:, :t]          # [1, t, C, P]
+                u = F.relu(self.embed(win.transpose(2, 3).reshape(1, t, self.p * self.c)))
+                n = t
             if self.pos_embed is not None:
                 u = u + self.pos_embed[:n]
             elif self._pe64 is not None:
