@@ -479,6 +479,21 @@ void sf_diag_rnn_newton(const sf_diag_cell *c, int B, int T, const float *u, flo
     if (stats) *stats = st;
 }
 
+void sf_newton_tally_add(sf_newton_tally *t, const sf_newton_stats *s) {
+    t->solves++;
+    t->iters_sum += s->iters;
+    t->fallbacks += s->fallback;
+    if (s->iters > t->iters_max) t->iters_max = s->iters;
+    /* a NaN residual must show, not vanish in the comparison */
+    if (!(s->residual <= t->residual_max)) t->residual_max = s->residual;
+}
+
+void sf_newton_tally_format(const sf_newton_tally *t, char *buf, size_t n) {
+    snprintf(buf, n, "iters %.2f mean / %d max, residual <= %.3g, fallbacks %ld of %ld solves",
+             t->solves ? (double)t->iters_sum / (double)t->solves : 0.0, t->iters_max,
+             (double)t->residual_max, t->fallbacks, t->solves);
+}
+
 /* ---- backward ------------------------------------------------------------------------------- */
 
 /* A^T of a token's Jacobian (2x2 blocks swap their off-diagonal parts). */
