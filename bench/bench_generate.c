@@ -4,7 +4,10 @@
  * timed (ms per token, tokens/s). Softmax attention reads its whole KV cache each step (cost
  * grows with the context); recurrent mixers (linear, cosformer) keep a fixed-size state (cost
  * flat); local attention a window. A context is only filled when the estimated time to get
- * there fits the --budget (seconds per mixer); otherwise the row shows "-".
+ * there fits the --budget (seconds per mixer); otherwise the row shows "-". The estimate
+ * extrapolates the growth of the per-token cost measured between the last two contexts (flat for
+ * a fixed-size state, so an O(1)-state mixer reaches 64k within a budget of a few minutes;
+ * linear, the worst case here, until two contexts are measured).
  *   bench_generate [--d 128] [--layers 4] [--window 128] [--budget 120] [--only softmax,linear]
  *                  [--clock cpu|wall]   (cpu: process CPU time; run with OMP_NUM_THREADS=1)
  * Weights are random (speed does not depend on them). Output: a markdown table on stdout. */
@@ -94,14 +97,23 @@ int main(int argc, char **argv) {
         sf_stream *s = sf_stream_create(&m);
         printf("| %s | %zu |", md->info.name, sf_stream_state_floats(&m));
         fflush(stdout);
-        double t0 = now(), last_ms = 0;
+        double t0 = now(), last_ms = 0, prev_ms = 0;
         int fed = 0, ok = 1;
         unsigned tok = 1;
         for (int c = 0; c < NC; c++) {
-            /* time to fill up to ctx[c]: linear growth of the per-token cost is the worst case
-             * among these mixers (softmax), so extrapolate with it */
+            /* time to fill up to ctx[c]: the per-token cost grows at most linearly with the
+             * context among these mixers (softmax); extrapolate with the growth measured between
+             * the last two contexts (its ratio per context ratio; 1 for a fixed-size state), or
+             * linearly before two are measured */
             if (c > 0) {
                 double grow = (double)ctx[c] / ctx[c - 1];
+                if (c > 1 && prev_ms > 0) {
+                    double seen = last_ms / prev_ms, per = (double)ctx[c - 1] / ctx[c - 2];
+                    /* a measured ratio within the timing noise of flat (< 1.5x over 8x more
+                     * context) counts as flat; otherwise scale the growth to this step */
+                    double g = seen < 1.5 ? 1.0 : 1.0 + (seen - 1.0) * (grow - 1.0) / (per - 1.0);
+                    grow = g < grow ? g : grow;
+                }
                 double est = (ctx[c] - fed) * last_ms * 1e-3 * (1 + grow) / 2;
                 if (now() - t0 + est > budget) ok = 0;
             }
@@ -121,6 +133,7 @@ int main(int argc, char **argv) {
                 tok = tok * 1103515245u + 12345u;
                 sf_stream_feed_token(s, (int)(tok >> 16) % 65);
             }
+            prev_ms = last_ms;
             last_ms = (now() - ts) * 1e3 / window;
             printf(" %.3f (%.0f) |", last_ms, 1e3 / last_ms);
             fflush(stdout);

@@ -12,7 +12,12 @@
  * Newton output's distance from the sequential one, and the ratios seq-gemm / newton and
  * seq-step / newton. Threads: each count in --threads (default "2,1") for everything (OpenMP and
  * OpenBLAS); the sequential recurrences use one thread whatever the count (batch 1).
- *   bench_pararnn [--lens 1024,4096,16384,65536] [--threads 2,1] [--reps N] [--iters 3] [--tol 1e-5] */
+ * --profile adds, per row, the kernels alone on the same inputs (best of --reps): the input GEMM,
+ * the sequential recurrence, the Newton solve's parallel passes without any linear solve (initial
+ * guess + one residual evaluation), the whole Newton solve, one chunked linear solve, and the
+ * parallel and sequential backward recurrences: where the Newton path's time goes.
+ *   bench_pararnn [--lens 1024,4096,16384,65536] [--threads 2,1] [--reps N] [--iters 3] [--tol 1e-5]
+ *                 [--profile] [--clock wall|cpu] */
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -30,9 +35,13 @@
 #include "layers/mixers.h"
 #include "layers/pararnn_mixer.h"
 
+/* Wall time by default; --clock cpu: process CPU time (with --threads 1 the work done, which a
+ * machine shared with other jobs does not inflate; with more threads it sums them) */
+static clockid_t which_clock = CLOCK_MONOTONIC;
+
 static double now(void) {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(which_clock, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
@@ -156,9 +165,59 @@ static void perstep_run(const gru_params *g, int d, int N, int H, int T, const f
     t[1] = now() - t1;
 }
 
+/* u [T, 3N] = x B + b, as the mixer's input projection (one GEMM per head and gate) */
+static void input_gemm(const gru_params *g, int d, int N, int H, int T, const float *x, float *u) {
+    const int hi = d / H, hs = N / H;
+    for (int t = 0; t < T; t++) memcpy(u + (size_t)t * 3 * N, g->b, (size_t)3 * N * sizeof(float));
+    for (int h = 0; h < H; h++)
+        for (int gg = 0; gg < 3; gg++)
+            sf_gemm(0, 0, T, hs, hi, 1.0f, x + h * hi, d, g->Bw + (size_t)h * hi * 3 * hs + gg * hs, 3 * hs,
+                    1.0f, u + gg * N + h * hs, 3 * N);
+}
+
+#define BEST(var, stmt)                                                                            \
+    do {                                                                                           \
+        for (int r_ = 0; r_ < reps; r_++) {                                                        \
+            double t0_ = now();                                                                    \
+            stmt;                                                                                  \
+            double e_ = now() - t0_;                                                               \
+            if (e_ < var) var = e_;                                                                \
+        }                                                                                          \
+    } while (0)
+
+/* The Newton path's kernels one by one (see the header comment). */
+static void profile_row(const gru_params *g, int d, int N, int H, int T, int thr, int reps, int iters,
+                        float tol, const float *x, const float *dy) {
+    sf_diag_cell c = {SF_CELL_GRU_DIAG, N, g->A, NULL};
+    float *u = sf_malloc((size_t)T * 3 * N * 4), *s = sf_malloc((size_t)T * N * 4);
+    float *du = sf_malloc((size_t)T * 3 * N * 4), *da = sf_calloc((size_t)3 * N, 4);
+    float *work = sf_malloc(sf_diag_rnn_work_floats(&c, 1, T) * 4);
+    float *A = sf_malloc((size_t)T * N * 4), *r = sf_malloc((size_t)T * N * 4), *y = sf_malloc((size_t)T * N * 4);
+    float *lw = sf_malloc(sf_linrec_work_floats(N, 0, thr) * 4);
+    for (long i = 0; i < (long)T * N; i++) A[i] = 0.9f, r[i] = 0.01f;
+    double tg = 1e30, tq = 1e30, te = 1e30, tn = 1e30, tl = 1e30, tbp = 1e30, tbs = 1e30;
+    sf_newton_stats st;
+    BEST(tg, input_gemm(g, d, N, H, T, x, u));
+    BEST(tq, sf_diag_rnn_sequential(&c, 1, T, u, s, NULL));
+    BEST(te, sf_diag_rnn_newton(&c, 1, T, u, s, NULL, 0, INFINITY, work, &st));
+    BEST(tn, sf_diag_rnn_newton(&c, 1, T, u, s, NULL, iters, tol, work, &st));
+    BEST(tl, sf_linrec_solve(T, N, 0, 0, A, r, y, thr, lw));
+    BEST(tbp, sf_diag_rnn_backward(&c, 1, T, u, s, dy, du, da, NULL, NULL, 1, work));
+    BEST(tbs, sf_diag_rnn_backward(&c, 1, T, u, s, dy, du, da, NULL, NULL, 0, work));
+    double per_iter = st.iters ? (tn - te) / st.iters : 0;
+    printf("  profile thr %d L %d (ms): input gemm %.1f | sequential recurrence %.1f | newton: guess + 1 "
+           "residual pass %.1f, whole solve %.1f (%d iters: %.1f per iter = residual+Jacobian pass + linear "
+           "solve; one linear solve alone %.1f) = %.1fx the sequential recurrence | backward recurrence: "
+           "parallel %.1f, sequential %.1f\n",
+           thr, T, tg * 1e3, tq * 1e3, te * 1e3, tn * 1e3, st.iters, per_iter * 1e3, tl * 1e3, tn / tq,
+           tbp * 1e3, tbs * 1e3);
+    fflush(stdout);
+    free(u), free(s), free(du), free(da), free(work), free(A), free(r), free(y), free(lw);
+}
+
 int main(int argc, char **argv) {
     int lens[16] = {1024, 4096, 16384, 65536}, n_lens = 4, threads[8] = {2, 1}, n_threads = 2, reps = 1;
-    int iters = 3;
+    int iters = 3, profile = 0;
     float tol = 1e-5f;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--lens") && i + 1 < argc) n_lens = parse_list(argv[++i], lens, 16);
@@ -166,8 +225,11 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--iters") && i + 1 < argc) iters = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--tol") && i + 1 < argc) tol = (float)atof(argv[++i]);
+        else if (!strcmp(argv[i], "--profile")) profile = 1;
+        else if (!strcmp(argv[i], "--clock") && i + 1 < argc)
+            which_clock = strcmp(argv[++i], "cpu") ? CLOCK_MONOTONIC : CLOCK_PROCESS_CPUTIME_ID;
         else {
-            fprintf(stderr, "usage: bench_pararnn [--lens L,L..] [--threads n,n..] [--reps N] [--iters K] [--tol F]\n");
+            fprintf(stderr, "usage: bench_pararnn [--lens L,L..] [--threads n,n..] [--reps N] [--iters K] [--tol F] [--profile] [--clock wall|cpu]\n");
             return 2;
         }
     }
@@ -176,8 +238,9 @@ int main(int argc, char **argv) {
     snprintf(opts_newton, sizeof opts_newton, "{\"heads\":%d,\"solver\":\"newton\",\"newton_iters\":%d,\"newton_tol\":%g}",
              H, iters, (double)tol);
     snprintf(opts_seq, sizeof opts_seq, "{\"heads\":%d,\"solver\":\"sequential\"}", H);
-    printf("gru_diag d=hidden=%d heads=%d batch 1, forward+backward seconds (best of %d); newton_iters %d, "
-           "newton_tol %g; load average %.2f at start (cores: %d)\n", d, H, reps, iters, (double)tol, loadavg(),
+    printf("gru_diag d=hidden=%d heads=%d batch 1, forward+backward %s seconds (best of %d); newton_iters %d, "
+           "newton_tol %g; load average %.2f at start (cores: %d)\n", d, H,
+           which_clock == CLOCK_MONOTONIC ? "wall" : "process CPU", reps, iters, (double)tol, loadavg(),
            omp_get_num_procs());
     printf("%3s %6s | %8s %8s %8s | %8s %8s %8s | %8s %8s %8s | %5s %9s %3s %9s | %8s %8s\n", "thr", "L",
            "new.fwd", "new.bwd", "newton", "sg.fwd", "sg.bwd", "seq-gemm", "ss.fwd", "ss.bwd", "seq-step", "iters",
@@ -225,13 +288,15 @@ int main(int argc, char **argv) {
                 }
                 free(u), free(s), free(du), free(work);
             }
-            box_free(&bs);
+            gru_params gp = params_of(&bs.ps);
             double n_tot = tn[0] + tn[1], sg_tot = tsg[0] + tsg[1], ss_tot = tss[0] + tss[1];
             printf("%3d %6d | %8.3f %8.3f %8.3f | %8.3f %8.3f %8.3f | %8.3f %8.3f %8.3f | %5d %9.2e %3d %9.2e | "
                    "%7.2fx %7.2fx\n",
                    threads[ti], T, tn[0], tn[1], n_tot, tsg[0], tsg[1], sg_tot, tss[0], tss[1], ss_tot, st.iters,
                    (double)st.residual, st.fallback, ydiff, sg_tot / n_tot, ss_tot / n_tot);
             fflush(stdout);
+            if (profile) profile_row(&gp, d, N, H, T, threads[ti], reps, iters, tol, x, dy);
+            box_free(&bs);
             free(x), free(dy), free(y1), free(y2), free(dx);
         }
     }

@@ -5,6 +5,7 @@
 
 #include "cli/common.h"
 #include "core/error.h"
+#include "layers/pararnn_mixer.h"
 #include "tasks/task.h"
 
 int cmd_eval(int argc, char **argv) {
@@ -42,7 +43,18 @@ int cmd_eval(int argc, char **argv) {
     }
     sf_split s = !strcmp(which, "val") ? SF_VAL : !strcmp(which, "train") ? SF_TRAIN : SF_TEST;
     sf_metrics mt;
+    sf_newton_tally newton = {0};
+    const int uses_newton = sf_config_uses_newton(m.config);
+    if (uses_newton) m.run.newton = &newton;
     sf_task_evaluate(&t, &m, s, batch, &mt);
+    m.run.newton = NULL;
+    if (uses_newton) { /* the ParaRNN mixers' Newton solves: on stderr, the JSON stays as it was */
+        char text[160];
+        sf_newton_tally_format(&newton, text, sizeof text);
+        fprintf(stderr, "%snewton: %s%s\n", newton.fallbacks ? "warning: " : "", text,
+                newton.fallbacks ? " (residual above newton_tol after newton_iters: those solves "
+                                   "fell back to the sequential loop)" : "");
+    }
     if (t.ops->report) { /* JSON by cJSON (a NaN metric prints as null) plus the task's extras */
         cJSON *o = cJSON_CreateObject();
         for (int i = 0; i < mt.n; i++) cJSON_AddNumberToObject(o, mt.name[i], mt.value[i]);

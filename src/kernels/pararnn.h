@@ -65,6 +65,18 @@ typedef struct {
     float initial_residual; /* max |F| of the initial guess */
 } sf_newton_stats;
 
+/* Newton statistics summed over many solves (a training epoch, an evaluation): the caller points
+ * sf_ctx.newton at one and every ParaRNN mixer adds each solve's statistics (sf_newton_tally_add). */
+typedef struct sf_newton_tally {
+    long solves, iters_sum, fallbacks;
+    int iters_max;
+    float residual_max; /* the largest final residual (before any fallback) */
+} sf_newton_tally;
+
+void sf_newton_tally_add(sf_newton_tally *t, const sf_newton_stats *s);
+/* "iters 3.00 mean / 3 max, residual <= 2.4e-07, fallbacks 0 of 130 solves" */
+void sf_newton_tally_format(const sf_newton_tally *t, char *buf, size_t n);
+
 /* Threads the kernels use: at most SF_PARARNN_MAX_THREADS (the workspace is sized for it). */
 #define SF_PARARNN_MAX_THREADS 64
 

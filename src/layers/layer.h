@@ -43,6 +43,8 @@ typedef struct {
     const int *lens;    /* [B] valid tokens of each sequence (the rest is padding), or NULL */
     int pos_offset;     /* position of token 0 (streaming continuation) */
     unsigned char *saved; /* the layers' per-call records (sf_params.saved_bytes bytes) */
+    struct sf_newton_tally *newton; /* ParaRNN mixers add each Newton solve's statistics here
+                                     * (kernels/pararnn.h); NULL: nobody collects them */
 } sf_ctx;
 
 /* A layer's record in the context: `slot` is what sf_params_reserve_saved returned. */

@@ -129,6 +129,7 @@ static void pr_forward(sf_mixer *m, sf_ctx *ctx, const float *x, float *y) {
                            &sv->stats);
     else
         sf_diag_rnn_sequential(&c, ctx->B, ctx->T, sv->u, sv->s, ctx->lens);
+    if (p->newton && ctx->newton) sf_newton_tally_add(ctx->newton, &sv->stats);
     output_map(p, sv->s, y, n);
 }
 
@@ -264,4 +265,19 @@ int sf_pararnn_stats(const sf_mixer *m, const sf_ctx *ctx, sf_newton_stats *out)
     if (!sv->ran_newton) return 0;
     *out = sv->stats;
     return 1;
+}
+
+int sf_config_uses_newton(const cJSON *config) {
+    if (!config) return 0;
+    if (cJSON_IsObject(config)) {
+        const cJSON *kind = cJSON_GetObjectItemCaseSensitive(config, "kind");
+        const cJSON *solver = cJSON_GetObjectItemCaseSensitive(config, "solver");
+        if (cJSON_IsString(kind) &&
+            (!strcmp(kind->valuestring, "gru_diag") || !strcmp(kind->valuestring, "lstm_cifg")) &&
+            (!cJSON_IsString(solver) || !strcmp(solver->valuestring, "newton")))
+            return 1;
+    }
+    for (const cJSON *e = config->child; e; e = e->next)
+        if (sf_config_uses_newton(e)) return 1;
+    return 0;
 }

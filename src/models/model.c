@@ -147,7 +147,7 @@ void sf_model_forward_run(sf_model *m, sf_run *r, const float *x, float *y, int 
     sf_model_reserve(m, r, B, training);
     sf_arena_reset_to(&r->arena, 0);
     sf_ctx ctx = {.arena = &r->arena, .rng = rng, .training = training, .keep = training, .B = B,
-                  .T = m->seq_len, .saved = r->saved};
+                  .T = m->seq_len, .saved = r->saved, .newton = r->newton};
     m->def->ops->forward(m, &ctx, x, y);
     r->kept = training;
 }

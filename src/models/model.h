@@ -83,6 +83,8 @@ typedef struct {
     size_t saved_cap;
     int B, T, training; /* what the arena was planned for */
     int kept;           /* the last forward kept what backward needs (a training forward) */
+    struct sf_newton_tally *newton; /* set by the caller: forwards in this run add the ParaRNN
+                                     * mixers' Newton statistics there (NULL: not collected) */
 } sf_run;
 
 void sf_run_init(sf_run *r);

@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "core/fileio.h"
 #include "core/safetensors.h"
+#include "layers/pararnn_mixer.h"
 #include "train/adamw.h"
 #include "util/progress.h"
 #include "util/svg_plot.h"
@@ -296,7 +297,18 @@ static cJSON *metrics_json(const sf_metrics *mt) {
     return o;
 }
 
-static int write_metrics(const char *dir, const sf_model *m, const sf_train_result *r) {
+static cJSON *newton_json(const sf_newton_tally *t) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "solves", (double)t->solves);
+    cJSON_AddNumberToObject(o, "iters_mean", t->solves ? (double)t->iters_sum / (double)t->solves : 0);
+    cJSON_AddNumberToObject(o, "iters_max", t->iters_max);
+    cJSON_AddItemToObject(o, "residual_max", sf_json_float(t->residual_max));
+    cJSON_AddNumberToObject(o, "fallbacks", (double)t->fallbacks);
+    return o;
+}
+
+static int write_metrics(const char *dir, const sf_model *m, const sf_train_result *r,
+                         const sf_newton_tally *newton) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddItemToObject(o, "val", metrics_json(&r->val));
     cJSON_AddItemToObject(o, "test", metrics_json(&r->test));
@@ -305,6 +317,8 @@ static int write_metrics(const char *dir, const sf_model *m, const sf_train_resu
     cJSON_AddNumberToObject(o, "train_seconds", r->seconds);
     cJSON_AddNumberToObject(o, "params", (double)sf_model_n_params(m));
     if (r->skipped_steps) cJSON_AddNumberToObject(o, "skipped_steps", (double)r->skipped_steps);
+    /* the ParaRNN mixers' Newton solves of the final validation and test evaluation */
+    if (newton) cJSON_AddItemToObject(o, "newton", newton_json(newton));
     char *s = cJSON_Print(o);
     cJSON_Delete(o);
     char *path = dir_file(dir, "metrics.json");
@@ -349,12 +363,21 @@ int sf_train(sf_model *m, const sf_task *t, const sf_train_opts *o, sf_train_res
     int rc = SF_ERR, prog_open = 0;
     char *path = sf_malloc(strlen(o->out_dir) + 64);
     char *settings = run_settings(o);
+    /* ParaRNN mixers solving by Newton: iterations, residual and fallbacks of each epoch's solves
+     * go to the epoch log and train_log.csv, so a non-converging solve is seen where it happens */
+    const int uses_newton = sf_config_uses_newton(m->config);
+    sf_newton_tally newton = {0};
+    if (uses_newton) m->run.newton = &newton;
 
     if (o->resume && load_state(o->out_dir, m, &opt, &drop_rng, &rs, o->epochs, settings))
         goto done;
     sprintf(path, "%s/train_log.csv", o->out_dir);
     if (o->resume && sf_csv_log_truncate(path, rs.next_epoch)) goto done;
-    if (sf_csv_log_open(&log, path, o->resume)) goto done;
+    if (sf_csv_log_open_extra(&log, path, o->resume,
+                              uses_newton ? "newton_iters_mean,newton_iters_max,newton_residual,"
+                                            "newton_fallbacks"
+                                          : NULL))
+        goto done;
     sf_model_reserve(m, &m->run, B > o->eval_batch_size ? B : o->eval_batch_size, 1);
     sf_progress_init(&prog, stderr, o->progress_mode, o->epochs, steps);
     prog_open = 1;
@@ -373,6 +396,7 @@ int sf_train(sf_model *m, const sf_task *t, const sf_train_opts *o, sf_train_res
         sf_rng_shuffle_i32(&shuf, order, nw);
         if (t->def && t->def->begin_epoch) t->def->begin_epoch(t, o->seed, epoch);
         float lr = 0;
+        memset(&newton, 0, sizeof newton);
         for (int s = 0; s < steps; s++) {
             t->ops->gather(t, SF_TRAIN, order + (size_t)s * B, B, x, y);
             sf_params_zero_grad(&m->params);
@@ -433,8 +457,22 @@ int sf_train(sf_model *m, const sf_task *t, const sf_train_opts *o, sf_train_res
         prog.val_names[0] = val.name[0];
         prog.val_names[1] = val.n > 1 ? val.name[1] : NULL;
         sf_progress_epoch_end(&prog, epoch + 1, train_loss, val_loss, val_loss, v1, lr, best);
-        if (sf_csv_log_append_row(&log, epoch + 1, train_loss, val_loss, val_loss, v1, lr,
-                                  now_seconds() - te))
+        char newton_fields[96] = "";
+        if (uses_newton) {
+            char text[160];
+            sf_newton_tally_format(&newton, text, sizeof text);
+            if (newton.fallbacks)
+                sf_progress_message(&prog, "warning: epoch %d newton: %s (residual above newton_tol "
+                                    "after newton_iters: those solves fell back to the sequential "
+                                    "loop)", epoch + 1, text);
+            else
+                sf_progress_message(&prog, "epoch %d newton: %s", epoch + 1, text);
+            snprintf(newton_fields, sizeof newton_fields, "%.4g,%d,%.3g,%ld",
+                     newton.solves ? (double)newton.iters_sum / (double)newton.solves : 0.0,
+                     newton.iters_max, (double)newton.residual_max, newton.fallbacks);
+        }
+        if (sf_csv_log_append_row_extra(&log, epoch + 1, train_loss, val_loss, val_loss, v1, lr,
+                                        now_seconds() - te, uses_newton ? newton_fields : NULL))
             goto done;
         sprintf(path, "%s/loss.svg", o->out_dir);
         /* the plot numbers epochs from 1 */
@@ -463,6 +501,7 @@ int sf_train(sf_model *m, const sf_task *t, const sf_train_opts *o, sf_train_res
         goto done;
     }
     memcpy(m->params.data, rs.best, total * sizeof(float));
+    memset(&newton, 0, sizeof newton);
     sf_task_evaluate(t, m, SF_VAL, o->eval_batch_size, &r->val);
     sf_task_evaluate(t, m, SF_TEST, o->eval_batch_size, &r->test);
     sprintf(path, "%s/model.safetensors", o->out_dir);
@@ -471,9 +510,10 @@ int sf_train(sf_model *m, const sf_task *t, const sf_train_opts *o, sf_train_res
     int saved = sf_checkpoint_save(path, m, &meta);
     sf_meta_free(&meta);
     if (saved) goto done;
-    if (write_metrics(o->out_dir, m, r)) goto done;
+    if (write_metrics(o->out_dir, m, r, uses_newton ? &newton : NULL)) goto done;
     rc = SF_OK;
 done:
+    m->run.newton = NULL; /* the tally lives on this stack */
     if (prog_open) sf_progress_finish(&prog);
     if (sf_csv_log_close(&log) && rc == SF_OK) rc = SF_ERR;
     sf_adamw_free(&opt);

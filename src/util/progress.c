@@ -271,12 +271,20 @@ static void csv_num(FILE *f, double v, const char *fmt) {
 }
 
 int sf_csv_log_open(sf_csv_log *l, const char *path, int append) {
+    return sf_csv_log_open_extra(l, path, append, NULL);
+}
+
+int sf_csv_log_open_extra(sf_csv_log *l, const char *path, int append, const char *extra_header) {
     memset(l, 0, sizeof *l);
     FILE *fp = fopen(path, append ? "a" : "w");
     if (!fp) return sf_errorf("cannot open '%s' for writing: %s", path, strerror(errno));
     long size = 0;
     if (append && fseek(fp, 0, SEEK_END) == 0) size = ftell(fp);
-    if (size <= 0) fputs("epoch,train_loss,val_loss,val_mse,val_mae,lr,seconds\n", fp);
+    if (size <= 0) {
+        fputs("epoch,train_loss,val_loss,val_mse,val_mae,lr,seconds", fp);
+        if (extra_header) fprintf(fp, ",%s", extra_header);
+        fputc('\n', fp);
+    }
     if (fflush(fp) != 0 || ferror(fp)) {
         int e = errno;
         fclose(fp);
@@ -289,6 +297,13 @@ int sf_csv_log_open(sf_csv_log *l, const char *path, int append) {
 
 int sf_csv_log_append_row(sf_csv_log *l, int epoch, double train_loss, double val_loss,
                           double val_mse, double val_mae, double lr, double seconds) {
+    return sf_csv_log_append_row_extra(l, epoch, train_loss, val_loss, val_mse, val_mae, lr,
+                                       seconds, NULL);
+}
+
+int sf_csv_log_append_row_extra(sf_csv_log *l, int epoch, double train_loss, double val_loss,
+                                double val_mse, double val_mae, double lr, double seconds,
+                                const char *extra_fields) {
     SF_ASSERT(l->fp);
     fprintf(l->fp, "%d", epoch);
     csv_num(l->fp, train_loss, "%.9g");
@@ -297,6 +312,7 @@ int sf_csv_log_append_row(sf_csv_log *l, int epoch, double train_loss, double va
     csv_num(l->fp, val_mae, "%.9g");
     csv_num(l->fp, lr, "%.9g");
     csv_num(l->fp, seconds, "%.3f");
+    if (extra_fields) fprintf(l->fp, ",%s", extra_fields);
     fputc('\n', l->fp);
     if (fflush(l->fp) != 0 || ferror(l->fp))
         return sf_errorf("cannot write '%s': %s", l->path, strerror(errno));

@@ -96,6 +96,13 @@ typedef struct {
 int sf_csv_log_open(sf_csv_log *l, const char *path, int append);
 int sf_csv_log_append_row(sf_csv_log *l, int epoch, double train_loss, double val_loss,
                           double val_mse, double val_mae, double lr, double seconds);
+/* The same with extra columns: extra_header (e.g. "newton_iters,newton_residual") is appended to
+ * the header of a new log, and each row given to sf_csv_log_append_row_extra ends with
+ * extra_fields (the same number of comma-separated fields). */
+int sf_csv_log_open_extra(sf_csv_log *l, const char *path, int append, const char *extra_header);
+int sf_csv_log_append_row_extra(sf_csv_log *l, int epoch, double train_loss, double val_loss,
+                                double val_mse, double val_mae, double lr, double seconds,
+                                const char *extra_fields);
 /* Keep the header and the first `rows` rows of an existing log (atomically); a missing file is
  * fine. --resume uses it so a crash between a row and the state save cannot duplicate the row. */
 int sf_csv_log_truncate(const char *path, int rows);
