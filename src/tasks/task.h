@@ -37,6 +37,8 @@ typedef struct {
     const char *class_weights; /* classify: none | balanced (NULL: none) */
     double val_fraction;       /* classify: share of each class carved from train for validation */
     uint64_t seed;             /* classify: the split's seed */
+    int epoch_windows; /* lm: training windows per epoch (0: (train bytes - 1) / seq_len); a
+                        * shorter epoch is a finer validation interval */
 } sf_task_args;
 
 typedef struct sf_task sf_task;
