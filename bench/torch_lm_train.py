@@ -14,7 +14,8 @@ with the C trainer's protocol replayed exactly:
     (start n_train + k * seq_len, batches of 32), the best kept;
   - stop at the first epoch end where the process CPU time (time.process_time(), training and
     validation; model building and data loading excluded, as in the C trainer) reaches --time-budget.
-Initial weights are PyTorch's own initialisation (same shapes, not the C run's draws).
+Initial weights are PyTorch's own initialisation (same shapes, not the C run's draws), or with
+--init a seqformer checkpoint's weights (load_state_dict strict; the protocol check below).
 
 Writes OUT/cpu_log.csv (epoch,steps,cpu_seconds,train_loss,val_loss,val_bpc, as the C trainer's)
 and OUT/metrics.json.  Run at one thread:
@@ -87,6 +88,7 @@ def main():
     ap.add_argument("--time-budget", type=float, required=True, help="process CPU seconds")
     ap.add_argument("--max-epochs", type=int, default=100000)
     ap.add_argument("--seed", type=int, default=2021)
+    ap.add_argument("--init", help="start from this seqformer model.safetensors (same config)")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -101,6 +103,9 @@ def main():
         cfg = json.load(f)
     cfg["input"]["vocab"] = len(vocab)
     model = ref.build_model(cfg)
+    if args.init:
+        tensors, _ = ref.load_safetensors(args.init)
+        model.load_state_dict({k: torch.from_numpy(v) for k, v in tensors.items()}, strict=True)
     T = model.cfg["seq_len"]
     span = n_train - T
     params = sum(p.numel() for p in model.parameters())
