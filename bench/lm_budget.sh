@@ -90,10 +90,11 @@ for r in runs:
         params = "-"
     best = min(rs, key=lambda x: x["val_loss"])
     last = rs[-1]
-    by = min(x["val_loss"] for x in rs if x["cpu_seconds"] <= common + 1e-9)
+    upto = [x["val_loss"] for x in rs if x["cpu_seconds"] <= common + 1e-9]
+    by = f"{min(upto):.4f}" if upto else "-"
     tps = last["steps"] * 32 * 128 / last["cpu_seconds"]
     print(f"| {names[r]} | {params} | {best['val_loss']:.4f} | {best['val_loss'] / math.log(2):.3f} | "
-          f"{int(best['steps'])} | {int(last['steps'])} | {last['cpu_seconds']:.0f} | {tps:.0f} | {by:.4f} |")
+          f"{int(best['steps'])} | {int(last['steps'])} | {last['cpu_seconds']:.0f} | {tps:.0f} | {by} |")
 EOF
 
 for r in $RUNS; do

@@ -77,12 +77,13 @@ print("|---" * (len(runs) + 1) + "|")
 for s in steps:
     print(f"| {s} | " + " | ".join(f"{next(x['val_loss'] for x in rows[r] if int(x['steps']) == s):.4f}" for r in runs) + " |")
 print(f"\nby CPU time (common budget reached by all: {common:.0f} s):")
-print("| model | params | steps by then | CPU s per step | best val loss by then | best val loss (all) | steps (all) |")
+print("| model | params | steps by then | CPU s per step (validation included) | best val loss by then | best val loss (all) | steps (all) |")
 print("|---|---|---|---|---|---|---|")
 for r in runs:
     rs = rows[r]
     upto = [x for x in rs if x["cpu_seconds"] <= common + 1e-9]
     last = rs[-1]
-    print(f"| {r} | {params[r] if params[r] else '-'} | {int(upto[-1]['steps'])} | {last['cpu_seconds'] / last['steps']:.2f} | "
-          f"{min(x['val_loss'] for x in upto):.4f} | {min(x['val_loss'] for x in rs):.4f} | {int(last['steps'])} |")
+    print(f"| {r} | {params[r] if params[r] else '-'} | {int(upto[-1]['steps']) if upto else 0} | "
+          f"{last['cpu_seconds'] / last['steps']:.2f} | {min(x['val_loss'] for x in upto) if upto else float('nan'):.4f} | "
+          f"{min(x['val_loss'] for x in rs):.4f} | {int(last['steps'])} |")
 EOF
