@@ -64,8 +64,9 @@ for r in runs:
         rows[r] = []
     try:
         params[r] = int(json.load(open(f"{out}/{r}/metrics.json"))["params"])
-    except (FileNotFoundError, KeyError):
-        params[r] = None
+    except (FileNotFoundError, KeyError):  # still running: the log's first line
+        log = open(f"{out}/{r}.log").read()
+        params[r] = int(log.split(" parameters")[0].split()[-1]) if " parameters" in log else None
 if not all(rows.values()):
     print("some runs have no evaluation yet:", [r for r in runs if not rows[r]])
     runs = [r for r in runs if rows[r]]
