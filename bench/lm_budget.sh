@@ -8,7 +8,7 @@
 # last 10% after every --epoch-windows windows (the same steps on both sides), best kept.
 #
 # usage: bench/lm_budget.sh BUDGET_S [OUT_DIR]     (default OUT_DIR: runs/lm_budget_BUDGET_S)
-#   EPOCH_WINDOWS=3200 (100 steps of batch 32 between validations)  NICE=19
+#   EPOCH_WINDOWS=1600 (50 steps of batch 32 between validations)  NICE=19
 #   REPORT_ONLY=1: do not train; finish any C run left without a model (from its last saved epoch,
 #   --resume with --epochs = the epochs done) and print the table from the logs.
 # Prints: model | params | best val loss | bpc | at step | steps | CPU s | tokens/CPU-s | best val
@@ -19,7 +19,7 @@ OUT=${2:-runs/lm_budget_$BUDGET}
 SF=${SF:-./build/seqformer}
 PY=${PY:-/usr/bin/python3}
 DATA=${DATA:-../shared/data/text/tinyshakespeare.txt}
-EW=${EPOCH_WINDOWS:-3200}
+EW=${EPOCH_WINDOWS:-1600}
 SEED=5901
 LR=1e-3
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 OMP_WAIT_POLICY=passive
