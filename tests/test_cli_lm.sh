@@ -96,5 +96,19 @@ expect 2 "--task lm, but the model config.s task is forecast" -- "$SF" train --d
 expect 2 "blocks\[0\].token_mixer: causal" -- "$SF" train "${small[@]}" --mixer fastformer --out "$tmp/c"
 expect 1 "language model" -- "$SF" predict --model "$M" --data "$tmp/text.txt"
 
+# --epoch-windows (the validation interval) and --time-budget (process CPU seconds, checked at
+# epoch ends; the best weights kept; each epoch's CPU time in cpu_log.csv)
+"$SF" train "${small[@]}" --epochs 50 --patience 50 --epoch-windows 32 --time-budget 0.000001 \
+    --out "$tmp/tb" >"$tmp/tb.json" 2>"$tmp/tb.log"
+check '[ $? -eq 0 ]' "train --time-budget exit code ($(tail -2 "$tmp/tb.log"))"
+check "grep -q '32 windows of 32 per epoch' '$tmp/tb.log'" "--epoch-windows 32 sets the windows per epoch"
+check "[ \$(wc -l < '$tmp/tb/cpu_log.csv') -eq 2 ] && grep -q '^1,2,' '$tmp/tb/cpu_log.csv'" \
+    "the budget stops after the first epoch (2 steps of 16), logged in cpu_log.csv"
+check "grep -q '\"time_budget_reached\":.*true' '$tmp/tb/metrics.json' && grep -q '\"steps\":.*2,' '$tmp/tb/metrics.json'" \
+    "metrics.json says the budget stopped the run after 2 steps"
+check "[ -f '$tmp/tb/model.safetensors' ]" "a budget-stopped run saves its model"
+expect 2 "--epoch-windows is for --task lm" -- "$SF" train --data data/ETTh1.csv --model dlinear --epoch-windows 4 --out "$tmp/c"
+expect 2 "time-budget" -- "$SF" train "${small[@]}" --time-budget -1 --out "$tmp/c"
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -248,6 +248,7 @@ int cmd_train(int argc, char **argv) {
     const char *root_path = NULL, *data_path = NULL, *model_id = NULL, *task_name = NULL;
     const char *ignored = NULL;
     const char *tokenizer = NULL; /* lm */
+    int epoch_windows = 0;        /* lm */
     /* the choices of --mixer, --norm and --pos come from the registries, as the config reader's do */
     char token_mixers[256] = "", norms[128] = "", positions[128] = "";
     for (int i = 0, len = 0; i < sf_mixer_registry_n; i++)
@@ -342,6 +343,12 @@ int cmd_train(int argc, char **argv) {
         {"out", ARG_STRING, &out, 0, 0, NULL, "output directory (default: runs/MODEL_ID)", 0},
         {"resume", ARG_BOOL, &resume, 0, 1, NULL, "continue from DIR/train_state.safetensors", 0},
         {"progress", ARG_CHOICE, &progress, 0, 0, "auto|tty|plain|quiet", "progress display", 0},
+        {"time-budget", ARG_FLOAT, &o.time_budget, 0, 1e9, NULL,
+         "stop at the first epoch end after this many seconds of process CPU time, keeping the "
+         "best weights; logs DIR/cpu_log.csv (0: no budget)", 0},
+        {"epoch-windows", ARG_INT, &epoch_windows, 0, 100000000, NULL,
+         "lm: training windows per epoch, i.e. the validation interval (0: the whole training "
+         "text once)", 0},
         {"stop-after", ARG_INT, &o.stop_after, 0, 100000, NULL,
          "stop after N epochs of this run, keeping the state for --resume (0: never)", 0},
         {"skip-nonfinite", ARG_BOOL, &o.skip_nonfinite, 0, 1, NULL,
@@ -497,6 +504,11 @@ int cmd_train(int argc, char **argv) {
         cJSON_Delete(cfg);
         return cli_fail(2);
     }
+    if (epoch_windows && strcmp(sf_opt_str(cfg, "task"), "lm") != 0) {
+        sf_errorf("train: --epoch-windows is for --task lm (--model lm)");
+        cJSON_Delete(cfg);
+        return cli_fail(2);
+    }
     if (test && strcmp(sf_opt_str(cfg, "task"), "forecast") == 0) {
         sf_errorf("train: --test is for --task classify or lm (forecast splits the one file)");
         cJSON_Delete(cfg);
@@ -505,7 +517,7 @@ int cmd_train(int argc, char **argv) {
     sf_task_args ta = {.data = data, .target = target, .features = features[0], .split = split,
                        .test = test, .tokenizer = tokenizer, .normalize = normalize,
                        .class_weights = class_weights, .val_fraction = val_fraction, .augment = augment,
-                       .seed = (uint64_t)seed};
+                       .seed = (uint64_t)seed, .epoch_windows = epoch_windows};
     sf_task t = {0};
     sf_model m = {0};
     if (td->open_train(&t, &ta, &cfg, has_channels)) {

@@ -236,7 +236,7 @@ static int lm_load(sf_task *t, lm_task *l, const sf_task_args *a, int from_text)
         return sf_errorf("%s: %zu bytes give %ld training and %ld validation bytes; each split "
                          "needs at least seq_len + 1 = %d",
                          a->data, n, l->n_train, n_val, l->T + 1);
-    l->n_windows[SF_TRAIN] = (int)((l->n_train - 1) / l->T);
+    l->n_windows[SF_TRAIN] = a->epoch_windows > 0 ? a->epoch_windows : (int)((l->n_train - 1) / l->T);
     l->n_windows[SF_VAL] = (int)((n_val - 1) / l->T);
     l->n_windows[SF_TEST] = l->n_windows[SF_VAL];
     if (a->test) {

@@ -28,6 +28,10 @@ typedef struct {
     int progress_mode;  /* SF_PROGRESS_* */
     int skip_nonfinite; /* 1: skip (and count) steps with a non-finite loss or gradient */
     int lazy_adamw;     /* 1: lookup tables update only the rows a step touched (train/adamw.h) */
+    /* > 0: stop at the first epoch end where this run's process CPU time (all threads; the
+     * budget comparisons run one thread) has reached this many seconds, keeping the best
+     * weights; each epoch's CPU time is logged to DIR/cpu_log.csv */
+    float time_budget;
 } sf_train_opts;
 
 typedef struct {
@@ -36,6 +40,9 @@ typedef struct {
     int best_epoch, epochs_run;
     int stopped_early, interrupted;
     long skipped_steps;
+    double cpu_seconds; /* process CPU time of this run's training and validation */
+    long steps;         /* optimizer steps taken (all runs, resumed ones included) */
+    int budget_reached; /* stopped by time_budget */
 } sf_train_result;
 
 void sf_train_opts_defaults(sf_train_opts *o, const char *model);
