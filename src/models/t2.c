@@ -8,6 +8,10 @@
  *      softmax attention + mlp relu, LayerNorm eps 1e-6, dropout on both residual branches)
  *   -> head "pool_classify": mean over the valid steps (GlobalAveragePooling1D), dropout,
  *      Linear(d -> n_classes) -> logits (t2's softmax lives in the task's loss).
+ * Positions "time" (irregular observations, e.g. `seqformer gp --raw`): one input channel holds each
+ * step's observation time; it is not embedded as a value (embed reads the other C-1 channels) but
+ * drives a sinusoidal encoding of the continuous time (layers/time_encoding.h) added in place of
+ * the step positions.
  * Parameter names: embed, pos_embed (learned positions only), blocks.<i>, classifier
  * (tools/reference/seqformer_ref.py T2 loads them with strict=True). */
 #include <string.h>
@@ -18,6 +22,7 @@
 #include "layers/linear.h"
 #include "layers/pool.h"
 #include "layers/positions.h"
+#include "layers/time_encoding.h"
 #include "models/model.h"
 
 typedef struct {
@@ -27,16 +32,52 @@ typedef struct {
     sf_positions pos;
     sf_block *blocks;
     size_t slot;
+    int time_ch;       /* positions "time": the channel of observation times, else -1 */
+    double time_scale; /* its scale (angle = scale * t * 10000^(-2i/d)) */
 } t2;
 
 typedef struct {
     int *lens;        /* [B] valid steps (NULL while planning) */
-    float *xin;       /* [B*L, C] the values */
+    float *xin;       /* [B*L, C] the values ([B*L, C-1] with time positions) */
+    float *tin;       /* [B*L] observation times (time positions only) */
     float *pre;       /* [B*L, d] embedding before the ReLU */
     float *pooled;    /* [B, d] after pooling (and dropout) */
     uint8_t *mask_pool;
     float *z[];       /* E+1 buffers [B*L, d]: embedding + positions, then each block's output */
 } t2_saved;
+
+/* Positions "time": the channel and scale, checked against the data's shape. */
+static int t2_time_positions(t2 *s, const cJSON *pos) {
+    if (strcmp(sf_opt_str(pos, "kind"), "time") != 0) return SF_OK;
+    s->time_ch = sf_opt_int(pos, "channel");
+    s->time_scale = sf_opt_float(pos, "scale");
+    if (s->time_ch >= s->C)
+        return sf_errorf("positions.channel: %d, but the series have %d channels (0..%d)", s->time_ch,
+                         s->C, s->C - 1);
+    if (s->C < 2)
+        return sf_errorf("positions.kind: time positions read the time from one channel and embed "
+                         "the others, so they need 2 or more channels (got %d)", s->C);
+    if (s->d % 2)
+        return sf_errorf("positions.kind: time positions need an even d_model (got %d)", s->d);
+    return SF_OK;
+}
+
+/* Channels the embedding reads: all but the time channel. */
+static int t2_value_channels(const t2 *s) { return s->time_ch >= 0 ? s->C - 1 : s->C; }
+
+/* Example b's values (without the time channel) into xin, its times into tin. */
+static void t2_split_time(const t2 *s, const float *xb, float *xin, float *tin) {
+    int C = s->C;
+    for (int t = 0; t < s->L; t++) {
+        const float *row = xb + (size_t)t * C;
+        float *out = xin + (size_t)t * (C - 1);
+        for (int c = 0, j = 0; c < C; c++)
+            if (c == s->time_ch)
+                tin[t] = row[c];
+            else
+                out[j++] = row[c];
+    }
+}
 
 static int t2_build(sf_model *m) {
     const cJSON *c = m->config;
@@ -57,8 +98,12 @@ static int t2_build(sf_model *m) {
     s->d = sf_opt_int(c, "d_model");
     s->K = sf_opt_int(c, "n_classes");
     s->head_dropout = sf_opt_float(head, "dropout");
-    if (sf_positions_create(&s->pos, sf_opt_str(cJSON_GetObjectItemCaseSensitive(c, "positions"),
-                                                "kind"),
+    s->time_ch = -1;
+    if (t2_time_positions(s, cJSON_GetObjectItemCaseSensitive(c, "positions"))) return SF_ERR;
+    if (sf_positions_create(&s->pos,
+                            s->time_ch >= 0 ? "none"
+                                            : sf_opt_str(cJSON_GetObjectItemCaseSensitive(c, "positions"),
+                                                         "kind"),
                             s->L, s->d))
         return sf_error_prefix("positions");
     const cJSON *blocks = cJSON_GetObjectItemCaseSensitive(c, "blocks");
@@ -77,7 +122,7 @@ static int t2_build(sf_model *m) {
             }
         }
     sf_params *ps = &m->params;
-    sf_linear_declare(&s->embed, ps, "embed", s->C, s->d, 1);
+    sf_linear_declare(&s->embed, ps, "embed", t2_value_channels(s), s->d, 1);
     sf_positions_declare(&s->pos, ps, "pos_embed");
     sf_block_stack_declare(s->blocks, s->E, ps);
     sf_linear_declare(&s->classifier, ps, "classifier", s->d, s->K, 1);
@@ -110,7 +155,9 @@ static void t2_forward(sf_model *m, sf_ctx *ctx, const float *x, float *y) {
     /* the lengths as ints in arena memory (one float slot each) */
     int *lens = (int *)(void *)sf_arena_push(a, (size_t)B);
     sv->lens = plan ? NULL : lens;
-    sv->xin = sf_arena_push(a, (size_t)BL * C);
+    int Cv = t2_value_channels(s);
+    sv->xin = sf_arena_push(a, (size_t)BL * Cv);
+    sv->tin = s->time_ch >= 0 ? sf_arena_push(a, (size_t)BL) : NULL;
     sv->pre = sf_arena_push(a, (size_t)BL * d);
     for (int i = 0; i <= s->E; i++) sv->z[i] = sf_arena_push(a, (size_t)BL * d);
     if (!plan) {
@@ -119,10 +166,14 @@ static void t2_forward(sf_model *m, sf_ctx *ctx, const float *x, float *y) {
             float lv = xb[(size_t)L * C];
             SF_ASSERT(lv >= 1.0f && lv <= (float)L && "t2: valid length out of range");
             lens[b] = (int)lv;
-            memcpy(sv->xin + (size_t)b * L * C, xb, (size_t)L * C * sizeof(float));
+            if (s->time_ch >= 0)
+                t2_split_time(s, xb, sv->xin + (size_t)b * L * Cv, sv->tin + (size_t)b * L);
+            else
+                memcpy(sv->xin + (size_t)b * L * C, xb, (size_t)L * C * sizeof(float));
         }
         sf_linear_forward(&s->embed, sv->pre, sv->xin, BL);
         for (long i = 0; i < BL * d; i++) sv->z[0][i] = sv->pre[i] > 0.0f ? sv->pre[i] : 0.0f;
+        if (s->time_ch >= 0) sf_time_encoding_add(sv->z[0], BL, d, sv->tin, 1, s->time_scale);
     }
     sf_ctx inner = step_ctx(ctx, sv, L);
     sf_positions_forward(&s->pos, &inner, sv->z[0]);
@@ -177,7 +228,7 @@ static void t2_destroy(sf_model *m) {
 
 static double t2_flops(const sf_model *m) {
     const t2 *s = m->self;
-    return 2.0 * s->C * s->d * s->L + sf_block_stack_flops(s->blocks, s->E, s->L) +
+    return 2.0 * t2_value_channels(s) * s->d * s->L + sf_block_stack_flops(s->blocks, s->E, s->L) +
            2.0 * s->d * s->K;
 }
 

@@ -89,7 +89,20 @@ static void channel_stats(const sf_class_data *d, const int *idx, int n, double 
     free(ss);
 }
 
-static void normalize(sf_class_data *d, norm_kind k, const double *mean, const double *std) {
+/* The channel of observation times when the model's positions are "time" (t2 on irregular
+ * observations), else -1: times stay in their units (days), never normalised. */
+static int time_channel_of(const cJSON *config) {
+    const cJSON *pos = cJSON_GetObjectItemCaseSensitive(config, "positions");
+    if (cJSON_IsString(pos)) return strcmp(pos->valuestring, "time") == 0 ? 0 : -1;
+    const cJSON *kind = cJSON_GetObjectItemCaseSensitive(pos, "kind");
+    if (!cJSON_IsString(kind) || strcmp(kind->valuestring, "time") != 0) return -1;
+    const cJSON *ch = cJSON_GetObjectItemCaseSensitive(pos, "channel");
+    return cJSON_IsNumber(ch) ? ch->valueint : 0;
+}
+
+/* Normalise every channel but `keep` (-1: all). */
+static void normalize(sf_class_data *d, norm_kind k, const double *mean, const double *std,
+                      int keep) {
     if (k == NORM_NONE) return;
     int C = d->C;
     double *m = sf_malloc((size_t)C * sizeof(double)), *sd = sf_malloc((size_t)C * sizeof(double));
@@ -102,6 +115,7 @@ static void normalize(sf_class_data *d, norm_kind k, const double *mean, const d
             memcpy(m, mean, (size_t)C * sizeof(double));
             memcpy(sd, std, (size_t)C * sizeof(double));
         }
+        if (keep >= 0 && keep < C) m[keep] = 0, sd[keep] = 1;
         for (int t = 0; t < d->len[e]; t++)
             for (int c = 0; c < C; c++)
                 x[(size_t)t * C + c] = (float)((x[(size_t)t * C + c] - m[c]) / sd[c]);
@@ -457,8 +471,10 @@ static int cl_open_train(sf_task *t, const sf_task_args *a, cJSON **config, int 
     c->mean = sf_calloc((size_t)c->C, sizeof(double));
     c->std = sf_calloc((size_t)c->C, sizeof(double));
     channel_stats(&c->train, c->idx[SF_TRAIN], c->n[SF_TRAIN], c->mean, c->std);
-    normalize(&c->train, c->norm, c->mean, c->std);
-    if (a->test) normalize(&c->test, c->norm, c->mean, c->std);
+    int keep = time_channel_of(*config);
+    if (keep >= 0 && keep < c->C) c->mean[keep] = 0, c->std[keep] = 1;
+    normalize(&c->train, c->norm, c->mean, c->std, keep);
+    if (a->test) normalize(&c->test, c->norm, c->mean, c->std, keep);
     if (!strcmp(w, "balanced")) {
         c->weight = sf_calloc((size_t)c->K, sizeof(float));
         long *cnt = sf_calloc((size_t)c->K, sizeof(long));
@@ -564,7 +580,7 @@ static int load_for(const sf_model *m, const protocol *p, const char *path, int 
         sf_class_data_free(d);
         return SF_ERR;
     }
-    normalize(d, p->norm, p->mean, p->std);
+    normalize(d, p->norm, p->mean, p->std, time_channel_of(m->config));
     return SF_OK;
 }
 

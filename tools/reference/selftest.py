@@ -690,7 +690,18 @@ def np_t2(x, sd, cfg, lens):
     d, out = cfg["d_model"], []
     for b in range(x.shape[0]):
         n = int(lens[b])
-        u = np.maximum(np_linear(x[b:b + 1, :n], sd, "embed"), 0.0)
+        if cfg["positions"]["kind"] == "time":  # times in one channel: encoded, not embedded
+            ch, sc = cfg["positions"]["channel"], cfg["positions"]["scale"]
+            vals = np.delete(x[b:b + 1, :n], ch, axis=2)
+            u = np.maximum(np_linear(vals, sd, "embed"), 0.0)
+            pe = np.zeros((n, d))
+            for p in range(n):
+                for i in range(0, d, 2):
+                    pe[p, i] = math.sin(sc * float(x[b, p, ch]) / 10000 ** (i / d))
+                    pe[p, i + 1] = math.cos(sc * float(x[b, p, ch]) / 10000 ** (i / d))
+            u = u + pe
+        else:
+            u = np.maximum(np_linear(x[b:b + 1, :n], sd, "embed"), 0.0)
         if cfg["positions"]["kind"] == "learned":
             u = u + sd["pos_embed"][:n]
         elif cfg["positions"]["kind"] == "sinusoidal":
