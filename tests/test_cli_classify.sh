@@ -51,6 +51,9 @@ for f in confusion roc pr; do [ -s "$tmp/pp_$f.svg" ] && ok || bad "no $tmp/pp_$
 # interpretability: gradient x input attribution of one series
 "$SF" predict --model "$tmp/run/model.safetensors" --data $TE --out "$tmp/pred2.csv" --plot "$tmp/one" --object 5 2>"$tmp/obj.err" && ok || bad "predict --object: $(cat "$tmp/obj.err")"
 grep -q "series 5: gradient x input of log p(" "$tmp/one_attribution.svg" 2>/dev/null && ok || bad "no attribution SVG"
+# per-head softmax attention maps of one series (the 4 heads of the one block)
+"$SF" predict --model "$tmp/run/model.safetensors" --data $TE --out "$tmp/pred3.csv" --object 5 --attention-svg "$tmp/att.svg" 2>"$tmp/att.err" && ok || bad "predict --attention-svg: $(cat "$tmp/att.err")"
+[ "$(grep -c "(max " "$tmp/att.svg" 2>/dev/null)" = 4 ] && grep -q "softmax attention weights" "$tmp/att.svg" && tail -n 1 "$tmp/att.svg" | grep -q '</svg>' && ok || bad "attention SVG: not 4 panels"
 
 # --- UEA with unequal lengths and trailing '?' padding; class weights, series normalisation
 { printf '@problemName Toy\n@timeStamps false\n@missing true\n@univariate false\n@dimensions 2\n'
@@ -84,6 +87,8 @@ expect 1 "2 channels per step, but the model reads 1" -- "$SF" predict --model "
 expect 1 "--object '999' is not a row" -- "$SF" predict --model "$tmp/run/model.safetensors" --data $TE --out "$tmp/p3.csv" --plot "$tmp/q" --object 999
 [ ! -e "$tmp/p3.csv" ] && ok || bad "predict --object 999 left a CSV"
 expect 1 "--object draws an attribution picture; give --plot too" -- "$SF" predict --model "$tmp/run/model.safetensors" --data $TE --object 1
+expect 1 "--attention-svg draws the attention of one series; give --object N" -- "$SF" predict --model "$tmp/run/model.safetensors" --data $TE --attention-svg "$tmp/a2.svg"
+[ ! -e "$tmp/a2.svg" ] && ok || bad "--attention-svg without --object wrote a file"
 expect 1 "validation split is empty" -- "$SF" train --task classify --data $TR --val-fraction 0 --out "$tmp/x5"
 expect 2 "'--normalize': 'zscore'" -- "$SF" train --task classify --data $TR --normalize zscore --out "$tmp/x6"
 expect 1 "ETTh1.csv:1: a label and at least one value expected (tab-separated)" -- "$SF" train --model t2 --data data/ETTh1.csv --out "$tmp/x7"

@@ -22,8 +22,10 @@
 #include "layers/linear.h"
 #include "layers/pool.h"
 #include "layers/positions.h"
+#include "layers/softmax_attention.h"
 #include "layers/time_encoding.h"
 #include "models/model.h"
+#include "models/t2.h"
 
 typedef struct {
     int L, C, d, K, E;
@@ -256,3 +258,56 @@ const sf_model_def sf_model_t2 = {
     .ops = &t2_ops,
     .reads_lengths = 1,
 };
+
+/* ---- attention maps (models/t2.h) ----------------------------------------------------------- */
+
+int sf_t2_attention_maps(sf_model *m, const float *x, sf_attention_maps *out) {
+    memset(out, 0, sizeof *out);
+    if (m->def != &sf_model_t2) return sf_errorf("attention maps: the model is not t2");
+    t2 *s = m->self;
+    int H = 0;
+    for (int i = 0; i < s->E; i++)
+        for (int k = 0; k < s->blocks[i].def->n_mixers; k++)
+            if (sf_mixer_is_softmax_attention(s->blocks[i].mixer[k]))
+                H += sf_softmax_attention_heads(s->blocks[i].mixer[k]);
+    if (!H)
+        return sf_errorf("attention maps: no block of this model has a softmax token mixer "
+                         "(use the gradient x input attribution, --object)");
+    /* an inference forward (no dropout) that keeps what the mixers saved */
+    sf_run r;
+    sf_run_init(&r);
+    sf_model_reserve(m, &r, 1, 1);
+    sf_arena_reset_to(&r.arena, 0);
+    sf_ctx ctx = {.arena = &r.arena, .training = 0, .keep = 1, .B = 1, .T = s->L, .saved = r.saved};
+    float *y = sf_malloc((size_t)s->K * sizeof(float));
+    t2_forward(m, &ctx, x, y);
+    const t2_saved *sv = SF_SAVED(&ctx, s->slot, t2_saved);
+    sf_ctx inner = step_ctx(&ctx, sv, s->L);
+    size_t TT = (size_t)s->L * s->L;
+    out->T = s->L;
+    out->len = sv->lens[0];
+    out->n_maps = H;
+    out->block = sf_malloc((size_t)H * sizeof(int));
+    out->head = sf_malloc((size_t)H * sizeof(int));
+    out->p = sf_malloc((size_t)H * TT * sizeof(float));
+    int at = 0;
+    for (int i = 0; i < s->E; i++)
+        for (int k = 0; k < s->blocks[i].def->n_mixers; k++) {
+            const sf_mixer *mx = s->blocks[i].mixer[k];
+            if (!sf_mixer_is_softmax_attention(mx)) continue;
+            int h = sf_softmax_attention_heads(mx);
+            sf_softmax_attention_probs(mx, &inner, 0, out->p + (size_t)at * TT);
+            for (int j = 0; j < h; j++) out->block[at + j] = i, out->head[at + j] = j;
+            at += h;
+        }
+    free(y);
+    sf_run_free(&r);
+    return SF_OK;
+}
+
+void sf_attention_maps_free(sf_attention_maps *a) {
+    free(a->block);
+    free(a->head);
+    free(a->p);
+    memset(a, 0, sizeof *a);
+}
