@@ -12,8 +12,8 @@ T=${1:-2}
 B=${2:-512}
 CFG='{"format_version":2,"task":"classify","model":"t2","seq_len":100,"n_channels":5,"n_classes":2,"d_model":32,"input":{"kind":"pointwise"},"positions":{"kind":"sinusoidal"},"blocks":[{"kind":"metaformer","repeat":1,"placement":"post","dropout":0.1,"norm":{"kind":"layernorm","eps":1e-06},"token_mixer":{"kind":"softmax","n_heads":16,"causal":false},"channel_mixer":{"kind":"mlp","d_ff":128,"activation":"relu","dropout":0}}],"head":{"kind":"pool_classify","dropout":0.1}}'
 echo "# $(date -u '+%Y-%m-%d %H:%M UTC') $(nproc) cores, load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-C=$(./build/bench_t2 --config "$CFG" --threads "$T" --batch "$B" --runs 2000 --secs 3 --gp-objects 40)
-P=$(/usr/bin/python3 bench/torch_t2.py --config "$CFG" --threads "$T" --batch "$B" --runs 2000 --secs 3)
+C=$(./build/bench_t2 --config "$CFG" --threads "$T" --batch "$B" --runs 500 --secs 3 --gp-objects 40)
+P=$(/usr/bin/python3 bench/torch_t2.py --config "$CFG" --threads "$T" --batch "$B" --runs 500 --secs 3)
 echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "$C"
 echo "$P"
