@@ -6,13 +6,15 @@
 #
 # usage: bash bench/rrlyrae_t2_raw.sh [SEEDS] [PARALLEL]
 #   SEEDS: model seeds (default "2021 2022 2023"); PARALLEL: trainings at once (default 2)
-#   env: OUT (default bench/results/rrlyrae_t2_raw), EXTRA (more train flags)
+#   env: OUT (run directories; default /tmp/rrlyrae_t2_raw), EXTRA (more train flags),
+#        FOLDS_DIR (default /tmp/rrlyrae_raw_folds), BIN (default ./build/seqformer),
+#        SUMMARY_ONLY=1 (only print the table of the runs already finished)
 # Every training runs under nice -n 19 with --threads 1 (shared machine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SEEDS=${1:-"2021 2022 2023"}
 PAR=${2:-2}
-OUT=${OUT:-bench/results/rrlyrae_t2_raw}
+OUT=${OUT:-/tmp/rrlyrae_t2_raw}
 D=../shared/data/lightcurves
 FOLDS=${FOLDS_DIR:-/tmp/rrlyrae_raw_folds}
 BIN=${BIN:-./build/seqformer}
@@ -26,8 +28,9 @@ if [ ! -f "$FOLDS/folds.csv" ]; then
         --raw --out "$FOLDS/all.ts" --folds 5 --seed 1 --out-dir "$FOLDS" >/dev/null
 fi
 jobs=()
-for s in $SEEDS; do for f in 0 1 2 3 4; do jobs+=("$s $f"); done; done
-printf '%s\n' "${jobs[@]}" | OMP_WAIT_POLICY=passive xargs -P "$PAR" -L 1 bash -c '
+[ "${SUMMARY_ONLY:-0}" = 1 ] && SEEDS_RUN="" || SEEDS_RUN=$SEEDS
+for s in $SEEDS_RUN; do for f in 0 1 2 3 4; do jobs+=("$s $f"); done; done
+[ ${#jobs[@]} -gt 0 ] && printf '%s\n' "${jobs[@]}" | OMP_WAIT_POLICY=passive xargs -P "$PAR" -L 1 bash -c '
     s=$0; f=$1; dir='"$OUT"'/seed${s}_fold${f}
     [ -f "$dir/done.json" ] && exit 0
     nice -n 19 '"$BIN"' train --task classify --data '"$FOLDS"'/fold${f}_TRAIN.ts \
