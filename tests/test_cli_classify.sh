@@ -66,6 +66,10 @@ grep -q "series 5: gradient x input of log p(" "$tmp/one_attribution.svg" 2>/dev
 grep -q "up to 4 steps" "$tmp/uea.err" && ok || bad "UEA banner: $(cat "$tmp/uea.err")"
 "$SF" eval --model "$tmp/uea/model.safetensors" --data "$tmp/toy.ts" >"$tmp/uea_eval.json" 2>&1 && ok || bad "UEA eval: $(cat "$tmp/uea_eval.json")"
 grep -q '"classes":\["up","down"\]' "$tmp/uea_eval.json" && ok || bad "UEA classes: $(cat "$tmp/uea_eval.json")"
+# irregular series: channel 0 as observation times (--pos time), eval reads the checkpoint's positions
+"$SF" train --task classify --data "$tmp/toy.ts" --test "$tmp/toy.ts" --out "$tmp/uea_t" --pos time \
+  --time-scale 3 --normalize series "${common[@]}" >"$tmp/uea_t.json" 2>"$tmp/uea_t.err" && ok || bad "UEA --pos time: $(cat "$tmp/uea_t.err")"
+"$SF" eval --model "$tmp/uea_t/model.safetensors" --data "$tmp/toy.ts" >"$tmp/uea_t_eval.json" 2>&1 && grep -q '"accuracy"' "$tmp/uea_t_eval.json" && ok || bad "UEA --pos time eval: $(cat "$tmp/uea_t_eval.json")"
 
 # --- bad input
 printf '1\t1\t2\t3\n2\t1\t2\n' > "$tmp/ragged.tsv"
@@ -79,6 +83,8 @@ expect 1 "ragged.tsv:2: ragged row" -- "$SF" train --task classify --data "$tmp/
 expect 1 "class '3' does not occur in the training data" -- "$SF" train --task classify --data $TR --test "$tmp/newclass.tsv" --out "$tmp/x2"
 expect 2 "blocks\[0\].token_mixer: mixer .probsparse. cannot handle padded sequences" -- "$SF" train --task classify --data $TR --mixer probsparse --out "$tmp/x2b"
 expect 1 "dir.ts:2: unknown directive '@frobnicate'" -- "$SF" train --task classify --data "$tmp/dir.ts" --out "$tmp/x3"
+expect 2 "give --pos time" -- "$SF" train --task classify --data $TR --time-scale 2 --out "$tmp/x3b"
+expect 2 "positions.channel: 3, but the series have 1 channels" -- "$SF" train --task classify --data $TR --pos time --time-channel 3 --out "$tmp/x3c"
 expect 1 "channels per step, but the training file" -- "$SF" train --task classify --data $TR --test "$tmp/two.ts" --out "$tmp/x4"
 expect 1 "class '3' does not occur" -- "$SF" eval --model "$tmp/run/model.safetensors" --data "$tmp/newclass.tsv"
 expect 1 "longer than the model's seq_len 24" -- "$SF" eval --model "$tmp/run/model.safetensors" --data "$tmp/long.tsv"
