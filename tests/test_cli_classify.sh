@@ -51,6 +51,9 @@ for f in confusion roc pr; do [ -s "$tmp/pp_$f.svg" ] && ok || bad "no $tmp/pp_$
 # interpretability: gradient x input attribution of one series
 "$SF" predict --model "$tmp/run/model.safetensors" --data $TE --out "$tmp/pred2.csv" --plot "$tmp/one" --object 5 2>"$tmp/obj.err" && ok || bad "predict --object: $(cat "$tmp/obj.err")"
 grep -q "series 5: gradient x input of log p(" "$tmp/one_attribution.svg" 2>/dev/null && ok || bad "no attribution SVG"
+# per-head softmax attention maps of one series (the 4 heads of the one block)
+"$SF" predict --model "$tmp/run/model.safetensors" --data $TE --out "$tmp/pred3.csv" --object 5 --attention-svg "$tmp/att.svg" 2>"$tmp/att.err" && ok || bad "predict --attention-svg: $(cat "$tmp/att.err")"
+[ "$(grep -c "(max " "$tmp/att.svg" 2>/dev/null)" = 4 ] && grep -q "softmax attention weights" "$tmp/att.svg" && tail -n 1 "$tmp/att.svg" | grep -q '</svg>' && ok || bad "attention SVG: not 4 panels"
 
 # --- UEA with unequal lengths and trailing '?' padding; class weights, series normalisation
 { printf '@problemName Toy\n@timeStamps false\n@missing true\n@univariate false\n@dimensions 2\n'
@@ -63,6 +66,10 @@ grep -q "series 5: gradient x input of log p(" "$tmp/one_attribution.svg" 2>/dev
 grep -q "up to 4 steps" "$tmp/uea.err" && ok || bad "UEA banner: $(cat "$tmp/uea.err")"
 "$SF" eval --model "$tmp/uea/model.safetensors" --data "$tmp/toy.ts" >"$tmp/uea_eval.json" 2>&1 && ok || bad "UEA eval: $(cat "$tmp/uea_eval.json")"
 grep -q '"classes":\["up","down"\]' "$tmp/uea_eval.json" && ok || bad "UEA classes: $(cat "$tmp/uea_eval.json")"
+# irregular series: channel 0 as observation times (--pos time), eval reads the checkpoint's positions
+"$SF" train --task classify --data "$tmp/toy.ts" --test "$tmp/toy.ts" --out "$tmp/uea_t" --pos time \
+  --time-scale 3 --normalize series "${common[@]}" >"$tmp/uea_t.json" 2>"$tmp/uea_t.err" && ok || bad "UEA --pos time: $(cat "$tmp/uea_t.err")"
+"$SF" eval --model "$tmp/uea_t/model.safetensors" --data "$tmp/toy.ts" >"$tmp/uea_t_eval.json" 2>&1 && grep -q '"accuracy"' "$tmp/uea_t_eval.json" && ok || bad "UEA --pos time eval: $(cat "$tmp/uea_t_eval.json")"
 
 # --- bad input
 printf '1\t1\t2\t3\n2\t1\t2\n' > "$tmp/ragged.tsv"
@@ -76,6 +83,8 @@ expect 1 "ragged.tsv:2: ragged row" -- "$SF" train --task classify --data "$tmp/
 expect 1 "class '3' does not occur in the training data" -- "$SF" train --task classify --data $TR --test "$tmp/newclass.tsv" --out "$tmp/x2"
 expect 2 "blocks\[0\].token_mixer: mixer .probsparse. cannot handle padded sequences" -- "$SF" train --task classify --data $TR --mixer probsparse --out "$tmp/x2b"
 expect 1 "dir.ts:2: unknown directive '@frobnicate'" -- "$SF" train --task classify --data "$tmp/dir.ts" --out "$tmp/x3"
+expect 2 "give --pos time" -- "$SF" train --task classify --data $TR --time-scale 2 --out "$tmp/x3b"
+expect 2 "positions.channel: 3, but the series have 1 channels" -- "$SF" train --task classify --data $TR --pos time --time-channel 3 --out "$tmp/x3c"
 expect 1 "channels per step, but the training file" -- "$SF" train --task classify --data $TR --test "$tmp/two.ts" --out "$tmp/x4"
 expect 1 "class '3' does not occur" -- "$SF" eval --model "$tmp/run/model.safetensors" --data "$tmp/newclass.tsv"
 expect 1 "longer than the model's seq_len 24" -- "$SF" eval --model "$tmp/run/model.safetensors" --data "$tmp/long.tsv"
@@ -84,6 +93,8 @@ expect 1 "2 channels per step, but the model reads 1" -- "$SF" predict --model "
 expect 1 "--object '999' is not a row" -- "$SF" predict --model "$tmp/run/model.safetensors" --data $TE --out "$tmp/p3.csv" --plot "$tmp/q" --object 999
 [ ! -e "$tmp/p3.csv" ] && ok || bad "predict --object 999 left a CSV"
 expect 1 "--object draws an attribution picture; give --plot too" -- "$SF" predict --model "$tmp/run/model.safetensors" --data $TE --object 1
+expect 1 "--attention-svg draws the attention of one series; give --object N" -- "$SF" predict --model "$tmp/run/model.safetensors" --data $TE --attention-svg "$tmp/a2.svg"
+[ ! -e "$tmp/a2.svg" ] && ok || bad "--attention-svg without --object wrote a file"
 printf '1\t1\t2\n2\t3\t4\n' > "$tmp/single.tsv"  # one series per class: nothing to carve (--val-fraction 0 trains on all)
 expect 1 "validation split is empty" -- "$SF" train --task classify --data "$tmp/single.tsv" --out "$tmp/x5"
 expect 2 "'--normalize': 'zscore'" -- "$SF" train --task classify --data $TR --normalize zscore --out "$tmp/x6"

@@ -963,10 +963,10 @@ static void check_t2_conv_patches(void) {
 /* Padding never reaches the logits: a series of 6 steps padded to 10 (padding filled with
  * garbage) gives the logits of the same weights built for exactly 6 steps (sinusoidal positions
  * have no parameters, so both models have the same tensors). */
-static void check_t2_padding(const char *mixer) {
+static void check_t2_padding_pos(const char *mixer, const char *pos) {
     sf_model a, b;
-    CHECK(sf_model_create_json(&a, t2_json(10, mixer, "sinusoidal"), "t2") == SF_OK);
-    CHECK(sf_model_create_json(&b, t2_json(6, mixer, "sinusoidal"), "t2") == SF_OK);
+    CHECK(sf_model_create_json(&a, t2_json(10, mixer, pos), "t2") == SF_OK);
+    CHECK(sf_model_create_json(&b, t2_json(6, mixer, pos), "t2") == SF_OK);
     CHECK(a.params.total == b.params.total);
     sf_model_init_weights(&a, 9);
     memcpy(b.params.data, a.params.data, a.params.total * sizeof(float));
@@ -983,11 +983,42 @@ static void check_t2_padding(const char *mixer) {
         double e = fabs(ya[i] - yb[i]) / (fabs(yb[i]) + 1e-3);
         if (e > worst) worst = e;
     }
-    printf("t2 %s padding: max rel diff %.2e (padded to 10 vs built for 6)\n", mixer, worst);
+    printf("t2 %s %s padding: max rel diff %.2e (padded to 10 vs built for 6)\n", mixer, pos,
+           worst);
     CHECK(worst < 1e-5);
     free(xa);
     sf_model_destroy(&a);
     sf_model_destroy(&b);
+}
+
+static void check_t2_padding(const char *mixer) { check_t2_padding_pos(mixer, "sinusoidal"); }
+
+/* Time positions (irregular observations): channel 0 is each step's observation time, encoded
+ * sinusoidally and not embedded (embed reads channels 1..2). A time shift of one step changes
+ * the logits (the times reach the model); moving channel 0's values into an ignored padding step
+ * does not. */
+static void check_t2_time(void) {
+    check_t2("softmax", "time");
+    check_t2_padding_pos("softmax", "time");
+    sf_model m;
+    CHECK(sf_model_create_json(&m, t2_json(10, "softmax", "time"), "t2") == SF_OK);
+    CHECK(m.params.total > 0);
+    const sf_param *e = NULL;
+    for (int i = 0; i < m.params.n; i++)
+        if (!strcmp(m.params.p[i].name, "embed.weight")) e = &m.params.p[i];
+    CHECK_MSG(e && e->numel == 16, "embed.weight reads C - 1 = 2 channels into d = 8");
+    sf_model_init_weights(&m, 3);
+    float *x = rnd(31, 1.0f), y0[4], y1[4];
+    x[30] = 10;
+    sf_model_forward(&m, x, y0, 1, 0, NULL);
+    x[3 * 4] += 0.25f; /* step 4's time */
+    sf_model_forward(&m, x, y1, 1, 0, NULL);
+    double moved = 0;
+    for (int k = 0; k < 4; k++) moved += fabs(y0[k] - y1[k]);
+    printf("t2 time positions: logits move by %.3e when one observation time moves by 0.25\n", moved);
+    CHECK(moved > 1e-6);
+    free(x);
+    sf_model_destroy(&m);
 }
 
 /* iTransformer with input.time_tokens: x carries each window's (L + P) x F time features after
@@ -1533,6 +1564,7 @@ int main(void) {
      * checks cover its gradient) */
     check_t2_padding("softmax");
     check_t2_padding("linear");
+    check_t2_time();
     check_mixer("probsparse", 0);
     check_mixer("probsparse", 1);
     check_mixer("probsparse-mix", 1);

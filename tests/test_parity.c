@@ -259,5 +259,6 @@ int main(void) {
     check_fixture("tests/fixtures/deltanet.safetensors");
     check_fixture("tests/fixtures/s4d_bidirectional.safetensors");
     check_fixture("tests/fixtures/t2_conv_patches.safetensors");
+    check_fixture("tests/fixtures/t2_time.safetensors");
     return test_finish();
 }

@@ -9,7 +9,7 @@
 
 int cmd_predict(int argc, char **argv) {
     const char *model = NULL, *data = NULL, *out = NULL, *plot = NULL, *channel = NULL,
-               *object = NULL;
+               *object = NULL, *attention_svg = NULL;
     int threads = 0;
     arg_spec specs[] = {
         {"model", ARG_STRING, &model, 0, 0, NULL, "checkpoint (model.safetensors)", 0},
@@ -19,6 +19,9 @@ int cmd_predict(int argc, char **argv) {
         {"channel", ARG_STRING, &channel, 0, 0, NULL, "channel to plot (default: the target)", 0},
         {"object", ARG_STRING, &object, 0, 0, NULL,
          "classify: series (0-based row) whose gradient x input attribution --plot draws", 0},
+        {"attention-svg", ARG_STRING, &attention_svg, 0, 0, NULL,
+         "classify (t2): SVG of the softmax attention weights of every head of every block for "
+         "--object", 0},
         {"threads", ARG_INT, &threads, 0, 1024, NULL, "threads (0: OpenMP default)", 0},
     };
     sf_model m;
@@ -36,7 +39,7 @@ int cmd_predict(int argc, char **argv) {
         return cli_fail(2);
     }
     sf_predict_args pa = {.model = model, .data = data, .out = out, .plot = plot,
-                          .item = channel ? channel : object};
+                          .item = channel ? channel : object, .attention_svg = attention_svg};
     int rc = td->predict(&m, &meta, &pa) ? cli_fail(1) : 0;
     sf_model_destroy(&m);
     sf_meta_free(&meta);

@@ -131,6 +131,19 @@ static cJSON *t2_config(const arg_spec *specs, int ns, const sf_flat_config *c, 
     return o;
 }
 
+/* --pos time's options from --time-channel / --time-scale (t2 on irregular observations). */
+static int t2_time_flags(cJSON *cfg, const arg_spec *specs, int ns, int time_channel,
+                         float time_scale) {
+    int ch = args_seen(specs, ns, "time-channel"), sc = args_seen(specs, ns, "time-scale");
+    if (!ch && !sc) return SF_OK;
+    cJSON *pos = cJSON_GetObjectItemCaseSensitive(cfg, "positions");
+    if (strcmp(sf_opt_str(pos, "kind"), "time") != 0)
+        return sf_errorf("--time-channel / --time-scale: they set --pos time's options; give --pos time");
+    if (ch) cJSON_AddNumberToObject(pos, "channel", time_channel);
+    if (sc) cJSON_AddItemToObject(pos, "scale", sf_json_float(time_scale));
+    return SF_OK;
+}
+
 /* Training defaults of --task classify: Adam at a constant 1e-3 (Keras' default, which t2 uses),
  * batch 16 (the UCR training files have 20..600 series; Fawaz et al. use min(n/10, 16)), up to
  * 300 epochs with patience 50 on the validation log-loss, no warm-up. */
@@ -169,7 +182,8 @@ static const char *const model_flags[] = {"model", "seq-len", "pred-len", "mixer
                                           "norm-place", "pos", "d-model", "n-heads", "e-layers",
                                           "d-ff", "dropout", "head-dropout", "patch-len",
                                           "stride", "revin", "use-norm", "kernel-size", "moving-avg",
-                                          "attn", "activation", "distil", "mix", NULL};
+                                          "attn", "activation", "distil", "mix", "time-channel",
+                                          "time-scale", NULL};
 
 /* Named recipes: flags put before the command line's own (later flags win, so any of them can be
  * overridden). ucr: t2 for short univariate UCR sets (README, "Time-series classification"; chosen
@@ -263,6 +277,8 @@ int cmd_train(int argc, char **argv) {
                         sf_positions_registry[i].name);
     int seed = 2021, threads = 0, resume = 0, print_config = 0, enc_in = 0, is_training = 1;
     int itr = 1, individual = 0;
+    int time_channel = 0; /* t2 --pos time */
+    float time_scale = 1.0f;
     /* Informer's flags: only those given reach its config, so its own defaults hold otherwise */
     int label_len = 48, d_layers = 1, factor = 5, distil = 1, mix = 1;
     const char *freq = "h", *embed = "timeF", *attn = "prob", *activation = "gelu";
@@ -299,6 +315,10 @@ int cmd_train(int argc, char **argv) {
         {"norm", ARG_CHOICE, &norm, 0, 0, norms, "normalisation", 0},
         {"norm-place", ARG_CHOICE, &norm_place, 0, 0, "post|pre", "norm placement", 0},
         {"pos", ARG_CHOICE, &pos, 0, 0, positions, "positions", 0},
+        {"time-channel", ARG_INT, &time_channel, 0, 100000, NULL,
+         "t2 --pos time: the input channel of observation times (default 0)", 0},
+        {"time-scale", ARG_FLOAT, &time_scale, 1e-9, 1e9, NULL,
+         "t2 --pos time: angle = scale * time * 10000^(-2i/d); shortest period 2 pi / scale (default 1)", 0},
         {"d-model", ARG_INT, &c.d_model, 1, 4096, NULL, "model width", 0},
         {"n-heads", ARG_INT, &c.n_heads, 1, 256, NULL, "attention heads", 0},
         {"e-layers", ARG_INT, &c.e_layers, 0, 64, NULL, "encoder blocks", 0},
@@ -458,6 +478,7 @@ int cmd_train(int argc, char **argv) {
     } else if (!strcmp(model, "t2")) {
         raw = t2_config(specs, ns, &c, mixer, norm, norm_place, pos);
         has_channels = 0;
+        if (t2_time_flags(raw, specs, ns, time_channel, time_scale)) goto usage;
     } else if (!strcmp(model, "informer")) {
         raw = informer_config(specs, ns, &c, label_len, d_layers, factor, distil, mix, freq,
                               embed, attn, activation, enc_in);

@@ -8,6 +8,10 @@
 static const sf_option rope_options[] = {
     {"base", SF_OPT_FLOAT, 10000, NULL, 1, 1e9, NULL, "rotation frequencies base^(-2i/head_dim)"},
 };
+static const sf_option time_options[] = {
+    {"channel", SF_OPT_INT, 0, NULL, 0, 100000, NULL, "input channel holding the observation time (not embedded as a value)"},
+    {"scale", SF_OPT_FLOAT, 1, NULL, 1e-9, 1e9, NULL, "angle = scale * time * 10000^(-2i/d): the shortest period is 2 pi / scale time units"},
+};
 static const sf_option t5_options[] = {
     {"num_buckets", SF_OPT_INT, 32, NULL, 2, 4096, NULL, "relative-position buckets (half per direction when bidirectional)"},
     {"max_distance", SF_OPT_INT, 128, NULL, 1, 1 << 24, NULL, "distance from which all offsets share the last bucket"},
@@ -21,6 +25,8 @@ const sf_part_info sf_positions_registry[SF_POSITIONS_N] = {
                      SF_OPTS(rope_options)},
     [SF_POS_T5] = {"t5", "T5 relative bias: a learned bias per head and offset bucket added to softmax attention logits",
                    SF_OPTS(t5_options)},
+    [SF_POS_TIME] = {"time", "sinusoidal encoding of each step's observation time (an input channel; irregular series, t2 only)",
+                     SF_OPTS(time_options)},
 };
 
 int sf_positions_in_attention(const char *kind) {
@@ -37,8 +43,10 @@ int sf_positions_create(sf_positions *p, const char *kind, int n, int d) {
     int k = 0;
     while (k < SF_POSITIONS_N && strcmp(sf_positions_registry[k].name, kind) != 0) k++;
     if (k == SF_POSITIONS_N)
-        return sf_errorf("kind: unknown positions '%s' (known: learned, sinusoidal, none, rope, t5)", kind);
+        return sf_errorf("kind: unknown positions '%s' (known: learned, sinusoidal, none, rope, t5, time)", kind);
     p->kind = (sf_pos_kind)k;
+    if (p->kind == SF_POS_TIME)
+        return sf_errorf("kind: time positions encode observation times read from the input; only model t2 takes them");
     if (p->kind == SF_POS_SINUSOIDAL) {
         if (d % 2) return sf_errorf("kind: sinusoidal positions need an even d_model (got %d)", d);
         p->table = sf_malloc((size_t)n * d * sizeof(float));

@@ -6,14 +6,17 @@
  * sf_mixer_args.positions), so a model passes its positions object to its block stack
  * (sf_block_stack_create_pos); any other token mixer is refused with them. Position p of a batch row is
  * ctx->pos_offset + t, so a stream continued at an offset gets the positions it would have had
- * in one long pass. Name: <name> ("pos_embed") for learned. */
+ * in one long pass. Name: <name> ("pos_embed") for learned.
+ * "time" (irregular series): the sinusoidal formula with the step index replaced by an
+ * observation time read from an input channel (layers/time_encoding.h); only models that read
+ * times take it (t2), sf_positions_create refuses it. */
 #ifndef SF_LAYERS_POSITIONS_H
 #define SF_LAYERS_POSITIONS_H
 
 #include "layers/layer.h"
 
-typedef enum { SF_POS_LEARNED, SF_POS_SINUSOIDAL, SF_POS_NONE, SF_POS_ROPE, SF_POS_T5 } sf_pos_kind;
-#define SF_POSITIONS_N 5
+typedef enum { SF_POS_LEARNED, SF_POS_SINUSOIDAL, SF_POS_NONE, SF_POS_ROPE, SF_POS_T5, SF_POS_TIME } sf_pos_kind;
+#define SF_POSITIONS_N 6
 
 extern const sf_part_info sf_positions_registry[SF_POSITIONS_N]; /* indexed by sf_pos_kind */
 /* 1 for the kinds that act inside attention (rope, t5) rather than on the tokens. */

@@ -231,3 +231,36 @@ const sf_mixer_def sf_mixer_softmax = {
     .takes_positions = 1,
     .create = attn_create,
 };
+
+/* ---- attention weights for pictures (layers/softmax_attention.h) ------------------------------ */
+
+int sf_mixer_is_softmax_attention(const sf_mixer *m) { return m && m->def == &sf_mixer_softmax; }
+
+int sf_softmax_attention_heads(const sf_mixer *m) {
+    return ((const sf_softmax_attention *)m->self)->H;
+}
+
+void sf_softmax_attention_probs(const sf_mixer *m, const sf_ctx *ctx, int b, float *p) {
+    const sf_softmax_attention *s = m->self;
+    const attn_saved *sv = SF_SAVED(ctx, m->slot, attn_saved);
+    SF_ASSERT(ctx->keep && sv->qkv && "probs read a kept forward");
+    int T = ctx->T, H = s->H, Dh = s->Dh, n = ctx->lens ? ctx->lens[b] : T, W = 2 * s->max_T - 1;
+    long ld = 3L * s->d;
+    const float *q = sv->qkv + (long)b * T * ld, *k = q + s->d;
+    const float *lse = sv->lse + (long)b * H * T; /* [B, H, T] */
+    memset(p, 0, (size_t)H * T * T * sizeof(float));
+    for (int h = 0; h < H; h++)
+        for (int i = 0; i < n; i++) {
+            float *row = p + ((long)h * T + i) * T;
+            const float *qi = q + (long)i * ld + h * Dh;
+            int jend = s->causal ? i + 1 : n;
+            for (int j = 0; j < jend; j++) {
+                const float *kj = k + (long)j * ld + h * Dh;
+                double dot = 0;
+                for (int e = 0; e < Dh; e++) dot += (double)qi[e] * kj[e];
+                double logit = s->scale * dot;
+                if (s->t5) logit += sv->bias[(long)h * W + (j - i) + s->max_T - 1];
+                row[j] = (float)exp(logit - lse[(long)h * T + i]);
+            }
+        }
+}

@@ -12,6 +12,10 @@
  * the window of patch_len steps starting at step t*stride (all channels, zero past the series'
  * valid end), Linear(patch_len*C -> d) + ReLU, i.e. a strided Conv1D of width patch_len; a series
  * of len valid steps gives ceil(len/stride) valid tokens. "pointwise" is its patch_len 1, stride 1.
+ * Positions "time" (irregular observations, e.g. `seqformer gp --raw`): one input channel holds each
+ * step's observation time; it is not embedded as a value (embed reads the other C-1 channels) but
+ * drives a sinusoidal encoding of the continuous time (layers/time_encoding.h) added in place of
+ * the step positions.
  * Parameter names: embed, pos_embed (learned positions only), blocks.<i>, classifier
  * (tools/reference/seqformer_ref.py T2 loads them with strict=True). */
 #include <string.h>
@@ -22,7 +26,10 @@
 #include "layers/linear.h"
 #include "layers/pool.h"
 #include "layers/positions.h"
+#include "layers/softmax_attention.h"
+#include "layers/time_encoding.h"
 #include "models/model.h"
+#include "models/t2.h"
 
 typedef struct {
     int L, C, d, K, E;
@@ -32,16 +39,55 @@ typedef struct {
     sf_positions pos;
     sf_block *blocks;
     size_t slot;
+    int time_ch;       /* positions "time": the channel of observation times, else -1 */
+    double time_scale; /* its scale (angle = scale * t * 10000^(-2i/d)) */
 } t2;
 
 typedef struct {
     int *lens;        /* [B] valid steps (NULL while planning) */
-    float *xin;       /* [B*L, P*C] each token's window of values */
+    float *xin;       /* [B*L, P*Cv] each token's window of values (Cv = C, or C-1 with time positions) */
+    float *tin;       /* [B*L] observation times (time positions only) */
     float *pre;       /* [B*L, d] embedding before the ReLU */
     float *pooled;    /* [B, d] after pooling (and dropout) */
     uint8_t *mask_pool;
     float *z[];       /* E+1 buffers [B*L, d]: embedding + positions, then each block's output */
 } t2_saved;
+
+/* Positions "time": the channel and scale, checked against the data's shape. */
+static int t2_time_positions(t2 *s, const cJSON *pos) {
+    if (strcmp(sf_opt_str(pos, "kind"), "time") != 0) return SF_OK;
+    if (s->P != 1 || s->S != 1)
+        return sf_errorf("positions.kind: time positions give each step its observation time; they "
+                         "need input pointwise (a conv_patches window spans several times)");
+    s->time_ch = sf_opt_int(pos, "channel");
+    s->time_scale = sf_opt_float(pos, "scale");
+    if (s->time_ch >= s->C)
+        return sf_errorf("positions.channel: %d, but the series have %d channels (0..%d)", s->time_ch,
+                         s->C, s->C - 1);
+    if (s->C < 2)
+        return sf_errorf("positions.kind: time positions read the time from one channel and embed "
+                         "the others, so they need 2 or more channels (got %d)", s->C);
+    if (s->d % 2)
+        return sf_errorf("positions.kind: time positions need an even d_model (got %d)", s->d);
+    return SF_OK;
+}
+
+/* Channels the embedding reads: all but the time channel. */
+static int t2_value_channels(const t2 *s) { return s->time_ch >= 0 ? s->C - 1 : s->C; }
+
+/* Example b's values (without the time channel) into xin, its times into tin. */
+static void t2_split_time(const t2 *s, const float *xb, float *xin, float *tin) {
+    int C = s->C;
+    for (int t = 0; t < s->L; t++) {
+        const float *row = xb + (size_t)t * C;
+        float *out = xin + (size_t)t * (C - 1);
+        for (int c = 0, j = 0; c < C; c++)
+            if (c == s->time_ch)
+                tin[t] = row[c];
+            else
+                out[j++] = row[c];
+    }
+}
 
 static int t2_build(sf_model *m) {
     const cJSON *c = m->config;
@@ -71,8 +117,12 @@ static int t2_build(sf_model *m) {
     s->d = sf_opt_int(c, "d_model");
     s->K = sf_opt_int(c, "n_classes");
     s->head_dropout = sf_opt_float(head, "dropout");
-    if (sf_positions_create(&s->pos, sf_opt_str(cJSON_GetObjectItemCaseSensitive(c, "positions"),
-                                                "kind"),
+    s->time_ch = -1;
+    if (t2_time_positions(s, cJSON_GetObjectItemCaseSensitive(c, "positions"))) return SF_ERR;
+    if (sf_positions_create(&s->pos,
+                            s->time_ch >= 0 ? "none"
+                                            : sf_opt_str(cJSON_GetObjectItemCaseSensitive(c, "positions"),
+                                                         "kind"),
                             s->L, s->d))
         return sf_error_prefix("positions");
     const cJSON *blocks = cJSON_GetObjectItemCaseSensitive(c, "blocks");
@@ -93,7 +143,7 @@ static int t2_build(sf_model *m) {
             }
         }
     sf_params *ps = &m->params;
-    sf_linear_declare(&s->embed, ps, "embed", s->P * s->C, s->d, 1);
+    sf_linear_declare(&s->embed, ps, "embed", s->P * t2_value_channels(s), s->d, 1);
     sf_positions_declare(&s->pos, ps, "pos_embed");
     sf_block_stack_declare(s->blocks, s->E, ps);
     sf_linear_declare(&s->classifier, ps, "classifier", s->d, s->K, 1);
@@ -137,8 +187,9 @@ static void t2_forward(sf_model *m, sf_ctx *ctx, const float *x, float *y) {
     /* the lengths as ints in arena memory (one float slot each) */
     int *lens = (int *)(void *)sf_arena_push(a, (size_t)B);
     sv->lens = plan ? NULL : lens;
-    int P = s->P, S = s->S, Lin = s->Lin;
-    sv->xin = sf_arena_push(a, (size_t)BL * P * C);
+    int P = s->P, S = s->S, Lin = s->Lin, Cv = t2_value_channels(s);
+    sv->xin = sf_arena_push(a, (size_t)BL * P * Cv);
+    sv->tin = s->time_ch >= 0 ? sf_arena_push(a, (size_t)BL) : NULL;
     sv->pre = sf_arena_push(a, (size_t)BL * d);
     for (int i = 0; i <= s->E; i++) sv->z[i] = sf_arena_push(a, (size_t)BL * d);
     if (!plan) {
@@ -148,14 +199,16 @@ static void t2_forward(sf_model *m, sf_ctx *ctx, const float *x, float *y) {
             SF_ASSERT(lv >= 1.0f && lv <= (float)Lin && "t2: valid length out of range");
             int len = (int)lv;
             lens[b] = (len + S - 1) / S;
-            if (P == 1 && S == 1) {
+            if (s->time_ch >= 0) /* pointwise only (t2_time_positions): L == Lin */
+                t2_split_time(s, xb, sv->xin + (size_t)b * L * Cv, sv->tin + (size_t)b * L);
+            else if (P == 1 && S == 1)
                 memcpy(sv->xin + (size_t)b * L * C, xb, (size_t)L * C * sizeof(float));
-                continue;
-            }
-            gather_windows(sv->xin + (size_t)b * L * P * C, xb, len, L, P, S, C);
+            else
+                gather_windows(sv->xin + (size_t)b * L * P * C, xb, len, L, P, S, C);
         }
         sf_linear_forward(&s->embed, sv->pre, sv->xin, BL);
         for (long i = 0; i < BL * d; i++) sv->z[0][i] = sv->pre[i] > 0.0f ? sv->pre[i] : 0.0f;
+        if (s->time_ch >= 0) sf_time_encoding_add(sv->z[0], BL, d, sv->tin, 1, s->time_scale);
     }
     sf_ctx inner = step_ctx(ctx, sv, L);
     sf_positions_forward(&s->pos, &inner, sv->z[0]);
@@ -210,7 +263,7 @@ static void t2_destroy(sf_model *m) {
 
 static double t2_flops(const sf_model *m) {
     const t2 *s = m->self;
-    return 2.0 * s->P * s->C * s->d * s->L + sf_block_stack_flops(s->blocks, s->E, s->L) +
+    return 2.0 * s->P * t2_value_channels(s) * s->d * s->L + sf_block_stack_flops(s->blocks, s->E, s->L) +
            2.0 * s->d * s->K;
 }
 
@@ -238,3 +291,56 @@ const sf_model_def sf_model_t2 = {
     .ops = &t2_ops,
     .reads_lengths = 1,
 };
+
+/* ---- attention maps (models/t2.h) ----------------------------------------------------------- */
+
+int sf_t2_attention_maps(sf_model *m, const float *x, sf_attention_maps *out) {
+    memset(out, 0, sizeof *out);
+    if (m->def != &sf_model_t2) return sf_errorf("attention maps: the model is not t2");
+    t2 *s = m->self;
+    int H = 0;
+    for (int i = 0; i < s->E; i++)
+        for (int k = 0; k < s->blocks[i].def->n_mixers; k++)
+            if (sf_mixer_is_softmax_attention(s->blocks[i].mixer[k]))
+                H += sf_softmax_attention_heads(s->blocks[i].mixer[k]);
+    if (!H)
+        return sf_errorf("attention maps: no block of this model has a softmax token mixer "
+                         "(use the gradient x input attribution, --object)");
+    /* an inference forward (no dropout) that keeps what the mixers saved */
+    sf_run r;
+    sf_run_init(&r);
+    sf_model_reserve(m, &r, 1, 1);
+    sf_arena_reset_to(&r.arena, 0);
+    sf_ctx ctx = {.arena = &r.arena, .training = 0, .keep = 1, .B = 1, .T = s->L, .saved = r.saved};
+    float *y = sf_malloc((size_t)s->K * sizeof(float));
+    t2_forward(m, &ctx, x, y);
+    const t2_saved *sv = SF_SAVED(&ctx, s->slot, t2_saved);
+    sf_ctx inner = step_ctx(&ctx, sv, s->L);
+    size_t TT = (size_t)s->L * s->L;
+    out->T = s->L;
+    out->len = sv->lens[0];
+    out->n_maps = H;
+    out->block = sf_malloc((size_t)H * sizeof(int));
+    out->head = sf_malloc((size_t)H * sizeof(int));
+    out->p = sf_malloc((size_t)H * TT * sizeof(float));
+    int at = 0;
+    for (int i = 0; i < s->E; i++)
+        for (int k = 0; k < s->blocks[i].def->n_mixers; k++) {
+            const sf_mixer *mx = s->blocks[i].mixer[k];
+            if (!sf_mixer_is_softmax_attention(mx)) continue;
+            int h = sf_softmax_attention_heads(mx);
+            sf_softmax_attention_probs(mx, &inner, 0, out->p + (size_t)at * TT);
+            for (int j = 0; j < h; j++) out->block[at + j] = i, out->head[at + j] = j;
+            at += h;
+        }
+    free(y);
+    sf_run_free(&r);
+    return SF_OK;
+}
+
+void sf_attention_maps_free(sf_attention_maps *a) {
+    free(a->block);
+    free(a->head);
+    free(a->p);
+    memset(a, 0, sizeof *a);
+}

@@ -27,6 +27,7 @@
 #include "core/error.h"
 #include "core/fileio.h"
 #include "data/classify_data.h"
+#include "models/t2.h"
 #include "tasks/class_metrics.h"
 #include "tasks/task.h"
 #include "util/svg_plot.h"
@@ -91,7 +92,20 @@ static void channel_stats(const sf_class_data *d, const int *idx, int n, double 
     free(ss);
 }
 
-static void normalize(sf_class_data *d, norm_kind k, const double *mean, const double *std) {
+/* The channel of observation times when the model's positions are "time" (t2 on irregular
+ * observations), else -1: times stay in their units (days), never normalised. */
+static int time_channel_of(const cJSON *config) {
+    const cJSON *pos = cJSON_GetObjectItemCaseSensitive(config, "positions");
+    if (cJSON_IsString(pos)) return strcmp(pos->valuestring, "time") == 0 ? 0 : -1;
+    const cJSON *kind = cJSON_GetObjectItemCaseSensitive(pos, "kind");
+    if (!cJSON_IsString(kind) || strcmp(kind->valuestring, "time") != 0) return -1;
+    const cJSON *ch = cJSON_GetObjectItemCaseSensitive(pos, "channel");
+    return cJSON_IsNumber(ch) ? ch->valueint : 0;
+}
+
+/* Normalise every channel but `keep` (-1: all). */
+static void normalize(sf_class_data *d, norm_kind k, const double *mean, const double *std,
+                      int keep) {
     if (k == NORM_NONE) return;
     int C = d->C;
     double *m = sf_malloc((size_t)C * sizeof(double)), *sd = sf_malloc((size_t)C * sizeof(double));
@@ -104,6 +118,7 @@ static void normalize(sf_class_data *d, norm_kind k, const double *mean, const d
             memcpy(m, mean, (size_t)C * sizeof(double));
             memcpy(sd, std, (size_t)C * sizeof(double));
         }
+        if (keep >= 0 && keep < C) m[keep] = 0, sd[keep] = 1;
         for (int t = 0; t < d->len[e]; t++)
             for (int c = 0; c < C; c++)
                 x[(size_t)t * C + c] = (float)((x[(size_t)t * C + c] - m[c]) / sd[c]);
@@ -497,8 +512,10 @@ static int cl_open_train(sf_task *t, const sf_task_args *a, cJSON **config, int 
     c->mean = sf_calloc((size_t)c->C, sizeof(double));
     c->std = sf_calloc((size_t)c->C, sizeof(double));
     channel_stats(&c->train, c->idx[SF_TRAIN], c->n[SF_TRAIN], c->mean, c->std);
-    normalize(&c->train, c->norm, c->mean, c->std);
-    if (a->test) normalize(&c->test, c->norm, c->mean, c->std);
+    int keep = time_channel_of(*config);
+    if (keep >= 0 && keep < c->C) c->mean[keep] = 0, c->std[keep] = 1;
+    normalize(&c->train, c->norm, c->mean, c->std, keep);
+    if (a->test) normalize(&c->test, c->norm, c->mean, c->std, keep);
     if (!strcmp(w, "balanced")) {
         c->weight = sf_calloc((size_t)c->K, sizeof(float));
         long *cnt = sf_calloc((size_t)c->K, sizeof(long));
@@ -604,7 +621,7 @@ static int load_for(const sf_model *m, const protocol *p, const char *path, int 
         sf_class_data_free(d);
         return SF_ERR;
     }
-    normalize(d, p->norm, p->mean, p->std);
+    normalize(d, p->norm, p->mean, p->std, time_channel_of(m->config));
     return SF_OK;
 }
 
@@ -726,11 +743,40 @@ static int write_attribution(sf_model *m, const sf_class_data *d, int e, int cls
     return rc;
 }
 
+/* Per-head attention maps of series e (models/t2.h), one heat-map panel per (block, head). */
+static int write_attention(sf_model *m, const sf_class_data *d, int e, const char *cls_name,
+                           const char *path) {
+    long xs = sf_model_x_floats(m), LC = (long)m->seq_len * d->C;
+    float *x0 = sf_calloc((size_t)xs, sizeof(float));
+    memcpy(x0, d->x + (size_t)e * d->T * d->C, (size_t)d->len[e] * d->C * sizeof(float));
+    x0[LC] = (float)d->len[e];
+    sf_attention_maps am;
+    int rc = sf_t2_attention_maps(m, x0, &am);
+    free(x0);
+    if (rc) return sf_error_prefix("predict: --attention-svg");
+    char (*names)[48] = sf_calloc((size_t)am.n_maps, sizeof *names);
+    const char **titles = sf_calloc((size_t)am.n_maps, sizeof *titles);
+    for (int k = 0; k < am.n_maps; k++) {
+        snprintf(names[k], sizeof names[k], "block %d head %d", am.block[k], am.head[k]);
+        titles[k] = names[k];
+    }
+    char title[256];
+    snprintf(title, sizeof title, "series %d (%d steps, predicted %s): softmax attention weights", e,
+             am.len, cls_name);
+    rc = sf_svg_heatmaps(path, title, am.p, am.n_maps, am.T, am.len, titles, 4);
+    free(titles);
+    free(names);
+    sf_attention_maps_free(&am);
+    return rc;
+}
+
 /* Per-series class probabilities as CSV: index, the file's label, the predicted class, then one
  * probability column per class (p_<name>). --plot: ROC, PR and confusion matrix over the series
  * whose label is one of the checkpoint's classes. */
 static int cl_predict(sf_model *m, const sf_meta *meta, const sf_predict_args *a) {
-    if (a->item && !a->plot)
+    if (a->attention_svg && !a->item)
+        return sf_errorf("predict: --attention-svg draws the attention of one series; give --object N");
+    if (a->item && !a->plot && !a->attention_svg)
         return sf_errorf("predict: --object draws an attribution picture; give --plot too");
     protocol p;
     if (read_protocol(m, meta, &p)) return sf_error_prefix("%s", a->model ? a->model : "checkpoint");
@@ -783,6 +829,9 @@ static int cl_predict(sf_model *m, const sf_meta *meta, const sf_predict_args *a
         fprintf(out, "\n");
     }
     if (a->out && sf_atomic_commit(&f)) goto done;
+    if (a->attention_svg &&
+        write_attention(m, &d, (int)e, p.names[sf_argmax(prob + (size_t)e * K, K)], a->attention_svg))
+        goto done;
     if (a->plot && a->item) { /* the attribution of one series, for its predicted class */
         int cls = sf_argmax(prob + (size_t)e * K, K);
         if (write_attribution(m, &d, (int)e, cls, p.names[cls], a->plot)) goto done;

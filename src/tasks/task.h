@@ -51,6 +51,7 @@ typedef struct sf_predict_args {
     const char *out;  /* output file (NULL: stdout) */
     const char *plot; /* SVG (NULL: none) */
     const char *item; /* which channel/class/object to plot (NULL: the task's default) */
+    const char *attention_svg; /* classify: per-head attention maps of object `item` (NULL: none) */
 } sf_predict_args;
 
 typedef struct {

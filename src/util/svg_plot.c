@@ -643,3 +643,68 @@ int sf_svg_matrix_plot(const char *path, const char *title, const long *counts, 
     fprintf(f, "</svg>\n");
     return atomic_commit(&a);
 }
+
+int sf_svg_heatmaps(const char *path, const char *title, const float *maps, int n_maps, int T,
+                    int n, const char *const *panel_titles, int cols) {
+    if (n < 1 || n > T || n_maps < 1) return sf_errorf("%s: nothing to draw (%d maps of %d of %d steps)", path, n_maps, n, T);
+    if (cols < 1) cols = 1;
+    if (cols > n_maps) cols = n_maps;
+    int rows = (n_maps + cols - 1) / cols;
+    const double side = 160, gap = 34, left = 20, top = 56;
+    const double cell = side / n, W = left + cols * (side + gap), H = top + rows * (side + gap) + 10;
+    atomic_out a;
+    if (atomic_open(&a, path)) return SF_ERR;
+    FILE *f = a.fp;
+    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
+               "viewBox=\"0 0 %.0f %.0f\" font-family=\"sans-serif\" font-size=\"11\">\n",
+            W, H, W, H);
+    fprintf(f, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n");
+    if (title) {
+        fprintf(f, "<text x=\"%.1f\" y=\"20\" text-anchor=\"middle\" font-size=\"14\">", W / 2);
+        xml_text(f, title);
+        fprintf(f, "</text>\n");
+    }
+    fprintf(f, "<text x=\"%.1f\" y=\"38\" text-anchor=\"middle\">rows: query step, columns: key "
+               "step (0..%d); shade: weight / the panel's largest</text>\n", W / 2, n - 1);
+    for (int k = 0; k < n_maps; k++) {
+        const float *m = maps + (size_t)k * T * T;
+        double x0 = left + (k % cols) * (side + gap), y0 = top + (k / cols) * (side + gap) + 14;
+        double mx = 0;
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < n; j++)
+                if (isfinite(m[(size_t)i * T + j]) && m[(size_t)i * T + j] > mx) mx = m[(size_t)i * T + j];
+        char buf[64];
+        snprintf(buf, sizeof buf, "%d", k);
+        fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">", x0 + side / 2, y0 - 4);
+        xml_text(f, panel_titles && panel_titles[k] ? panel_titles[k] : buf);
+        fprintf(f, " (max %.3g)</text>\n", mx);
+        fprintf(f, "<g shape-rendering=\"crispEdges\">\n");
+        for (int i = 0; i < n; i++) {
+            int j = 0;
+            while (j < n) {
+                double v = m[(size_t)i * T + j];
+                int q = mx > 0 && isfinite(v) ? (int)lround(8.0 * v / mx) : 0;
+                int e = j + 1;
+                while (e < n) {
+                    double w = m[(size_t)i * T + e];
+                    int qe = mx > 0 && isfinite(w) ? (int)lround(8.0 * w / mx) : 0;
+                    if (qe != q) break;
+                    e++;
+                }
+                if (q > 0) {
+                    double s = q / 8.0;
+                    int R = (int)(255 - s * (255 - 8)), G = (int)(255 - s * (255 - 48)),
+                        B = (int)(255 - s * (255 - 107));
+                    fprintf(f, "<rect x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" height=\"%.2f\" "
+                               "fill=\"rgb(%d,%d,%d)\"/>\n",
+                            x0 + j * cell, y0 + i * cell, (e - j) * cell, cell, R, G, B);
+                }
+                j = e;
+            }
+        }
+        fprintf(f, "</g>\n<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" "
+                   "stroke=\"#999\"/>\n", x0, y0, side, side);
+    }
+    fprintf(f, "</svg>\n");
+    return atomic_commit(&a);
+}

@@ -67,4 +67,12 @@ int sf_svg_forecast_plot(const char *path, const char *title, const char *ylabel
 int sf_svg_matrix_plot(const char *path, const char *title, const long *counts, int K,
                        const char *const *names);
 
+/* Heat maps, one panel per map (e.g. the attention weights of each head): map k is [T, T] at
+ * maps + k*T*T, of which the top-left n x n (query row i, key column j) is drawn, shaded white
+ * (0) to dark blue (the panel's largest value) in 8 levels; runs of equal shade in a row are
+ * merged into one rectangle and level-0 cells are left to the white background, so a 100 x 100
+ * panel stays small. Panels in `cols` columns, each titled panel_titles[k] (NULL = "k"). */
+int sf_svg_heatmaps(const char *path, const char *title, const float *maps, int n_maps, int T,
+                    int n, const char *const *panel_titles, int cols);
+
 #endif

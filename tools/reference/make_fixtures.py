@@ -351,6 +351,15 @@ FIXTURES = [
          "blocks": [metaformer("post", "layernorm", "softmax", n_heads=4, d_ff=24, activation="gelu",
                                repeat=1, eps=1e-6)],
          "head": {"kind": "pool_classify", "dropout": 0}}), 4, seed=5800),
+    # t2 on irregular observations: channel 1 of 4 holds increasing observation times (days), encoded
+    # sinusoidally (positions "time", scale 3: angles up to ~100 rad) and not embedded; lengths 20, 13,
+    # 7, 1 as in `t2`
+    Fixture("t2_time", ref.canonical_config(
+        {"task": "classify", "model": "t2", "seq_len": 20, "n_channels": 4, "n_classes": 3, "d_model": 16,
+         "positions": {"kind": "time", "channel": 1, "scale": 3.0},
+         "blocks": [metaformer("post", "layernorm", "softmax", n_heads=4, d_ff=24, activation="gelu",
+                               repeat=1, eps=1e-6)],
+         "head": {"kind": "pool_classify", "dropout": 0}}), 4, seed=5700),
 ]
 
 
@@ -482,6 +491,9 @@ def make_one(fx, seed, out_dir):
         x = torch.randn(fx.batch, cfg["seq_len"], cfg["n_channels"], generator=g)
         y = torch.randn(fx.batch, cfg["n_classes"], generator=g)
         marks = torch.tensor([cfg["seq_len"], 13, 7, 1][:fx.batch], dtype=torch.float32)
+        if cfg["positions"]["kind"] == "time":  # increasing observation times, 0..~2 days apart
+            x[:, :, cfg["positions"]["channel"]] = torch.cumsum(
+                2 * torch.rand(fx.batch, cfg["seq_len"], generator=g), dim=1)
     else:
         x, y = make_data(cfg["seq_len"], cfg["pred_len"], cfg["n_channels"], g, fx.batch)
     if (cfg["model"] == "informer" and cfg["embed"] == "timeF") or \

@@ -708,6 +708,16 @@ def np_t2(x, sd, cfg, lens):
                     if t * S + j < n:
                         win[0, t, j * x.shape[2]:(j + 1) * x.shape[2]] = x[b, t * S + j]
             u, n = np.maximum(np_linear(win, sd, "embed"), 0.0), t_n
+        elif cfg["positions"]["kind"] == "time":  # times in one channel: encoded, not embedded
+            ch, sc = cfg["positions"]["channel"], cfg["positions"]["scale"]
+            vals = np.delete(x[b:b + 1, :n], ch, axis=2)
+            u = np.maximum(np_linear(vals, sd, "embed"), 0.0)
+            pe = np.zeros((n, d))
+            for p in range(n):
+                for i in range(0, d, 2):
+                    pe[p, i] = math.sin(sc * float(x[b, p, ch]) / 10000 ** (i / d))
+                    pe[p, i + 1] = math.cos(sc * float(x[b, p, ch]) / 10000 ** (i / d))
+            u = u + pe
         else:
             u = np.maximum(np_linear(x[b:b + 1, :n], sd, "embed"), 0.0)
         if cfg["positions"]["kind"] == "learned":

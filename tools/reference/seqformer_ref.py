@@ -250,7 +250,9 @@ FAVOR_ONLY_DEFAULTS = {"n_features": 64, "redraw": 0}  # linear's options that o
 POSITION_KINDS = {"learned": {}, "sinusoidal": {}, "none": {},
                   # inside softmax attention (Mixer.set_positions)
                   "rope": {"base": (_opt_float(1.0, 1e9), 10000.0)},
-                  "t5": {"num_buckets": (_opt_int(2, 4096), 32), "max_distance": (_opt_int(1, 1 << 24), 128)}}
+                  "t5": {"num_buckets": (_opt_int(2, 4096), 32), "max_distance": (_opt_int(1, 1 << 24), 128)},
+                  # observation times of irregular series (t2 only; layers/time_encoding.h)
+                  "time": {"channel": (_opt_int(0, 100000), 0), "scale": (_opt_float(1e-9, 1e9), 1.0)}}
 INPUT_KINDS = {"patches": {"patch_len": (_opt_int(1), 16), "stride": (_opt_int(1), 8)},
                "inverted": {"time_tokens": (_opt_bool(), False)},
                "pointwise": {},
@@ -518,6 +520,16 @@ def canonical_config(cfg):
                 raise ConfigError(f"input.patch_len: {out['input']['patch_len']} is longer than seq_len {out['seq_len']}")
             if out["input"]["stride"] > out["input"]["patch_len"]:
                 raise ConfigError(f"input.stride: {out['input']['stride']} is longer than patch_len {out['input']['patch_len']}")
+        pos = out["positions"]
+        if pos["kind"] == "time":
+            if pos["channel"] >= out["n_channels"]:
+                raise ConfigError(f"positions.channel: {pos['channel']}, but the series have "
+                                  f"{out['n_channels']} channels")
+            if out["n_channels"] < 2 or out["d_model"] % 2:
+                raise ConfigError("positions.kind: time positions need 2 or more channels and an even d_model")
+            if pos["kind"] == "time" and out["input"]["kind"] != "pointwise":
+                raise ConfigError("positions.kind: time positions give each step its observation time; "
+                                  "they need input pointwise")
     elif model == "informer":
         if out["label_len"] > out["seq_len"]:
             raise ConfigError(f"label_len: {out['label_len']} is longer than seq_len {out['seq_len']}")
@@ -526,6 +538,9 @@ def canonical_config(cfg):
     else:
         if out["kernel_size"] % 2 == 0:
             raise ConfigError(f"kernel_size: must be odd (got {out['kernel_size']})")
+    if model != "t2" and isinstance(out.get("positions"), dict) and out["positions"]["kind"] == "time":
+        raise ConfigError("positions.kind: time positions encode observation times read from the input; "
+                          "only model t2 takes them")
     return out
 
 
@@ -2084,6 +2099,17 @@ class LM(nn.Module):
         return y + self.head.bias if self.head is not None else y
 
 
+def time_encoding(t, d, scale):
+    """[n, d] sinusoidal encoding of observation times t [n] (layers/time_encoding.c): the table of
+    sinusoidal_table with the step p replaced by scale * t, in float64 from the given (float32) t."""
+    p = scale * t.detach().to(torch.float64)[:, None]
+    freq = torch.tensor([10000.0 ** (-i / d) for i in range(0, d, 2)], dtype=torch.float64)
+    pe = torch.empty(t.shape[0], d, dtype=torch.float64)
+    pe[:, 0::2] = torch.sin(p * freq)
+    pe[:, 1::2] = torch.cos(p * freq)
+    return pe
+
+
 class T2(nn.Module):
     """model t2 (Allam & McEwen, astronet t2; models/t2.c): embed = ReLU(Linear(C -> d)) on every
     step, + positions (default sinusoidal), blocks, mean over the valid steps, dropout, classifier
@@ -2105,8 +2131,11 @@ class T2(nn.Module):
         inp = cfg["input"]
         self.p, self.s = (inp["patch_len"], inp["stride"]) if inp["kind"] == "conv_patches" else (1, 1)
         L = -(-L // self.s)
-        self.embed = nn.Linear(self.p * self.c, d)
         pos = cfg["positions"]["kind"]
+        # time positions: channel `time_ch` holds observation times, encoded, not embedded
+        self.time_ch = cfg["positions"]["channel"] if pos == "time" else None
+        self.time_scale = cfg["positions"]["scale"] if pos == "time" else None
+        self.embed = nn.Linear(self.p * (self.c - (1 if pos == "time" else 0)), d)
         self._pe64 = None
         if pos == "learned":
             self.pos_embed = nn.Parameter(torch.empty(L, d).uniform_(-0.02, 0.02))
@@ -2124,7 +2153,11 @@ class T2(nn.Module):
         pooled = []
         for b in range(x.shape[0]):
             n = int(lens[b])
-            if self.p == 1 and self.s == 1:
+            if self.time_ch is not None:
+                keep = [c for c in range(self.c) if c != self.time_ch]
+                u = F.relu(self.embed(x[b:b + 1, :n, keep]))
+                u = u + time_encoding(x[b, :n, self.time_ch], u.shape[-1], self.time_scale).to(u.dtype)
+            elif self.p == 1 and self.s == 1:
                 u = F.relu(self.embed(x[b:b + 1, :n]))
             else:
                 t = -(-n // self.s)
