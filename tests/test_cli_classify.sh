@@ -84,6 +84,7 @@ expect 1 "class '3' does not occur in the training data" -- "$SF" train --task c
 expect 2 "blocks\[0\].token_mixer: mixer .probsparse. cannot handle padded sequences" -- "$SF" train --task classify --data $TR --mixer probsparse --out "$tmp/x2b"
 expect 1 "dir.ts:2: unknown directive '@frobnicate'" -- "$SF" train --task classify --data "$tmp/dir.ts" --out "$tmp/x3"
 expect 2 "give --pos time" -- "$SF" train --task classify --data $TR --time-scale 2 --out "$tmp/x3b"
+expect 2 "time positions give each step its observation time; they need input pointwise" -- "$SF" train --task classify --data $TR --pos time --time-channel 0 --patch-len 4 --out "$tmp/x3c"
 expect 2 "positions.channel: 3, but the series have 1 channels" -- "$SF" train --task classify --data $TR --pos time --time-channel 3 --out "$tmp/x3c"
 expect 1 "channels per step, but the training file" -- "$SF" train --task classify --data $TR --test "$tmp/two.ts" --out "$tmp/x4"
 expect 1 "class '3' does not occur" -- "$SF" eval --model "$tmp/run/model.safetensors" --data "$tmp/newclass.tsv"
