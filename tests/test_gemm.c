@@ -33,6 +33,14 @@ static void one_case(int ta, int tb, int M, int N, int K, float alpha, float bet
     if (beta == 0.0f)
         for (long i = 0; i < nc; i++) C1[i] = NAN; /* must not be read */
     memcpy(C2, C1, sizeof(float) * (size_t)nc);
+    /* the size of the terms summed into each C entry, |alpha| |op(A)| |op(B)| + |beta| |C|: the scale
+     * float32 rounding is relative to (|C| itself can cancel to ~0, e.g. K = 1 with beta != 0) */
+    float *Aa = malloc(sizeof(float) * (size_t)(na + 1)), *Ba = malloc(sizeof(float) * (size_t)(nb + 1));
+    float *Ca = malloc(sizeof(float) * (size_t)(nc + 1));
+    for (long i = 0; i < na; i++) Aa[i] = fabsf(A[i]);
+    for (long i = 0; i < nb; i++) Ba[i] = fabsf(B[i]);
+    for (long i = 0; i < nc; i++) Ca[i] = beta == 0.0f ? 0.0f : fabsf(C1[i]);
+    sf_gemm_ref(ta, tb, M, N, K, fabsf(alpha), Aa, lda, Ba, ldb, fabsf(beta), Ca, ldc);
     impls[impl](ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C1, ldc);
     sf_gemm_ref(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C2, ldc);
     /* compare only the [M,N] part; padding columns must be untouched (equal, or both NaN) */
@@ -47,12 +55,12 @@ static void one_case(int ta, int tb, int M, int N, int K, float alpha, float bet
             }
             double d = fabs((double)a - b);
             if (d > md || d != d) md = d;
-            if (fabs(b) > mb) mb = fabs(b);
+            if (Ca[(long)i * ldc + j] > mb) mb = Ca[(long)i * ldc + j];
         }
     double rel = md / mb;
     CHECK_MSG(rel <= 1e-5 && pad_ok, "%s ta=%d tb=%d M=%d N=%d K=%d alpha=%g beta=%g pad=%d rel=%.3g pad_ok=%d",
               impl_names[impl], ta, tb, M, N, K, alpha, beta, pad, rel, pad_ok);
-    free(A), free(B), free(C1), free(C2);
+    free(A), free(B), free(C1), free(C2), free(Aa), free(Ba), free(Ca);
 }
 
 /* The packed kernel at 1 and 2 threads: bit-identical. */
