@@ -23,12 +23,7 @@
 #include "core/error.h"
 #include "core/rng.h"
 #include "layers/layer.h"
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
+#include "bench_clock.h"
 
 typedef struct {
     double params, flops, fwd_s, step_s;
@@ -71,11 +66,11 @@ static result run(const char *kind, const char *json, int d, int N, int reps, sf
     for (int rep = 0; rep < reps + 1; rep++) { /* the first is a warm-up */
         sf_params_zero_grad(&ps);
         sf_arena_reset_to(&a, 0);
-        double t0 = now();
+        double t0 = wall_seconds();
         m->ops->forward(m, &c, x, y);
-        double t1 = now();
+        double t1 = wall_seconds();
         m->ops->backward(m, &c, dy, dx);
-        double t2 = now();
+        double t2 = wall_seconds();
         if (rep > 0) {
             if (t1 - t0 < best_f) best_f = t1 - t0;
             if (t2 - t0 < best_s) best_s = t2 - t0;

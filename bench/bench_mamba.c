@@ -20,12 +20,7 @@
 #include "core/error.h"
 #include "kernels/selective_scan.h"
 #include "models/config.h"
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
+#include "bench_clock.h"
 
 static double rss_mib(void) {
     struct rusage ru;
@@ -54,11 +49,11 @@ static double time_scan(int L, int Di, int N) {
     }
     double best = INFINITY, spent = 0;
     for (int rep = 0; rep < 5 && (rep < 2 || spent < 1.0); rep++) {
-        double t = now();
+        double t = wall_seconds();
         sf_selective_scan_forward(y, st, u, r, A, Bm, Cm, N, D, z, Di, 1, L, Di, N, NULL);
         sf_selective_scan_backward(du, dr, dA, dB, dC, dD, dz, dy, st, u, r, A, Bm, Cm, N, D, z, Di,
                                    1, L, Di, N, NULL, scr);
-        t = now() - t;
+        t = wall_seconds() - t;
         spent += t;
         if (rep > 0 || t > 1.0) best = t < best ? t : best;
     }
@@ -121,11 +116,11 @@ int main(int argc, char **argv) {
         for (int r = 0; r < 10 && (r < 2 || spent < 2.0); r++) {
             sf_arena_reset_to(&a, 0);
             sf_params_zero_grad(&ps);
-            double t0 = now();
+            double t0 = wall_seconds();
             sf_block_forward(&b, &ctx, x, y);
-            double t1 = now();
+            double t1 = wall_seconds();
             sf_block_backward(&b, &ctx, dy, dx);
-            double t2 = now();
+            double t2 = wall_seconds();
             spent += t2 - t0;
             if (r > 0 || t2 - t0 > 2.0) { /* the first call warms caches and pages */
                 bf = t1 - t0 < bf ? t1 - t0 : bf;

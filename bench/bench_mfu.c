@@ -29,12 +29,7 @@
 #include "kernels/gemm.h"
 #include "models/model.h"
 #include "train/adamw.h"
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
+#include "bench_clock.h"
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
 #define FMA_CLONES __attribute__((target_clones("arch=x86-64-v3", "default"), optimize("fp-contract=fast")))
@@ -63,11 +58,11 @@ static double fma_peak_gflops(int threads) {
     double best = 0;
     volatile float sink = 0;
     for (int r = 0; r < 3; r++) {
-        double t = now();
+        double t = wall_seconds();
         float acc = 0;
 #pragma omp parallel num_threads(threads) reduction(+ : acc)
         acc += fma_loop(iters, (float)omp_get_thread_num());
-        double g = (double)threads * iters * 12 * 8 * 2 / (now() - t) / 1e9;
+        double g = (double)threads * iters * 12 * 8 * 2 / (wall_seconds() - t) / 1e9;
         sink += acc;
         if (g > best) best = g;
     }
@@ -83,9 +78,9 @@ static double sgemm_gflops(gemm_fn f, int n) {
     for (long i = 0; i < (long)n * n; i++) a[i] = b[i] = 1.0f / (float)(1 + i % 7);
     double best = 0;
     for (int r = 0; r < 3; r++) {
-        double t = now();
+        double t = wall_seconds();
         f(0, 0, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
-        double g = 2.0 * n * n * n / (now() - t) / 1e9;
+        double g = 2.0 * n * n * n / (wall_seconds() - t) / 1e9;
         if (g > best) best = g;
     }
     free(a), free(b), free(c);
@@ -138,7 +133,7 @@ static int bench_model(const char *name, const char *json, int batch, int steps,
     double t_total = 0;
     for (int s = -1; s < steps; s++) { /* s = -1: warm-up, not timed */
         if (s == 0) sf_profile_reset();
-        double t = now();
+        double t = wall_seconds();
         SF_PROF(SF_PROF_OPTIMIZER, sf_params_zero_grad(&m.params));
         sf_model_forward(&m, x, out, batch, 1, &rng);
         /* the loss gradient (MSE against random targets; for the lm a stand-in of the same cost
@@ -146,7 +141,7 @@ static int bench_model(const char *name, const char *json, int batch, int steps,
         SF_PROF(SF_PROF_DATA, for (long i = 0; i < ny; i++) dy[i] = 2.0f * (out[i] - y[i]) / (float)ny);
         sf_model_backward(&m, dy, batch);
         SF_PROF(SF_PROF_OPTIMIZER, sf_adamw_step(&opt, &m.params, 1e-4f));
-        if (s >= 0) t_total += now() - t;
+        if (s >= 0) t_total += wall_seconds() - t;
     }
     const double gflop = 3.0 * m.def->ops->flops(&m) * batch / 1e9;
     const double step_s = t_total / steps;

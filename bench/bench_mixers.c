@@ -24,6 +24,7 @@
 #include "core/error.h"
 #include "models/config.h"
 #include "util/svg_plot.h"
+#include "bench_clock.h"
 
 #define D_MODEL 512
 #define N_HEADS 8
@@ -37,12 +38,6 @@ static const struct {
     {"ls", "\"n_heads\":8,\"window\":128"},
     {"linformer", "\"n_heads\":8,\"k\":256"},
 };
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 typedef struct {
     double ms;    /* forward+backward, NAN when not run */
@@ -100,10 +95,10 @@ static cell run_one(const char *kind, int L, double budget_s, double mem_gib, do
         for (int r = 0; r < 20 && (r < 2 || spent < 1.0); r++) {
             sf_arena_reset_to(&a, 0);
             ctx.arena = &a;
-            double t = now();
+            double t = wall_seconds();
             m->ops->forward(m, &ctx, x, y);
             m->ops->backward(m, &ctx, dy, dx);
-            t = now() - t;
+            t = wall_seconds() - t;
             spent += t;
             if (r > 0 || t > 1.0) best = t < best ? t : best; /* first call warms caches */
             if (t > budget_s) break;

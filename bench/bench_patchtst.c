@@ -18,28 +18,10 @@
 #include "models/model.h"
 #include "tasks/forecast.h"
 #include "train/adamw.h"
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-/* CPU seconds of the whole process (all threads): on a loaded machine, at --threads 1, a
- * steadier measure than wall time (it does not count the time other processes held the core). */
-static double cpu_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_d(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
+#include "bench_clock.h"
 
 static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_d);
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
@@ -49,9 +31,9 @@ static double blas_peak_gflops(void) {
     for (long i = 0; i < (long)n * n; i++) a[i] = b[i] = 1.0f / (float)(1 + i % 7);
     double best = 0;
     for (int r = 0; r < 5; r++) {
-        double t = now();
+        double t = wall_seconds();
         sf_gemm(0, 0, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
-        double g = 2.0 * n * n * n / (now() - t) / 1e9;
+        double g = 2.0 * n * n * n / (wall_seconds() - t) / 1e9;
         if (g > best) best = g;
     }
     free(a);
@@ -102,12 +84,12 @@ int main(int argc, char **argv) {
     sf_rng_fill_normal(&rng, y, ny, 0, 1);
     sf_adamw opt;
     sf_adamw_init(&opt, &m.params, 0.0f);
-    double t_alloc = now();
+    double t_alloc = wall_seconds();
     sf_model_reserve(&m, &m.run, batch, 1);
-    t_alloc = now() - t_alloc;
+    t_alloc = wall_seconds() - t_alloc;
     double *rep_ms = malloc((size_t)reps * sizeof(double)), *rep_cpu_ms = malloc((size_t)reps * sizeof(double));
     for (int r = -1; r < reps; r++) { /* r = -1: warm-up */
-        double t = now(), tc = cpu_now();
+        double t = wall_seconds(), tc = cpu_seconds();
         for (int s = 0; s < steps; s++) {
             sf_params_zero_grad(&m.params);
             sf_model_forward(&m, x, out, batch, 1, &rng);
@@ -115,23 +97,23 @@ int main(int argc, char **argv) {
             sf_model_backward(&m, dy, batch);
             sf_adamw_step(&opt, &m.params, 1e-4f);
         }
-        if (r >= 0) rep_ms[r] = (now() - t) * 1e3 / steps, rep_cpu_ms[r] = (cpu_now() - tc) * 1e3 / steps;
+        if (r >= 0) rep_ms[r] = (wall_seconds() - t) * 1e3 / steps, rep_cpu_ms[r] = (cpu_seconds() - tc) * 1e3 / steps;
     }
     double step_ms = median(rep_ms, reps), step_cpu_ms = median(rep_cpu_ms, reps);
     const unsigned train_paths = sf_gemm_paths_used();
     sf_gemm_paths_reset();
     double *lat = malloc((size_t)infer_runs * sizeof(double));
     for (int r = -20; r < infer_runs; r++) {
-        double t = now();
+        double t = wall_seconds();
         sf_model_forward(&m, x, out, 1, 0, NULL);
-        if (r >= 0) lat[r] = (now() - t) * 1e3;
+        if (r >= 0) lat[r] = (wall_seconds() - t) * 1e3;
     }
     const unsigned infer_paths = sf_gemm_paths_used();
     double lat_ms = median(lat, infer_runs); /* sorts lat */
     double lat_p99 = lat[(int)(0.99 * (infer_runs - 1) + 0.5)];
     if (profile) { /* separate passes, so the timed numbers above carry no profiling cost */
         sf_profile_enable(1);
-        double t = now();
+        double t = wall_seconds();
         for (int s = 0; s < steps; s++) {
             SF_PROF(SF_PROF_OPTIMIZER, sf_params_zero_grad(&m.params));
             sf_model_forward(&m, x, out, batch, 1, &rng);
@@ -139,11 +121,11 @@ int main(int argc, char **argv) {
             sf_model_backward(&m, dy, batch);
             SF_PROF(SF_PROF_OPTIMIZER, sf_adamw_step(&opt, &m.params, 1e-4f));
         }
-        sf_profile_print(stderr, "training step, batch 128", now() - t, steps);
+        sf_profile_print(stderr, "training step, batch 128", wall_seconds() - t, steps);
         sf_profile_reset();
-        t = now();
+        t = wall_seconds();
         for (int r = 0; r < 200; r++) sf_model_forward(&m, x, out, 1, 0, NULL);
-        sf_profile_print(stderr, "batch-1 forward", now() - t, 200);
+        sf_profile_print(stderr, "batch-1 forward", wall_seconds() - t, 200);
         sf_profile_enable(0);
     }
     /* Weights after the training steps, read through one eval forward: equal checksums at two

@@ -16,12 +16,7 @@
 #include "core/error.h"
 #include "core/rng.h"
 #include "kernels/rpe_attention.h"
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
+#include "bench_clock.h"
 
 int main(int argc, char **argv) {
     int max_T = argc > 1 ? atoi(argv[1]) : 16384, max_naive = argc > 2 ? atoi(argv[2]) : 4096;
@@ -49,11 +44,11 @@ int main(int argc, char **argv) {
                 continue;
             }
             s.algo = which ? SF_RPE_DIRECT : SF_RPE_FFT;
-            double t0 = now();
+            double t0 = wall_seconds();
             sf_rpe_attention_forward(out, H * Dv, den, fq, fk, v, H * Dv, bias, &s, scratch, workers);
             sf_rpe_attention_backward(dfq, dfk, dv, dbias, dout, H * Dv, out, den, fq, fk, v, H * Dv, bias, &s,
                                       scratch, workers);
-            t[which] = now() - t0;
+            t[which] = wall_seconds() - t0;
             if (which == 1) naive_c = t[1] / ((double)T * T);
         }
         printf("%7d %12.3f %11.3f%s %8.2fx\n", T, t[0], t[1], T > max_naive ? "*" : " ", t[1] / t[0]);

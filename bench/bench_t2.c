@@ -18,25 +18,7 @@
 #include "core/rng.h"
 #include "data/lc_grid.h"
 #include "models/model.h"
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-/* CPU seconds of the whole process (all threads): on a loaded machine, work per CPU-second is
- * what wall time cannot show. */
-static double cpu_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_d(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
+#include "bench_clock.h"
 
 /* The q-quantile of sorted v (nearest rank). */
 static double quantile(const double *v, int n, double q) {
@@ -61,10 +43,10 @@ static double gp_curves_per_s(const char *data, const char *labels, int n, int *
     sf_lc_grid_opts go;
     sf_lc_grid_opts_init(&go);
     sf_lc_grid g;
-    double t = now(), c = cpu_now();
+    double t = wall_seconds(), c = cpu_seconds();
     int rc = sf_lc_grid_build(&s, &go, &g);
-    double dt = now() - t;
-    *per_cpu = rc ? -1 : s.n_objects / (cpu_now() - c);
+    double dt = wall_seconds() - t;
+    *per_cpu = rc ? -1 : s.n_objects / (cpu_seconds() - c);
     *used = s.n_objects;
     s.n_objects = all;
     if (!rc) sf_lc_grid_free(&g);
@@ -114,22 +96,22 @@ int main(int argc, char **argv) {
     /* batch-1 latency */
     double *lat = malloc((size_t)runs * sizeof(double));
     for (int r = -50; r < runs; r++) {
-        double t = now();
+        double t = wall_seconds();
         sf_model_forward(&m, x, y, 1, 0, NULL);
-        if (r >= 0) lat[r] = now() - t;
+        if (r >= 0) lat[r] = wall_seconds() - t;
     }
-    qsort(lat, (size_t)runs, sizeof *lat, cmp_d);
+    qsort(lat, (size_t)runs, sizeof *lat, cmp_double);
     double p50 = quantile(lat, runs, 0.5) * 1e3, p99 = quantile(lat, runs, 0.99) * 1e3;
     /* batched throughput */
     sf_model_forward(&m, x, y, batch, 0, NULL); /* plans the arena */
     long curves = 0;
-    double t0 = now(), c0 = cpu_now(), t;
+    double t0 = wall_seconds(), c0 = cpu_seconds(), t;
     do {
         sf_model_forward(&m, x, y, batch, 0, NULL);
         curves += batch;
-        t = now();
+        t = wall_seconds();
     } while (t - t0 < secs);
-    double tput = curves / (t - t0), per_cpu = curves / (cpu_now() - c0);
+    double tput = curves / (t - t0), per_cpu = curves / (cpu_seconds() - c0);
     int used = 0;
     double gp_cpu = -1;
     double gp = gp_objects > 0 ? gp_curves_per_s(data, labels, gp_objects, &used, &gp_cpu) : -1;
