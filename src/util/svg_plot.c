@@ -126,6 +126,20 @@ static void xml_text(FILE *f, const char *s) {
 }
 
 /* Approximate rendered width in pixels of text at font-size 11-12 (sans-serif). */
+/* The opening of a W x H picture on white, with an optional centred title at baseline title_y
+ * (the confusion matrix and the heat maps). */
+static void svg_begin(FILE *f, double W, double H, int font_size, const char *title, int title_y) {
+    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
+               "viewBox=\"0 0 %.0f %.0f\" font-family=\"sans-serif\" font-size=\"%d\">\n",
+            W, H, W, H, font_size);
+    fprintf(f, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n");
+    if (title) {
+        fprintf(f, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\" font-size=\"14\">", W / 2, title_y);
+        xml_text(f, title);
+        fprintf(f, "</text>\n");
+    }
+}
+
 static double text_w(const char *s) {
     double n = 0;
     for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++)
@@ -600,15 +614,7 @@ int sf_svg_matrix_plot(const char *path, const char *title, const long *counts, 
     atomic_out a;
     if (atomic_open(&a, path)) return SF_ERR;
     FILE *f = a.fp;
-    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
-               "viewBox=\"0 0 %.0f %.0f\" font-family=\"sans-serif\" font-size=\"12\">\n",
-            W, H, W, H);
-    fprintf(f, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n");
-    if (title) {
-        fprintf(f, "<text x=\"%.1f\" y=\"24\" text-anchor=\"middle\" font-size=\"14\">", W / 2);
-        xml_text(f, title);
-        fprintf(f, "</text>\n");
-    }
+    svg_begin(f, W, H, 12, title, 24);
     fprintf(f, "<text x=\"%.1f\" y=\"44\" text-anchor=\"middle\">predicted</text>\n",
             left + K * cell / 2);
     fprintf(f, "<text x=\"14\" y=\"%.1f\" text-anchor=\"middle\" transform=\"rotate(-90 14 %.1f)\">"
@@ -655,15 +661,7 @@ int sf_svg_heatmaps(const char *path, const char *title, const float *maps, int 
     atomic_out a;
     if (atomic_open(&a, path)) return SF_ERR;
     FILE *f = a.fp;
-    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
-               "viewBox=\"0 0 %.0f %.0f\" font-family=\"sans-serif\" font-size=\"11\">\n",
-            W, H, W, H);
-    fprintf(f, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n");
-    if (title) {
-        fprintf(f, "<text x=\"%.1f\" y=\"20\" text-anchor=\"middle\" font-size=\"14\">", W / 2);
-        xml_text(f, title);
-        fprintf(f, "</text>\n");
-    }
+    svg_begin(f, W, H, 11, title, 20);
     fprintf(f, "<text x=\"%.1f\" y=\"38\" text-anchor=\"middle\">rows: query step, columns: key "
                "step (0..%d); shade: weight / the panel's largest</text>\n", W / 2, n - 1);
     for (int k = 0; k < n_maps; k++) {
