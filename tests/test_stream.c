@@ -28,13 +28,18 @@ static int has_option(const sf_mixer_def *md, const char *name) {
 /* An lm config with two metaformer blocks of token mixer `mixer` (+ mlp). */
 static void lm_config(char *buf, size_t n, const sf_mixer_def *md, int d, int causal,
                       const char *pos, int max_len) {
-    char opts[160] = "";
+    char opts[224] = "";
     size_t len = 0;
     if (has_option(md, "n_heads")) len += (size_t)snprintf(opts + len, sizeof opts - len, ", \"n_heads\": 2");
     if (has_option(md, "causal"))
         len += (size_t)snprintf(opts + len, sizeof opts - len, ", \"causal\": %s", causal ? "true" : "false");
     if (has_option(md, "window")) len += (size_t)snprintf(opts + len, sizeof opts - len, ", \"window\": 4");
-    if (has_option(md, "local_heads")) snprintf(opts + len, sizeof opts - len, ", \"local_heads\": 1");
+    if (has_option(md, "local_heads")) len += (size_t)snprintf(opts + len, sizeof opts - len, ", \"local_heads\": 1");
+    /* Newton stops once max|F| <= newton_tol (default 1e-5), and a state that far from the
+     * recurrence moves the logits by about as much; the stream runs the exact recurrence, so the
+     * comparison asks the solve for float-level convergence. */
+    if (has_option(md, "newton_tol"))
+        snprintf(opts + len, sizeof opts - len, ", \"newton_iters\": 10, \"newton_tol\": 1e-6");
     snprintf(buf, n,
              "{\"task\": \"lm\", \"model\": \"lm\", \"seq_len\": %d, \"max_len\": %d, \"d_model\": %d,"
              " \"input\": {\"kind\": \"tokens\", \"vocab\": %d}, \"positions\": \"%s\","
