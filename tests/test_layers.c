@@ -40,8 +40,17 @@ typedef struct {
     int B, T;
     const char *name;
     int no_dx; /* whole models do not return input gradients */
-    int training; /* forward in training mode (BatchNorm batch statistics; dropout is 0 here) */
+    int training; /* forward in training mode (BatchNorm batch statistics; dropout, if any, draws
+                   * the same masks on every forward: the rng is reseeded each time) */
 } subject;
+
+/* Training-mode forwards draw their dropout masks from this stream, reseeded before every forward
+ * so the loss is a fixed function of the weights and finite differences apply. */
+static sf_rng g_dropout_rng;
+static sf_rng *dropout_rng(void) {
+    sf_rng_seed(&g_dropout_rng, 20261130);
+    return &g_dropout_rng;
+}
 
 /* The largest accepted relative error of a finite-difference check (a subject may widen it). */
 static double g_tol = 2e-2;
@@ -49,7 +58,8 @@ static double g_tol = 2e-2;
 static double g_floor_frac = 5e-2;
 
 static double loss_at(subject *s, sf_arena *a, const float *x, const float *r, float *y) {
-    sf_ctx c = {.arena = a, .training = s->training, .keep = 1, .B = s->B, .T = s->T, .saved = g_saved};
+    sf_ctx c = {.arena = a, .rng = dropout_rng(), .training = s->training, .keep = 1, .B = s->B,
+                .T = s->T, .saved = g_saved};
     sf_arena_reset_to(a, 0);
     s->fwd(s->o, &c, x, y);
     return dot(y, r, s->ny);
@@ -110,7 +120,8 @@ static int g_first_attempt, g_misses;
 static void grad_check(subject *s, float *x) {
     sf_arena plan, a;
     sf_arena_init_plan(&plan);
-    sf_ctx pc = {.arena = &plan, .training = s->training, .keep = 1, .B = s->B, .T = s->T, .saved = g_saved};
+    sf_ctx pc = {.arena = &plan, .rng = dropout_rng(), .training = s->training, .keep = 1, .B = s->B,
+                 .T = s->T, .saved = g_saved};
     s->fwd(s->o, &pc, NULL, NULL);
     s->bwd(s->o, &pc, NULL, NULL);
     sf_arena_alloc(&a, plan.peak);
@@ -236,6 +247,7 @@ static void lift_qk_bias(sf_params *ps) {
 }
 
 static void check_mixer_json(const char *name, const char *json);
+static void check_mixer_mode(const char *name, const char *json, int training);
 
 static void check_mixer(const char *kind, int causal) {
     char json[256];
@@ -276,8 +288,11 @@ static void check_mixer(const char *kind, int causal) {
     check_mixer_json(name, json);
 }
 
-/* A mixer given by its options JSON, on [2, 7, 8]. */
-static void check_mixer_json(const char *name, const char *json) {
+/* A mixer given by its options JSON, on [2, 7, 8], in eval mode. */
+static void check_mixer_json(const char *name, const char *json) { check_mixer_mode(name, json, 0); }
+
+/* The same in training mode (dropout inside the mixer active, its masks fixed). */
+static void check_mixer_mode(const char *name, const char *json, int training) {
     int B = 2, T = 7, d = 8;
     sf_mixer *m = make_mixer(json, d, T);
     CHECK_MSG(m != NULL, "%s: %s", json, sf_error_message());
@@ -290,7 +305,7 @@ static void check_mixer_json(const char *name, const char *json) {
     perturb_params(&ps);
     if (relu_features(json)) lift_qk_bias(&ps);
     g_one_sided = strstr(json, "\"probsparse\"") != NULL; /* top-u selection switches */
-    subject s = {mixer_fwd, mixer_bwd, m, &ps, (long)B * T * d, (long)B * T * d, B, T, name, 0, 0};
+    subject s = {mixer_fwd, mixer_bwd, m, &ps, (long)B * T * d, (long)B * T * d, B, T, name, 0, training};
     float *x = rnd(s.nx, 1.0f);
     grad_check(&s, x);
     g_one_sided = 0;
@@ -1264,6 +1279,19 @@ static void check_issue15(void) {
             cJSON_Delete(g_positions);
             g_positions = NULL;
         }
+    /* T5 biases with dropout on the attention weights, in training mode: the materialised path's
+     * bias gradient (and rope through it) */
+    for (int i = 0; i < 4; i += 2) {
+        g_positions = cJSON_Parse(pos[i == 0 ? 0 : 2]);
+        char name[96];
+        snprintf(name, sizeof name, "block softmax %s attn_dropout (training)", i ? "t5" : "rope");
+        check_block_json(name,
+                         "{\"kind\":\"metaformer\",\"token_mixer\":{\"kind\":\"softmax\",\"n_heads\":2,"
+                         "\"attn_dropout\":0.2},\"channel_mixer\":{\"kind\":\"mlp\",\"d_ff\":8}}",
+                         0, 1);
+        cJSON_Delete(g_positions);
+        g_positions = NULL;
+    }
     /* refused: rope with an odd head width, rope/t5 with another token mixer */
     g_positions = cJSON_Parse(pos[0]);
     sf_block bb;
@@ -1535,6 +1563,11 @@ int main(void) {
     check_mamba();
     check_mixer("softmax", 0);
     check_mixer("softmax", 1);
+    /* dropout on the attention weights (materialised path), bidirectional and causal, with T5 biases */
+    check_mixer_mode("mixer softmax attn_dropout 0.3 (training)",
+                     "{\"kind\":\"softmax\",\"n_heads\":2,\"attn_dropout\":0.3}", 1);
+    check_mixer_mode("mixer softmax attn_dropout causal (training)",
+                     "{\"kind\":\"softmax\",\"n_heads\":2,\"causal\":true,\"attn_dropout\":0.3}", 1);
     {   /* a factor below 1 is refused when the config is read, naming the block and option */
         sf_mixer *bad = make_mixer("{\"kind\":\"probsparse\",\"factor\":0}", 8, 7);
         CHECK(bad == NULL && strstr(sf_error_message(), "blocks[0].mixer.factor") != NULL);

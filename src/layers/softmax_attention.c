@@ -13,7 +13,13 @@
  *         buckets; bidirectional unless causal), by the plain biased kernel instead of the tiled
  *         one. Name: <prefix>.relative_attention_bias [num_buckets, H] (as T5's nn.Embedding),
  *         init N(0, d^-1/2), no weight decay. Each attention layer has its own table (T5 shares
- *         the first layer's across the stack). */
+ *         the first layer's across the stack).
+ *
+ * attn_dropout p > 0: while training, dropout on the attention weights, as the official
+ * iTransformer / Informer / Transformer attention (`dropout(softmax(scores)) @ V`). The tiled
+ * kernel never forms the weights, so training then takes the materialised path
+ * (kernels/attention_probs.h: P [B, H, T, T] floats, its mask bytes and the dropped copy, O(T^2)
+ * memory); evaluation and streaming keep the O(T) tiled kernels. */
 #include <math.h>
 #include <string.h>
 
@@ -21,6 +27,8 @@
 #include "core/scratch.h"
 #include "kernels/attention.h"
 #include "kernels/attention_bias.h"
+#include "kernels/attention_probs.h"
+#include "kernels/activations.h"
 #include "kernels/rope.h"
 #include "layers/layer.h"
 #include "layers/attention_proj.h"
@@ -31,6 +39,7 @@ typedef struct {
     sf_attention_proj proj;
     int d, H, Dh, causal, max_T;
     float scale;
+    float attn_drop;        /* dropout on the attention weights while training */
     int rope;               /* rotary q, k */
     float rope_base;
     int t5, t5_buckets;     /* T5 relative bias */
@@ -43,6 +52,8 @@ typedef struct {
     const float *x;
     float *qkv, *a, *lse;
     float *bias; /* t5: the per-offset logit bias [H, 2 max_T - 1] */
+    float *P;    /* attn_dropout while training: the weights [B, H, T, T] (else NULL) */
+    uint8_t *mask; /* and their keep mask */
 } attn_saved;
 
 /* t5: out[h, o] = relative_attention_bias[bucket_of[o], h] for every offset column o. */
@@ -79,6 +90,11 @@ static void attn_forward(sf_mixer *m, sf_ctx *ctx, const float *x, float *y) {
     sv->lse = sf_arena_push(ctx->arena, (size_t)N * s->H);
     int W = 2 * s->max_T - 1;
     sv->bias = s->t5 ? sf_arena_push(ctx->arena, (size_t)s->H * W) : NULL;
+    const int drop = ctx->training && s->attn_drop > 0.0f;
+    const long NP = (long)ctx->B * s->H * ctx->T * ctx->T;
+    sv->P = drop ? sf_arena_push(ctx->arena, (size_t)NP) : NULL;
+    sv->mask = drop ? sf_arena_push_bytes(ctx->arena, (size_t)NP) : NULL;
+    float *Pd = drop ? sf_arena_push(ctx->arena, (size_t)NP) : NULL;
     if (sf_arena_planning(ctx->arena)) return;
     SF_ASSERT(ctx->T <= s->max_T);
     sf_linear_forward(&s->proj.qkv, sv->qkv, x, N);
@@ -88,8 +104,13 @@ static void attn_forward(sf_mixer *m, sf_ctx *ctx, const float *x, float *y) {
                        s->rope_base, 0);
     }
     const float *q = sv->qkv, *k = q + s->d, *v = q + 2 * s->d;
-    SF_PROF(SF_PROF_ATTENTION, if (s->t5) {
-        t5_offset_table(s, sv->bias);
+    if (s->t5) t5_offset_table(s, sv->bias);
+    SF_PROF(SF_PROF_ATTENTION, if (drop) {
+        sf_attention_probs_forward(sv->P, q, k, 3 * s->d, ctx->B, ctx->T, s->H, s->Dh, s->scale,
+                                   s->causal, ctx->lens, sv->bias, W, s->max_T - 1);
+        sf_dropout_forward(Pd, sv->mask, sv->P, NP, s->attn_drop, ctx->rng);
+        sf_attention_probs_apply(sv->a, s->d, Pd, v, 3 * s->d, ctx->B, ctx->T, s->H, s->Dh, ctx->lens);
+    } else if (s->t5) {
         sf_attention_bias_forward(sv->a, s->d, sv->lse, q, k, v, 3 * s->d, ctx->B, ctx->T, s->H,
                                   s->Dh, s->scale, s->causal, ctx->lens, sv->bias, W, s->max_T - 1);
     } else {
@@ -111,19 +132,24 @@ static void attn_backward(sf_mixer *m, sf_ctx *ctx, const float *dy, float *dx) 
     if (!sf_arena_planning(ctx->arena)) {
         sf_linear_backward(&s->proj.out, da, dy, sv->a, N);
         const float *q = sv->qkv, *k = q + s->d, *v = q + 2 * s->d;
-        SF_PROF(SF_PROF_ATTENTION, if (s->t5) {
-            memset(dbias, 0, (size_t)s->H * W * sizeof(float));
+        if (dbias) memset(dbias, 0, (size_t)s->H * W * sizeof(float));
+        SF_PROF(SF_PROF_ATTENTION, if (sv->P) {
+            sf_attention_probs_backward(dqkv, dqkv + s->d, dqkv + 2 * s->d, dbias, da, s->d, sv->P,
+                                        sv->mask, s->attn_drop, q, k, v, 3 * s->d, ctx->B, ctx->T,
+                                        s->H, s->Dh, s->scale, s->causal, ctx->lens, W, s->max_T - 1);
+        } else if (s->t5) {
             sf_attention_bias_backward(dqkv, dqkv + s->d, dqkv + 2 * s->d, dbias, da, s->d, sv->a,
                                        sv->lse, q, k, v, 3 * s->d, ctx->B, ctx->T, s->H, s->Dh,
                                        s->scale, s->causal, ctx->lens, sv->bias, W, s->max_T - 1);
-            for (int h = 0; h < s->H; h++) /* offsets -> their buckets */
-                for (int o = 0; o < W; o++)
-                    s->drel_bias[(long)s->bucket_of[o] * s->H + h] += dbias[(long)h * W + o];
         } else {
             sf_attention_backward(dqkv, dqkv + s->d, dqkv + 2 * s->d, da, s->d, sv->a, sv->lse, q,
                                   k, v, 3 * s->d, ctx->B, ctx->T, s->H, s->Dh, s->scale, s->causal,
                                   ctx->lens);
         });
+        if (s->t5)
+            for (int h = 0; h < s->H; h++) /* offsets -> their buckets */
+                for (int o = 0; o < W; o++)
+                    s->drel_bias[(long)s->bucket_of[o] * s->H + h] += dbias[(long)h * W + o];
         if (s->rope) { /* the rotation's transpose takes the gradients back to q, k */
             sf_rope_rotate(dqkv, 3 * s->d, ctx->B, ctx->T, s->H, s->Dh, ctx->pos_offset, s->rope_base, 1);
             sf_rope_rotate(dqkv + s->d, 3 * s->d, ctx->B, ctx->T, s->H, s->Dh, ctx->pos_offset,
@@ -195,6 +221,7 @@ static sf_mixer *attn_create(const sf_mixer_args *a) {
     s->d = a->d_model;
     s->max_T = a->max_T;
     s->scale = 1.0f / sqrtf((float)s->Dh);
+    s->attn_drop = sf_opt_float(a->opts, "attn_dropout");
     const char *pk = a->positions ? sf_opt_str(a->positions, "kind") : "none";
     if (strcmp(pk, "rope") == 0) {
         if (s->Dh % 2) {
@@ -224,9 +251,15 @@ static sf_mixer *attn_create(const sf_mixer_args *a) {
     return m;
 }
 
+static const sf_option softmax_options[] = {
+    SF_ATTENTION_OPTION_ROWS,
+    {"attn_dropout", SF_OPT_FLOAT, 0, NULL, 0, 0.99, NULL,
+     "dropout on the attention weights while training (materialises them: O(T^2) memory)"},
+};
+
 const sf_mixer_def sf_mixer_softmax = {
     .info = {"softmax", "multi-head scaled dot-product attention (tiled online softmax, O(T) memory)",
-             SF_OPTS(sf_attention_options)},
+             SF_OPTS(softmax_options)},
     .slots = SF_SLOT_TOKEN,
     .takes_positions = 1,
     .create = attn_create,

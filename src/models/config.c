@@ -423,6 +423,9 @@ static cJSON *itransformer_from_flat(const sf_flat_config *c) {
     if (!md || sf_part_has_option(&md->info, "n_heads"))
         cJSON_AddNumberToObject(tok, "n_heads", c->n_heads);
     if (!md || sf_part_has_option(&md->info, "causal")) cJSON_AddBoolToObject(tok, "causal", c->causal);
+    /* the official FullAttention drops its weights with the model's dropout */
+    if (md && sf_part_has_option(&md->info, "attn_dropout"))
+        cJSON_AddItemToObject(tok, "attn_dropout", sf_json_float(c->dropout));
     cJSON *ch = cJSON_AddObjectToObject(b, "channel_mixer");
     cJSON_AddStringToObject(ch, "kind", "mlp");
     cJSON_AddNumberToObject(ch, "d_ff", c->d_ff);

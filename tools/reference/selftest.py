@@ -834,7 +834,7 @@ def test_config():
                "d_model": 8, "blocks": [{"kind": "metaformer"}, {"kind": "residual", "repeat": 2},
                                         {"kind": "parallel", "norm": {"kind": "batchnorm"}}]}
     want_block_common = {"placement": "pre", "dropout": 0, "norm": {"kind": "layernorm", "eps": 1e-05}}
-    att = {"kind": "softmax", "n_heads": 4, "causal": False}
+    att = {"kind": "softmax", "n_heads": 4, "causal": False, "attn_dropout": 0}
     mlp = {"kind": "mlp", "d_ff": 128, "activation": "gelu", "dropout": 0}
     want = {"format_version": 2, "task": "forecast", "model": "patchtst", "seq_len": 96, "pred_len": 24,
             "n_channels": 2, "d_model": 8, "revin": True, "dropout": 0, "final_norm": "auto",
@@ -872,7 +872,7 @@ def test_config():
         return {**minimal, "blocks": [{"kind": "metaformer", **kw}]}
     cases = [
         (with_block(token_mixer={"kind": "softmax", "window": 3}),
-         "blocks[0].token_mixer.window: unknown option (options: n_heads, causal)"),
+         "blocks[0].token_mixer.window: unknown option (options: n_heads, causal, attn_dropout)"),
         (with_block(token_mixer={"kind": "softmax", "n_heads": 3}), "blocks[0].token_mixer.n_heads: 3 must divide"),
         (with_block(token_mixer={"kind": "mlp"}), "blocks[0].token_mixer.kind: 'mlp' is a channel mixer"),
         (with_block(channel_mixer={"kind": "linear"}), "blocks[0].channel_mixer.kind: 'linear' is a token mixer"),

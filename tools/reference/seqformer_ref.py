@@ -124,7 +124,7 @@ def load_safetensors(path):
 
 class ConfigError(ValueError):
     """A config that does not follow docs/config.md; the message starts with the field path,
-    e.g. ``blocks[3].token_mixer.window: unknown option (options: n_heads, causal)``."""
+    e.g. ``blocks[3].token_mixer.window: unknown option (options: n_heads, causal, attn_dropout)``."""
 
 
 REQUIRED = object()  # option without a default
@@ -201,7 +201,8 @@ NORM_KINDS = {
 }
 # kind -> (slot, options); slot "token", "channel" or "any"
 MIXER_KINDS = {
-    "softmax": ("token", {"n_heads": (_opt_int(1), 4), "causal": (_opt_bool(), False)}),
+    "softmax": ("token", {"n_heads": (_opt_int(1), 4), "causal": (_opt_bool(), False),
+                          "attn_dropout": (_DROPOUT, 0)}),
     "linear": ("token", {"n_heads": (_opt_int(1), 4), "causal": (_opt_bool(), False),
                          "feature_map": (_opt_enum("elu", "relu", "favor"), "elu"),
                          "n_features": (_opt_int(1, 65536), 64), "redraw": (_opt_int(0, 1 << 24), 0)}),
@@ -872,7 +873,9 @@ def rope_rotate(x, base):
     return torch.cat([x1 * c - x2 * s, x2 * c + x1 * s], dim=-1)
 
 
-def softmax_attention(q, k, v, causal, bias=None):
+def softmax_attention(q, k, v, causal, bias=None, dropout=None):
+    """softmax(q k^T / sqrt(Dh) [+ bias] [causal mask]) v; dropout (an nn.Dropout, or None) on the
+    weights, as the official iTransformer / Informer attention: active only in training mode."""
     scale = q.shape[-1] ** -0.5
     s = (q @ k.transpose(-2, -1)) * scale
     if bias is not None:
@@ -881,7 +884,8 @@ def softmax_attention(q, k, v, causal, bias=None):
         n = s.shape[-1]
         mask = torch.ones(n, n, dtype=torch.bool, device=s.device).triu(1)
         s = s.masked_fill(mask, float("-inf"))
-    return torch.softmax(s, dim=-1) @ v
+    a = torch.softmax(s, dim=-1)
+    return (dropout(a) if dropout is not None else a) @ v
 
 
 class Mixer(nn.Module):
@@ -892,8 +896,10 @@ class Mixer(nn.Module):
     model's longest sequence, max_T (PatchTST: its number of patches; set by the model), as the C
     mixer does; bidirectional with the sequence length."""
 
-    def __init__(self, d, n_heads, kind, causal, feature_map="elu", n_features=64, redraw=0):
+    def __init__(self, d, n_heads, kind, causal, feature_map="elu", n_features=64, redraw=0, attn_dropout=0.0):
         super().__init__()
+        # softmax: dropout on the attention weights while training (the C mixer's attn_dropout)
+        self.attn_drop = nn.Dropout(attn_dropout) if attn_dropout > 0 else None
         if d % n_heads:
             raise ValueError("d_model must be divisible by n_heads")
         if kind not in ("softmax", "linear", "cosformer"):
@@ -930,9 +936,10 @@ class Mixer(nn.Module):
         if self.kind == "softmax" and self.t5 is not None:
             nb, maxd = self.t5
             idx = torch.tensor([[t5_bucket(j - i, not self.causal, nb, maxd) for j in range(n)] for i in range(n)])
-            o = softmax_attention(q, k, v, self.causal, self.relative_attention_bias[idx].permute(2, 0, 1))
+            o = softmax_attention(q, k, v, self.causal, self.relative_attention_bias[idx].permute(2, 0, 1),
+                                  self.attn_drop)
         elif self.kind == "softmax":
-            o = softmax_attention(q, k, v, self.causal)
+            o = softmax_attention(q, k, v, self.causal, dropout=self.attn_drop)
         elif self.kind == "linear" and self.feature_map == "elu":
             o = linear_attention(q, k, v, self.causal)
         elif self.kind == "linear" and self.feature_map == "relu":
@@ -1430,7 +1437,7 @@ def make_mixer(spec, d, max_T=None):
                         spec["n_features"])
     if kind in ("softmax", "linear", "cosformer"):
         return Mixer(d, spec["n_heads"], kind, bool(spec["causal"]), spec.get("feature_map", "elu"),
-                     spec.get("n_features", 64), spec.get("redraw", 0))
+                     spec.get("n_features", 64), spec.get("redraw", 0), spec.get("attn_dropout", 0.0))
     if kind == "mlp":
         return FFN(d, spec["d_ff"], spec["dropout"], spec["activation"])
     if kind == "glu":
