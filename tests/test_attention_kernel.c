@@ -394,6 +394,13 @@ int main(void) {
         run_case(2, 45, 2, 100, causal, 1, 1, 0);  /* Dh not a power of two (40-key tiles) */
         run_case(1, 9, 3, 1, causal, 0, 0, 0);     /* Dh = 1 */
         run_case(4, 200, 2, 8, causal, 1, 0, 0);   /* parallel path, several tiles */
+        /* tiled kernels' tile products (kernels/tile_gemm.h): head widths with a scalar column
+         * remainder (9), an 8-wide block (24 = 16 + 8), fewer query rows than one 8-lane vector
+         * (T = 5), 32-key tiles (Dh = 128) */
+        run_case(1, 37, 3, 9, causal, 1, 0, 1);
+        run_case(2, 29, 2, 24, causal, 0, 1, 0);
+        run_case(2, 5, 2, 32, causal, 1, 0, 0);
+        run_case(2, 66, 1, 128, causal, 0, 2, 2);
         /* small-head (Dh <= 8) row-lane forward: every Dh, T not a multiple of the 16-row block */
         run_case(2, 17, 3, 3, causal, 1, 1, 0);
         run_case(1, 23, 2, 5, causal, 0, 2, 1);

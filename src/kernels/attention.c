@@ -18,6 +18,7 @@
 
 #include "core/error.h"
 #include "kernels/softmax.h" /* sf_expf_fast */
+#include "kernels/tile_gemm.h"
 
 /* Tiles. A key tile holds bc keys transposed as [Dh][bc] in SF_ATT_TILE floats, so
  * bc = min(SF_ATT_BC, SF_ATT_TILE / Dh) (64 keys up to Dh = 64, 16 at Dh = 256); a query tile of
@@ -88,85 +89,6 @@ static void load_transposed(float *restrict dst, const float *restrict src, long
 }
 
 /* ---- forward ------------------------------------------------------------------------- */
-
-/* One query tile [i0, i0+ni) of one (b, h). Pointers are already offset to the head. */
-SF_ATT_MULTIVERSION static void fwd_query_tile(float *restrict o, long ldo, float *restrict lse,
-                           const float *restrict q, const float *restrict k,
-                           const float *restrict v, long ld, int T, int Dh, float scale,
-                           int causal, int i0, int ni) {
-    float kt[SF_ATT_TILE], vt[SF_ATT_TILE]; /* [Dh][bc] */
-    float acc[SF_ATT_TILE];                 /* [ni][Dh] unnormalised output */
-    float qs[SF_ATTENTION_MAX_DH];          /* scaled query row */
-    float s[SF_ATT_BC];                     /* scores / probabilities of one row */
-    float m[SF_ATT_BR], l[SF_ATT_BR];       /* running max and sum per row */
-    const int bc = key_tile(Dh);
-    for (int i = 0; i < ni; i++) m[i] = -INFINITY, l[i] = 0.0f;
-    const int jend = causal ? i0 + ni : T; /* keys beyond the last row are masked */
-    for (int j0 = 0; j0 < jend; j0 += bc) {
-        const int nj = imin(bc, jend - j0);
-        load_transposed(kt, k, ld, j0, nj, bc, Dh);
-        load_transposed(vt, v, ld, j0, nj, bc, Dh);
-        for (int i = 0; i < ni; i++) {
-            const int t = i0 + i;
-            /* keys j0..j0+jn-1 are visible to query t */
-            const int jn = causal ? imin(nj, t - j0 + 1) : nj;
-            if (jn <= 0) continue;
-            const int jp = pad_up(jn); /* lanes jn..jp-1 are masked out */
-            const float *qr = q + (long)t * ld;
-            for (int d = 0; d < Dh; d++) qs[d] = qr[d] * scale;
-            for (int j = 0; j < jp; j++) s[j] = 0.0f;
-            for (int d = 0; d < Dh; d++) {
-                const float qd = qs[d];
-                const float *restrict kd = kt + d * bc;
-#pragma omp simd
-                for (int j = 0; j < jp; j++) s[j] += qd * kd[j];
-            }
-            float mx = m[i];
-#pragma omp simd reduction(max : mx)
-            for (int j = 0; j < jp; j++) {
-                s[j] = sf_selectf(j < jn, s[j], -INFINITY);
-                mx = s[j] > mx ? s[j] : mx;
-            }
-            float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-            for (int j = 0; j < jp; j++) {
-                const float p = sf_expf_fast(s[j] - mx); /* exactly 0 on masked lanes */
-                s[j] = p;
-                sum += p;
-            }
-            float *restrict a = acc + (long)i * Dh;
-            if (j0 == 0) { /* first tile of the row: nothing to rescale */
-                l[i] = sum;
-                for (int d = 0; d < Dh; d++) {
-                    const float *restrict vd = vt + d * bc;
-                    float pv = 0.0f;
-#pragma omp simd reduction(+ : pv)
-                    for (int j = 0; j < jp; j++) pv += s[j] * vd[j];
-                    a[d] = pv;
-                }
-            } else {
-                const float alpha = sf_expf_fast(m[i] - mx);
-                l[i] = l[i] * alpha + sum;
-                for (int d = 0; d < Dh; d++) {
-                    const float *restrict vd = vt + d * bc;
-                    float pv = 0.0f;
-#pragma omp simd reduction(+ : pv)
-                    for (int j = 0; j < jp; j++) pv += s[j] * vd[j];
-                    a[d] = a[d] * alpha + pv;
-                }
-            }
-            m[i] = mx;
-        }
-    }
-    for (int i = 0; i < ni; i++) {
-        const int t = i0 + i;
-        const float inv = 1.0f / l[i];
-        float *orow = o + (long)t * ldo;
-        const float *a = acc + (long)i * Dh;
-        for (int d = 0; d < Dh; d++) orow[d] = a[d] * inv;
-        lse[t] = m[i] + logf(l[i]);
-    }
-}
 
 /* Small heads (Dh <= SF_ATT_SMALL_DH): query rows in the vector lanes instead of keys. For a
  * block of SF_ATT_RL query rows (two 8-lane vectors), pass 1 takes the row maxima over all
@@ -476,6 +398,142 @@ SF_ATT_MULTIVERSION static void bwd_rows_small(float *restrict dq, float *restri
 #define SF_ATT_HAVE_VEC 0
 #endif
 
+/* ---- heads wider than SF_ATT_SMALL_DH: tiles as small matrix products ------------------- */
+
+/* One query tile [i0, i0+ni) of one (b, h). Pointers are already offset to the head. The
+ * scaled queries are transposed once, to [Dh][brp] (brp = ni padded to 8 lanes); per key tile of
+ * bc keys, S^T [nj][brp] = k q^T is a register-blocked tile product (kernels/tile_gemm.h) with
+ * the QUERIES in the lanes and k read in place, so the online softmax runs down the keys with
+ * one vector lane per query row (no transposes of k, no horizontal reductions), and
+ * acc [ni][Dh] += P v reads P^T in place and v in place, head columns in the lanes. */
+SF_ATT_MULTIVERSION static void fwd_query_tile(float *restrict o, long ldo, float *restrict lse,
+                                               const float *restrict q, const float *restrict k,
+                                               const float *restrict v, long ld, int T, int Dh,
+                                               float scale, int causal, int i0, int ni) {
+    float qt[SF_ATT_TILE];             /* [Dh][brp] scaled queries, transposed */
+    float acc[SF_ATT_TILE];            /* [ni][Dh] unnormalised output */
+    float st[SF_ATT_BC * SF_ATT_BR];   /* [nj][brp] scores, then probabilities */
+    float m[SF_ATT_BR], l[SF_ATT_BR], mx[SF_ATT_BR], alpha[SF_ATT_BR];
+    const int bc = key_tile(Dh), brp = pad_up(ni);
+    for (int d = 0; d < Dh; d++) {
+        for (int i = 0; i < ni; i++) qt[d * brp + i] = q[(long)(i0 + i) * ld + d] * scale;
+        for (int i = ni; i < brp; i++) qt[d * brp + i] = 0.0f;
+    }
+    for (int i = 0; i < brp; i++) m[i] = -INFINITY, l[i] = 0.0f;
+    memset(acc, 0, sizeof(float) * (size_t)ni * Dh);
+    const int jend = causal ? i0 + ni : T; /* keys beyond the last row are masked */
+    for (int j0 = 0; j0 < jend; j0 += bc) {
+        const int nj = imin(bc, jend - j0);
+        sf_tile_gemm(nj, brp, Dh, k + (long)j0 * ld, ld, 1, qt, brp, st, brp, 0);
+        /* lane i (query i0 + i) sees key j0 + j when i < ni and, causal, j0 + j <= i0 + i */
+        const int lim = causal ? i0 - j0 : T; /* causal: visible iff j <= i + lim */
+        for (int i = 0; i < brp; i++) mx[i] = m[i];
+        for (int j = 0; j < nj; j++) {
+            const float *restrict sr = st + j * brp;
+#pragma omp simd
+            for (int i = 0; i < brp; i++) {
+                const int vis = i < ni && j <= i + lim;
+                mx[i] = vis && sr[i] > mx[i] ? sr[i] : mx[i];
+            }
+        }
+        float sum[SF_ATT_BR];
+        for (int i = 0; i < brp; i++) sum[i] = 0.0f;
+        for (int j = 0; j < nj; j++) {
+            float *restrict sr = st + j * brp;
+#pragma omp simd
+            for (int i = 0; i < brp; i++) {
+                const int vis = i < ni && j <= i + lim;
+                const float p = sf_selectf(vis, sf_expf_fast(sr[i] - mx[i]), 0.0f);
+                sr[i] = p;
+                sum[i] += p;
+            }
+        }
+        /* rows whose maximum grew rescale what they have; a lane that saw nothing yet (m and mx
+         * both -inf: padding) keeps alpha 1 */
+        int rescale = 0;
+        for (int i = 0; i < ni; i++) {
+            alpha[i] = m[i] == mx[i] ? 1.0f : sf_expf_fast(m[i] - mx[i]);
+            l[i] = l[i] * alpha[i] + sum[i];
+            m[i] = mx[i];
+            rescale |= alpha[i] != 1.0f;
+        }
+        if (rescale && j0 > 0)
+            for (int i = 0; i < ni; i++) {
+                float *restrict a = acc + i * Dh;
+                const float al = alpha[i];
+#pragma omp simd
+                for (int d = 0; d < Dh; d++) a[d] *= al;
+            }
+        sf_tile_gemm(ni, Dh, nj, st, 1, brp, v + (long)j0 * ld, ld, acc, Dh, 1);
+    }
+    for (int i = 0; i < ni; i++) {
+        const int t = i0 + i;
+        const float inv = 1.0f / l[i];
+        float *orow = o + (long)t * ldo;
+        for (int d = 0; d < Dh; d++) orow[d] = acc[i * Dh + d] * inv;
+        lse[t] = m[i] + logf(l[i]);
+    }
+}
+
+/* All gradients of one (b, h). Outer loop over key tiles (their dK, dV accumulate on the stack,
+ * [bc][Dh]), inner loop over the query tiles that see them (dQ accumulates in dq, which this
+ * thread owns for this head). Per (key tile, query tile), five tile products:
+ *   S = q k^T, dP = dout v^T       (keys in the lanes, against k, v transposed to [Dh][bc])
+ *   P = exp(scale S - lse), dS' = scale P (dP - D),  D_t = dout_t . o_t
+ *   dV += P^T dout, dK += dS'^T q  (A read transposed in place)
+ *   dQ += dS' k                    (k read in place) */
+SF_ATT_MULTIVERSION static void bwd_head(float *restrict dq, float *restrict dk, float *restrict dv,
+                                         const float *restrict dout, long ldo,
+                                         const float *restrict o, const float *restrict lse,
+                                         const float *restrict q, const float *restrict k,
+                                         const float *restrict v, long ld, int T, int Dh,
+                                         float scale, int causal) {
+    float kt[SF_ATT_TILE], vt[SF_ATT_TILE];   /* [Dh][bc] */
+    float dkt[SF_ATT_TILE], dvt[SF_ATT_TILE]; /* [bc][Dh] */
+    float p[SF_ATT_BR * SF_ATT_BC], ds[SF_ATT_BR * SF_ATT_BC]; /* [br][bc] */
+    float Dr[SF_ATT_BR];
+    const int bc = key_tile(Dh), br = query_tile(Dh);
+    for (int t = 0; t < T; t++) memset(dq + (long)t * ld, 0, sizeof(float) * (size_t)Dh);
+    for (int j0 = 0; j0 < T; j0 += bc) {
+        const int nj = imin(bc, T - j0), jp = pad_up(nj);
+        load_transposed(kt, k, ld, j0, nj, bc, Dh);
+        load_transposed(vt, v, ld, j0, nj, bc, Dh);
+        memset(dkt, 0, sizeof(float) * (size_t)nj * Dh);
+        memset(dvt, 0, sizeof(float) * (size_t)nj * Dh);
+        for (int i0 = causal ? j0 / br * br : 0; i0 < T; i0 += br) {
+            const int ni = imin(br, T - i0);
+            const float *qb = q + (long)i0 * ld, *gb = dout + (long)i0 * ldo;
+            for (int i = 0; i < ni; i++) { /* D_t = sum_j P_tj dP_tj = dout_t . o_t */
+                const float *gr = gb + (long)i * ldo, *orow = o + (long)(i0 + i) * ldo;
+                float Dt = 0.0f;
+#pragma omp simd reduction(+ : Dt)
+                for (int d = 0; d < Dh; d++) Dt += gr[d] * orow[d];
+                Dr[i] = Dt;
+            }
+            sf_tile_gemm(ni, jp, Dh, qb, ld, 1, kt, bc, p, bc, 0);
+            sf_tile_gemm(ni, jp, Dh, gb, ldo, 1, vt, bc, ds, bc, 0);
+            for (int i = 0; i < ni; i++) {
+                const int jn = causal ? imin(nj, i0 + i - j0 + 1) : nj;
+                const float lt = lse[i0 + i], Dt = Dr[i];
+                float *restrict pr = p + i * bc, *restrict dr = ds + i * bc;
+#pragma omp simd
+                for (int j = 0; j < jp; j++) {
+                    const float pj = sf_selectf(j < jn, sf_expf_fast(scale * pr[j] - lt), 0.0f);
+                    pr[j] = pj;
+                    dr[j] = scale * pj * (dr[j] - Dt);
+                }
+            }
+            sf_tile_gemm(nj, Dh, ni, p, 1, bc, gb, ldo, dvt, Dh, 1);
+            sf_tile_gemm(nj, Dh, ni, ds, 1, bc, qb, ld, dkt, Dh, 1);
+            sf_tile_gemm(ni, Dh, nj, ds, bc, 1, k + (long)j0 * ld, ld, dq + (long)i0 * ld, ld, 1);
+        }
+        for (int j = 0; j < nj; j++) {
+            memcpy(dk + (long)(j0 + j) * ld, dkt + j * Dh, sizeof(float) * (size_t)Dh);
+            memcpy(dv + (long)(j0 + j) * ld, dvt + j * Dh, sizeof(float) * (size_t)Dh);
+        }
+    }
+}
+
 void sf_attention_forward(float *o, int ldo, float *lse, const float *q, const float *k,
                           const float *v, int ld, int B, int T, int H, int Dh, float scale,
                           int causal, const int *lens) {
@@ -520,76 +578,6 @@ void sf_attention_forward(float *o, int ldo, float *lse, const float *q, const f
 }
 
 /* ---- backward ------------------------------------------------------------------------ */
-
-/* All gradients of one (b, h): loop over key tiles (dK, dV of the tile accumulate on the stack,
- * transposed), inner loop over the query rows that see the tile (dQ accumulates in dq, which
- * this thread owns for this head). */
-SF_ATT_MULTIVERSION static void bwd_head(float *restrict dq, float *restrict dk, float *restrict dv,
-                     const float *restrict dout, long ldo, const float *restrict o,
-                     const float *restrict lse, const float *restrict q,
-                     const float *restrict k, const float *restrict v, long ld, int T, int Dh,
-                     float scale, int causal) {
-    float kt[SF_ATT_TILE], vt[SF_ATT_TILE], dkt[SF_ATT_TILE], dvt[SF_ATT_TILE]; /* [Dh][bc] */
-    float qs[SF_ATTENTION_MAX_DH];
-    float p[SF_ATT_BC], ds[SF_ATT_BC];
-    const int bc = key_tile(Dh);
-    for (int t = 0; t < T; t++) memset(dq + (long)t * ld, 0, sizeof(float) * (size_t)Dh);
-    for (int j0 = 0; j0 < T; j0 += bc) {
-        const int nj = imin(bc, T - j0);
-        load_transposed(kt, k, ld, j0, nj, bc, Dh);
-        load_transposed(vt, v, ld, j0, nj, bc, Dh);
-        memset(dkt, 0, sizeof(float) * (size_t)Dh * bc);
-        memset(dvt, 0, sizeof(float) * (size_t)Dh * bc);
-        for (int t = causal ? j0 : 0; t < T; t++) {
-            const int jn = causal ? imin(nj, t - j0 + 1) : nj;
-            const float *qr = q + (long)t * ld, *gr = dout + (long)t * ldo, *orow = o + (long)t * ldo;
-            float *dqr = dq + (long)t * ld;
-            /* D_t = sum_d dout_t[d] * o_t[d] = sum_j P_tj dP_tj */
-            float Dt = 0.0f;
-#pragma omp simd reduction(+ : Dt)
-            for (int d = 0; d < Dh; d++) Dt += gr[d] * orow[d];
-            for (int d = 0; d < Dh; d++) qs[d] = qr[d] * scale;
-            /* P_tj = exp(S_tj - lse_t), recomputed; lanes jn..jp-1 masked to 0 */
-            const int jp = pad_up(jn);
-            for (int j = 0; j < jp; j++) p[j] = 0.0f, ds[j] = 0.0f;
-            for (int d = 0; d < Dh; d++) {
-                const float qd = qs[d], gd = gr[d];
-                const float *restrict kd = kt + d * bc, *restrict vd = vt + d * bc;
-#pragma omp simd
-                for (int j = 0; j < jp; j++) {
-                    p[j] += qd * kd[j];
-                    ds[j] += gd * vd[j]; /* dP_tj = dout_t . v_j */
-                }
-            }
-            const float lt = lse[t];
-#pragma omp simd
-            for (int j = 0; j < jp; j++) {
-                p[j] = sf_selectf(j < jn, sf_expf_fast(p[j] - lt), 0.0f);
-                ds[j] = p[j] * (ds[j] - Dt); /* dS / scale */
-            }
-            for (int d = 0; d < Dh; d++) {
-                const float qd = qs[d], gd = gr[d];
-                float *restrict dkd = dkt + d * bc, *restrict dvd = dvt + d * bc;
-                const float *restrict kd = kt + d * bc;
-                float acc = 0.0f;
-#pragma omp simd reduction(+ : acc)
-                for (int j = 0; j < jp; j++) {
-                    dvd[j] += gd * p[j];  /* dV_j += P_tj dout_t */
-                    dkd[j] += qd * ds[j]; /* dK_j += scale dS_tj q_t */
-                    acc += ds[j] * kd[j];
-                }
-                dqr[d] += scale * acc; /* dQ_t += scale sum_j dS_tj k_j */
-            }
-        }
-        for (int j = 0; j < nj; j++) {
-            float *dkr = dk + (long)(j0 + j) * ld, *dvr = dv + (long)(j0 + j) * ld;
-            for (int d = 0; d < Dh; d++) {
-                dkr[d] = dkt[d * bc + j];
-                dvr[d] = dvt[d * bc + j];
-            }
-        }
-    }
-}
 
 void sf_attention_backward(float *dq, float *dk, float *dv, const float *dout, int ldo,
                            const float *o, const float *lse, const float *q, const float *k,

@@ -1,0 +1,95 @@
+/* Register-blocked products of small tiles, for the attention kernels' inner loops:
+ *
+ *   C[m x n] = A[m x k] B[k x n]      (accumulate 0)
+ *   C[m x n] += A[m x k] B[k x n]     (accumulate 1)
+ *
+ * A is read through two strides, element (r, p) at A[r * a_rs + p * a_ks], so a tile or its
+ * transpose is used in place; B's row p is contiguous at B + p * b_ks; C's row r at C + r * c_rs.
+ * Blocks of 4 rows x 16 columns (8 accumulators of 8 lanes: per k, 2 loads of B, 4 broadcasts of
+ * A, 8 FMAs), then 4 x 8, then single rows; columns past the last multiple of 8 by a scalar loop.
+ * Every element is summed over p = 0..k-1 in order in all paths, so results do not depend on the
+ * blocking. The functions are static and always inlined, so they are compiled into the caller's
+ * target clones (AVX2 + FMA there). GCC vector extensions; plain loops for other compilers. */
+#ifndef SF_KERNELS_TILE_GEMM_H
+#define SF_KERNELS_TILE_GEMM_H
+
+#include <string.h>
+
+#if defined(__GNUC__)
+#pragma GCC diagnostic ignored "-Wpsabi"
+typedef float sf_tg8 __attribute__((vector_size(32)));
+
+#define SF_TG_INLINE static inline __attribute__((always_inline))
+
+SF_TG_INLINE sf_tg8 sf_tg_load(const float *p) {
+    sf_tg8 x;
+    memcpy(&x, p, sizeof x);
+    return x;
+}
+
+/* One block of MR rows (1 or 4) x 8*NV columns (NV 1 or 2). */
+SF_TG_INLINE void sf_tg_block(const int MR, const int NV, int k, const float *A, long a_rs,
+                              long a_ks, const float *B, long b_ks, float *C, long c_rs,
+                              int accumulate) {
+    sf_tg8 c[4][2];
+#pragma GCC unroll 4
+    for (int r = 0; r < MR; r++)
+#pragma GCC unroll 2
+        for (int v = 0; v < NV; v++) c[r][v] = (sf_tg8){0};
+    for (int p = 0; p < k; p++) {
+        const float *b = B + p * b_ks;
+        sf_tg8 bv[2];
+#pragma GCC unroll 2
+        for (int v = 0; v < NV; v++) bv[v] = sf_tg_load(b + 8 * v);
+#pragma GCC unroll 4
+        for (int r = 0; r < MR; r++) {
+            const float a = A[r * a_rs + p * a_ks]; /* scalar * vector: one broadcast */
+#pragma GCC unroll 2
+            for (int v = 0; v < NV; v++) c[r][v] += a * bv[v];
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < MR; r++)
+#pragma GCC unroll 2
+        for (int v = 0; v < NV; v++) {
+            float *dst = C + r * c_rs + 8 * v;
+            sf_tg8 x = c[r][v];
+            if (accumulate) x += sf_tg_load(dst);
+            memcpy(dst, &x, sizeof x);
+        }
+}
+
+SF_TG_INLINE void sf_tg_rows(const int MR, int n, int k, const float *A, long a_rs, long a_ks,
+                             const float *B, long b_ks, float *C, long c_rs, int accumulate) {
+    int j = 0;
+    for (; j + 16 <= n; j += 16) sf_tg_block(MR, 2, k, A, a_rs, a_ks, B + j, b_ks, C + j, c_rs, accumulate);
+    for (; j + 8 <= n; j += 8) sf_tg_block(MR, 1, k, A, a_rs, a_ks, B + j, b_ks, C + j, c_rs, accumulate);
+    for (; j < n; j++)
+        for (int r = 0; r < MR; r++) {
+            float s = 0.0f;
+            for (int p = 0; p < k; p++) s += A[r * a_rs + p * a_ks] * B[p * b_ks + j];
+            C[r * c_rs + j] = accumulate ? C[r * c_rs + j] + s : s;
+        }
+}
+
+SF_TG_INLINE void sf_tile_gemm(int m, int n, int k, const float *A, long a_rs, long a_ks,
+                               const float *B, long b_ks, float *C, long c_rs, int accumulate) {
+    int i = 0;
+    for (; i + 4 <= m; i += 4)
+        sf_tg_rows(4, n, k, A + i * a_rs, a_rs, a_ks, B, b_ks, C + i * c_rs, c_rs, accumulate);
+    for (; i < m; i++)
+        sf_tg_rows(1, n, k, A + i * a_rs, a_rs, a_ks, B, b_ks, C + i * c_rs, c_rs, accumulate);
+}
+#else
+static inline void sf_tile_gemm(int m, int n, int k, const float *A, long a_rs, long a_ks,
+                                const float *B, long b_ks, float *C, long c_rs, int accumulate) {
+    for (int r = 0; r < m; r++)
+        for (int j = 0; j < n; j++) {
+            float s = 0.0f;
+            for (int p = 0; p < k; p++) s += A[r * a_rs + p * a_ks] * B[p * b_ks + j];
+            C[r * c_rs + j] = accumulate ? C[r * c_rs + j] + s : s;
+        }
+}
+#endif
+
+#endif
