@@ -15,7 +15,9 @@
  *     unmasked half; norms, activations, softmax exponentials, dropout, the optimizer are not
  *     counted), as GFLOP/s and % of the FMA peak at the same thread count, plus the per-operation
  *     time table (core/profile.h).
- * Usage: bench_mfu [--threads N] [--steps N] [--only encoder|lm] */
+ *     (c) with --config FILE, any model config instead (e.g. the tiny-shakespeare lm of
+ *         bench/lm_budget.sh: runs/lm_budget_1800/softmax_config.json), at --batch N (default 16).
+ * Usage: bench_mfu [--threads N] [--steps N] [--only encoder|lm] [--config FILE [--batch N]] */
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -24,6 +26,7 @@
 #include <time.h>
 
 #include "core/error.h"
+#include "core/fileio.h"
 #include "core/profile.h"
 #include "core/rng.h"
 #include "kernels/gemm.h"
@@ -117,13 +120,16 @@ static int bench_model(const char *name, const char *json, int batch, int steps,
     }
     sf_model_init_weights(&m, 0);
     const long nx = (long)batch * sf_model_x_floats(&m);
-    const long ny = is_lm ? (long)batch * m.seq_len * 65 : (long)batch * m.pred_len * m.n_channels;
+    long in_floats = 0, vocab = 0; /* an lm's per-token output is one logit per vocabulary entry */
+    int max_steps = 0;
+    if (is_lm) m.def->stream->step_shape(&m, &in_floats, &vocab, &max_steps);
+    const long ny = is_lm ? (long)batch * m.seq_len * vocab : (long)batch * m.pred_len * m.n_channels;
     float *x = malloc((size_t)nx * 4), *y = malloc((size_t)ny * 4), *out = malloc((size_t)ny * 4),
           *dy = malloc((size_t)ny * 4);
     sf_rng rng;
     sf_rng_seed(&rng, 1);
     if (is_lm)
-        for (long i = 0; i < nx; i++) x[i] = (float)sf_rng_below(&rng, 65);
+        for (long i = 0; i < nx; i++) x[i] = (float)sf_rng_below(&rng, (uint32_t)vocab);
     else
         sf_rng_fill_normal(&rng, x, nx, 0, 1);
     sf_rng_fill_normal(&rng, y, ny, 0, 1);
@@ -157,18 +163,34 @@ static int bench_model(const char *name, const char *json, int batch, int steps,
 }
 
 int main(int argc, char **argv) {
-    int threads = 2, steps = 3;
-    const char *only = NULL;
+    int threads = 2, steps = 3, batch = 16;
+    const char *only = NULL, *config = NULL;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--steps")) steps = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--only")) only = argv[i + 1];
+        else if (!strcmp(argv[i], "--config")) config = argv[i + 1];
+        else if (!strcmp(argv[i], "--batch")) batch = atoi(argv[i + 1]);
         else {
-            fprintf(stderr, "usage: bench_mfu [--threads N] [--steps N] [--only encoder|lm]\n");
+            fprintf(stderr, "usage: bench_mfu [--threads N] [--steps N] [--only encoder|lm] "
+                            "[--config FILE [--batch N]]\n");
             return 2;
         }
     }
-    if (threads < 1 || steps < 1) return 2;
+    if (threads < 1 || steps < 1 || batch < 1) return 2;
+    char *config_json = NULL;
+    if (config) {
+        void *data;
+        size_t n;
+        if (sf_read_file(config, &data, &n)) {
+            fprintf(stderr, "bench_mfu: %s\n", sf_error_message());
+            return 1;
+        }
+        config_json = sf_malloc(n + 1);
+        memcpy(config_json, data, n);
+        config_json[n] = 0;
+        free(data);
+    }
     setvbuf(stdout, NULL, _IOLBF, 0); /* lines appear as measured, also when redirected */
     omp_set_num_threads(threads);
     sf_set_blas_threads(threads);
@@ -184,6 +206,11 @@ int main(int argc, char **argv) {
            sgemm_gflops(sf_gemm_packed, 1024), sgemm_gflops(sf_gemm_blas, 1024));
     sf_profile_enable(1);
     int bad = 0;
+    if (config_json) {
+        bad = bench_model(config, config_json, batch, steps, strstr(config_json, "\"lm\"") != NULL, peak);
+        free(config_json);
+        return bad;
+    }
     if (!only || !strcmp(only, "encoder")) bad |= bench_model("encoder", encoder_json, 16, steps, 0, peak);
     if (!only || !strcmp(only, "lm")) bad |= bench_model("lm", lm_json, 16, steps, 1, peak);
     return bad;

@@ -9,6 +9,8 @@
 #
 # usage: bench/lm_budget.sh BUDGET_S [OUT_DIR]     (default OUT_DIR: runs/lm_budget_BUDGET_S)
 #   EPOCH_WINDOWS=1600 (50 steps of batch 32 between validations)  NICE=19
+#   TORCH_OWN_INIT=0: skip the twin from PyTorch's own init (the C-init twin stays: same steps
+#   and losses as the C softmax run, so it alone measures the speed difference)
 #   REPORT_ONLY=1: do not train; finish any C run left without a model (from its last saved epoch,
 #   --resume with --epochs = the epochs done) and print the table from the logs.
 # Prints: model | params | best val loss | bpc | at step | steps | CPU s | tokens/CPU-s | best val
@@ -46,10 +48,12 @@ if [ "${REPORT_ONLY:-0}" != 1 ]; then
         echo $! > "$OUT/$r.pid"
     done
     rm -rf "$OUT/torch"
-    nice -n "${NICE:-19}" "$PY" bench/torch_lm_train.py --config "$OUT/softmax_config.json" \
-        --data "$DATA" --out "$OUT/torch" --threads 1 --epoch-windows "$EW" --batch-size 32 \
-        --lr $LR --clip-grad 1 --time-budget "$BUDGET" --seed $SEED > "$OUT/torch.log" 2>&1 &
-    echo $! > "$OUT/torch.pid"
+    if [ "${TORCH_OWN_INIT:-1}" = 1 ]; then
+        nice -n "${NICE:-19}" "$PY" bench/torch_lm_train.py --config "$OUT/softmax_config.json" \
+            --data "$DATA" --out "$OUT/torch" --threads 1 --epoch-windows "$EW" --batch-size 32 \
+            --lr $LR --clip-grad 1 --time-budget "$BUDGET" --seed $SEED > "$OUT/torch.log" 2>&1 &
+        echo $! > "$OUT/torch.pid"
+    fi
     # the twin once more, from the C softmax run's own initial weights (same config and seed: the
     # C init; one step at lr 1e-9 changes no weight by more than ~1e-9): same steps, same losses
     # up to float rounding, so only the speed differs
