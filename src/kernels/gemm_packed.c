@@ -119,6 +119,11 @@ static void pack_b_block(int transB, const float *B, int ldb, int j0, int nc, in
 SF_PK_MULTIVERSION static void micro_6x16(int kc, const float *restrict a, long rs, long ks,
                                           const float *restrict b, float alpha, float beta,
                                           float *restrict C, int ldc, int mr, int nr) {
+    /* the C tile is stored after kc FMAs: fetch its lines now so the stores do not miss */
+    for (int r = 0; r < mr; r++) {
+        __builtin_prefetch(C + (long)r * ldc, 1, 3);
+        __builtin_prefetch(C + (long)r * ldc + SF_PK_NR - 1, 1, 3);
+    }
     pk8 c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0}, c20 = {0}, c21 = {0};
     pk8 c30 = {0}, c31 = {0}, c40 = {0}, c41 = {0}, c50 = {0}, c51 = {0};
     const float *r0 = a, *r1 = a + rs, *r2 = a + 2 * rs, *r3 = a + 3 * rs, *r4 = a + 4 * rs,
