@@ -406,6 +406,18 @@ static void test_dropout(void) {
     for (long i = 0; i < n; i++)
         if (fabsf(dx[i] - (mask[i] ? dy[i] / (1 - p) : 0.0f)) > 1e-6f) grad_ok = 0;
     CHECK(grad_ok);
+    /* the vectorised, threaded forward gives the plain loop's masks and values bit for bit */
+    {
+        float *yr = malloc(sizeof(float) * n);
+        uint8_t *mr = malloc(n);
+        sf_rng_seed_stream(&r1, 7, 3);
+        sf_rng_seed_stream(&r2, 7, 3);
+        sf_dropout_forward(y2, mask2, x, n, p, &r1);
+        sf_dropout_forward_ref(yr, mr, x, n, p, &r2);
+        CHECK(memcmp(mask2, mr, n) == 0 && memcmp(y2, yr, sizeof(float) * n) == 0);
+        CHECK(memcmp(mask2, mask, n) == 0);
+        free(yr), free(mr);
+    }
     float *xi = dup(x, n);
     sf_rng_seed_stream(&r1, 7, 3);
     sf_dropout_forward(xi, mask2, xi, n, p, &r1); /* in place, same stream as the first p>0 call */

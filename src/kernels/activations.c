@@ -159,11 +159,18 @@ static inline uint32_t mix32(uint32_t x) {
 SF_ACT_MULTIVERSION static void dropout_fwd_range(float *y, uint8_t *mask, const float *x, long lo,
                                                   long len, uint32_t s0, uint32_t s1,
                                                   uint32_t thresh, float keep_scale) {
-    for (long i = lo; i < lo + len; i++) {
-        const uint32_t u = mix32(((uint32_t)i + s0) ^ s1) >> 8;
-        const uint8_t m = (uint8_t)(u >= thresh);
-        mask[i] = m;
-        y[i] = x[i] * (keep_scale * (float)m);
+    /* omp simd: mask (uint8_t) may alias anything as far as the compiler knows, and y may be x
+     * (in place), so without it the loop ran scalar; every element is independent */
+    float *restrict yo = y + lo;
+    const float *xo = x + lo;
+    uint8_t *restrict mo = mask + lo;
+    const uint32_t base = (uint32_t)lo + s0;
+#pragma omp simd
+    for (long i = 0; i < len; i++) {
+        const uint32_t u = mix32(((uint32_t)i + base) ^ s1) >> 8;
+        const int keep = u >= thresh;
+        mo[i] = (uint8_t)keep;
+        yo[i] = xo[i] * sf_selectf(keep, keep_scale, 0.0f);
     }
 }
 
@@ -184,6 +191,23 @@ void sf_dropout_forward(float *y, uint8_t *mask, const float *x, long n, float p
     const uint32_t s0 = (uint32_t)seed, s1 = (uint32_t)(seed >> 32);
     const uint32_t thresh = (uint32_t)((double)p * 16777216.0); /* keep iff 24-bit u >= p */
     CHUNKED(dropout_fwd_range(y, mask, x, lo, len, s0, s1, thresh, keep_scale));
+}
+
+void sf_dropout_forward_ref(float *y, uint8_t *mask, const float *x, long n, float p, sf_rng *rng) {
+    SF_ASSERT(n >= 0 && p >= 0.0f && p < 1.0f);
+    if (p == 0.0f) {
+        for (long i = 0; i < n; i++) y[i] = x[i], mask[i] = 1;
+        return;
+    }
+    const uint64_t seed = sf_rng_u64(rng);
+    const uint32_t s0 = (uint32_t)seed, s1 = (uint32_t)(seed >> 32);
+    const uint32_t thresh = (uint32_t)((double)p * 16777216.0);
+    const float keep_scale = 1.0f / (1.0f - p);
+    for (long i = 0; i < n; i++) {
+        const uint32_t u = mix32(((uint32_t)i + s0) ^ s1) >> 8;
+        mask[i] = (uint8_t)(u >= thresh);
+        y[i] = x[i] * (keep_scale * (float)mask[i]);
+    }
 }
 
 void sf_dropout_backward(float *dx, const float *dy, const uint8_t *mask, long n, float p) {

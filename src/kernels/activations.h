@@ -33,5 +33,8 @@ void sf_elu1_backward_ref(float *dx, const float *dy, const float *x, long n);
  * Backward: dx = dy * mask / (1 - p) (dx may equal dy). */
 void sf_dropout_forward(float *y, uint8_t *mask, const float *x, long n, float p, sf_rng *rng);
 void sf_dropout_backward(float *dx, const float *dy, const uint8_t *mask, long n, float p);
+/* The same masks and values by a plain scalar loop over the documented hash (tests pin the
+ * vectorised, threaded forward to it bit for bit). */
+void sf_dropout_forward_ref(float *y, uint8_t *mask, const float *x, long n, float p, sf_rng *rng);
 
 #endif
