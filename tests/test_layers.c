@@ -1604,6 +1604,10 @@ int main(void) {
     check_mixer("linear", 0);
     check_mixer("linear", 1);
     check_mixer("mlp", 0);
+    /* training mode with dropout: the fused GELU + dropout pass (and ReLU's separate passes) */
+    check_mixer_mode("mixer mlp gelu dropout 0.2 (training)", "{\"kind\":\"mlp\",\"d_ff\":12,\"dropout\":0.2}", 1);
+    check_mixer_mode("mixer mlp relu dropout 0.2 (training)",
+                     "{\"kind\":\"mlp\",\"d_ff\":12,\"activation\":\"relu\",\"dropout\":0.2}", 1);
     check_block("softmax", 0, SF_NORM_LAYERNORM, 0);
     check_block("softmax", 1, SF_NORM_RMSNORM, 0);
     check_block("softmax", 1, SF_NORM_LAYERNORM, 1);

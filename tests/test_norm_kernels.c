@@ -418,6 +418,23 @@ static void test_dropout(void) {
         CHECK(memcmp(mask2, mask, n) == 0);
         free(yr), free(mr);
     }
+    /* fused GELU + dropout = GELU then dropout, bit for bit, both directions */
+    {
+        float *g = malloc(sizeof(float) * n), *yf = malloc(sizeof(float) * n);
+        float *d1 = malloc(sizeof(float) * n), *d2 = malloc(sizeof(float) * n);
+        uint8_t *mf = malloc(n);
+        sf_rng_seed_stream(&r1, 9, 1);
+        sf_rng_seed_stream(&r2, 9, 1);
+        sf_gelu_forward(g, x, n);
+        sf_dropout_forward(g, mask2, g, n, p, &r1);
+        sf_gelu_dropout_forward(yf, mf, x, n, p, &r2);
+        CHECK(memcmp(mask2, mf, n) == 0 && memcmp(g, yf, sizeof(float) * n) == 0);
+        sf_dropout_backward(d1, dy, mf, n, p);
+        sf_gelu_backward(d1, d1, x, n);
+        sf_gelu_dropout_backward(d2, dy, mf, x, n, p);
+        CHECK(memcmp(d1, d2, sizeof(float) * n) == 0);
+        free(g), free(yf), free(d1), free(d2), free(mf);
+    }
     float *xi = dup(x, n);
     sf_rng_seed_stream(&r1, 7, 3);
     sf_dropout_forward(xi, mask2, xi, n, p, &r1); /* in place, same stream as the first p>0 call */

@@ -193,6 +193,55 @@ void sf_dropout_forward(float *y, uint8_t *mask, const float *x, long n, float p
     CHUNKED(dropout_fwd_range(y, mask, x, lo, len, s0, s1, thresh, keep_scale));
 }
 
+/* GELU then dropout in one pass over memory (the mlp's hidden layer while training): the same
+ * operations in the same order as sf_gelu_forward followed by sf_dropout_forward, so the same
+ * bits, with one read and one write of the [N, d_ff] tensor fewer. */
+SF_ACT_MULTIVERSION static void gelu_dropout_fwd_range(float *y, uint8_t *mask, const float *x,
+                                                       long lo, long len, uint32_t s0, uint32_t s1,
+                                                       uint32_t thresh, float keep_scale) {
+    float *restrict yo = y + lo;
+    const float *xo = x + lo;
+    uint8_t *restrict mo = mask + lo;
+    const uint32_t base = (uint32_t)lo + s0;
+#pragma omp simd
+    for (long i = 0; i < len; i++) {
+        const uint32_t u = mix32(((uint32_t)i + base) ^ s1) >> 8;
+        const int keep = u >= thresh;
+        mo[i] = (uint8_t)keep;
+        const float g = xo[i] * std_normal_cdf(xo[i]);
+        yo[i] = g * sf_selectf(keep, keep_scale, 0.0f);
+    }
+}
+
+/* dx = dy * mask / (1 - p) * gelu'(x): sf_dropout_backward then sf_gelu_backward in one pass. */
+SF_ACT_MULTIVERSION static void gelu_dropout_bwd_range(float *dx, const float *dy,
+                                                       const uint8_t *mask, const float *x,
+                                                       long len, float keep_scale) {
+#pragma omp simd
+    for (long i = 0; i < len; i++) {
+        const float xi = x[i];
+        const float pdf = 0.39894228040143268f * sf_expf_fast(-0.5f * xi * xi);
+        const float g = dy[i] * (keep_scale * (float)mask[i]);
+        dx[i] = g * (std_normal_cdf(xi) + xi * pdf);
+    }
+}
+
+void sf_gelu_dropout_forward(float *y, uint8_t *mask, const float *x, long n, float p, sf_rng *rng) {
+    SF_ASSERT(n >= 0 && p > 0.0f && p < 1.0f);
+    const float keep_scale = 1.0f / (1.0f - p);
+    const uint64_t seed = sf_rng_u64(rng);
+    const uint32_t s0 = (uint32_t)seed, s1 = (uint32_t)(seed >> 32);
+    const uint32_t thresh = (uint32_t)((double)p * 16777216.0);
+    CHUNKED(gelu_dropout_fwd_range(y, mask, x, lo, len, s0, s1, thresh, keep_scale));
+}
+
+void sf_gelu_dropout_backward(float *dx, const float *dy, const uint8_t *mask, const float *x,
+                              long n, float p) {
+    SF_ASSERT(n >= 0 && p > 0.0f && p < 1.0f);
+    const float keep_scale = 1.0f / (1.0f - p);
+    CHUNKED(gelu_dropout_bwd_range(dx + lo, dy + lo, mask + lo, x + lo, len, keep_scale));
+}
+
 void sf_dropout_forward_ref(float *y, uint8_t *mask, const float *x, long n, float p, sf_rng *rng) {
     SF_ASSERT(n >= 0 && p >= 0.0f && p < 1.0f);
     if (p == 0.0f) {

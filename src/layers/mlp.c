@@ -64,11 +64,18 @@ static void mlp_forward(sf_mixer *m, sf_ctx *ctx, const float *x, float *y) {
     sv->x = x;
     sv->pre = sf_arena_push(ctx->arena, (size_t)N * s->d_ff);
     sv->act = sf_arena_push(ctx->arena, (size_t)N * s->d_ff);
+    /* training GELU + dropout: one fused pass over the hidden layer (same bits as two) */
+    const int fused = !s->relu && ctx->training && s->dropout > 0.0f;
+    if (fused) sv->mask = sf_arena_push_bytes(ctx->arena, (size_t)N * s->d_ff);
     if (!sf_arena_planning(ctx->arena)) {
         sf_linear_forward(&s->fc1, sv->pre, x, N);
-        act_forward(s, sv->act, sv->pre, N * s->d_ff);
+        if (fused)
+            SF_PROF(SF_PROF_ACTIVATIONS, sf_gelu_dropout_forward(sv->act, sv->mask, sv->pre, N * s->d_ff,
+                                                                 s->dropout, ctx->rng));
+        else
+            act_forward(s, sv->act, sv->pre, N * s->d_ff);
     }
-    sv->mask = sf_dropout_fwd(ctx, sv->act, N * s->d_ff, s->dropout);
+    if (!fused) sv->mask = sf_dropout_fwd(ctx, sv->act, N * s->d_ff, s->dropout);
     if (!sf_arena_planning(ctx->arena)) sf_linear_forward(&s->fc2, y, sv->act, N);
 }
 
@@ -80,8 +87,13 @@ static void mlp_backward(sf_mixer *m, sf_ctx *ctx, const float *dy, float *dx) {
     float *dact = sf_arena_push(ctx->arena, (size_t)N * s->d_ff);
     if (!sf_arena_planning(ctx->arena)) {
         sf_linear_backward(&s->fc2, dact, dy, sv->act, N);
-        sf_dropout_back(ctx, dact, sv->mask, N * s->d_ff, s->dropout);
-        act_backward(s, dact, dact, sv->pre, N * s->d_ff);
+        if (sv->mask && !s->relu) {
+            SF_PROF(SF_PROF_ACTIVATIONS, sf_gelu_dropout_backward(dact, dact, sv->mask, sv->pre,
+                                                                  N * s->d_ff, s->dropout));
+        } else {
+            sf_dropout_back(ctx, dact, sv->mask, N * s->d_ff, s->dropout);
+            act_backward(s, dact, dact, sv->pre, N * s->d_ff);
+        }
         sf_linear_backward(&s->fc1, dx, dact, sv->x, N);
     }
     sf_arena_reset_to(ctx->arena, mark);
