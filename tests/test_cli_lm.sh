@@ -107,6 +107,13 @@ check "[ \$(wc -l < '$tmp/tb/cpu_log.csv') -eq 2 ] && grep -q '^1,2,' '$tmp/tb/c
 check "grep -q '\"time_budget_reached\":.*true' '$tmp/tb/metrics.json' && grep -q '\"steps\":.*2,' '$tmp/tb/metrics.json'" \
     "metrics.json says the budget stopped the run after 2 steps"
 check "[ -f '$tmp/tb/model.safetensors' ]" "a budget-stopped run saves its model"
+# a --resume'd budget run counts the CPU seconds of the epochs before it: 3 epochs, then one more
+"$SF" train "${small[@]}" --epochs 3 --patience 50 --epoch-windows 32 --time-budget 1e9 --out "$tmp/tr" \
+    >/dev/null 2>"$tmp/tr.log"
+"$SF" train "${small[@]}" --epochs 4 --patience 50 --epoch-windows 32 --time-budget 1e9 --resume \
+    --out "$tmp/tr" >/dev/null 2>>"$tmp/tr.log"
+check "awk -F, 'NR == 4 { c3 = \$3 } NR == 5 { c4 = \$3 } END { exit !(NR == 5 && c4 > c3) }' '$tmp/tr/cpu_log.csv'" \
+    "after --resume the cpu_log continues from the CPU seconds already used ($(tail -n 2 "$tmp/tr/cpu_log.csv" | tr '\n' ' '))"
 expect 2 "--epoch-windows is for --task lm" -- "$SF" train --data data/ETTh1.csv --model dlinear --epoch-windows 4 --out "$tmp/c"
 expect 2 "time-budget" -- "$SF" train "${small[@]}" --time-budget -1 --out "$tmp/c"
 

@@ -340,6 +340,22 @@ static double now_seconds(void) {
 }
 
 /* Process CPU time: on a shared machine wall time measures our share of the CPU, not our work. */
+/* The cpu_seconds column of the last row of a --time-budget run's cpu_log.csv (0 when the log
+ * is missing or has no rows). */
+static int last_cpu_seconds(const char *path, double *out) {
+    *out = 0;
+    FILE *f = fopen(path, "r");
+    if (!f) return SF_OK;
+    char line[512];
+    int epoch;
+    long steps;
+    double c;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "%d,%ld,%lf", &epoch, &steps, &c) == 3) *out = c;
+    fclose(f);
+    return SF_OK;
+}
+
 static double cpu_seconds(void) {
     struct timespec ts;
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
@@ -395,8 +411,12 @@ int sf_train(sf_model *m, const sf_task *t, const sf_train_opts *o, sf_train_res
     if (rs.next_epoch > 0)
         sf_progress_message(&prog, "resuming at epoch %d (best val %.6f at epoch %d)",
                             rs.next_epoch + 1, rs.best_val, rs.best_epoch + 1);
+    /* CPU seconds of the epochs before a --resume: the budget covers the whole run */
+    double cpu_before = 0;
     if (o->time_budget > 0) {
         sprintf(path, "%s/cpu_log.csv", o->out_dir);
+        if (o->resume && (sf_csv_log_truncate(path, rs.next_epoch) || last_cpu_seconds(path, &cpu_before)))
+            goto done;
         cpu_log = fopen(path, o->resume ? "a" : "w");
         if (!cpu_log) {
             sf_errorf("cannot write '%s'", path);
@@ -501,7 +521,7 @@ int sf_train(sf_model *m, const sf_task *t, const sf_train_opts *o, sf_train_res
             goto done;
         if (save_state(o->out_dir, m, &opt, &drop_rng, &rs, o->epochs, settings)) goto done;
         if (cpu_log) {
-            double used_cpu = cpu_seconds() - c0;
+            double used_cpu = cpu_before + cpu_seconds() - c0;
             fprintf(cpu_log, "%d,%ld,%.3f,%.6f,%.6f,%.6f\n", epoch + 1, (long)(epoch + 1) * steps,
                     used_cpu, train_loss, val_loss, v1);
             fflush(cpu_log);
