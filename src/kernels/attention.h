@@ -24,8 +24,10 @@
  * order), so results do not depend on the padding.
  *
  * Fast kernels: OpenMP over (b, h) pairs (forward: over (b, h, query tile)), each work item
- * writing disjoint outputs; never allocate; float accumulation; inner loops run over the keys of
- * a tile (contiguous after an on-stack transpose), so they vectorise even for Dh = 4.
+ * writing disjoint outputs; never allocate; float accumulation. Heads of Dh <= 8 put query rows in
+ * the vector lanes; wider heads compute each (query tile, key tile) pair as register-blocked tile
+ * products (kernels/tile_gemm.h): the forward with the queries in the lanes (the online softmax
+ * then runs down the keys, lane by lane), the backward as five products per tile pair.
  * The *_ref functions materialise the full T x T matrices in double with plain loops (they
  * allocate) and exist for tests. */
 #ifndef SF_KERNELS_ATTENTION_H
