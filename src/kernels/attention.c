@@ -427,25 +427,43 @@ SF_ATT_MULTIVERSION static void fwd_query_tile(float *restrict o, long ldo, floa
         sf_tile_gemm(nj, brp, Dh, k + (long)j0 * ld, ld, 1, qt, brp, st, brp, 0);
         /* lane i (query i0 + i) sees key j0 + j when i < ni and, causal, j0 + j <= i0 + i */
         const int lim = causal ? i0 - j0 : T; /* causal: visible iff j <= i + lim */
-        for (int i = 0; i < brp; i++) mx[i] = m[i];
-        for (int j = 0; j < nj; j++) {
-            const float *restrict sr = st + j * brp;
-#pragma omp simd
-            for (int i = 0; i < brp; i++) {
-                const int vis = i < ni && j <= i + lim;
-                mx[i] = vis && sr[i] > mx[i] ? sr[i] : mx[i];
-            }
-        }
+        /* every lane sees every key of the tile: no masks (most tiles) */
+        const int full = ni == brp && (!causal || j0 + nj - 1 <= i0);
         float sum[SF_ATT_BR];
-        for (int i = 0; i < brp; i++) sum[i] = 0.0f;
-        for (int j = 0; j < nj; j++) {
-            float *restrict sr = st + j * brp;
+        for (int i = 0; i < brp; i++) mx[i] = m[i], sum[i] = 0.0f;
+        if (full) {
+            for (int j = 0; j < nj; j++) {
+                const float *restrict sr = st + j * brp;
 #pragma omp simd
-            for (int i = 0; i < brp; i++) {
-                const int vis = i < ni && j <= i + lim;
-                const float p = sf_selectf(vis, sf_expf_fast(sr[i] - mx[i]), 0.0f);
-                sr[i] = p;
-                sum[i] += p;
+                for (int i = 0; i < brp; i++) mx[i] = sr[i] > mx[i] ? sr[i] : mx[i];
+            }
+            for (int j = 0; j < nj; j++) {
+                float *restrict sr = st + j * brp;
+#pragma omp simd
+                for (int i = 0; i < brp; i++) {
+                    const float p = sf_expf_fast(sr[i] - mx[i]);
+                    sr[i] = p;
+                    sum[i] += p;
+                }
+            }
+        } else {
+            for (int j = 0; j < nj; j++) {
+                const float *restrict sr = st + j * brp;
+#pragma omp simd
+                for (int i = 0; i < brp; i++) {
+                    const int vis = i < ni && j <= i + lim;
+                    mx[i] = vis && sr[i] > mx[i] ? sr[i] : mx[i];
+                }
+            }
+            for (int j = 0; j < nj; j++) {
+                float *restrict sr = st + j * brp;
+#pragma omp simd
+                for (int i = 0; i < brp; i++) {
+                    const int vis = i < ni && j <= i + lim;
+                    const float p = sf_selectf(vis, sf_expf_fast(sr[i] - mx[i]), 0.0f);
+                    sr[i] = p;
+                    sum[i] += p;
+                }
             }
         }
         /* rows whose maximum grew rescale what they have; a lane that saw nothing yet (m and mx
