@@ -156,11 +156,15 @@ static inline uint32_t mix32(uint32_t x) {
 /* Elements lo..lo+len-1 (the hash takes the global index). Multi-versioned like the activations:
  * the baseline x86-64 build has no 32-bit vector multiply (SSE4.1), so the hash ran scalar. Integer
  * hash and one float product per element: every clone gives the same bits. */
-SF_ACT_MULTIVERSION static void dropout_fwd_range(float *y, uint8_t *mask, const float *x, long lo,
-                                                  long len, uint32_t s0, uint32_t s1,
-                                                  uint32_t thresh, float keep_scale) {
-    /* omp simd: mask (uint8_t) may alias anything as far as the compiler knows, and y may be x
-     * (in place), so without it the loop ran scalar; every element is independent */
+/* The loop of both dropout forwards, inlined into each (so each clone vectorises it); gelu: the
+ * GELU of x is dropped instead of x. omp simd: mask (uint8_t) may alias anything as far as the
+ * compiler knows, and y may be x (in place), so without it the loop ran scalar; every element is
+ * independent. */
+static inline __attribute__((always_inline)) void dropout_fwd_loop(float *y, uint8_t *mask,
+                                                                   const float *x, long lo, long len,
+                                                                   uint32_t s0, uint32_t s1,
+                                                                   uint32_t thresh,
+                                                                   float keep_scale, const int gelu) {
     float *restrict yo = y + lo;
     const float *xo = x + lo;
     uint8_t *restrict mo = mask + lo;
@@ -170,8 +174,15 @@ SF_ACT_MULTIVERSION static void dropout_fwd_range(float *y, uint8_t *mask, const
         const uint32_t u = mix32(((uint32_t)i + base) ^ s1) >> 8;
         const int keep = u >= thresh;
         mo[i] = (uint8_t)keep;
-        yo[i] = xo[i] * sf_selectf(keep, keep_scale, 0.0f);
+        const float v = gelu ? xo[i] * std_normal_cdf(xo[i]) : xo[i];
+        yo[i] = v * sf_selectf(keep, keep_scale, 0.0f);
     }
+}
+
+SF_ACT_MULTIVERSION static void dropout_fwd_range(float *y, uint8_t *mask, const float *x, long lo,
+                                                  long len, uint32_t s0, uint32_t s1,
+                                                  uint32_t thresh, float keep_scale) {
+    dropout_fwd_loop(y, mask, x, lo, len, s0, s1, thresh, keep_scale, 0);
 }
 
 SF_ACT_MULTIVERSION static void dropout_bwd_range(float *dx, const float *dy, const uint8_t *mask,
@@ -199,18 +210,7 @@ void sf_dropout_forward(float *y, uint8_t *mask, const float *x, long n, float p
 SF_ACT_MULTIVERSION static void gelu_dropout_fwd_range(float *y, uint8_t *mask, const float *x,
                                                        long lo, long len, uint32_t s0, uint32_t s1,
                                                        uint32_t thresh, float keep_scale) {
-    float *restrict yo = y + lo;
-    const float *xo = x + lo;
-    uint8_t *restrict mo = mask + lo;
-    const uint32_t base = (uint32_t)lo + s0;
-#pragma omp simd
-    for (long i = 0; i < len; i++) {
-        const uint32_t u = mix32(((uint32_t)i + base) ^ s1) >> 8;
-        const int keep = u >= thresh;
-        mo[i] = (uint8_t)keep;
-        const float g = xo[i] * std_normal_cdf(xo[i]);
-        yo[i] = g * sf_selectf(keep, keep_scale, 0.0f);
-    }
+    dropout_fwd_loop(y, mask, x, lo, len, s0, s1, thresh, keep_scale, 1);
 }
 
 /* dx = dy * mask / (1 - p) * gelu'(x): sf_dropout_backward then sf_gelu_backward in one pass. */
