@@ -7,10 +7,7 @@ set -uo pipefail
 SF=${1:?usage: test_cli_classify.sh path/to/seqformer}
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 pass=0; fail=0
-ok() { pass=$((pass+1)); }
-bad() { fail=$((fail+1)); echo "FAIL: $*"; }
-
-. "$(dirname "$0")/cli_expect.sh" # expect CODE PATTERN -- command...
+. "$(dirname "$0")/cli_expect.sh" # ok, bad, check, expect CODE PATTERN -- command...
 
 TR=data/ucr/Chinatown_TRAIN.tsv; TE=data/ucr/Chinatown_TEST.tsv
 common=(--threads 1 --progress quiet --epochs 4 --batch-size 8 --d-model 16 --n-heads 4)

@@ -5,8 +5,7 @@ set -uo pipefail
 SF=${1:?usage: test_cli_errors.sh path/to/seqformer}
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 pass=0; fail=0
-
-. "$(dirname "$0")/cli_expect.sh" # expect CODE PATTERN -- command...
+. "$(dirname "$0")/cli_expect.sh" # ok, bad, check, expect CODE PATTERN -- command...
 
 head -200 data/ETTh1.csv > "$tmp/short.csv"
 { head -50 data/ETTh1.csv; echo "2016-07-03 01:00:00,1,2,3"; } > "$tmp/ragged.csv"

@@ -8,7 +8,7 @@ set -uo pipefail
 SF=${1:?usage: test_cli_favor_redraw.sh path/to/seqformer}
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 pass=0; fail=0
-check() { if eval "$1"; then pass=$((pass+1)); else fail=$((fail+1)); echo "FAIL: $2"; fi; }
+. "$(dirname "$0")/cli_expect.sh" # ok, bad, check, expect CODE PATTERN -- command...
 
 small=(--data data/ETTh1.csv --seq-len 96 --pred-len 24 --d-model 8 --n-heads 2 --e-layers 1
        --d-ff 16 --patch-len 16 --stride 8 --mixer linear)

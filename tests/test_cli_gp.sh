@@ -6,8 +6,7 @@ set -uo pipefail
 SF=${1:?usage: test_cli_gp.sh path/to/seqformer}
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 pass=0; fail=0
-
-. "$(dirname "$0")/cli_expect.sh" # expect CODE PATTERN -- command...
+. "$(dirname "$0")/cli_expect.sh" # ok, bad, check, expect CODE PATTERN -- command...
 ok() { if "$@"; then pass=$((pass+1)); else fail=$((fail+1)); echo "FAIL: $*"; fi; }
 
 # A small data set: 12 objects (8 "ab", 4 "c"), 5 bands, 20 observations each.

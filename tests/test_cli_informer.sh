@@ -9,9 +9,7 @@ set -uo pipefail
 SF=${1:?usage: test_cli_informer.sh path/to/seqformer}
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 pass=0; fail=0
-ok() { pass=$((pass+1)); }
-bad() { fail=$((fail+1)); echo "FAIL: $*"; }
-check() { if eval "$1"; then ok; else bad "$2"; fi; }
+. "$(dirname "$0")/cli_expect.sh" # ok, bad, check, expect CODE PATTERN -- command...
 
 head -n 1501 data/ETTh1.csv > "$tmp/etth1_head.csv"
 small=(--model Informer --data "$tmp/etth1_head.csv" --features M --seq-len 48 --label-len 24

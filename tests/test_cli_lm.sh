@@ -7,9 +7,7 @@ set -uo pipefail
 SF=${1:?usage: test_cli_lm.sh path/to/seqformer}
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 pass=0; fail=0
-ok() { pass=$((pass+1)); }
-bad() { fail=$((fail+1)); echo "FAIL: $*"; }
-check() { if eval "$1"; then ok; else bad "$2"; fi; }
+. "$(dirname "$0")/cli_expect.sh" # ok, bad, check, expect CODE PATTERN -- command...
 
 # ~24 KB of text over a small alphabet (lower case, space, newline, ".,")
 awk 'BEGIN { srand(5400); w[0]="the"; w[1]="cat"; w[2]="sat"; w[3]="on"; w[4]="a"; w[5]="mat";
@@ -74,7 +72,6 @@ check "[ $rc -eq 130 ]" "SIGINT exit code 130 (got $rc)"
 check "[ -s '$tmp/int.txt' ] && grep -q 'interrupted after' '$tmp/int.err'" "partial output kept and reported"
 
 # bad input: clear errors, non-zero exits
-. "$(dirname "$0")/cli_expect.sh" # expect CODE PATTERN -- command...
 expect 2 "top-k 0" -- "$SF" generate --model "$M" --prompt "a" --top-k 0
 expect 2 "temperature -1" -- "$SF" generate --model "$M" --prompt "a" --temperature -1
 expect 2 "top-p 0" -- "$SF" generate --model "$M" --prompt "a" --top-p 0
