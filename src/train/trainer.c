@@ -333,33 +333,30 @@ static int write_metrics(const char *dir, const sf_model *m, const sf_train_resu
     return rc;
 }
 
-static double now_seconds(void) {
+static double clock_seconds(clockid_t id) {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(id, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+static double now_seconds(void) { return clock_seconds(CLOCK_MONOTONIC); }
+
 /* Process CPU time: on a shared machine wall time measures our share of the CPU, not our work. */
+static double cpu_seconds(void) { return clock_seconds(CLOCK_PROCESS_CPUTIME_ID); }
+
 /* The cpu_seconds column of the last row of a --time-budget run's cpu_log.csv (0 when the log
  * is missing or has no rows). */
-static int last_cpu_seconds(const char *path, double *out) {
-    *out = 0;
+static double last_cpu_seconds(const char *path) {
+    double last = 0, c;
     FILE *f = fopen(path, "r");
-    if (!f) return SF_OK;
+    if (!f) return 0;
     char line[512];
     int epoch;
     long steps;
-    double c;
     while (fgets(line, sizeof line, f))
-        if (sscanf(line, "%d,%ld,%lf", &epoch, &steps, &c) == 3) *out = c;
+        if (sscanf(line, "%d,%ld,%lf", &epoch, &steps, &c) == 3) last = c;
     fclose(f);
-    return SF_OK;
-}
-
-static double cpu_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+    return last;
 }
 
 int sf_train(sf_model *m, const sf_task *t, const sf_train_opts *o, sf_train_result *r) {
@@ -415,8 +412,10 @@ int sf_train(sf_model *m, const sf_task *t, const sf_train_opts *o, sf_train_res
     double cpu_before = 0;
     if (o->time_budget > 0) {
         sprintf(path, "%s/cpu_log.csv", o->out_dir);
-        if (o->resume && (sf_csv_log_truncate(path, rs.next_epoch) || last_cpu_seconds(path, &cpu_before)))
-            goto done;
+        if (o->resume) {
+            if (sf_csv_log_truncate(path, rs.next_epoch)) goto done;
+            cpu_before = last_cpu_seconds(path);
+        }
         cpu_log = fopen(path, o->resume ? "a" : "w");
         if (!cpu_log) {
             sf_errorf("cannot write '%s'", path);
