@@ -60,6 +60,10 @@ JSON
 expect 2 "malformed.json: malformed JSON at line 3, column" -- "$SF" train --data data/ETTh1.csv --out "$tmp/c" --config "$tmp/malformed.json"
 expect 2 "blocks\[1\].mixer.kind: unknown mixer 'mamba9' (known: softmax, linear" -- "$SF" train --data data/ETTh1.csv --out "$tmp/c" --config "$tmp/unknown_mixer.json"
 expect 2 "blocks\[3\].token_mixer.n_heads: must be >= 1" -- "$SF" train --data data/ETTh1.csv --out "$tmp/c" --config "$tmp/range.json"
+cat > "$tmp/attn_drop.json" <<'JSON'
+{"format_version": 2, "model": "patchtst", "blocks": [{"token_mixer": {"kind": "softmax", "attn_dropout": 1.5}}]}
+JSON
+expect 2 "blocks\[0\].token_mixer.attn_dropout: must be <= 0.99 (got 1.5)" -- "$SF" train --data data/ETTh1.csv --out "$tmp/c" --config "$tmp/attn_drop.json"
 expect 2 "blocks\[0\].dropout: expected a finite number" -- "$SF" train --data data/ETTh1.csv --out "$tmp/c" --config "$tmp/badtype.json"
 expect 2 "blocks\[0\].token_mixer: unknown option 'widow' (options: n_heads, causal" -- "$SF" train --data data/ETTh1.csv --out "$tmp/c" --config "$tmp/unknown_key.json"
 expect 1 "n_channels: the config says 5, but data/ETTh1.csv has 7 channels" -- "$SF" train --data data/ETTh1.csv --out "$tmp/c" --config "$tmp/channels.json"
