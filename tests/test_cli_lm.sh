@@ -94,7 +94,7 @@ expect 2 "blocks\[0\].token_mixer: causal" -- "$SF" train "${small[@]}" --mixer 
 expect 1 "language model" -- "$SF" predict --model "$M" --data "$tmp/text.txt"
 
 # --epoch-windows (the validation interval) and --time-budget (process CPU seconds, checked at
-# epoch ends; the best weights kept; each epoch's CPU time in cpu_log.csv)
+# epoch ends; the best weights kept; each epoch's CPU and wall time in cpu_log.csv)
 "$SF" train "${small[@]}" --epochs 50 --patience 50 --epoch-windows 32 --time-budget 0.000001 \
     --out "$tmp/tb" >"$tmp/tb.json" 2>"$tmp/tb.log"
 check '[ $? -eq 0 ]' "train --time-budget exit code ($(tail -2 "$tmp/tb.log"))"
@@ -111,6 +111,14 @@ check "[ -f '$tmp/tb/model.safetensors' ]" "a budget-stopped run saves its model
     --out "$tmp/tr" >/dev/null 2>>"$tmp/tr.log"
 check "awk -F, 'NR == 4 { c3 = \$3 } NR == 5 { c4 = \$3 } END { exit !(NR == 5 && c4 > c3) }' '$tmp/tr/cpu_log.csv'" \
     "after --resume the cpu_log continues from the CPU seconds already used ($(tail -n 2 "$tmp/tr/cpu_log.csv" | tr '\n' ' '))"
+check "awk -F, 'NR == 4 { w3 = \$7 } NR == 5 { w4 = \$7 } END { exit !(NR == 5 && w4 > w3 && w3 > 0) }' '$tmp/tr/cpu_log.csv'" \
+    "after --resume the wall_seconds column continues too"
+# --budget-clock wall: the same budget counts wall seconds (the CPU column is logged beside it)
+"$SF" train "${small[@]}" --epochs 50 --patience 50 --epoch-windows 32 --time-budget 0.000001 \
+    --budget-clock wall --out "$tmp/tw" >/dev/null 2>"$tmp/tw.log"
+check "[ \$(wc -l < '$tmp/tw/cpu_log.csv') -eq 2 ] && grep -q 'wall seconds used' '$tmp/tw.log'" \
+    "--budget-clock wall stops after the first epoch on the wall clock ($(tail -1 "$tmp/tw.log"))"
+expect 2 "budget-clock" -- "$SF" train "${small[@]}" --time-budget 5 --budget-clock gpu --out "$tmp/c"
 expect 2 "--epoch-windows is for --task lm" -- "$SF" train --data data/ETTh1.csv --model dlinear --epoch-windows 4 --out "$tmp/c"
 expect 2 "time-budget" -- "$SF" train "${small[@]}" --time-budget -1 --out "$tmp/c"
 

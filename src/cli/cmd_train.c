@@ -255,7 +255,7 @@ int cmd_train(int argc, char **argv) {
     float augment = 0; /* classify: training-series augmentation strength */
     const char *recipe = NULL; /* consumed by train_with_recipe; listed for --help */
     const char *task = "forecast", *data = NULL, *target = "OT", *features = "M", *split = NULL,
-               *out = NULL, *progress = "auto", *lradj = NULL, *config_path = NULL,
+               *out = NULL, *progress = "auto", *budget_clock = "cpu", *lradj = NULL, *config_path = NULL,
                *optimizer = NULL;
     const char *mixer = "softmax", *norm = is_it ? "layernorm" : "batchnorm", *norm_place = "post",
                *pos = is_it ? "none" : "learned";
@@ -366,6 +366,9 @@ int cmd_train(int argc, char **argv) {
         {"time-budget", ARG_FLOAT, &o.time_budget, 0, 1e9, NULL,
          "stop at the first epoch end after this many seconds of process CPU time, keeping the "
          "best weights; logs DIR/cpu_log.csv (0: no budget)", 0},
+        {"budget-clock", ARG_CHOICE, &budget_clock, 0, 0, "cpu|wall",
+         "what --time-budget counts: process CPU seconds (fair on a shared machine) or wall "
+         "seconds (an idle machine, all threads)", 0},
         {"epoch-windows", ARG_INT, &epoch_windows, 0, 100000000, NULL,
          "lm: training windows per epoch, i.e. the validation interval (0: the whole training "
          "text once)", 0},
@@ -507,6 +510,7 @@ int cmd_train(int argc, char **argv) {
     o.out_dir = out;
     o.data_path = data;
     o.resume = resume;
+    o.budget_wall = !strcmp(budget_clock, "wall");
     o.progress_mode = !strcmp(progress, "tty")     ? SF_PROGRESS_TTY
                       : !strcmp(progress, "plain") ? SF_PROGRESS_PLAIN
                       : !strcmp(progress, "quiet") ? SF_PROGRESS_QUIET

@@ -344,19 +344,24 @@ static double now_seconds(void) { return clock_seconds(CLOCK_MONOTONIC); }
 /* Process CPU time: on a shared machine wall time measures our share of the CPU, not our work. */
 static double cpu_seconds(void) { return clock_seconds(CLOCK_PROCESS_CPUTIME_ID); }
 
-/* The cpu_seconds column of the last row of a --time-budget run's cpu_log.csv (0 when the log
- * is missing or has no rows). */
-static double last_cpu_seconds(const char *path) {
-    double last = 0, c;
+/* The cpu_seconds and wall_seconds columns of the last row of a --time-budget run's cpu_log.csv
+ * (0 when the log is missing or has no rows; wall 0 in a log from before the column existed). */
+static void last_logged_seconds(const char *path, double *cpu, double *wall) {
+    *cpu = *wall = 0;
     FILE *f = fopen(path, "r");
-    if (!f) return 0;
+    if (!f) return;
     char line[512];
     int epoch;
     long steps;
-    while (fgets(line, sizeof line, f))
-        if (sscanf(line, "%d,%ld,%lf", &epoch, &steps, &c) == 3) last = c;
+    double c, tl, vl, v2, w;
+    while (fgets(line, sizeof line, f)) {
+        int n = sscanf(line, "%d,%ld,%lf,%lf,%lf,%lf,%lf", &epoch, &steps, &c, &tl, &vl, &v2, &w);
+        if (n >= 3) {
+            *cpu = c;
+            *wall = n == 7 ? w : 0;
+        }
+    }
     fclose(f);
-    return last;
 }
 
 int sf_train(sf_model *m, const sf_task *t, const sf_train_opts *o, sf_train_result *r) {
@@ -408,20 +413,21 @@ int sf_train(sf_model *m, const sf_task *t, const sf_train_opts *o, sf_train_res
     if (rs.next_epoch > 0)
         sf_progress_message(&prog, "resuming at epoch %d (best val %.6f at epoch %d)",
                             rs.next_epoch + 1, rs.best_val, rs.best_epoch + 1);
-    /* CPU seconds of the epochs before a --resume: the budget covers the whole run */
-    double cpu_before = 0;
+    /* CPU and wall seconds of the epochs before a --resume: the budget covers the whole run */
+    double cpu_before = 0, wall_before = 0;
     if (o->time_budget > 0) {
         sprintf(path, "%s/cpu_log.csv", o->out_dir);
         if (o->resume) {
             if (sf_csv_log_truncate(path, rs.next_epoch)) goto done;
-            cpu_before = last_cpu_seconds(path);
+            last_logged_seconds(path, &cpu_before, &wall_before);
         }
         cpu_log = fopen(path, o->resume ? "a" : "w");
         if (!cpu_log) {
             sf_errorf("cannot write '%s'", path);
             goto done;
         }
-        if (!o->resume) fprintf(cpu_log, "epoch,steps,cpu_seconds,train_loss,val_loss,val_metric2\n");
+        if (!o->resume)
+            fprintf(cpu_log, "epoch,steps,cpu_seconds,train_loss,val_loss,val_metric2,wall_seconds\n");
     }
     double t0 = now_seconds(), c0 = cpu_seconds();
     int run_epochs = 0;
@@ -521,13 +527,16 @@ int sf_train(sf_model *m, const sf_task *t, const sf_train_opts *o, sf_train_res
         if (save_state(o->out_dir, m, &opt, &drop_rng, &rs, o->epochs, settings)) goto done;
         if (cpu_log) {
             double used_cpu = cpu_before + cpu_seconds() - c0;
-            fprintf(cpu_log, "%d,%ld,%.3f,%.6f,%.6f,%.6f\n", epoch + 1, (long)(epoch + 1) * steps,
-                    used_cpu, train_loss, val_loss, v1);
+            double used_wall = wall_before + now_seconds() - t0;
+            fprintf(cpu_log, "%d,%ld,%.3f,%.6f,%.6f,%.6f,%.3f\n", epoch + 1,
+                    (long)(epoch + 1) * steps, used_cpu, train_loss, val_loss, v1, used_wall);
             fflush(cpu_log);
-            if (used_cpu >= o->time_budget && rs.next_epoch < o->epochs) {
+            double used = o->budget_wall ? used_wall : used_cpu;
+            if (used >= o->time_budget && rs.next_epoch < o->epochs) {
                 r->budget_reached = 1;
-                sf_progress_message(&prog, "time budget: %.0f CPU seconds used (budget %g) after "
-                                    "epoch %d", used_cpu, (double)o->time_budget, epoch + 1);
+                sf_progress_message(&prog, "time budget: %.0f %s seconds used (budget %g) after "
+                                    "epoch %d", used, o->budget_wall ? "wall" : "CPU",
+                                    (double)o->time_budget, epoch + 1);
                 break;
             }
         }

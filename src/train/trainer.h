@@ -30,8 +30,10 @@ typedef struct {
     int lazy_adamw;     /* 1: lookup tables update only the rows a step touched (train/adamw.h) */
     /* > 0: stop at the first epoch end where this run's process CPU time (all threads; the
      * budget comparisons run one thread) has reached this many seconds, keeping the best
-     * weights; each epoch's CPU time is logged to DIR/cpu_log.csv */
+     * weights; each epoch's CPU and wall time are logged to DIR/cpu_log.csv */
     float time_budget;
+    int budget_wall; /* 1: time_budget counts wall-clock seconds instead (an idle machine, all its
+                      * threads: the issue #15 comparison at equal wall time) */
 } sf_train_opts;
 
 typedef struct {
