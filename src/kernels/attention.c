@@ -1,4 +1,5 @@
 #include "kernels/attention.h"
+#include "kernels/attention_ref.h"
 
 /* clang reports "loop not vectorized" for some `omp simd` loops (float max reductions) as a
  * warning, which -Werror would turn into a build failure; the loops are still correct. */
@@ -683,59 +684,14 @@ void sf_attention_step(float *o, const float *q, const float *kcache, const floa
                   vcache + (long)h * Dh, stride, n_keys, Dh, scale);
 }
 
-/* ---- references ---------------------------------------------------------------------- */
-
-/* P (T x T, double) of one (b, h): softmax of the masked scaled scores; returns lse per row.
- * n = the sequence length: keys j >= n are masked, and rows i >= n are all zero (lse 0). */
-static void ref_probs(double *P, double *lse_out, const float *q, const float *k, long ld, int T,
-                      int n, int Dh, double scale, int causal) {
-    for (int i = 0; i < T; i++) {
-        double *Pi = P + (long)i * T, mx = -INFINITY, sum = 0.0;
-        if (i >= n) {
-            for (int j = 0; j < T; j++) Pi[j] = 0.0;
-            if (lse_out) lse_out[i] = 0.0;
-            continue;
-        }
-        const int jend = causal && i + 1 < n ? i + 1 : n;
-        for (int j = 0; j < jend; j++) {
-            double s = 0.0;
-            for (int d = 0; d < Dh; d++) s += (double)q[(long)i * ld + d] * k[(long)j * ld + d];
-            Pi[j] = s * scale;
-            if (Pi[j] > mx) mx = Pi[j];
-        }
-        for (int j = 0; j < jend; j++) sum += exp(Pi[j] - mx);
-        for (int j = 0; j < jend; j++) Pi[j] = exp(Pi[j] - mx) / sum;
-        for (int j = jend; j < T; j++) Pi[j] = 0.0;
-        if (lse_out) lse_out[i] = mx + log(sum);
-    }
-}
+/* ---- references (kernels/attention_ref.h) ------------------------------------------------ */
 
 void sf_attention_forward_ref(float *o, int ldo, float *lse, const float *q, const float *k,
                               const float *v, int ld, int B, int T, int H, int Dh, float scale,
                               int causal, const int *lens) {
-    check_args(ld, ldo, B, T, H, Dh);
-    check_lens(lens, B, T);
-    if (B == 0 || T == 0) return;
-    double *P = sf_malloc(sizeof(double) * (size_t)T * T);
-    double *L = sf_malloc(sizeof(double) * (size_t)T);
-    for (int b = 0; b < B; b++)
-        for (int h = 0; h < H; h++) {
-            const long base = (long)b * T * ld + (long)h * Dh;
-            /* P is 0 outside [0, n) x [0, n); the sums stop at n so that padded rows of the
-             * inputs (which may hold anything) are never read. */
-            const int n = lens ? lens[b] : T;
-            ref_probs(P, L, q + base, k + base, ld, T, n, Dh, scale, causal);
-            for (int i = 0; i < T; i++) {
-                for (int d = 0; d < Dh; d++) {
-                    double acc = 0.0;
-                    for (int j = 0; j < n; j++) acc += P[(long)i * T + j] * v[base + (long)j * ld + d];
-                    o[(long)(b * T + i) * ldo + (long)h * Dh + d] = (float)acc;
-                }
-                lse[((long)b * H + h) * T + i] = (float)L[i];
-            }
-        }
-    free(P);
-    free(L);
+    sf_attention_ref_args a = {.B = B, .T = T, .H = H, .Dh = Dh, .ld = ld, .ldo = ldo,
+                               .scale = scale, .causal = causal, .lens = lens};
+    sf_attention_ref_forward(&a, o, lse, NULL, q, k, v);
 }
 
 void sf_attention_backward_ref(float *dq, float *dk, float *dv, const float *dout, int ldo,
@@ -743,44 +699,7 @@ void sf_attention_backward_ref(float *dq, float *dk, float *dv, const float *dou
                                const float *v, int ld, int B, int T, int H, int Dh, float scale,
                                int causal, const int *lens) {
     (void)o, (void)lse;
-    check_args(ld, ldo, B, T, H, Dh);
-    check_lens(lens, B, T);
-    if (B == 0 || T == 0) return;
-    double *P = sf_malloc(sizeof(double) * (size_t)T * T);
-    double *dS = sf_malloc(sizeof(double) * (size_t)T * T);
-    for (int b = 0; b < B; b++)
-        for (int h = 0; h < H; h++) {
-            const long base = (long)b * T * ld + (long)h * Dh;
-            const float *qb = q + base, *kb = k + base, *vb = v + base;
-            const float *gb = dout + (long)b * T * ldo + (long)h * Dh;
-            /* P and dS are 0 outside [0, n) x [0, n); sums stop at n (padded rows unread) */
-            const int n = lens ? lens[b] : T;
-            ref_probs(P, NULL, qb, kb, ld, T, n, Dh, scale, causal);
-            memset(dS, 0, sizeof(double) * (size_t)T * T);
-            /* dP = dout V^T; dS = P * (dP - rowsum(P * dP)) */
-            for (int i = 0; i < n; i++) {
-                double rs = 0.0;
-                for (int j = 0; j < n; j++) {
-                    double dp = 0.0;
-                    for (int d = 0; d < Dh; d++) dp += (double)gb[(long)i * ldo + d] * vb[(long)j * ld + d];
-                    dS[(long)i * T + j] = dp;
-                    rs += P[(long)i * T + j] * dp;
-                }
-                for (int j = 0; j < n; j++) dS[(long)i * T + j] = P[(long)i * T + j] * (dS[(long)i * T + j] - rs);
-            }
-            for (int i = 0; i < T; i++)
-                for (int d = 0; d < Dh; d++) {
-                    double aq = 0.0, ak = 0.0, av = 0.0;
-                    for (int j = 0; j < n; j++) {
-                        aq += dS[(long)i * T + j] * kb[(long)j * ld + d];              /* dQ = s dS K */
-                        ak += dS[(long)j * T + i] * qb[(long)j * ld + d];              /* dK = s dS^T Q */
-                        av += P[(long)j * T + i] * gb[(long)j * ldo + d];              /* dV = P^T dout */
-                    }
-                    dq[base + (long)i * ld + d] = (float)(scale * aq);
-                    dk[base + (long)i * ld + d] = (float)(scale * ak);
-                    dv[base + (long)i * ld + d] = (float)av;
-                }
-        }
-    free(P);
-    free(dS);
+    sf_attention_ref_args a = {.B = B, .T = T, .H = H, .Dh = Dh, .ld = ld, .ldo = ldo,
+                               .scale = scale, .causal = causal, .lens = lens};
+    sf_attention_ref_backward(&a, dq, dk, dv, NULL, dout, q, k, v);
 }

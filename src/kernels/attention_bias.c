@@ -1,4 +1,5 @@
 #include "kernels/attention_bias.h"
+#include "kernels/attention_ref.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -148,59 +149,16 @@ void sf_attention_bias_step(float *o, const float *q, const float *kcache, const
     }
 }
 
-/* ---- references: full S and P per (b, h) in double -------------------------------------- */
-
-/* P [T, T] (rows i >= n zero) and lse [T] of batch b, head h */
-static void ref_probs(double *P, double *lse, const float *q, const float *k, int ld, int b, int T,
-                      int h, int Dh, float scale, int causal, int n, const float *bias, int bias_ld,
-                      int bias_center) {
-    for (int i = 0; i < T; i++) {
-        double mx = -INFINITY;
-        for (int j = 0; j < T; j++) {
-            int ok = i < n && j < n && (!causal || j <= i);
-            double s = -INFINITY;
-            if (ok) {
-                s = 0;
-                for (int c = 0; c < Dh; c++)
-                    s += (double)q[((long)b * T + i) * ld + (long)h * Dh + c] *
-                         k[((long)b * T + j) * ld + (long)h * Dh + c];
-                s = s * scale + bias[(long)h * bias_ld + bias_center + j - i];
-            }
-            P[(long)i * T + j] = s;
-            if (s > mx) mx = s;
-        }
-        double sum = 0;
-        for (int j = 0; j < T; j++) {
-            double e = P[(long)i * T + j] == -INFINITY ? 0.0 : exp(P[(long)i * T + j] - mx);
-            P[(long)i * T + j] = e;
-            sum += e;
-        }
-        for (int j = 0; j < T; j++) P[(long)i * T + j] = sum > 0 ? P[(long)i * T + j] / sum : 0.0;
-        lse[i] = sum > 0 ? mx + log(sum) : 0.0;
-    }
-}
+/* ---- references (kernels/attention_ref.h) ------------------------------------------------ */
 
 void sf_attention_bias_forward_ref(float *o, int ldo, float *lse, const float *q, const float *k,
                                    const float *v, int ld, int B, int T, int H, int Dh,
                                    float scale, int causal, const int *lens, const float *bias,
                                    int bias_ld, int bias_center) {
-    double *P = malloc(sizeof(double) * (size_t)T * T), *l = malloc(sizeof(double) * (size_t)T);
-    for (int b = 0; b < B; b++)
-        for (int h = 0; h < H; h++) {
-            ref_probs(P, l, q, k, ld, b, T, h, Dh, scale, causal, valid_len(lens, b, T), bias,
-                      bias_ld, bias_center);
-            for (int i = 0; i < T; i++) {
-                for (int c = 0; c < Dh; c++) {
-                    double acc = 0;
-                    for (int j = 0; j < T; j++)
-                        acc += P[(long)i * T + j] * v[((long)b * T + j) * ld + (long)h * Dh + c];
-                    o[((long)b * T + i) * ldo + (long)h * Dh + c] = (float)acc;
-                }
-                lse[((long)b * H + h) * T + i] = (float)l[i];
-            }
-        }
-    free(P);
-    free(l);
+    sf_attention_ref_args a = {.B = B, .T = T, .H = H, .Dh = Dh, .ld = ld, .ldo = ldo,
+                               .scale = scale, .causal = causal, .lens = lens, .bias = bias,
+                               .bias_ld = bias_ld, .bias_center = bias_center};
+    sf_attention_ref_forward(&a, o, lse, NULL, q, k, v);
 }
 
 void sf_attention_bias_backward_ref(float *dq, float *dk, float *dv, float *dbias,
@@ -208,43 +166,8 @@ void sf_attention_bias_backward_ref(float *dq, float *dk, float *dv, float *dbia
                                     const float *v, int ld, int B, int T, int H, int Dh,
                                     float scale, int causal, const int *lens, const float *bias,
                                     int bias_ld, int bias_center) {
-    double *P = malloc(sizeof(double) * (size_t)T * T), *l = malloc(sizeof(double) * (size_t)T);
-    double *dS = malloc(sizeof(double) * (size_t)T * T);
-    for (int b = 0; b < B; b++)
-        for (int h = 0; h < H; h++) {
-            ref_probs(P, l, q, k, ld, b, T, h, Dh, scale, causal, valid_len(lens, b, T), bias,
-                      bias_ld, bias_center);
-            for (int i = 0; i < T; i++) {
-                double rowsum = 0;
-                for (int j = 0; j < T; j++) {
-                    double dp = 0;
-                    for (int c = 0; c < Dh; c++)
-                        dp += (double)dout[((long)b * T + i) * ldo + (long)h * Dh + c] *
-                              v[((long)b * T + j) * ld + (long)h * Dh + c];
-                    dS[(long)i * T + j] = dp;
-                    rowsum += P[(long)i * T + j] * dp;
-                }
-                for (int j = 0; j < T; j++) {
-                    double p = P[(long)i * T + j];
-                    dS[(long)i * T + j] = p * (dS[(long)i * T + j] - rowsum);
-                    if (p > 0) dbias[(long)h * bias_ld + bias_center + j - i] += (float)dS[(long)i * T + j];
-                }
-            }
-            for (int t = 0; t < T; t++)
-                for (int c = 0; c < Dh; c++) {
-                    double aq = 0, ak = 0, av = 0;
-                    for (int u = 0; u < T; u++) {
-                        aq += dS[(long)t * T + u] * k[((long)b * T + u) * ld + (long)h * Dh + c];
-                        ak += dS[(long)u * T + t] * q[((long)b * T + u) * ld + (long)h * Dh + c];
-                        av += P[(long)u * T + t] * dout[((long)b * T + u) * ldo + (long)h * Dh + c];
-                    }
-                    long r = ((long)b * T + t) * ld + (long)h * Dh + c;
-                    dq[r] = (float)(aq * scale);
-                    dk[r] = (float)(ak * scale);
-                    dv[r] = (float)av;
-                }
-        }
-    free(P);
-    free(l);
-    free(dS);
+    sf_attention_ref_args a = {.B = B, .T = T, .H = H, .Dh = Dh, .ld = ld, .ldo = ldo,
+                               .scale = scale, .causal = causal, .lens = lens, .bias = bias,
+                               .bias_ld = bias_ld, .bias_center = bias_center};
+    sf_attention_ref_backward(&a, dq, dk, dv, dbias, dout, q, k, v);
 }

@@ -1,4 +1,5 @@
 #include "kernels/attention_probs.h"
+#include "kernels/attention_ref.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -164,54 +165,18 @@ void sf_attention_probs_backward(float *dq, float *dk, float *dv, float *dbias, 
 #undef SF_PROBS_BWD_HEAD
 }
 
-/* ---- references ------------------------------------------------------------------------- */
-
-/* P of one (b, h) in double: [T][T], rows i >= n and keys beyond what i sees are 0. */
-static void probs_ref(double *P, const float *q, const float *k, long ld, int T, int n, int Dh,
-                      double scale, int causal, const float *bias_h, int bias_center) {
-    for (int i = 0; i < T; i++) {
-        double *row = P + (long)i * T, mx = -INFINITY, sum = 0;
-        for (int j = 0; j < T; j++) row[j] = 0;
-        if (i >= n) continue;
-        const int jend = keys_seen(i, n, causal);
-        for (int j = 0; j < jend; j++) {
-            double s = 0;
-            for (int d = 0; d < Dh; d++) s += (double)q[(long)i * ld + d] * k[(long)j * ld + d];
-            s = s * scale + (bias_h ? bias_h[bias_center + j - i] : 0.0);
-            row[j] = s;
-            mx = fmax(mx, s);
-        }
-        for (int j = 0; j < jend; j++) sum += row[j] = exp(row[j] - mx);
-        for (int j = 0; j < jend; j++) row[j] /= sum;
-    }
-}
+/* ---- references (kernels/attention_ref.h) ----------------------------------------------- */
 
 void sf_attention_probs_forward_ref(float *o, int ldo, float *P, const uint8_t *mask, float p,
                                     const float *q, const float *k, const float *v, int ld, int B,
                                     int T, int H, int Dh, float scale, int causal,
                                     const int *lens, const float *bias, int bias_ld,
                                     int bias_center) {
-    check_args(ld, ldo, B, T, H, Dh, lens);
-    const double c = 1.0 / (1.0 - (double)p);
-    double *Pd = malloc(sizeof(double) * (size_t)T * T + 1);
-    SF_ASSERT(Pd);
-    for (int b = 0; b < B; b++)
-        for (int h = 0; h < H; h++) {
-            const long pr = (long)b * H + h, base = (long)b * T * ld + (long)h * Dh;
-            probs_ref(Pd, q + base, k + base, ld, T, lens ? lens[b] : T, Dh, scale, causal,
-                      bias ? bias + (long)h * bias_ld : NULL, bias_center);
-            for (long e = 0; e < (long)T * T; e++) {
-                if (P) P[pr * T * T + e] = (float)Pd[e];
-                if (mask) Pd[e] *= mask[pr * T * T + e] * c;
-            }
-            for (int i = 0; i < T; i++)
-                for (int d = 0; d < Dh; d++) {
-                    double s = 0;
-                    for (int j = 0; j < T; j++) s += Pd[(long)i * T + j] * v[base + (long)j * ld + d];
-                    o[((long)b * T + i) * ldo + (long)h * Dh + d] = (float)s;
-                }
-        }
-    free(Pd);
+    sf_attention_ref_args a = {.B = B, .T = T, .H = H, .Dh = Dh, .ld = ld, .ldo = ldo,
+                               .scale = scale, .causal = causal, .lens = lens, .bias = bias,
+                               .bias_ld = bias_ld, .bias_center = bias_center, .mask = mask,
+                               .p = p};
+    sf_attention_ref_forward(&a, o, NULL, P, q, k, v);
 }
 
 void sf_attention_probs_backward_ref(float *dq, float *dk, float *dv, float *dbias,
@@ -220,47 +185,9 @@ void sf_attention_probs_backward_ref(float *dq, float *dk, float *dv, float *dbi
                                      int B, int T, int H, int Dh, float scale, int causal,
                                      const int *lens, const float *bias, int bias_ld,
                                      int bias_center) {
-    check_args(ld, ldo, B, T, H, Dh, lens);
-    const double c = 1.0 / (1.0 - (double)p);
-    const size_t TT = (size_t)T * T;
-    double *P = malloc(sizeof(double) * 3 * TT + 1), *dP = P + TT, *dS = dP + TT;
-    SF_ASSERT(P);
-    for (int b = 0; b < B; b++)
-        for (int h = 0; h < H; h++) {
-            const long pr = (long)b * H + h, base = (long)b * T * ld + (long)h * Dh;
-            const float *qb = q + base, *kb = k + base, *vb = v + base;
-            const float *gb = dout + (long)b * T * ldo + (long)h * Dh;
-            probs_ref(P, qb, kb, ld, T, lens ? lens[b] : T, Dh, scale, causal,
-                      bias ? bias + (long)h * bias_ld : NULL, bias_center);
-            for (int i = 0; i < T; i++)
-                for (int j = 0; j < T; j++) { /* dP = (dout v^T) * M c */
-                    double s = 0;
-                    for (int d = 0; d < Dh; d++) s += (double)gb[(long)i * ldo + d] * vb[(long)j * ld + d];
-                    dP[(long)i * T + j] = s * (mask ? mask[pr * (long)TT + (long)i * T + j] * c : 1.0);
-                }
-            for (int i = 0; i < T; i++) {
-                double D = 0;
-                for (int j = 0; j < T; j++) D += P[(long)i * T + j] * dP[(long)i * T + j];
-                for (int j = 0; j < T; j++) {
-                    dS[(long)i * T + j] = P[(long)i * T + j] * (dP[(long)i * T + j] - D);
-                    if (dbias && i < (lens ? lens[b] : T) && j < keys_seen(i, lens ? lens[b] : T, causal))
-                        dbias[(long)h * bias_ld + bias_center + j - i] += (float)dS[(long)i * T + j];
-                }
-            }
-            for (int t = 0; t < T; t++)
-                for (int d = 0; d < Dh; d++) {
-                    double gq = 0, gk = 0, gv = 0;
-                    for (int u = 0; u < T; u++) {
-                        gq += dS[(long)t * T + u] * kb[(long)u * ld + d];
-                        gk += dS[(long)u * T + t] * qb[(long)u * ld + d];
-                        const double pd = P[(long)u * T + t] *
-                                          (mask ? mask[pr * (long)TT + (long)u * T + t] * c : 1.0);
-                        gv += pd * gb[(long)u * ldo + d];
-                    }
-                    dq[base + (long)t * ld + d] = (float)(gq * scale);
-                    dk[base + (long)t * ld + d] = (float)(gk * scale);
-                    dv[base + (long)t * ld + d] = (float)gv;
-                }
-        }
-    free(P);
+    sf_attention_ref_args a = {.B = B, .T = T, .H = H, .Dh = Dh, .ld = ld, .ldo = ldo,
+                               .scale = scale, .causal = causal, .lens = lens, .bias = bias,
+                               .bias_ld = bias_ld, .bias_center = bias_center, .mask = mask,
+                               .p = p};
+    sf_attention_ref_backward(&a, dq, dk, dv, dbias, dout, q, k, v);
 }
