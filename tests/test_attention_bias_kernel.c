@@ -17,11 +17,7 @@
 static sf_rng rng;
 static double worst_fwd, worst_bwd, worst_fd, worst_step;
 
-static float *randn(long n, float s) {
-    float *p = malloc(sizeof(float) * (size_t)(n > 0 ? n : 1));
-    sf_rng_fill_normal(&rng, p, n, 0.0f, s);
-    return p;
-}
+static float *randn(long n, float s) { return test_randn(&rng, n, s); }
 
 static void check_case(int B, int T, int H, int Dh, int causal, int padded) {
     const int D = H * Dh, ld = 3 * D, W = 2 * T - 1, center = T - 1;

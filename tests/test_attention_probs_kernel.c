@@ -16,11 +16,7 @@
 static sf_rng rng;
 static double worst_fwd, worst_bwd, worst_tiled, worst_fd;
 
-static float *randn(long n, float s) {
-    float *p = malloc(sizeof(float) * (size_t)(n > 0 ? n : 1));
-    sf_rng_fill_normal(&rng, p, n, 0.0f, s);
-    return p;
-}
+static float *randn(long n, float s) { return test_randn(&rng, n, s); }
 
 static float *alloc_f(long n) { return malloc(sizeof(float) * (size_t)(n > 0 ? n : 1)); }
 

@@ -15,11 +15,7 @@
 static sf_rng rng;
 static double worst_fwd, worst_bwd;
 
-static float *randn(long n) {
-    float *p = malloc(sizeof(float) * (size_t)(n > 0 ? n : 1));
-    sf_rng_fill_normal(&rng, p, n, 0.0f, 1.0f);
-    return p;
-}
+static float *randn(long n) { return test_randn(&rng, n, 1.0f); }
 
 /* q, k, v fused in one [B, T, 3*D] buffer; o, dout [B, T, D]. */
 static void check_case(int B, int T, int H, int Dh, int w, int causal, int padded) {

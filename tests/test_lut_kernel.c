@@ -15,11 +15,7 @@
 
 static sf_rng rng;
 
-static float *randn(long n, float s) {
-    float *p = malloc(sizeof(float) * (size_t)(n > 0 ? n : 1));
-    sf_rng_fill_normal(&rng, p, n, 0.0f, s);
-    return p;
-}
+static float *randn(long n, float s) { return test_randn(&rng, n, s); }
 
 /* z with |z| >= 0.25 everywhere: no sign change within a finite-difference step */
 static float *rand_z(long n) {

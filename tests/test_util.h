@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "core/rng.h"
+
 static int t_passed, t_failed;
 
 #define CHECK(cond)                                                                       \
@@ -45,6 +47,13 @@ static inline uint64_t test_seed(void) {
     printf("seed %llu (replay with SF_TEST_SEED=%llu)\n", (unsigned long long)s,
            (unsigned long long)s);
     return s;
+}
+
+/* n floats drawn from N(0, s^2) (at least one allocated); the caller frees them. */
+static inline float *test_randn(sf_rng *rng, long n, float s) {
+    float *p = malloc(sizeof(float) * (size_t)(n > 0 ? n : 1));
+    sf_rng_fill_normal(rng, p, n, 0.0f, s);
+    return p;
 }
 
 /* max_i |a-b| / max(max_i |b|, floor): one relative error for a whole tensor. */
