@@ -5,8 +5,11 @@
  *
  * A is read through two strides, element (r, p) at A[r * a_rs + p * a_ks], so a tile or its
  * transpose is used in place; B's row p is contiguous at B + p * b_ks; C's row r at C + r * c_rs.
- * Blocks of 4 rows x 16 columns (8 accumulators of 8 lanes: per k, 2 loads of B, 4 broadcasts of
- * A, 8 FMAs), then 4 x 8, then single rows; columns past the last multiple of 8 by a scalar loop.
+ * Blocks of 6 rows x 16 columns (12 accumulators of 8 lanes: per k, 2 loads of B, 6 broadcasts of
+ * A, 12 FMAs; with 2 B vectors and a broadcast that is 15 of the 16 AVX2 registers, and 12
+ * independent FMA chains cover two FMA pipes of latency 4-5 with room to spare -- 4 x 16, 8 chains,
+ * left none), then 6 x 8; the last m % 6 rows in blocks of 4, 2 and 1 row; columns past the last
+ * multiple of 8 by a scalar loop.
  * Every element is summed over p = 0..k-1 in order in all paths, so results do not depend on the
  * blocking. The functions are static and always inlined, so they are compiled into the caller's
  * target clones (AVX2 + FMA there). GCC vector extensions; plain loops for other compilers. */
@@ -27,12 +30,12 @@ SF_TG_INLINE sf_tg8 sf_tg_load(const float *p) {
     return x;
 }
 
-/* One block of MR rows (1 or 4) x 8*NV columns (NV 1 or 2). */
+/* One block of MR rows (1, 2, 4 or 6) x 8*NV columns (NV 1 or 2). */
 SF_TG_INLINE void sf_tg_block(const int MR, const int NV, int k, const float *A, long a_rs,
                               long a_ks, const float *B, long b_ks, float *C, long c_rs,
                               int accumulate) {
-    sf_tg8 c[4][2];
-#pragma GCC unroll 4
+    sf_tg8 c[6][2];
+#pragma GCC unroll 6
     for (int r = 0; r < MR; r++)
 #pragma GCC unroll 2
         for (int v = 0; v < NV; v++) c[r][v] = (sf_tg8){0};
@@ -41,14 +44,14 @@ SF_TG_INLINE void sf_tg_block(const int MR, const int NV, int k, const float *A,
         sf_tg8 bv[2];
 #pragma GCC unroll 2
         for (int v = 0; v < NV; v++) bv[v] = sf_tg_load(b + 8 * v);
-#pragma GCC unroll 4
+#pragma GCC unroll 6
         for (int r = 0; r < MR; r++) {
             const float a = A[r * a_rs + p * a_ks]; /* scalar * vector: one broadcast */
 #pragma GCC unroll 2
             for (int v = 0; v < NV; v++) c[r][v] += a * bv[v];
         }
     }
-#pragma GCC unroll 4
+#pragma GCC unroll 6
     for (int r = 0; r < MR; r++)
 #pragma GCC unroll 2
         for (int v = 0; v < NV; v++) {
@@ -75,8 +78,16 @@ SF_TG_INLINE void sf_tg_rows(const int MR, int n, int k, const float *A, long a_
 SF_TG_INLINE void sf_tile_gemm(int m, int n, int k, const float *A, long a_rs, long a_ks,
                                const float *B, long b_ks, float *C, long c_rs, int accumulate) {
     int i = 0;
-    for (; i + 4 <= m; i += 4)
+    for (; i + 6 <= m; i += 6)
+        sf_tg_rows(6, n, k, A + i * a_rs, a_rs, a_ks, B, b_ks, C + i * c_rs, c_rs, accumulate);
+    if (i + 4 <= m) {
         sf_tg_rows(4, n, k, A + i * a_rs, a_rs, a_ks, B, b_ks, C + i * c_rs, c_rs, accumulate);
+        i += 4;
+    }
+    if (i + 2 <= m) {
+        sf_tg_rows(2, n, k, A + i * a_rs, a_rs, a_ks, B, b_ks, C + i * c_rs, c_rs, accumulate);
+        i += 2;
+    }
     for (; i < m; i++)
         sf_tg_rows(1, n, k, A + i * a_rs, a_rs, a_ks, B, b_ks, C + i * c_rs, c_rs, accumulate);
 }
