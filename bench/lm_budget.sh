@@ -48,7 +48,7 @@ fi
 
 # A C run stopped before its budget: save its best weights from the last finished epoch.
 for r in $RUNS; do
-    if [ -f "$OUT/$r.pid" ] && kill -0 "$(cat "$OUT/$r.pid")" 2>/dev/null; then
+    if running $r; then
         echo "$r: still running (the table shows its evaluations so far)"
     elif [ ! -f "$OUT/$r/model.safetensors" ] && [ -f "$OUT/$r/train_state.safetensors" ]; then
         done_epochs=$(tail -n 1 "$OUT/$r/cpu_log.csv" | cut -d, -f1)

@@ -43,12 +43,15 @@ twin_args() {
     echo "$@"
 }
 
+# Run $1 was started in the background (OUT/$1.pid) and has not ended.
+running() { [ -f "$OUT/$1.pid" ] && kill -0 "$(cat "$OUT/$1.pid")" 2>/dev/null; }
+
 # The table (bench/lm_report.py) and 300 generated characters from each finished C model.
 report_and_samples() { # runs...
     "$PY" bench/lm_report.py "$OUT" "$CLOCK" "$@"
     for r in "$@"; do
         case $r in torch | torch_cinit) continue ;; esac
-        if [ -f "$OUT/$r/model.safetensors" ] && ! { [ -f "$OUT/$r.pid" ] && kill -0 "$(cat "$OUT/$r.pid")" 2>/dev/null; }; then
+        if [ -f "$OUT/$r/model.safetensors" ] && ! running $r; then
             echo
             echo "--- $r: ROMEO: + 300 characters (--temperature 0.8 --top-k 20 --seed 1)"
             "$SF" generate --model "$OUT/$r/model.safetensors" --prompt "ROMEO:" --tokens 300 \
