@@ -7,6 +7,7 @@
  *   - step from a zero state == causal forward; thread-count determinism (bitwise);
  *   - relu, FAVOR+ (query / key / causal key, with and without l2) and cosFormer backward
  *     against central differences;
+ *   - FAVOR+ fast vs its plain reference on random shapes, every role, with and without l2;
  *   - the FAVOR+ projection: rows orthogonal within blocks, row norms chi(D) (mean |w|^2 = D),
  *     entries N(0, 1); the FAVOR+ estimate of exp(q.k/sqrt(D)) with 4096 features;
  *   - cosFormer features + kernel == the official left_product form (explicit cos-reweighted
@@ -334,6 +335,42 @@ static void check_feature_maps(void) {
     free(W);
 }
 
+/* FAVOR+ fast (vectorised over the features, sf_expf_fast, one projection per row) vs the plain
+ * reference (scalar, libm expf), forward and backward, every role with and without l2, on random
+ * shapes (widths not multiples of the vector length, padded strides, n = 0 and 1). */
+static void check_favor_fast_vs_ref(void) {
+    const int Ds[] = {1, 3, 4, 8, 16, 64}, Ms[] = {1, 5, 8, 64, 100, 256}, ns[] = {0, 1, 7, 42, 130};
+    double wf = 0, wb = 0;
+    for (int trial = 0; trial < 60; trial++) {
+        const int D = Ds[sf_rng_below(&rng, 6)], n = ns[sf_rng_below(&rng, 5)];
+        int M = Ms[sf_rng_below(&rng, 6)];
+        const sf_favor_role role = (sf_favor_role)(trial % 3);
+        /* one feature, for a query (or the key of one row): phi = rho (e^(-|xt|^2/2) + eps); with
+         * l2 |xt| is fixed, the exact gradient 0 and both sides rounding noise: use 5 there */
+        if (role != SF_FAVOR_KEY_CAUSAL && M == 1) M = 5;
+        const int l2 = (trial / 3) % 2, ldx = D + (int)sf_rng_below(&rng, 3), ldp = M + (int)sf_rng_below(&rng, 3);
+        float *W = sf_malloc(sizeof(float) * (size_t)M * D);
+        sf_favor_draw_projection(W, M, D, &rng);
+        float *x = rnd((size_t)(n + 1) * ldx, 0.7f), *g = rnd((size_t)(n + 1) * ldp, 1.0f);
+        float *p1 = sf_calloc((size_t)(n + 1) * ldp, 4), *p2 = sf_calloc((size_t)(n + 1) * ldp, 4);
+        float *d1 = sf_calloc((size_t)(n + 1) * ldx, 4), *d2 = sf_calloc((size_t)(n + 1) * ldx, 4);
+        sf_favor_features_forward(p1, ldp, x, ldx, n, D, W, M, role, l2);
+        sf_favor_features_forward_ref(p2, ldp, x, ldx, n, D, W, M, role, l2);
+        sf_favor_features_backward(d1, ldx, g, ldp, x, ldx, n, D, W, M, role, l2);
+        sf_favor_features_backward_ref(d2, ldx, g, ldp, x, ldx, n, D, W, M, role, l2);
+        /* phi >= rho * 1e-6 > 0: relative to each tensor's largest entry */
+        const double ef = max_rel_err(p1, p2, (long)(n + 1) * ldp, 1e-30);
+        const double eb = max_rel_err(d1, d2, (long)(n + 1) * ldx, 1e-30);
+        if (ef > 1e-5 || eb > 1e-5)
+            printf("  favor fast vs ref: D%d M%d n%d role %d l2 %d: phi %.1e dx %.1e\n", D, M, n, role, l2, ef, eb);
+        wf = ef > wf ? ef : wf;
+        wb = eb > wb ? eb : wb;
+        free(W), free(x), free(g), free(p1), free(p2), free(d1), free(d2);
+    }
+    printf("favor features fast vs reference, 60 random shapes: phi %.2e, dx %.2e max rel err\n", wf, wb);
+    CHECK(wf < 1e-5 && wb < 1e-5);
+}
+
 static void check_projection(void) {
     /* orthogonality within blocks (M = 10, D = 4: blocks of 4, 4, 2 rows) */
     {
@@ -446,6 +483,7 @@ int main(void) {
     check_step(SF_FA_NORM_CLAMP);
     check_threads();
     check_feature_maps();
+    check_favor_fast_vs_ref();
     check_projection();
     return test_finish();
 }

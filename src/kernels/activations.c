@@ -1,4 +1,5 @@
 #include "kernels/activations.h"
+#include "kernels/multiversion.h"
 
 /* clang reports "loop not vectorized" for some `omp simd` loops (float max reductions) as a
  * warning, which -Werror would turn into a build failure; the loops are still correct. */
@@ -42,27 +43,17 @@ static inline float std_normal_cdf(float x) {
     return sf_selectf(x < 0.0f, h, 1.0f - h);
 }
 
-/* The elementwise loops are also compiled for AVX2+FMA and picked at load time (GCC function
- * multi-versioning through an ifunc); the default build targets baseline x86-64 (SSE2). The
- * clones are plain range functions because OpenMP outlines a parallel loop body into a
- * separate function, which would not inherit the clones. -DSF_NO_MULTIVERSION: baseline only. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && \
-    !defined(SF_NO_MULTIVERSION)
-/* fp-contract=fast lets the v3 clone fuse the polynomial steps into FMAs: the GELU/exp chains are
- * latency-bound, and fusing halves their length (and only ever reduces rounding). */
-#define SF_ACT_MULTIVERSION                                                                     \
-    __attribute__((target_clones("arch=x86-64-v3", "default"), optimize("fp-contract=fast")))
-#else
-#define SF_ACT_MULTIVERSION
-#endif
+/* The elementwise loops are plain range functions compiled for baseline x86-64 and AVX2+FMA
+ * (SF_MULTIVERSION, kernels/multiversion.h); the OpenMP loops call them. The v3 clone fuses the
+ * GELU/exp polynomial chains into FMAs: they are latency-bound, and fusing halves their length. */
 #define SF_ACT_CHUNK 16384L
 
-SF_ACT_MULTIVERSION static void gelu_fwd_range(float *y, const float *x, long n) {
+SF_MULTIVERSION static void gelu_fwd_range(float *y, const float *x, long n) {
 #pragma omp simd
     for (long i = 0; i < n; i++) y[i] = x[i] * std_normal_cdf(x[i]);
 }
 
-SF_ACT_MULTIVERSION static void gelu_bwd_range(float *dx, const float *dy, const float *x, long n) {
+SF_MULTIVERSION static void gelu_bwd_range(float *dx, const float *dy, const float *x, long n) {
 #pragma omp simd
     for (long i = 0; i < n; i++) {
         const float xi = x[i];
@@ -71,7 +62,7 @@ SF_ACT_MULTIVERSION static void gelu_bwd_range(float *dx, const float *dy, const
     }
 }
 
-SF_ACT_MULTIVERSION static void elu1_fwd_range(float *y, const float *x, long n) {
+SF_MULTIVERSION static void elu1_fwd_range(float *y, const float *x, long n) {
 #pragma omp simd
     for (long i = 0; i < n; i++) {
         const float xi = x[i];
@@ -80,7 +71,7 @@ SF_ACT_MULTIVERSION static void elu1_fwd_range(float *y, const float *x, long n)
     }
 }
 
-SF_ACT_MULTIVERSION static void elu1_bwd_range(float *dx, const float *dy, const float *x, long n) {
+SF_MULTIVERSION static void elu1_bwd_range(float *dx, const float *dy, const float *x, long n) {
 #pragma omp simd
     for (long i = 0; i < n; i++) {
         const float xi = x[i];
@@ -179,14 +170,14 @@ static inline __attribute__((always_inline)) void dropout_fwd_loop(float *y, uin
     }
 }
 
-SF_ACT_MULTIVERSION static void dropout_fwd_range(float *y, uint8_t *mask, const float *x, long lo,
-                                                  long len, uint32_t s0, uint32_t s1,
-                                                  uint32_t thresh, float keep_scale) {
+SF_MULTIVERSION static void dropout_fwd_range(float *y, uint8_t *mask, const float *x, long lo,
+                                              long len, uint32_t s0, uint32_t s1,
+                                              uint32_t thresh, float keep_scale) {
     dropout_fwd_loop(y, mask, x, lo, len, s0, s1, thresh, keep_scale, 0);
 }
 
-SF_ACT_MULTIVERSION static void dropout_bwd_range(float *dx, const float *dy, const uint8_t *mask,
-                                                  long len, float keep_scale) {
+SF_MULTIVERSION static void dropout_bwd_range(float *dx, const float *dy, const uint8_t *mask,
+                                              long len, float keep_scale) {
     for (long i = 0; i < len; i++) dx[i] = dy[i] * (keep_scale * (float)mask[i]);
 }
 
@@ -207,16 +198,16 @@ void sf_dropout_forward(float *y, uint8_t *mask, const float *x, long n, float p
 /* GELU then dropout in one pass over memory (the mlp's hidden layer while training): the same
  * operations in the same order as sf_gelu_forward followed by sf_dropout_forward, so the same
  * bits, with one read and one write of the [N, d_ff] tensor fewer. */
-SF_ACT_MULTIVERSION static void gelu_dropout_fwd_range(float *y, uint8_t *mask, const float *x,
-                                                       long lo, long len, uint32_t s0, uint32_t s1,
-                                                       uint32_t thresh, float keep_scale) {
+SF_MULTIVERSION static void gelu_dropout_fwd_range(float *y, uint8_t *mask, const float *x,
+                                                   long lo, long len, uint32_t s0, uint32_t s1,
+                                                   uint32_t thresh, float keep_scale) {
     dropout_fwd_loop(y, mask, x, lo, len, s0, s1, thresh, keep_scale, 1);
 }
 
 /* dx = dy * mask / (1 - p) * gelu'(x): sf_dropout_backward then sf_gelu_backward in one pass. */
-SF_ACT_MULTIVERSION static void gelu_dropout_bwd_range(float *dx, const float *dy,
-                                                       const uint8_t *mask, const float *x,
-                                                       long len, float keep_scale) {
+SF_MULTIVERSION static void gelu_dropout_bwd_range(float *dx, const float *dy,
+                                                   const uint8_t *mask, const float *x,
+                                                   long len, float keep_scale) {
 #pragma omp simd
     for (long i = 0; i < len; i++) {
         const float xi = x[i];

@@ -1,4 +1,5 @@
 #include "kernels/attention.h"
+#include "kernels/multiversion.h"
 #include "kernels/attention_ref.h"
 
 /* clang reports "loop not vectorized" for some `omp simd` loops (float max reductions) as a
@@ -31,16 +32,7 @@
 #define SF_ATT_PAD 8
 #define SF_ATT_PAR_MIN SF_ATTENTION_PAR_MIN /* attention.h */
 
-/* The tile kernels are also compiled for AVX2+FMA and picked at load time (GCC function
- * multi-versioning through an ifunc), since the default build targets baseline x86-64 (SSE2).
- * -DSF_NO_MULTIVERSION builds only the baseline version. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && \
-    !defined(SF_NO_MULTIVERSION)
-#define SF_ATT_MULTIVERSION                                                                     \
-    __attribute__((target_clones("arch=x86-64-v3", "default"), optimize("fp-contract=fast")))
-#else
-#define SF_ATT_MULTIVERSION
-#endif
+/* The tile kernels are compiled for baseline x86-64 and AVX2+FMA (SF_MULTIVERSION). */
 
 static inline int imin(int a, int b) { return a < b ? a : b; }
 
@@ -195,10 +187,10 @@ static inline __attribute__((always_inline)) void fwd_rows_small_dh(
     }
 }
 
-SF_ATT_MULTIVERSION static void fwd_rows_small(float *restrict o, long ldo, float *restrict lse,
-                                               const float *restrict q, const float *restrict k,
-                                               const float *restrict v, long ld, int T, int Dh,
-                                               float scale, int causal, int i0, int ni) {
+SF_MULTIVERSION static void fwd_rows_small(float *restrict o, long ldo, float *restrict lse,
+                                           const float *restrict q, const float *restrict k,
+                                           const float *restrict v, long ld, int T, int Dh,
+                                           float scale, int causal, int i0, int ni) {
 #define SF_ATT_CASE(D)                                                                      \
     case D:                                                                                 \
         fwd_rows_small_dh(o, ldo, lse, q, k, v, ld, T, D, scale, causal, i0, ni);           \
@@ -378,12 +370,12 @@ static inline __attribute__((always_inline)) void bwd_rows_small_dh(
     }
 }
 
-SF_ATT_MULTIVERSION static void bwd_rows_small(float *restrict dq, float *restrict dk,
-                                               float *restrict dv, const float *restrict dout,
-                                               long ldo, const float *restrict o,
-                                               const float *restrict lse, const float *restrict q,
-                                               const float *restrict k, const float *restrict v,
-                                               long ld, int T, int Dh, float scale, int causal) {
+SF_MULTIVERSION static void bwd_rows_small(float *restrict dq, float *restrict dk,
+                                           float *restrict dv, const float *restrict dout,
+                                           long ldo, const float *restrict o,
+                                           const float *restrict lse, const float *restrict q,
+                                           const float *restrict k, const float *restrict v,
+                                           long ld, int T, int Dh, float scale, int causal) {
 #define SF_ATT_CASE(D)                                                                      \
     case D:                                                                                 \
         bwd_rows_small_dh(dq, dk, dv, dout, ldo, o, lse, q, k, v, ld, T, D, scale, causal); \
@@ -407,10 +399,10 @@ SF_ATT_MULTIVERSION static void bwd_rows_small(float *restrict dq, float *restri
  * the QUERIES in the lanes and k read in place, so the online softmax runs down the keys with
  * one vector lane per query row (no transposes of k, no horizontal reductions), and
  * acc [ni][Dh] += P v reads P^T in place and v in place, head columns in the lanes. */
-SF_ATT_MULTIVERSION static void fwd_query_tile(float *restrict o, long ldo, float *restrict lse,
-                                               const float *restrict q, const float *restrict k,
-                                               const float *restrict v, long ld, int T, int Dh,
-                                               float scale, int causal, int i0, int ni) {
+SF_MULTIVERSION static void fwd_query_tile(float *restrict o, long ldo, float *restrict lse,
+                                           const float *restrict q, const float *restrict k,
+                                           const float *restrict v, long ld, int T, int Dh,
+                                           float scale, int causal, int i0, int ni) {
     float qt[SF_ATT_TILE];             /* [Dh][brp] scaled queries, transposed */
     float acc[SF_ATT_TILE];            /* [ni][Dh] unnormalised output */
     float st[SF_ATT_BC * SF_ATT_BR];   /* [nj][brp] scores, then probabilities */
@@ -501,12 +493,12 @@ SF_ATT_MULTIVERSION static void fwd_query_tile(float *restrict o, long ldo, floa
  *   P = exp(scale S - lse), dS' = scale P (dP - D),  D_t = dout_t . o_t
  *   dV += P^T dout, dK += dS'^T q  (A read transposed in place)
  *   dQ += dS' k                    (k read in place) */
-SF_ATT_MULTIVERSION static void bwd_head(float *restrict dq, float *restrict dk, float *restrict dv,
-                                         const float *restrict dout, long ldo,
-                                         const float *restrict o, const float *restrict lse,
-                                         const float *restrict q, const float *restrict k,
-                                         const float *restrict v, long ld, int T, int Dh,
-                                         float scale, int causal) {
+SF_MULTIVERSION static void bwd_head(float *restrict dq, float *restrict dk, float *restrict dv,
+                                     const float *restrict dout, long ldo,
+                                     const float *restrict o, const float *restrict lse,
+                                     const float *restrict q, const float *restrict k,
+                                     const float *restrict v, long ld, int T, int Dh,
+                                     float scale, int causal) {
     float kt[SF_ATT_TILE], vt[SF_ATT_TILE];   /* [Dh][bc] */
     float dkt[SF_ATT_TILE], dvt[SF_ATT_TILE]; /* [bc][Dh] */
     float p[SF_ATT_BR * SF_ATT_BC], ds[SF_ATT_BR * SF_ATT_BC]; /* [br][bc] */

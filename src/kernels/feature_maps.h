@@ -68,6 +68,13 @@ void sf_favor_features_forward(float *phi, int ldphi, const float *x, int ldx, i
 void sf_favor_features_backward(float *dx, int lddx, const float *dphi, int lddphi,
                                 const float *x, int ldx, int n, int D, const float *W, int M,
                                 sf_favor_role role, int l2);
+/* The plain references: scalar row-by-row loops over libm's expf. The fast versions above
+ * vectorise over the M features and use sf_expf_fast; tests compare the two. */
+void sf_favor_features_forward_ref(float *phi, int ldphi, const float *x, int ldx, int n, int D,
+                                   const float *W, int M, sf_favor_role role, int l2);
+void sf_favor_features_backward_ref(float *dx, int lddx, const float *dphi, int lddphi,
+                                    const float *x, int ldx, int n, int D, const float *W, int M,
+                                    sf_favor_role role, int l2);
 
 /* ---- cosFormer ---- */
 /* Rows r < n of H heads of width D (head h of row r at x[r*ldx + h*D]) at 1-based positions

@@ -1,4 +1,5 @@
 #include "kernels/gemm.h"
+#include "kernels/multiversion.h"
 
 #include <cblas.h>
 
@@ -19,13 +20,6 @@
  *    registers, A broadcast. */
 #define SF_GEMM_SMALL_MNK (1L << 20)
 #define SF_GEMM_SMALL_KMAX 1024
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && \
-    !defined(SF_NO_MULTIVERSION)
-#define SF_GEMM_MULTIVERSION                                                                    \
-    __attribute__((target_clones("arch=x86-64-v3", "default"), optimize("fp-contract=fast")))
-#else
-#define SF_GEMM_MULTIVERSION
-#endif
 #if defined(__GNUC__)
 #define SF_GEMM_HAVE_SMALL 1
 #pragma GCC diagnostic ignored "-Wpsabi"
@@ -43,10 +37,10 @@ static inline __attribute__((always_inline)) float hsum8(g8sf v) {
 }
 
 /* C = alpha * A W^T + beta * C, A [M,K] (lda), W [N,K] (ldb). */
-SF_GEMM_MULTIVERSION static void small_gemm_nt_dot(int M, int N, int K, float alpha,
-                                                   const float *restrict A, int lda,
-                                                   const float *restrict W, int ldb, float beta,
-                                                   float *restrict C, int ldc) {
+SF_MULTIVERSION static void small_gemm_nt_dot(int M, int N, int K, float alpha,
+                                              const float *restrict A, int lda,
+                                              const float *restrict W, int ldb, float beta,
+                                              float *restrict C, int ldc) {
     const int K8 = K / 8 * 8;
     for (int i = 0; i < M; i++) {
         const float *restrict a = A + (long)i * lda;
@@ -84,10 +78,10 @@ SF_GEMM_MULTIVERSION static void small_gemm_nt_dot(int M, int N, int K, float al
 }
 
 /* General small case: op(B) packed per 16-column panel, 4x16 register block. */
-SF_GEMM_MULTIVERSION static void small_gemm_panel(int transA, int transB, int M, int N, int K,
-                                                  float alpha, const float *restrict A, int lda,
-                                                  const float *restrict B, int ldb, float beta,
-                                                  float *restrict C, int ldc) {
+SF_MULTIVERSION static void small_gemm_panel(int transA, int transB, int M, int N, int K,
+                                             float alpha, const float *restrict A, int lda,
+                                             const float *restrict B, int ldb, float beta,
+                                             float *restrict C, int ldc) {
     float bp[SF_GEMM_SMALL_KMAX * 16];
     const long sai = transA ? 1 : lda, sak = transA ? lda : 1; /* op(A)[i][k] = A[i*sai + k*sak] */
     for (int j0 = 0; j0 < N; j0 += 16) {

@@ -13,6 +13,7 @@
  * default; the loader picks one from cpuid. No AVX-512 clone is built: none could be tested on
  * the development machine. */
 #include "kernels/gemm.h"
+#include "kernels/multiversion.h"
 
 #include <omp.h>
 #include <string.h>
@@ -30,16 +31,6 @@
 #endif
 #ifndef SF_PK_KC
 #define SF_PK_KC 256
-#endif
-
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && \
-    !defined(SF_NO_MULTIVERSION)
-#define SF_PK_MULTIVERSION                                                                      \
-    __attribute__((target_clones("arch=x86-64-v3", "default"), optimize("fp-contract=fast")))
-#define SF_PK_HAVE_CLONES 1
-#else
-#define SF_PK_MULTIVERSION
-#define SF_PK_HAVE_CLONES 0
 #endif
 
 #pragma GCC diagnostic ignored "-Wpsabi"
@@ -116,9 +107,9 @@ static void pack_b_block(int transB, const float *B, int ldb, int j0, int nc, in
 /* The 6x16 micro-kernel: acc = sum_p a(0..5, p) (x) b[p][0..15], a(r, p) = a[r*rs + p*ks] (a
  * packed micro-panel: rs 1, ks 6; rows of a row-major A read in place: rs lda, ks 1), then
  * C[0..mr)[0..nr) = alpha * acc + beta * C (beta == 0: C not read). */
-SF_PK_MULTIVERSION static void micro_6x16(int kc, const float *restrict a, long rs, long ks,
-                                          const float *restrict b, float alpha, float beta,
-                                          float *restrict C, int ldc, int mr, int nr) {
+SF_MULTIVERSION static void micro_6x16(int kc, const float *restrict a, long rs, long ks,
+                                       const float *restrict b, float alpha, float beta,
+                                       float *restrict C, int ldc, int mr, int nr) {
     /* the C tile is stored after kc FMAs: fetch its lines now so the stores do not miss */
     for (int r = 0; r < mr; r++) {
         __builtin_prefetch(C + (long)r * ldc, 1, 3);
@@ -294,7 +285,7 @@ void sf_gemm_packed(int transA, int transB, int M, int N, int K, float alpha, co
 }
 
 const char *sf_gemm_packed_path(void) {
-#if SF_PK_HAVE_CLONES
+#if SF_HAVE_CLONES
     __builtin_cpu_init();
     if (__builtin_cpu_supports("x86-64-v3")) /* what the target_clones resolver tests */
         return "x86-64-v3 (AVX2+FMA)";

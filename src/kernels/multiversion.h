@@ -1,0 +1,21 @@
+/* SF_MULTIVERSION: compile a function twice, for baseline x86-64 (SSE2, what the default build
+ * targets) and for x86-64-v3 (AVX2 + FMA), and pick one at load time (GCC function
+ * multi-versioning through an ifunc). fp-contract=fast lets the v3 clone fuse multiply-adds.
+ * Put it on plain range functions, not on functions holding an OpenMP parallel region: OpenMP
+ * outlines the region's body into a separate function, which does not inherit the clones.
+ * -DSF_NO_MULTIVERSION (or a compiler/platform without ifuncs) builds the baseline only, and
+ * SF_HAVE_CLONES says which. */
+#ifndef SF_KERNELS_MULTIVERSION_H
+#define SF_KERNELS_MULTIVERSION_H
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && \
+    !defined(SF_NO_MULTIVERSION)
+#define SF_MULTIVERSION                                                                         \
+    __attribute__((target_clones("arch=x86-64-v3", "default"), optimize("fp-contract=fast")))
+#define SF_HAVE_CLONES 1
+#else
+#define SF_MULTIVERSION
+#define SF_HAVE_CLONES 0
+#endif
+
+#endif
