@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "kernels/multiversion.h"
 
 /* Per-(b,h) workspace: S, G [M*Dv]; z, gz [M]; num, dn [Dv]; causal: per token 1/N and dL/ds. */
 static size_t fa_ws_floats(const sf_fa_shape *s) {
@@ -37,7 +38,7 @@ static void fa_zero_rows(float *p, int ld, int r0, int r1, int D) {
     for (int r = r0; r < r1; r++) memset(p + (size_t)r * ld, 0, sizeof(float) * (size_t)D);
 }
 
-/* S += fk v^T, z += fk */
+/* The streaming step's state update and read, on the [M][Dv] layout. S += fk v^T, z += fk */
 static inline void fa_accumulate(float *restrict S, float *restrict z, const float *restrict fk,
                                  const float *restrict v, int M, int Dv) {
     for (int a = 0; a < M; a++) {
@@ -62,20 +63,95 @@ static inline float fa_read(float *restrict num, const float *restrict fq,
     return s;
 }
 
+/* The forward and backward of one (b,h) keep S and G transposed, [Dv][M], so that every inner
+ * loop runs over the M features (vector-wide for any feature map; Dv is as small as 4 in
+ * PatchTST), and are compiled for AVX2+FMA too (SF_MULTIVERSION). The streaming step keeps the
+ * documented [M][Dv] state. */
+
+/* z += w f, At[c][.] += u[c] f (w = 1: S and z from a key; w = ds: G and gz from a query) */
+static inline __attribute__((always_inline)) void fa_rank1_t(float *restrict At, float *restrict z,
+                                                             const float *restrict f,
+                                                             const float *restrict u, float w,
+                                                             int M, int Dv) {
+#pragma omp simd
+    for (int a = 0; a < M; a++) z[a] += f[a] * w;
+    for (int c = 0; c < Dv; c++) {
+        const float uc = u[c];
+        float *restrict Ac = At + (size_t)c * M;
+#pragma omp simd
+        for (int a = 0; a < M; a++) Ac[a] += uc * f[a];
+    }
+}
+
+/* out[c] = sum_a f[a] At[c][a] for c < Dv (four independent sums per pass over f). */
+static inline __attribute__((always_inline)) void fa_dots_t(float *restrict out,
+                                                            const float *restrict f,
+                                                            const float *restrict At, int M,
+                                                            int Dv) {
+    int c = 0;
+    for (; c + 4 <= Dv; c += 4) {
+        const float *restrict A0 = At + (size_t)c * M, *restrict A1 = A0 + M;
+        const float *restrict A2 = A1 + M, *restrict A3 = A2 + M;
+        float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
+#pragma omp simd reduction(+ : s0, s1, s2, s3)
+        for (int a = 0; a < M; a++) {
+            s0 += f[a] * A0[a];
+            s1 += f[a] * A1[a];
+            s2 += f[a] * A2[a];
+            s3 += f[a] * A3[a];
+        }
+        out[c] = s0, out[c + 1] = s1, out[c + 2] = s2, out[c + 3] = s3;
+    }
+    for (; c < Dv; c++) {
+        const float *restrict A0 = At + (size_t)c * M;
+        float s0 = 0.0f;
+#pragma omp simd reduction(+ : s0)
+        for (int a = 0; a < M; a++) s0 += f[a] * A0[a];
+        out[c] = s0;
+    }
+}
+
+/* returns f . z */
+static inline __attribute__((always_inline)) float fa_dot(const float *restrict f,
+                                                          const float *restrict z, int M) {
+    float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+    for (int a = 0; a < M; a++) s += f[a] * z[a];
+    return s;
+}
+
+/* out[a] = base[a] * w + sum_c At[c][a] u[c] */
+static inline __attribute__((always_inline)) void fa_combine_t(float *restrict out,
+                                                               const float *restrict base, float w,
+                                                               const float *restrict At,
+                                                               const float *restrict u, int M,
+                                                               int Dv) {
+#pragma omp simd
+    for (int a = 0; a < M; a++) out[a] = base[a] * w;
+    for (int c = 0; c < Dv; c++) {
+        const float uc = u[c];
+        const float *restrict Ac = At + (size_t)c * M;
+#pragma omp simd
+        for (int a = 0; a < M; a++) out[a] += Ac[a] * uc;
+    }
+}
+
 /* One (b,h) with n valid tokens. */
-static void fa_fwd_head(const sf_fa_shape *s, float *o, int ldo, const float *fq,
-                        const float *fk, int ldf, const float *v, int ldv, int n, float *ws) {
+SF_MULTIVERSION static void fa_fwd_head(const sf_fa_shape *s, float *o, int ldo, const float *fq,
+                                        const float *fk, int ldf, const float *v, int ldv, int n,
+                                        float *ws) {
     const int M = s->M, Dv = s->Dv;
-    float *S = ws, *z = ws + 2 * (size_t)M * Dv, *num = z + 2 * M;
-    memset(S, 0, sizeof(float) * (size_t)M * Dv);
+    float *St = ws, *z = ws + 2 * (size_t)M * Dv, *num = z + 2 * M;
+    memset(St, 0, sizeof(float) * (size_t)M * Dv);
     memset(z, 0, sizeof(float) * (size_t)M);
     if (!s->causal)
         for (int j = 0; j < n; j++)
-            fa_accumulate(S, z, fk + (size_t)j * ldf, v + (size_t)j * ldv, M, Dv);
+            fa_rank1_t(St, z, fk + (size_t)j * ldf, v + (size_t)j * ldv, 1.0f, M, Dv);
     for (int i = 0; i < n; i++) {
-        if (s->causal) fa_accumulate(S, z, fk + (size_t)i * ldf, v + (size_t)i * ldv, M, Dv);
-        const float sum = fa_read(num, fq + (size_t)i * ldf, S, z, M, Dv);
-        const float r = 1.0f / fa_norm(s->norm, sum, s->eps);
+        const float *fqi = fq + (size_t)i * ldf;
+        if (s->causal) fa_rank1_t(St, z, fk + (size_t)i * ldf, v + (size_t)i * ldv, 1.0f, M, Dv);
+        fa_dots_t(num, fqi, St, M, Dv);
+        const float r = 1.0f / fa_norm(s->norm, fa_dot(fqi, z, M), s->eps);
         float *oi = o + (size_t)i * ldo;
         for (int c = 0; c < Dv; c++) oi[c] = num[c] * r;
     }
@@ -83,21 +159,22 @@ static void fa_fwd_head(const sf_fa_shape *s, float *o, int ldo, const float *fq
 
 /* dfq_i = S_i dnum_i + z_i ds_i; G = sum fq_i dnum_i^T, gz = sum fq_i ds_i over the queries that
  * see key j; dfk_j = G v_j + gz, dv_j = G^T fk_j. */
-static void fa_bwd_head(const sf_fa_shape *s, float *dfq, float *dfk, float *dv, const float *g,
-                        int ldo, const float *fq, const float *fk, int ldf, const float *v,
-                        int ldv, int n, float *ws) {
+SF_MULTIVERSION static void fa_bwd_head(const sf_fa_shape *s, float *dfq, float *dfk, float *dv,
+                                        const float *g, int ldo, const float *fq, const float *fk,
+                                        int ldf, const float *v, int ldv, int n, float *ws) {
     const int M = s->M, Dv = s->Dv;
-    float *S = ws, *G = ws + (size_t)M * Dv, *z = ws + 2 * (size_t)M * Dv, *gz = z + M;
+    float *St = ws, *Gt = ws + (size_t)M * Dv, *z = ws + 2 * (size_t)M * Dv, *gz = z + M;
     float *num = gz + M, *dn = num + Dv, *tok = dn + Dv;
     memset(ws, 0, sizeof(float) * (2 * (size_t)M * Dv + 2 * (size_t)M));
     if (!s->causal)
         for (int j = 0; j < n; j++)
-            fa_accumulate(S, z, fk + (size_t)j * ldf, v + (size_t)j * ldv, M, Dv);
+            fa_rank1_t(St, z, fk + (size_t)j * ldf, v + (size_t)j * ldv, 1.0f, M, Dv);
     /* query side, forward order */
     for (int i = 0; i < n; i++) {
         const float *fqi = fq + (size_t)i * ldf, *gi = g + (size_t)i * ldo;
-        if (s->causal) fa_accumulate(S, z, fk + (size_t)i * ldf, v + (size_t)i * ldv, M, Dv);
-        const float sum = fa_read(num, fqi, S, z, M, Dv);
+        if (s->causal) fa_rank1_t(St, z, fk + (size_t)i * ldf, v + (size_t)i * ldv, 1.0f, M, Dv);
+        fa_dots_t(num, fqi, St, M, Dv);
+        const float sum = fa_dot(fqi, z, M);
         const float r = 1.0f / fa_norm(s->norm, sum, s->eps);
         float go = 0.0f;
         for (int c = 0; c < Dv; c++) {
@@ -105,23 +182,12 @@ static void fa_bwd_head(const sf_fa_shape *s, float *dfq, float *dfk, float *dv,
             go += gi[c] * num[c];
         }
         const float ds = -go * r * r * fa_dnorm(s->norm, sum, s->eps);
-        float *dq = dfq + (size_t)i * ldf;
-        for (int a = 0; a < M; a++) {
-            const float *Sa = S + (size_t)a * Dv;
-            float acc = z[a] * ds;
-            for (int c = 0; c < Dv; c++) acc += Sa[c] * dn[c];
-            dq[a] = acc;
-        }
+        fa_combine_t(dfq + (size_t)i * ldf, z, ds, St, dn, M, Dv);
         if (s->causal) {
             tok[2 * i] = r;
             tok[2 * i + 1] = ds;
         } else {
-            for (int a = 0; a < M; a++) {
-                const float f = fqi[a];
-                float *Ga = G + (size_t)a * Dv;
-                gz[a] += f * ds;
-                for (int c = 0; c < Dv; c++) Ga[c] += f * dn[c];
-            }
+            fa_rank1_t(Gt, gz, fqi, dn, ds, M, Dv);
         }
     }
     /* key/value side: reverse order when causal (G over queries i >= j) */
@@ -129,28 +195,13 @@ static void fa_bwd_head(const sf_fa_shape *s, float *dfq, float *dfk, float *dv,
         const int j = s->causal ? n - 1 - jj : jj;
         const float *fkj = fk + (size_t)j * ldf, *vj = v + (size_t)j * ldv;
         if (s->causal) {
-            const float *fqj = fq + (size_t)j * ldf, *gj = g + (size_t)j * ldo;
+            const float *gj = g + (size_t)j * ldo;
             const float r = tok[2 * j], ds = tok[2 * j + 1];
             for (int c = 0; c < Dv; c++) dn[c] = gj[c] * r;
-            for (int a = 0; a < M; a++) {
-                const float f = fqj[a];
-                float *Ga = G + (size_t)a * Dv;
-                gz[a] += f * ds;
-                for (int c = 0; c < Dv; c++) Ga[c] += f * dn[c];
-            }
+            fa_rank1_t(Gt, gz, fq + (size_t)j * ldf, dn, ds, M, Dv);
         }
-        float *dk = dfk + (size_t)j * ldf, *dvj = dv + (size_t)j * ldv;
-        for (int c = 0; c < Dv; c++) dvj[c] = 0.0f;
-        for (int a = 0; a < M; a++) {
-            const float *Ga = G + (size_t)a * Dv;
-            const float f = fkj[a];
-            float acc = gz[a];
-            for (int c = 0; c < Dv; c++) {
-                acc += Ga[c] * vj[c];
-                dvj[c] += f * Ga[c];
-            }
-            dk[a] = acc;
-        }
+        fa_combine_t(dfk + (size_t)j * ldf, gz, 1.0f, Gt, vj, M, Dv);
+        fa_dots_t(dv + (size_t)j * ldv, fkj, Gt, M, Dv);
     }
 }
 
@@ -215,7 +266,7 @@ void sf_feature_attention_step(const sf_fa_shape *s, float *out, const float *fq
     for (int h = 0; h < H; h++) {
         float *S = state_out + (size_t)h * M * Dv, *z = state_out + zoff + (size_t)h * M;
         float *o = out + (size_t)h * Dv;
-        /* the same operations in the same order as the causal forward */
+        /* the causal forward's operations on the [M][Dv] layout (sums in another order) */
         fa_accumulate(S, z, fk + (size_t)h * M, v + (size_t)h * Dv, M, Dv);
         const float sum = fa_read(o, fq + (size_t)h * M, S, z, M, Dv);
         const float r = 1.0f / fa_norm(s->norm, sum, s->eps);
