@@ -363,6 +363,30 @@ static void test_act(const char *name, act_fwd f, act_fwd fr, act_bwd g, act_bwd
     free(x), free(dy), free(y1), free(y2), free(d1), free(d2), free(yi), free(gi);
 }
 
+/* The strided-rows entry points equal the contiguous ones row by row (bitwise), and leave the
+ * gaps between rows untouched; both the serial and the parallel (rows * cols >= 65536) paths. */
+static void test_elu1_rows(long rows, int cols) {
+    const int ldx = cols + 5, ldy = cols + 3;
+    float *x = rnd(rows * ldx, -6, 6), *dy = rnd(rows * ldy, -1, 1);
+    float *y = rnd(rows * ldy, 7, 8), *dx = rnd(rows * ldx, 7, 8);
+    float *yr = malloc(sizeof(float) * cols), *dr = malloc(sizeof(float) * cols);
+    float *y0 = dup(y, rows * ldy), *dx0 = dup(dx, rows * ldx);
+    sf_elu1_forward_rows(y, ldy, x, ldx, rows, cols);
+    sf_elu1_backward_rows(dx, ldx, dy, ldy, x, ldx, rows, cols);
+    int same = 1;
+    for (long r = 0; r < rows; r++) {
+        sf_elu1_forward(yr, x + r * ldx, cols);
+        sf_elu1_backward(dr, dy + r * ldy, x + r * ldx, cols);
+        same &= memcmp(yr, y + r * ldy, sizeof(float) * cols) == 0;
+        same &= memcmp(dr, dx + r * ldx, sizeof(float) * cols) == 0;
+        same &= memcmp(y0 + r * ldy + cols, y + r * ldy + cols, sizeof(float) * (ldy - cols)) == 0;
+        same &= memcmp(dx0 + r * ldx + cols, dx + r * ldx + cols, sizeof(float) * (ldx - cols)) == 0;
+    }
+    printf("elu1 rows %ld x %d (strides %d, %d) vs row-by-row: %s\n", rows, cols, ldx, ldy, same ? "identical" : "DIFFERENT");
+    CHECK(same);
+    free(x), free(dy), free(y), free(dx), free(yr), free(dr), free(y0), free(dx0);
+}
+
 static void fd_act(const char *name, act_fwd fr, act_bwd gr) {
     const long n = 41;
     float *x = rnd(n, -4, 4), *dy = malloc(sizeof(float) * n), *d = malloc(sizeof(float) * n);
@@ -479,6 +503,8 @@ int main(void) {
     test_act("elu1", sf_elu1_forward, sf_elu1_forward_ref, sf_elu1_backward, sf_elu1_backward_ref, 1001, 90.0f);
     fd_act("gelu", sf_gelu_forward_ref, sf_gelu_backward_ref);
     fd_act("elu1", sf_elu1_forward_ref, sf_elu1_backward_ref);
+    test_elu1_rows(37, 16);
+    test_elu1_rows(5000, 16);
     test_dropout();
     return test_finish();
 }

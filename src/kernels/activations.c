@@ -107,6 +107,17 @@ void sf_elu1_backward(float *dx, const float *dy, const float *x, long n) {
     CHUNKED(elu1_bwd_range(dx + lo, dy + lo, x + lo, len));
 }
 
+void sf_elu1_forward_rows(float *y, int ldy, const float *x, int ldx, long rows, int cols) {
+#pragma omp parallel for schedule(static) if (rows * cols >= SF_ACT_PAR_MIN)
+    for (long r = 0; r < rows; r++) elu1_fwd_range(y + r * ldy, x + r * ldx, cols);
+}
+
+void sf_elu1_backward_rows(float *dx, int lddx, const float *dy, int lddy, const float *x, int ldx,
+                           long rows, int cols) {
+#pragma omp parallel for schedule(static) if (rows * cols >= SF_ACT_PAR_MIN)
+    for (long r = 0; r < rows; r++) elu1_bwd_range(dx + r * lddx, dy + r * lddy, x + r * ldx, cols);
+}
+
 void sf_gelu_forward_ref(float *y, const float *x, long n) {
     for (long i = 0; i < n; i++) {
         double xi = x[i];

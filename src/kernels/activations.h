@@ -20,6 +20,10 @@ void sf_gelu_forward(float *y, const float *x, long n);
 void sf_gelu_backward(float *dx, const float *dy, const float *x, long n);
 void sf_elu1_forward(float *y, const float *x, long n);
 void sf_elu1_backward(float *dx, const float *dy, const float *x, long n);
+/* The same over `rows` rows of `cols` values at strides ldy / ldx (row r of x at x + r*ldx). */
+void sf_elu1_forward_rows(float *y, int ldy, const float *x, int ldx, long rows, int cols);
+void sf_elu1_backward_rows(float *dx, int lddx, const float *dy, int lddy, const float *x, int ldx,
+                           long rows, int cols);
 
 void sf_gelu_forward_ref(float *y, const float *x, long n);
 void sf_gelu_backward_ref(float *dx, const float *dy, const float *x, long n);

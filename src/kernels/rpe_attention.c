@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "kernels/fft.h"
+#include "kernels/multiversion.h"
 
 /* ---- scratch layout ------------------------------------------------------------------------- */
 
@@ -201,58 +202,87 @@ static void fft_backward_pair(rpe_work *k, double *part, const sf_fft_plan *plan
         part[m + T - 1] = weight(bias_h, s->max_T, m) * dbs[m >= 0 ? m : N + m];
 }
 
-/* Direct forward of one (b, h): numerators and denominator (before eps) into acc [Dv+1][T]
- * (the dv region, unused in forward, holds one row of numerators while j runs). */
-static void direct_forward_pair(rpe_work *k, const double *cw, const sf_rpe_shape *s, int b, int h,
-                                int n, const float *fq, const float *fk, const float *v, int ldv) {
-    int T = s->T, M = s->M, Dv = s->Dv;
-    double *num = k->dv;
+/* The direct path works on the pair's column-major copies (load_pair) with every inner loop
+ * along the keys j, so it vectorises whatever M and Dv are (4 in PatchTST), and is compiled
+ * for AVX2+FMA too (SF_MULTIVERSION). Row i's weights use the offsets j - i, i.e. cw shifted by
+ * T - 1 - i. Double arithmetic, as the FFT path. */
+
+/* Numerators and denominator (before eps) into acc [Dv+1][T]. */
+SF_MULTIVERSION static void direct_forward_pair(rpe_work *k, const double *cw,
+                                                const sf_rpe_shape *s, int n) {
+    const int T = s->T, M = s->M, C = s->Dv + 1;
+    double *restrict w = k->f0; /* w_ij = c_{j-i} fq_i . fk_j for the row i */
     for (int i = 0; i < n; i++) {
-        const float *q = fq + (((size_t)b * T + i) * s->H + h) * M;
-        double dsum = 0;
-        memset(num, 0, (size_t)Dv * sizeof(double));
-        for (int j = 0; j < (s->causal ? i + 1 : n); j++) {
-            const float *kj = fk + (((size_t)b * T + j) * s->H + h) * M;
-            const float *vj = v + ((size_t)b * T + j) * ldv + (size_t)h * Dv;
-            double dot = 0;
-            for (int a = 0; a < M; a++) dot += (double)q[a] * kj[a];
-            double w = cw[j - i + T - 1] * dot;
-            for (int c = 0; c < Dv; c++) num[c] += w * vj[c];
-            dsum += w;
+        const int nj = s->causal ? i + 1 : n;
+        const double *restrict ci = cw + (T - 1 - i);
+#pragma omp simd
+        for (int j = 0; j < nj; j++) w[j] = 0.0;
+        for (int a = 0; a < M; a++) {
+            const double qa = k->fqc[(size_t)a * T + i];
+            const double *restrict ka = k->fkc + (size_t)a * T;
+#pragma omp simd
+            for (int j = 0; j < nj; j++) w[j] += qa * ka[j];
         }
-        for (int c = 0; c < Dv; c++) k->acc[(size_t)c * T + i] = num[c];
-        k->acc[(size_t)Dv * T + i] = dsum;
+#pragma omp simd
+        for (int j = 0; j < nj; j++) w[j] *= ci[j];
+        for (int c = 0; c < C; c++) { /* c = Dv: the row of ones, the denominator */
+            const double *restrict vc = k->vt + (size_t)c * T;
+            double acc = 0.0;
+#pragma omp simd reduction(+ : acc)
+            for (int j = 0; j < nj; j++) acc += w[j] * vc[j];
+            k->acc[(size_t)c * T + i] = acc;
+        }
     }
 }
 
-/* Direct backward of one (b, h), with g~ in acc. Row-major here (the inner loops run along a
- * row): g~ is copied to [T][Dv+1] in the vt region, and dq, dk [T][M], dv [T][Dv] accumulate
- * row-major in their regions (the caller's store reads them so); dbias part [2T-1]. */
-static void direct_backward_pair(rpe_work *k, double *part, const double *cw, const sf_rpe_shape *s,
-                                 int b, int h, int n, const float *fq, const float *fk, const float *v,
-                                 int ldv) {
-    int T = s->T, M = s->M, Dv = s->Dv, C = Dv + 1;
-    double *gt = k->vt;
-    for (int i = 0; i < n; i++)
-        for (int c = 0; c < C; c++) gt[(size_t)i * C + c] = k->acc[(size_t)c * T + i];
+/* Backward with g~ in acc [Dv+1][T]: dq, dk [M][T], dv [Dv][T] accumulated (column-major, as
+ * the FFT path's), and this pair's dbias contribution into part [2T-1]. */
+SF_MULTIVERSION static void direct_backward_pair(rpe_work *k, double *part, const double *cw,
+                                                 const sf_rpe_shape *s, int n) {
+    const int T = s->T, M = s->M, Dv = s->Dv;
+    double *restrict dot = k->f0, *restrict P = k->f1, *restrict cp = k->f2;
     for (int i = 0; i < n; i++) {
-        const float *q = fq + (((size_t)b * T + i) * s->H + h) * M;
-        const double *gi = gt + (size_t)i * C;
-        double *dqi = k->dq + (size_t)i * M;
-        for (int j = 0; j < (s->causal ? i + 1 : n); j++) {
-            const float *kj = fk + (((size_t)b * T + j) * s->H + h) * M;
-            const float *vj = v + ((size_t)b * T + j) * ldv + (size_t)h * Dv;
-            double *dkj = k->dk + (size_t)j * M, *dvj = k->dv + (size_t)j * Dv;
-            double dot = 0, P = gi[Dv]; /* P = g~_i . v~_j = dL/dw_ij */
-            for (int a = 0; a < M; a++) dot += (double)q[a] * kj[a];
-            for (int c = 0; c < Dv; c++) P += gi[c] * vj[c];
-            double c_ij = cw[j - i + T - 1], cp = c_ij * P, w = c_ij * dot;
-            for (int a = 0; a < M; a++) {
-                dqi[a] += cp * kj[a];
-                dkj[a] += cp * q[a];
+        const int nj = s->causal ? i + 1 : n;
+        const double *restrict ci = cw + (T - 1 - i);
+        double *restrict pi = part + (T - 1 - i);
+        const double gden = k->acc[(size_t)Dv * T + i];
+#pragma omp simd
+        for (int j = 0; j < nj; j++) dot[j] = 0.0, P[j] = gden; /* P_ij = g~_i . v~_j = dL/dw_ij */
+        for (int a = 0; a < M; a++) {
+            const double qa = k->fqc[(size_t)a * T + i];
+            const double *restrict ka = k->fkc + (size_t)a * T;
+#pragma omp simd
+            for (int j = 0; j < nj; j++) dot[j] += qa * ka[j];
+        }
+        for (int c = 0; c < Dv; c++) {
+            const double gc = k->acc[(size_t)c * T + i];
+            const double *restrict vc = k->vt + (size_t)c * T;
+#pragma omp simd
+            for (int j = 0; j < nj; j++) P[j] += gc * vc[j];
+        }
+#pragma omp simd
+        for (int j = 0; j < nj; j++) {
+            cp[j] = ci[j] * P[j];
+            dot[j] *= ci[j]; /* now w_ij */
+            pi[j] += dot[j] * P[j]; /* c dL/dc = w dL/dw */
+        }
+        for (int a = 0; a < M; a++) {
+            const double qa = k->fqc[(size_t)a * T + i];
+            const double *restrict ka = k->fkc + (size_t)a * T;
+            double *restrict dka = k->dk + (size_t)a * T;
+            double dq = 0.0;
+#pragma omp simd reduction(+ : dq)
+            for (int j = 0; j < nj; j++) {
+                dq += cp[j] * ka[j];
+                dka[j] += cp[j] * qa;
             }
-            for (int c = 0; c < Dv; c++) dvj[c] += w * gi[c];
-            part[j - i + T - 1] += w * P; /* c dL/dc = w dL/dw */
+            k->dq[(size_t)a * T + i] += dq;
+        }
+        for (int c = 0; c < Dv; c++) {
+            const double gc = k->acc[(size_t)c * T + i];
+            double *restrict dvc = k->dv + (size_t)c * T;
+#pragma omp simd
+            for (int j = 0; j < nj; j++) dvc[j] += dot[j] * gc;
         }
     }
 }
@@ -282,12 +312,9 @@ void sf_rpe_attention_forward(float *out, int ldo, float *den, const float *fq, 
         int b = pr / s->H, h = pr % s->H, n = s->lens ? s->lens[b] : T;
         rpe_work k = worker(&L, s, omp_get_thread_num());
         const double *spec = L.spec + (size_t)h * (N + 2);
-        if (use_fft) {
-            load_pair(&k, s, b, h, n, fq, fk, v, ldv);
-            fft_forward_pair(&k, &plan, spec, s, n);
-        } else {
-            direct_forward_pair(&k, spec, s, b, h, n, fq, fk, v, ldv);
-        }
+        load_pair(&k, s, b, h, n, fq, fk, v, ldv);
+        if (use_fft) fft_forward_pair(&k, &plan, spec, s, n);
+        else direct_forward_pair(&k, spec, s, n);
         float *dn = den + (size_t)pr * T;
         for (int i = 0; i < T; i++) {
             float *o = out + ((size_t)b * T + i) * ldo + (size_t)h * Dv;
@@ -332,7 +359,7 @@ void sf_rpe_attention_backward(float *dfq, float *dfk, float *dv, float *dbias, 
         int b = pr / H, h = pr % H, n = s->lens ? s->lens[b] : T;
         rpe_work k = worker(&L, s, omp_get_thread_num());
         const double *spec = L.spec + (size_t)h * (N + 2);
-        if (use_fft) load_pair(&k, s, b, h, n, fq, fk, v, ldv);
+        load_pair(&k, s, b, h, n, fq, fk, v, ldv);
         /* g~ into acc (both paths read it there) */
         for (int i = 0; i < n; i++) {
             const float *g = dout + ((size_t)b * T + i) * ldo + (size_t)h * Dv;
@@ -348,20 +375,17 @@ void sf_rpe_attention_backward(float *dfq, float *dfk, float *dv, float *dbias, 
         double *part = L.dbpart + (size_t)pr * noff;
         memset(part, 0, (size_t)noff * sizeof(double));
         if (use_fft) fft_backward_pair(&k, part, &plan, spec, bias + (size_t)h * nb, s, n);
-        else direct_backward_pair(&k, part, spec, s, b, h, n, fq, fk, v, ldv);
+        else direct_backward_pair(&k, part, spec, s, n);
         for (int t = 0; t < T; t++) {
             size_t row = (size_t)b * T + t;
             float *q = dfq + (row * H + h) * M, *kk = dfk + (row * H + h) * M;
             float *vv = dv + row * ldv + (size_t)h * Dv;
-            int valid = t < n;
-            /* column-major [.][T] from the FFT path, row-major [T][.] from the direct one */
-            size_t qs = use_fft ? (size_t)T : 1, qo = use_fft ? (size_t)t : (size_t)t * M;
-            size_t vs = use_fft ? (size_t)T : 1, vo = use_fft ? (size_t)t : (size_t)t * Dv;
+            int valid = t < n; /* both paths leave dq, dk, dv column-major [.][T] */
             for (int a = 0; a < M; a++) {
-                q[a] = valid ? (float)k.dq[a * qs + qo] : 0.0f;
-                kk[a] = valid ? (float)k.dk[a * qs + qo] : 0.0f;
+                q[a] = valid ? (float)k.dq[(size_t)a * T + t] : 0.0f;
+                kk[a] = valid ? (float)k.dk[(size_t)a * T + t] : 0.0f;
             }
-            for (int c = 0; c < Dv; c++) vv[c] = valid ? (float)k.dv[c * vs + vo] : 0.0f;
+            for (int c = 0; c < Dv; c++) vv[c] = valid ? (float)k.dv[(size_t)c * T + t] : 0.0f;
         }
     }
     /* sum the pairs' contributions over b in a fixed order */

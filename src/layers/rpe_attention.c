@@ -30,6 +30,7 @@
 
 #include "core/error.h"
 #include "core/scratch.h"
+#include "kernels/activations.h"
 #include "kernels/feature_maps.h"
 #include "kernels/rpe_attention.h"
 #include "layers/attention_proj.h"
@@ -98,14 +99,8 @@ static void features_forward(const sf_rpe_attention *s, float *phi, const float 
     }
     long rows = (long)B * T;
     int HD = s->H * s->Dh; /* M == Dh for the elementwise maps */
-    for (long r = 0; r < rows; r++) {
-        const float *xr = x + r * ldx;
-        float *pr = phi + r * HD;
-        if (s->features == RPE_FEATURES_ELU)
-            for (int i = 0; i < HD; i++) pr[i] = xr[i] > 0 ? xr[i] + 1.0f : expf(xr[i]);
-        else
-            for (int i = 0; i < HD; i++) pr[i] = xr[i] > 0 ? xr[i] : 0.0f;
-    }
+    if (s->features == RPE_FEATURES_ELU) sf_elu1_forward_rows(phi, HD, x, ldx, rows, HD);
+    else sf_relu_features_forward(phi, HD, x, ldx, (int)rows, HD);
 }
 
 /* dx[r*ldx + h*Dh ..] = (d phi / d x)^T dphi[r][h] (overwrites). Padded rows (lens) hold garbage
@@ -119,14 +114,8 @@ static void features_backward(const sf_rpe_attention *s, float *dx, int ldx, con
     }
     long rows = (long)B * T;
     int HD = s->H * s->Dh;
-    for (long r = 0; r < rows; r++) {
-        const float *xr = x + r * ldx, *g = dphi + r * HD;
-        float *dr = dx + r * ldx;
-        if (s->features == RPE_FEATURES_ELU)
-            for (int i = 0; i < HD; i++) dr[i] = xr[i] > 0 ? g[i] : g[i] * expf(xr[i]);
-        else
-            for (int i = 0; i < HD; i++) dr[i] = xr[i] > 0 ? g[i] : 0.0f;
-    }
+    if (s->features == RPE_FEATURES_ELU) sf_elu1_backward_rows(dx, ldx, dphi, HD, x, ldx, rows, HD);
+    else sf_relu_features_backward(dx, ldx, dphi, HD, x, ldx, (int)rows, HD);
 }
 
 /* ---- the mixer ------------------------------------------------------------------------------ */
