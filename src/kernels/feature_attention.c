@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "kernels/dots.h"
 #include "kernels/multiversion.h"
 
 /* Per-(b,h) workspace: S, G [M*Dv]; z, gz [M]; num, dn [Dv]; causal: per token 1/N and dL/ds. */
@@ -83,34 +84,6 @@ static inline __attribute__((always_inline)) void fa_rank1_t(float *restrict At,
     }
 }
 
-/* out[c] = sum_a f[a] At[c][a] for c < Dv (four independent sums per pass over f). */
-static inline __attribute__((always_inline)) void fa_dots_t(float *restrict out,
-                                                            const float *restrict f,
-                                                            const float *restrict At, int M,
-                                                            int Dv) {
-    int c = 0;
-    for (; c + 4 <= Dv; c += 4) {
-        const float *restrict A0 = At + (size_t)c * M, *restrict A1 = A0 + M;
-        const float *restrict A2 = A1 + M, *restrict A3 = A2 + M;
-        float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
-#pragma omp simd reduction(+ : s0, s1, s2, s3)
-        for (int a = 0; a < M; a++) {
-            s0 += f[a] * A0[a];
-            s1 += f[a] * A1[a];
-            s2 += f[a] * A2[a];
-            s3 += f[a] * A3[a];
-        }
-        out[c] = s0, out[c + 1] = s1, out[c + 2] = s2, out[c + 3] = s3;
-    }
-    for (; c < Dv; c++) {
-        const float *restrict A0 = At + (size_t)c * M;
-        float s0 = 0.0f;
-#pragma omp simd reduction(+ : s0)
-        for (int a = 0; a < M; a++) s0 += f[a] * A0[a];
-        out[c] = s0;
-    }
-}
-
 /* returns f . z */
 static inline __attribute__((always_inline)) float fa_dot(const float *restrict f,
                                                           const float *restrict z, int M) {
@@ -150,7 +123,7 @@ SF_MULTIVERSION static void fa_fwd_head(const sf_fa_shape *s, float *o, int ldo,
     for (int i = 0; i < n; i++) {
         const float *fqi = fq + (size_t)i * ldf;
         if (s->causal) fa_rank1_t(St, z, fk + (size_t)i * ldf, v + (size_t)i * ldv, 1.0f, M, Dv);
-        fa_dots_t(num, fqi, St, M, Dv);
+        sf_dots_t(num, fqi, St, M, Dv);
         const float r = 1.0f / fa_norm(s->norm, fa_dot(fqi, z, M), s->eps);
         float *oi = o + (size_t)i * ldo;
         for (int c = 0; c < Dv; c++) oi[c] = num[c] * r;
@@ -173,7 +146,7 @@ SF_MULTIVERSION static void fa_bwd_head(const sf_fa_shape *s, float *dfq, float 
     for (int i = 0; i < n; i++) {
         const float *fqi = fq + (size_t)i * ldf, *gi = g + (size_t)i * ldo;
         if (s->causal) fa_rank1_t(St, z, fk + (size_t)i * ldf, v + (size_t)i * ldv, 1.0f, M, Dv);
-        fa_dots_t(num, fqi, St, M, Dv);
+        sf_dots_t(num, fqi, St, M, Dv);
         const float sum = fa_dot(fqi, z, M);
         const float r = 1.0f / fa_norm(s->norm, sum, s->eps);
         float go = 0.0f;
@@ -201,7 +174,7 @@ SF_MULTIVERSION static void fa_bwd_head(const sf_fa_shape *s, float *dfq, float 
             fa_rank1_t(Gt, gz, fq + (size_t)j * ldf, dn, ds, M, Dv);
         }
         fa_combine_t(dfk + (size_t)j * ldf, gz, 1.0f, Gt, vj, M, Dv);
-        fa_dots_t(dv + (size_t)j * ldv, fkj, Gt, M, Dv);
+        sf_dots_t(dv + (size_t)j * ldv, fkj, Gt, M, Dv);
     }
 }
 

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "kernels/dots.h"
 #include "kernels/multiversion.h"
 #include "kernels/softmax.h" /* sf_expf_fast */
 
@@ -290,16 +291,19 @@ static inline __attribute__((always_inline)) void favor_exp_row(float *restrict 
     for (int m = 0; m < M; m++) pr[m] = rho * (sf_expf_fast(pr[m] - c) + SF_FAVOR_STABILIZER);
 }
 
+/* WT from W; returns KEY_CAUSAL's stabiliser (which depends on W alone), 0 for the others. */
+static float favor_fast_setup(float *WT, const float *W, int M, int D, sf_favor_role role) {
+    favor_transpose(WT, W, M, D);
+    if (role != SF_FAVOR_KEY_CAUSAL) return 0.0f;
+    return favor_shared_stab(NULL, 0, 0, D, W, M, role, 0, NULL, NULL);
+}
+
 /* ws: D*M + D floats. */
 SF_MULTIVERSION static void favor_forward_fast(float *phi, int ldphi, const float *x, int ldx,
                                                int n, int D, const float *W, int M,
                                                sf_favor_role role, int l2, float *ws) {
     float *WT = ws, *xt = ws + (size_t)D * M;
-    favor_transpose(WT, W, M, D);
-    const float rho = 1.0f / sqrtf((float)M);
-    const float causal_c = role == SF_FAVOR_KEY_CAUSAL
-                               ? favor_shared_stab(x, ldx, n, D, W, M, role, l2, NULL, NULL)
-                               : 0.0f;
+    const float rho = 1.0f / sqrtf((float)M), causal_c = favor_fast_setup(WT, W, M, D, role);
     float key_c = -INFINITY;
     for (int r = 0; r < n; r++) {
         float *pr = phi + (size_t)r * ldphi;
@@ -325,11 +329,7 @@ SF_MULTIVERSION static void favor_backward_fast(float *dx, int lddx, const float
                                                 const float *W, int M, sf_favor_role role, int l2,
                                                 float *ws) {
     float *WT = ws, *U = WT + (size_t)D * M, *xt = U + (size_t)n * M, *g = xt + D, *dd = g + D;
-    favor_transpose(WT, W, M, D);
-    const float rho = 1.0f / sqrtf((float)M);
-    const float causal_c = role == SF_FAVOR_KEY_CAUSAL
-                               ? favor_shared_stab(x, ldx, n, D, W, M, role, l2, NULL, NULL)
-                               : 0.0f;
+    const float rho = 1.0f / sqrtf((float)M), causal_c = favor_fast_setup(WT, W, M, D, role);
     /* every row's projection once; KEY: the call's max and where it first occurs */
     float key_c = -INFINITY;
     int r_star = -1, m_star = 0;
@@ -353,28 +353,8 @@ SF_MULTIVERSION static void favor_backward_fast(float *dx, int lddx, const float
             u[m] = gr[m] * rho * sf_expf_fast(u[m] - cd);
             gsum += u[m];
         }
-        int a = 0; /* dxt = sum_m g_m (W_m - xt); four independent sums per pass over g_m */
-        for (; a + 4 <= D; a += 4) {
-            const float *restrict w0 = WT + (size_t)a * M, *restrict w1 = w0 + M;
-            const float *restrict w2 = w1 + M, *restrict w3 = w2 + M;
-            float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
-#pragma omp simd reduction(+ : s0, s1, s2, s3)
-            for (int m = 0; m < M; m++) {
-                s0 += u[m] * w0[m];
-                s1 += u[m] * w1[m];
-                s2 += u[m] * w2[m];
-                s3 += u[m] * w3[m];
-            }
-            g[a] = s0 - gsum * xt[a], g[a + 1] = s1 - gsum * xt[a + 1];
-            g[a + 2] = s2 - gsum * xt[a + 2], g[a + 3] = s3 - gsum * xt[a + 3];
-        }
-        for (; a < D; a++) {
-            const float *restrict w = WT + (size_t)a * M;
-            float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-            for (int m = 0; m < M; m++) s += u[m] * w[m];
-            g[a] = s - gsum * xt[a];
-        }
+        sf_dots_t(g, u, WT, M, D); /* dxt = sum_m g_m (W_m - xt) */
+        for (int a = 0; a < D; a++) g[a] -= gsum * xt[a];
         if (role == SF_FAVOR_QUERY) { /* c = u_{m*}: dL/dc = -gsum */
             const float *w = W + (size_t)m_arg * D;
             for (int a = 0; a < D; a++) g[a] -= gsum * w[a];

@@ -207,6 +207,20 @@ static void fft_backward_pair(rpe_work *k, double *part, const sf_fft_plan *plan
  * for AVX2+FMA too (SF_MULTIVERSION). Row i's weights use the offsets j - i, i.e. cw shifted by
  * T - 1 - i. Double arithmetic, as the FFT path. */
 
+/* dot[j] = fq_i . fk_j for j < nj. */
+static inline __attribute__((always_inline)) void query_key_dots(double *restrict dot,
+                                                                 const rpe_work *k, int i, int nj,
+                                                                 int M, int T) {
+#pragma omp simd
+    for (int j = 0; j < nj; j++) dot[j] = 0.0;
+    for (int a = 0; a < M; a++) {
+        const double qa = k->fqc[(size_t)a * T + i];
+        const double *restrict ka = k->fkc + (size_t)a * T;
+#pragma omp simd
+        for (int j = 0; j < nj; j++) dot[j] += qa * ka[j];
+    }
+}
+
 /* Numerators and denominator (before eps) into acc [Dv+1][T]. */
 SF_MULTIVERSION static void direct_forward_pair(rpe_work *k, const double *cw,
                                                 const sf_rpe_shape *s, int n) {
@@ -215,14 +229,7 @@ SF_MULTIVERSION static void direct_forward_pair(rpe_work *k, const double *cw,
     for (int i = 0; i < n; i++) {
         const int nj = s->causal ? i + 1 : n;
         const double *restrict ci = cw + (T - 1 - i);
-#pragma omp simd
-        for (int j = 0; j < nj; j++) w[j] = 0.0;
-        for (int a = 0; a < M; a++) {
-            const double qa = k->fqc[(size_t)a * T + i];
-            const double *restrict ka = k->fkc + (size_t)a * T;
-#pragma omp simd
-            for (int j = 0; j < nj; j++) w[j] += qa * ka[j];
-        }
+        query_key_dots(w, k, i, nj, M, T);
 #pragma omp simd
         for (int j = 0; j < nj; j++) w[j] *= ci[j];
         for (int c = 0; c < C; c++) { /* c = Dv: the row of ones, the denominator */
@@ -246,14 +253,9 @@ SF_MULTIVERSION static void direct_backward_pair(rpe_work *k, double *part, cons
         const double *restrict ci = cw + (T - 1 - i);
         double *restrict pi = part + (T - 1 - i);
         const double gden = k->acc[(size_t)Dv * T + i];
+        query_key_dots(dot, k, i, nj, M, T);
 #pragma omp simd
-        for (int j = 0; j < nj; j++) dot[j] = 0.0, P[j] = gden; /* P_ij = g~_i . v~_j = dL/dw_ij */
-        for (int a = 0; a < M; a++) {
-            const double qa = k->fqc[(size_t)a * T + i];
-            const double *restrict ka = k->fkc + (size_t)a * T;
-#pragma omp simd
-            for (int j = 0; j < nj; j++) dot[j] += qa * ka[j];
-        }
+        for (int j = 0; j < nj; j++) P[j] = gden; /* P_ij = g~_i . v~_j = dL/dw_ij */
         for (int c = 0; c < Dv; c++) {
             const double gc = k->acc[(size_t)c * T + i];
             const double *restrict vc = k->vt + (size_t)c * T;
