@@ -26,6 +26,7 @@
 
 #include "core/scratch.h"
 #include "core/error.h"
+#include "kernels/softmax.h" /* sf_expf_fast */
 #include "kernels/selective_scan.h"
 #include "layers/layer.h"
 #include "layers/linear.h"
@@ -55,7 +56,8 @@ typedef struct {
     float *xf; /* the reversed input of the second direction */
 } mamba_saved;
 
-static inline float silu(float v) { return v / (1.0f + expf(-v)); }
+/* sf_expf_fast: branch-free, so the loops over channels vectorise (libm's expf does not) */
+static inline float silu(float v) { return v / (1.0f + sf_expf_fast(-v)); }
 static inline int seq_len(const sf_ctx *ctx, int b) { return ctx->lens ? ctx->lens[b] : ctx->T; }
 
 static void mb_declare_dir(const sf_mamba *s, mamba_dir *m, sf_params *ps, const char *prefix) {
@@ -148,8 +150,8 @@ static void mb_dir_forward(const sf_mamba *s, const mamba_dir *m, sf_ctx *ctx, d
                 if (tt >= 0) acc += m->conv_w[(size_t)c * K + k] * sv->xz[(r - t + tt) * 2 * Di + c];
             }
             sv->xc[r * Di + c] = acc;
-            sv->u[r * Di + c] = silu(acc);
         }
+        for (int c = 0; c < Di; c++) sv->u[r * Di + c] = silu(sv->xc[r * Di + c]);
     }
     sf_linear_forward(&m->x_proj, sv->xdbl, sv->u, rows);
     for (long r = 0; r < rows; r++) memcpy(sv->dt + r * R, sv->xdbl + r * W, (size_t)R * sizeof(float));
@@ -190,7 +192,7 @@ static void mb_dir_backward(const sf_mamba *s, mamba_dir *m, sf_ctx *ctx, const 
         for (long r = 0; r < rows; r++) {
             const int valid = (int)(r % T) < seq_len(ctx, (int)(r / T));
             for (int c = 0; c < Di; c++) {
-                const float v = sv->xc[r * Di + c], sg = 1.0f / (1.0f + expf(-v));
+                const float v = sv->xc[r * Di + c], sg = 1.0f / (1.0f + sf_expf_fast(-v));
                 const float g = du[r * Di + c] + du2[r * Di + c];
                 du[r * Di + c] = valid ? g * sg * (1.0f + v * (1.0f - sg)) : 0.0f;
             }
