@@ -122,6 +122,12 @@ static void mb_init(sf_mixer *mx, sf_rng *rng) {
     for (int k = 0; k < 1 + s->bidir; k++) mb_init_dir(s, &s->dir[k], rng);
 }
 
+/* wT [K][Di] = conv1d.weight [Di][1][K] transposed, so the conv's loops run along channels. */
+static void conv_weights_by_tap(const mamba_dir *m, float *wT, int Di, int K) {
+    for (int c = 0; c < Di; c++)
+        for (int k = 0; k < K; k++) wT[(size_t)k * Di + c] = m->conv_w[(size_t)c * K + k];
+}
+
 /* One direction on x [B, T, d] -> out [B, T, d] (padded rows 0). */
 static void mb_dir_forward(const sf_mamba *s, const mamba_dir *m, sf_ctx *ctx, dir_saved *sv,
                            const float *x, float *out) {
@@ -138,20 +144,21 @@ static void mb_dir_forward(const sf_mamba *s, const mamba_dir *m, sf_ctx *ctx, d
     sv->A = sf_arena_push(a, (size_t)Di * N);
     sv->y = sf_arena_push(a, (size_t)rows * Di);         /* gated scan output */
     sv->states = sf_arena_push(a, sf_selective_scan_states_floats(B, T, Di, N));
+    float *wT = sf_arena_push(a, (size_t)K * Di);
     if (sf_arena_planning(a)) return;
     sf_linear_forward(&m->in_proj, sv->xz, x, rows);
+    conv_weights_by_tap(m, wT, Di, K);
+    /* the causal depth-wise conv, then silu: loops along the channels (they vectorise) */
 #pragma omp parallel for schedule(static) if (rows * Di * K >= 65536)
     for (long r = 0; r < rows; r++) {
         const int t = (int)(r % T);
-        for (int c = 0; c < Di; c++) {
-            float acc = m->conv_b[c];
-            for (int k = 0; k < K; k++) {
-                const int tt = t - (K - 1) + k;
-                if (tt >= 0) acc += m->conv_w[(size_t)c * K + k] * sv->xz[(r - t + tt) * 2 * Di + c];
-            }
-            sv->xc[r * Di + c] = acc;
+        float *xc = sv->xc + r * Di;
+        for (int c = 0; c < Di; c++) xc[c] = m->conv_b[c];
+        for (int k = t < K - 1 ? K - 1 - t : 0; k < K; k++) { /* input row t - (K-1) + k >= 0 */
+            const float *xin = sv->xz + (r - (K - 1) + k) * 2 * Di, *wk = wT + (size_t)k * Di;
+            for (int c = 0; c < Di; c++) xc[c] += wk[c] * xin[c];
         }
-        for (int c = 0; c < Di; c++) sv->u[r * Di + c] = silu(sv->xc[r * Di + c]);
+        for (int c = 0; c < Di; c++) sv->u[r * Di + c] = silu(xc[c]);
     }
     sf_linear_forward(&m->x_proj, sv->xdbl, sv->u, rows);
     for (long r = 0; r < rows; r++) memcpy(sv->dt + r * R, sv->xdbl + r * W, (size_t)R * sizeof(float));
@@ -175,6 +182,7 @@ static void mb_dir_backward(const sf_mamba *s, mamba_dir *m, sf_ctx *ctx, const 
     float *dxdbl = sf_arena_push(a, (size_t)rows * W), *ddt = sf_arena_push(a, (size_t)rows * R);
     float *dA = sf_arena_push(a, (size_t)Di * N), *dD = sf_arena_push(a, (size_t)Di);
     float *scratch = sf_arena_push(a, sf_selective_scan_scratch_floats(B, T, Di, N));
+    float *wT = sf_arena_push(a, (size_t)K * Di);
     if (!sf_arena_planning(a)) {
         sf_linear_backward(&m->out_proj, dy, dout, sv->y, rows);
         sf_selective_scan_backward(du, ddelta, dA, dxdbl + R, dxdbl + R + N, dD, dxz + Di, dy,
@@ -201,10 +209,11 @@ static void mb_dir_backward(const sf_mamba *s, mamba_dir *m, sf_ctx *ctx, const 
          * channel at a time walks T rows of stride Di per channel, which fell out of cache at
          * long T); its weight gradient sums over rows inside the block's own task */
         const int nblk = (Di + 15) / 16;
+        conv_weights_by_tap(m, wT, Di, K);
 #pragma omp parallel for schedule(static) if (rows * Di * K >= 65536)
         for (int blk = 0; blk < nblk; blk++) {
             const int c0 = blk * 16, w = Di - c0 < 16 ? Di - c0 : 16;
-            float gb[16] = {0}, gw[16 * 64] = {0};
+            float gb[16] = {0}, gw[64 * 16] = {0}; /* gw [tap][channel] */
             for (int b = 0; b < B; b++)
                 for (int t = 0; t < T; t++) {
                     const long r = (long)b * T + t;
@@ -214,12 +223,12 @@ static void mb_dir_backward(const sf_mamba *s, mamba_dir *m, sf_ctx *ctx, const 
                         const int to = t + (K - 1) - k; /* output row reading input t via tap k */
                         if (tt >= 0) {
                             const float *xin = sv->xz + ((long)b * T + tt) * 2 * Di + c0;
-                            for (int j = 0; j < w; j++) gw[j * 64 + k] += du[r * Di + c0 + j] * xin[j];
+                            for (int j = 0; j < w; j++) gw[k * 16 + j] += du[r * Di + c0 + j] * xin[j];
                         }
                         if (to < T) {
                             const float *gout = du + ((long)b * T + to) * Di + c0;
-                            for (int j = 0; j < w; j++)
-                                dxv[j] += m->conv_w[(size_t)(c0 + j) * K + k] * gout[j];
+                            const float *wk = wT + (size_t)k * Di + c0;
+                            for (int j = 0; j < w; j++) dxv[j] += wk[j] * gout[j];
                         }
                     }
                     for (int j = 0; j < w; j++) {
@@ -229,7 +238,7 @@ static void mb_dir_backward(const sf_mamba *s, mamba_dir *m, sf_ctx *ctx, const 
                 }
             for (int j = 0; j < w; j++) {
                 m->dconv_b[c0 + j] += gb[j];
-                for (int k = 0; k < K; k++) m->dconv_w[(size_t)(c0 + j) * K + k] += gw[j * 64 + k];
+                for (int k = 0; k < K; k++) m->dconv_w[(size_t)(c0 + j) * K + k] += gw[k * 16 + j];
             }
         }
         sf_linear_backward(&m->in_proj, dx, dxz, sv->x, rows);
