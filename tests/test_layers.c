@@ -1447,9 +1447,13 @@ static void check_rnn_mixers(void) {
                  kinds[k] + 8);
         check_padding(name, json, 0, 0);
     }
-    { /* the statistics record: a forward in newton mode reports iterations and the residual */
+    /* the statistics record: a forward in newton mode reports iterations and the residual. With
+     * the defaults (the reference's 3 iterations, tol 1e-5) the residual after 3 is usually
+     * ~1e-7 but not always below 1e-5 (3.4e-5 in ~1 of 50 seeds at init weights): the record
+     * must then say fallback. With a cap of 8 the quadratic convergence always gets there. */
+    for (int cap = 0; cap < 2; cap++) {
         enum { B = 2, T = 40, d = 8 };
-        sf_mixer *m = make_mixer("{\"kind\":\"gru_diag\"}", d, T);
+        sf_mixer *m = make_mixer(cap ? "{\"kind\":\"gru_diag\",\"newton_iters\":8}" : "{\"kind\":\"gru_diag\"}", d, T);
         CHECK(m != NULL);
         if (m) {
             sf_params ps;
@@ -1467,9 +1471,12 @@ static void check_rnn_mixers(void) {
             m->ops->forward(m, &c, x, y);
             sf_newton_stats st;
             int have = sf_pararnn_stats(m, &c, &st);
-            printf("gru_diag stats (defaults, init weights, B=%d T=%d): %d iterations, residual %.2e -> %.2e, fallback %d\n",
-                   B, T, st.iters, (double)st.initial_residual, (double)st.residual, st.fallback);
-            CHECK(have && st.iters >= 1 && st.iters <= 3 && st.residual <= 1e-5f && !st.fallback);
+            const int max_iters = cap ? 8 : 3;
+            printf("gru_diag stats (newton_iters %d, init weights, B=%d T=%d): %d iterations, residual %.2e -> %.2e, fallback %d\n",
+                   max_iters, B, T, st.iters, (double)st.initial_residual, (double)st.residual, st.fallback);
+            CHECK(have && st.iters >= 1 && st.iters <= max_iters && st.residual < st.initial_residual);
+            CHECK(st.fallback == (st.residual > 1e-5f));
+            if (cap) CHECK(st.residual <= 1e-5f && !st.fallback);
             free(x), free(y);
             sf_arena_free(&a);
             sf_mixer_destroy(m);
