@@ -122,7 +122,7 @@ static float favor_shared_stab(const float *x, int ldx, int n, int D, const floa
 #define FAVOR_STACK 4096
 
 void sf_favor_features_forward_ref(float *phi, int ldphi, const float *x, int ldx, int n, int D,
-                               const float *W, int M, sf_favor_role role, int l2) {
+                                   const float *W, int M, sf_favor_role role, int l2) {
     SF_ASSERT(n >= 0 && D > 0 && M > 0);
     float stack[FAVOR_STACK];
     float *xt = D + M <= FAVOR_STACK ? stack : sf_malloc(sizeof(float) * (size_t)(D + M));
@@ -172,8 +172,8 @@ static void favor_input_backward(float *dr, const float *g, const float *xt, flo
  * official code differentiates through its reduce_max too; ties, of measure zero, go to the
  * first). KEY_CAUSAL's c depends on W alone, a buffer: nothing. */
 void sf_favor_features_backward_ref(float *dx, int lddx, const float *dphi, int lddphi,
-                                const float *x, int ldx, int n, int D, const float *W, int M,
-                                sf_favor_role role, int l2) {
+                                    const float *x, int ldx, int n, int D, const float *W, int M,
+                                    sf_favor_role role, int l2) {
     SF_ASSERT(n >= 0 && D > 0 && M > 0);
     float stack[FAVOR_STACK];
     const int need = 2 * D + M;
@@ -242,6 +242,14 @@ static void favor_transpose(float *WT, const float *W, int M, int D) {
         for (int a = 0; a < D; a++) WT[(size_t)a * M + m] = W[(size_t)m * D + a];
 }
 
+/* max_m u[m] by a vector reduction. */
+static inline __attribute__((always_inline)) float favor_max_v(const float *u, int M) {
+    float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
+    for (int m = 0; m < M; m++) mx = u[m] > mx ? u[m] : mx;
+    return mx;
+}
+
 /* u[m] = sum_a WT[a][m] xt[a]; returns max_m u[m]. */
 static inline __attribute__((always_inline)) float
 favor_project_t(float *restrict u, const float *restrict WT, const float *restrict xt, int M,
@@ -262,17 +270,12 @@ favor_project_t(float *restrict u, const float *restrict WT, const float *restri
 #pragma omp simd
         for (int m = 0; m < M; m++) u[m] += xa * w[m];
     }
-    float mx = -INFINITY;
-#pragma omp simd reduction(max : mx)
-    for (int m = 0; m < M; m++) mx = u[m] > mx ? u[m] : mx;
-    return mx;
+    return favor_max_v(u, M);
 }
 
 /* favor_argmax with the max found by a vector reduction, then its first position. */
 static inline __attribute__((always_inline)) int favor_argmax_v(const float *u, int M) {
-    float mx = -INFINITY;
-#pragma omp simd reduction(max : mx)
-    for (int m = 0; m < M; m++) mx = u[m] > mx ? u[m] : mx;
+    const float mx = favor_max_v(u, M);
     int m = 0;
     while (m < M - 1 && u[m] != mx) m++;
     return m;

@@ -7,20 +7,14 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "kernels/multiversion.h"
 #include "kernels/softmax.h" /* sf_expf_fast */
 
 #define TW 16 /* channels side by side in one tile: a cache line of each row */
 #define CH SF_SCAN_CHUNK
 /* The tile loops are compiled three times, for AVX-512 (16-wide: one tile row), AVX2 + FMA
  * (8-wide) and the baseline (SSE2, 4-wide), and the loader picks one for the CPU it runs on (GCC
- * function multi-versioning); multiply-adds fuse in the first two. */
-#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__) && !defined(SF_NO_MULTIVERSION)
-#define SS_CLONES                                                                               \
-    __attribute__((target_clones("avx512f", "arch=x86-64-v3", "default"),                      \
-                   optimize("fp-contract=fast")))
-#else
-#define SS_CLONES
-#endif
+ * function multi-versioning, SF_MULTIVERSION_512); multiply-adds fuse in the first two. */
 #define SS_TASK_TARGET 8 /* enough tasks for the cores we run on, independent of the thread count */
 
 static inline int seq_len(const int *lens, int b, int T) { return lens ? lens[b] : T; }
@@ -80,7 +74,7 @@ static void group_tiles(int Di, int groups, int g, int *t0, int *t1) {
 
 /* ---- fast forward ------------------------------------------------------------------------ */
 
-SS_CLONES static void fwd_tile(float *y, float *states, const float *u, const float *delta, const float *A,
+SF_MULTIVERSION_512 static void fwd_tile(float *y, float *states, const float *u, const float *delta, const float *A,
                      const float *Bm, const float *Cm, int ldbc, const float *D, const float *z,
                      int ldz, int b, int T, int Di, int N, int len, int c0) {
     const int w = Di - c0 < TW ? Di - c0 : TW;
@@ -157,7 +151,7 @@ typedef struct {
 
 /* One tile of channels of batch item b: accumulates its dB/dC into dbc ([T][2N], the task's
  * partial) and its dA/dD into dA_b [Di][N], dD_b [Di] (this batch item's partials). */
-SS_CLONES static void bwd_tile(const bwd_args *p, int b, int len, int c0, float *hbuf, float *abuf,
+SF_MULTIVERSION_512 static void bwd_tile(const bwd_args *p, int b, int len, int c0, float *hbuf, float *abuf,
                      float *dlbuf, float *dbc, float *dA_b, float *dD_b) {
     const int T = p->T, Di = p->Di, N = p->N, w = Di - c0 < TW ? Di - c0 : TW;
     float dh[SF_SCAN_MAX_N * TW], dAacc[SF_SCAN_MAX_N * TW], At[SF_SCAN_MAX_N * TW];

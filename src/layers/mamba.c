@@ -49,6 +49,7 @@ typedef struct {
     const float *x;                                 /* its input [B, T, d] */
     float *xz, *xc, *u, *xdbl, *dt, *delta, *A, *y; /* see mb_dir_forward */
     float *states;                                  /* the scan's chunk-boundary states */
+    float *wT;                                      /* conv1d.weight by tap [K][Di] */
 } dir_saved;
 
 typedef struct {
@@ -144,10 +145,11 @@ static void mb_dir_forward(const sf_mamba *s, const mamba_dir *m, sf_ctx *ctx, d
     sv->A = sf_arena_push(a, (size_t)Di * N);
     sv->y = sf_arena_push(a, (size_t)rows * Di);         /* gated scan output */
     sv->states = sf_arena_push(a, sf_selective_scan_states_floats(B, T, Di, N));
-    float *wT = sf_arena_push(a, (size_t)K * Di);
+    sv->wT = sf_arena_push(a, (size_t)K * Di);
     if (sf_arena_planning(a)) return;
     sf_linear_forward(&m->in_proj, sv->xz, x, rows);
-    conv_weights_by_tap(m, wT, Di, K);
+    conv_weights_by_tap(m, sv->wT, Di, K);
+    const float *wT = sv->wT;
     /* the causal depth-wise conv, then silu: loops along the channels (they vectorise) */
 #pragma omp parallel for schedule(static) if (rows * Di * K >= 65536)
     for (long r = 0; r < rows; r++) {
@@ -182,7 +184,6 @@ static void mb_dir_backward(const sf_mamba *s, mamba_dir *m, sf_ctx *ctx, const 
     float *dxdbl = sf_arena_push(a, (size_t)rows * W), *ddt = sf_arena_push(a, (size_t)rows * R);
     float *dA = sf_arena_push(a, (size_t)Di * N), *dD = sf_arena_push(a, (size_t)Di);
     float *scratch = sf_arena_push(a, sf_selective_scan_scratch_floats(B, T, Di, N));
-    float *wT = sf_arena_push(a, (size_t)K * Di);
     if (!sf_arena_planning(a)) {
         sf_linear_backward(&m->out_proj, dy, dout, sv->y, rows);
         sf_selective_scan_backward(du, ddelta, dA, dxdbl + R, dxdbl + R + N, dD, dxz + Di, dy,
@@ -209,7 +210,7 @@ static void mb_dir_backward(const sf_mamba *s, mamba_dir *m, sf_ctx *ctx, const 
          * channel at a time walks T rows of stride Di per channel, which fell out of cache at
          * long T); its weight gradient sums over rows inside the block's own task */
         const int nblk = (Di + 15) / 16;
-        conv_weights_by_tap(m, wT, Di, K);
+        const float *wT = sv->wT; /* the forward's, the weights unchanged since */
 #pragma omp parallel for schedule(static) if (rows * Di * K >= 65536)
         for (int blk = 0; blk < nblk; blk++) {
             const int c0 = blk * 16, w = Di - c0 < 16 ? Di - c0 : 16;
