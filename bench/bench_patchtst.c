@@ -102,6 +102,7 @@ int main(int argc, char **argv) {
     double step_ms = median(rep_ms, reps), step_cpu_ms = median(rep_cpu_ms, reps);
     const unsigned train_paths = sf_gemm_paths_used();
     sf_gemm_paths_reset();
+    const unsigned long split0 = sf_patchtst_split_calls();
     double *lat = malloc((size_t)infer_runs * sizeof(double));
     for (int r = -20; r < infer_runs; r++) {
         double t = wall_seconds();
@@ -109,6 +110,7 @@ int main(int argc, char **argv) {
         if (r >= 0) lat[r] = (wall_seconds() - t) * 1e3;
     }
     const unsigned infer_paths = sf_gemm_paths_used();
+    const unsigned long infer_split = sf_patchtst_split_calls() - split0;
     double lat_ms = median(lat, infer_runs); /* sorts lat */
     double lat_p99 = lat[(int)(0.99 * (infer_runs - 1) + 0.5)];
     if (profile) { /* separate passes, so the timed numbers above carry no profiling cost */
@@ -123,9 +125,13 @@ int main(int argc, char **argv) {
         }
         sf_profile_print(stderr, "training step, batch 128", wall_seconds() - t, steps);
         sf_profile_reset();
+        /* at one thread: the profiler times only calls outside parallel regions, and at several
+         * threads the batch-1 blocks run inside one (split by series, models/patchtst.c) */
+        omp_set_num_threads(1);
         t = wall_seconds();
         for (int r = 0; r < 200; r++) sf_model_forward(&m, x, out, 1, 0, NULL);
-        sf_profile_print(stderr, "batch-1 forward", wall_seconds() - t, 200);
+        sf_profile_print(stderr, "batch-1 forward at one thread", wall_seconds() - t, 200);
+        omp_set_num_threads(threads);
         sf_profile_enable(0);
     }
     /* Weights after the training steps, read through one eval forward: equal checksums at two
@@ -140,11 +146,11 @@ int main(int argc, char **argv) {
            "\"infer_b1_p50_ms\":%.4f,\"infer_b1_p99_ms\":%.4f,\"infer_runs\":%d,"
            "\"train_gflops\":%.2f,\"blas_peak_gflops\":%.1f,\"arena_mb\":%.1f,"
            "\"blas_library\":\"%s\",\"blas_core\":\"%s\",\"our_kernels\":\"%s\","
-           "\"gemm_paths_train\":%u,\"gemm_paths_infer\":%u,\"out_checksum\":%.17g}\n",
+           "\"gemm_paths_train\":%u,\"gemm_paths_infer\":%u,\"infer_split_calls\":%lu,\"out_checksum\":%.17g}\n",
            threads, batch, mixer, cfg.norm, sf_model_n_params(&m), step_ms, step_cpu_ms, 1e3 / step_ms, lat_ms,
            lat_ms, lat_p99, infer_runs, gflop_step / (step_ms / 1e3), peak,
            (double)m.run.arena.cap * 4 / 1048576.0, sf_blas_library(), sf_blas_corename(),
-           sf_gemm_packed_path(), train_paths, infer_paths, checksum);
+           sf_gemm_packed_path(), train_paths, infer_paths, infer_split, checksum);
     (void)t_alloc;
     sf_adamw_free(&opt);
     sf_model_destroy(&m);

@@ -30,6 +30,9 @@ def paths(mask):
 print(f"BLAS library: {c['blas_library']} (OpenBLAS core: {c['blas_core']}); our kernels: {c['our_kernels']}; "
       f"no AVX-512 path is built")
 print(f"GEMM paths taken: training {paths(c['gemm_paths_train'])}, batch-1 {paths(c['gemm_paths_infer'])}")
+n_b1 = c['infer_runs'] + 20
+print(f"batch-1 blocks split over the threads by series: {c['infer_split_calls']} of {n_b1} timed+warm-up calls"
+      + ("" if c['threads'] > 1 else " (one thread: never)"))
 print(f"training throughput: {c['train_steps_per_s']:.2f} vs {t['train_steps_per_s']:.2f} steps/s "
       f"-> {c['train_steps_per_s']/t['train_steps_per_s']:.2f}x PyTorch")
 print(f"batch-1 latency p50: {c['infer_b1_p50_ms']:.3f} vs {t['infer_b1_p50_ms']:.3f} ms "

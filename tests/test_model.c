@@ -2,6 +2,7 @@
  * with field paths), the token embedding (scatter backward), positions at an offset, the arena
  * re-planned as the batch grows, and two threads running inference on one model at once, each
  * with its own sf_run. Random inputs; the seed is printed. */
+#include <omp.h>
 #include <pthread.h>
 #include <string.h>
 
@@ -384,6 +385,48 @@ static void check_concurrent_inference(void) {
     sf_model_destroy(&m);
 }
 
+/* PatchTST's small inference calls run the block stack split over the threads by series: the
+ * same bits at 1, 2 and 3 threads (a fresh run each, so each is planned at its thread count), the
+ * split path taken at 2 and 3, and the usual path when the run was planned for fewer threads. */
+static void check_split_inference(void) {
+    sf_model m;
+    CHECK_MSG(sf_model_create_json(&m, k_model, "model") == SF_OK, "%s", sf_error_message());
+    sf_model_init_weights(&m, 9);
+    for (size_t i = 0; i < m.params.total; i++) m.params.data[i] += 0.1f * sf_rng_normal(&g_rng);
+    const int B = 1;
+    long nx = (long)B * m.seq_len * m.n_channels, ny = (long)B * m.pred_len * m.n_channels;
+    float *x = sf_malloc((size_t)nx * sizeof(float)), *want = sf_malloc((size_t)ny * sizeof(float)),
+          *y = sf_malloc((size_t)ny * sizeof(float));
+    sf_rng_fill_normal(&g_rng, x, nx, 0, 1);
+    const int saved = omp_get_max_threads();
+    omp_set_num_threads(1);
+    unsigned long c0 = sf_patchtst_split_calls();
+    sf_run r;
+    sf_run_init(&r);
+    sf_model_forward_run(&m, &r, x, want, B, 0, NULL);
+    CHECK(sf_patchtst_split_calls() == c0); /* one thread: the usual path */
+    omp_set_num_threads(3);                  /* planned for 1 thread: no room, the usual path */
+    sf_model_forward_run(&m, &r, x, y, B, 0, NULL);
+    CHECK(sf_patchtst_split_calls() == c0 && !memcmp(y, want, (size_t)ny * sizeof(float)));
+    sf_run_free(&r);
+    for (int t = 2; t <= 3; t++) {
+        omp_set_num_threads(t);
+        sf_run_init(&r);
+        for (int k = 0; k < 3; k++) {
+            memset(y, 0, (size_t)ny * sizeof(float));
+            c0 = sf_patchtst_split_calls();
+            sf_model_forward_run(&m, &r, x, y, B, 0, NULL);
+            CHECK_MSG(sf_patchtst_split_calls() == c0 + 1, "%d threads: split path not taken", t);
+            CHECK_MSG(!memcmp(y, want, (size_t)ny * sizeof(float)), "%d threads: output differs", t);
+        }
+        sf_run_free(&r);
+    }
+    printf("split inference: 1, 2, 3 threads bit-identical\n");
+    omp_set_num_threads(saved);
+    free(x), free(want), free(y);
+    sf_model_destroy(&m);
+}
+
 int main(void) {
     sf_rng_seed(&g_rng, test_seed());
     check_config_roundtrip();
@@ -395,5 +438,6 @@ int main(void) {
     check_mean_pool();
     check_losses();
     check_concurrent_inference();
+    check_split_inference();
     return test_finish();
 }

@@ -21,6 +21,12 @@ void sf_arena_alloc(sf_arena *a, size_t floats) {
     }
 }
 
+void sf_arena_init_view(sf_arena *a, float *base, size_t floats) {
+    memset(a, 0, sizeof *a);
+    a->base = base;
+    a->cap = floats;
+}
+
 void sf_arena_free(sf_arena *a) {
     free(a->base);
     memset(a, 0, sizeof *a);

@@ -20,6 +20,9 @@ typedef struct {
 void sf_arena_init_plan(sf_arena *a);            /* counting only */
 void sf_arena_alloc(sf_arena *a, size_t floats); /* real buffer (a need not be initialised) */
 void sf_arena_free(sf_arena *a);
+/* An arena over `floats` floats of memory owned elsewhere (a region pushed on another arena),
+ * for a helper thread's temporaries; not freed. */
+void sf_arena_init_view(sf_arena *a, float *base, size_t floats);
 static inline int sf_arena_planning(const sf_arena *a) { return a->planning; }
 /* n floats, 64-byte aligned; NULL while planning; aborts if the plan was too small (a bug). */
 float *sf_arena_push(sf_arena *a, size_t n);

@@ -60,6 +60,9 @@ typedef struct {
 extern const sf_model_def sf_model_patchtst, sf_model_dlinear, sf_model_itransformer,
     sf_model_informer, sf_model_t2;
 extern const sf_model_def sf_model_lm; /* models/lm.c */
+/* Inference calls in which PatchTST ran its blocks split over the threads by series (patchtst.c);
+ * for tests and benchmarks that need to see which path ran. */
+unsigned long sf_patchtst_split_calls(void);
 
 /* The options every forecaster's table starts with: the shape x [B, seq_len, C] -> [B, pred_len, C]. */
 #define SF_FORECAST_SHAPE_OPTIONS                                                                 \

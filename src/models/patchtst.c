@@ -5,6 +5,9 @@
  *   head -> [B*C, P] -> RevIN inverse -> y [B, P, C].
  * Parameter names match tools/reference/seqformer_ref.py, which loads them with strict=True. */
 #include <math.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 #include <string.h>
 
 #include "blocks/block.h"
@@ -107,6 +110,102 @@ static void pt_init(sf_model *m, sf_rng *rng) {
     sf_linear_init(&s->head, rng);
 }
 
+/* Small inference calls (batch 1 is 7 series of 42 patches) on several threads: the series are
+ * independent, so the block stack runs in ONE parallel region, each thread on its own contiguous
+ * slice of series with its own arena and layer records, instead of each operation opening its
+ * own region (about 20 per call, each too short to pay for waking the other thread). Up to
+ * SF_PT_SPLIT_MAX floats per block output; above that the per-operation parallelism is efficient.
+ * Each series is computed by the same code on the same values either way, so the output does not
+ * depend on the split (test_model checks it bit for bit). Not while ParaRNN mixers tally their
+ * Newton statistics into ctx->newton (one shared record). */
+#define SF_PT_SPLIT_MAX (1L << 16)
+#define SF_PT_SPLIT_THREADS 64
+
+static unsigned long split_calls;
+unsigned long sf_patchtst_split_calls(void) { return __atomic_load_n(&split_calls, __ATOMIC_RELAXED); }
+
+/* Floats of arena the block stack needs for nb series (one block at a time, as inference). */
+static size_t pt_blocks_arena(patchtst *s, const sf_ctx *inner, int nb) {
+    sf_arena pa;
+    sf_arena_init_plan(&pa);
+    sf_ctx sub = *inner;
+    sub.arena = &pa;
+    sub.B = nb;
+    for (int i = 0; i < s->E; i++) {
+        sf_block_forward(&s->blocks[i], &sub, NULL, NULL);
+        sf_arena_reset_to(&pa, 0);
+    }
+    return pa.peak;
+}
+
+static int pt_blocks_split(sf_model *m, const sf_ctx *inner, float *const *z) {
+#ifdef _OPENMP
+    patchtst *s = m->self;
+    const int BC = inner->B;
+    if (inner->keep || inner->training || inner->newton || omp_in_parallel() || BC < 2 ||
+        (long)BC * s->N * s->d > SF_PT_SPLIT_MAX)
+        return 0;
+    int nth = omp_get_max_threads();
+    if (nth > BC) nth = BC;
+    if (nth > SF_PT_SPLIT_THREADS) nth = SF_PT_SPLIT_THREADS;
+    if (nth < 2) return 0;
+    sf_arena *a = inner->arena;
+    const int plan = sf_arena_planning(a);
+    /* thread t takes series [lo[t], lo[t+1]); its arena and (but for thread 0) its own records */
+    int lo[SF_PT_SPLIT_THREADS + 1];
+    size_t need[SF_PT_SPLIT_THREADS], total = 0;
+    const size_t saved_floats = (m->params.saved_bytes + 16 + 3) / 4;
+    for (int t = 0; t <= nth; t++) lo[t] = (int)((long)BC * t / nth);
+    for (int t = 0; t < nth; t++) {
+        need[t] = (pt_blocks_arena(s, inner, lo[t + 1] - lo[t]) + 15) & ~(size_t)15;
+        total += need[t] + (t ? (saved_floats + 15) & ~(size_t)15 : 0);
+    }
+    /* The plan covered this thread count; with more threads than when the run was planned the
+     * pieces may not fit, and the stack runs the usual way. */
+    if (!plan && a->used + total > a->cap) return 0;
+    const size_t mark = sf_arena_mark(a);
+    float *base = sf_arena_push(a, total);
+    if (plan) {
+        sf_arena_reset_to(a, mark); /* the planning pass then plans the usual way too */
+        return 0;
+    }
+    sf_arena sub_arena[SF_PT_SPLIT_THREADS];
+    unsigned char *sub_saved[SF_PT_SPLIT_THREADS];
+    float *at = base;
+    for (int t = 0; t < nth; t++) {
+        sf_arena_init_view(&sub_arena[t], at, need[t]);
+        at += need[t];
+        sub_saved[t] = inner->saved;
+        if (t) { /* fresh records, as the run's own were before its first call */
+            sub_saved[t] = memset(at, 0, m->params.saved_bytes + 16);
+            at += (saved_floats + 15) & ~(size_t)15;
+        }
+    }
+    const long per_series = (long)s->N * s->d;
+#pragma omp parallel num_threads(nth)
+    {
+        const int t = omp_get_thread_num();
+        if (t < nth) {
+            sf_ctx sub = *inner;
+            sub.arena = &sub_arena[t];
+            sub.saved = sub_saved[t];
+            sub.B = lo[t + 1] - lo[t];
+            for (int i = 0; i < s->E; i++) {
+                sf_block_forward(&s->blocks[i], &sub, z[i] + lo[t] * per_series,
+                                 z[i + 1] + lo[t] * per_series);
+                sf_arena_reset_to(&sub_arena[t], 0);
+            }
+        }
+    }
+    sf_arena_reset_to(a, mark);
+    __atomic_fetch_add(&split_calls, 1, __ATOMIC_RELAXED);
+    return 1;
+#else
+    (void)m, (void)inner, (void)z;
+    return 0;
+#endif
+}
+
 static void pt_forward(sf_model *m, sf_ctx *ctx, const float *x, float *y) {
     patchtst *s = m->self;
     pt_saved *sv = SF_SAVED(ctx, s->slot, pt_saved);
@@ -154,13 +253,15 @@ static void pt_forward(sf_model *m, sf_ctx *ctx, const float *x, float *y) {
     }
     sf_positions_forward(&s->pos, &inner, sv->z[0]);
     sv->mask_emb = sf_dropout_fwd(ctx, sv->z[0], ntok * d, s->dropout);
-    for (int i = 0; i < s->E; i++) {
-        /* Inference keeps nothing for backward: what a block pushed besides its output (which was
-         * pushed above) is free once the block is done, so the arena holds one block at a time. */
-        size_t mark = sf_arena_mark(a);
-        sf_block_forward(&s->blocks[i], &inner, sv->z[i], sv->z[i + 1]);
-        if (!ctx->keep) sf_arena_reset_to(a, mark);
-    }
+    if (!pt_blocks_split(m, &inner, sv->z))
+        for (int i = 0; i < s->E; i++) {
+            /* Inference keeps nothing for backward: what a block pushed besides its output (which
+             * was pushed above) is free once the block is done, so the arena holds one block at a
+             * time. */
+            size_t mark = sf_arena_mark(a);
+            sf_block_forward(&s->blocks[i], &inner, sv->z[i], sv->z[i + 1]);
+            if (!ctx->keep) sf_arena_reset_to(a, mark);
+        }
     const float *zl = sv->z[s->E];
     sv->zf = NULL;
     if (s->has_norm_f) {
