@@ -1,5 +1,8 @@
 #include "models/model.h"
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 #include <string.h>
 
 #include "core/error.h"
@@ -128,7 +131,13 @@ void sf_model_reserve(sf_model *m, sf_run *r, int B, int training) {
         r->saved_cap = m->params.saved_bytes;
         r->saved = sf_calloc(r->saved_cap + 16, 1);
     }
-    if (r->arena.base && B <= r->B && T <= r->T && training <= r->training) return;
+#ifdef _OPENMP
+    const int threads = omp_get_max_threads();
+#else
+    const int threads = 1;
+#endif
+    if (r->arena.base && B <= r->B && T <= r->T && training <= r->training && threads <= r->threads)
+        return;
     if (r->arena.base) { /* grow to cover both the old and the new shape */
         if (r->B > B) B = r->B;
         if (r->T > T) T = r->T;
@@ -140,6 +149,7 @@ void sf_model_reserve(sf_model *m, sf_run *r, int B, int training) {
     r->B = B;
     r->T = T;
     r->training = training;
+    r->threads = threads;
 }
 
 void sf_model_forward_run(sf_model *m, sf_run *r, const float *x, float *y, int B, int training,

@@ -63,6 +63,8 @@ extern const sf_model_def sf_model_lm; /* models/lm.c */
 /* Inference calls in which PatchTST ran its blocks split over the threads by series (patchtst.c);
  * for tests and benchmarks that need to see which path ran. */
 unsigned long sf_patchtst_split_calls(void);
+/* 0 turns that split off process-wide (comparisons and tests); 1 (the default) allows it. */
+void sf_patchtst_split_enable(int on);
 
 /* The options every forecaster's table starts with: the shape x [B, seq_len, C] -> [B, pred_len, C]. */
 #define SF_FORECAST_SHAPE_OPTIONS                                                                 \
@@ -85,6 +87,8 @@ typedef struct {
     unsigned char *saved;
     size_t saved_cap;
     int B, T, training; /* what the arena was planned for */
+    int threads;        /* ... and at how many OpenMP threads (some layers size per-thread
+                         * scratch by omp_get_max_threads(); more threads re-plan) */
     int kept;           /* the last forward kept what backward needs (a training forward) */
     struct sf_newton_tally *newton; /* set by the caller: forwards in this run add the ParaRNN
                                      * mixers' Newton statistics there (NULL: not collected) */
@@ -118,7 +122,8 @@ int sf_model_create_json(sf_model *m, const char *json, const char *name);
 void sf_model_destroy(sf_model *m);
 void sf_model_init_weights(sf_model *m, uint64_t seed);
 /* Make r's arena large enough for batches of up to B sequences of T tokens (training adds
- * backward). Re-plans only when (B, T, training) grows. */
+ * backward) at the current OpenMP thread count. Re-plans only when (B, T, training, threads)
+ * grows. */
 void sf_model_reserve(sf_model *m, sf_run *r, int B, int training);
 /* y = model(x) in context r. When training, dropout draws from rng and r keeps what backward
  * needs. Inference does not write to the model. */

@@ -116,13 +116,17 @@ static void pt_init(sf_model *m, sf_rng *rng) {
  * own region (about 20 per call, each too short to pay for waking the other thread). Up to
  * SF_PT_SPLIT_MAX floats per block output; above that the per-operation parallelism is efficient.
  * Each series is computed by the same code on the same values either way, so the output does not
- * depend on the split (test_model checks it bit for bit). Not while ParaRNN mixers tally their
- * Newton statistics into ctx->newton (one shared record). */
+ * depend on the split (test_model checks it bit for bit for every token mixer). The exception is
+ * ParaRNN's Newton solve, which stops on the largest residual over all series of the call, so a
+ * slice may take another iteration count (outputs agree to its newton_tol). Not while those
+ * mixers tally their Newton statistics into ctx->newton (one shared record). */
 #define SF_PT_SPLIT_MAX (1L << 16)
 #define SF_PT_SPLIT_THREADS 64
 
 static unsigned long split_calls;
+static int split_on = 1;
 unsigned long sf_patchtst_split_calls(void) { return __atomic_load_n(&split_calls, __ATOMIC_RELAXED); }
+void sf_patchtst_split_enable(int on) { __atomic_store_n(&split_on, on != 0, __ATOMIC_RELAXED); }
 
 /* Floats of arena the block stack needs for nb series (one block at a time, as inference). */
 static size_t pt_blocks_arena(patchtst *s, const sf_ctx *inner, int nb) {
@@ -142,7 +146,8 @@ static int pt_blocks_split(sf_model *m, const sf_ctx *inner, float *const *z) {
 #ifdef _OPENMP
     patchtst *s = m->self;
     const int BC = inner->B;
-    if (inner->keep || inner->training || inner->newton || omp_in_parallel() || BC < 2 ||
+    if (!__atomic_load_n(&split_on, __ATOMIC_RELAXED) || inner->keep || inner->training ||
+        inner->newton || omp_in_parallel() || BC < 2 ||
         (long)BC * s->N * s->d > SF_PT_SPLIT_MAX)
         return 0;
     int nth = omp_get_max_threads();
