@@ -165,8 +165,8 @@ static int pt_blocks_split(sf_model *m, const sf_ctx *inner, float *const *z) {
         need[t] = (pt_blocks_arena(s, inner, lo[t + 1] - lo[t]) + 15) & ~(size_t)15;
         total += need[t] + (t ? (saved_floats + 15) & ~(size_t)15 : 0);
     }
-    /* The plan covered this thread count; with more threads than when the run was planned the
-     * pieces may not fit, and the stack runs the usual way. */
+    /* The planning pass covered the split at the run's thread count (sf_model_reserve re-plans
+     * when it grows); should the pieces still not fit, the stack runs the usual way. */
     if (!plan && a->used + total > a->cap) return 0;
     const size_t mark = sf_arena_mark(a);
     float *base = sf_arena_push(a, total);
