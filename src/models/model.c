@@ -1,8 +1,6 @@
 #include "models/model.h"
 
-#ifdef _OPENMP
 #include <omp.h>
-#endif
 #include <string.h>
 
 #include "core/error.h"
@@ -131,11 +129,7 @@ void sf_model_reserve(sf_model *m, sf_run *r, int B, int training) {
         r->saved_cap = m->params.saved_bytes;
         r->saved = sf_calloc(r->saved_cap + 16, 1);
     }
-#ifdef _OPENMP
     const int threads = omp_get_max_threads();
-#else
-    const int threads = 1;
-#endif
     if (r->arena.base && B <= r->B && T <= r->T && training <= r->training && threads <= r->threads)
         return;
     if (r->arena.base) { /* grow to cover both the old and the new shape */

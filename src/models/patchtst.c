@@ -5,9 +5,7 @@
  *   head -> [B*C, P] -> RevIN inverse -> y [B, P, C].
  * Parameter names match tools/reference/seqformer_ref.py, which loads them with strict=True. */
 #include <math.h>
-#ifdef _OPENMP
 #include <omp.h>
-#endif
 #include <string.h>
 
 #include "blocks/block.h"
@@ -143,7 +141,6 @@ static size_t pt_blocks_arena(patchtst *s, const sf_ctx *inner, int nb) {
 }
 
 static int pt_blocks_split(sf_model *m, const sf_ctx *inner, float *const *z) {
-#ifdef _OPENMP
     patchtst *s = m->self;
     const int BC = inner->B;
     if (!__atomic_load_n(&split_on, __ATOMIC_RELAXED) || inner->keep || inner->training ||
@@ -159,11 +156,13 @@ static int pt_blocks_split(sf_model *m, const sf_ctx *inner, float *const *z) {
     /* thread t takes series [lo[t], lo[t+1]); its arena and (but for thread 0) its own records */
     int lo[SF_PT_SPLIT_THREADS + 1];
     size_t need[SF_PT_SPLIT_THREADS], total = 0;
-    const size_t saved_floats = (m->params.saved_bytes + 16 + 3) / 4;
+    /* a records buffer as the run's own (saved_bytes + 16), in whole 16-float arena units */
+    const size_t rec_bytes = m->params.saved_bytes + 16;
+    const size_t rec_floats = ((rec_bytes + 3) / 4 + 15) & ~(size_t)15;
     for (int t = 0; t <= nth; t++) lo[t] = (int)((long)BC * t / nth);
     for (int t = 0; t < nth; t++) {
         need[t] = (pt_blocks_arena(s, inner, lo[t + 1] - lo[t]) + 15) & ~(size_t)15;
-        total += need[t] + (t ? (saved_floats + 15) & ~(size_t)15 : 0);
+        total += need[t] + (t ? rec_floats : 0);
     }
     /* The planning pass covered the split at the run's thread count (sf_model_reserve re-plans
      * when it grows); should the pieces still not fit, the stack runs the usual way. */
@@ -182,33 +181,28 @@ static int pt_blocks_split(sf_model *m, const sf_ctx *inner, float *const *z) {
         at += need[t];
         sub_saved[t] = inner->saved;
         if (t) { /* fresh records, as the run's own were before its first call */
-            sub_saved[t] = memset(at, 0, m->params.saved_bytes + 16);
-            at += (saved_floats + 15) & ~(size_t)15;
+            sub_saved[t] = memset(at, 0, rec_bytes);
+            at += rec_floats;
         }
     }
     const long per_series = (long)s->N * s->d;
+    /* OpenMP may grant fewer threads than asked (OMP_DYNAMIC, thread limits): each thread then
+     * takes every n-th slice, so every slice is computed whatever the team size */
 #pragma omp parallel num_threads(nth)
-    {
-        const int t = omp_get_thread_num();
-        if (t < nth) {
-            sf_ctx sub = *inner;
-            sub.arena = &sub_arena[t];
-            sub.saved = sub_saved[t];
-            sub.B = lo[t + 1] - lo[t];
-            for (int i = 0; i < s->E; i++) {
-                sf_block_forward(&s->blocks[i], &sub, z[i] + lo[t] * per_series,
-                                 z[i + 1] + lo[t] * per_series);
-                sf_arena_reset_to(&sub_arena[t], 0);
-            }
+    for (int t = omp_get_thread_num(); t < nth; t += omp_get_num_threads()) {
+        sf_ctx sub = *inner;
+        sub.arena = &sub_arena[t];
+        sub.saved = sub_saved[t];
+        sub.B = lo[t + 1] - lo[t];
+        for (int i = 0; i < s->E; i++) {
+            sf_block_forward(&s->blocks[i], &sub, z[i] + lo[t] * per_series,
+                             z[i + 1] + lo[t] * per_series);
+            sf_arena_reset_to(&sub_arena[t], 0);
         }
     }
     sf_arena_reset_to(a, mark);
     __atomic_fetch_add(&split_calls, 1, __ATOMIC_RELAXED);
     return 1;
-#else
-    (void)m, (void)inner, (void)z;
-    return 0;
-#endif
 }
 
 static void pt_forward(sf_model *m, sf_ctx *ctx, const float *x, float *y) {
