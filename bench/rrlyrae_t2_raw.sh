@@ -23,6 +23,7 @@ BIN=${BIN:-./build/seqformer}
 # z-normalised over its own observations (fluxes differ by 100x between stars)
 FLAGS="--pos time --time-channel 0 --time-scale 62.83 --normalize series --batch-size 8 --epochs 30 --patience 10 ${EXTRA:-}"
 mkdir -p "$OUT"
+mkdir -p "$FOLDS"
 if [ ! -f "$FOLDS/folds.csv" ]; then
     ./build/seqformer gp --data $D/rrlyrae_sdss_stripe82.csv.gz --labels $D/rrlyrae_periods.csv \
         --raw --out "$FOLDS/all.ts" --folds 5 --seed 1 --out-dir "$FOLDS" >/dev/null
