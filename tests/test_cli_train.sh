@@ -58,6 +58,20 @@ check "cmp -s '$tmp/u/train_state.safetensors' '$tmp/c/train_state.safetensors'"
 check "cmp -s '$tmp/u/model.safetensors' '$tmp/c/model.safetensors'" "resume gives the same final weights"
 check "[ \"\$(cut -d, -f1-6 '$tmp/u/train_log.csv')\" = \"\$(cut -d, -f1-6 '$tmp/c/train_log.csv')\" ]" "resumed log equals the uninterrupted log (no duplicated row)"
 check "[ \$(wc -l < '$tmp/c/train_log.csv') -eq 4 ]" "resumed log has header + 3 epochs"
+# --ema: the weights' moving average is what is validated and saved (so the weights differ from
+# the plain run's), and its state resumes exactly; a different decay (or none) is refused on resume
+"$SF" train "${small[@]}" --epochs 3 --patience 5 --ema 0.9 --out "$tmp/eu" >/dev/null 2>&1
+check '[ $? -eq 0 ]' "--ema train exit code"
+check "! cmp -s '$tmp/u/model.safetensors' '$tmp/eu/model.safetensors'" "--ema saves other weights than the plain run"
+check "[ \"\$(cut -d, -f2 '$tmp/u/train_log.csv')\" = \"\$(cut -d, -f2 '$tmp/eu/train_log.csv')\" ]" "--ema leaves the training itself (train loss per epoch) unchanged"
+check "[ \"\$(cut -d, -f3 '$tmp/u/train_log.csv')\" != \"\$(cut -d, -f3 '$tmp/eu/train_log.csv')\" ]" "--ema validates the average (val loss differs)"
+"$SF" train "${small[@]}" --epochs 3 --patience 5 --ema 0.9 --stop-after 1 --out "$tmp/ec" >/dev/null 2>&1
+"$SF" train "${small[@]}" --epochs 3 --patience 5 --ema 0.9 --resume --out "$tmp/ec" >/dev/null 2>&1
+check "cmp -s '$tmp/eu/train_state.safetensors' '$tmp/ec/train_state.safetensors'" "--ema resume: full training state identical"
+check "cmp -s '$tmp/eu/model.safetensors' '$tmp/ec/model.safetensors'" "--ema resume: same final weights"
+expect 1 "different ema" -- "$SF" train "${small[@]}" --epochs 3 --ema 0.5 --resume --out "$tmp/ec"
+expect 1 "different ema" -- "$SF" train "${small[@]}" --epochs 3 --resume --out "$tmp/ec"
+expect 2 "ema" -- "$SF" train "${small[@]}" --epochs 3 --ema 1 --out "$tmp/e1"
 # the loss plot marks the best epoch that metrics.json reports (1-based)
 be=$(sed -n 's/.*"best_epoch":[[:space:]]*\([0-9]*\).*/\1/p' "$tmp/u/metrics.json")
 check "grep -q 'best epoch $be<' '$tmp/u/loss.svg'" "loss.svg marks best epoch $be as metrics.json does"

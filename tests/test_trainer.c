@@ -1,5 +1,5 @@
-/* Optimizer and schedule: AdamW against a plain double-precision transcription of
- * torch.optim.AdamW's update, weight decay skipped for no_decay tensors, global-norm clipping,
+/* Optimizer, weight average and schedule: AdamW against a plain double-precision transcription of
+ * torch.optim.AdamW's update, the --ema moving average, weight decay skipped for no_decay tensors, global-norm clipping,
  * and the warm-up + type3 learning-rate schedule. Crafted training-state files (wrong tensor
  * shapes, inconsistent counters, missing settings) are rejected with a message, and a good one
  * still resumes. */
@@ -61,6 +61,40 @@ static void test_adamw(sf_rng *rng) {
     CHECK_NEAR(sqrt(s), 2.0, 1e-4);
     CHECK_NEAR(sf_clip_grad_norm(&ps, 0.0), sqrt(s), 1e-5); /* 0: report only */
     sf_adamw_free(&opt);
+    sf_params_free(&ps);
+}
+
+/* The weights' moving average (--ema) against a double-precision transcription: warmed-up decay
+ * min(decay, (1 + t) / (10 + t)) on trained tensors, buffers (BatchNorm statistics) copied. */
+static void test_ema(sf_rng *rng) {
+    sf_params ps;
+    sf_params_init(&ps);
+    float *w, *dw, *run;
+    sf_params_declare(&ps, "w", 1, (int64_t[]){7}, &w, &dw, 0);
+    sf_params_declare_buffer(&ps, "running_mean", 1, (int64_t[]){3}, &run);
+    sf_params_alloc(&ps);
+    /* tensors sit at aligned offsets in ps.data: index the average by each tensor's offset */
+    float *ema = sf_malloc(ps.total * sizeof(float));
+    float *ew = ema + ps.p[0].offset, *erun = ema + ps.p[1].offset;
+    double ref[7];
+    sf_rng_fill_normal(rng, w, 7, 0, 1);
+    sf_rng_fill_normal(rng, run, 3, 0, 1);
+    memcpy(ema, ps.data, ps.total * sizeof(float));
+    for (int i = 0; i < 7; i++) ref[i] = w[i];
+    const double decay = 0.95;
+    for (long t = 1; t <= 40; t++) {
+        sf_rng_fill_normal(rng, w, 7, 0, 1);
+        sf_rng_fill_normal(rng, run, 3, 0, 1);
+        sf_train_ema_update(ema, &ps, (float)decay, t);
+        double d = fmin(decay, (1.0 + t) / (10.0 + t));
+        for (int i = 0; i < 7; i++) ref[i] = d * ref[i] + (1 - d) * w[i];
+    }
+    double worst = 0;
+    for (int i = 0; i < 7; i++) worst = fmax(worst, fabs(ew[i] - ref[i]));
+    printf("weight EMA vs reference after 40 steps: max abs err %.2e\n", worst);
+    CHECK(worst < 3e-7); /* float rounding of 40 updates of O(1) values */
+    for (int i = 0; i < 3; i++) CHECK(erun[i] == run[i]); /* buffers copied exactly */
+    free(ema);
     sf_params_free(&ps);
 }
 
@@ -221,6 +255,7 @@ int main(void) {
     sf_rng rng;
     sf_rng_seed(&rng, test_seed());
     test_adamw(&rng);
+    test_ema(&rng);
     test_schedule();
     test_crafted_state();
     return test_finish();

@@ -344,6 +344,9 @@ int cmd_train(int argc, char **argv) {
          "lazy_adamw: lookup tables (lut mixer) update only the rows a step touched; untouched "
          "rows keep their moments (not dense AdamW)", 0},
         {"clip-grad", ARG_FLOAT, &o.clip_grad, 0, 1e9, NULL, "max global grad norm (0: off)", 0},
+        {"ema", ARG_FLOAT, &o.ema, 0, 0.99999, NULL,
+         "decay per step of a moving average of the weights, which is validated, kept and saved "
+         "(e.g. 0.999; 0: off)", 0},
         {"epochs", ARG_INT, &o.epochs, 1, 100000, NULL, "max epochs", 0},
         {"augment", ARG_FLOAT, &augment, 0, 1, NULL,
          "classify: augment training series with strength F: x (1 + F g), shifted up to F len/2 "

@@ -87,6 +87,7 @@ typedef struct {
     double best_val;
     double *train_hist, *val_hist; /* [epochs] */
     float *best;                   /* [params.total] */
+    float *ema;                    /* [params.total] the weights' moving average (NULL: off) */
 } run_state;
 
 static char *dir_file(const char *dir, const char *name) {
@@ -124,6 +125,7 @@ static char *run_settings(const sf_train_opts *o) {
     cJSON_AddStringToObject(j, "lradj", o->lradj);
     cJSON_AddNumberToObject(j, "warmup_epochs", o->warmup_epochs);
     if (o->lazy_adamw) cJSON_AddStringToObject(j, "optimizer", "lazy_adamw");
+    if (o->ema > 0) cJSON_AddItemToObject(j, "ema", sf_json_float(o->ema));
     char fp[96] = "";
     if (o->data_path && file_fingerprint(o->data_path, fp, sizeof fp) == SF_OK)
         cJSON_AddStringToObject(j, "data", fp);
@@ -153,6 +155,7 @@ static int save_state(const char *dir, const sf_model *m, const sf_adamw *opt, c
         {.name = "history.val_loss", .ndim = 1, .shape = {ne}, .data = vh},
         {.name = "counters", .ndim = 1, .shape = {5}, .dtype = SF_ST_I64, .data_i64 = counters},
         {.name = "rng", .ndim = 1, .shape = {4}, .dtype = SF_ST_I64, .data_i64 = rngs},
+        {.name = "ema_params", .ndim = 1, .shape = {n}, .data = rs->ema},
     };
     char best_val[64];
     snprintf(best_val, sizeof best_val, "%.17g", rs->best_val);
@@ -161,7 +164,7 @@ static int save_state(const char *dir, const sf_model *m, const sf_adamw *opt, c
                          {"config", config},
                          {"best_val", best_val},
                          {"settings", settings}};
-    int rc = sf_safetensors_write(path, t, 8, meta, 4);
+    int rc = sf_safetensors_write(path, t, rs->ema ? 9 : 8, meta, 4);
     free(config);
     free(th);
     free(path);
@@ -262,7 +265,8 @@ static int load_state(const char *dir, sf_model *m, sf_adamw *opt, sf_rng *rng, 
     if (sf_safetensors_load_f32(st, "params", 1, &n, m->params.data) ||
         sf_safetensors_load_f32(st, "best_params", 1, &n, rs->best) ||
         sf_safetensors_load_f32(st, "adam.m", 1, &n, opt->m) ||
-        sf_safetensors_load_f32(st, "adam.v", 1, &n, opt->v))
+        sf_safetensors_load_f32(st, "adam.v", 1, &n, opt->v) ||
+        (rs->ema && sf_safetensors_load_f32(st, "ema_params", 1, &n, rs->ema)))
         goto done;
     float *h = sf_malloc((size_t)(ne ? ne : 1) * sizeof(float));
     if (sf_safetensors_load_f32(st, "history.train_loss", 1, &ne, h)) {
@@ -287,6 +291,31 @@ done:
     sf_safetensors_close(st);
     free(path);
     return rc;
+}
+
+/* ---- weight averaging (sf_train_opts.ema) ------------------------------------------------- */
+
+void sf_train_ema_update(float *ema, const sf_params *ps, float decay, long t) {
+    const float warm = (float)(1 + t) / (float)(10 + t);
+    const float d = decay < warm ? decay : warm;
+    for (int k = 0; k < ps->n; k++) {
+        const sf_param *p = &ps->p[k];
+        float *e = ema + p->offset;
+        const float *w = ps->data + p->offset;
+        if (p->buffer) {
+            memcpy(e, w, p->numel * sizeof(float));
+            continue;
+        }
+        for (size_t i = 0; i < p->numel; i++) e[i] = d * e[i] + (1.0f - d) * w[i];
+    }
+}
+
+static void swap_floats(float *a, float *b, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        const float t = a[i];
+        a[i] = b[i];
+        b[i] = t;
+    }
 }
 
 /* ---- outputs ------------------------------------------------------------------------------ */
@@ -381,6 +410,10 @@ int sf_train(sf_model *m, const sf_task *t, const sf_train_opts *o, sf_train_res
     rs.val_hist = sf_calloc((size_t)o->epochs + 1, sizeof(double));
     rs.best = sf_malloc(total * sizeof(float));
     memcpy(rs.best, m->params.data, total * sizeof(float));
+    if (o->ema > 0) {
+        rs.ema = sf_malloc(total * sizeof(float));
+        memcpy(rs.ema, m->params.data, total * sizeof(float));
+    }
     sf_adamw opt;
     sf_adamw_init(&opt, &m->params, o->weight_decay);
     opt.lazy = o->lazy_adamw;
@@ -467,6 +500,7 @@ int sf_train(sf_model *m, const sf_task *t, const sf_train_opts *o, sf_train_res
             }
             lr = sf_train_lr(o, epoch, s, steps);
             sf_adamw_step(&opt, &m->params, lr);
+            if (rs.ema) sf_train_ema_update(rs.ema, &m->params, o->ema, (long)opt.t);
             loss_sum += loss;
             used++;
             sf_progress_step(&prog, epoch + 1, s + 1, loss);
@@ -477,7 +511,10 @@ int sf_train(sf_model *m, const sf_task *t, const sf_train_opts *o, sf_train_res
             goto done;
         }
         sf_metrics val;
+        /* with weight averaging, the average is what is validated and kept */
+        if (rs.ema) swap_floats(m->params.data, rs.ema, total);
         sf_task_evaluate(t, m, SF_VAL, o->eval_batch_size, &val);
+        if (rs.ema) swap_floats(m->params.data, rs.ema, total);
         double val_loss = val.value[0];
         if (!isfinite(val_loss)) {
             sf_errorf("training diverged at epoch %d: validation %s is not finite", epoch + 1,
@@ -492,7 +529,7 @@ int sf_train(sf_model *m, const sf_task *t, const sf_train_opts *o, sf_train_res
             rs.best_val = val_loss;
             rs.best_epoch = epoch;
             rs.bad_epochs = 0;
-            memcpy(rs.best, m->params.data, total * sizeof(float));
+            memcpy(rs.best, rs.ema ? rs.ema : m->params.data, total * sizeof(float));
         } else {
             rs.bad_epochs++;
         }
@@ -583,6 +620,7 @@ done:
     free(rs.train_hist);
     free(rs.val_hist);
     free(rs.best);
+    free(rs.ema);
     free(x);
     free(y);
     free(out);

@@ -34,6 +34,11 @@ typedef struct {
     float time_budget;
     int budget_wall; /* 1: time_budget counts wall-clock seconds instead (an idle machine, all its
                       * threads: the issue #15 comparison at equal wall time) */
+    /* > 0: keep an exponential moving average of the trained weights with this decay per step
+     * (warmed up as min(ema, (1 + t) / (10 + t)) at step t, as TensorFlow's
+     * ExponentialMovingAverage with num_updates); validation, the best-weights selection and the
+     * saved model use the average (buffers such as BatchNorm statistics are copied, not averaged) */
+    float ema;
 } sf_train_opts;
 
 typedef struct {
@@ -50,6 +55,9 @@ typedef struct {
 void sf_train_opts_defaults(sf_train_opts *o, const char *model);
 /* Learning rate for optimizer step `step` (0-based) of epoch `epoch` (0-based). */
 float sf_train_lr(const sf_train_opts *o, int epoch, int step, int steps_per_epoch);
+/* The moving average after optimizer step t (1-based): ema = d ema + (1 - d) w with
+ * d = min(decay, (1 + t) / (10 + t)) on trained tensors; buffers are copied. */
+void sf_train_ema_update(float *ema, const sf_params *ps, float decay, long t);
 /* Trains m on task t, writing DIR/{model.safetensors, metrics.json, train_log.csv, loss.svg,
  * train_state.safetensors}. */
 int sf_train(sf_model *m, const sf_task *t, const sf_train_opts *o, sf_train_result *r);
