@@ -1,8 +1,8 @@
 /* Optimizer, weight average and schedule: AdamW against a plain double-precision transcription of
- * torch.optim.AdamW's update, the --ema moving average, weight decay skipped for no_decay tensors, global-norm clipping,
- * and the warm-up + type3 learning-rate schedule. Crafted training-state files (wrong tensor
- * shapes, inconsistent counters, missing settings) are rejected with a message, and a good one
- * still resumes. */
+ * torch.optim.AdamW's update, the --ema moving average against one of its own, weight decay skipped
+ * for no_decay tensors, global-norm clipping, and the warm-up + type3 learning-rate schedule.
+ * Crafted training-state files (wrong tensor shapes, inconsistent counters, missing settings) are
+ * rejected with a message, and a good one still resumes. */
 #include <string.h>
 
 #include "core/error.h"

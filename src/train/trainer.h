@@ -37,7 +37,8 @@ typedef struct {
     /* > 0: keep an exponential moving average of the trained weights with this decay per step
      * (warmed up as min(ema, (1 + t) / (10 + t)) at step t, as TensorFlow's
      * ExponentialMovingAverage with num_updates); validation, the best-weights selection and the
-     * saved model use the average (buffers such as BatchNorm statistics are copied, not averaged) */
+     * saved model use the average (buffers such as BatchNorm statistics are copied, not
+     * averaged) */
     float ema;
 } sf_train_opts;
 
