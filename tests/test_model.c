@@ -457,6 +457,7 @@ static void check_split_mixers(void) {
         {"{\"kind\":\"lstm_cifg\"}", 1},
         {"{\"kind\":\"gru\"}", 0},
         {"{\"kind\":\"lstm\"}", 0},
+        {"{\"kind\":\"dwconv\",\"kernel_size\":5}", 0},
     };
     const int n_mixers = (int)(sizeof mixers / sizeof mixers[0]);
     const int saved = omp_get_max_threads();

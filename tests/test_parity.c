@@ -260,5 +260,7 @@ int main(void) {
     check_fixture("tests/fixtures/s4d_bidirectional.safetensors");
     check_fixture("tests/fixtures/t2_conv_patches.safetensors");
     check_fixture("tests/fixtures/t2_time.safetensors");
+    check_fixture("tests/fixtures/dwconv.safetensors");
+    check_fixture("tests/fixtures/t2_dwconv.safetensors");
     return test_finish();
 }

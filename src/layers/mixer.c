@@ -27,6 +27,7 @@ const sf_mixer_def *const sf_mixer_registry[] = {
     &sf_mixer_lstm,
     &sf_mixer_s4d,
     &sf_mixer_deltanet,
+    &sf_mixer_dwconv,
 };
 const int sf_mixer_registry_n = (int)(sizeof sf_mixer_registry / sizeof *sf_mixer_registry);
 

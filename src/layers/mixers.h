@@ -29,5 +29,6 @@ extern const sf_mixer_def sf_mixer_gru;       /* rnn_dense.c (nn.GRU, sequential
 extern const sf_mixer_def sf_mixer_lstm;      /* rnn_dense.c (nn.LSTM, sequential) */
 extern const sf_mixer_def sf_mixer_s4d;      /* s4d.c (diagonal state-space model, S4D) */
 extern const sf_mixer_def sf_mixer_deltanet; /* deltanet.c (delta-rule linear attention) */
+extern const sf_mixer_def sf_mixer_dwconv;   /* dwconv.c (depth-wise convolution) */
 
 #endif

@@ -351,6 +351,21 @@ FIXTURES = [
          "blocks": [metaformer("post", "layernorm", "softmax", n_heads=4, d_ff=24, activation="gelu",
                                repeat=1, eps=1e-6)],
          "head": {"kind": "pool_classify", "dropout": 0}}), 4, seed=5800),
+    # depth-wise convolution token mixer: a centred even kernel (4: one more tap on the right) in a
+    # pre metaformer block and a causal kernel 3 in a post residual one, over 12 patches
+    Fixture("dwconv", patchtst_cfg([
+        with_token_mixer({"kind": "dwconv", "kernel_size": 4}, repeat=1),
+        {"kind": "residual", "placement": "post", "norm": {"kind": "layernorm"},
+         "mixer": {"kind": "dwconv", "kernel_size": 3, "causal": True}}]), 4, seed=5900),
+    # t2 with windows (5 every 3) and a dwconv (kernel 5) block then a softmax block, over padded
+    # series of valid lengths 20, 13, 7, 1: the conv must read the padding as zeros
+    Fixture("t2_dwconv", ref.canonical_config(
+        {"task": "classify", "model": "t2", "seq_len": 20, "n_channels": 2, "n_classes": 3, "d_model": 16,
+         "input": {"kind": "conv_patches", "patch_len": 5, "stride": 3},
+         "blocks": [with_token_mixer({"kind": "dwconv", "kernel_size": 5}, "post", d_ff=24, repeat=1),
+                    metaformer("post", "layernorm", "softmax", n_heads=4, d_ff=24, activation="gelu",
+                               repeat=1, eps=1e-6)],
+         "head": {"kind": "pool_classify", "dropout": 0}}), 4, seed=5901),
     # t2 on irregular observations: channel 1 of 4 holds increasing observation times (days), encoded
     # sinusoidally (positions "time", scale 3: angles up to ~100 rad) and not embedded; lengths 20, 13,
     # 7, 1 as in `t2`

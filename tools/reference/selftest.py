@@ -491,6 +491,21 @@ def np_deltanet(x, sd, pre, spec):
     return o.reshape(B, T, d) @ sd[pre + ".o_proj.weight"].T
 
 
+def np_dwconv(x, sd, pre, spec):
+    """dwconv as its definition reads: y[t, c] = bias[c] + sum_k w[c, 0, k] x[t + k - left, c], zero
+    outside the sequence, left = K - 1 (causal) or (K - 1) // 2."""
+    B, T, d = x.shape
+    w, bias = sd[pre + ".conv.weight"], sd[pre + ".conv.bias"]
+    K = w.shape[2]
+    left = K - 1 if spec["causal"] else (K - 1) // 2
+    y = np.zeros_like(x) + bias
+    for t in range(T):
+        for k in range(K):
+            if 0 <= t + k - left < T:
+                y[:, t] += w[:, 0, k] * x[:, t + k - left]
+    return y
+
+
 def np_mixer(x, sd, pre, spec):
     kind = spec["kind"]
     if kind == "lut":
@@ -510,6 +525,8 @@ def np_mixer(x, sd, pre, spec):
         return np_s4d(x, sd, pre, spec)
     if kind == "deltanet":
         return np_deltanet(x, sd, pre, spec)
+    if kind == "dwconv":
+        return np_dwconv(x, sd, pre, spec)
     if kind == "linformer":
         return np_linformer(x, sd, pre, spec)
     if kind == "fastformer":

@@ -238,6 +238,8 @@ MIXER_KINDS = {
                       "dt_max": (_opt_float(1e-8, 10), 0.1), "bidirectional": (_opt_bool(), False)}),
     "deltanet": ("token", {"n_heads": (_opt_int(1, 4096), 4), "causal": (_opt_bool(), True),
                            "chunk_size": (_opt_int(1, 4096), 64)}),
+    # depth-wise convolution along the tokens (nn.Conv1d(d, d, K, groups=d), zero padding)
+    "dwconv": ("token", {"kernel_size": (_opt_int(1, 4096), 7), "causal": (_opt_bool(), False)}),
 }
 # ParaRNN cells (diagonal state weights; Newton-parallel in C, a plain loop here) and the dense
 # nn.GRU / nn.LSTM; all causal only (no "causal" option)
@@ -1424,6 +1426,22 @@ class DeltaNetMixer(nn.Module):
         return self.o_proj(o.reshape(B, T, d))
 
 
+class DWConv(nn.Module):
+    """Token mixer dwconv: nn.Conv1d(d, d, kernel_size, groups=d) along the tokens with zero padding,
+    centred (left (K-1)//2, the rest on the right: padding="same") or causal (left K-1)."""
+
+    def __init__(self, d, spec):
+        super().__init__()
+        self.causal = bool(spec["causal"])
+        self.conv = nn.Conv1d(d, d, spec["kernel_size"], groups=d)
+
+    def forward(self, x):
+        K = self.conv.kernel_size[0]
+        left = K - 1 if self.causal else (K - 1) // 2
+        h = torch.nn.functional.pad(x.transpose(1, 2), (left, K - 1 - left))
+        return self.conv(h).transpose(1, 2)
+
+
 def make_mixer(spec, d, max_T=None):
     """spec: a canonical mixer object -> module (identity: nn.Identity, no parameters).  max_T (the
     longest sequence) is needed by linformer only."""
@@ -1460,6 +1478,8 @@ def make_mixer(spec, d, max_T=None):
         return S4DMixer(d, spec["d_state"], spec["dt_min"], spec["dt_max"], bool(spec["bidirectional"]))
     if kind == "deltanet":
         return DeltaNetMixer(d, spec["n_heads"], spec["chunk_size"])
+    if kind == "dwconv":
+        return DWConv(d, spec)
     raise ValueError(f"unknown mixer {kind!r}")
 
 
