@@ -114,6 +114,17 @@ else bad "recipe train failed: $(cat "$tmp/rec.err")"; fi
   grep -q '"input": {"kind": "conv_patches", "patch_len": 6, "stride": 8}' "$tmp/rec.cfg" && ok \
   || bad "recipe config: $(head -c 400 "$tmp/rec.cfg")"
 expect 2 "input.stride: 8 is longer than patch_len 6" -- "$SF" train --recipe ucr --data $TR --patch-len 6 --out "$tmp/x11"
+# --mixer-options: merged into the flags' token mixer, checked against its options
+"$SF" train --recipe ucr --data $TR --print-config --mixer mamba --mixer-options '{"d_state": 8, "expand": 1}' \
+    > "$tmp/mo.cfg" 2>&1 && grep -q '"token_mixer": {"kind": "mamba", "d_state": 8, "d_conv": 4, "expand": 1,' "$tmp/mo.cfg" \
+  && ok || bad "--mixer-options config: $(head -c 600 "$tmp/mo.cfg")"
+expect 2 "--mixer-options: blocks.0..token_mixer: unknown option 'd_stat'" -- "$SF" train --recipe ucr --data $TR \
+    --mixer mamba --mixer-options '{"d_stat": 8}' --out "$tmp/x15"
+expect 2 "--mixer-options: expected a JSON object" -- "$SF" train --recipe ucr --data $TR --mixer-options '[1]' --out "$tmp/x16"
+expect 2 "--mixer-options: malformed JSON at line 1" -- "$SF" train --recipe ucr --data $TR --mixer-options '{"a":' --out "$tmp/x17"
+expect 2 "--mixer-options: 'kind' is chosen with --mixer" -- "$SF" train --recipe ucr --data $TR --mixer-options '{"kind": "s4d"}' --out "$tmp/x18"
+expect 2 "--mixer-options: the informer model has no token-mixer blocks" -- "$SF" train --model informer \
+    --data data/ETTh1.csv --mixer-options '{"n_heads": 2}' --out "$tmp/x19"
 expect 2 "--recipe 'nope': the recipes are: ucr" -- "$SF" train --recipe nope --data $TR --out "$tmp/x12"
 expect 2 "augment" -- "$SF" train --task classify --data $TR --augment 2 --out "$tmp/x13"
 expect 2 "--batch-size 0 (min(n/10, 16)) is for --task classify" -- "$SF" train --data data/ETTh1.csv --batch-size 0 --out "$tmp/x14"

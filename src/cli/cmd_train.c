@@ -144,6 +144,50 @@ static int t2_time_flags(cJSON *cfg, const arg_spec *specs, int ns, int time_cha
     return SF_OK;
 }
 
+/* --mixer-options '{"d_state": 32}': options merged into the token mixer of every block of a config
+ * built from the flags (normalised, so every default is there; they overwrite them), then the
+ * whole config is normalised again, which checks them against the mixer's own options. */
+static int apply_mixer_options(cJSON **cfg, const char *json) {
+    cJSON *opts = NULL;
+    if (sf_json_parse(json, "--mixer-options", &opts)) return SF_ERR;
+    int rc = SF_OK, n = 0;
+    if (!cJSON_IsObject(opts)) {
+        rc = sf_errorf("--mixer-options: expected a JSON object of token-mixer options, such as "
+                       "'{\"d_state\": 32}'");
+        goto done;
+    }
+    if (cJSON_GetObjectItemCaseSensitive(opts, "kind")) {
+        rc = sf_errorf("--mixer-options: 'kind' is chosen with --mixer");
+        goto done;
+    }
+    cJSON *blocks = cJSON_GetObjectItemCaseSensitive(*cfg, "blocks");
+    for (cJSON *b = blocks ? blocks->child : NULL; b; b = b->next) {
+        cJSON *tok = cJSON_GetObjectItemCaseSensitive(b, "token_mixer");
+        if (!tok) tok = cJSON_GetObjectItemCaseSensitive(b, "mixer");
+        if (!tok) continue;
+        for (const cJSON *kv = opts->child; kv; kv = kv->next) {
+            cJSON_DeleteItemFromObjectCaseSensitive(tok, kv->string);
+            cJSON_AddItemToObject(tok, kv->string, cJSON_Duplicate(kv, 1));
+        }
+        n++;
+    }
+    if (!n) {
+        rc = sf_errorf("--mixer-options: the %s model has no token-mixer blocks",
+                       sf_opt_str(*cfg, "model"));
+        goto done;
+    }
+    cJSON *again = NULL;
+    if ((rc = sf_config_normalize(*cfg, &again)) == SF_OK) {
+        cJSON_Delete(*cfg);
+        *cfg = again;
+    } else {
+        sf_error_prefix("--mixer-options");
+    }
+done:
+    cJSON_Delete(opts);
+    return rc;
+}
+
 /* Training defaults of --task classify: Adam at a constant 1e-3 (Keras' default, which t2 uses),
  * batch 16 (the UCR training files have 20..600 series; Fawaz et al. use min(n/10, 16)), up to
  * 300 epochs with patience 50 on the validation log-loss, no warm-up. */
@@ -183,7 +227,7 @@ static const char *const model_flags[] = {"model", "seq-len", "pred-len", "mixer
                                           "d-ff", "dropout", "head-dropout", "patch-len",
                                           "stride", "revin", "use-norm", "kernel-size", "moving-avg",
                                           "attn", "activation", "distil", "mix", "time-channel",
-                                          "time-scale", NULL};
+                                          "time-scale", "mixer-options", NULL};
 
 /* Named recipes: flags put before the command line's own (later flags win, so any of them can be
  * overridden). ucr: t2 for short univariate UCR sets (README, "Time-series classification"; chosen
@@ -258,7 +302,7 @@ int cmd_train(int argc, char **argv) {
                *out = NULL, *progress = "auto", *budget_clock = "cpu", *lradj = NULL, *config_path = NULL,
                *optimizer = NULL;
     const char *mixer = "softmax", *norm = is_it ? "layernorm" : "batchnorm", *norm_place = "post",
-               *pos = is_it ? "none" : "learned";
+               *pos = is_it ? "none" : "learned", *mixer_options = NULL;
     const char *root_path = NULL, *data_path = NULL, *model_id = NULL, *task_name = NULL;
     const char *ignored = NULL;
     const char *tokenizer = NULL; /* lm */
@@ -311,6 +355,8 @@ int cmd_train(int argc, char **argv) {
          "model: patchtst, dlinear, itransformer, informer or lm (TSLib: PatchTST, DLinear, "
          "iTransformer, Informer)", 0},
         {"mixer", ARG_CHOICE, &mixer, 0, 0, token_mixers, "token mixer (seqformer list: its options)", 0},
+        {"mixer-options", ARG_STRING, &mixer_options, 0, 0, NULL,
+         "JSON object of token-mixer options for every block, e.g. '{\"d_state\": 32}' (seqformer list)", 0},
         {"causal", ARG_BOOL, &c.causal, 0, 1, NULL, "causal token mixing", 0},
         {"norm", ARG_CHOICE, &norm, 0, 0, norms, "normalisation", 0},
         {"norm-place", ARG_CHOICE, &norm_place, 0, 0, "post|pre", "norm placement", 0},
@@ -504,6 +550,10 @@ int cmd_train(int argc, char **argv) {
     raw = NULL;
     if (rc) {
         if (config_path) sf_error_prefix("%s", config_path);
+        return cli_fail(2);
+    }
+    if (mixer_options && apply_mixer_options(&cfg, mixer_options)) {
+        cJSON_Delete(cfg);
         return cli_fail(2);
     }
     const sf_task_def *td = sf_task_find(sf_opt_str(cfg, "task"));
