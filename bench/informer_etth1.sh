@@ -36,6 +36,8 @@ for s in seeds:
     rows.append(r)
     print(f"seed {s}: test mse {r['test']['mse']:.4f} mae {r['test']['mae']:.4f} (best epoch {r['best_epoch']}, "
           f"{r['epochs_run']} epochs, {r['train_seconds']:.0f} s, {per_epoch:.0f} s/epoch incl. validation)")
+if not rows:
+    sys.exit(0)
 mse = sum(r["test"]["mse"] for r in rows) / len(rows)
 mae = sum(r["test"]["mae"] for r in rows) / len(rows)
 print(f"mean of {len(rows)}: test mse {mse:.4f} mae {mae:.4f}")
