@@ -13,12 +13,14 @@ SF=${SF:-build/seqformer}
 mkdir -p "$RUNS" "$(dirname "$LOG")"
 touch "$LOG"
 flags="$*"
+# the flags as a JSON string's contents (--mixer-options passes JSON, with quotes)
+flags_json=$(printf '%s' "$flags" | sed 's/\\/\\\\/g; s/"/\\"/g')
 if [ -z "${TABLE_ONLY:-}" ]; then
   while read -r name _; do
     # SETS: train only these (parallel loops over disjoint sets or seeds can share one LOG)
     [ -n "${SETS:-}" ] && [[ " $SETS " != *" $name "* ]] && continue
     for s in $seeds; do
-      key="\"set\":\"$name\",\"seed\":$s,\"flags\":\"$flags\""
+      key="\"set\":\"$name\",\"seed\":$s,\"flags\":\"$flags_json\""
       grep -qF "$key" "$LOG" && continue
       out=$RUNS/${name}_s$s
       t0=$(date +%s)
