@@ -1,11 +1,13 @@
 /* UCR .tsv and UEA .ts loaders on small hand-written files (good ones, padded ones and every
- * kind of malformed one), class relabelling, and the classification metrics against values
- * worked out by hand (scikit-learn's documented examples). */
+ * kind of malformed one), class relabelling, the classification metrics against values
+ * worked out by hand (scikit-learn's documented examples), the Beta sampler's moments, and the
+ * classify task's mixup batches and soft-target loss (finite differences). */
 #include <math.h>
 #include <string.h>
 
 #include "data/classify_data.h"
 #include "tasks/class_metrics.h"
+#include "tasks/task.h"
 #include "test_tmpdir.h"
 #include "test_util.h"
 
@@ -148,11 +150,139 @@ static void test_metrics(void) {
            m.roc_auc_macro, m.pr_auc_micro, m.pr_auc_macro);
 }
 
+/* Sample mean and variance of n draws against the distribution's, within 6 standard errors
+ * (the variance's standard error from the fourth central moment, estimated from the draws). */
+static void check_moments(const char *what, const double *v, int n, double mean, double var) {
+    double m = 0, m2 = 0, m4 = 0;
+    for (int i = 0; i < n; i++) m += v[i];
+    m /= n;
+    for (int i = 0; i < n; i++) {
+        double d = v[i] - m;
+        m2 += d * d;
+        m4 += d * d * d * d;
+    }
+    m2 /= n - 1;
+    m4 /= n;
+    double se_mean = sqrt(var / n), se_var = sqrt((m4 - m2 * m2) / n);
+    printf("%-16s mean %.5f (want %.5f, se %.1e)  var %.5f (want %.5f, se %.1e)\n", what, m, mean,
+           se_mean, m2, var, se_var);
+    CHECK_MSG(fabs(m - mean) < 6 * se_mean, "%s: mean %g, want %g", what, m, mean);
+    CHECK_MSG(fabs(m2 - var) < 6 * se_var, "%s: variance %g, want %g", what, m2, var);
+}
+
+static void test_beta_gamma(sf_rng *rng) {
+    enum { N = 200000 };
+    double *v = sf_malloc(N * sizeof(double));
+    const double shapes[3] = {0.4, 1.0, 3.0};
+    for (int s = 0; s < 3; s++) {
+        char what[64];
+        for (int i = 0; i < N; i++) v[i] = sf_rng_gamma(rng, shapes[s]);
+        snprintf(what, sizeof what, "gamma(%g)", shapes[s]);
+        check_moments(what, v, N, shapes[s], shapes[s]); /* mean = variance = shape */
+        const double a = shapes[s], b = shapes[(s + 1) % 3];
+        for (int i = 0; i < N; i++) {
+            v[i] = sf_rng_beta(rng, a, b);
+            CHECK(v[i] >= 0 && v[i] <= 1);
+        }
+        snprintf(what, sizeof what, "beta(%g, %g)", a, b);
+        check_moments(what, v, N, a / (a + b), a * b / ((a + b) * (a + b) * (a + b + 1)));
+    }
+    free(v);
+}
+
+/* Opens the classify task on PATH (normalize none, no validation carve) with mixup A. */
+static int open_classify(sf_task *t, const char *path, double mixup, const char *weights) {
+    cJSON *cfg = cJSON_Parse("{\"model\": \"t2\", \"seq_len\": 0, \"n_channels\": 1, "
+                             "\"n_classes\": 0, \"positions\": {\"kind\": \"sinusoidal\"}}");
+    sf_task_args a = {.data = path, .normalize = "none", .class_weights = weights,
+                      .val_fraction = 0, .seed = 11, .mixup = mixup};
+    int rc = sf_task_classify.open_train(t, &a, &cfg, 0);
+    cJSON_Delete(cfg);
+    return rc;
+}
+
+/* Every class's series is constant (class 1: 1, class 2: 2, class 3: 4), so a mixed series must be
+ * sum_k y_k v_k at every step, whatever lam and partner were drawn. */
+static void test_mixup(sf_rng *rng) {
+    const char *p = write_file("mix.tsv", "1\t1\t1\t1\t1\n1\t1\t1\t1\t1\n1\t1\t1\t1\t1\n"
+                                          "2\t2\t2\t2\t2\n3\t4\t4\t4\t4\n");
+    const float value[3] = {1, 2, 4};
+    sf_task t;
+    CHECK_MSG(open_classify(&t, p, 0.4, "balanced") == SF_OK, "%s", sf_error_message());
+    enum { N = 5, K = 3, L = 4 };
+    CHECK(t.x_floats == L + 1 && t.y_floats == K);
+    float x[N * (L + 1)], y[N * K];
+    int idx[N] = {0, 1, 2, 3, 4}, mixed = 0;
+    double worst = 0;
+    for (int epoch = 0; epoch < 20; epoch++) {
+        sf_task_classify.begin_epoch(&t, 11, epoch);
+        t.ops->gather(&t, SF_TRAIN, idx, N, x, y);
+        for (int i = 0; i < N; i++) {
+            const float *xi = x + i * (L + 1), *yi = y + i * K;
+            double sum = 0, want = 0;
+            int hot = 0;
+            for (int k = 0; k < K; k++) {
+                CHECK(yi[k] >= 0 && yi[k] <= 1);
+                sum += yi[k];
+                want += yi[k] * value[k];
+                hot += yi[k] == 1.0f;
+            }
+            mixed += !hot;
+            CHECK_NEAR(sum, 1.0, 1e-6);
+            CHECK(xi[L] == L);
+            for (int s = 0; s < L; s++) worst = fmax(worst, fabs(xi[s] - want) / want);
+        }
+    }
+    printf("mixup: %d of %d training examples mixed, worst rel. error of x vs sum y_k v_k %.1e\n",
+           mixed, 20 * N, worst);
+    CHECK(mixed > 20 * N / 2);
+    CHECK(worst < 2e-7);
+    /* the validation split (here the training file) is never mixed */
+    t.ops->gather(&t, SF_VAL, idx, N, x, y);
+    for (int i = 0; i < N * K; i++) CHECK(y[i] == 0.0f || y[i] == 1.0f);
+
+    /* soft-target, class-weighted cross-entropy: d loss / d z by central differences (z and the
+     * step multiples of 2^-8, so z +- h is exact in float) */
+    t.ops->gather(&t, SF_TRAIN, idx, N, x, y);
+    float z[N * K], dz[N * K];
+    for (int i = 0; i < N * K; i++) z[i] = (float)((int)(sf_rng_normal(rng) * 256) / 256.0);
+    t.ops->loss(&t, z, y, dz, N);
+    const float h = 1.0f / 256;
+    double fd_worst = 0;
+    for (int i = 0; i < N * K; i++) {
+        float keep = z[i];
+        z[i] = keep + h;
+        double up = t.ops->loss(&t, z, y, NULL, N);
+        z[i] = keep - h;
+        double down = t.ops->loss(&t, z, y, NULL, N);
+        z[i] = keep;
+        fd_worst = fmax(fd_worst, fabs((up - down) / (2 * h) - dz[i]));
+    }
+    printf("soft-target loss: worst |finite difference - gradient| %.1e\n", fd_worst);
+    CHECK(fd_worst < 2e-6);
+    sf_task_close(&t);
+
+    /* mixup is refused where the model reads observation times */
+    cJSON *cfg = cJSON_Parse("{\"model\": \"t2\", \"seq_len\": 0, \"n_channels\": 1, "
+                             "\"n_classes\": 0, \"positions\": {\"kind\": \"time\"}}");
+    sf_task_args a = {.data = p, .normalize = "none", .val_fraction = 0, .seed = 11, .mixup = 0.2};
+    CHECK(sf_task_classify.open_train(&t, &a, &cfg, 0) == SF_ERR);
+    CHECK_MSG(strstr(sf_error_message(), "--mixup") != NULL, "%s", sf_error_message());
+    printf("mixup + time positions -> %s\n", sf_error_message());
+    cJSON_Delete(cfg);
+    CHECK(open_classify(&t, p, -1, NULL) == SF_ERR);
+    printf("mixup -1               -> %s\n", sf_error_message());
+}
+
 int main(void) {
     if (test_tmpdir_create("sf_classify")) return 1;
+    sf_rng rng;
+    sf_rng_seed(&rng, test_seed());
     test_ucr();
     test_uea();
     test_metrics();
+    test_beta_gamma(&rng);
+    test_mixup(&rng);
     test_tmpdir_remove();
     return test_finish();
 }

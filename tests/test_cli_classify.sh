@@ -127,6 +127,20 @@ expect 2 "--mixer-options: the informer model has no token-mixer blocks" -- "$SF
     --data data/ETTh1.csv --mixer-options '{"n_heads": 2}' --out "$tmp/x19"
 expect 2 "--recipe 'nope': the recipes are: ucr" -- "$SF" train --recipe nope --data $TR --out "$tmp/x12"
 expect 2 "augment" -- "$SF" train --task classify --data $TR --augment 2 --out "$tmp/x13"
+expect 2 "--augment is for --task classify" -- "$SF" train --data data/ETTh1.csv --augment 0.2 --out "$tmp/x20"
+expect 2 "--mixup is for --task classify" -- "$SF" train --data data/ETTh1.csv --mixup 0.2 --out "$tmp/x21"
+expect 2 "mixup" -- "$SF" train --task classify --data $TR --mixup -1 --out "$tmp/x22"
+# --mixup: the same seed gives the same run; the training differs from the run without it
+for r in a b; do
+  "$SF" train --recipe ucr --data $TR --test $TE --out "$tmp/mix$r" --threads 1 --progress quiet \
+      --train-steps 20 --d-model 16 --mixup 0.4 >"$tmp/mix$r.json" 2>"$tmp/mix$r.err" || bad "mixup train: $(cat "$tmp/mix$r.err")"
+done
+python3 - "$tmp/mixa.json" "$tmp/mixb.json" "$tmp/rec.json" <<'PY' && ok || bad "mixup runs: $(cat "$tmp/mixa.json" "$tmp/rec.json")"
+import json, sys
+a, b, plain = (json.load(open(p)) for p in sys.argv[1:])
+assert a["test"] == b["test"] and a["val"] == b["val"], "same seed, different metrics"
+assert a["val"]["log_loss"] != plain["val"]["log_loss"], "mixup changed nothing"
+PY
 expect 2 "--batch-size 0 (min(n/10, 16)) is for --task classify" -- "$SF" train --data data/ETTh1.csv --batch-size 0 --out "$tmp/x14"
 
 echo "$pass passed, $fail failed"

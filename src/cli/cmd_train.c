@@ -297,6 +297,7 @@ int cmd_train(int argc, char **argv) {
     float val_fraction = 0.2f;
     int train_steps = 0; /* classify: a budget of optimiser steps rather than epochs */
     float augment = 0; /* classify: training-series augmentation strength */
+    float mixup = 0;   /* classify: mixup's Beta parameter */
     const char *recipe = NULL; /* consumed by train_with_recipe; listed for --help */
     const char *task = "forecast", *data = NULL, *target = "OT", *features = "M", *split = NULL,
                *out = NULL, *progress = "auto", *budget_clock = "cpu", *lradj = NULL, *config_path = NULL,
@@ -397,6 +398,9 @@ int cmd_train(int argc, char **argv) {
         {"augment", ARG_FLOAT, &augment, 0, 1, NULL,
          "classify: augment training series with strength F: x (1 + F g), shifted up to F len/2 "
          "steps, noise std F/4 (0: off)", 0},
+        {"mixup", ARG_FLOAT, &mixup, 0, 100, NULL,
+         "classify: mixup with Beta(A, A): train on lam x + (1-lam) x' with the classes mixed alike, "
+         "x' another training series (e.g. 0.2; 0: off)", 0},
         {"recipe", ARG_CHOICE, &recipe, 0, 0, "ucr",
          "named set of flags put before the others (ucr: t2 for UCR sets, README)", 0},
         {"train-steps", ARG_INT, &train_steps, 0, 100000000, NULL,
@@ -587,6 +591,11 @@ int cmd_train(int argc, char **argv) {
         cJSON_Delete(cfg);
         return cli_fail(2);
     }
+    if ((augment > 0 || mixup > 0) && strcmp(sf_opt_str(cfg, "task"), "classify") != 0) {
+        sf_errorf("train: --%s is for --task classify", augment > 0 ? "augment" : "mixup");
+        cJSON_Delete(cfg);
+        return cli_fail(2);
+    }
     if (test && strcmp(sf_opt_str(cfg, "task"), "forecast") == 0) {
         sf_errorf("train: --test is for --task classify or lm (forecast splits the one file)");
         cJSON_Delete(cfg);
@@ -595,7 +604,7 @@ int cmd_train(int argc, char **argv) {
     sf_task_args ta = {.data = data, .target = target, .features = features[0], .split = split,
                        .test = test, .tokenizer = tokenizer, .normalize = normalize,
                        .class_weights = class_weights, .val_fraction = val_fraction, .augment = augment,
-                       .seed = (uint64_t)seed, .epoch_windows = epoch_windows};
+                       .mixup = mixup,                       .seed = (uint64_t)seed, .epoch_windows = epoch_windows};
     sf_task t = {0};
     sf_model m = {0};
     if (td->open_train(&t, &ta, &cfg, has_channels)) {

@@ -56,6 +56,27 @@ float sf_rng_normal(sf_rng *r) {
     return (float)(sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2));
 }
 
+/* Gamma(shape, 1) by Marsaglia and Tsang (2000); shape < 1 through Gamma(shape + 1) U^(1/shape). */
+double sf_rng_gamma(sf_rng *r, double shape) {
+    if (shape < 1) {
+        double u = ((double)(sf_rng_u64(r) >> 11) + 1.0) * (1.0 / 9007199254740993.0); /* (0,1] */
+        return sf_rng_gamma(r, shape + 1) * pow(u, 1.0 / shape);
+    }
+    double d = shape - 1.0 / 3.0, c = 1.0 / sqrt(9.0 * d);
+    for (;;) {
+        double x = sf_rng_normal(r), v = 1 + c * x;
+        if (v <= 0) continue;
+        v = v * v * v;
+        double u = ((double)(sf_rng_u64(r) >> 11) + 1.0) * (1.0 / 9007199254740993.0);
+        if (log(u) < 0.5 * x * x + d - d * v + d * log(v)) return d * v;
+    }
+}
+
+double sf_rng_beta(sf_rng *r, double a, double b) {
+    double x = sf_rng_gamma(r, a), y = sf_rng_gamma(r, b);
+    return x + y > 0 ? x / (x + y) : 0.5; /* both underflow only for tiny a, b */
+}
+
 void sf_rng_fill_uniform(sf_rng *r, float *x, long n, float lo, float hi) {
     for (long i = 0; i < n; i++) x[i] = lo + (hi - lo) * sf_rng_uniform(r);
 }

@@ -49,7 +49,9 @@ typedef struct {
     int *y;
     long cap, n_eval;
     float augment; /* strength of the training-batch augmentation (0: off) */
-    sf_rng aug;    /* its stream, reseeded from (seed, epoch) so --resume replays it */
+    float mixup;   /* mixup's Beta(a, a) parameter a (0: off) */
+    sf_rng aug;    /* their stream, reseeded from (seed, epoch) so --resume replays it */
+    float *partner; /* [x_floats] a mixup partner series */
 } classify;
 
 static int parse_norm(const char *s, norm_kind *k) {
@@ -156,22 +158,41 @@ static void cl_begin_epoch(const sf_task *t, uint64_t seed, int epoch) {
     sf_rng_seed_stream(&c->aug, seed, 5000 + (uint64_t)epoch);
 }
 
-static void cl_gather(const sf_task *t, sf_split s, const int *idx, int n, float *x, float *y) {
-    classify *c = t->self;
+/* Training example e of split s into xk (x_floats values: the series padded with 0, then its
+ * length) and, when yk is given, its one-hot class into yk [K]. */
+static void gather_one(classify *c, sf_split s, int e, float *xk, float *yk) {
     const sf_class_data *d = c->src[s];
     size_t LC = (size_t)c->L * c->C;
+    memset(xk, 0, LC * sizeof(float));
+    memcpy(xk, d->x + (size_t)e * d->T * d->C, (size_t)d->len[e] * d->C * sizeof(float));
+    xk[LC] = (float)d->len[e];
+    if (s == SF_TRAIN && c->augment > 0) augment_series(xk, d->len[e], d->C, c->augment, &c->aug);
+    if (yk) {
+        memset(yk, 0, (size_t)c->K * sizeof(float));
+        yk[d->label[e]] = 1.0f;
+    }
+}
+
+/* mixup (Zhang et al., ICLR 2018; --mixup A): each training example becomes lam x + (1 - lam) x'
+ * with the class lam y + (1 - lam) y', for a partner x' drawn from the whole training split and
+ * lam ~ Beta(A, A); the mixed series is as long as the longer of the two (padding reads 0). */
+static void mix_with_partner(classify *c, float *xk, float *yk) {
+    size_t LC = (size_t)c->L * c->C;
+    float *p = c->partner, *py = p + LC + 1;
+    int e = c->idx[SF_TRAIN][sf_rng_below(&c->aug, (uint32_t)c->n[SF_TRAIN])];
+    gather_one(c, SF_TRAIN, e, p, py);
+    float lam = (float)sf_rng_beta(&c->aug, c->mixup, c->mixup);
+    for (size_t i = 0; i < LC; i++) xk[i] = lam * xk[i] + (1 - lam) * p[i];
+    if (p[LC] > xk[LC]) xk[LC] = p[LC];
+    for (int k = 0; k < c->K; k++) yk[k] = lam * yk[k] + (1 - lam) * py[k];
+}
+
+static void cl_gather(const sf_task *t, sf_split s, const int *idx, int n, float *x, float *y) {
+    classify *c = t->self;
     for (int k = 0; k < n; k++) {
-        int e = c->idx[s][idx[k]];
-        float *xk = x + (size_t)k * t->x_floats;
-        memset(xk, 0, LC * sizeof(float));
-        memcpy(xk, d->x + (size_t)e * d->T * d->C, (size_t)d->len[e] * d->C * sizeof(float));
-        xk[LC] = (float)d->len[e];
-        if (s == SF_TRAIN && c->augment > 0) augment_series(xk, d->len[e], d->C, c->augment, &c->aug);
-        if (y) {
-            float *yk = y + (size_t)k * c->K;
-            memset(yk, 0, (size_t)c->K * sizeof(float));
-            yk[d->label[e]] = 1.0f;
-        }
+        float *xk = x + (size_t)k * t->x_floats, *yk = y ? y + (size_t)k * c->K : NULL;
+        gather_one(c, s, c->idx[s][idx[k]], xk, yk);
+        if (s == SF_TRAIN && c->mixup > 0 && yk) mix_with_partner(c, xk, yk);
     }
 }
 
@@ -186,25 +207,30 @@ static void softmax_row(const float *z, float *p, int K) {
 
 static int label_of(const float *y, int K) { return sf_argmax(y, K); }
 
+/* Cross-entropy against the target distribution y (one-hot, or mixed by mixup):
+ * loss_i = sum_k w_k y_k (lse(z) - z_k), so d loss_i / d z_k = (sum_j w_j y_j) p_k - w_k y_k. */
 static double cl_loss(const sf_task *t, const float *out, const float *y, float *dy, int n) {
     const classify *c = t->self;
     int K = c->K;
     double total = 0;
     for (int i = 0; i < n; i++) {
-        const float *z = out + (size_t)i * K;
-        int lab = label_of(y + (size_t)i * K, K);
-        float w = c->weight ? c->weight[lab] : 1.0f;
+        const float *z = out + (size_t)i * K, *yi = y + (size_t)i * K;
         float mx = z[0];
         for (int k = 1; k < K; k++)
             if (z[k] > mx) mx = z[k];
         double sum = 0;
         for (int k = 0; k < K; k++) sum += exp((double)z[k] - mx);
-        double lse = mx + log(sum);
-        total += w * (lse - z[lab]);
+        double lse = mx + log(sum), wsum = 0;
+        for (int k = 0; k < K; k++) {
+            double wy = (c->weight ? c->weight[k] : 1.0) * yi[k];
+            wsum += wy;
+            total += wy * (lse - z[k]);
+        }
         if (dy)
-            for (int k = 0; k < K; k++)
-                dy[(size_t)i * K + k] =
-                    (float)(w * (exp((double)z[k] - lse) - (k == lab)) / (double)n);
+            for (int k = 0; k < K; k++) {
+                double wy = (c->weight ? c->weight[k] : 1.0) * yi[k];
+                dy[(size_t)i * K + k] = (float)((wsum * exp((double)z[k] - lse) - wy) / (double)n);
+            }
     }
     return total / n;
 }
@@ -384,6 +410,7 @@ static void cl_close(sf_task *t) {
     free(c->weight);
     free(c->p);
     free(c->y);
+    free(c->partner);
     free(c);
     t->self = NULL;
 }
@@ -483,6 +510,11 @@ static int cl_open_train(sf_task *t, const sf_task_args *a, cJSON **config, int 
         goto fail;
     }
     c->augment = (float)a->augment;
+    if (!(a->mixup >= 0 && a->mixup <= 100)) {
+        sf_errorf("mixup %g: must be in [0, 100] (0: off)", a->mixup);
+        goto fail;
+    }
+    c->mixup = (float)a->mixup;
     sf_rng_seed_stream(&c->aug, a->seed, 5000);
     stratified_split(c, a->seed, frac);
     if (frac == 0) {
@@ -514,6 +546,11 @@ static int cl_open_train(sf_task *t, const sf_task_args *a, cJSON **config, int 
     channel_stats(&c->train, c->idx[SF_TRAIN], c->n[SF_TRAIN], c->mean, c->std);
     int keep = time_channel_of(*config);
     if (keep >= 0 && keep < c->C) c->mean[keep] = 0, c->std[keep] = 1;
+    if (keep >= 0 && c->mixup > 0) {
+        sf_errorf("--mixup: the model reads observation times (positions 'time'), and mixing two "
+                  "series step by step would mix their times");
+        goto fail;
+    }
     normalize(&c->train, c->norm, c->mean, c->std, keep);
     if (a->test) normalize(&c->test, c->norm, c->mean, c->std, keep);
     if (!strcmp(w, "balanced")) {
@@ -546,6 +583,7 @@ static int cl_open_train(sf_task *t, const sf_task_args *a, cJSON **config, int 
     }
     t->x_floats = (long)c->L * c->C + 1;
     t->y_floats = c->K;
+    if (c->mixup > 0) c->partner = sf_malloc(((size_t)t->x_floats + (size_t)c->K) * sizeof(float));
     return SF_OK;
 fail:
     sf_task_close(t);

@@ -38,6 +38,7 @@ typedef struct {
     double val_fraction;       /* classify: share of each class carved from train for validation */
     uint64_t seed;             /* classify: the split's seed */
     double augment;            /* classify: training-series augmentation strength (0: off) */
+    double mixup;              /* classify: mixup's Beta(a, a) parameter (0: off) */
     int epoch_windows; /* lm: training windows per epoch (0: (train bytes - 1) / seq_len); a
                         * shorter epoch is a finer validation interval */
 } sf_task_args;
