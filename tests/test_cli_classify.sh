@@ -141,6 +141,36 @@ a, b, plain = (json.load(open(p)) for p in sys.argv[1:])
 assert a["test"] == b["test"] and a["val"] == b["val"], "same seed, different metrics"
 assert a["val"]["log_loss"] != plain["val"]["log_loss"], "mixup changed nothing"
 PY
+# --ensemble (eval, predict): the mean of the members' probabilities, each member reading the data
+# with its own stored protocol ($tmp/run carved a validation split, so its scaler differs)
+M1="$tmp/run/model.safetensors" M2="$tmp/mixa/model.safetensors" M3="$tmp/rec/model.safetensors"
+for i in 1 2 3; do eval "m=\$M$i"; "$SF" predict --model "$m" --data $TE --out "$tmp/p$i.csv" 2>/dev/null || bad "predict member $i"; done
+"$SF" predict --model "$M1" --ensemble "$M2,$M3" --data $TE --out "$tmp/pe.csv" 2>"$tmp/pe.err" || bad "predict --ensemble: $(cat "$tmp/pe.err")"
+"$SF" eval --model "$M1" --ensemble "$M2,$M3" --data $TE >"$tmp/ee.json" 2>"$tmp/ee.err" || bad "eval --ensemble: $(cat "$tmp/ee.err")"
+python3 - "$tmp" <<'PY' && ok || bad "ensemble: $(head -c 300 "$tmp/ee.json")"
+import csv, json, sys
+d = sys.argv[1]
+rows = [list(csv.DictReader(open(f"{d}/p{i}.csv"))) for i in (1, 2, 3)]
+ens = list(csv.DictReader(open(f"{d}/pe.csv")))
+cols = [k for k in ens[0] if k.startswith("p_")]
+worst, right = 0.0, 0
+for i, e in enumerate(ens):
+    mean = {c: sum(float(r[i][c]) for r in rows) / 3 for c in cols}
+    worst = max(worst, max(abs(float(e[c]) - mean[c]) for c in cols))
+    assert e["predicted"] == max(cols, key=lambda c: float(e[c]))[2:]
+    right += e["predicted"] == e["label"]
+assert worst < 2e-6, worst          # the CSV's 6 significant digits
+singles = [sum(r["predicted"] == r["label"] for r in rs) for rs in rows]
+assert len(set(singles)) > 1 or any(float(r["p_1"]) != float(rows[0][i]["p_1"]) for i, r in enumerate(rows[1])), "members identical"
+j = json.load(open(f"{d}/ee.json"))
+assert j["models"] == 3 and abs(j["accuracy"] - right / len(ens)) < 1e-12, (j["accuracy"], right)
+assert sum(map(sum, j["confusion_matrix"])) == len(ens)
+print("ensemble acc", right / len(ens), "members", [s / len(ens) for s in singles], "worst", worst)
+PY
+expect 1 "nope.safetensors" -- "$SF" eval --model "$M1" --ensemble "$M2,$tmp/nope.safetensors" --data $TE
+expect 1 "has the classes \\[\"up\",\"down\"\], but --model has" -- "$SF" eval --model "$M1" --ensemble "$tmp/uea/model.safetensors" --data $TE
+expect 1 "other classes than --model" -- "$SF" predict --model "$M1" --ensemble "$tmp/uea/model.safetensors" --data $TE --out "$tmp/x23.csv"
+test ! -e "$tmp/x23.csv" && ok || bad "a failed predict --ensemble left $tmp/x23.csv"
 expect 2 "--batch-size 0 (min(n/10, 16)) is for --task classify" -- "$SF" train --data data/ETTh1.csv --batch-size 0 --out "$tmp/x14"
 
 echo "$pass passed, $fail failed"

@@ -1,16 +1,81 @@
 /* seqformer eval: checkpoint + data -> the task's metrics on a split as JSON, with the data
- * protocol stored in the checkpoint (forecast: split borders, target, features, scaler). */
+ * protocol stored in the checkpoint (forecast: split borders, target, features, scaler).
+ * classify: --ensemble adds checkpoints whose class probabilities are averaged with --model's. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli/common.h"
 #include "core/error.h"
 #include "layers/pararnn_mixer.h"
+#include "tasks/classify.h"
 #include "tasks/task.h"
+
+/* Scores split s of the data with each checkpoint of the comma-separated list (each with its own
+ * stored protocol, so its own normalisation), averages their class probabilities with those t
+ * holds (--model's) and recomputes the metrics into mt. *members: the models averaged. */
+static int eval_ensemble(sf_task *t, const sf_meta *meta, const sf_task_args *ta, sf_split s,
+                         int batch, const char *list, sf_metrics *mt, int *members) {
+    long n;
+    int K;
+    const float *p0 = sf_classify_probabilities(t, &n, &K);
+    if (!p0) return sf_errorf("eval: --ensemble is for classify checkpoints");
+    const char *classes = sf_meta_get(meta, "classes");
+    double *sum = sf_malloc((size_t)n * K * sizeof(double));
+    for (long i = 0; i < n * K; i++) sum[i] = p0[i];
+    *members = 1;
+    char *paths = sf_malloc(strlen(list) + 1);
+    strcpy(paths, list);
+    int rc = SF_OK;
+    for (char *save = NULL, *path = strtok_r(paths, ",", &save); path && rc == SF_OK;
+         path = strtok_r(NULL, ",", &save)) {
+        sf_model m;
+        sf_meta me;
+        if (sf_checkpoint_load(path, &m, &me)) {
+            rc = SF_ERR;
+            break;
+        }
+        const char *cl = sf_meta_get(&me, "classes");
+        sf_task ti;
+        if (strcmp(sf_opt_str(m.config, "task"), "classify") != 0)
+            rc = sf_errorf("eval: --ensemble: %s is a %s checkpoint, not classify", path,
+                           sf_opt_str(m.config, "task"));
+        else if (!cl || !classes || strcmp(cl, classes) != 0)
+            rc = sf_errorf("eval: --ensemble: %s has the classes %s, but --model has %s", path,
+                           cl ? cl : "(none)", classes ? classes : "(none)");
+        else if (sf_task_classify.open_eval(&ti, ta, &m, &me))
+            rc = sf_error_prefix("%s", path);
+        else {
+            sf_metrics one;
+            sf_task_evaluate(&ti, &m, s, batch, &one);
+            long ni;
+            int Ki;
+            const float *pi = sf_classify_probabilities(&ti, &ni, &Ki);
+            if (ni != n || Ki != K) /* same data, same classes: cannot differ; guard anyway */
+                rc = sf_errorf("eval: --ensemble: %s scored %ld x %d probabilities, --model %ld x %d",
+                               path, ni, Ki, n, K);
+            else
+                for (long i = 0; i < n * K; i++) sum[i] += pi[i];
+            sf_task_close(&ti);
+            ++*members;
+        }
+        sf_model_destroy(&m);
+        sf_meta_free(&me);
+    }
+    if (rc == SF_OK) {
+        float *avg = sf_malloc((size_t)n * K * sizeof(float));
+        for (long i = 0; i < n * K; i++) avg[i] = (float)(sum[i] / *members);
+        rc = sf_classify_set_probabilities(t, avg, n, mt);
+        free(avg);
+    }
+    free(paths);
+    free(sum);
+    return rc;
+}
 
 int cmd_eval(int argc, char **argv) {
     const char *model = NULL, *data = NULL, *split = NULL, *which = "test", *test_text = NULL;
-    const char *plot = NULL;
+    const char *plot = NULL, *ensemble = NULL;
     int batch = 256, threads = 0;
     arg_spec specs[] = {
         {"model", ARG_STRING, &model, 0, 0, NULL, "checkpoint (model.safetensors)", 0},
@@ -23,6 +88,9 @@ int cmd_eval(int argc, char **argv) {
         {"threads", ARG_INT, &threads, 0, 1024, NULL, "threads (0: OpenMP default)", 0},
         {"plot", ARG_STRING, &plot, 0, 0, NULL,
          "classify: write PLOT_confusion.svg, PLOT_roc.svg and PLOT_pr.svg", 0},
+        {"ensemble", ARG_STRING, &ensemble, 0, 0, NULL,
+         "classify: more checkpoints (comma-separated) whose class probabilities are averaged "
+         "with --model's (an ensemble, e.g. of seeds)", 0},
     };
     sf_model m;
     sf_meta meta;
@@ -48,6 +116,12 @@ int cmd_eval(int argc, char **argv) {
     if (uses_newton) m.run.newton = &newton;
     sf_task_evaluate(&t, &m, s, batch, &mt);
     m.run.newton = NULL;
+    int members = 1;
+    if (ensemble && eval_ensemble(&t, &meta, &ta, s, batch, ensemble, &mt, &members)) {
+        sf_task_close(&t);
+        rc = cli_fail(1);
+        goto out;
+    }
     if (uses_newton) { /* the ParaRNN mixers' Newton solves: on stderr, the JSON stays as it was */
         char text[160];
         sf_newton_tally_format(&newton, text, sizeof text);
@@ -59,6 +133,7 @@ int cmd_eval(int argc, char **argv) {
         cJSON *o = cJSON_CreateObject();
         for (int i = 0; i < mt.n; i++) cJSON_AddNumberToObject(o, mt.name[i], mt.value[i]);
         cJSON_AddNumberToObject(o, "examples", t.ops->n_examples(&t, s));
+        if (ensemble) cJSON_AddNumberToObject(o, "models", members);
         int ok = t.ops->report(&t, o, plot) == SF_OK;
         char *text = cJSON_PrintUnformatted(o);
         printf("%s\n", text);

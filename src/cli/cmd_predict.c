@@ -9,7 +9,7 @@
 
 int cmd_predict(int argc, char **argv) {
     const char *model = NULL, *data = NULL, *out = NULL, *plot = NULL, *channel = NULL,
-               *object = NULL, *attention_svg = NULL;
+               *object = NULL, *attention_svg = NULL, *ensemble = NULL;
     int threads = 0;
     arg_spec specs[] = {
         {"model", ARG_STRING, &model, 0, 0, NULL, "checkpoint (model.safetensors)", 0},
@@ -22,6 +22,9 @@ int cmd_predict(int argc, char **argv) {
         {"attention-svg", ARG_STRING, &attention_svg, 0, 0, NULL,
          "classify (t2): SVG of the softmax attention weights of every head of every block for "
          "--object", 0},
+        {"ensemble", ARG_STRING, &ensemble, 0, 0, NULL,
+         "classify: more checkpoints (comma-separated) whose class probabilities are averaged "
+         "with --model's", 0},
         {"threads", ARG_INT, &threads, 0, 1024, NULL, "threads (0: OpenMP default)", 0},
     };
     sf_model m;
@@ -32,6 +35,12 @@ int cmd_predict(int argc, char **argv) {
                                    &model, &data, 1, &threads, &m, &meta);
     if (early >= 0) return early;
     const sf_task_def *td = sf_task_find(sf_opt_str(m.config, "task"));
+    if (ensemble && strcmp(td->info.name, "classify") != 0) {
+        sf_errorf("predict: --ensemble is for classify checkpoints (this one is %s)", td->info.name);
+        sf_model_destroy(&m);
+        sf_meta_free(&meta);
+        return cli_fail(2);
+    }
     if (channel && object) {
         sf_errorf("predict: --channel (forecast) and --object (classify) exclude each other");
         sf_model_destroy(&m);
@@ -39,7 +48,7 @@ int cmd_predict(int argc, char **argv) {
         return cli_fail(2);
     }
     sf_predict_args pa = {.model = model, .data = data, .out = out, .plot = plot,
-                          .item = channel ? channel : object, .attention_svg = attention_svg};
+                          .item = channel ? channel : object, .attention_svg = attention_svg, .ensemble = ensemble};
     int rc = td->predict(&m, &meta, &pa) ? cli_fail(1) : 0;
     sf_model_destroy(&m);
     sf_meta_free(&meta);

@@ -27,8 +27,10 @@
 #include "core/error.h"
 #include "core/fileio.h"
 #include "data/classify_data.h"
+#include "models/checkpoint.h"
 #include "models/t2.h"
 #include "tasks/class_metrics.h"
+#include "tasks/classify.h"
 #include "tasks/task.h"
 #include "util/svg_plot.h"
 
@@ -273,6 +275,28 @@ static void cl_metrics_finish(const sf_task *t, const double *acc, long n_total,
     sf_class_metrics cm;
     sf_class_metrics_compute(c->p, c->y, n_total, c->K, &cm);
     fill_metrics(&cm, out);
+}
+
+const float *sf_classify_probabilities(const sf_task *t, long *n, int *K) {
+    if (t->def != &sf_task_classify) return NULL;
+    const classify *c = t->self;
+    if (!c->p) return NULL;
+    *n = c->n_eval;
+    *K = c->K;
+    return c->p;
+}
+
+int sf_classify_set_probabilities(sf_task *t, const float *p, long n, sf_metrics *out) {
+    if (t->def != &sf_task_classify) return sf_errorf("class probabilities: not a classify task");
+    classify *c = t->self;
+    if (!c->p || n != c->n_eval)
+        return sf_errorf("class probabilities: %ld rows, but the last split scored had %ld", n,
+                         c->p ? c->n_eval : 0);
+    memcpy(c->p, p, (size_t)n * c->K * sizeof(float));
+    sf_class_metrics cm;
+    sf_class_metrics_compute(c->p, c->y, n, c->K, &cm);
+    fill_metrics(&cm, out);
+    return SF_OK;
 }
 
 static char *json_numbers(const double *v, int n) {
@@ -811,6 +835,80 @@ static int write_attention(sf_model *m, const sf_class_data *d, int e, const cha
 /* Per-series class probabilities as CSV: index, the file's label, the predicted class, then one
  * probability column per class (p_<name>). --plot: ROC, PR and confusion matrix over the series
  * whose label is one of the checkpoint's classes. */
+/* The class probabilities [d->n, K] of model m on the series d (loaded for m's protocol). */
+static void probabilities_of(sf_model *m, const sf_class_data *d, int K, float *prob) {
+    long xs = sf_model_x_floats(m), LC = (long)m->seq_len * m->n_channels;
+    int B = 64;
+    float *x = sf_malloc((size_t)B * xs * sizeof(float)), *z = sf_malloc((size_t)B * K * sizeof(float));
+    for (int start = 0; start < d->n; start += B) {
+        int n = d->n - start < B ? d->n - start : B;
+        for (int k = 0; k < n; k++) {
+            int e = start + k;
+            float *xk = x + (size_t)k * xs;
+            memset(xk, 0, (size_t)LC * sizeof(float));
+            memcpy(xk, d->x + (size_t)e * d->T * d->C, (size_t)d->len[e] * d->C * sizeof(float));
+            xk[LC] = (float)d->len[e];
+        }
+        sf_model_forward(m, x, z, n, 0, NULL);
+        for (int k = 0; k < n; k++) softmax_row(z + (size_t)k * K, prob + (size_t)(start + k) * K, K);
+    }
+    free(x);
+    free(z);
+}
+
+/* predict --ensemble: each checkpoint of the comma-separated list reads `data` with its own
+ * protocol; prob [n, K] (--model's) becomes the mean over all the models. The classes must be
+ * --model's, in its order. */
+static int add_ensemble(const char *list, const char *data, const protocol *p0, int n, float *prob) {
+    int K = p0->K, members = 1, rc = SF_OK;
+    double *sum = sf_malloc((size_t)n * K * sizeof(double));
+    float *q = sf_malloc((size_t)n * K * sizeof(float));
+    for (long i = 0; i < (long)n * K; i++) sum[i] = prob[i];
+    char *paths = sf_malloc(strlen(list) + 1);
+    strcpy(paths, list);
+    for (char *save = NULL, *path = strtok_r(paths, ",", &save); path && rc == SF_OK;
+         path = strtok_r(NULL, ",", &save)) {
+        sf_model m;
+        sf_meta me;
+        if (sf_checkpoint_load(path, &m, &me)) {
+            rc = SF_ERR;
+            break;
+        }
+        protocol p;
+        memset(&p, 0, sizeof p);
+        sf_class_data d;
+        if (strcmp(sf_opt_str(m.config, "task"), "classify") != 0)
+            rc = sf_errorf("predict: --ensemble: %s is a %s checkpoint, not classify", path,
+                           sf_opt_str(m.config, "task"));
+        else if (read_protocol(&m, &me, &p))
+            rc = sf_error_prefix("%s", path);
+        else {
+            int same = p.K == K;
+            for (int k = 0; same && k < K; k++) same = !strcmp(p.names[k], p0->names[k]);
+            if (!same)
+                rc = sf_errorf("predict: --ensemble: %s has other classes than --model", path);
+            else if (load_for(&m, &p, data, 0, &d))
+                rc = SF_ERR;
+            else {
+                SF_ASSERT(d.n == n); /* the same file */
+                probabilities_of(&m, &d, K, q);
+                for (long i = 0; i < (long)n * K; i++) sum[i] += q[i];
+                members++;
+                sf_class_data_free(&d);
+            }
+        }
+        protocol_free(&p);
+        sf_model_destroy(&m);
+        sf_meta_free(&me);
+    }
+    if (rc == SF_OK)
+        for (long i = 0; i < (long)n * K; i++) prob[i] = (float)(sum[i] / members);
+    free(paths);
+    free(sum);
+    free(q);
+    return rc;
+}
+
 static int cl_predict(sf_model *m, const sf_meta *meta, const sf_predict_args *a) {
     if (a->attention_svg && !a->item)
         return sf_errorf("predict: --attention-svg draws the attention of one series; give --object N");
@@ -835,22 +933,9 @@ static int cl_predict(sf_model *m, const sf_meta *meta, const sf_predict_args *a
             return SF_ERR;
         }
     }
-    long xs = sf_model_x_floats(m), LC = (long)m->seq_len * m->n_channels;
-    int B = 64;
-    float *x = sf_malloc((size_t)B * xs * sizeof(float)), *z = sf_malloc((size_t)B * K * sizeof(float));
     float *prob = sf_malloc((size_t)d.n * K * sizeof(float));
-    for (int start = 0; start < d.n; start += B) {
-        int n = d.n - start < B ? d.n - start : B;
-        for (int k = 0; k < n; k++) {
-            int e = start + k;
-            float *xk = x + (size_t)k * xs;
-            memset(xk, 0, (size_t)LC * sizeof(float));
-            memcpy(xk, d.x + (size_t)e * d.T * d.C, (size_t)d.len[e] * d.C * sizeof(float));
-            xk[LC] = (float)d.len[e];
-        }
-        sf_model_forward(m, x, z, n, 0, NULL);
-        for (int k = 0; k < n; k++) softmax_row(z + (size_t)k * K, prob + (size_t)(start + k) * K, K);
-    }
+    probabilities_of(m, &d, K, prob);
+    if (a->ensemble && add_ensemble(a->ensemble, a->data, &p, d.n, prob)) goto done;
     sf_atomic_file f;
     FILE *out = stdout;
     if (a->out) {
@@ -897,8 +982,6 @@ static int cl_predict(sf_model *m, const sf_meta *meta, const sf_predict_args *a
                 d.n, K, a->out);
     rc = SF_OK;
 done:
-    free(x);
-    free(z);
     free(prob);
     sf_class_data_free(&d);
     protocol_free(&p);

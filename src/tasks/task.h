@@ -53,6 +53,7 @@ typedef struct sf_predict_args {
     const char *plot; /* SVG (NULL: none) */
     const char *item; /* which channel/class/object to plot (NULL: the task's default) */
     const char *attention_svg; /* classify: per-head attention maps of object `item` (NULL: none) */
+    const char *ensemble; /* classify: more checkpoints (comma-separated) averaged with model's */
 } sf_predict_args;
 
 typedef struct {
