@@ -125,7 +125,11 @@ expect 2 "--mixer-options: malformed JSON at line 1" -- "$SF" train --recipe ucr
 expect 2 "--mixer-options: 'kind' is chosen with --mixer" -- "$SF" train --recipe ucr --data $TR --mixer-options '{"kind": "s4d"}' --out "$tmp/x18"
 expect 2 "--mixer-options: the informer model has no token-mixer blocks" -- "$SF" train --model informer \
     --data data/ETTh1.csv --mixer-options '{"n_heads": 2}' --out "$tmp/x19"
-expect 2 "--recipe 'nope': the recipes are: ucr" -- "$SF" train --recipe nope --data $TR --out "$tmp/x12"
+# ucr-mamba is the ucr recipe with these flags (the probes' best row was run this way)
+"$SF" train --recipe ucr-mamba --data $TR --print-config >"$tmp/um1.cfg" 2>&1 && \
+  "$SF" train --recipe ucr --mixer mamba --stride 4 --norm-place pre --mixup 0.4 --data $TR --print-config >"$tmp/um2.cfg" 2>&1 && \
+  cmp -s "$tmp/um1.cfg" "$tmp/um2.cfg" && grep -q '"kind": "mamba"' "$tmp/um1.cfg" && ok || bad "ucr-mamba config: $(diff "$tmp/um1.cfg" "$tmp/um2.cfg" | head -5)"
+expect 2 "--recipe 'nope': the recipes are: ucr, ucr-mamba" -- "$SF" train --recipe nope --data $TR --out "$tmp/x12"
 expect 2 "augment" -- "$SF" train --task classify --data $TR --augment 2 --out "$tmp/x13"
 expect 2 "--augment is for --task classify" -- "$SF" train --data data/ETTh1.csv --augment 0.2 --out "$tmp/x20"
 expect 2 "--mixup is for --task classify" -- "$SF" train --data data/ETTh1.csv --mixup 0.2 --out "$tmp/x21"

@@ -234,7 +234,9 @@ static const char *const model_flags[] = {"model", "seq-len", "pred-len", "mixer
  * by probes on the hardest sets): windows of 16 steps every 8 instead of single steps, a wider and
  * deeper encoder, and Fawaz et al.'s ResNet protocol — the whole training file, batch min(n/10,
  * 16), a fixed budget of optimiser steps (cosine decay), the weights of the lowest training loss,
- * no early stopping — plus scale/shift/noise augmentation of strength 0.2. */
+ * no early stopping — plus scale/shift/noise augmentation of strength 0.2. ucr-mamba: the same with
+ * pre-norm Mamba blocks (issue #13's mixer) on windows every 4 steps and mixup 0.4, the best single
+ * model of the probes (README, bench/results/ucr_variants.jsonl). */
 static const struct {
     const char *name;
     const char *const flags[32];
@@ -243,6 +245,10 @@ static const struct {
              "--n-heads", "8", "--e-layers", "2", "--val-fraction", "0", "--batch-size", "0",
              "--train-steps", "4000", "--lradj", "cosine", "--patience", "100000", "--augment",
              "0.2", NULL}},
+    {"ucr-mamba", {"--task", "classify", "--patch-len", "16", "--stride", "4", "--d-model", "64",
+                   "--n-heads", "8", "--e-layers", "2", "--mixer", "mamba", "--norm-place", "pre",
+                   "--val-fraction", "0", "--batch-size", "0", "--train-steps", "4000", "--lradj",
+                   "cosine", "--patience", "100000", "--augment", "0.2", "--mixup", "0.4", NULL}},
 };
 
 static int train_with_recipe(int argc, char **argv, int at) {
@@ -260,7 +266,7 @@ static int train_with_recipe(int argc, char **argv, int at) {
         free(v);
         return rc;
     }
-    sf_errorf("train: --recipe '%s': the recipes are: ucr", name);
+    sf_errorf("train: --recipe '%s': the recipes are: ucr, ucr-mamba", name);
     return cli_fail(2);
 }
 
@@ -401,8 +407,9 @@ int cmd_train(int argc, char **argv) {
         {"mixup", ARG_FLOAT, &mixup, 0, 100, NULL,
          "classify: mixup with Beta(A, A): train on lam x + (1-lam) x' with the classes mixed alike, "
          "x' another training series (e.g. 0.2; 0: off)", 0},
-        {"recipe", ARG_CHOICE, &recipe, 0, 0, "ucr",
-         "named set of flags put before the others (ucr: t2 for UCR sets, README)", 0},
+        {"recipe", ARG_CHOICE, &recipe, 0, 0, "ucr|ucr-mamba",
+         "named set of flags put before the others (ucr: t2 for UCR sets; ucr-mamba: with "
+         "pre-norm Mamba blocks and mixup; README)", 0},
         {"train-steps", ARG_INT, &train_steps, 0, 100000000, NULL,
          "classify: optimiser steps instead of --epochs (epochs = ceil(steps / steps per epoch); "
          "0: off)", 0},
