@@ -11,65 +11,21 @@
 #include "tasks/classify.h"
 #include "tasks/task.h"
 
-/* Scores split s of the data with each checkpoint of the comma-separated list (each with its own
- * stored protocol, so its own normalisation), averages their class probabilities with those t
- * holds (--model's) and recomputes the metrics into mt. *members: the models averaged. */
-static int eval_ensemble(sf_task *t, const sf_meta *meta, const sf_task_args *ta, sf_split s,
-                         int batch, const char *list, sf_metrics *mt, int *members) {
+/* --ensemble: the probabilities t holds (--model's, on every series of the file: a classify
+ * task opened for eval scores the whole file in every split) averaged with those of the listed
+ * checkpoints (tasks/classify.h); the metrics recomputed into mt. */
+static int eval_ensemble(sf_task *t, const char *data, const char *list, sf_metrics *mt,
+                         int *members) {
     long n;
     int K;
-    const float *p0 = sf_classify_probabilities(t, &n, &K);
+    char *const *names;
+    const float *p0 = sf_classify_probabilities(t, &n, &K, &names);
     if (!p0) return sf_errorf("eval: --ensemble is for classify checkpoints");
-    const char *classes = sf_meta_get(meta, "classes");
-    double *sum = sf_malloc((size_t)n * K * sizeof(double));
-    for (long i = 0; i < n * K; i++) sum[i] = p0[i];
-    *members = 1;
-    char *paths = sf_malloc(strlen(list) + 1);
-    strcpy(paths, list);
-    int rc = SF_OK;
-    for (char *save = NULL, *path = strtok_r(paths, ",", &save); path && rc == SF_OK;
-         path = strtok_r(NULL, ",", &save)) {
-        sf_model m;
-        sf_meta me;
-        if (sf_checkpoint_load(path, &m, &me)) {
-            rc = SF_ERR;
-            break;
-        }
-        const char *cl = sf_meta_get(&me, "classes");
-        sf_task ti;
-        if (strcmp(sf_opt_str(m.config, "task"), "classify") != 0)
-            rc = sf_errorf("eval: --ensemble: %s is a %s checkpoint, not classify", path,
-                           sf_opt_str(m.config, "task"));
-        else if (!cl || !classes || strcmp(cl, classes) != 0)
-            rc = sf_errorf("eval: --ensemble: %s has the classes %s, but --model has %s", path,
-                           cl ? cl : "(none)", classes ? classes : "(none)");
-        else if (sf_task_classify.open_eval(&ti, ta, &m, &me))
-            rc = sf_error_prefix("%s", path);
-        else {
-            sf_metrics one;
-            sf_task_evaluate(&ti, &m, s, batch, &one);
-            long ni;
-            int Ki;
-            const float *pi = sf_classify_probabilities(&ti, &ni, &Ki);
-            if (ni != n || Ki != K) /* same data, same classes: cannot differ; guard anyway */
-                rc = sf_errorf("eval: --ensemble: %s scored %ld x %d probabilities, --model %ld x %d",
-                               path, ni, Ki, n, K);
-            else
-                for (long i = 0; i < n * K; i++) sum[i] += pi[i];
-            sf_task_close(&ti);
-            ++*members;
-        }
-        sf_model_destroy(&m);
-        sf_meta_free(&me);
-    }
-    if (rc == SF_OK) {
-        float *avg = sf_malloc((size_t)n * K * sizeof(float));
-        for (long i = 0; i < n * K; i++) avg[i] = (float)(sum[i] / *members);
-        rc = sf_classify_set_probabilities(t, avg, n, mt);
-        free(avg);
-    }
-    free(paths);
-    free(sum);
+    float *avg = sf_malloc((size_t)n * K * sizeof(float));
+    memcpy(avg, p0, (size_t)n * K * sizeof(float));
+    int rc = sf_classify_add_ensemble(list, data, names, K, (int)n, avg, members);
+    if (rc == SF_OK) rc = sf_classify_set_probabilities(t, avg, n, mt);
+    free(avg);
     return rc;
 }
 
@@ -117,7 +73,7 @@ int cmd_eval(int argc, char **argv) {
     sf_task_evaluate(&t, &m, s, batch, &mt);
     m.run.newton = NULL;
     int members = 1;
-    if (ensemble && eval_ensemble(&t, &meta, &ta, s, batch, ensemble, &mt, &members)) {
+    if (ensemble && eval_ensemble(&t, data, ensemble, &mt, &members)) {
         sf_task_close(&t);
         rc = cli_fail(1);
         goto out;

@@ -277,12 +277,13 @@ static void cl_metrics_finish(const sf_task *t, const double *acc, long n_total,
     fill_metrics(&cm, out);
 }
 
-const float *sf_classify_probabilities(const sf_task *t, long *n, int *K) {
+const float *sf_classify_probabilities(const sf_task *t, long *n, int *K, char *const **names) {
     if (t->def != &sf_task_classify) return NULL;
     const classify *c = t->self;
     if (!c->p) return NULL;
     *n = c->n_eval;
     *K = c->K;
+    *names = c->train.class_names;
     return c->p;
 }
 
@@ -856,11 +857,10 @@ static void probabilities_of(sf_model *m, const sf_class_data *d, int K, float *
     free(z);
 }
 
-/* predict --ensemble: each checkpoint of the comma-separated list reads `data` with its own
- * protocol; prob [n, K] (--model's) becomes the mean over all the models. The classes must be
- * --model's, in its order. */
-static int add_ensemble(const char *list, const char *data, const protocol *p0, int n, float *prob) {
-    int K = p0->K, members = 1, rc = SF_OK;
+int sf_classify_add_ensemble(const char *list, const char *data, char *const *names, int K, int n,
+                             float *prob, int *members) {
+    int rc = SF_OK;
+    *members = 1;
     double *sum = sf_malloc((size_t)n * K * sizeof(double));
     float *q = sf_malloc((size_t)n * K * sizeof(float));
     for (long i = 0; i < (long)n * K; i++) sum[i] = prob[i];
@@ -878,22 +878,22 @@ static int add_ensemble(const char *list, const char *data, const protocol *p0, 
         memset(&p, 0, sizeof p);
         sf_class_data d;
         if (strcmp(sf_opt_str(m.config, "task"), "classify") != 0)
-            rc = sf_errorf("predict: --ensemble: %s is a %s checkpoint, not classify", path,
+            rc = sf_errorf("--ensemble: %s is a %s checkpoint, not classify", path,
                            sf_opt_str(m.config, "task"));
         else if (read_protocol(&m, &me, &p))
             rc = sf_error_prefix("%s", path);
         else {
             int same = p.K == K;
-            for (int k = 0; same && k < K; k++) same = !strcmp(p.names[k], p0->names[k]);
+            for (int k = 0; same && k < K; k++) same = !strcmp(p.names[k], names[k]);
             if (!same)
-                rc = sf_errorf("predict: --ensemble: %s has other classes than --model", path);
+                rc = sf_errorf("--ensemble: %s has other classes than --model (or another order)", path);
             else if (load_for(&m, &p, data, 0, &d))
                 rc = SF_ERR;
             else {
                 SF_ASSERT(d.n == n); /* the same file */
                 probabilities_of(&m, &d, K, q);
                 for (long i = 0; i < (long)n * K; i++) sum[i] += q[i];
-                members++;
+                ++*members;
                 sf_class_data_free(&d);
             }
         }
@@ -902,7 +902,7 @@ static int add_ensemble(const char *list, const char *data, const protocol *p0, 
         sf_meta_free(&me);
     }
     if (rc == SF_OK)
-        for (long i = 0; i < (long)n * K; i++) prob[i] = (float)(sum[i] / members);
+        for (long i = 0; i < (long)n * K; i++) prob[i] = (float)(sum[i] / *members);
     free(paths);
     free(sum);
     free(q);
@@ -935,7 +935,9 @@ static int cl_predict(sf_model *m, const sf_meta *meta, const sf_predict_args *a
     }
     float *prob = sf_malloc((size_t)d.n * K * sizeof(float));
     probabilities_of(m, &d, K, prob);
-    if (a->ensemble && add_ensemble(a->ensemble, a->data, &p, d.n, prob)) goto done;
+    int members;
+    if (a->ensemble && sf_classify_add_ensemble(a->ensemble, a->data, p.names, K, d.n, prob, &members))
+        goto done;
     sf_atomic_file f;
     FILE *out = stdout;
     if (a->out) {
