@@ -2,10 +2,11 @@
 """Side-by-side UCR test accuracy (mean over seeds) of every flag set in a ucr_table.sh log that has
 all 16 sets x the given number of seeds, e.g.
     python3 bench/ucr_compare.py bench/results/ucr_variants.jsonl 3
-Columns are the flags after --recipe ucr (or after the recipe's training flags, for a --config run),
+Columns are the flags after --recipe ucr (--recipe ucr-mamba is kept; or after the recipe's training flags, for a --config run),
 in the order they first appear in the log."""
 import collections
 import json
+import re
 import sys
 
 log, want = sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 3
@@ -20,7 +21,7 @@ flags = [f for f in by if len(by[f]) == 16 and all(len(v) >= want for v in by[f]
 # the ucr recipe's training flags, written out where a --config replaces its model flags
 TRAINING = ("--task classify --val-fraction 0 --batch-size 0 --train-steps 4000 --lradj cosine "
             "--patience 100000 --augment 0.2")
-names = [f.replace("--recipe ucr", "").replace(TRAINING, "").strip() or "(recipe)" for f in flags]
+names = [re.sub(r"--recipe ucr(?=\s|$)", "", f).replace(TRAINING, "").strip() or "(recipe)" for f in flags]
 print("| dataset | " + " | ".join(f"`{n}`" if n != "(recipe)" else n for n in names) + " |")
 print("|---|" + "---|" * len(flags))
 means = {f: {s: sum(by[f][s].values()) / len(by[f][s]) for s in sets} for f in flags}
