@@ -245,10 +245,9 @@ static const struct {
              "--n-heads", "8", "--e-layers", "2", "--val-fraction", "0", "--batch-size", "0",
              "--train-steps", "4000", "--lradj", "cosine", "--patience", "100000", "--augment",
              "0.2", NULL}},
-    {"ucr-mamba", {"--task", "classify", "--patch-len", "16", "--stride", "4", "--d-model", "64",
-                   "--n-heads", "8", "--e-layers", "2", "--mixer", "mamba", "--norm-place", "pre",
-                   "--val-fraction", "0", "--batch-size", "0", "--train-steps", "4000", "--lradj",
-                   "cosine", "--patience", "100000", "--augment", "0.2", "--mixup", "0.4", NULL}},
+    /* a recipe may start with another: cmd_train expands the "--recipe ucr" in turn */
+    {"ucr-mamba", {"--recipe", "ucr", "--stride", "4", "--mixer", "mamba", "--norm-place", "pre",
+                   "--mixup", "0.4", NULL}},
 };
 
 static int train_with_recipe(int argc, char **argv, int at) {
@@ -611,7 +610,7 @@ int cmd_train(int argc, char **argv) {
     sf_task_args ta = {.data = data, .target = target, .features = features[0], .split = split,
                        .test = test, .tokenizer = tokenizer, .normalize = normalize,
                        .class_weights = class_weights, .val_fraction = val_fraction, .augment = augment,
-                       .mixup = mixup,                       .seed = (uint64_t)seed, .epoch_windows = epoch_windows};
+                       .mixup = mixup, .seed = (uint64_t)seed, .epoch_windows = epoch_windows};
     sf_task t = {0};
     sf_model m = {0};
     if (td->open_train(&t, &ta, &cfg, has_channels)) {

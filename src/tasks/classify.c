@@ -833,9 +833,6 @@ static int write_attention(sf_model *m, const sf_class_data *d, int e, const cha
     return rc;
 }
 
-/* Per-series class probabilities as CSV: index, the file's label, the predicted class, then one
- * probability column per class (p_<name>). --plot: ROC, PR and confusion matrix over the series
- * whose label is one of the checkpoint's classes. */
 /* The class probabilities [d->n, K] of model m on the series d (loaded for m's protocol). */
 static void probabilities_of(sf_model *m, const sf_class_data *d, int K, float *prob) {
     long xs = sf_model_x_floats(m), LC = (long)m->seq_len * m->n_channels;
@@ -909,6 +906,9 @@ int sf_classify_add_ensemble(const char *list, const char *data, char *const *na
     return rc;
 }
 
+/* Per-series class probabilities as CSV: index, the file's label, the predicted class, then one
+ * probability column per class (p_<name>). --plot: ROC, PR and confusion matrix over the series
+ * whose label is one of the checkpoint's classes. */
 static int cl_predict(sf_model *m, const sf_meta *meta, const sf_predict_args *a) {
     if (a->attention_svg && !a->item)
         return sf_errorf("predict: --attention-svg draws the attention of one series; give --object N");
