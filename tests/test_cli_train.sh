@@ -34,6 +34,12 @@ check "grep -q '\"windows\":2857' '$tmp/eval.json'" "eval scores all 2857 test w
 "$SF" predict --model "$tmp/a/model.safetensors" --data data/ETTh1.csv --out "$tmp/p.csv" --plot "$tmp/p.svg" 2>/dev/null
 check '[ $? -eq 0 ]' "predict exit code"
 check "[ \$(wc -l < '$tmp/p.csv') -eq 25 ]" "predict writes 24 rows + header"
+# --ensemble averages class probabilities: refused for a forecast checkpoint, no file written
+expect 2 "predict: --ensemble is for classify checkpoints" -- "$SF" predict --model "$tmp/a/model.safetensors" \
+    --ensemble "$tmp/a/model.safetensors" --data data/ETTh1.csv --out "$tmp/pe.csv"
+check "[ ! -e '$tmp/pe.csv' ]" "refused predict --ensemble writes nothing"
+expect 1 "eval: --ensemble is for classify checkpoints" -- "$SF" eval --model "$tmp/a/model.safetensors" \
+    --ensemble "$tmp/a/model.safetensors" --data data/ETTh1.csv
 check "head -1 '$tmp/p.csv' | grep -q '^date,HUFL,HULL,MUFL,MULL,LUFL,LULL,OT$'" "predict header"
 check "sed -n 2p '$tmp/p.csv' | grep -q '^2018-06-26 20:00:00,'" "first forecast timestamp"
 check "sed -n 25p '$tmp/p.csv' | grep -q '^2018-06-27 19:00:00,'" "last forecast timestamp"
