@@ -105,25 +105,24 @@ static inline __attribute__((always_inline)) v8sf v8_splat(float x) {
 static inline __attribute__((always_inline)) v8sf v8_sel(v8si m, v8sf a, v8sf b) {
     return (v8sf)(((v8si)a & m) | ((v8si)b & ~m));
 }
-/* sf_expf_fast, lane-wise, same operations in the same order. */
-static inline __attribute__((always_inline)) v8sf v8_exp(v8sf x) {
-    v8sf xc = v8_sel(v8_splat(-104.0f) > x, v8_splat(-104.0f), x);
-    xc = v8_sel(xc > v8_splat(89.0f), v8_splat(89.0f), xc);
+/* exp(x) for x = s - max <= 0 (or -inf on masked lanes): the forward's only use. Clamped below
+ * at -87 so that one power-of-two scale stays a normal float (below -87 the result is 1.6e-38
+ * instead of 0 or a subnormal: against a row sum >= 1 that is below float resolution), no upper
+ * clamp (x <= 0), and sf_expf_fast's degree-7 polynomial in Estrin form (shorter dependency
+ * chain). NaN passes through. About 40% fewer operations than sf_expf_fast's full-range form,
+ * which is what this kernel spends most of its time on at Dh <= 4. */
+static inline __attribute__((always_inline)) v8sf v8_exp_nonpos(v8sf x) {
+    const v8sf xc = v8_sel(v8_splat(-87.0f) > x, v8_splat(-87.0f), x);
     const v8sf t = xc * 1.44269504088896341f + 12582912.0f;
     const v8sf kf = t - 12582912.0f;
     v8sf r = xc - kf * 0.693359375f;
     r = r - kf * -2.12194440e-4f;
-    v8sf p = v8_splat(1.0f / 5040.0f);
-    p = p * r + 1.0f / 720.0f;
-    p = p * r + 1.0f / 120.0f;
-    p = p * r + 1.0f / 24.0f;
-    p = p * r + 1.0f / 6.0f;
-    p = p * r + 0.5f;
-    p = p * r + 1.0f;
-    p = p * r + 1.0f;
-    const v8si k = (v8si)t - 0x4B400000, k1 = k / 2, k2 = k - k1;
-    const v8sf e1 = (v8sf)((k1 + 127) << 23), e2 = (v8sf)((k2 + 127) << 23);
-    return p * e1 * e2;
+    const v8sf r2 = r * r, r4 = r2 * r2;
+    const v8sf a = r + 1.0f, b = r * (1.0f / 6.0f) + 0.5f;
+    const v8sf c = r * (1.0f / 120.0f) + 1.0f / 24.0f, d = r * (1.0f / 5040.0f) + 1.0f / 720.0f;
+    const v8sf p = (a + r2 * b) + r4 * (c + r2 * d);
+    const v8si k = (v8si)t - 0x4B400000;
+    return p * (v8sf)((k + 127) << 23);
 }
 
 static inline __attribute__((always_inline)) void fwd_rows_small_dh(
@@ -159,7 +158,7 @@ static inline __attribute__((always_inline)) void fwd_rows_small_dh(
         const float *restrict vr = v + (long)j * ld;
         v8sf sa = qa[0] * kr[0], sb = qb[0] * kr[0];
         for (int d = 1; d < Dh; d++) sa += qa[d] * kr[d], sb += qb[d] * kr[d];
-        v8sf pa = v8_exp(sa - ma), pb = v8_exp(sb - mb);
+        v8sf pa = v8_exp_nonpos(sa - ma), pb = v8_exp_nonpos(sb - mb);
         if (causal) {
             const v8si js = (v8si){j, j, j, j, j, j, j, j};
             pa = v8_sel(js <= rowa, pa, v8_splat(0.0f));
