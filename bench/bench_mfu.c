@@ -1,9 +1,10 @@
 /* Compute-bound training steps against the machine's fp32 FMA peak, measured in the same run
  * (issue #11 target 6, issue #15's MFU item).
  *
- *  1. Peak: every thread runs a loop of independent 8-lane FMAs (12 accumulators, enough to cover
- *     the FMA latency on two pipes), compiled as the AVX2+FMA clone where the CPU has it; GFLOP/s
- *     for 1..--threads threads. No AVX-512 clone (not testable on the development machine).
+ *  1. Peak: every thread runs a loop of independent FMAs (12 accumulators, enough to cover the
+ *     FMA latency on two pipes) of the widest vectors the CPU has: 16 lanes (AVX-512F) where
+ *     present, else 8 (the AVX2+FMA clone); GFLOP/s for 1..--threads threads. On AVX-512 CPUs the
+ *     8-lane figure is printed too; the % of peak is always against the widest.
  *  2. sgemm at 1024^3 through our packed kernel and through cblas_sgemm, for reference.
  *  3. One full training step (forward, MSE-style loss gradient, backward, AdamW) of
  *     (a) a softmax encoder: iTransformer blocks with 512 tokens, d_model 256, 8 heads, 4 layers,
@@ -56,7 +57,35 @@ FMA_CLONES static float fma_loop(long iters, float seed) {
     return s[0] + s[7];
 }
 
-static double fma_peak_gflops(int threads) {
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define HAVE_FMA16 1
+typedef float v16 __attribute__((vector_size(64)));
+/* fma_loop with 16-lane (AVX-512F) vectors: call only where the CPU has AVX-512F. */
+__attribute__((target("avx512f"), optimize("fp-contract=fast"))) static float fma_loop16(long iters,
+                                                                                      float seed) {
+    v16 a0 = {seed}, a1 = a0 + 1, a2 = a0 + 2, a3 = a0 + 3, a4 = a0 + 4, a5 = a0 + 5;
+    v16 a6 = a0 + 6, a7 = a0 + 7, a8 = a0 + 8, a9 = a0 + 9, a10 = a0 + 10, a11 = a0 + 11;
+    const v16 m = a0 * 0 + 0.999999f, c = a0 * 0 + 1e-6f;
+    for (long i = 0; i < iters; i++) {
+        a0 = a0 * m + c, a1 = a1 * m + c, a2 = a2 * m + c, a3 = a3 * m + c;
+        a4 = a4 * m + c, a5 = a5 * m + c, a6 = a6 * m + c, a7 = a7 * m + c;
+        a8 = a8 * m + c, a9 = a9 * m + c, a10 = a10 * m + c, a11 = a11 * m + c;
+    }
+    v16 s = ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7)) + ((a8 + a9) + (a10 + a11));
+    return s[0] + s[15];
+}
+static int cpu_has_avx512f(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f");
+}
+#else
+#define HAVE_FMA16 0
+static float fma_loop16(long iters, float seed) { return (float)iters * seed; }
+static int cpu_has_avx512f(void) { return 0; }
+#endif
+
+/* lanes 8 or 16 (16: fma_loop16, only where cpu_has_avx512f()) */
+static double fma_peak_gflops(int threads, int lanes) {
     const long iters = 20000000; /* 3.84 GFLOP per thread */
     double best = 0;
     volatile float sink = 0;
@@ -67,8 +96,9 @@ static double fma_peak_gflops(int threads) {
         double t = wall_seconds();
         float acc = 0;
 #pragma omp parallel num_threads(threads) reduction(+ : acc)
-        acc += fma_loop(iters, (float)omp_get_thread_num());
-        double g = (double)threads * iters * 12 * 8 * 2 / (wall_seconds() - t) / 1e9;
+        acc += lanes == 16 ? fma_loop16(iters, (float)omp_get_thread_num())
+                           : fma_loop(iters, (float)omp_get_thread_num());
+        double g = (double)threads * iters * 12 * lanes * 2 / (wall_seconds() - t) / 1e9;
         sink += acc;
         if (g > best) best = g;
     }
@@ -200,9 +230,13 @@ int main(int argc, char **argv) {
     printf("our kernels: %s; BLAS: %s (OpenBLAS core %s)\n", sf_gemm_packed_path(), sf_blas_library(),
            sf_blas_corename());
     double peak = 0;
+    const int lanes = HAVE_FMA16 && cpu_has_avx512f() ? 16 : 8;
     for (int t = 1; t <= threads; t++) {
-        double g = fma_peak_gflops(t);
-        printf("fp32 FMA peak, %d thread%s: %.1f GFLOP/s\n", t, t > 1 ? "s" : "", g);
+        double g = fma_peak_gflops(t, lanes);
+        printf("fp32 FMA peak, %d thread%s: %.1f GFLOP/s (%d-lane FMAs%s)\n", t, t > 1 ? "s" : "", g,
+               lanes, lanes == 16 ? ", AVX-512F" : "");
+        if (lanes == 16)
+            printf("  the same with 8-lane (AVX2) FMAs: %.1f GFLOP/s\n", fma_peak_gflops(t, 8));
         peak = g;
     }
     printf("sgemm 1024^3, %d threads: packed %.1f GFLOP/s, cblas_sgemm %.1f GFLOP/s\n", threads,

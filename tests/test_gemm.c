@@ -1,7 +1,8 @@
 /* sf_gemm (small-size kernels and the packed kernel or cblas behind it), sf_gemm_packed and sf_gemm_blas, each
  * against sf_gemm_ref (plain loops, double accumulation): all four transpose combinations, odd sizes, padded leading
  * dimensions, beta 0 (C garbage/NaN ignored) and beta 1, shapes that cross the packed kernel's blocking edges; and
- * the packed kernel bit-identical at 1 and 2 threads. */
+ * the packed kernel bit-identical at 1 and 2 threads. On AVX-512F CPUs the packed kernel is checked both with its
+ * 6x32 AVX-512 kernel (the default there) and without, and the two must give the same bits. */
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -15,8 +16,17 @@ static sf_rng rng;
 
 typedef void (*gemm_fn)(int, int, int, int, int, float, const float *, int, const float *, int, float, float *,
                         int);
-static const gemm_fn impls[] = {sf_gemm, sf_gemm_packed, sf_gemm_blas};
-static const char *const impl_names[] = {"sf_gemm", "sf_gemm_packed", "sf_gemm_blas"};
+/* sf_gemm_packed with its AVX-512F kernel turned off (the same as sf_gemm_packed on other CPUs) */
+static void packed_no512(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
+                         int ldb, float beta, float *C, int ldc) {
+    const int was = sf_gemm_packed_avx512();
+    sf_gemm_packed_set_avx512(0);
+    sf_gemm_packed(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    sf_gemm_packed_set_avx512(was);
+}
+
+static const gemm_fn impls[] = {sf_gemm, sf_gemm_packed, sf_gemm_blas, packed_no512};
+static const char *const impl_names[] = {"sf_gemm", "sf_gemm_packed", "sf_gemm_blas", "sf_gemm_packed (no AVX-512)"};
 static int impl;
 
 static void one_case(int ta, int tb, int M, int N, int K, float alpha, float beta, int pad) {
@@ -80,6 +90,22 @@ static void thread_invariance(int ta, int tb, int M, int N, int K) {
     free(A), free(B), free(C1), free(C2);
 }
 
+/* The packed kernel with and without its AVX-512F 6x32 kernel: bit-identical (same operations per element). */
+static void avx512_identity(int ta, int tb, int M, int N, int K, float alpha, float beta) {
+    float *A = malloc(sizeof(float) * (size_t)M * K), *B = malloc(sizeof(float) * (size_t)K * N);
+    float *C1 = malloc(sizeof(float) * (size_t)M * N), *C2 = malloc(sizeof(float) * (size_t)M * N);
+    sf_rng_fill_uniform(&rng, A, (long)M * K, -1.0f, 1.0f);
+    sf_rng_fill_uniform(&rng, B, (long)K * N, -1.0f, 1.0f);
+    sf_rng_fill_uniform(&rng, C1, (long)M * N, -1.0f, 1.0f);
+    memcpy(C2, C1, sizeof(float) * (size_t)M * N);
+    sf_gemm_packed(ta, tb, M, N, K, alpha, A, ta ? M : K, B, tb ? K : N, beta, C1, N);
+    packed_no512(ta, tb, M, N, K, alpha, A, ta ? M : K, B, tb ? K : N, beta, C2, N);
+    CHECK_MSG(!memcmp(C1, C2, sizeof(float) * (size_t)M * N),
+              "packed ta=%d tb=%d M=%d N=%d K=%d alpha=%g beta=%g: with and without AVX-512 differ", ta, tb, M, N, K,
+              alpha, beta);
+    free(A), free(B), free(C1), free(C2);
+}
+
 int main(void) {
     sf_rng_seed(&rng, test_seed());
     sf_set_blas_threads(1);
@@ -89,7 +115,9 @@ int main(void) {
                             {7, 96, 672}, {294, 128, 16}, {294, 16, 128}, {13, 19, 1025}, {300, 128, 40},
                             /* packed-kernel edges: 6x16 micro-tiles, MC 96, NC 256, KC 256 (and tile splitting) */
                             {6, 16, 256}, {97, 257, 257}, {203, 301, 515}, {16, 16, 5000}, {1000, 23, 300}};
-    for (impl = 0; impl < (int)(sizeof impls / sizeof impls[0]); impl++)
+    const int has512 = sf_gemm_packed_avx512();
+    const int n_impls = (int)(sizeof impls / sizeof impls[0]) - (has512 ? 0 : 1); /* no512 = packed elsewhere */
+    for (impl = 0; impl < n_impls; impl++)
         for (int s = 0; s < (int)(sizeof sizes / sizeof sizes[0]); s++)
             for (int ta = 0; ta < 2; ta++)
                 for (int tb = 0; tb < 2; tb++) {
@@ -105,5 +133,16 @@ int main(void) {
             thread_invariance(ta, tb, 389, 530, 601); /* many work units, several K slices */
             thread_invariance(ta, tb, 40, 70, 9000);  /* K cut into chunks (weight-gradient shape) */
         }
+    if (has512) {
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++) {
+                avx512_identity(ta, tb, 389, 530, 601, 1.0f, 0.0f);
+                avx512_identity(ta, tb, 97, 257, 257, 0.5f, 1.0f);
+                avx512_identity(ta, tb, 294, 48, 16, 1.0f, 1.0f); /* direct (K <= 128) row-major A */
+                avx512_identity(ta, tb, 40, 70, 9000, -2.0f, 0.25f);
+            }
+    } else {
+        printf("AVX-512 kernel off (no AVX-512F on this CPU, or SF_GEMM_AVX512=0): not compared\n");
+    }
     return test_finish();
 }

@@ -168,6 +168,32 @@ static void grad_check(subject *s, float *x) {
     sf_arena_free(&a);
 }
 
+/* Set around subjects with near-singular normalisations (deltanet: l2norm of a head's SiLU
+ * outputs, 2 values wide in these tests, eps 1e-6): at a point where a head's norm is ~1e-3 the
+ * loss is so curved that no step size gives a usable quotient (seed 15468506119: residual
+ * deltanet, a k_proj entry with analytic -150.4, every quotient 5% off; about 1 run in 40). Then
+ * a miss in the first attempt repeats the whole check at a fresh input and fresh entries, which
+ * must pass: a wrong gradient misses at every point. */
+static int g_retry;
+
+/* grad_check, repeated once at a fresh input *x (replaced) when g_retry and attempt 1 missed. */
+static void grad_check_maybe_retry(subject *s, float **x) {
+    if (!g_retry) {
+        grad_check(s, *x);
+        return;
+    }
+    g_first_attempt = 1;
+    g_misses = 0;
+    grad_check(s, *x);
+    g_first_attempt = 0;
+    if (g_misses) {
+        printf("%s: %d misses in attempt 1; attempt 2 at a fresh input:\n", s->name, g_misses);
+        free(*x);
+        *x = rnd(s->nx, 1.0f);
+        grad_check(s, *x);
+    }
+}
+
 /* ---- subjects ------------------------------------------------------------------------------ */
 
 static void mixer_fwd(void *o, sf_ctx *c, const float *x, float *y) {
@@ -307,7 +333,7 @@ static void check_mixer_mode(const char *name, const char *json, int training) {
     g_one_sided = strstr(json, "\"probsparse\"") != NULL; /* top-u selection switches */
     subject s = {mixer_fwd, mixer_bwd, m, &ps, (long)B * T * d, (long)B * T * d, B, T, name, 0, training};
     float *x = rnd(s.nx, 1.0f);
-    grad_check(&s, x);
+    grad_check_maybe_retry(&s, &x);
     g_one_sided = 0;
     free(x);
     sf_mixer_destroy(m);
@@ -352,7 +378,7 @@ static void check_block_json(const char *name, const char *json, int causal, int
     subject s = {block_fwd, block_bwd, &b, &ps, (long)B * T * d, (long)B * T * d, B, T, name, 0,
                  training};
     float *x = rnd(s.nx, 1.0f);
-    grad_check(&s, x);
+    grad_check_maybe_retry(&s, &x);
 
     /* Streaming: feeding tokens one at a time through step() equals the causal forward. */
     if (causal) {
@@ -1543,6 +1569,7 @@ static void check_s4d_deltanet(void) {
     check_mixer_json("mixer s4d", "{\"kind\":\"s4d\",\"d_state\":6}");
     check_mixer_json("mixer s4d dt 0.01..0.5", "{\"kind\":\"s4d\",\"d_state\":4,\"dt_min\":0.01,\"dt_max\":0.5}");
     check_mixer_json("mixer s4d bidirectional", "{\"kind\":\"s4d\",\"d_state\":6,\"bidirectional\":true}");
+    g_retry = 1; /* deltanet's l2norm: see g_retry */
     check_mixer_json("mixer deltanet chunk 3", "{\"kind\":\"deltanet\",\"n_heads\":2,\"chunk_size\":3}");
     check_mixer_json("mixer deltanet 1 head", "{\"kind\":\"deltanet\",\"n_heads\":1}");
     check_block_json("block s4d pre (step == forward)",
@@ -1557,6 +1584,7 @@ static void check_s4d_deltanet(void) {
     check_block_json("block residual deltanet (step == forward)",
                      "{\"kind\":\"residual\",\"norm\":{\"kind\":\"layernorm\"},\"mixer\":{\"kind\":\"deltanet\","
                      "\"n_heads\":4,\"chunk_size\":2}}", 1, 0);
+    g_retry = 0;
     check_padding("pad: metaformer s4d",
                   "{\"kind\":\"metaformer\",\"token_mixer\":{\"kind\":\"s4d\",\"d_state\":6},"
                   "\"channel_mixer\":{\"kind\":\"mlp\",\"d_ff\":12}}", 0, 0);

@@ -10,12 +10,16 @@
  * The pack buffers are per thread and static: no allocation per call.
  *
  * The micro-kernel is compiled twice (target_clones): x86-64-v3 (AVX2 + FMA) and the portable
- * default; the loader picks one from cpuid. No AVX-512 clone is built: none could be tested on
- * the development machine. */
+ * default; the loader picks one from cpuid. On AVX-512F CPUs a 6x32 kernel (two adjacent full
+ * micro-panels of B at once, 12 accumulators of 16 lanes) takes every pair of full panels: the
+ * same packing, and each element of C gets the same operations in the same order as in the
+ * 6x16 kernel, so results are bit-identical with and without it (tests/test_gemm.c checks).
+ * SF_GEMM_AVX512=0 in the environment turns it off (for A/B runs). */
 #include "kernels/gemm.h"
 #include "kernels/multiversion.h"
 
 #include <omp.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/error.h"
@@ -159,6 +163,87 @@ SF_MULTIVERSION static void micro_6x16(int kc, const float *restrict a, long rs,
     }
 }
 
+#if SF_HAVE_CLONES
+#define SF_PK_HAVE_512 1
+typedef float pk16 __attribute__((vector_size(64)));
+
+/* The 6x32 micro-kernel (AVX-512F): b0, b1 two full 16-column micro-panels ([kc][16] each),
+ * C[0..mr)[0..32) = alpha * acc + beta * C. Per element of C the operations of micro_6x16's
+ * x86-64-v3 clone (one FMA per k, in k order; the same alpha/beta expression). */
+__attribute__((target("avx512f"), optimize("fp-contract=fast"))) static void
+micro_6x32_512(int kc, const float *restrict a, long rs, long ks, const float *restrict b0p,
+               const float *restrict b1p, float alpha, float beta, float *restrict C, int ldc,
+               int mr) {
+    for (int r = 0; r < mr; r++) {
+        __builtin_prefetch(C + (long)r * ldc, 1, 3);
+        __builtin_prefetch(C + (long)r * ldc + 2 * SF_PK_NR - 1, 1, 3);
+    }
+    pk16 c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0}, c20 = {0}, c21 = {0};
+    pk16 c30 = {0}, c31 = {0}, c40 = {0}, c41 = {0}, c50 = {0}, c51 = {0};
+    const float *r0 = a, *r1 = a + rs, *r2 = a + 2 * rs, *r3 = a + 3 * rs, *r4 = a + 4 * rs,
+                *r5 = a + 5 * rs;
+    for (int p = 0; p < kc; p++) {
+        pk16 b0, b1;
+        memcpy(&b0, b0p, sizeof b0);
+        memcpy(&b1, b1p, sizeof b1);
+        const float a0 = *r0, a1 = *r1, a2 = *r2, a3 = *r3, a4 = *r4, a5 = *r5;
+        c00 += a0 * b0, c01 += a0 * b1;
+        c10 += a1 * b0, c11 += a1 * b1;
+        c20 += a2 * b0, c21 += a2 * b1;
+        c30 += a3 * b0, c31 += a3 * b1;
+        c40 += a4 * b0, c41 += a4 * b1;
+        c50 += a5 * b0, c51 += a5 * b1;
+        r0 += ks, r1 += ks, r2 += ks, r3 += ks, r4 += ks, r5 += ks;
+        b0p += SF_PK_NR, b1p += SF_PK_NR;
+    }
+    const pk16 acc[SF_PK_MR][2] = {{c00, c01}, {c10, c11}, {c20, c21},
+                                   {c30, c31}, {c40, c41}, {c50, c51}};
+    for (int r = 0; r < mr; r++) {
+        float *c = C + (long)r * ldc;
+        for (int h = 0; h < 2; h++) {
+            pk16 v = acc[r][h] * alpha, old;
+            if (beta != 0.0f) {
+                memcpy(&old, c + 16 * h, sizeof old);
+                v += beta * old;
+            }
+            memcpy(c + 16 * h, &v, sizeof v);
+        }
+    }
+}
+#else
+#define SF_PK_HAVE_512 0
+#endif
+
+/* -1: not decided yet; 0/1: whether full panel pairs go to micro_6x32_512. */
+static int use_512 = -1;
+
+static int avx512_supported(void) {
+#if SF_PK_HAVE_512
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f");
+#else
+    return 0;
+#endif
+}
+
+/* Atomic: the first call may come from several threads of a region at once (each computes the
+ * same value). */
+int sf_gemm_packed_avx512(void) {
+    int v = __atomic_load_n(&use_512, __ATOMIC_RELAXED);
+    if (v < 0) {
+        const char *e = getenv("SF_GEMM_AVX512");
+        v = avx512_supported() && !(e && strcmp(e, "0") == 0);
+        __atomic_store_n(&use_512, v, __ATOMIC_RELAXED);
+    }
+    return v;
+}
+
+int sf_gemm_packed_set_avx512(int on) {
+    const int v = on && avx512_supported();
+    __atomic_store_n(&use_512, v, __ATOMIC_RELAXED);
+    return v;
+}
+
 /* Below this many multiply-adds a call runs on the calling thread (the fork costs more). */
 #define SF_PK_PAR_MIN (1L << 18)
 
@@ -170,7 +255,8 @@ SF_MULTIVERSION static void micro_6x16(int kc, const float *restrict a, long rs,
  * is summed in the same order whatever the thread count. */
 static void packed_body(int transA, int transB, int M, int N, int K, float alpha, const float *A,
                         int lda, const float *B, int ldb, float beta, float *C, int ldc, int mc,
-                        int jchunks, float *bbuf) {
+                        int jchunks, float *bbuf, int wide) {
+    (void)wide;
     const int tm = (M + mc - 1) / mc;
     for (int j0 = 0; j0 < N; j0 += SF_PK_NC) {
         const int nc = N - j0 < SF_PK_NC ? N - j0 : SF_PK_NC;
@@ -200,6 +286,23 @@ static void packed_body(int transA, int transB, int M, int N, int K, float alpha
                     pack_a_block(transA, A, lda, i0 + full, mcu - full, p0, kc, pack_a);
                 for (int q = q0; q < q1; q++) {
                     const int jr = q * SF_PK_NR, nr = nc - jr < SF_PK_NR ? nc - jr : SF_PK_NR;
+#if SF_PK_HAVE_512
+                    if (wide && q + 1 < q1 && jr + 2 * SF_PK_NR <= nc) { /* two full panels */
+                        for (int ir = 0; ir < mcu; ir += SF_PK_MR) {
+                            const int mr = mcu - ir < SF_PK_MR ? mcu - ir : SF_PK_MR;
+                            float *c = C + (long)(i0 + ir) * ldc + j0 + jr;
+                            const float *b0 = bbuf + (long)jr * kc, *b1 = b0 + SF_PK_NR * kc;
+                            if (ir < full)
+                                micro_6x32_512(kc, A + (long)(i0 + ir) * lda + p0, lda, 1, b0, b1,
+                                               alpha, bt, c, ldc, mr);
+                            else
+                                micro_6x32_512(kc, pack_a + (long)(ir - full) * kc, 1, SF_PK_MR,
+                                               b0, b1, alpha, bt, c, ldc, mr);
+                        }
+                        q++;
+                        continue;
+                    }
+#endif
                     for (int ir = 0; ir < mcu; ir += SF_PK_MR) {
                         const int mr = mcu - ir < SF_PK_MR ? mcu - ir : SF_PK_MR;
                         float *c = C + (long)(i0 + ir) * ldc + j0 + jr;
@@ -229,7 +332,7 @@ static int ksplit_chunks(int M, int N, int K) {
 
 static void gemm_ksplit(int transA, int transB, int M, int N, int K, float alpha, const float *A,
                         int lda, const float *B, int ldb, float beta, float *C, int ldc) {
-    const int S = ksplit_chunks(M, N, K);
+    const int S = ksplit_chunks(M, N, K), wide = sf_gemm_packed_avx512();
     const long mn = (long)M * N;
     const size_t mark = sf_scratch_mark();
     float *part = sf_scratch_push((size_t)(S * mn));
@@ -242,7 +345,7 @@ static void gemm_ksplit(int transA, int transB, int M, int N, int K, float alpha
         float *bbuf = pack_b; /* this thread's own */
 #pragma omp parallel if (0)
         packed_body(transA, transB, M, N, k1 - k0, 1.0f, As, lda, Bs, ldb, 0.0f, part + s * mn, N,
-                    SF_PK_MC, 1, bbuf);
+                    SF_PK_MC, 1, bbuf, wide);
     }
     for (int i = 0; i < M; i++)
         for (int j = 0; j < N; j++) {
@@ -279,16 +382,19 @@ void sf_gemm_packed(int transA, int transB, int M, int N, int K, float alpha, co
     const int tm = (M + mc - 1) / mc;
     if (tm < 4) jchunks = (4 + tm - 1) / tm;
     float *bbuf = pack_b; /* the calling thread's: the workers read it through this pointer */
+    const int wide = sf_gemm_packed_avx512(); /* decided here, outside the parallel region */
     const int par = (long)M * N * K >= SF_PK_PAR_MIN && !omp_in_parallel();
 #pragma omp parallel if (par)
-    packed_body(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, mc, jchunks, bbuf);
+    packed_body(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, mc, jchunks, bbuf,
+                wide);
 }
 
 const char *sf_gemm_packed_path(void) {
 #if SF_HAVE_CLONES
     __builtin_cpu_init();
     if (__builtin_cpu_supports("x86-64-v3")) /* what the target_clones resolver tests */
-        return "x86-64-v3 (AVX2+FMA)";
+        return sf_gemm_packed_avx512() ? "x86-64-v3 (AVX2+FMA) + AVX-512F 6x32 GEMM"
+                                       : "x86-64-v3 (AVX2+FMA)";
     return "portable (default clone)";
 #else
     return "portable";
