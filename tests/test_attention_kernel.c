@@ -14,6 +14,7 @@
 
 #include "core/rng.h"
 #include "kernels/attention.h"
+#include "kernels/multiversion.h"
 #include "test_util.h"
 
 static sf_rng rng;
@@ -331,6 +332,41 @@ static void thread_check(int B, int T, int H, int Dh, int causal, int with_lens)
     free(lens), free(qkv), free(dout);
 }
 
+/* On x86-64-v4 CPUs the wide-head kernels run with 16-lane tile products (sf_avx512): the same
+ * sums in the same order as the 8-lane ones, so both must give the same bits. */
+static void avx512_check(int B, int T, int H, int Dh, int causal, int with_lens) {
+    if (!sf_avx512()) {
+        printf("avx512 B=%d T=%d H=%d Dh=%d: AVX-512 kernels off (no x86-64-v4, or SF_AVX512=0): not compared\n",
+               B, T, H, Dh);
+        return;
+    }
+    const int D = H * Dh, ld = 3 * D, ldo = D;
+    const long rows = (long)B * T, n = rows * ld, no = rows * ldo, nl = (long)B * H * T;
+    const float scale = 1.0f / sqrtf((float)Dh);
+    int *lens = with_lens ? random_lens(B, T) : NULL;
+    float *qkv = alloc_fill(n, 0.0f), *dout = alloc_fill(no, 0.0f);
+    sf_rng_fill_normal(&rng, qkv, n, 0.0f, 1.5f);
+    sf_rng_fill_normal(&rng, dout, no, 0.0f, 1.0f);
+    float *o[2], *lse[2], *g[2];
+    for (int r = 0; r < 2; r++) {
+        sf_set_avx512(r == 0);
+        o[r] = alloc_fill(no, 0.0f), lse[r] = alloc_fill(nl, 0.0f), g[r] = alloc_fill(n, 0.0f);
+        sf_attention_forward(o[r], ldo, lse[r], qkv, qkv + D, qkv + 2 * D, ld, B, T, H, Dh, scale, causal, lens);
+        sf_attention_backward(g[r], g[r] + D, g[r] + 2 * D, dout, ldo, o[r], lse[r], qkv, qkv + D, qkv + 2 * D,
+                              ld, B, T, H, Dh, scale, causal, lens);
+    }
+    sf_set_avx512(1);
+    const int same_f = !memcmp(o[0], o[1], sizeof(float) * (size_t)no) &&
+                       !memcmp(lse[0], lse[1], sizeof(float) * (size_t)nl);
+    const int same_b = !memcmp(g[0], g[1], sizeof(float) * (size_t)n);
+    printf("avx512 B=%d T=%d H=%d Dh=%d causal=%d lens %s: 16-lane vs 8-lane tiles forward %s, backward %s\n", B,
+           T, H, Dh, causal, with_lens ? "random" : "NULL", same_f ? "bitwise equal" : "DIFFERS",
+           same_b ? "bitwise equal" : "DIFFERS");
+    CHECK(same_f && same_b);
+    for (int r = 0; r < 2; r++) free(o[r]), free(lse[r]), free(g[r]);
+    free(lens), free(qkv), free(dout);
+}
+
 /* Reference backward vs central differences of L = sum(dout * o), o from the reference forward. */
 static void fd_check(int causal) {
     const int B = 1, T = 5, H = 2, Dh = 3, D = H * Dh, ld = 3 * D, ldo = D;
@@ -440,6 +476,9 @@ int main(void) {
             thread_check(4, 150, 4, 4, causal, with_lens);  /* row-lane kernels */
             thread_check(3, 220, 2, 16, causal, with_lens); /* tiled kernels */
             thread_check(2, 300, 2, 64, causal, with_lens);
+            avx512_check(2, 77, 3, 16, causal, with_lens);
+            avx512_check(2, 130, 2, 32, causal, with_lens);
+            avx512_check(1, 100, 2, 72, causal, with_lens); /* columns past the last 32 and 16 */
         }
     step_check(37, 3, 8);
     step_check(300, 2, 4); /* more keys than one step chunk */

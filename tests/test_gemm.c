@@ -1,7 +1,7 @@
 /* sf_gemm (small-size kernels and the packed kernel or cblas behind it), sf_gemm_packed and sf_gemm_blas, each
  * against sf_gemm_ref (plain loops, double accumulation): all four transpose combinations, odd sizes, padded leading
  * dimensions, beta 0 (C garbage/NaN ignored) and beta 1, shapes that cross the packed kernel's blocking edges; and
- * the packed kernel bit-identical at 1 and 2 threads. On AVX-512F CPUs the packed kernel is checked both with its
+ * the packed kernel bit-identical at 1 and 2 threads. On x86-64-v4 (AVX-512) CPUs the packed kernel is checked both with its
  * 6x32 AVX-512 kernel (the default there) and without, and the two must give the same bits. */
 #include <math.h>
 #include <omp.h>
@@ -10,19 +10,20 @@
 
 #include "core/rng.h"
 #include "kernels/gemm.h"
+#include "kernels/multiversion.h"
 #include "test_util.h"
 
 static sf_rng rng;
 
 typedef void (*gemm_fn)(int, int, int, int, int, float, const float *, int, const float *, int, float, float *,
                         int);
-/* sf_gemm_packed with its AVX-512F kernel turned off (the same as sf_gemm_packed on other CPUs) */
+/* sf_gemm_packed with its AVX-512 kernel turned off (the same as sf_gemm_packed on other CPUs) */
 static void packed_no512(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
                          int ldb, float beta, float *C, int ldc) {
-    const int was = sf_gemm_packed_avx512();
-    sf_gemm_packed_set_avx512(0);
+    const int was = sf_avx512();
+    sf_set_avx512(0);
     sf_gemm_packed(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-    sf_gemm_packed_set_avx512(was);
+    sf_set_avx512(was);
 }
 
 static const gemm_fn impls[] = {sf_gemm, sf_gemm_packed, sf_gemm_blas, packed_no512};
@@ -90,7 +91,7 @@ static void thread_invariance(int ta, int tb, int M, int N, int K) {
     free(A), free(B), free(C1), free(C2);
 }
 
-/* The packed kernel with and without its AVX-512F 6x32 kernel: bit-identical (same operations per element). */
+/* The packed kernel with and without its AVX-512 6x32 kernel: bit-identical (same operations per element). */
 static void avx512_identity(int ta, int tb, int M, int N, int K, float alpha, float beta) {
     float *A = malloc(sizeof(float) * (size_t)M * K), *B = malloc(sizeof(float) * (size_t)K * N);
     float *C1 = malloc(sizeof(float) * (size_t)M * N), *C2 = malloc(sizeof(float) * (size_t)M * N);
@@ -115,7 +116,7 @@ int main(void) {
                             {7, 96, 672}, {294, 128, 16}, {294, 16, 128}, {13, 19, 1025}, {300, 128, 40},
                             /* packed-kernel edges: 6x16 micro-tiles, MC 96, NC 256, KC 256 (and tile splitting) */
                             {6, 16, 256}, {97, 257, 257}, {203, 301, 515}, {16, 16, 5000}, {1000, 23, 300}};
-    const int has512 = sf_gemm_packed_avx512();
+    const int has512 = sf_avx512();
     const int n_impls = (int)(sizeof impls / sizeof impls[0]) - (has512 ? 0 : 1); /* no512 = packed elsewhere */
     for (impl = 0; impl < n_impls; impl++)
         for (int s = 0; s < (int)(sizeof sizes / sizeof sizes[0]); s++)
@@ -142,7 +143,7 @@ int main(void) {
                 avx512_identity(ta, tb, 40, 70, 9000, -2.0f, 0.25f);
             }
     } else {
-        printf("AVX-512 kernel off (no AVX-512F on this CPU, or SF_GEMM_AVX512=0): not compared\n");
+        printf("AVX-512 kernel off (no x86-64-v4 on this CPU, or SF_AVX512=0): not compared\n");
     }
     return test_finish();
 }

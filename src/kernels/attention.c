@@ -32,7 +32,8 @@
 #define SF_ATT_PAD 8
 #define SF_ATT_PAR_MIN SF_ATTENTION_PAR_MIN /* attention.h */
 
-/* The tile kernels are compiled for baseline x86-64 and AVX2+FMA (SF_MULTIVERSION). */
+/* The tile kernels are compiled for baseline x86-64 and AVX2+FMA (SF_MULTIVERSION), the wide-head
+ * ones also for x86-64-v4 (16-lane tile products; see fwd_query_tile_512). */
 
 static inline int imin(int a, int b) { return a < b ? a : b; }
 
@@ -398,10 +399,10 @@ SF_MULTIVERSION static void bwd_rows_small(float *restrict dq, float *restrict d
  * the QUERIES in the lanes and k read in place, so the online softmax runs down the keys with
  * one vector lane per query row (no transposes of k, no horizontal reductions), and
  * acc [ni][Dh] += P v reads P^T in place and v in place, head columns in the lanes. */
-SF_MULTIVERSION static void fwd_query_tile(float *restrict o, long ldo, float *restrict lse,
-                                           const float *restrict q, const float *restrict k,
-                                           const float *restrict v, long ld, int T, int Dh,
-                                           float scale, int causal, int i0, int ni) {
+static inline __attribute__((always_inline)) void fwd_query_tile_w(
+    const int W, float *restrict o, long ldo, float *restrict lse, const float *restrict q,
+    const float *restrict k, const float *restrict v, long ld, int T, int Dh, float scale,
+    int causal, int i0, int ni) {
     float qt[SF_ATT_TILE];             /* [Dh][brp] scaled queries, transposed */
     float acc[SF_ATT_TILE];            /* [ni][Dh] unnormalised output */
     float st[SF_ATT_BC * SF_ATT_BR];   /* [nj][brp] scores, then probabilities */
@@ -416,7 +417,7 @@ SF_MULTIVERSION static void fwd_query_tile(float *restrict o, long ldo, float *r
     const int jend = causal ? i0 + ni : T; /* keys beyond the last row are masked */
     for (int j0 = 0; j0 < jend; j0 += bc) {
         const int nj = imin(bc, jend - j0);
-        sf_tile_gemm(nj, brp, Dh, k + (long)j0 * ld, ld, 1, qt, brp, st, brp, 0);
+        sf_tile_gemm_w(W, nj, brp, Dh, k + (long)j0 * ld, ld, 1, qt, brp, st, brp, 0);
         /* lane i (query i0 + i) sees key j0 + j when i < ni and, causal, j0 + j <= i0 + i */
         const int lim = causal ? i0 - j0 : T; /* causal: visible iff j <= i + lim */
         /* every lane sees every key of the tile: no masks (most tiles) */
@@ -474,7 +475,7 @@ SF_MULTIVERSION static void fwd_query_tile(float *restrict o, long ldo, float *r
 #pragma omp simd
                 for (int d = 0; d < Dh; d++) a[d] *= al;
             }
-        sf_tile_gemm(ni, Dh, nj, st, 1, brp, v + (long)j0 * ld, ld, acc, Dh, 1);
+        sf_tile_gemm_w(W, ni, Dh, nj, st, 1, brp, v + (long)j0 * ld, ld, acc, Dh, 1);
     }
     for (int i = 0; i < ni; i++) {
         const int t = i0 + i;
@@ -492,12 +493,11 @@ SF_MULTIVERSION static void fwd_query_tile(float *restrict o, long ldo, float *r
  *   P = exp(scale S - lse), dS' = scale P (dP - D),  D_t = dout_t . o_t
  *   dV += P^T dout, dK += dS'^T q  (A read transposed in place)
  *   dQ += dS' k                    (k read in place) */
-SF_MULTIVERSION static void bwd_head(float *restrict dq, float *restrict dk, float *restrict dv,
-                                     const float *restrict dout, long ldo,
-                                     const float *restrict o, const float *restrict lse,
-                                     const float *restrict q, const float *restrict k,
-                                     const float *restrict v, long ld, int T, int Dh,
-                                     float scale, int causal) {
+static inline __attribute__((always_inline)) void bwd_head_w(
+    const int W, float *restrict dq, float *restrict dk, float *restrict dv,
+    const float *restrict dout, long ldo, const float *restrict o, const float *restrict lse,
+    const float *restrict q, const float *restrict k, const float *restrict v, long ld, int T,
+    int Dh, float scale, int causal) {
     float kt[SF_ATT_TILE], vt[SF_ATT_TILE];   /* [Dh][bc] */
     float dkt[SF_ATT_TILE], dvt[SF_ATT_TILE]; /* [bc][Dh] */
     float p[SF_ATT_BR * SF_ATT_BC], ds[SF_ATT_BR * SF_ATT_BC]; /* [br][bc] */
@@ -515,13 +515,18 @@ SF_MULTIVERSION static void bwd_head(float *restrict dq, float *restrict dk, flo
             const float *qb = q + (long)i0 * ld, *gb = dout + (long)i0 * ldo;
             for (int i = 0; i < ni; i++) { /* D_t = sum_j P_tj dP_tj = dout_t . o_t */
                 const float *gr = gb + (long)i * ldo, *orow = o + (long)(i0 + i) * ldo;
-                float Dt = 0.0f;
-#pragma omp simd reduction(+ : Dt)
-                for (int d = 0; d < Dh; d++) Dt += gr[d] * orow[d];
-                Dr[i] = Dt;
+                /* eight partial sums in a fixed order (not an omp simd reduction, whose order
+                 * follows the vector width): the 8- and 16-lane versions give the same bits */
+                float part[8] = {0, 0, 0, 0, 0, 0, 0, 0}, Dt = 0.0f;
+                int d = 0;
+                for (; d + 8 <= Dh; d += 8)
+                    for (int e = 0; e < 8; e++) part[e] += gr[d + e] * orow[d + e];
+                for (; d < Dh; d++) Dt += gr[d] * orow[d];
+                Dr[i] = Dt + (((part[0] + part[4]) + (part[1] + part[5])) +
+                              ((part[2] + part[6]) + (part[3] + part[7])));
             }
-            sf_tile_gemm(ni, jp, Dh, qb, ld, 1, kt, bc, p, bc, 0);
-            sf_tile_gemm(ni, jp, Dh, gb, ldo, 1, vt, bc, ds, bc, 0);
+            sf_tile_gemm_w(W, ni, jp, Dh, qb, ld, 1, kt, bc, p, bc, 0);
+            sf_tile_gemm_w(W, ni, jp, Dh, gb, ldo, 1, vt, bc, ds, bc, 0);
             for (int i = 0; i < ni; i++) {
                 const int jn = causal ? imin(nj, i0 + i - j0 + 1) : nj;
                 const float lt = lse[i0 + i], Dt = Dr[i];
@@ -533,9 +538,9 @@ SF_MULTIVERSION static void bwd_head(float *restrict dq, float *restrict dk, flo
                     dr[j] = scale * pj * (dr[j] - Dt);
                 }
             }
-            sf_tile_gemm(nj, Dh, ni, p, 1, bc, gb, ldo, dvt, Dh, 1);
-            sf_tile_gemm(nj, Dh, ni, ds, 1, bc, qb, ld, dkt, Dh, 1);
-            sf_tile_gemm(ni, Dh, nj, ds, bc, 1, k + (long)j0 * ld, ld, dq + (long)i0 * ld, ld, 1);
+            sf_tile_gemm_w(W, nj, Dh, ni, p, 1, bc, gb, ldo, dvt, Dh, 1);
+            sf_tile_gemm_w(W, nj, Dh, ni, ds, 1, bc, qb, ld, dkt, Dh, 1);
+            sf_tile_gemm_w(W, ni, Dh, nj, ds, bc, 1, k + (long)j0 * ld, ld, dq + (long)i0 * ld, ld, 1);
         }
         for (int j = 0; j < nj; j++) {
             memcpy(dk + (long)(j0 + j) * ld, dkt + j * Dh, sizeof(float) * (size_t)Dh);
@@ -543,6 +548,43 @@ SF_MULTIVERSION static void bwd_head(float *restrict dq, float *restrict dk, flo
         }
     }
 }
+
+/* The wide-head kernels: the AVX2 (and portable) clones with 8-lane tile products, and an
+ * x86-64-v4 version with 16-lane ones (the same sums in the same order: the same bits), which runs
+ * where sf_avx512() says so. */
+SF_MULTIVERSION static void fwd_query_tile(float *restrict o, long ldo, float *restrict lse,
+                                           const float *restrict q, const float *restrict k,
+                                           const float *restrict v, long ld, int T, int Dh,
+                                           float scale, int causal, int i0, int ni) {
+    fwd_query_tile_w(8, o, ldo, lse, q, k, v, ld, T, Dh, scale, causal, i0, ni);
+}
+SF_MULTIVERSION static void bwd_head(float *restrict dq, float *restrict dk, float *restrict dv,
+                                     const float *restrict dout, long ldo,
+                                     const float *restrict o, const float *restrict lse,
+                                     const float *restrict q, const float *restrict k,
+                                     const float *restrict v, long ld, int T, int Dh,
+                                     float scale, int causal) {
+    bwd_head_w(8, dq, dk, dv, dout, ldo, o, lse, q, k, v, ld, T, Dh, scale, causal);
+}
+#if SF_HAVE_CLONES
+SF_TARGET_V4 static void fwd_query_tile_512(float *restrict o, long ldo, float *restrict lse,
+                                            const float *restrict q, const float *restrict k,
+                                            const float *restrict v, long ld, int T, int Dh,
+                                            float scale, int causal, int i0, int ni) {
+    fwd_query_tile_w(16, o, ldo, lse, q, k, v, ld, T, Dh, scale, causal, i0, ni);
+}
+SF_TARGET_V4 static void bwd_head_512(float *restrict dq, float *restrict dk, float *restrict dv,
+                                      const float *restrict dout, long ldo,
+                                      const float *restrict o, const float *restrict lse,
+                                      const float *restrict q, const float *restrict k,
+                                      const float *restrict v, long ld, int T, int Dh,
+                                      float scale, int causal) {
+    bwd_head_w(16, dq, dk, dv, dout, ldo, o, lse, q, k, v, ld, T, Dh, scale, causal);
+}
+#else
+#define fwd_query_tile_512 fwd_query_tile
+#define bwd_head_512 bwd_head
+#endif
 
 void sf_attention_forward(float *o, int ldo, float *lse, const float *q, const float *k,
                           const float *v, int ld, int B, int T, int H, int Dh, float scale,
@@ -558,6 +600,7 @@ void sf_attention_forward(float *o, int ldo, float *lse, const float *q, const f
     /* Items are (pair, query tile), pair-major, handed out in contiguous chunks so neighbouring
      * heads of the same token (which share cache lines of o) mostly stay on one thread. */
     const long chunk = nitems / ((long)nth * 16) > 1 ? nitems / ((long)nth * 16) : 1;
+    const int wide = sf_avx512(); /* outside the region */
 #pragma omp parallel for schedule(dynamic, chunk) num_threads(nth)
     for (long it = 0; it < nitems; it++) {
         const long pair = it / nqt;
@@ -576,8 +619,9 @@ void sf_attention_forward(float *o, int ldo, float *lse, const float *q, const f
                                i0, imin(br, n - i0));
             else
 #endif
-                fwd_query_tile(ob, ldo, lb, q + base, k + base, v + base, ld, n, Dh, scale, causal,
-                               i0, imin(br, n - i0));
+                (wide ? fwd_query_tile_512 : fwd_query_tile)(ob, ldo, lb, q + base, k + base,
+                                                             v + base, ld, n, Dh, scale, causal,
+                                                             i0, imin(br, n - i0));
         }
         if (n < T) {
             const int r0 = i0 > n ? i0 : n, r1 = imin(i0 + br, T);
@@ -599,6 +643,7 @@ void sf_attention_backward(float *dq, float *dk, float *dv, const float *dout, i
     const long npairs = (long)B * H;
     const int nth = n_threads_for(npairs * T * T);
     const long chunk = npairs / ((long)nth * 16) > 1 ? npairs / ((long)nth * 16) : 1;
+    const int wide = sf_avx512(); /* outside the region */
 #pragma omp parallel for schedule(dynamic, chunk) num_threads(nth)
     for (long pair = 0; pair < npairs; pair++) {
         const int b = (int)(pair / H), h = (int)(pair % H);
@@ -612,8 +657,9 @@ void sf_attention_backward(float *dq, float *dk, float *dv, const float *dout, i
                            lse + pair * T, q + base, k + base, v + base, ld, n, Dh, scale, causal);
         else
 #endif
-            bwd_head(dq + base, dk + base, dv + base, dout + obase, ldo, o + obase,
-                     lse + pair * T, q + base, k + base, v + base, ld, n, Dh, scale, causal);
+            (wide ? bwd_head_512 : bwd_head)(dq + base, dk + base, dv + base, dout + obase, ldo,
+                                             o + obase, lse + pair * T, q + base, k + base,
+                                             v + base, ld, n, Dh, scale, causal);
         if (n < T) {
             zero_rows(dq + base, ld, n, T, Dh);
             zero_rows(dk + base, ld, n, T, Dh);

@@ -38,13 +38,9 @@ enum {
 };
 unsigned sf_gemm_paths_used(void);
 void sf_gemm_paths_reset(void);
-const char *sf_gemm_packed_path(void); /* "x86-64-v3 (AVX2+FMA)[ + AVX-512F 6x32 GEMM]", "portable ..." */
-/* Whether sf_gemm_packed sends pairs of full 16-column panels to its AVX-512F 6x32 kernel: the CPU
- * has AVX-512F and SF_GEMM_AVX512 is not "0" (decided at the first call). set_avx512 overrides it
- * (on only where the CPU has AVX-512F; returns the new state), for tests and A/B runs; call it
- * outside parallel regions. Results are bit-identical either way. */
-int sf_gemm_packed_avx512(void);
-int sf_gemm_packed_set_avx512(int on);
+/* "x86-64-v3 (AVX2+FMA)[ + AVX-512 (...)]", "portable ...": the clone the loader chose, and
+ * whether the explicit AVX-512 kernels run (sf_avx512, kernels/multiversion.h) */
+const char *sf_gemm_packed_path(void);
 /* File the cblas_sgemm symbol was loaded from (dladdr) and OpenBLAS's core type ("Haswell",
  * "Prescott", ...; "unknown" when the BLAS is not OpenBLAS). */
 const char *sf_blas_library(void);

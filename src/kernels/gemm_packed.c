@@ -10,11 +10,11 @@
  * The pack buffers are per thread and static: no allocation per call.
  *
  * The micro-kernel is compiled twice (target_clones): x86-64-v3 (AVX2 + FMA) and the portable
- * default; the loader picks one from cpuid. On AVX-512F CPUs a 6x32 kernel (two adjacent full
+ * default; the loader picks one from cpuid. On x86-64-v4 (AVX-512) CPUs a 6x32 kernel (two adjacent full
  * micro-panels of B at once, 12 accumulators of 16 lanes) takes every pair of full panels: the
  * same packing, and each element of C gets the same operations in the same order as in the
  * 6x16 kernel, so results are bit-identical with and without it (tests/test_gemm.c checks).
- * SF_GEMM_AVX512=0 in the environment turns it off (for A/B runs). */
+ * It runs where sf_avx512() (multiversion.h) says so: SF_AVX512=0 turns it off (for A/B runs). */
 #include "kernels/gemm.h"
 #include "kernels/multiversion.h"
 
@@ -167,13 +167,13 @@ SF_MULTIVERSION static void micro_6x16(int kc, const float *restrict a, long rs,
 #define SF_PK_HAVE_512 1
 typedef float pk16 __attribute__((vector_size(64)));
 
-/* The 6x32 micro-kernel (AVX-512F): b0, b1 two full 16-column micro-panels ([kc][16] each),
+/* The 6x32 micro-kernel (AVX-512): b0, b1 two full 16-column micro-panels ([kc][16] each),
  * C[0..mr)[0..32) = alpha * acc + beta * C. Per element of C the operations of micro_6x16's
  * x86-64-v3 clone (one FMA per k, in k order; the same alpha/beta expression). */
-__attribute__((target("avx512f"), optimize("fp-contract=fast"))) static void
-micro_6x32_512(int kc, const float *restrict a, long rs, long ks, const float *restrict b0p,
-               const float *restrict b1p, float alpha, float beta, float *restrict C, int ldc,
-               int mr) {
+SF_TARGET_V4 static void micro_6x32_512(int kc, const float *restrict a, long rs, long ks,
+                                        const float *restrict b0p, const float *restrict b1p,
+                                        float alpha, float beta, float *restrict C, int ldc,
+                                        int mr) {
     for (int r = 0; r < mr; r++) {
         __builtin_prefetch(C + (long)r * ldc, 1, 3);
         __builtin_prefetch(C + (long)r * ldc + 2 * SF_PK_NR - 1, 1, 3);
@@ -213,36 +213,6 @@ micro_6x32_512(int kc, const float *restrict a, long rs, long ks, const float *r
 #else
 #define SF_PK_HAVE_512 0
 #endif
-
-/* -1: not decided yet; 0/1: whether full panel pairs go to micro_6x32_512. */
-static int use_512 = -1;
-
-static int avx512_supported(void) {
-#if SF_PK_HAVE_512
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f");
-#else
-    return 0;
-#endif
-}
-
-/* Atomic: the first call may come from several threads of a region at once (each computes the
- * same value). */
-int sf_gemm_packed_avx512(void) {
-    int v = __atomic_load_n(&use_512, __ATOMIC_RELAXED);
-    if (v < 0) {
-        const char *e = getenv("SF_GEMM_AVX512");
-        v = avx512_supported() && !(e && strcmp(e, "0") == 0);
-        __atomic_store_n(&use_512, v, __ATOMIC_RELAXED);
-    }
-    return v;
-}
-
-int sf_gemm_packed_set_avx512(int on) {
-    const int v = on && avx512_supported();
-    __atomic_store_n(&use_512, v, __ATOMIC_RELAXED);
-    return v;
-}
 
 /* Below this many multiply-adds a call runs on the calling thread (the fork costs more). */
 #define SF_PK_PAR_MIN (1L << 18)
@@ -332,7 +302,7 @@ static int ksplit_chunks(int M, int N, int K) {
 
 static void gemm_ksplit(int transA, int transB, int M, int N, int K, float alpha, const float *A,
                         int lda, const float *B, int ldb, float beta, float *C, int ldc) {
-    const int S = ksplit_chunks(M, N, K), wide = sf_gemm_packed_avx512();
+    const int S = ksplit_chunks(M, N, K), wide = sf_avx512();
     const long mn = (long)M * N;
     const size_t mark = sf_scratch_mark();
     float *part = sf_scratch_push((size_t)(S * mn));
@@ -382,7 +352,7 @@ void sf_gemm_packed(int transA, int transB, int M, int N, int K, float alpha, co
     const int tm = (M + mc - 1) / mc;
     if (tm < 4) jchunks = (4 + tm - 1) / tm;
     float *bbuf = pack_b; /* the calling thread's: the workers read it through this pointer */
-    const int wide = sf_gemm_packed_avx512(); /* decided here, outside the parallel region */
+    const int wide = sf_avx512(); /* decided here, outside the parallel region */
     const int par = (long)M * N * K >= SF_PK_PAR_MIN && !omp_in_parallel();
 #pragma omp parallel if (par)
     packed_body(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, mc, jchunks, bbuf,
@@ -393,7 +363,7 @@ const char *sf_gemm_packed_path(void) {
 #if SF_HAVE_CLONES
     __builtin_cpu_init();
     if (__builtin_cpu_supports("x86-64-v3")) /* what the target_clones resolver tests */
-        return sf_gemm_packed_avx512() ? "x86-64-v3 (AVX2+FMA) + AVX-512F 6x32 GEMM"
+        return sf_avx512() ? "x86-64-v3 (AVX2+FMA) + AVX-512 (GEMM 6x32, attention tiles)"
                                        : "x86-64-v3 (AVX2+FMA)";
     return "portable (default clone)";
 #else

@@ -23,4 +23,18 @@
 #define SF_HAVE_CLONES 0
 #endif
 
+/* SF_TARGET_V4: one explicit x86-64-v4 (AVX-512F/BW/CD/DQ/VL + AVX2/FMA) version of a function,
+ * for kernels written with 16-lane vectors, called only when sf_avx512() says so. */
+#if SF_HAVE_CLONES
+#define SF_TARGET_V4 __attribute__((target("arch=x86-64-v4"), optimize("fp-contract=fast")))
+#endif
+
+/* Whether the explicit AVX-512 kernels run (the packed GEMM's 6x32 kernel, the wide-head
+ * attention tiles): the CPU has x86-64-v4 and the environment does not say SF_AVX512=0 (decided
+ * at the first call). Each of those kernels gives the same bits as its AVX2 counterpart (tests
+ * check both where the CPU allows). sf_set_avx512 overrides it (on only where the CPU has
+ * x86-64-v4; returns the new state), for tests and A/B runs; call it outside parallel regions. */
+int sf_avx512(void);
+int sf_set_avx512(int on);
+
 #endif

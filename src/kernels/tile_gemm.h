@@ -12,7 +12,10 @@
  * multiple of 8 by a scalar loop.
  * Every element is summed over p = 0..k-1 in order in all paths, so results do not depend on the
  * blocking. The functions are static and always inlined, so they are compiled into the caller's
- * target clones (AVX2 + FMA there). GCC vector extensions; plain loops for other compilers. */
+ * target clones (AVX2 + FMA there). GCC vector extensions; plain loops for other compilers.
+ * sf_tile_gemm_w(16, ...) first takes columns in 6 x 32 and 6 x 16 blocks of 16-lane vectors: for
+ * callers compiled for x86-64-v4 (AVX-512) only; the same sums in the same order, so the same bits
+ * as sf_tile_gemm. */
 #ifndef SF_KERNELS_TILE_GEMM_H
 #define SF_KERNELS_TILE_GEMM_H
 
@@ -62,9 +65,57 @@ SF_TG_INLINE void sf_tg_block(const int MR, const int NV, int k, const float *A,
         }
 }
 
-SF_TG_INLINE void sf_tg_rows(const int MR, int n, int k, const float *A, long a_rs, long a_ks,
-                             const float *B, long b_ks, float *C, long c_rs, int accumulate) {
+typedef float sf_tg16 __attribute__((vector_size(64)));
+
+SF_TG_INLINE sf_tg16 sf_tg_load16(const float *p) {
+    sf_tg16 x;
+    memcpy(&x, p, sizeof x);
+    return x;
+}
+
+/* sf_tg_block with 16-lane vectors: MR rows x 16*NV columns. */
+SF_TG_INLINE void sf_tg_block16(const int MR, const int NV, int k, const float *A, long a_rs,
+                                long a_ks, const float *B, long b_ks, float *C, long c_rs,
+                                int accumulate) {
+    sf_tg16 c[6][2];
+#pragma GCC unroll 6
+    for (int r = 0; r < MR; r++)
+#pragma GCC unroll 2
+        for (int v = 0; v < NV; v++) c[r][v] = (sf_tg16){0};
+    for (int p = 0; p < k; p++) {
+        const float *b = B + p * b_ks;
+        sf_tg16 bv[2];
+#pragma GCC unroll 2
+        for (int v = 0; v < NV; v++) bv[v] = sf_tg_load16(b + 16 * v);
+#pragma GCC unroll 6
+        for (int r = 0; r < MR; r++) {
+            const float a = A[r * a_rs + p * a_ks];
+#pragma GCC unroll 2
+            for (int v = 0; v < NV; v++) c[r][v] += a * bv[v];
+        }
+    }
+#pragma GCC unroll 6
+    for (int r = 0; r < MR; r++)
+#pragma GCC unroll 2
+        for (int v = 0; v < NV; v++) {
+            float *dst = C + r * c_rs + 16 * v;
+            sf_tg16 x = c[r][v];
+            if (accumulate) x += sf_tg_load16(dst);
+            memcpy(dst, &x, sizeof x);
+        }
+}
+
+/* W (a constant after inlining): 8, or 16 in x86-64-v4 callers. */
+SF_TG_INLINE void sf_tg_rows_w(const int W, const int MR, int n, int k, const float *A, long a_rs,
+                               long a_ks, const float *B, long b_ks, float *C, long c_rs,
+                               int accumulate) {
     int j = 0;
+    if (W == 16) {
+        for (; j + 32 <= n; j += 32)
+            sf_tg_block16(MR, 2, k, A, a_rs, a_ks, B + j, b_ks, C + j, c_rs, accumulate);
+        for (; j + 16 <= n; j += 16)
+            sf_tg_block16(MR, 1, k, A, a_rs, a_ks, B + j, b_ks, C + j, c_rs, accumulate);
+    }
     for (; j + 16 <= n; j += 16) sf_tg_block(MR, 2, k, A, a_rs, a_ks, B + j, b_ks, C + j, c_rs, accumulate);
     for (; j + 8 <= n; j += 8) sf_tg_block(MR, 1, k, A, a_rs, a_ks, B + j, b_ks, C + j, c_rs, accumulate);
     for (; j < n; j++)
@@ -75,23 +126,30 @@ SF_TG_INLINE void sf_tg_rows(const int MR, int n, int k, const float *A, long a_
         }
 }
 
-SF_TG_INLINE void sf_tile_gemm(int m, int n, int k, const float *A, long a_rs, long a_ks,
-                               const float *B, long b_ks, float *C, long c_rs, int accumulate) {
+SF_TG_INLINE void sf_tile_gemm_w(const int W, int m, int n, int k, const float *A, long a_rs,
+                                 long a_ks, const float *B, long b_ks, float *C, long c_rs,
+                                 int accumulate) {
     int i = 0;
     for (; i + 6 <= m; i += 6)
-        sf_tg_rows(6, n, k, A + i * a_rs, a_rs, a_ks, B, b_ks, C + i * c_rs, c_rs, accumulate);
+        sf_tg_rows_w(W, 6, n, k, A + i * a_rs, a_rs, a_ks, B, b_ks, C + i * c_rs, c_rs, accumulate);
     if (i + 4 <= m) {
-        sf_tg_rows(4, n, k, A + i * a_rs, a_rs, a_ks, B, b_ks, C + i * c_rs, c_rs, accumulate);
+        sf_tg_rows_w(W, 4, n, k, A + i * a_rs, a_rs, a_ks, B, b_ks, C + i * c_rs, c_rs, accumulate);
         i += 4;
     }
     if (i + 2 <= m) {
-        sf_tg_rows(2, n, k, A + i * a_rs, a_rs, a_ks, B, b_ks, C + i * c_rs, c_rs, accumulate);
+        sf_tg_rows_w(W, 2, n, k, A + i * a_rs, a_rs, a_ks, B, b_ks, C + i * c_rs, c_rs, accumulate);
         i += 2;
     }
     for (; i < m; i++)
-        sf_tg_rows(1, n, k, A + i * a_rs, a_rs, a_ks, B, b_ks, C + i * c_rs, c_rs, accumulate);
+        sf_tg_rows_w(W, 1, n, k, A + i * a_rs, a_rs, a_ks, B, b_ks, C + i * c_rs, c_rs, accumulate);
+}
+
+SF_TG_INLINE void sf_tile_gemm(int m, int n, int k, const float *A, long a_rs, long a_ks,
+                               const float *B, long b_ks, float *C, long c_rs, int accumulate) {
+    sf_tile_gemm_w(8, m, n, k, A, a_rs, a_ks, B, b_ks, C, c_rs, accumulate);
 }
 #else
+#define sf_tile_gemm_w(W, ...) sf_tile_gemm(__VA_ARGS__)
 static inline void sf_tile_gemm(int m, int n, int k, const float *A, long a_rs, long a_ks,
                                 const float *B, long b_ks, float *C, long c_rs, int accumulate) {
     for (int r = 0; r < m; r++)
