@@ -27,8 +27,7 @@ assert c["norm"] == t["config"]["norm"], (c["norm"], t["config"]["norm"])
 def paths(mask):
     names = ["small-dot", "small-panel", "packed", "openblas"]
     return "+".join(n for i, n in enumerate(names) if mask >> i & 1) or "none"
-print(f"BLAS library: {c['blas_library']} (OpenBLAS core: {c['blas_core']}); our kernels: {c['our_kernels']}; "
-      f"no AVX-512 path is built")
+print(f"BLAS library: {c['blas_library']} (OpenBLAS core: {c['blas_core']}); our kernels: {c['our_kernels']}")
 print(f"GEMM paths taken: training {paths(c['gemm_paths_train'])}, batch-1 {paths(c['gemm_paths_infer'])}")
 n_b1 = c['infer_runs'] + 20
 print(f"batch-1 blocks split over the threads by series: {c['infer_split_calls']} of {n_b1} timed+warm-up calls"

@@ -47,12 +47,12 @@ static inline float std_normal_cdf(float x) {
  * GELU/exp polynomial chains into FMAs: they are latency-bound, and fusing halves their length. */
 #define SF_ACT_CHUNK 16384L
 
-SF_MULTIVERSION static void gelu_fwd_range(float *y, const float *x, long n) {
+SF_MULTIVERSION_512 static void gelu_fwd_range(float *y, const float *x, long n) {
 #pragma omp simd
     for (long i = 0; i < n; i++) y[i] = x[i] * std_normal_cdf(x[i]);
 }
 
-SF_MULTIVERSION static void gelu_bwd_range(float *dx, const float *dy, const float *x, long n) {
+SF_MULTIVERSION_512 static void gelu_bwd_range(float *dx, const float *dy, const float *x, long n) {
 #pragma omp simd
     for (long i = 0; i < n; i++) {
         const float xi = x[i];
@@ -180,13 +180,13 @@ static inline __attribute__((always_inline)) void dropout_fwd_loop(float *y, uin
     }
 }
 
-SF_MULTIVERSION static void dropout_fwd_range(float *y, uint8_t *mask, const float *x, long lo,
+SF_MULTIVERSION_512 static void dropout_fwd_range(float *y, uint8_t *mask, const float *x, long lo,
                                               long len, uint32_t s0, uint32_t s1,
                                               uint32_t thresh, float keep_scale) {
     dropout_fwd_loop(y, mask, x, lo, len, s0, s1, thresh, keep_scale, 0);
 }
 
-SF_MULTIVERSION static void dropout_bwd_range(float *dx, const float *dy, const uint8_t *mask,
+SF_MULTIVERSION_512 static void dropout_bwd_range(float *dx, const float *dy, const uint8_t *mask,
                                               long len, float keep_scale) {
     for (long i = 0; i < len; i++) dx[i] = dy[i] * (keep_scale * (float)mask[i]);
 }
@@ -208,14 +208,14 @@ void sf_dropout_forward(float *y, uint8_t *mask, const float *x, long n, float p
 /* GELU then dropout in one pass over memory (the mlp's hidden layer while training): the same
  * operations in the same order as sf_gelu_forward followed by sf_dropout_forward, so the same
  * bits, with one read and one write of the [N, d_ff] tensor fewer. */
-SF_MULTIVERSION static void gelu_dropout_fwd_range(float *y, uint8_t *mask, const float *x,
+SF_MULTIVERSION_512 static void gelu_dropout_fwd_range(float *y, uint8_t *mask, const float *x,
                                                    long lo, long len, uint32_t s0, uint32_t s1,
                                                    uint32_t thresh, float keep_scale) {
     dropout_fwd_loop(y, mask, x, lo, len, s0, s1, thresh, keep_scale, 1);
 }
 
 /* dx = dy * mask / (1 - p) * gelu'(x): sf_dropout_backward then sf_gelu_backward in one pass. */
-SF_MULTIVERSION static void gelu_dropout_bwd_range(float *dx, const float *dy,
+SF_MULTIVERSION_512 static void gelu_dropout_bwd_range(float *dx, const float *dy,
                                                    const uint8_t *mask, const float *x,
                                                    long len, float keep_scale) {
 #pragma omp simd
