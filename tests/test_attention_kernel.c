@@ -332,8 +332,9 @@ static void thread_check(int B, int T, int H, int Dh, int causal, int with_lens)
     free(lens), free(qkv), free(dout);
 }
 
-/* On x86-64-v4 CPUs the wide-head kernels run with 16-lane tile products (sf_avx512): the same
- * sums in the same order as the 8-lane ones, so both must give the same bits. */
+/* On x86-64-v4 CPUs (sf_avx512) the wide-head kernels run with 16-lane tile products and the
+ * small-head forward with one 16-lane vector per 16 rows: the same operations in the same order
+ * per element as the 8-lane versions, so both must give the same bits. */
 static void avx512_check(int B, int T, int H, int Dh, int causal, int with_lens) {
     if (!sf_avx512()) {
         printf("avx512 B=%d T=%d H=%d Dh=%d: AVX-512 kernels off (no x86-64-v4, or SF_AVX512=0): not compared\n",
@@ -359,7 +360,7 @@ static void avx512_check(int B, int T, int H, int Dh, int causal, int with_lens)
     const int same_f = !memcmp(o[0], o[1], sizeof(float) * (size_t)no) &&
                        !memcmp(lse[0], lse[1], sizeof(float) * (size_t)nl);
     const int same_b = !memcmp(g[0], g[1], sizeof(float) * (size_t)n);
-    printf("avx512 B=%d T=%d H=%d Dh=%d causal=%d lens %s: 16-lane vs 8-lane tiles forward %s, backward %s\n", B,
+    printf("avx512 B=%d T=%d H=%d Dh=%d causal=%d lens %s: 16-lane vs 8-lane kernels forward %s, backward %s\n", B,
            T, H, Dh, causal, with_lens ? "random" : "NULL", same_f ? "bitwise equal" : "DIFFERS",
            same_b ? "bitwise equal" : "DIFFERS");
     CHECK(same_f && same_b);
@@ -476,6 +477,8 @@ int main(void) {
             thread_check(4, 150, 4, 4, causal, with_lens);  /* row-lane kernels */
             thread_check(3, 220, 2, 16, causal, with_lens); /* tiled kernels */
             thread_check(2, 300, 2, 64, causal, with_lens);
+            avx512_check(3, 61, 4, 2, causal, with_lens); /* row-lane kernels (16-lane forward) */
+            avx512_check(2, 42, 4, 4, causal, with_lens);
             avx512_check(2, 77, 3, 16, causal, with_lens);
             avx512_check(2, 130, 2, 32, causal, with_lens);
             avx512_check(1, 100, 2, 72, causal, with_lens); /* columns past the last 32 and 16 */
