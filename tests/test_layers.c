@@ -331,9 +331,9 @@ static void check_mixer_mode(const char *name, const char *json, int training) {
     perturb_params(&ps);
     if (relu_features(json)) lift_qk_bias(&ps);
     g_one_sided = strstr(json, "\"probsparse\"") != NULL; /* top-u selection switches */
-    /* ReLU activation: a kink can fall inside the step (seed 21340533566: an fc1 weight whose
-     * central quotients were 13% off while a one-sided one agrees) */
-    g_kinked = strstr(json, "relu") != NULL;
+    /* ReLU activation or features: a kink can fall inside the step (seed 21340533566: an fc1
+     * weight whose central quotients were 13% off while a one-sided one agrees) */
+    g_kinked = strstr(json, "relu") != NULL || relu_features(json);
     subject s = {mixer_fwd, mixer_bwd, m, &ps, (long)B * T * d, (long)B * T * d, B, T, name, 0, training};
     float *x = rnd(s.nx, 1.0f);
     grad_check_maybe_retry(&s, &x);
