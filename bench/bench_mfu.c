@@ -195,6 +195,36 @@ static int bench_model(const char *name, const char *json, int batch, int steps,
     return 0;
 }
 
+/* The Linear layers' GEMMs of a training step at one (tokens, in, out) shape: forward
+ * y = x W^T, backward dx = dy W and dW += dy^T x (src/layers/linear.c), GFLOP/s of each through
+ * sf_gemm (best of 3) and % of the FMA peak. */
+static void gemm_shape_rows(const char *what, int tokens, int in, int out, double peak) {
+    const long n = (long)tokens * (in > out ? in : out);
+    float *x = malloc((size_t)n * 4), *dy = malloc((size_t)n * 4), *w = malloc((size_t)in * out * 4),
+          *dw = calloc((size_t)in * out, 4), *y = malloc((size_t)n * 4);
+    for (long i = 0; i < n; i++) x[i] = dy[i] = 1.0f / (float)(1 + i % 7);
+    for (long i = 0; i < (long)in * out; i++) w[i] = 1.0f / (float)(1 + i % 5);
+    const struct { const char *op; int ta, tb, M, N, K; const float *A, *B; float *C; float beta; } g[3] = {
+        {"fwd  y = x W^T", 0, 1, tokens, out, in, x, w, y, 0.0f},
+        {"bwd dx = dy W", 0, 0, tokens, in, out, dy, w, y, 0.0f},
+        {"bwd dW += dy^T x", 1, 0, out, in, tokens, dy, x, dw, 1.0f},
+    };
+    for (int k = 0; k < 3; k++) {
+        const int lda = g[k].ta ? g[k].M : g[k].K, ldb = g[k].tb ? g[k].K : g[k].N;
+        double best = 0;
+        for (int r = 0; r < 3; r++) {
+            double t = wall_seconds();
+            sf_gemm(g[k].ta, g[k].tb, g[k].M, g[k].N, g[k].K, 1.0f, g[k].A, lda, g[k].B, ldb, g[k].beta,
+                    g[k].C, g[k].N);
+            double gf = 2.0 * g[k].M * g[k].N * g[k].K / (wall_seconds() - t) / 1e9;
+            if (gf > best) best = gf;
+        }
+        printf("  %-8s %-17s M %5d N %5d K %5d: %6.1f GFLOP/s = %5.1f%% of peak\n", what, g[k].op,
+               g[k].M, g[k].N, g[k].K, best, 100 * best / peak);
+    }
+    free(x), free(dy), free(w), free(dw), free(y);
+}
+
 int main(int argc, char **argv) {
     int threads = 2, steps = 3, batch = 16;
     const char *only = NULL, *config = NULL;
@@ -241,6 +271,13 @@ int main(int argc, char **argv) {
     }
     printf("sgemm 1024^3, %d threads: packed %.1f GFLOP/s, cblas_sgemm %.1f GFLOP/s\n", threads,
            sgemm_gflops(sf_gemm_packed, 1024), sgemm_gflops(sf_gemm_blas, 1024));
+    if (!config_json && (!only || !strcmp(only, "encoder"))) {
+        printf("encoder Linear GEMMs (8192 tokens), %d threads:\n", threads);
+        gemm_shape_rows("qkv", 8192, 256, 768, peak);
+        gemm_shape_rows("out", 8192, 256, 256, peak);
+        gemm_shape_rows("fc1", 8192, 256, 1024, peak);
+        gemm_shape_rows("fc2", 8192, 1024, 256, peak);
+    }
     sf_profile_enable(1);
     int bad = 0;
     if (config_json) {
