@@ -2,7 +2,8 @@
  * against sf_gemm_ref (plain loops, double accumulation): all four transpose combinations, odd sizes, padded leading
  * dimensions, beta 0 (C garbage/NaN ignored) and beta 1, shapes that cross the packed kernel's blocking edges; and
  * the packed kernel bit-identical at 1 and 2 threads. On x86-64-v4 (AVX-512) CPUs the packed kernel is checked both with its
- * 6x32 AVX-512 kernel (the default there) and without, and the two must give the same bits. */
+ * 6x32 AVX-512 kernel (the default there) and without, and the two must give the same bits. sf_gemm_bias gives
+ * the bits of the bias copied into C and beta = 1, on every path. */
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -107,6 +108,29 @@ static void avx512_identity(int ta, int tb, int M, int N, int K, float alpha, fl
     free(A), free(B), free(C1), free(C2);
 }
 
+/* sf_gemm_bias (bias added as the packed kernel stores C) against the bias copied into every row
+ * of C and sf_gemm with beta = 1: the same bits, padding columns of C untouched. */
+static void bias_identity(int ta, int tb, int M, int N, int K, float alpha, int pad) {
+    int lda = AT_LEAST_1(ta ? M : K), ldb = AT_LEAST_1(tb ? K : N), ldc = AT_LEAST_1(N) + pad;
+    long na = (long)(ta ? K : M) * lda, nb = (long)(tb ? N : K) * ldb, nc = (long)M * ldc;
+    float *A = malloc(sizeof(float) * (size_t)(na + 1)), *B = malloc(sizeof(float) * (size_t)(nb + 1));
+    float *bias = malloc(sizeof(float) * (size_t)(N + 1));
+    float *C1 = malloc(sizeof(float) * (size_t)(nc + 1)), *C2 = malloc(sizeof(float) * (size_t)(nc + 1));
+    sf_rng_fill_uniform(&rng, A, na, -1.0f, 1.0f);
+    sf_rng_fill_uniform(&rng, B, nb, -1.0f, 1.0f);
+    sf_rng_fill_uniform(&rng, bias, N, -1.0f, 1.0f);
+    for (long i = 0; i < nc; i++) C1[i] = C2[i] = NAN; /* sf_gemm_bias must not read C */
+    for (int i = 0; i < M; i++) memcpy(C2 + (long)i * ldc, bias, sizeof(float) * (size_t)N);
+    sf_gemm_bias(ta, tb, M, N, K, alpha, A, lda, B, ldb, bias, C1, ldc);
+    sf_gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, 1.0f, C2, ldc);
+    int same = 1;
+    for (long i = 0; i < nc; i++)
+        if (memcmp(C1 + i, C2 + i, sizeof(float)) && !(isnan(C1[i]) && isnan(C2[i]))) same = 0;
+    CHECK_MSG(same, "sf_gemm_bias ta=%d tb=%d M=%d N=%d K=%d alpha=%g pad=%d (AVX-512 %d): not the bits of "
+              "copy + beta 1", ta, tb, M, N, K, alpha, pad, sf_avx512());
+    free(A), free(B), free(bias), free(C1), free(C2);
+}
+
 int main(void) {
     sf_rng_seed(&rng, test_seed());
     sf_set_blas_threads(1);
@@ -129,6 +153,19 @@ int main(void) {
                     one_case(ta, tb, M, N, K, -2.0f, 0.0f, 2);
                     one_case(ta, tb, M, N, K, 1.5f, 0.25f, 1);
                 }
+    for (int w = has512; w >= 0; w--) { /* with the AVX-512 kernel where the CPU has it, then without */
+        const int was = sf_avx512();
+        sf_set_avx512(w);
+        for (int s = 0; s < (int)(sizeof sizes / sizeof sizes[0]); s++)
+            for (int ta = 0; ta < 2; ta++)
+                for (int tb = 0; tb < 2; tb++) {
+                    bias_identity(ta, tb, sizes[s][0], sizes[s][1], sizes[s][2], 1.0f, 0);
+                    bias_identity(ta, tb, sizes[s][0], sizes[s][1], sizes[s][2], -0.5f, 3);
+                }
+        bias_identity(0, 1, 37632, 128, 16, 1.0f, 0); /* PatchTST's fc1 (direct A, packed) */
+        bias_identity(0, 1, 2000, 96, 672, 1.0f, 1);  /* several K slices */
+        sf_set_avx512(was);
+    }
     for (int ta = 0; ta < 2; ta++)
         for (int tb = 0; tb < 2; tb++) {
             thread_invariance(ta, tb, 389, 530, 601); /* many work units, several K slices */

@@ -190,11 +190,27 @@ static void check_args(int transA, int transB, int M, int N, int K, int lda, int
     SF_ASSERT(ldc >= N && ldc >= 1);
 }
 
+/* bias (not NULL): C = alpha * op(A) op(B) + bias in every row; the packed kernel adds it in its
+ * store, the other paths get it copied into C and beta = 1 (the same bits either way). */
 static void gemm_dispatch(int transA, int transB, int M, int N, int K, float alpha,
-                          const float *A, int lda, const float *B, int ldb, float beta, float *C,
-                          int ldc) {
+                          const float *A, int lda, const float *B, int ldb, float beta,
+                          const float *bias, float *C, int ldc) {
     check_args(transA, transB, M, N, K, lda, ldb, ldc);
     if (M == 0 || N == 0) return;
+    if (bias) {
+        int small = 0;
+#if SF_GEMM_HAVE_SMALL
+        small = (long)M * N * K <= SF_GEMM_SMALL_MNK &&
+                ((!transA && transB && K >= 32) || K <= SF_GEMM_SMALL_KMAX);
+#endif
+        if (K > 0 && !small && use_packed()) {
+            note_path(SF_GEMM_PATH_PACKED);
+            sf_gemm_packed_bias(transA, transB, M, N, K, alpha, A, lda, B, ldb, bias, C, ldc);
+            return;
+        }
+        for (int i = 0; i < M; i++) memcpy(C + (long)i * ldc, bias, (size_t)N * sizeof(float));
+        beta = 1.0f;
+    }
     if (K == 0) {
         /* Some BLAS builds skip the beta scaling when K == 0; do it here. */
         for (int i = 0; i < M; i++)
@@ -243,7 +259,14 @@ void sf_gemm_blas(int transA, int transB, int M, int N, int K, float alpha, cons
 void sf_gemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
              const float *B, int ldb, float beta, float *C, int ldc) {
     SF_PROF(SF_PROF_GEMM,
-            gemm_dispatch(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc));
+            gemm_dispatch(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, NULL, C, ldc));
+}
+
+void sf_gemm_bias(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+                  const float *B, int ldb, const float *bias, float *C, int ldc) {
+    SF_ASSERT(bias != NULL);
+    SF_PROF(SF_PROF_GEMM,
+            gemm_dispatch(transA, transB, M, N, K, alpha, A, lda, B, ldb, 1.0f, bias, C, ldc));
 }
 
 void sf_gemm_ref(int transA, int transB, int M, int N, int K, float alpha, const float *A,

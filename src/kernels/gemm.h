@@ -21,9 +21,16 @@ void sf_gemm(int transA, int transB, int M, int N, int K, float alpha, const flo
              const float *B, int ldb, float beta, float *C, int ldc);
 void sf_gemm_ref(int transA, int transB, int M, int N, int K, float alpha, const float *A,
                  int lda, const float *B, int ldb, float beta, float *C, int ldc);
+/* C = alpha * op(A) op(B) + bias, bias[N] added to every row (C is not read): the same bits as
+ * copying bias into every row of C and calling sf_gemm with beta = 1 (a Linear layer's forward),
+ * but the packed kernel adds the bias as it stores each tile instead of a separate pass over C. */
+void sf_gemm_bias(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+                  const float *B, int ldb, const float *bias, float *C, int ldc);
 
 void sf_gemm_packed(int transA, int transB, int M, int N, int K, float alpha, const float *A,
                     int lda, const float *B, int ldb, float beta, float *C, int ldc);
+void sf_gemm_packed_bias(int transA, int transB, int M, int N, int K, float alpha, const float *A,
+                         int lda, const float *B, int ldb, const float *bias, float *C, int ldc);
 /* cblas_sgemm with the same argument checks (the fallback; tests compare it too). */
 void sf_gemm_blas(int transA, int transB, int M, int N, int K, float alpha, const float *A,
                   int lda, const float *B, int ldb, float beta, float *C, int ldc);

@@ -110,10 +110,13 @@ static void pack_b_block(int transB, const float *B, int ldb, int j0, int nc, in
 
 /* The 6x16 micro-kernel: acc = sum_p a(0..5, p) (x) b[p][0..15], a(r, p) = a[r*rs + p*ks] (a
  * packed micro-panel: rs 1, ks 6; rows of a row-major A read in place: rs lda, ks 1), then
- * C[0..mr)[0..nr) = alpha * acc + beta * C (beta == 0: C not read). */
+ * C[0..mr)[0..nr) = alpha * acc + beta * C (beta == 0: C not read), or, when bias is not NULL,
+ * alpha * acc + beta * bias[0..nr) in every row (the same expression with the bias in place of
+ * C's old value, so the same bits as copying the bias into C first; C not read). */
 SF_MULTIVERSION static void micro_6x16(int kc, const float *restrict a, long rs, long ks,
                                        const float *restrict b, float alpha, float beta,
-                                       float *restrict C, int ldc, int mr, int nr) {
+                                       const float *restrict bias, float *restrict C, int ldc,
+                                       int mr, int nr) {
     /* the C tile is stored after kc FMAs: fetch its lines now so the stores do not miss */
     for (int r = 0; r < mr; r++) {
         __builtin_prefetch(C + (long)r * ldc, 1, 3);
@@ -145,7 +148,7 @@ SF_MULTIVERSION static void micro_6x16(int kc, const float *restrict a, long rs,
             for (int h = 0; h < 2; h++) {
                 pk8 v = acc[r][h] * alpha, old;
                 if (beta != 0.0f) {
-                    memcpy(&old, c + 8 * h, sizeof old);
+                    memcpy(&old, (bias ? bias : c) + 8 * h, sizeof old);
                     v += beta * old;
                 }
                 memcpy(c + 8 * h, &v, sizeof v);
@@ -158,8 +161,9 @@ SF_MULTIVERSION static void micro_6x16(int kc, const float *restrict a, long rs,
         memcpy(t, &acc[r][0], sizeof(pk8));
         memcpy(t + 8, &acc[r][1], sizeof(pk8));
         float *c = C + (long)r * ldc;
+        const float *o = bias ? bias : c;
         for (int j = 0; j < nr; j++)
-            c[j] = beta == 0.0f ? alpha * t[j] : alpha * t[j] + beta * c[j];
+            c[j] = beta == 0.0f ? alpha * t[j] : alpha * t[j] + beta * o[j];
     }
 }
 
@@ -172,8 +176,8 @@ typedef float pk16 __attribute__((vector_size(64)));
  * x86-64-v3 clone (one FMA per k, in k order; the same alpha/beta expression). */
 SF_TARGET_V4 static void micro_6x32_512(int kc, const float *restrict a, long rs, long ks,
                                         const float *restrict b0p, const float *restrict b1p,
-                                        float alpha, float beta, float *restrict C, int ldc,
-                                        int mr) {
+                                        float alpha, float beta, const float *restrict bias,
+                                        float *restrict C, int ldc, int mr) {
     for (int r = 0; r < mr; r++) {
         __builtin_prefetch(C + (long)r * ldc, 1, 3);
         __builtin_prefetch(C + (long)r * ldc + 2 * SF_PK_NR - 1, 1, 3);
@@ -203,7 +207,7 @@ SF_TARGET_V4 static void micro_6x32_512(int kc, const float *restrict a, long rs
         for (int h = 0; h < 2; h++) {
             pk16 v = acc[r][h] * alpha, old;
             if (beta != 0.0f) {
-                memcpy(&old, c + 16 * h, sizeof old);
+                memcpy(&old, (bias ? bias : c) + 16 * h, sizeof old);
                 v += beta * old;
             }
             memcpy(c + 16 * h, &v, sizeof v);
@@ -224,8 +228,8 @@ SF_TARGET_V4 static void micro_6x32_512(int kc, const float *restrict a, long rs
  * The implicit barriers after each `omp for` keep the K slices in order, so every element of C
  * is summed in the same order whatever the thread count. */
 static void packed_body(int transA, int transB, int M, int N, int K, float alpha, const float *A,
-                        int lda, const float *B, int ldb, float beta, float *C, int ldc, int mc,
-                        int jchunks, float *bbuf, int wide) {
+                        int lda, const float *B, int ldb, float beta, const float *bias, float *C,
+                        int ldc, int mc, int jchunks, float *bbuf, int wide) {
     (void)wide;
     const int tm = (M + mc - 1) / mc;
     for (int j0 = 0; j0 < N; j0 += SF_PK_NC) {
@@ -235,6 +239,7 @@ static void packed_body(int transA, int transB, int M, int N, int K, float alpha
         for (int p0 = 0; p0 < K; p0 += SF_PK_KC) {
             const int kc = K - p0 < SF_PK_KC ? K - p0 : SF_PK_KC;
             const float bt = p0 == 0 ? beta : 1.0f; /* later K slices accumulate */
+            const float *bs = p0 == 0 && bias ? bias + j0 : NULL; /* the first adds the bias */
 #pragma omp for schedule(static)
             for (int q = 0; q < panels; q++) {
                 const int jr = q * SF_PK_NR;
@@ -262,12 +267,13 @@ static void packed_body(int transA, int transB, int M, int N, int K, float alpha
                             const int mr = mcu - ir < SF_PK_MR ? mcu - ir : SF_PK_MR;
                             float *c = C + (long)(i0 + ir) * ldc + j0 + jr;
                             const float *b0 = bbuf + (long)jr * kc, *b1 = b0 + SF_PK_NR * kc;
+                            const float *bj = bs ? bs + jr : NULL;
                             if (ir < full)
                                 micro_6x32_512(kc, A + (long)(i0 + ir) * lda + p0, lda, 1, b0, b1,
-                                               alpha, bt, c, ldc, mr);
+                                               alpha, bt, bj, c, ldc, mr);
                             else
                                 micro_6x32_512(kc, pack_a + (long)(ir - full) * kc, 1, SF_PK_MR,
-                                               b0, b1, alpha, bt, c, ldc, mr);
+                                               b0, b1, alpha, bt, bj, c, ldc, mr);
                         }
                         q++;
                         continue;
@@ -276,12 +282,13 @@ static void packed_body(int transA, int transB, int M, int N, int K, float alpha
                     for (int ir = 0; ir < mcu; ir += SF_PK_MR) {
                         const int mr = mcu - ir < SF_PK_MR ? mcu - ir : SF_PK_MR;
                         float *c = C + (long)(i0 + ir) * ldc + j0 + jr;
+                        const float *bj = bs ? bs + jr : NULL;
                         if (ir < full)
                             micro_6x16(kc, A + (long)(i0 + ir) * lda + p0, lda, 1,
-                                       bbuf + (long)jr * kc, alpha, bt, c, ldc, mr, nr);
+                                       bbuf + (long)jr * kc, alpha, bt, bj, c, ldc, mr, nr);
                         else
                             micro_6x16(kc, pack_a + (long)(ir - full) * kc, 1, SF_PK_MR,
-                                       bbuf + (long)jr * kc, alpha, bt, c, ldc, mr, nr);
+                                       bbuf + (long)jr * kc, alpha, bt, bj, c, ldc, mr, nr);
                     }
                 }
             }
@@ -314,8 +321,8 @@ static void gemm_ksplit(int transA, int transB, int M, int N, int K, float alpha
         const float *Bs = transB ? B + k0 : B + (long)k0 * ldb;
         float *bbuf = pack_b; /* this thread's own */
 #pragma omp parallel if (0)
-        packed_body(transA, transB, M, N, k1 - k0, 1.0f, As, lda, Bs, ldb, 0.0f, part + s * mn, N,
-                    SF_PK_MC, 1, bbuf, wide);
+        packed_body(transA, transB, M, N, k1 - k0, 1.0f, As, lda, Bs, ldb, 0.0f, NULL, part + s * mn,
+                    N, SF_PK_MC, 1, bbuf, wide);
     }
     for (int i = 0; i < M; i++)
         for (int j = 0; j < N; j++) {
@@ -327,13 +334,19 @@ static void gemm_ksplit(int transA, int transB, int M, int N, int K, float alpha
     sf_scratch_release(mark);
 }
 
-void sf_gemm_packed(int transA, int transB, int M, int N, int K, float alpha, const float *A,
-                    int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+/* beta * C, or beta * bias in every row (bias not NULL), is added to alpha * op(A) op(B). */
+static void packed_gemm(int transA, int transB, int M, int N, int K, float alpha, const float *A,
+                        int lda, const float *B, int ldb, float beta, const float *bias, float *C,
+                        int ldc) {
     SF_ASSERT(M >= 0 && N >= 0 && K >= 0);
     SF_ASSERT(lda >= (transA ? M : K) && lda >= 1);
     SF_ASSERT(ldb >= (transB ? K : N) && ldb >= 1);
     SF_ASSERT(ldc >= N && ldc >= 1);
     if (M == 0 || N == 0) return;
+    if (bias && (K == 0 || ksplit_chunks(M, N, K) > 1)) { /* these paths read C: copy it there */
+        for (int i = 0; i < M; i++) memcpy(C + (long)i * ldc, bias, (size_t)N * sizeof(float));
+        bias = NULL;
+    }
     if (K == 0) {
         for (int i = 0; i < M; i++)
             for (int j = 0; j < N; j++)
@@ -355,8 +368,19 @@ void sf_gemm_packed(int transA, int transB, int M, int N, int K, float alpha, co
     const int wide = sf_avx512(); /* decided here, outside the parallel region */
     const int par = (long)M * N * K >= SF_PK_PAR_MIN && !omp_in_parallel();
 #pragma omp parallel if (par)
-    packed_body(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, mc, jchunks, bbuf,
-                wide);
+    packed_body(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, bias, C, ldc, mc, jchunks,
+                bbuf, wide);
+}
+
+void sf_gemm_packed(int transA, int transB, int M, int N, int K, float alpha, const float *A,
+                    int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+    packed_gemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, NULL, C, ldc);
+}
+
+void sf_gemm_packed_bias(int transA, int transB, int M, int N, int K, float alpha, const float *A,
+                         int lda, const float *B, int ldb, const float *bias, float *C, int ldc) {
+    SF_ASSERT(bias != NULL);
+    packed_gemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, 1.0f, bias, C, ldc);
 }
 
 const char *sf_gemm_packed_path(void) {

@@ -28,12 +28,10 @@ void sf_linear_init(sf_linear *l, sf_rng *rng) {
 }
 
 void sf_linear_forward(const sf_linear *l, float *y, const float *x, long N) {
-    float beta = 0.0f;
-    if (l->has_bias) {
-        for (long i = 0; i < N; i++) memcpy(y + i * l->out, l->b, (size_t)l->out * sizeof(float));
-        beta = 1.0f;
-    }
-    sf_gemm(0, 1, (int)N, l->out, l->in, 1.0f, x, l->in, l->w, l->in, beta, y, l->out);
+    if (l->has_bias) /* the bias added as each tile of y is stored (no separate pass over y) */
+        sf_gemm_bias(0, 1, (int)N, l->out, l->in, 1.0f, x, l->in, l->w, l->in, l->b, y, l->out);
+    else
+        sf_gemm(0, 1, (int)N, l->out, l->in, 1.0f, x, l->in, l->w, l->in, 0.0f, y, l->out);
 }
 
 /* db[out] += column sums of dy[N, out]: partial sums over P row ranges, combined in range order.
