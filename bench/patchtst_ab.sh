@@ -1,0 +1,24 @@
+#!/bin/sh
+# Interleaved A/B of bench_patchtst (the ETTh1 PatchTST training step of bench/run.sh): a
+# bench_patchtst built from another commit (OLD) against this tree's (NEW), REPS rounds, so the
+# slow drifts of a shared machine hit both alike. Prints the training step's wall and CPU
+# milliseconds and the output checksum (equal when the change keeps the bits) per run.
+# usage: OLD=/path/to/old/build/bench_patchtst bench/patchtst_ab.sh [THREADS (2)] [REPS (5)]
+#   e.g. git worktree add /tmp/old REV && cmake -S /tmp/old -B /tmp/old/build -DCMAKE_BUILD_TYPE=Release
+#        && cmake --build /tmp/old/build --target bench_patchtst
+set -eu
+OLD=${OLD:?set OLD to the other build\'s bench_patchtst}
+NEW=${NEW:-./build/bench_patchtst}
+T=${1:-2}
+REPS=${2:-5}
+rep=1
+while [ "$rep" -le "$REPS" ]; do
+    for v in old new; do
+        if [ $v = old ]; then BIN=$OLD; else BIN=$NEW; fi
+        printf '%s rep %s threads %s load %s: ' "$v" "$rep" "$T" "$(cut -d' ' -f1 /proc/loadavg)"
+        "$BIN" --threads "$T" --infer-runs 100 |
+            grep -o '"train_step_ms":[0-9.]*\|"train_step_cpu_ms":[0-9.]*\|"out_checksum":[-0-9.]*' | tr '\n' ' '
+        echo
+    done
+    rep=$((rep + 1))
+done
