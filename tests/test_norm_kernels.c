@@ -407,6 +407,34 @@ static void fd_act(const char *name, act_fwd fr, act_bwd gr) {
 }
 
 /* ---- dropout --------------------------------------------------------------------------- */
+/* ReLU (vectorised, chunked, threaded) against the plain loops it replaced: the same bits for
+ * every element, including -0, NaN (-> 0) and in place, over sizes across the chunk edges. */
+static void test_relu(long n) {
+    float *x = malloc(sizeof(float) * (size_t)n), *dy = malloc(sizeof(float) * (size_t)n);
+    float *y = malloc(sizeof(float) * (size_t)n), *dx = malloc(sizeof(float) * (size_t)n);
+    sf_rng_fill_uniform(&rng, x, n, -3.0f, 3.0f);
+    sf_rng_fill_uniform(&rng, dy, n, -1.0f, 1.0f);
+    if (n > 3) x[0] = -0.0f, x[1] = 0.0f, x[2] = NAN, x[3] = -INFINITY;
+    sf_relu_forward(y, x, n);
+    sf_relu_backward(dx, dy, x, n);
+    int same = 1;
+    for (long i = 0; i < n; i++) {
+        const float yr = x[i] > 0.0f ? x[i] : 0.0f, dr = x[i] > 0.0f ? dy[i] : 0.0f;
+        if (memcmp(&y[i], &yr, sizeof yr) || memcmp(&dx[i], &dr, sizeof dr)) same = 0;
+    }
+    memcpy(y, x, sizeof(float) * (size_t)n); /* in place */
+    sf_relu_forward(y, y, n);
+    memcpy(dx, dy, sizeof(float) * (size_t)n);
+    sf_relu_backward(dx, dx, x, n);
+    for (long i = 0; i < n; i++) {
+        const float yr = x[i] > 0.0f ? x[i] : 0.0f, dr = x[i] > 0.0f ? dy[i] : 0.0f;
+        if (memcmp(&y[i], &yr, sizeof yr) || memcmp(&dx[i], &dr, sizeof dr)) same = 0;
+    }
+    printf("relu n=%ld vs plain loops (and in place): %s\n", n, same ? "identical" : "DIFFERENT");
+    CHECK(same);
+    free(x), free(dy), free(y), free(dx);
+}
+
 static void test_dropout(void) {
     const long n = 200003;
     float *x = rnd(n, -1, 1), *y = malloc(sizeof(float) * n), *y2 = malloc(sizeof(float) * n);
@@ -503,6 +531,8 @@ int main(void) {
     test_act("elu1", sf_elu1_forward, sf_elu1_forward_ref, sf_elu1_backward, sf_elu1_backward_ref, 1001, 90.0f);
     fd_act("gelu", sf_gelu_forward_ref, sf_gelu_backward_ref);
     fd_act("elu1", sf_elu1_forward_ref, sf_elu1_backward_ref);
+    test_relu(37);
+    test_relu(100003);
     test_elu1_rows(37, 16);
     test_elu1_rows(5000, 16);
     test_dropout();

@@ -61,6 +61,14 @@ SF_MULTIVERSION_512 static void gelu_bwd_range(float *dx, const float *dy, const
     }
 }
 
+SF_MULTIVERSION_512 static void relu_fwd_range(float *y, const float *x, long n) {
+#pragma omp simd
+    for (long i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+}
+SF_MULTIVERSION_512 static void relu_bwd_range(float *dx, const float *dy, const float *x, long n) {
+#pragma omp simd
+    for (long i = 0; i < n; i++) dx[i] = x[i] > 0.0f ? dy[i] : 0.0f;
+}
 SF_MULTIVERSION static void elu1_fwd_range(float *y, const float *x, long n) {
 #pragma omp simd
     for (long i = 0; i < n; i++) {
@@ -98,6 +106,12 @@ void sf_gelu_backward(float *dx, const float *dy, const float *x, long n) {
     CHUNKED(gelu_bwd_range(dx + lo, dy + lo, x + lo, len));
 }
 
+void sf_relu_forward(float *y, const float *x, long n) {
+    CHUNKED(relu_fwd_range(y + lo, x + lo, len));
+}
+void sf_relu_backward(float *dx, const float *dy, const float *x, long n) {
+    CHUNKED(relu_bwd_range(dx + lo, dy + lo, x + lo, len));
+}
 void sf_elu1_forward(float *y, const float *x, long n) {
     CHUNKED(elu1_fwd_range(y + lo, x + lo, len));
 }

@@ -18,6 +18,9 @@
 
 void sf_gelu_forward(float *y, const float *x, long n);
 void sf_gelu_backward(float *dx, const float *dy, const float *x, long n);
+/* ReLU: y = max(x, 0) (0 for x <= 0, NaN passed as 0), dx = dy where x > 0 else 0. Exact. */
+void sf_relu_forward(float *y, const float *x, long n);
+void sf_relu_backward(float *dx, const float *dy, const float *x, long n);
 void sf_elu1_forward(float *y, const float *x, long n);
 void sf_elu1_backward(float *dx, const float *dy, const float *x, long n);
 /* The same over `rows` rows of `cols` values at strides ldy / ldx (row r of x at x + r*ldx). */

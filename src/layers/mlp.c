@@ -45,7 +45,7 @@ static void act_forward(const sf_mlp *s, float *y, const float *x, long n) {
         SF_PROF(SF_PROF_ACTIVATIONS, sf_gelu_forward(y, x, n));
         return;
     }
-    SF_PROF(SF_PROF_ACTIVATIONS, for (long i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f);
+    SF_PROF(SF_PROF_ACTIVATIONS, sf_relu_forward(y, x, n));
 }
 
 /* dx = dy * act'(x), in place allowed. */
@@ -54,7 +54,7 @@ static void act_backward(const sf_mlp *s, float *dx, const float *dy, const floa
         SF_PROF(SF_PROF_ACTIVATIONS, sf_gelu_backward(dx, dy, x, n));
         return;
     }
-    SF_PROF(SF_PROF_ACTIVATIONS, for (long i = 0; i < n; i++) dx[i] = x[i] > 0.0f ? dy[i] : 0.0f);
+    SF_PROF(SF_PROF_ACTIVATIONS, sf_relu_backward(dx, dy, x, n));
 }
 
 static void mlp_forward(sf_mixer *m, sf_ctx *ctx, const float *x, float *y) {
