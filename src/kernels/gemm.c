@@ -190,6 +190,20 @@ static void check_args(int transA, int transB, int M, int N, int K, int lda, int
     SF_ASSERT(ldc >= N && ldc >= 1);
 }
 
+/* The path a problem with K > 0 takes: small problems to the two kernels above, the rest to the
+ * packed kernel (or to cblas_sgemm where it has no clones, or with SF_GEMM=openblas). */
+static unsigned choose_path(int transA, int transB, int M, int N, int K) {
+#if SF_GEMM_HAVE_SMALL
+    if ((long)M * N * K <= SF_GEMM_SMALL_MNK) {
+        if (!transA && transB && K >= 32) return SF_GEMM_PATH_SMALL_DOT;
+        if (K <= SF_GEMM_SMALL_KMAX) return SF_GEMM_PATH_SMALL_PANEL;
+    }
+#else
+    (void)transA, (void)transB, (void)M, (void)N, (void)K;
+#endif
+    return use_packed() ? SF_GEMM_PATH_PACKED : SF_GEMM_PATH_OPENBLAS;
+}
+
 /* bias (not NULL): C = alpha * op(A) op(B) + bias in every row; the packed kernel adds it in its
  * store, the other paths get it copied into C and beta = 1 (the same bits either way). */
 static void gemm_dispatch(int transA, int transB, int M, int N, int K, float alpha,
@@ -197,14 +211,10 @@ static void gemm_dispatch(int transA, int transB, int M, int N, int K, float alp
                           const float *bias, float *C, int ldc) {
     check_args(transA, transB, M, N, K, lda, ldb, ldc);
     if (M == 0 || N == 0) return;
+    const unsigned path = K > 0 ? choose_path(transA, transB, M, N, K) : 0;
     if (bias) {
-        int small = 0;
-#if SF_GEMM_HAVE_SMALL
-        small = (long)M * N * K <= SF_GEMM_SMALL_MNK &&
-                ((!transA && transB && K >= 32) || K <= SF_GEMM_SMALL_KMAX);
-#endif
-        if (K > 0 && !small && use_packed()) {
-            note_path(SF_GEMM_PATH_PACKED);
+        if (path == SF_GEMM_PATH_PACKED) {
+            note_path(path);
             sf_gemm_packed_bias(transA, transB, M, N, K, alpha, A, lda, B, ldb, bias, C, ldc);
             return;
         }
@@ -218,28 +228,24 @@ static void gemm_dispatch(int transA, int transB, int M, int N, int K, float alp
                 C[(long)i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[(long)i * ldc + j];
         return;
     }
+    note_path(path);
+    switch (path) {
 #if SF_GEMM_HAVE_SMALL
-    if ((long)M * N * K <= SF_GEMM_SMALL_MNK) {
-        if (!transA && transB && K >= 32) {
-            note_path(SF_GEMM_PATH_SMALL_DOT);
-            small_gemm_nt_dot(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-            return;
-        }
-        if (K <= SF_GEMM_SMALL_KMAX) {
-            note_path(SF_GEMM_PATH_SMALL_PANEL);
-            small_gemm_panel(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-            return;
-        }
-    }
+    case SF_GEMM_PATH_SMALL_DOT:
+        small_gemm_nt_dot(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    case SF_GEMM_PATH_SMALL_PANEL:
+        small_gemm_panel(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
 #endif
-    if (use_packed()) {
-        note_path(SF_GEMM_PATH_PACKED);
+    case SF_GEMM_PATH_PACKED:
         sf_gemm_packed(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
+    default:
+        cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans,
+                    transB ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B, ldb, beta, C,
+                    ldc);
     }
-    note_path(SF_GEMM_PATH_OPENBLAS);
-    cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans,
-                transB ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 void sf_gemm_blas(int transA, int transB, int M, int N, int K, float alpha, const float *A,
