@@ -2,7 +2,7 @@
  * against sf_gemm_ref (plain loops, double accumulation): all four transpose combinations, odd sizes, padded leading
  * dimensions, beta 0 (C garbage/NaN ignored) and beta 1, shapes that cross the packed kernel's blocking edges; and
  * the packed kernel bit-identical at 1 and 2 threads. On x86-64-v4 (AVX-512) CPUs the packed kernel is checked both with its
- * 6x32 AVX-512 kernel (the default there) and without, and the two must give the same bits. sf_gemm_bias gives
+ * 6x32 and 12x16 AVX-512 kernels (the default there) and without, and the two must give the same bits. sf_gemm_bias gives
  * the bits of the bias copied into C and beta = 1, on every path. */
 #include <math.h>
 #include <omp.h>
@@ -164,6 +164,8 @@ int main(void) {
                 }
         bias_identity(0, 1, 37632, 128, 16, 1.0f, 0); /* PatchTST's fc1 (direct A, packed) */
         bias_identity(0, 1, 2000, 96, 672, 1.0f, 1);  /* several K slices */
+        bias_identity(0, 1, 5003, 16, 64, 1.0f, 0);   /* one panel: the 12x16 kernel */
+        bias_identity(1, 0, 3001, 48, 300, 1.0f, 2);  /* packed A, a pair and a single panel */
         sf_set_avx512(was);
     }
     for (int ta = 0; ta < 2; ta++)
@@ -178,6 +180,10 @@ int main(void) {
                 avx512_identity(ta, tb, 97, 257, 257, 0.5f, 1.0f);
                 avx512_identity(ta, tb, 294, 48, 16, 1.0f, 1.0f); /* direct (K <= 128) row-major A */
                 avx512_identity(ta, tb, 40, 70, 9000, -2.0f, 0.25f);
+                /* one 16-column panel (12x16 kernel): read in place, packed, K slices, row edges */
+                avx512_identity(ta, tb, 1003, 16, 128, 1.0f, 0.0f);
+                avx512_identity(ta, tb, 301, 48, 600, 0.5f, 1.0f);
+                avx512_identity(ta, tb, 95, 16, 16, 1.0f, 1.0f);
             }
     } else {
         printf("AVX-512 kernel off (no x86-64-v4 on this CPU, or SF_AVX512=0): not compared\n");

@@ -214,6 +214,42 @@ SF_TARGET_V4 static void micro_6x32_512(int kc, const float *restrict a, long rs
         }
     }
 }
+
+/* The 12x16 micro-kernel (AVX-512) for a single 16-column panel (C only 16 wide, or the odd panel
+ * left after the 6x32 pairs): two 6-row blocks of A (a and a2, the same strides) against one B
+ * panel, 12 accumulators of 16 lanes (the 6x16 kernel's 6 would not cover the FMA latency). Per
+ * element of C the operations of micro_6x16 in k order, so the same bits; C[0..12)[0..16). */
+SF_TARGET_V4 static void micro_12x16_512(int kc, const float *restrict a, const float *restrict a2,
+                                         long rs, long ks, const float *restrict bp, float alpha,
+                                         float beta, const float *restrict bias,
+                                         float *restrict C, int ldc) {
+    for (int r = 0; r < 2 * SF_PK_MR; r++) __builtin_prefetch(C + (long)r * ldc, 1, 3);
+    pk16 c0 = {0}, c1 = {0}, c2 = {0}, c3 = {0}, c4 = {0}, c5 = {0};
+    pk16 c6 = {0}, c7 = {0}, c8 = {0}, c9 = {0}, c10 = {0}, c11 = {0};
+    const float *r0 = a, *r1 = a + rs, *r2 = a + 2 * rs, *r3 = a + 3 * rs, *r4 = a + 4 * rs,
+                *r5 = a + 5 * rs;
+    const float *r6 = a2, *r7 = a2 + rs, *r8 = a2 + 2 * rs, *r9 = a2 + 3 * rs, *r10 = a2 + 4 * rs,
+                *r11 = a2 + 5 * rs;
+    for (int p = 0; p < kc; p++) {
+        pk16 b;
+        memcpy(&b, bp, sizeof b);
+        c0 += *r0 * b, c1 += *r1 * b, c2 += *r2 * b, c3 += *r3 * b, c4 += *r4 * b, c5 += *r5 * b;
+        c6 += *r6 * b, c7 += *r7 * b, c8 += *r8 * b, c9 += *r9 * b, c10 += *r10 * b, c11 += *r11 * b;
+        r0 += ks, r1 += ks, r2 += ks, r3 += ks, r4 += ks, r5 += ks;
+        r6 += ks, r7 += ks, r8 += ks, r9 += ks, r10 += ks, r11 += ks;
+        bp += SF_PK_NR;
+    }
+    const pk16 acc[2 * SF_PK_MR] = {c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11};
+    for (int r = 0; r < 2 * SF_PK_MR; r++) {
+        float *c = C + (long)r * ldc;
+        pk16 v = acc[r] * alpha, old;
+        if (beta != 0.0f) {
+            memcpy(&old, bias ? bias : c, sizeof old);
+            v += beta * old;
+        }
+        memcpy(c, &v, sizeof v);
+    }
+}
 #else
 #define SF_PK_HAVE_512 0
 #endif
@@ -284,6 +320,25 @@ static void packed_body(int transA, int transB, int M, int N, int K, float alpha
                         const int mr = mcu - ir < SF_PK_MR ? mcu - ir : SF_PK_MR;
                         float *c = C + (long)(i0 + ir) * ldc + j0 + jr;
                         const float *bj = bs ? bs + jr : NULL;
+#if SF_PK_HAVE_512
+                        /* a full panel alone: twelve rows at once, both blocks read in place or
+                         * both packed */
+                        if (wide && nr == SF_PK_NR && (ir + 2 * SF_PK_MR <= full ||
+                                                       (ir >= full && ir + 2 * SF_PK_MR <= mcu))) {
+                            const float *b = bbuf + (long)jr * kc;
+                            if (ir < full) {
+                                const float *ar = A + (long)(i0 + ir) * lda + p0;
+                                micro_12x16_512(kc, ar, ar + (long)SF_PK_MR * lda, lda, 1, b,
+                                                alpha, bt, bj, c, ldc);
+                            } else {
+                                const float *ap = pack_a + (long)(ir - full) * kc;
+                                micro_12x16_512(kc, ap, ap + (long)SF_PK_MR * kc, 1, SF_PK_MR, b,
+                                                alpha, bt, bj, c, ldc);
+                            }
+                            ir += SF_PK_MR; /* and the loop's own step: 12 rows */
+                            continue;
+                        }
+#endif
                         if (ir < full)
                             micro_6x16(kc, A + (long)(i0 + ir) * lda + p0, lda, 1,
                                        bbuf + (long)jr * kc, alpha, bt, bj, c, ldc, mr, nr);
