@@ -49,7 +49,12 @@ int main(int argc, char **argv) {
     int d = 128, layers = 4, window = 128;
     double budget = 120;
     const char *only = NULL;
-    for (int i = 1; i + 1 < argc; i += 2) {
+    for (int i = 1; i < argc; i += 2) {
+        if (i + 1 >= argc) { /* a flag without its value, e.g. --help: do not run silently */
+            fprintf(stderr, "bench_generate: %s needs a value (flags: the comment at the top of "
+                            "bench/bench_generate.c)\n", argv[i]);
+            return 2;
+        }
         if (!strcmp(argv[i], "--d")) d = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--layers")) layers = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--window")) window = atoi(argv[i + 1]);

@@ -228,7 +228,12 @@ static void gemm_shape_rows(const char *what, int tokens, int in, int out, doubl
 int main(int argc, char **argv) {
     int threads = 2, steps = 3, batch = 16;
     const char *only = NULL, *config = NULL;
-    for (int i = 1; i + 1 < argc; i += 2) {
+    for (int i = 1; i < argc; i += 2) {
+        if (i + 1 >= argc) { /* a flag without its value, e.g. --help: do not run silently */
+            fprintf(stderr, "bench_mfu: %s needs a value (flags: the comment at the top of "
+                            "bench/bench_mfu.c)\n", argv[i]);
+            return 2;
+        }
         if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--steps")) steps = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--only")) only = argv[i + 1];

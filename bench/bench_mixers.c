@@ -118,7 +118,12 @@ int main(int argc, char **argv) {
     int threads = 2, max_len = 65536;
     double budget = 20, mem_gib = 16;
     const char *svg = "bench_mixers.svg", *json_path = NULL, *only = NULL;
-    for (int i = 1; i + 1 < argc; i += 2) {
+    for (int i = 1; i < argc; i += 2) {
+        if (i + 1 >= argc) { /* a flag without its value, e.g. --help: do not run silently */
+            fprintf(stderr, "bench_mixers: %s needs a value (flags: the comment at the top of "
+                            "bench/bench_mixers.c)\n", argv[i]);
+            return 2;
+        }
         if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--max-len")) max_len = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--budget")) budget = atof(argv[i + 1]);

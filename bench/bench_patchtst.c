@@ -47,7 +47,12 @@ int main(int argc, char **argv) {
     if (getenv("SF_BENCH_INFER_RUNS")) infer_runs = atoi(getenv("SF_BENCH_INFER_RUNS"));
     int profile = getenv("SF_PROFILE") && atoi(getenv("SF_PROFILE"));
     const char *mixer = "softmax", *norm = "batchnorm";
-    for (int i = 1; i + 1 < argc; i += 2) {
+    for (int i = 1; i < argc; i += 2) {
+        if (i + 1 >= argc) { /* a flag without its value, e.g. --help: do not run silently */
+            fprintf(stderr, "bench_patchtst: %s needs a value (flags: the comment at the top of "
+                            "bench/bench_patchtst.c)\n", argv[i]);
+            return 2;
+        }
         if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--batch")) batch = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--reps")) reps = atoi(argv[i + 1]);
