@@ -20,6 +20,7 @@
 #include "layers/layer.h"
 #include "models/model.h"
 #include "models/stream.h"
+#include "bench_args.h"
 
 /* Process CPU time by default: with one thread it is the step's cost even on a machine shared
  * with other jobs, where wall time measures the share we got (--clock wall for wall time). */
@@ -50,11 +51,7 @@ int main(int argc, char **argv) {
     double budget = 120;
     const char *only = NULL;
     for (int i = 1; i < argc; i += 2) {
-        if (i + 1 >= argc) { /* a flag without its value, e.g. --help: do not run silently */
-            fprintf(stderr, "bench_generate: %s needs a value (flags: the comment at the top of "
-                            "bench/bench_generate.c)\n", argv[i]);
-            return 2;
-        }
+        if (bench_flag_lacks_value(argc, argv, i, "bench_generate")) return 2;
         if (!strcmp(argv[i], "--d")) d = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--layers")) layers = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--window")) window = atoi(argv[i + 1]);

@@ -20,6 +20,7 @@
 #include "core/error.h"
 #include "kernels/selective_scan.h"
 #include "models/config.h"
+#include "bench_args.h"
 #include "bench_clock.h"
 
 static double rss_mib(void) {
@@ -64,11 +65,7 @@ static double time_scan(int L, int Di, int N) {
 int main(int argc, char **argv) {
     int d = 512, threads = 2, max_len = 65536, min_len = 1024;
     for (int i = 1; i < argc; i += 2) {
-        if (i + 1 >= argc) { /* a flag without its value, e.g. --help: do not run silently */
-            fprintf(stderr, "bench_mamba: %s needs a value (flags: the comment at the top of "
-                            "bench/bench_mamba.c)\n", argv[i]);
-            return 2;
-        }
+        if (bench_flag_lacks_value(argc, argv, i, "bench_mamba")) return 2;
         if (!strcmp(argv[i], "--d")) d = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--max-len")) max_len = atoi(argv[i + 1]);

@@ -33,6 +33,7 @@
 #include "kernels/gemm.h"
 #include "models/model.h"
 #include "train/adamw.h"
+#include "bench_args.h"
 #include "bench_clock.h"
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
@@ -229,11 +230,7 @@ int main(int argc, char **argv) {
     int threads = 2, steps = 3, batch = 16;
     const char *only = NULL, *config = NULL;
     for (int i = 1; i < argc; i += 2) {
-        if (i + 1 >= argc) { /* a flag without its value, e.g. --help: do not run silently */
-            fprintf(stderr, "bench_mfu: %s needs a value (flags: the comment at the top of "
-                            "bench/bench_mfu.c)\n", argv[i]);
-            return 2;
-        }
+        if (bench_flag_lacks_value(argc, argv, i, "bench_mfu")) return 2;
         if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--steps")) steps = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--only")) only = argv[i + 1];

@@ -24,6 +24,7 @@
 #include "core/error.h"
 #include "models/config.h"
 #include "util/svg_plot.h"
+#include "bench_args.h"
 #include "bench_clock.h"
 
 #define D_MODEL 512
@@ -119,11 +120,7 @@ int main(int argc, char **argv) {
     double budget = 20, mem_gib = 16;
     const char *svg = "bench_mixers.svg", *json_path = NULL, *only = NULL;
     for (int i = 1; i < argc; i += 2) {
-        if (i + 1 >= argc) { /* a flag without its value, e.g. --help: do not run silently */
-            fprintf(stderr, "bench_mixers: %s needs a value (flags: the comment at the top of "
-                            "bench/bench_mixers.c)\n", argv[i]);
-            return 2;
-        }
+        if (bench_flag_lacks_value(argc, argv, i, "bench_mixers")) return 2;
         if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--max-len")) max_len = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--budget")) budget = atof(argv[i + 1]);

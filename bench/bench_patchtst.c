@@ -18,6 +18,7 @@
 #include "models/model.h"
 #include "tasks/forecast.h"
 #include "train/adamw.h"
+#include "bench_args.h"
 #include "bench_clock.h"
 
 static double median(double *v, int n) {
@@ -48,11 +49,7 @@ int main(int argc, char **argv) {
     int profile = getenv("SF_PROFILE") && atoi(getenv("SF_PROFILE"));
     const char *mixer = "softmax", *norm = "batchnorm";
     for (int i = 1; i < argc; i += 2) {
-        if (i + 1 >= argc) { /* a flag without its value, e.g. --help: do not run silently */
-            fprintf(stderr, "bench_patchtst: %s needs a value (flags: the comment at the top of "
-                            "bench/bench_patchtst.c)\n", argv[i]);
-            return 2;
-        }
+        if (bench_flag_lacks_value(argc, argv, i, "bench_patchtst")) return 2;
         if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--batch")) batch = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--reps")) reps = atoi(argv[i + 1]);

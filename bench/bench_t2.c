@@ -18,6 +18,7 @@
 #include "core/rng.h"
 #include "data/lc_grid.h"
 #include "models/model.h"
+#include "bench_args.h"
 #include "bench_clock.h"
 
 /* The q-quantile of sorted v (nearest rank). */
@@ -60,11 +61,7 @@ int main(int argc, char **argv) {
     const char *config = NULL, *data = "../shared/data/lightcurves/rrlyrae_sdss_stripe82.csv.gz",
                *labels = "../shared/data/lightcurves/rrlyrae_periods.csv";
     for (int i = 1; i < argc; i += 2) {
-        if (i + 1 >= argc) { /* a flag without its value, e.g. --help: do not run silently */
-            fprintf(stderr, "bench_t2: %s needs a value (flags: the comment at the top of "
-                            "bench/bench_t2.c)\n", argv[i]);
-            return 2;
-        }
+        if (bench_flag_lacks_value(argc, argv, i, "bench_t2")) return 2;
         if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--batch")) batch = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--runs")) runs = atoi(argv[i + 1]);

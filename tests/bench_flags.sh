@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The C benchmarks refuse a flag without its value (e.g. --help) with exit 2 and a message naming
+# the flag, instead of running with their defaults. Usage: tests/bench_flags.sh BUILD_DIR
+set -u
+dir=${1:?usage: tests/bench_flags.sh BUILD_DIR}
+fail=0
+# each with a flag of its own: a valid pair first, then the same flag without its value
+for b_flag in bench_generate:--d bench_mamba:--d bench_mfu:--threads bench_mixers:--threads \
+              bench_patchtst:--threads bench_t2:--threads; do
+    b=${b_flag%%:*} flag=${b_flag#*:}
+    for args in "--help" "$flag 1 $flag"; do
+        # shellcheck disable=SC2086 # args are split on purpose
+        err=$(timeout 20 "$dir/$b" $args 2>&1 >/dev/null)
+        rc=$?
+        last=${args##* }
+        if [ "$rc" -ne 2 ] || [[ "$err" != "$b: $last needs a value"* ]]; then
+            echo "FAIL $b $args: exit $rc, stderr '$err'"
+            fail=1
+        else
+            echo "ok   $b $args: exit 2, '$err'"
+        fi
+    done
+done
+exit "$fail"
