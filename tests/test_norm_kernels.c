@@ -407,8 +407,8 @@ static void fd_act(const char *name, act_fwd fr, act_bwd gr) {
 }
 
 /* ---- dropout --------------------------------------------------------------------------- */
-/* ReLU (vectorised, chunked, threaded) against the plain loops it replaced: the same bits for
- * every element, including -0, NaN (-> 0) and in place, over sizes across the chunk edges. */
+/* ReLU and the add (vectorised, chunked, threaded) against the plain loops they replaced: the same
+ * bits for every element, including -0, NaN (ReLU -> 0) and in place, across the chunk edges. */
 static void test_relu(long n) {
     float *x = malloc(sizeof(float) * (size_t)n), *dy = malloc(sizeof(float) * (size_t)n);
     float *y = malloc(sizeof(float) * (size_t)n), *dx = malloc(sizeof(float) * (size_t)n);
@@ -430,7 +430,15 @@ static void test_relu(long n) {
         const float yr = x[i] > 0.0f ? x[i] : 0.0f, dr = x[i] > 0.0f ? dy[i] : 0.0f;
         if (memcmp(&y[i], &yr, sizeof yr) || memcmp(&dx[i], &dr, sizeof dr)) same = 0;
     }
-    printf("relu n=%ld vs plain loops (and in place): %s\n", n, same ? "identical" : "DIFFERENT");
+    sf_add(y, x, dy, n); /* the residual add, and in place */
+    for (long i = 0; i < n; i++) {
+        const float r = x[i] + dy[i];
+        if (memcmp(&y[i], &r, sizeof r) && !(isnan(y[i]) && isnan(r))) same = 0;
+    }
+    memcpy(dx, dy, sizeof(float) * (size_t)n);
+    sf_add(dx, x, dx, n);
+    if (memcmp(dx, y, sizeof(float) * (size_t)n)) same = 0;
+    printf("relu, add n=%ld vs plain loops (and in place): %s\n", n, same ? "identical" : "DIFFERENT");
     CHECK(same);
     free(x), free(dy), free(y), free(dx);
 }

@@ -1,7 +1,7 @@
 /* What every block kind shares: creation from a config object, parameter declaration in a fixed
  * order (norm 0, mixer 0, norm 1, mixer 1), init, streaming state, and the registry of kinds. */
 #include "blocks/block.h"
-#include "kernels/multiversion.h"
+#include "kernels/activations.h"
 
 #include <string.h>
 
@@ -189,16 +189,4 @@ void sf_block_step(const sf_block *b, const float *x_t, float *state, float *y_t
     b->def->step(b, x_t, state, y_t, t);
 }
 
-/* A plain range function, so that it gets the 16-lane clone (an OpenMP region's body would be
- * compiled for baseline x86-64 only); a sum is exact in any width. */
-SF_MULTIVERSION_512 static void add_range(float *y, const float *a, const float *b, long n) {
-#pragma omp simd
-    for (long i = 0; i < n; i++) y[i] = a[i] + b[i];
-}
-
-void sf_block_add(float *y, const float *a, const float *b, long n) {
-    const long chunk = 16384, nchunks = (n + chunk - 1) / chunk;
-#pragma omp parallel for schedule(static) if (n >= 65536)
-    for (long c = 0; c < nchunks; c++)
-        add_range(y + c * chunk, a + c * chunk, b + c * chunk, n - c * chunk < chunk ? n - c * chunk : chunk);
-}
+void sf_block_add(float *y, const float *a, const float *b, long n) { sf_add(y, a, b, n); }

@@ -61,6 +61,10 @@ SF_MULTIVERSION_512 static void gelu_bwd_range(float *dx, const float *dy, const
     }
 }
 
+SF_MULTIVERSION_512 static void add_range(float *y, const float *a, const float *b, long n) {
+#pragma omp simd
+    for (long i = 0; i < n; i++) y[i] = a[i] + b[i];
+}
 SF_MULTIVERSION_512 static void relu_fwd_range(float *y, const float *x, long n) {
 #pragma omp simd
     for (long i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
@@ -106,6 +110,9 @@ void sf_gelu_backward(float *dx, const float *dy, const float *x, long n) {
     CHUNKED(gelu_bwd_range(dx + lo, dy + lo, x + lo, len));
 }
 
+void sf_add(float *y, const float *a, const float *b, long n) {
+    CHUNKED(add_range(y + lo, a + lo, b + lo, len));
+}
 void sf_relu_forward(float *y, const float *x, long n) {
     CHUNKED(relu_fwd_range(y + lo, x + lo, len));
 }

@@ -18,6 +18,8 @@
 
 void sf_gelu_forward(float *y, const float *x, long n);
 void sf_gelu_backward(float *dx, const float *dy, const float *x, long n);
+/* y = a + b (y may be a or b), 16 lanes where the CPU has them: the residual add of the blocks. */
+void sf_add(float *y, const float *a, const float *b, long n);
 /* ReLU: y = max(x, 0) (0 for x <= 0, NaN passed as 0), dx = dy where x > 0 else 0. Exact. */
 void sf_relu_forward(float *y, const float *x, long n);
 void sf_relu_backward(float *dx, const float *dy, const float *x, long n);
