@@ -176,9 +176,9 @@ static void grad_check(subject *s, float *x) {
  * must pass: a wrong gradient misses at every point. */
 static int g_retry;
 
-/* grad_check, repeated once at a fresh input *x (replaced, then passed to refill when not
- * NULL: inputs that carry lengths) when g_retry and attempt 1 missed. */
-static void grad_check_retry_refill(subject *s, float **x, void (*refill)(float *x)) {
+/* grad_check, repeated once at a fresh input *x (replaced, then passed to refill(x, nx) when not
+ * NULL: inputs that carry lengths or must avoid a region) when g_retry and attempt 1 missed. */
+static void grad_check_retry_refill(subject *s, float **x, void (*refill)(float *x, long n)) {
     if (!g_retry) {
         grad_check(s, *x);
         return;
@@ -191,7 +191,7 @@ static void grad_check_retry_refill(subject *s, float **x, void (*refill)(float 
         printf("%s: %d misses in attempt 1; attempt 2 at a fresh input:\n", s->name, g_misses);
         free(*x);
         *x = rnd(s->nx, 1.0f);
-        if (refill) refill(*x);
+        if (refill) refill(*x, s->nx);
         grad_check(s, *x);
     }
 }
@@ -928,6 +928,12 @@ static const char *t2_json(int L, const char *mixer, const char *pos) {
     return json;
 }
 
+/* The t2 checks' batch: 3 series of 10 steps x 3 channels + 1 length float each, of lengths: */
+static const float t2_lens[3] = {10, 6, 1};
+static void t2_set_lens(float *x, long n) { /* n = 3 inputs; the length is each one's last float */
+    for (int b = 0; b < 3; b++) x[(b + 1) * (n / 3) - 1] = t2_lens[b];
+}
+
 static void check_t2(const char *mixer, const char *pos) {
     sf_model m;
     int ok = sf_model_create_json(&m, t2_json(10, mixer, pos), "t2") == SF_OK;
@@ -942,8 +948,7 @@ static void check_t2(const char *mixer, const char *pos) {
     snprintf(name, sizeof name, "model t2 %s %s (lengths 10, 6, 1)", mixer, pos);
     subject s = {model_fwd, model_bwd, &m, &m.params, B * xs, (long)B * 4, B, 10, name, 1, 1};
     float *x = rnd(s.nx, 1.0f);
-    const float lens[3] = {10, 6, 1};
-    for (int b = 0; b < B; b++) x[b * xs + 30] = lens[b];
+    t2_set_lens(x, s.nx);
     g_kinked = 1; /* ReLU in the embedding and the feed-forward */
     grad_check(&s, x);
     g_kinked = 0;
@@ -968,11 +973,6 @@ static const char *t2_patch_json(int L, int P, int S) {
     return json;
 }
 
-/* The lengths 10, 6, 1 into the last float of each of 3 inputs of 31 floats. */
-static void t2_patch_lens(float *x) {
-    for (int b = 0; b < 3; b++) x[b * 31 + 30] = b == 0 ? 10.0f : b == 1 ? 6.0f : 1.0f;
-}
-
 static void check_t2_conv_patches(void) {
     sf_model m;
     int ok = sf_model_create_json(&m, t2_patch_json(10, 4, 3), "t2") == SF_OK;
@@ -986,19 +986,18 @@ static void check_t2_conv_patches(void) {
     subject s = {model_fwd, model_bwd, &m, &m.params, B * xs, (long)B * 4, B, 10,
                  "model t2 conv_patches 4/3 (lengths 10, 6, 1)", 1, 1};
     float *x = rnd(s.nx, 1.0f);
-    const float lens[3] = {10, 6, 1};
-    t2_patch_lens(x);
+    t2_set_lens(x, s.nx);
     /* deep and kinked (ReLU, max over padding-masked rows): seed 14239618721 put a LayerNorm
      * weight's quotients 2.2% off (gradient 5.5e-3, 1/10 of the RMS); a wrong gradient misses
      * at a fresh point too */
     g_kinked = g_retry = 1;
-    grad_check_retry_refill(&s, &x, t2_patch_lens);
+    grad_check_retry_refill(&s, &x, t2_set_lens);
     g_kinked = g_retry = 0;
     /* the values past a valid end never reach the logits */
     float y0[12], y1[12];
     sf_model_forward(&m, x, y0, B, 0, NULL);
     for (int b = 1; b < B; b++)
-        for (int i = (int)lens[b] * 3; i < 30; i++) x[b * xs + i] = 100.0f + (float)i;
+        for (int i = (int)t2_lens[b] * 3; i < 30; i++) x[b * xs + i] = 100.0f + (float)i;
     sf_model_forward(&m, x, y1, B, 0, NULL);
     double worst = 0;
     for (int i = 0; i < 12; i++) {
@@ -1245,8 +1244,8 @@ static void check_efficient_mixers(void) {
  * difference alone is too noisy, 3% on a 0.005 gradient once). Flips at every step size still
  * happen (seed 12109960993: a lut1 bias 4% off), so a miss repeats the check once at a fresh
  * input (g_retry), which a wrong gradient misses too. */
-static void lut_inputs(float *x) { /* |x| >= 0.25 in place, keeping the signs */
-    for (long i = 0; i < 2 * 7 * 8; i++) x[i] = (x[i] >= 0 ? 1.0f : -1.0f) * (0.25f + fabsf(x[i]));
+static void lut_inputs(float *x, long n) { /* |x| >= 0.25 in place, keeping the signs */
+    for (long i = 0; i < n; i++) x[i] = (x[i] >= 0 ? 1.0f : -1.0f) * (0.25f + fabsf(x[i]));
 }
 static void check_lut(const char *name, const char *json) {
     int B = 2, T = 7, d = 8;
@@ -1262,7 +1261,7 @@ static void check_lut(const char *name, const char *json) {
     g_kinked = g_one_sided = strstr(json, "\"ffn\":true") != NULL;
     subject s = {mixer_fwd, mixer_bwd, m, &ps, (long)B * T * d, (long)B * T * d, B, T, name, 0, 0};
     float *x = rnd(s.nx, 1.0f);
-    lut_inputs(x);
+    lut_inputs(x, s.nx);
     g_retry = g_kinked;
     grad_check_retry_refill(&s, &x, lut_inputs);
     g_kinked = g_one_sided = g_retry = 0;
