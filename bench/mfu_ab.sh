@@ -11,12 +11,9 @@ OLD=${OLD:?set OLD to the other build\'s bench_mfu}
 NEW=${NEW:-./build/bench_mfu}
 T=${1:-2}
 REPS=${2:-3}
-rep=1
-while [ $rep -le "$REPS" ]; do
-    for v in old new; do
-        if [ $v = old ]; then B=$OLD; else B=$NEW; fi
-        echo "== $v rep $rep threads $T load $(cut -d' ' -f1 /proc/loadavg)"
-        "$B" --only encoder --threads "$T" | grep -E "^encoder|^GEMM|^attention|^other|peak, $T"
-    done
-    rep=$((rep + 1))
-done
+. "$(dirname "$0")/ab_common.sh"
+one_run() {
+    echo "== $2"
+    "$1" --only encoder --threads "$T" | grep -E "^encoder|^GEMM|^attention|^other|peak, $T"
+}
+ab_rounds "$REPS" one_run

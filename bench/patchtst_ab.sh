@@ -11,14 +11,11 @@ OLD=${OLD:?set OLD to the other build\'s bench_patchtst}
 NEW=${NEW:-./build/bench_patchtst}
 T=${1:-2}
 REPS=${2:-5}
-rep=1
-while [ "$rep" -le "$REPS" ]; do
-    for v in old new; do
-        if [ $v = old ]; then BIN=$OLD; else BIN=$NEW; fi
-        printf '%s rep %s threads %s load %s: ' "$v" "$rep" "$T" "$(cut -d' ' -f1 /proc/loadavg)"
-        "$BIN" --threads "$T" --infer-runs 100 |
-            grep -o '"train_step_ms":[0-9.]*\|"train_step_cpu_ms":[0-9.]*\|"out_checksum":[-0-9.]*' | tr '\n' ' '
-        echo
-    done
-    rep=$((rep + 1))
-done
+. "$(dirname "$0")/ab_common.sh"
+one_run() {
+    printf '%s: ' "$2"
+    "$1" --threads "$T" --infer-runs 100 |
+        grep -o '"train_step_ms":[0-9.]*\|"train_step_cpu_ms":[0-9.]*\|"out_checksum":[-0-9.]*' | tr '\n' ' '
+    echo
+}
+ab_rounds "$REPS" one_run

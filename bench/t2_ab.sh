@@ -13,14 +13,11 @@ REPS=${2:-3}
 B=${3:-512}
 CFG=$(sed -n "s/^CFG='\(.*\)'$/\1/p" "$(dirname "$0")/t2_throughput.sh")
 [ -n "$CFG" ] || { echo "t2_ab.sh: no CFG line in t2_throughput.sh" >&2; exit 1; }
-rep=1
-while [ "$rep" -le "$REPS" ]; do
-    for v in old new; do
-        if [ $v = old ]; then BIN=$OLD; else BIN=$NEW; fi
-        printf '%s rep %s threads %s load %s: ' "$v" "$rep" "$T" "$(cut -d' ' -f1 /proc/loadavg)"
-        "$BIN" --config "$CFG" --threads "$T" --batch "$B" --runs 500 --secs 3 --gp-objects 0 |
-            grep -o '"b1_latency_ms_p50":[0-9.]*\|"batched_curves_per_s":[0-9.]*' | tr '\n' ' '
-        echo
-    done
-    rep=$((rep + 1))
-done
+. "$(dirname "$0")/ab_common.sh"
+one_run() {
+    printf '%s: ' "$2"
+    "$1" --config "$CFG" --threads "$T" --batch "$B" --runs 500 --secs 3 --gp-objects 0 |
+        grep -o '"b1_latency_ms_p50":[0-9.]*\|"batched_curves_per_s":[0-9.]*' | tr '\n' ' '
+    echo
+}
+ab_rounds "$REPS" one_run
