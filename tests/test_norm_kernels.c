@@ -497,12 +497,23 @@ static void test_dropout(void) {
         sf_rng_seed_stream(&r2, 9, 1);
         sf_gelu_forward(g, x, n);
         sf_dropout_forward(g, mask2, g, n, p, &r1);
-        sf_gelu_dropout_forward(yf, mf, x, n, p, &r2);
+        float *gd = malloc(sizeof(float) * n), *ones = malloc(sizeof(float) * n);
+        sf_gelu_dropout_forward(yf, mf, gd, x, n, p, &r2);
         CHECK(memcmp(mask2, mf, n) == 0 && memcmp(g, yf, sizeof(float) * n) == 0);
+        /* the saved derivative is sf_gelu_backward's gelu'(x), bit for bit */
+        for (long i = 0; i < n; i++) ones[i] = 1.0f;
+        sf_gelu_backward(d1, ones, x, n);
+        CHECK(memcmp(d1, gd, sizeof(float) * n) == 0);
         sf_dropout_backward(d1, dy, mf, n, p);
         sf_gelu_backward(d1, d1, x, n);
-        sf_gelu_dropout_backward(d2, dy, mf, x, n, p);
+        sf_gelu_dropout_backward(d2, dy, mf, gd, n, p);
         CHECK(memcmp(d1, d2, sizeof(float) * n) == 0);
+        /* in place over x, as the mlp calls it */
+        float *xi2 = dup(x, n);
+        sf_rng_seed_stream(&r2, 9, 1);
+        sf_gelu_dropout_forward(yf, mf, xi2, xi2, n, p, &r2);
+        CHECK(memcmp(g, yf, sizeof(float) * n) == 0 && memcmp(xi2, gd, sizeof(float) * n) == 0);
+        free(gd), free(ones), free(xi2);
         free(g), free(yf), free(d1), free(d2), free(mf);
     }
     float *xi = dup(x, n);

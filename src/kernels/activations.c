@@ -183,12 +183,13 @@ static inline uint32_t mix32(uint32_t x) {
  * compiler knows, and y may be x (in place), so without it the loop ran scalar; every element is
  * independent. */
 static inline __attribute__((always_inline)) void dropout_fwd_loop(float *y, uint8_t *mask,
-                                                                   const float *x, long lo, long len,
-                                                                   uint32_t s0, uint32_t s1,
-                                                                   uint32_t thresh,
+                                                                   float *dgelu, const float *x,
+                                                                   long lo, long len, uint32_t s0,
+                                                                   uint32_t s1, uint32_t thresh,
                                                                    float keep_scale, const int gelu) {
     float *restrict yo = y + lo;
     const float *xo = x + lo;
+    float *go = gelu ? dgelu + lo : NULL; /* may be x */
     uint8_t *restrict mo = mask + lo;
     const uint32_t base = (uint32_t)lo + s0;
 #pragma omp simd
@@ -196,7 +197,15 @@ static inline __attribute__((always_inline)) void dropout_fwd_loop(float *y, uin
         const uint32_t u = mix32(((uint32_t)i + base) ^ s1) >> 8;
         const int keep = u >= thresh;
         mo[i] = (uint8_t)keep;
-        const float v = gelu ? xo[i] * std_normal_cdf(xo[i]) : xo[i];
+        const float xi = xo[i];
+        float v = xi;
+        if (gelu) {
+            /* GELU and its derivative from one cdf: gelu_bwd_range's expression for gelu'(x) */
+            const float cdf = std_normal_cdf(xi);
+            const float pdf = 0.39894228040143268f * sf_expf_fast(-0.5f * xi * xi);
+            v = xi * cdf;
+            go[i] = cdf + xi * pdf;
+        }
         yo[i] = v * sf_selectf(keep, keep_scale, 0.0f);
     }
 }
@@ -204,7 +213,7 @@ static inline __attribute__((always_inline)) void dropout_fwd_loop(float *y, uin
 SF_MULTIVERSION_512 static void dropout_fwd_range(float *y, uint8_t *mask, const float *x, long lo,
                                               long len, uint32_t s0, uint32_t s1,
                                               uint32_t thresh, float keep_scale) {
-    dropout_fwd_loop(y, mask, x, lo, len, s0, s1, thresh, keep_scale, 0);
+    dropout_fwd_loop(y, mask, NULL, x, lo, len, s0, s1, thresh, keep_scale, 0);
 }
 
 SF_MULTIVERSION_512 static void dropout_bwd_range(float *dx, const float *dy, const uint8_t *mask,
@@ -228,40 +237,42 @@ void sf_dropout_forward(float *y, uint8_t *mask, const float *x, long n, float p
 
 /* GELU then dropout in one pass over memory (the mlp's hidden layer while training): the same
  * operations in the same order as sf_gelu_forward followed by sf_dropout_forward, so the same
- * bits, with one read and one write of the [N, d_ff] tensor fewer. */
-SF_MULTIVERSION_512 static void gelu_dropout_fwd_range(float *y, uint8_t *mask, const float *x,
-                                                   long lo, long len, uint32_t s0, uint32_t s1,
-                                                   uint32_t thresh, float keep_scale) {
-    dropout_fwd_loop(y, mask, x, lo, len, s0, s1, thresh, keep_scale, 1);
+ * bits, with one read and one write of the [N, d_ff] tensor fewer. It also writes gelu'(x), which
+ * the backward would otherwise recompute from x (a second cdf per element, the larger half of the
+ * backward's arithmetic). */
+SF_MULTIVERSION_512 static void gelu_dropout_fwd_range(float *y, uint8_t *mask, float *dgelu,
+                                                   const float *x, long lo, long len, uint32_t s0,
+                                                   uint32_t s1, uint32_t thresh, float keep_scale) {
+    dropout_fwd_loop(y, mask, dgelu, x, lo, len, s0, s1, thresh, keep_scale, 1);
 }
 
-/* dx = dy * mask / (1 - p) * gelu'(x): sf_dropout_backward then sf_gelu_backward in one pass. */
+/* dx = dy * mask / (1 - p) * gelu'(x): sf_dropout_backward then sf_gelu_backward in one pass,
+ * gelu'(x) as the forward saved it. */
 SF_MULTIVERSION_512 static void gelu_dropout_bwd_range(float *dx, const float *dy,
-                                                   const uint8_t *mask, const float *x,
+                                                   const uint8_t *mask, const float *dgelu,
                                                    long len, float keep_scale) {
 #pragma omp simd
     for (long i = 0; i < len; i++) {
-        const float xi = x[i];
-        const float pdf = 0.39894228040143268f * sf_expf_fast(-0.5f * xi * xi);
         const float g = dy[i] * (keep_scale * (float)mask[i]);
-        dx[i] = g * (std_normal_cdf(xi) + xi * pdf);
+        dx[i] = g * dgelu[i];
     }
 }
 
-void sf_gelu_dropout_forward(float *y, uint8_t *mask, const float *x, long n, float p, sf_rng *rng) {
+void sf_gelu_dropout_forward(float *y, uint8_t *mask, float *dgelu, const float *x, long n, float p,
+                             sf_rng *rng) {
     SF_ASSERT(n >= 0 && p > 0.0f && p < 1.0f);
     const float keep_scale = 1.0f / (1.0f - p);
     const uint64_t seed = sf_rng_u64(rng);
     const uint32_t s0 = (uint32_t)seed, s1 = (uint32_t)(seed >> 32);
     const uint32_t thresh = (uint32_t)((double)p * 16777216.0);
-    CHUNKED(gelu_dropout_fwd_range(y, mask, x, lo, len, s0, s1, thresh, keep_scale));
+    CHUNKED(gelu_dropout_fwd_range(y, mask, dgelu, x, lo, len, s0, s1, thresh, keep_scale));
 }
 
-void sf_gelu_dropout_backward(float *dx, const float *dy, const uint8_t *mask, const float *x,
+void sf_gelu_dropout_backward(float *dx, const float *dy, const uint8_t *mask, const float *dgelu,
                               long n, float p) {
     SF_ASSERT(n >= 0 && p > 0.0f && p < 1.0f);
     const float keep_scale = 1.0f / (1.0f - p);
-    CHUNKED(gelu_dropout_bwd_range(dx + lo, dy + lo, mask + lo, x + lo, len, keep_scale));
+    CHUNKED(gelu_dropout_bwd_range(dx + lo, dy + lo, mask + lo, dgelu + lo, len, keep_scale));
 }
 
 void sf_dropout_forward_ref(float *y, uint8_t *mask, const float *x, long n, float p, sf_rng *rng) {

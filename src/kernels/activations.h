@@ -43,10 +43,13 @@ void sf_elu1_backward_ref(float *dx, const float *dy, const float *x, long n);
 void sf_dropout_forward(float *y, uint8_t *mask, const float *x, long n, float p, sf_rng *rng);
 void sf_dropout_backward(float *dx, const float *dy, const uint8_t *mask, long n, float p);
 /* GELU followed by dropout (p in (0, 1)), in one pass: bit for bit sf_gelu_forward then
- * sf_dropout_forward (same rng draw, same masks); backward: sf_dropout_backward then
- * sf_gelu_backward (x = the GELU's input). y may equal x, dx may equal dy. */
-void sf_gelu_dropout_forward(float *y, uint8_t *mask, const float *x, long n, float p, sf_rng *rng);
-void sf_gelu_dropout_backward(float *dx, const float *dy, const uint8_t *mask, const float *x,
+ * sf_dropout_forward (same rng draw, same masks), and dgelu = gelu'(x) for the backward (dgelu
+ * may equal x: the mlp overwrites its pre-activation, which nothing else reads). Backward: bit
+ * for bit sf_dropout_backward then sf_gelu_backward, from that dgelu. y may equal x, dx may
+ * equal dy. */
+void sf_gelu_dropout_forward(float *y, uint8_t *mask, float *dgelu, const float *x, long n, float p,
+                             sf_rng *rng);
+void sf_gelu_dropout_backward(float *dx, const float *dy, const uint8_t *mask, const float *dgelu,
                               long n, float p);
 /* The same masks and values by a plain scalar loop over the documented hash (tests pin the
  * vectorised, threaded forward to it bit for bit). */

@@ -20,7 +20,8 @@ typedef struct {
 
 typedef struct {
     const float *x;
-    float *pre, *act; /* [N, d_ff]: fc1 output, act(pre) after dropout */
+    float *pre, *act; /* [N, d_ff]: fc1 output (gelu'(fc1 output) once the fused training
+                       * GELU + dropout has run), act(pre) after dropout */
     uint8_t *mask;
 } mlp_saved;
 
@@ -70,8 +71,9 @@ static void mlp_forward(sf_mixer *m, sf_ctx *ctx, const float *x, float *y) {
     if (!sf_arena_planning(ctx->arena)) {
         sf_linear_forward(&s->fc1, sv->pre, x, N);
         if (fused)
-            SF_PROF(SF_PROF_ACTIVATIONS, sf_gelu_dropout_forward(sv->act, sv->mask, sv->pre, N * s->d_ff,
-                                                                 s->dropout, ctx->rng));
+            SF_PROF(SF_PROF_ACTIVATIONS,
+                    sf_gelu_dropout_forward(sv->act, sv->mask, sv->pre, sv->pre, N * s->d_ff,
+                                            s->dropout, ctx->rng)); /* pre := gelu'(pre) */
         else
             act_forward(s, sv->act, sv->pre, N * s->d_ff);
     }
