@@ -333,8 +333,8 @@ static void thread_check(int B, int T, int H, int Dh, int causal, int with_lens)
 }
 
 /* On x86-64-v4 CPUs (sf_avx512) the wide-head kernels run with 16-lane tile products and the
- * small-head forward with one 16-lane vector per 16 rows: the same operations in the same order
- * per element as the 8-lane versions, so both must give the same bits. */
+ * small-head forward and backward with one 16-lane vector per 16 rows: the same operations in the
+ * same order per element as the 8-lane versions, so both must give the same bits. */
 static void avx512_check(int B, int T, int H, int Dh, int causal, int with_lens) {
     if (!sf_avx512()) {
         printf("avx512 B=%d T=%d H=%d Dh=%d: AVX-512 kernels off (no x86-64-v4, or SF_AVX512=0): not compared\n",
@@ -479,6 +479,8 @@ int main(void) {
             thread_check(2, 300, 2, 64, causal, with_lens);
             avx512_check(3, 61, 4, 2, causal, with_lens); /* row-lane kernels (16-lane forward) */
             avx512_check(2, 42, 4, 4, causal, with_lens);
+            avx512_check(2, 150, 3, 6, causal, with_lens); /* 2*Dh > 8; chunks of 64, 64, 22 rows */
+            avx512_check(3, 20, 2, 8, causal, with_lens);  /* an odd number of 8-row vectors */
             avx512_check(2, 77, 3, 16, causal, with_lens);
             avx512_check(2, 130, 2, 32, causal, with_lens);
             avx512_check(1, 100, 2, 72, causal, with_lens); /* columns past the last 32 and 16 */

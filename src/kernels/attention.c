@@ -425,15 +425,32 @@ static inline __attribute__((always_inline)) void bwd_rows_small_dh(
                 pb[b] = p;
                 sb[b] = p * (dp - v8_load(Df + 8 * b)); /* dS / scale */
             }
-            /* second sweep (fewer live registers than fusing it into the first) */
-            for (int b = b0; b < nv; b++) {
-                const float *qb = qf[0] + 8 * b, *gb = gf[0] + 8 * b;
-                for (int d = 0; d < Dh; d++) {
-                    dqv[d][b] += sb[b] * kb[d];
-                    acc[d] += sb[b] * v8_load(qb + d * SF_ATT_BW_CH);
-                    acc[Dh + d] += pb[b] * v8_load(gb + d * SF_ATT_BW_CH);
-                }
+            /* second sweep (fewer live registers than fusing it into the first): even vectors
+             * into acc, odd ones into aco, then acc + aco, the order of the 16-lane kernel
+             * (bwd_rows_small16_dh: its lanes 0-7 are an even vector here, 8-15 the odd one) */
+            v8sf aco[2 * SF_ATT_SMALL_DH];
+            for (int n = 0; n < 2 * Dh; n++) aco[n] = v8_splat(0.0f);
+#define SF_ATT_SWEEP(b, A)                                                                  \
+    do {                                                                                    \
+        const float *qb = qf[0] + 8 * (b), *gb = gf[0] + 8 * (b);                           \
+        for (int d = 0; d < Dh; d++) {                                                      \
+            dqv[d][b] += sb[b] * kb[d];                                                     \
+            A[d] += sb[b] * v8_load(qb + d * SF_ATT_BW_CH);                                 \
+            A[Dh + d] += pb[b] * v8_load(gb + d * SF_ATT_BW_CH);                            \
+        }                                                                                   \
+    } while (0)
+            int b = b0;
+            if (b & 1) {
+                SF_ATT_SWEEP(b, aco);
+                b++;
             }
+            for (; b + 1 < nv; b += 2) {
+                SF_ATT_SWEEP(b, acc);
+                SF_ATT_SWEEP(b + 1, aco);
+            }
+            if (b < nv) SF_ATT_SWEEP(b, acc);
+#undef SF_ATT_SWEEP
+            for (int n = 0; n < 2 * Dh; n++) acc[n] += aco[n];
             /* first chunk to see key j: the one holding row j (causal) or the first */
             const int first = causal ? j >= r0 : r0 == 0;
             float *dkr = dk + (long)j * ld, *dvr = dv + (long)j * ld;
@@ -485,6 +502,177 @@ SF_MULTIVERSION static void bwd_rows_small(float *restrict dq, float *restrict d
     }
 #undef SF_ATT_CASE
 }
+
+#if SF_HAVE_CLONES
+/* The x86-64-v4 backward: bwd_rows_small_dh with a block of 16 query rows per vector (half as
+ * many vectors per key). Per lane the same operations; the dk/dv sums over a key's row vectors
+ * run in the two halves of the lanes (rows 16c..16c+7 and 16c+8..16c+15, the even and odd
+ * 8-lane vectors there), which are added before the same shuffle tree, as the 8-lane kernel does
+ * with its even/odd accumulators: the same bits (test_attention_kernel compares). Blocks the
+ * 8-lane kernel skips (causal: rows before the key; rows past the end) add exact zeros here. */
+static inline __attribute__((always_inline)) v16sf v16_load(const float *p) {
+    v16sf x;
+    memcpy(&x, p, sizeof x);
+    return x;
+}
+static inline __attribute__((always_inline)) v8sf v16_lo(v16sf x) {
+    return __builtin_shufflevector(x, x, 0, 1, 2, 3, 4, 5, 6, 7);
+}
+static inline __attribute__((always_inline)) v8sf v16_hi(v16sf x) {
+    return __builtin_shufflevector(x, x, 8, 9, 10, 11, 12, 13, 14, 15);
+}
+/* x in every lane by one broadcast (GCC builds v16_splat of a loaded value lane by lane, 16
+ * masked broadcasts) */
+static inline __attribute__((always_inline)) v16sf v16_bcast(float x) {
+    v16sf t = v16_splat(0.0f);
+    t[0] = x;
+    return __builtin_shufflevector(t, t, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+}
+/* v8_exp_bwd's operations on 16 lanes */
+static inline __attribute__((always_inline)) v16sf v16_exp_bwd(v16sf x) {
+    v16sf xc = v16_sel(v16_splat(-87.0f) > x, v16_splat(-87.0f), x);
+    xc = v16_sel(xc > v16_splat(88.0f), v16_splat(88.0f), xc);
+    const v16sf t = xc * 1.44269504088896341f + 12582912.0f;
+    const v16sf kf = t - 12582912.0f;
+    v16sf r = xc - kf * 0.693359375f;
+    r = r - kf * -2.12194440e-4f;
+    const v16sf r2 = r * r, r4 = r2 * r2;
+    const v16sf a = r + 1.0f, b = r * (1.0f / 6.0f) + 0.5f;
+    const v16sf c = r * (1.0f / 120.0f) + 1.0f / 24.0f, d = r * (1.0f / 5040.0f) + 1.0f / 720.0f;
+    const v16sf p = (a + r2 * b) + r4 * (c + r2 * d);
+    const v16si k = (v16si)t - 0x4B400000;
+    return p * (v16sf)((k + 127) << 23);
+}
+
+#define SF_ATT_BW_NV16 (SF_ATT_BW_CH / 16)
+static inline __attribute__((always_inline)) void bwd_rows_small16_dh(
+    float *restrict dq, float *restrict dk, float *restrict dv, const float *restrict dout,
+    long ldo, const float *restrict o, const float *restrict lse, const float *restrict q,
+    const float *restrict k, const float *restrict v, long ld, int T, const int Dh, float scale,
+    int causal) {
+    float qf[SF_ATT_SMALL_DH][SF_ATT_BW_CH] __attribute__((aligned(64)));
+    float gf[SF_ATT_SMALL_DH][SF_ATT_BW_CH] __attribute__((aligned(64)));
+    float lf[SF_ATT_BW_CH] __attribute__((aligned(64))), Df[SF_ATT_BW_CH] __attribute__((aligned(64)));
+    v16sf dqv[SF_ATT_SMALL_DH][SF_ATT_BW_NV16];
+    v16sf pb[SF_ATT_BW_NV16], sb[SF_ATT_BW_NV16];
+    const v16si lane = (v16si){0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+    for (int r0 = 0; r0 < T; r0 += SF_ATT_BW_CH) {
+        const int nr = imin(SF_ATT_BW_CH, T - r0), nv = (nr + 15) / 16;
+        for (int i = 0; i < nr; i++) {
+            const long t = r0 + i;
+            const float *qr = q + t * ld, *gr = dout + t * ldo, *orow = o + t * ldo;
+            float Dt = 0.0f;
+            for (int d = 0; d < Dh; d++) {
+                qf[d][i] = qr[d] * scale;
+                gf[d][i] = gr[d];
+                Dt += gr[d] * orow[d];
+            }
+            lf[i] = lse[t];
+            Df[i] = Dt;
+        }
+        for (int i = nr; i < nv * 16; i++) {
+            for (int d = 0; d < Dh; d++) qf[d][i] = gf[d][i] = 0.0f;
+            lf[i] = Df[i] = 0.0f;
+        }
+        for (int b = 0; b < nv; b++)
+            for (int d = 0; d < Dh; d++) dqv[d][b] = v16_splat(0.0f);
+        const int jend = causal ? r0 + nr : T;
+        for (int j = 0; j < jend; j++) {
+            const float *kr = k + (long)j * ld, *vr = v + (long)j * ld;
+            v16sf kb[SF_ATT_SMALL_DH], vb[SF_ATT_SMALL_DH], acc[2 * SF_ATT_SMALL_DH];
+            for (int d = 0; d < Dh; d++) {
+                kb[d] = v16_bcast(kr[d]);
+                vb[d] = v16_bcast(vr[d]);
+                acc[d] = acc[Dh + d] = v16_splat(0.0f);
+            }
+            const int b0 = causal && j > r0 ? (j - r0) / 16 : 0;
+            for (int b = b0; b < nv; b++) {
+                const float *qb = qf[0] + 16 * b, *gb = gf[0] + 16 * b;
+                v16sf s = v16_load(qb) * kb[0], dp = v16_load(gb) * vb[0];
+                v16sf s1 = v16_splat(0.0f), dp1 = v16_splat(0.0f);
+                for (int d = 1; d < Dh; d += 2) {
+                    s1 += v16_load(qb + d * SF_ATT_BW_CH) * kb[d];
+                    dp1 += v16_load(gb + d * SF_ATT_BW_CH) * vb[d];
+                }
+                for (int d = 2; d < Dh; d += 2) {
+                    s += v16_load(qb + d * SF_ATT_BW_CH) * kb[d];
+                    dp += v16_load(gb + d * SF_ATT_BW_CH) * vb[d];
+                }
+                s += s1;
+                dp += dp1;
+                v16sf p = v16_exp_bwd(s - v16_load(lf + 16 * b));
+                if (causal && b == b0)
+                    p = v16_sel(lane + (r0 + 16 * b) >= j, p, v16_splat(0.0f));
+                pb[b] = p;
+                sb[b] = p * (dp - v16_load(Df + 16 * b));
+            }
+            for (int b = b0; b < nv; b++) {
+                const float *qb = qf[0] + 16 * b, *gb = gf[0] + 16 * b;
+                for (int d = 0; d < Dh; d++) {
+                    dqv[d][b] += sb[b] * kb[d];
+                    acc[d] += sb[b] * v16_load(qb + d * SF_ATT_BW_CH);
+                    acc[Dh + d] += pb[b] * v16_load(gb + d * SF_ATT_BW_CH);
+                }
+            }
+            const int first = causal ? j >= r0 : r0 == 0;
+            float *dkr = dk + (long)j * ld, *dvr = dv + (long)j * ld;
+            float red[2 * SF_ATT_SMALL_DH];
+            v8sf h[2 * SF_ATT_SMALL_DH];
+            for (int n = 0; n < 2 * Dh; n++) h[n] = v16_lo(acc[n]) + v16_hi(acc[n]);
+            if (2 * Dh <= 8) {
+                v8sf a8[8];
+                for (int n = 0; n < 8; n++) a8[n] = n < 2 * Dh ? h[n] : v8_splat(0.0f);
+                const v8sf r = v8_hsum8(a8);
+                memcpy(red, &r, sizeof(float) * (size_t)(2 * Dh));
+            } else {
+                v8sf a8[8];
+                for (int n = 0; n < 8; n++) a8[n] = n < Dh ? h[n] : v8_splat(0.0f);
+                const v8sf r1 = v8_hsum8(a8);
+                for (int n = 0; n < 8; n++) a8[n] = n < Dh ? h[Dh + n] : v8_splat(0.0f);
+                const v8sf r2 = v8_hsum8(a8);
+                memcpy(red, &r1, sizeof(float) * (size_t)Dh);
+                memcpy(red + Dh, &r2, sizeof(float) * (size_t)Dh);
+            }
+            if (first)
+                for (int d = 0; d < Dh; d++) dkr[d] = red[d], dvr[d] = red[Dh + d];
+            else
+                for (int d = 0; d < Dh; d++) dkr[d] += red[d], dvr[d] += red[Dh + d];
+        }
+        for (int b = 0; b < nv; b++) {
+            float tq[SF_ATT_SMALL_DH][16];
+            for (int d = 0; d < Dh; d++) memcpy(tq[d], &dqv[d][b], sizeof(v16sf));
+            for (int r = 0; r < 16 && b * 16 + r < nr; r++) {
+                float *dqr = dq + (long)(r0 + b * 16 + r) * ld;
+                for (int d = 0; d < Dh; d++) dqr[d] = tq[d][r] * scale;
+            }
+        }
+    }
+}
+
+/* no-tree-vectorize: GCC's AVX-512 auto-vectorisation of the scalar loops (the per-chunk
+ * transposes into qf/gf) built vectors from masked broadcasts and made this kernel 1.6x slower
+ * than the 8-lane one; the explicit vector code is unaffected */
+__attribute__((target("arch=x86-64-v4"), optimize("fp-contract=fast", "no-tree-vectorize")))
+static void bwd_rows_small_512(float *restrict dq, float *restrict dk,
+                                            float *restrict dv, const float *restrict dout,
+                                            long ldo, const float *restrict o,
+                                            const float *restrict lse, const float *restrict q,
+                                            const float *restrict k, const float *restrict v,
+                                            long ld, int T, int Dh, float scale, int causal) {
+#define SF_ATT_CASE(D)                                                                        \
+    case D:                                                                                   \
+        bwd_rows_small16_dh(dq, dk, dv, dout, ldo, o, lse, q, k, v, ld, T, D, scale, causal); \
+        break;
+    switch (Dh) {
+        SF_ATT_CASE(1) SF_ATT_CASE(2) SF_ATT_CASE(3) SF_ATT_CASE(4)
+        SF_ATT_CASE(5) SF_ATT_CASE(6) SF_ATT_CASE(7) SF_ATT_CASE(8)
+        default: SF_ASSERT(0 && "bwd_rows_small_512: Dh > SF_ATT_SMALL_DH");
+    }
+#undef SF_ATT_CASE
+}
+#else
+#define bwd_rows_small_512 bwd_rows_small
+#endif
 #else
 #define SF_ATT_HAVE_VEC 0
 #endif
@@ -752,8 +940,10 @@ void sf_attention_backward(float *dq, float *dk, float *dv, const float *dout, i
         const int n = lens ? lens[b] : T;
 #if SF_ATT_HAVE_VEC
         if (Dh <= SF_ATT_SMALL_DH)
-            bwd_rows_small(dq + base, dk + base, dv + base, dout + obase, ldo, o + obase,
-                           lse + pair * T, q + base, k + base, v + base, ld, n, Dh, scale, causal);
+            (wide ? bwd_rows_small_512 : bwd_rows_small)(dq + base, dk + base, dv + base,
+                                                         dout + obase, ldo, o + obase,
+                                                         lse + pair * T, q + base, k + base,
+                                                         v + base, ld, n, Dh, scale, causal);
         else
 #endif
             (wide ? bwd_head_512 : bwd_head)(dq + base, dk + base, dv + base, dout + obase, ldo,
