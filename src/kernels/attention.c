@@ -192,6 +192,7 @@ static inline __attribute__((always_inline)) void fwd_rows_small_dh(
  * test_attention_kernel compares). A separate copy on purpose: written once with 16-lane vectors
  * for both, GCC's lowering of them to 8-lane pairs in the AVX2 clone ran t2 3.5x slower. */
 typedef float v16sf __attribute__((vector_size(64)));
+#define SF_ATT_S_CACHE 256
 typedef int32_t v16si __attribute__((vector_size(64)));
 
 static inline __attribute__((always_inline)) v16sf v16_splat(float x) {
@@ -235,18 +236,28 @@ static inline __attribute__((always_inline)) void fwd_rows_small16_dh(
     const v16sf ninf = v16_splat(-INFINITY);
     v16sf m = ninf, l = v16_splat(0.0f);
     const int jend = causal ? i0 + ni : T;
+    /* up to SF_ATT_S_CACHE keys the first pass keeps its scores for the second (the same values
+     * as recomputing them; 16 KB of stack) */
+    v16sf sc[SF_ATT_S_CACHE];
+    const int cached = jend <= SF_ATT_S_CACHE;
     for (int j = 0; j < jend; j++) {
         const float *restrict kr = k + (long)j * ld;
         v16sf s = qv[0] * kr[0];
         for (int d = 1; d < Dh; d++) s += qv[d] * kr[d];
         if (causal) s = v16_sel((v16si){0} + j <= row, s, ninf);
+        if (cached) sc[j] = s;
         m = v16_sel(s > m, s, m);
     }
     for (int j = 0; j < jend; j++) {
         const float *restrict kr = k + (long)j * ld;
         const float *restrict vr = v + (long)j * ld;
-        v16sf s = qv[0] * kr[0];
-        for (int d = 1; d < Dh; d++) s += qv[d] * kr[d];
+        v16sf s;
+        if (cached) {
+            s = sc[j];
+        } else {
+            s = qv[0] * kr[0];
+            for (int d = 1; d < Dh; d++) s += qv[d] * kr[d];
+        }
         v16sf p = v16_exp_nonpos(s - m);
         if (causal) p = v16_sel((v16si){0} + j <= row, p, v16_splat(0.0f));
         l += p;
