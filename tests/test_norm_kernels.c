@@ -195,7 +195,9 @@ static void fd_norm(int rms) {
 
 /* Rows with row_valid[i] == 0 hold NaN in x and dy. Checks: (1) masked forward/backward equal
  * bit for bit to the unmasked ones on the valid rows gathered into a dense array (the same
- * rows in the same order, so the same sums), in training (batch statistics) and fixed mode;
+ * rows in the same order; the unmasked kernel adds them in row chunks, but in double, so the
+ * float statistics agree unless a sum falls within ~1e-16 of a float rounding boundary), in
+ * training (batch statistics) and fixed mode;
  * (2) mean, biased and unbiased variance against double sums over the valid rows; (3) invalid
  * rows of y and dx exactly 0; (4) row_valid == NULL is the unmasked kernel. */
 static void test_batchnorm_masked(int N, int D, int n_invalid) {
