@@ -131,6 +131,43 @@ static void bias_identity(int ta, int tb, int M, int N, int K, float alpha, int 
     free(A), free(B), free(bias), free(C1), free(C2);
 }
 
+/* The small-problem paths against their summation order written out with fmaf: one FMA chain over
+ * k from 0 per element (the packed kernel, which small problems with K <= 256 now take on the
+ * calling thread), or, for a Linear forward (op(B) = W^T) with K >= 32, eight lane partials over
+ * k = l, l + 8, ..., added ((0+4)+(1+5))+((2+6)+(3+7)). Bitwise, alpha 1 and beta 0 or 1 (C's old
+ * value added once). Only where the x86-64-v3 (FMA) clones run. The dot kernel's tail (K not a
+ * multiple of 8) is left out: GCC's code for it is not a plain in-order fmaf chain, and it is
+ * the same code as before the blocking changed (outputs compared bit for bit outside the test). */
+static void small_path_order(int ta, int tb, int M, int N, int K, float beta) {
+    float *A = malloc(sizeof(float) * (size_t)M * K), *B = malloc(sizeof(float) * (size_t)K * N);
+    float *C = malloc(sizeof(float) * (size_t)M * N), *R = malloc(sizeof(float) * (size_t)M * N);
+    sf_rng_fill_uniform(&rng, A, (long)M * K, -1.0f, 1.0f);
+    sf_rng_fill_uniform(&rng, B, (long)K * N, -1.0f, 1.0f);
+    sf_rng_fill_uniform(&rng, C, (long)M * N, -1.0f, 1.0f);
+    const int dot = !ta && tb && K >= 32;
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            float acc = 0.0f;
+            const float *a = A + (ta ? i : (long)i * K), *b = B + (tb ? (long)j * K : j);
+            const long sa = ta ? M : 1, sb = tb ? 1 : N; /* op(A)[i][k] = a[k sa], op(B)[k][j] = b[k sb] */
+            if (dot) {
+                const int K8 = K / 8 * 8;
+                float t[8] = {0};
+                for (int p = 0; p < K8; p++) t[p % 8] = fmaf(a[p], b[p], t[p % 8]);
+                acc = ((t[0] + t[4]) + (t[1] + t[5])) + ((t[2] + t[6]) + (t[3] + t[7]));
+                for (int p = K8; p < K; p++) acc = fmaf(a[p], b[p], acc);
+            } else {
+                for (int p = 0; p < K; p++) acc = fmaf(a[p * sa], b[p * sb], acc);
+            }
+            R[(long)i * N + j] = beta == 0.0f ? acc : acc + C[(long)i * N + j];
+        }
+    sf_gemm(ta, tb, M, N, K, 1.0f, A, ta ? M : K, B, tb ? K : N, beta, C, N);
+    CHECK_MSG(!memcmp(C, R, sizeof(float) * (size_t)M * N),
+              "small path ta=%d tb=%d M=%d N=%d K=%d beta=%g: not the bits of its summation order", ta, tb, M, N, K,
+              beta);
+    free(A), free(B), free(C), free(R);
+}
+
 int main(void) {
     sf_rng_seed(&rng, test_seed());
     sf_set_blas_threads(1);
@@ -173,6 +210,26 @@ int main(void) {
             thread_invariance(ta, tb, 389, 530, 601); /* many work units, several K slices */
             thread_invariance(ta, tb, 40, 70, 9000);  /* K cut into chunks (weight-gradient shape) */
         }
+#if SF_HAVE_CLONES
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("x86-64-v3")) {
+        /* batch-1 PatchTST (fc1, fc2, qkv, out, head), t2-like and edge shapes, all below the small limit */
+        const int small[][3] = {{294, 128, 16}, {168, 16, 128}, {294, 48, 16}, {126, 16, 16}, {7, 96, 672},
+                                {16, 5, 32}, {33, 7, 40}, {5, 130, 256}, {3, 3, 1}, {9, 21, 5}};
+        for (int s = 0; s < (int)(sizeof small / sizeof small[0]); s++)
+            for (int ta = 0; ta < 2; ta++)
+                for (int tb = 0; tb < 2; tb++)
+                    for (int w = has512; w >= 0; w--) {
+                        const int was = sf_avx512();
+                        sf_set_avx512(w);
+                        small_path_order(ta, tb, small[s][0], small[s][1], small[s][2], 0.0f);
+                        small_path_order(ta, tb, small[s][0], small[s][1], small[s][2], 1.0f);
+                        sf_set_avx512(was);
+                    }
+    } else {
+        printf("no x86-64-v3 clone on this CPU: small-path summation order not compared\n");
+    }
+#endif
     if (has512) {
         for (int ta = 0; ta < 2; ta++)
             for (int tb = 0; tb < 2; tb++) {

@@ -11,15 +11,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Small problems (M*N*K <= SF_GEMM_SMALL_MNK) skip OpenBLAS: for the batch-1 PatchTST shapes its
- * per-call overhead, packing and thread hand-off cost more than the arithmetic. Two plain kernels,
- * deterministic (the summation order depends only on the shapes):
+/* Small problems (M*N*K <= SF_GEMM_SMALL_MNK) skip OpenBLAS and run on the calling thread: for the
+ * batch-1 PatchTST shapes per-call overhead, packing and thread hand-off would cost more than the
+ * arithmetic. Deterministic (the summation order depends only on the shapes):
  *  - op(B) = W^T with W [N,K] row-major (the Linear forward) and K >= 32: dot products of rows of
- *    A with rows of W, 8-lane partial sums, 1 row x 4 columns at a time;
- *  - otherwise: op(B) packed into [K][16] column panels on the stack, 4 rows x 16 columns of C in
- *    registers, A broadcast. */
+ *    A with rows of W, 8-lane partial sums, 2 rows x 4 columns at a time (small_gemm_nt_dot);
+ *  - otherwise, K <= SF_GEMM_SMALL_PACKED_KMAX (one K slice of the packed kernel): the packed
+ *    kernel without a parallel region (sf_gemm_packed_serial), which sums each element as the
+ *    plain panel kernel below does (one FMA chain over k from 0), so the same bits;
+ *  - otherwise (K <= SF_GEMM_SMALL_KMAX): op(B) packed into [K][16] column panels on the stack,
+ *    4 rows x 16 columns of C in registers, A broadcast (small_gemm_panel). */
 #define SF_GEMM_SMALL_MNK (1L << 20)
 #define SF_GEMM_SMALL_KMAX 1024
+#define SF_GEMM_SMALL_PACKED_KMAX 256
 #if defined(__GNUC__)
 #define SF_GEMM_HAVE_SMALL 1
 #pragma GCC diagnostic ignored "-Wpsabi"
@@ -30,49 +34,79 @@ static inline __attribute__((always_inline)) void store_c(float *c, float acc, f
     *c = beta == 0.0f ? alpha * acc : alpha * acc + beta * *c;
 }
 
+/* ((t0 + t4) + (t1 + t5)) + ((t2 + t6) + (t3 + t7)) in vector registers (a round trip through
+ * memory stalled on store forwarding); the same additions, so the same bits */
+typedef float g4sf __attribute__((vector_size(16)));
 static inline __attribute__((always_inline)) float hsum8(g8sf v) {
-    float t[8];
-    memcpy(t, &v, sizeof t);
-    return ((t[0] + t[4]) + (t[1] + t[5])) + ((t[2] + t[6]) + (t[3] + t[7]));
+    const g4sf u = __builtin_shufflevector(v, v, 0, 1, 2, 3) + __builtin_shufflevector(v, v, 4, 5, 6, 7);
+    const g4sf w = u + __builtin_shufflevector(u, u, 1, 0, 3, 2);
+    return w[0] + w[2];
 }
 
-/* C = alpha * A W^T + beta * C, A [M,K] (lda), W [N,K] (ldb). */
+/* One element's dot product of a row of A with a row of W: lane l of the 8-lane partial sum
+ * takes k = l, l + 8, ..., then hsum8, then the k >= K8 tail in order. */
+static inline __attribute__((always_inline)) float dot_tail(float r, const float *a,
+                                                            const float *w, int K8, int K) {
+    for (int p = K8; p < K; p++) r += a[p] * w[p];
+    return r;
+}
+
+/* C = alpha * A W^T + beta * C, A [M,K] (lda), W [N,K] (ldb). Blocks of 2 rows x 4 columns (8
+ * independent FMA chains: the FMA latency times two pipes; 16 spilled the AVX2 clone's
+ * registers), then 2 x 1 and 1 x 1 at the edges; every element gets the same operations in the
+ * same order in every block shape. */
 SF_MULTIVERSION static void small_gemm_nt_dot(int M, int N, int K, float alpha,
                                               const float *restrict A, int lda,
                                               const float *restrict W, int ldb, float beta,
                                               float *restrict C, int ldc) {
     const int K8 = K / 8 * 8;
-    for (int i = 0; i < M; i++) {
-        const float *restrict a = A + (long)i * lda;
+    int i = 0;
+    for (; i + 2 <= M; i += 2) {
+        const float *restrict a0 = A + (long)i * lda, *restrict a1 = a0 + lda;
         int j = 0;
         for (; j + 4 <= N; j += 4) {
             const float *w0 = W + (long)j * ldb, *w1 = w0 + ldb, *w2 = w1 + ldb, *w3 = w2 + ldb;
-            g8sf s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0}, av, wv;
+            g8sf s00 = {0}, s01 = {0}, s02 = {0}, s03 = {0}, s10 = {0}, s11 = {0}, s12 = {0},
+                 s13 = {0}, av0, av1, wv;
             for (int p = 0; p < K8; p += 8) {
-                memcpy(&av, a + p, sizeof av);
-                memcpy(&wv, w0 + p, sizeof wv), s0 += av * wv;
-                memcpy(&wv, w1 + p, sizeof wv), s1 += av * wv;
-                memcpy(&wv, w2 + p, sizeof wv), s2 += av * wv;
-                memcpy(&wv, w3 + p, sizeof wv), s3 += av * wv;
-            }
-            float r0 = hsum8(s0), r1 = hsum8(s1), r2 = hsum8(s2), r3 = hsum8(s3);
-            for (int p = K8; p < K; p++) {
-                r0 += a[p] * w0[p], r1 += a[p] * w1[p], r2 += a[p] * w2[p], r3 += a[p] * w3[p];
+                memcpy(&av0, a0 + p, sizeof wv), memcpy(&av1, a1 + p, sizeof wv);
+                memcpy(&wv, w0 + p, sizeof wv), s00 += av0 * wv, s10 += av1 * wv;
+                memcpy(&wv, w1 + p, sizeof wv), s01 += av0 * wv, s11 += av1 * wv;
+                memcpy(&wv, w2 + p, sizeof wv), s02 += av0 * wv, s12 += av1 * wv;
+                memcpy(&wv, w3 + p, sizeof wv), s03 += av0 * wv, s13 += av1 * wv;
             }
             float *c = C + (long)i * ldc + j;
-            store_c(c, r0, alpha, beta), store_c(c + 1, r1, alpha, beta);
-            store_c(c + 2, r2, alpha, beta), store_c(c + 3, r3, alpha, beta);
+            store_c(c, dot_tail(hsum8(s00), a0, w0, K8, K), alpha, beta);
+            store_c(c + 1, dot_tail(hsum8(s01), a0, w1, K8, K), alpha, beta);
+            store_c(c + 2, dot_tail(hsum8(s02), a0, w2, K8, K), alpha, beta);
+            store_c(c + 3, dot_tail(hsum8(s03), a0, w3, K8, K), alpha, beta);
+            c += ldc;
+            store_c(c, dot_tail(hsum8(s10), a1, w0, K8, K), alpha, beta);
+            store_c(c + 1, dot_tail(hsum8(s11), a1, w1, K8, K), alpha, beta);
+            store_c(c + 2, dot_tail(hsum8(s12), a1, w2, K8, K), alpha, beta);
+            store_c(c + 3, dot_tail(hsum8(s13), a1, w3, K8, K), alpha, beta);
         }
         for (; j < N; j++) {
+            const float *w0 = W + (long)j * ldb;
+            g8sf s0 = {0}, s1 = {0}, av0, av1, wv;
+            for (int p = 0; p < K8; p += 8) {
+                memcpy(&av0, a0 + p, sizeof wv), memcpy(&av1, a1 + p, sizeof wv);
+                memcpy(&wv, w0 + p, sizeof wv), s0 += av0 * wv, s1 += av1 * wv;
+            }
+            store_c(C + (long)i * ldc + j, dot_tail(hsum8(s0), a0, w0, K8, K), alpha, beta);
+            store_c(C + (long)(i + 1) * ldc + j, dot_tail(hsum8(s1), a1, w0, K8, K), alpha, beta);
+        }
+    }
+    for (; i < M; i++) {
+        const float *restrict a = A + (long)i * lda;
+        for (int j = 0; j < N; j++) {
             const float *w0 = W + (long)j * ldb;
             g8sf s0 = {0}, av, wv;
             for (int p = 0; p < K8; p += 8) {
                 memcpy(&av, a + p, sizeof av);
                 memcpy(&wv, w0 + p, sizeof wv), s0 += av * wv;
             }
-            float r0 = hsum8(s0);
-            for (int p = K8; p < K; p++) r0 += a[p] * w0[p];
-            store_c(C + (long)i * ldc + j, r0, alpha, beta);
+            store_c(C + (long)i * ldc + j, dot_tail(hsum8(s0), a, w0, K8, K), alpha, beta);
         }
     }
 }
@@ -212,6 +246,13 @@ static void gemm_dispatch(int transA, int transB, int M, int N, int K, float alp
     check_args(transA, transB, M, N, K, lda, ldb, ldc);
     if (M == 0 || N == 0) return;
     const unsigned path = K > 0 ? choose_path(transA, transB, M, N, K) : 0;
+#if SF_GEMM_HAVE_SMALL
+    if (path == SF_GEMM_PATH_SMALL_PANEL && K <= SF_GEMM_SMALL_PACKED_KMAX) {
+        note_path(path);
+        sf_gemm_packed_serial(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, bias, C, ldc);
+        return;
+    }
+#endif
     if (bias) {
         if (path == SF_GEMM_PATH_PACKED) {
             note_path(path);

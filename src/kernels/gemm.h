@@ -8,8 +8,9 @@
  * NaN); K == 0 gives C = beta*C. sf_gemm_ref is the plain-loop reference (double accumulator)
  * used by tests. C must not overlap A or B.
  *
- * sf_gemm dispatches by shape (issue #11): small problems to two register-blocked kernels
- * (gemm.c), the rest to sf_gemm_packed, our own cache-blocked, OpenMP-threaded sgemm
+ * sf_gemm dispatches by shape (issue #11): small problems run on the calling thread (a dot-product
+ * kernel for the Linear forward, the packed kernel without a parallel region, a plain panel kernel
+ * for K > 256; gemm.c), the rest go to sf_gemm_packed, our own cache-blocked, OpenMP-threaded sgemm
  * (gemm_packed.c), so the speed does not depend on the libopenblas the system selects nor on its
  * CPU detection. cblas_sgemm is the fallback where the packed kernel has no SIMD clones (non-GCC
  * or non-x86-64 builds), or when SF_GEMM=openblas is set (for comparisons). Every path sums each
@@ -29,6 +30,11 @@ void sf_gemm_bias(int transA, int transB, int M, int N, int K, float alpha, cons
 
 void sf_gemm_packed(int transA, int transB, int M, int N, int K, float alpha, const float *A,
                     int lda, const float *B, int ldb, float beta, float *C, int ldc);
+/* sf_gemm_packed on the calling thread only, with no OpenMP construct (callable from inside a
+ * parallel region); bias not NULL: bias added to every row instead of beta * C (C not read). */
+void sf_gemm_packed_serial(int transA, int transB, int M, int N, int K, float alpha,
+                           const float *A, int lda, const float *B, int ldb, float beta,
+                           const float *bias, float *C, int ldc);
 void sf_gemm_packed_bias(int transA, int transB, int M, int N, int K, float alpha, const float *A,
                          int lda, const float *B, int ldb, const float *bias, float *C, int ldc);
 /* cblas_sgemm with the same argument checks (the fallback; tests compare it too). */

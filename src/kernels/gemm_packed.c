@@ -257,16 +257,85 @@ SF_TARGET_V4 static void micro_12x16_512(int kc, const float *restrict a, const 
 /* Below this many multiply-adds a call runs on the calling thread (the fork costs more). */
 #define SF_PK_PAR_MIN (1L << 18)
 
+/* One work unit of one K slice: rows [i0, i0 + mcu) of C against the packed micro-panels
+ * [q0, q1) of the op(B) block at bbuf (columns j0 + 16 q ..), K slice p0..p0+kc-1. Row-major A
+ * is read in place: six row streams of kc <= 256 floats cost less than transposing it into
+ * micro-panels (first for the models' K = 16..128; on Zen 5 also for K = 256..1024, +25-35% on
+ * the encoder's shapes of bench_mfu). Only a partial last micro-panel is packed (its missing
+ * rows must read as 0), into this thread's pack_a. */
+static inline __attribute__((always_inline)) void packed_unit(
+    int transA, const float *A, int lda, float alpha, float bt, const float *bs, float *C,
+    int ldc, int i0, int mcu, int q0, int q1, int j0, int nc, int p0, int kc,
+    const float *bbuf, int wide) {
+    (void)wide;
+    const int direct = !transA;
+    const int full = direct ? mcu / SF_PK_MR * SF_PK_MR : 0;
+    if (full < mcu) pack_a_block(transA, A, lda, i0 + full, mcu - full, p0, kc, pack_a);
+    for (int q = q0; q < q1; q++) {
+        const int jr = q * SF_PK_NR, nr = nc - jr < SF_PK_NR ? nc - jr : SF_PK_NR;
+#if SF_PK_HAVE_512
+        if (wide && q + 1 < q1 && jr + 2 * SF_PK_NR <= nc) { /* two full panels */
+            for (int ir = 0; ir < mcu; ir += SF_PK_MR) {
+                const int mr = mcu - ir < SF_PK_MR ? mcu - ir : SF_PK_MR;
+                float *c = C + (long)(i0 + ir) * ldc + j0 + jr;
+                const float *b0 = bbuf + (long)jr * kc, *b1 = b0 + SF_PK_NR * kc;
+                const float *bj = bs ? bs + jr : NULL;
+                if (ir < full)
+                    micro_6x32_512(kc, A + (long)(i0 + ir) * lda + p0, lda, 1, b0, b1, alpha, bt,
+                                   bj, c, ldc, mr);
+                else
+                    micro_6x32_512(kc, pack_a + (long)(ir - full) * kc, 1, SF_PK_MR, b0, b1,
+                                   alpha, bt, bj, c, ldc, mr);
+            }
+            q++;
+            continue;
+        }
+#endif
+        for (int ir = 0; ir < mcu; ir += SF_PK_MR) {
+            const int mr = mcu - ir < SF_PK_MR ? mcu - ir : SF_PK_MR;
+            float *c = C + (long)(i0 + ir) * ldc + j0 + jr;
+            const float *bj = bs ? bs + jr : NULL;
+#if SF_PK_HAVE_512
+            /* a full panel alone: twelve rows at once, both blocks read in place or both
+             * packed */
+            if (wide && nr == SF_PK_NR &&
+                (ir + 2 * SF_PK_MR <= full || (ir >= full && ir + 2 * SF_PK_MR <= mcu))) {
+                const float *b = bbuf + (long)jr * kc;
+                if (ir < full) {
+                    const float *ar = A + (long)(i0 + ir) * lda + p0;
+                    micro_12x16_512(kc, ar, ar + (long)SF_PK_MR * lda, lda, 1, b, alpha, bt, bj,
+                                    c, ldc);
+                } else {
+                    const float *ap = pack_a + (long)(ir - full) * kc;
+                    micro_12x16_512(kc, ap, ap + (long)SF_PK_MR * kc, 1, SF_PK_MR, b, alpha, bt,
+                                    bj, c, ldc);
+                }
+                ir += SF_PK_MR; /* and the loop's own step: 12 rows */
+                continue;
+            }
+#endif
+            if (ir < full)
+                micro_6x16(kc, A + (long)(i0 + ir) * lda + p0, lda, 1, bbuf + (long)jr * kc,
+                           alpha, bt, bj, c, ldc, mr, nr);
+            else
+                micro_6x16(kc, pack_a + (long)(ir - full) * kc, 1, SF_PK_MR, bbuf + (long)jr * kc,
+                           alpha, bt, bj, c, ldc, mr, nr);
+        }
+    }
+}
+
 /* One call, inside its parallel region (or on the calling thread alone). For each NC-wide
  * column block and KC slice of K: the op(B) block is packed once into the caller's buffer
  * (shared, split across threads), then the work units, (mc rows) x (a group of 16-column
  * micro-panels), are shared out; each thread packs its unit's op(A) rows into its own buffer.
  * The implicit barriers after each `omp for` keep the K slices in order, so every element of C
- * is summed in the same order whatever the thread count. */
+ * is summed in the same order whatever the thread count. serial: the same loops without any
+ * OpenMP construct, for a call on one thread, also from inside another parallel region (an
+ * orphaned `omp for` would bind to that region's team; a nested `parallel if (0)` costs a team
+ * allocation per call, more than a batch-1 GEMM's arithmetic). */
 static void packed_body(int transA, int transB, int M, int N, int K, float alpha, const float *A,
                         int lda, const float *B, int ldb, float beta, const float *bias, float *C,
-                        int ldc, int mc, int jchunks, float *bbuf, int wide) {
-    (void)wide;
+                        int ldc, int mc, int jchunks, float *bbuf, int wide, int serial) {
     const int tm = (M + mc - 1) / mc;
     for (int j0 = 0; j0 < N; j0 += SF_PK_NC) {
         const int nc = N - j0 < SF_PK_NC ? N - j0 : SF_PK_NC;
@@ -276,78 +345,30 @@ static void packed_body(int transA, int transB, int M, int N, int K, float alpha
             const int kc = K - p0 < SF_PK_KC ? K - p0 : SF_PK_KC;
             const float bt = p0 == 0 ? beta : 1.0f; /* later K slices accumulate */
             const float *bs = p0 == 0 && bias ? bias + j0 : NULL; /* the first adds the bias */
-#pragma omp for schedule(static)
-            for (int q = 0; q < panels; q++) {
-                const int jr = q * SF_PK_NR;
-                pack_b_block(transB, B, ldb, j0 + jr, nc - jr < SF_PK_NR ? nc - jr : SF_PK_NR,
-                             p0, kc, bbuf + (long)jr * kc);
+#define SF_PK_PACK_B(q)                                                                        \
+    pack_b_block(transB, B, ldb, j0 + (q) * SF_PK_NR,                                          \
+                 nc - (q) * SF_PK_NR < SF_PK_NR ? nc - (q) * SF_PK_NR : SF_PK_NR, p0, kc,       \
+                 bbuf + (long)(q) * SF_PK_NR * kc)
+#define SF_PK_UNIT(u)                                                                          \
+    do {                                                                                       \
+        const int i0 = ((u) / jchunks) * mc, mcu = M - i0 < mc ? M - i0 : mc;                  \
+        const int q0 = ((u) % jchunks) * per_chunk;                                            \
+        const int q1 = q0 + per_chunk < panels ? q0 + per_chunk : panels;                      \
+        if (q0 < q1)                                                                           \
+            packed_unit(transA, A, lda, alpha, bt, bs, C, ldc, i0, mcu, q0, q1, j0, nc, p0, kc, \
+                        bbuf, wide);                                                           \
+    } while (0)
+            if (serial) {
+                for (int q = 0; q < panels; q++) SF_PK_PACK_B(q);
+                for (int u = 0; u < tm * jchunks; u++) SF_PK_UNIT(u);
+                continue;
             }
 #pragma omp for schedule(static)
-            for (int u = 0; u < tm * jchunks; u++) {
-                const int i0 = (u / jchunks) * mc, mcu = M - i0 < mc ? M - i0 : mc;
-                const int q0 = (u % jchunks) * per_chunk;
-                const int q1 = q0 + per_chunk < panels ? q0 + per_chunk : panels;
-                if (q0 >= q1) continue;
-                /* Row-major A is read in place: six row streams of kc <= 256 floats cost less
-                 * than transposing it into micro-panels (first for the models' K = 16..128; on
-                 * Zen 5 also for K = 256..1024, +25-35% on the encoder's shapes of bench_mfu).
-                 * Only a partial last micro-panel is packed (its missing rows must read as 0). */
-                const int direct = !transA;
-                const int full = direct ? mcu / SF_PK_MR * SF_PK_MR : 0;
-                if (full < mcu)
-                    pack_a_block(transA, A, lda, i0 + full, mcu - full, p0, kc, pack_a);
-                for (int q = q0; q < q1; q++) {
-                    const int jr = q * SF_PK_NR, nr = nc - jr < SF_PK_NR ? nc - jr : SF_PK_NR;
-#if SF_PK_HAVE_512
-                    if (wide && q + 1 < q1 && jr + 2 * SF_PK_NR <= nc) { /* two full panels */
-                        for (int ir = 0; ir < mcu; ir += SF_PK_MR) {
-                            const int mr = mcu - ir < SF_PK_MR ? mcu - ir : SF_PK_MR;
-                            float *c = C + (long)(i0 + ir) * ldc + j0 + jr;
-                            const float *b0 = bbuf + (long)jr * kc, *b1 = b0 + SF_PK_NR * kc;
-                            const float *bj = bs ? bs + jr : NULL;
-                            if (ir < full)
-                                micro_6x32_512(kc, A + (long)(i0 + ir) * lda + p0, lda, 1, b0, b1,
-                                               alpha, bt, bj, c, ldc, mr);
-                            else
-                                micro_6x32_512(kc, pack_a + (long)(ir - full) * kc, 1, SF_PK_MR,
-                                               b0, b1, alpha, bt, bj, c, ldc, mr);
-                        }
-                        q++;
-                        continue;
-                    }
-#endif
-                    for (int ir = 0; ir < mcu; ir += SF_PK_MR) {
-                        const int mr = mcu - ir < SF_PK_MR ? mcu - ir : SF_PK_MR;
-                        float *c = C + (long)(i0 + ir) * ldc + j0 + jr;
-                        const float *bj = bs ? bs + jr : NULL;
-#if SF_PK_HAVE_512
-                        /* a full panel alone: twelve rows at once, both blocks read in place or
-                         * both packed */
-                        if (wide && nr == SF_PK_NR && (ir + 2 * SF_PK_MR <= full ||
-                                                       (ir >= full && ir + 2 * SF_PK_MR <= mcu))) {
-                            const float *b = bbuf + (long)jr * kc;
-                            if (ir < full) {
-                                const float *ar = A + (long)(i0 + ir) * lda + p0;
-                                micro_12x16_512(kc, ar, ar + (long)SF_PK_MR * lda, lda, 1, b,
-                                                alpha, bt, bj, c, ldc);
-                            } else {
-                                const float *ap = pack_a + (long)(ir - full) * kc;
-                                micro_12x16_512(kc, ap, ap + (long)SF_PK_MR * kc, 1, SF_PK_MR, b,
-                                                alpha, bt, bj, c, ldc);
-                            }
-                            ir += SF_PK_MR; /* and the loop's own step: 12 rows */
-                            continue;
-                        }
-#endif
-                        if (ir < full)
-                            micro_6x16(kc, A + (long)(i0 + ir) * lda + p0, lda, 1,
-                                       bbuf + (long)jr * kc, alpha, bt, bj, c, ldc, mr, nr);
-                        else
-                            micro_6x16(kc, pack_a + (long)(ir - full) * kc, 1, SF_PK_MR,
-                                       bbuf + (long)jr * kc, alpha, bt, bj, c, ldc, mr, nr);
-                    }
-                }
-            }
+            for (int q = 0; q < panels; q++) SF_PK_PACK_B(q);
+#pragma omp for schedule(static)
+            for (int u = 0; u < tm * jchunks; u++) SF_PK_UNIT(u);
+#undef SF_PK_PACK_B
+#undef SF_PK_UNIT
         }
     }
 }
@@ -375,10 +396,8 @@ static void gemm_ksplit(int transA, int transB, int M, int N, int K, float alpha
         const int k0 = (int)((long)K * s / S), k1 = (int)((long)K * (s + 1) / S);
         const float *As = transA ? A + (long)k0 * lda : A + k0;
         const float *Bs = transB ? B + k0 : B + (long)k0 * ldb;
-        float *bbuf = pack_b; /* this thread's own */
-#pragma omp parallel if (0)
         packed_body(transA, transB, M, N, k1 - k0, 1.0f, As, lda, Bs, ldb, 0.0f, NULL, part + s * mn,
-                    N, SF_PK_MC, 1, bbuf, wide);
+                    N, SF_PK_MC, 1, pack_b /* this thread's own */, wide, 1);
     }
     for (int i = 0; i < M; i++)
         for (int j = 0; j < N; j++) {
@@ -393,7 +412,7 @@ static void gemm_ksplit(int transA, int transB, int M, int N, int K, float alpha
 /* beta * C, or beta * bias in every row (bias not NULL), is added to alpha * op(A) op(B). */
 static void packed_gemm(int transA, int transB, int M, int N, int K, float alpha, const float *A,
                         int lda, const float *B, int ldb, float beta, const float *bias, float *C,
-                        int ldc) {
+                        int ldc, int serial) {
     SF_ASSERT(M >= 0 && N >= 0 && K >= 0);
     SF_ASSERT(lda >= (transA ? M : K) && lda >= 1);
     SF_ASSERT(ldb >= (transB ? K : N) && ldb >= 1);
@@ -422,21 +441,32 @@ static void packed_gemm(int transA, int transB, int M, int N, int K, float alpha
     if (tm < 4) jchunks = (4 + tm - 1) / tm;
     float *bbuf = pack_b; /* the calling thread's: the workers read it through this pointer */
     const int wide = sf_avx512(); /* decided here, outside the parallel region */
-    const int par = (long)M * N * K >= SF_PK_PAR_MIN && !omp_in_parallel();
-#pragma omp parallel if (par)
+    if (serial || (long)M * N * K < SF_PK_PAR_MIN || omp_in_parallel()) {
+        packed_body(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, bias, C, ldc, mc,
+                    jchunks, bbuf, wide, 1);
+        return;
+    }
+#pragma omp parallel
     packed_body(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, bias, C, ldc, mc, jchunks,
-                bbuf, wide);
+                bbuf, wide, 0);
 }
 
 void sf_gemm_packed(int transA, int transB, int M, int N, int K, float alpha, const float *A,
                     int lda, const float *B, int ldb, float beta, float *C, int ldc) {
-    packed_gemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, NULL, C, ldc);
+    packed_gemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, NULL, C, ldc, 0);
 }
 
 void sf_gemm_packed_bias(int transA, int transB, int M, int N, int K, float alpha, const float *A,
                          int lda, const float *B, int ldb, const float *bias, float *C, int ldc) {
     SF_ASSERT(bias != NULL);
-    packed_gemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, 1.0f, bias, C, ldc);
+    packed_gemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, 1.0f, bias, C, ldc, 0);
+}
+
+void sf_gemm_packed_serial(int transA, int transB, int M, int N, int K, float alpha,
+                           const float *A, int lda, const float *B, int ldb, float beta,
+                           const float *bias, float *C, int ldc) {
+    packed_gemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, bias ? 1.0f : beta, bias, C, ldc,
+                1);
 }
 
 const char *sf_gemm_packed_path(void) {
