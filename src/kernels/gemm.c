@@ -111,6 +111,129 @@ SF_MULTIVERSION static void small_gemm_nt_dot(int M, int N, int K, float alpha,
     }
 }
 
+#if SF_HAVE_CLONES
+/* The dot kernel on x86-64-v4: one 16-lane vector holds the 8-lane partial sums of two adjacent
+ * columns (lanes 0-7 column j, 8-15 column j + 1), the row chunk of A broadcast to both halves,
+ * so each FMA does two elements' work; each half gets exactly the operations of the 8-lane kernel
+ * (the same lane partials, the same hsum tree), so the same bits (test_gemm compares). Blocks of
+ * 2 rows x 8 columns (8 accumulators), then 2 x 2, and an odd last column or row by the 8-lane
+ * code. Called for K a multiple of 8 only: GCC compiles the tail loop of dot_tail (k >= K/8*8)
+ * differently per target (in the x86-64-v3 clone partly as vector products added in order, not
+ * FMAs), so a tail here would not give the bits of the AVX2 kernel. */
+typedef float g16sf __attribute__((vector_size(64)));
+
+static inline __attribute__((always_inline)) void hsum8x2(g16sf v, float *lo, float *hi) {
+    /* per 8-lane half: (t0 + t4, t1 + t5, t2 + t6, t3 + t7), then pairs, then w0 + w2 */
+    const g16sf u = v + __builtin_shufflevector(v, v, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9,
+                                                10, 11);
+    const g16sf w = u + __builtin_shufflevector(u, u, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12,
+                                                15, 14);
+    *lo = w[0] + w[2];
+    *hi = w[8] + w[10];
+}
+
+static inline __attribute__((always_inline)) g16sf pair16(const float *w0, const float *w1) {
+    g8sf x, y;
+    memcpy(&x, w0, sizeof x);
+    memcpy(&y, w1, sizeof y);
+    return __builtin_shufflevector(x, y, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+}
+
+static inline __attribute__((always_inline)) g16sf bcast16(const float *a) {
+    g8sf x;
+    memcpy(&x, a, sizeof x);
+    return __builtin_shufflevector(x, x, 0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7);
+}
+
+/* rows a0 (and a1 when two), columns w, w + ldb (a pair): C entries c0[0..1] (and c1[0..1]) */
+static inline __attribute__((always_inline)) void dot_store_pair(g16sf s, const float *a,
+                                                                 const float *w, long ldb, int K8,
+                                                                 int K, float alpha, float beta,
+                                                                 float *c) {
+    float lo, hi;
+    hsum8x2(s, &lo, &hi);
+    store_c(c, dot_tail(lo, a, w, K8, K), alpha, beta);
+    store_c(c + 1, dot_tail(hi, a, w + ldb, K8, K), alpha, beta);
+}
+
+SF_TARGET_V4 static void small_gemm_nt_dot_512(int M, int N, int K, float alpha,
+                                               const float *restrict A, int lda,
+                                               const float *restrict W, int ldb, float beta,
+                                               float *restrict C, int ldc) {
+    const int K8 = K / 8 * 8, N2 = N / 2 * 2;
+    int i = 0;
+    for (; i + 2 <= M; i += 2) {
+        const float *restrict a0 = A + (long)i * lda, *restrict a1 = a0 + lda;
+        float *c0 = C + (long)i * ldc, *c1 = c0 + ldc;
+        int j = 0;
+        for (; j + 8 <= N; j += 8) {
+            const float *w = W + (long)j * ldb;
+            g16sf s00 = {0}, s01 = {0}, s02 = {0}, s03 = {0}, s10 = {0}, s11 = {0}, s12 = {0},
+                  s13 = {0};
+            for (int p = 0; p < K8; p += 8) {
+                const g16sf x0 = bcast16(a0 + p), x1 = bcast16(a1 + p);
+                g16sf y = pair16(w + p, w + ldb + p);
+                s00 += x0 * y, s10 += x1 * y;
+                y = pair16(w + 2 * ldb + p, w + 3 * ldb + p);
+                s01 += x0 * y, s11 += x1 * y;
+                y = pair16(w + 4 * ldb + p, w + 5 * ldb + p);
+                s02 += x0 * y, s12 += x1 * y;
+                y = pair16(w + 6 * ldb + p, w + 7 * ldb + p);
+                s03 += x0 * y, s13 += x1 * y;
+            }
+            const g16sf r0[4] = {s00, s01, s02, s03}, r1[4] = {s10, s11, s12, s13};
+            for (int q = 0; q < 4; q++) {
+                const float *wq = w + (long)2 * q * ldb;
+                dot_store_pair(r0[q], a0, wq, ldb, K8, K, alpha, beta, c0 + j + 2 * q);
+                dot_store_pair(r1[q], a1, wq, ldb, K8, K, alpha, beta, c1 + j + 2 * q);
+            }
+        }
+        for (; j < N2; j += 2) {
+            const float *w = W + (long)j * ldb;
+            g16sf s0 = {0}, s1 = {0};
+            for (int p = 0; p < K8; p += 8) {
+                const g16sf y = pair16(w + p, w + ldb + p);
+                s0 += bcast16(a0 + p) * y, s1 += bcast16(a1 + p) * y;
+            }
+            dot_store_pair(s0, a0, w, ldb, K8, K, alpha, beta, c0 + j);
+            dot_store_pair(s1, a1, w, ldb, K8, K, alpha, beta, c1 + j);
+        }
+        for (; j < N; j++) {
+            const float *w0 = W + (long)j * ldb;
+            for (int r = 0; r < 2; r++) {
+                const float *a = r ? a1 : a0;
+                g8sf s0 = {0}, av, wv;
+                for (int p = 0; p < K8; p += 8) {
+                    memcpy(&av, a + p, sizeof av);
+                    memcpy(&wv, w0 + p, sizeof wv), s0 += av * wv;
+                }
+                store_c((r ? c1 : c0) + j, dot_tail(hsum8(s0), a, w0, K8, K), alpha, beta);
+            }
+        }
+    }
+    for (; i < M; i++) {
+        const float *restrict a = A + (long)i * lda;
+        float *c = C + (long)i * ldc;
+        int j = 0;
+        for (; j < N2; j += 2) {
+            const float *w = W + (long)j * ldb;
+            g16sf s0 = {0};
+            for (int p = 0; p < K8; p += 8) s0 += bcast16(a + p) * pair16(w + p, w + ldb + p);
+            dot_store_pair(s0, a, w, ldb, K8, K, alpha, beta, c + j);
+        }
+        for (; j < N; j++) {
+            const float *w0 = W + (long)j * ldb;
+            g8sf s0 = {0}, av, wv;
+            for (int p = 0; p < K8; p += 8) {
+                memcpy(&av, a + p, sizeof av);
+                memcpy(&wv, w0 + p, sizeof wv), s0 += av * wv;
+            }
+            store_c(c + j, dot_tail(hsum8(s0), a, w0, K8, K), alpha, beta);
+        }
+    }
+}
+#endif
+
 /* General small case: op(B) packed per 16-column panel, 4x16 register block. */
 SF_MULTIVERSION static void small_gemm_panel(int transA, int transB, int M, int N, int K,
                                              float alpha, const float *restrict A, int lda,
@@ -273,6 +396,12 @@ static void gemm_dispatch(int transA, int transB, int M, int N, int K, float alp
     switch (path) {
 #if SF_GEMM_HAVE_SMALL
     case SF_GEMM_PATH_SMALL_DOT:
+#if SF_HAVE_CLONES
+        if (sf_avx512() && K % 8 == 0) { /* see small_gemm_nt_dot_512 on the tail */
+            small_gemm_nt_dot_512(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+            return;
+        }
+#endif
         small_gemm_nt_dot(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     case SF_GEMM_PATH_SMALL_PANEL:
