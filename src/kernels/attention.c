@@ -201,6 +201,13 @@ static inline __attribute__((always_inline)) v16sf v16_splat(float x) {
 static inline __attribute__((always_inline)) v16sf v16_sel(v16si m, v16sf a, v16sf b) {
     return (v16sf)(((v16si)a & m) | ((v16si)b & ~m));
 }
+/* s > m ? s : m per lane, which is exactly what vmaxps computes (it returns its second operand
+ * when either is NaN or both are zeros), in one instruction: the compare + blend GCC made of the
+ * select was the first pass's critical path (a running max over the keys). */
+static inline __attribute__((always_inline, target("arch=x86-64-v4"))) v16sf v16_max(v16sf s,
+                                                                                   v16sf m) {
+    return (v16sf)__builtin_ia32_maxps512_mask((v16sf)s, (v16sf)m, (v16sf)m, (unsigned short)0xFFFF, 4);
+}
 /* exp(x) for x = s - max <= 0 (or -inf on masked lanes): the forward's only use. Clamped below
  * at -87 so that one power-of-two scale stays a normal float (below -87 the result is 1.6e-38
  * instead of 0 or a subnormal: against a row sum >= 1 that is below float resolution), no upper
@@ -221,7 +228,7 @@ static inline __attribute__((always_inline)) v16sf v16_exp_nonpos(v16sf x) {
     return p * (v16sf)((k + 127) << 23);
 }
 
-static inline __attribute__((always_inline)) void fwd_rows_small16_dh(
+static inline __attribute__((always_inline, target("arch=x86-64-v4"))) void fwd_rows_small16_dh(
     float *restrict o, long ldo, float *restrict lse, const float *restrict q,
     const float *restrict k, const float *restrict v, long ld, int T, const int Dh, float scale,
     int causal, int i0, int ni) {
@@ -246,7 +253,7 @@ static inline __attribute__((always_inline)) void fwd_rows_small16_dh(
         for (int d = 1; d < Dh; d++) s += qv[d] * kr[d];
         if (causal) s = v16_sel((v16si){0} + j <= row, s, ninf);
         if (cached) sc[j] = s;
-        m = v16_sel(s > m, s, m);
+        m = v16_max(s, m);
     }
     for (int j = 0; j < jend; j++) {
         const float *restrict kr = k + (long)j * ld;
