@@ -368,6 +368,28 @@ static void avx512_check(int B, int T, int H, int Dh, int causal, int with_lens)
     free(lens), free(qkv), free(dout);
 }
 
+/* lse = NULL (inference: no log-sum-exp wanted) gives the bits of o with it, on every path the
+ * CPU has (8-lane and, where present, 16-lane). */
+static void no_lse_check(int B, int T, int H, int Dh, int causal, int with_lens) {
+    const int D = H * Dh, ld = 3 * D, ldo = D;
+    const long rows = (long)B * T, n = rows * ld, no = rows * ldo, nl = (long)B * H * T;
+    int *lens = with_lens ? random_lens(B, T) : NULL;
+    float *qkv = alloc_fill(n, 0.0f), *o1 = alloc_fill(no, 0.0f), *o2 = alloc_fill(no, 1.0f);
+    float *lse = alloc_fill(nl, 0.0f);
+    sf_rng_fill_normal(&rng, qkv, n, 0.0f, 1.5f);
+    const int was = sf_avx512();
+    for (int w = was; w >= 0; w--) {
+        sf_set_avx512(w);
+        sf_attention_forward(o1, ldo, lse, qkv, qkv + D, qkv + 2 * D, ld, B, T, H, Dh, 0.5f, causal, lens);
+        sf_attention_forward(o2, ldo, NULL, qkv, qkv + D, qkv + 2 * D, ld, B, T, H, Dh, 0.5f, causal, lens);
+        CHECK_MSG(!memcmp(o1, o2, sizeof(float) * (size_t)no),
+                  "lse NULL B=%d T=%d H=%d Dh=%d causal=%d lens=%d avx512=%d: o differs", B, T, H, Dh, causal,
+                  with_lens, w);
+    }
+    sf_set_avx512(was);
+    free(lens), free(qkv), free(o1), free(o2), free(lse);
+}
+
 /* Reference backward vs central differences of L = sum(dout * o), o from the reference forward. */
 static void fd_check(int causal) {
     const int B = 1, T = 5, H = 2, Dh = 3, D = H * Dh, ld = 3 * D, ldo = D;
@@ -484,6 +506,8 @@ int main(void) {
             avx512_check(2, 77, 3, 16, causal, with_lens);
             avx512_check(2, 130, 2, 32, causal, with_lens);
             avx512_check(1, 100, 2, 72, causal, with_lens); /* columns past the last 32 and 16 */
+            no_lse_check(3, 42, 4, 4, causal, with_lens);   /* row-lane kernels */
+            no_lse_check(2, 77, 2, 32, causal, with_lens);  /* tiled kernels */
         }
     step_check(37, 3, 8);
     step_check(300, 2, 4); /* more keys than one step chunk */

@@ -183,7 +183,7 @@ static inline __attribute__((always_inline)) void fwd_rows_small_dh(
         const float inv = 1.0f / l[r];
         float *orow = o + (long)t * ldo;
         for (int d = 0; d < Dh; d++) orow[d] = acc[d][r] * inv;
-        lse[t] = m[r] + logf(l[r]);
+        if (lse) lse[t] = m[r] + logf(l[r]);
     }
 }
 
@@ -270,16 +270,23 @@ static inline __attribute__((always_inline, target("arch=x86-64-v4"))) void fwd_
         l += p;
         for (int d = 0; d < Dh; d++) acc[d] += p * vr[d];
     }
-    float accs[SF_ATT_SMALL_DH][SF_ATT_RL], ms[SF_ATT_RL], ls[SF_ATT_RL];
-    for (int d = 0; d < Dh; d++) memcpy(accs[d], &acc[d], sizeof(v16sf));
-    memcpy(ms, &m, sizeof(v16sf));
-    memcpy(ls, &l, sizeof(v16sf));
+    /* o = acc * (1 / l) on all 16 lanes at once (the same two roundings per element as one row
+     * at a time), then each row's Dh values stored */
+    const v16sf inv = v16_splat(1.0f) / l;
+    float accs[SF_ATT_SMALL_DH][SF_ATT_RL];
+    for (int d = 0; d < Dh; d++) {
+        const v16sf od = acc[d] * inv;
+        memcpy(accs[d], &od, sizeof(v16sf));
+    }
     for (int r = 0; r < ni; r++) {
-        const int t = i0 + r;
-        const float inv = 1.0f / ls[r];
-        float *orow = o + (long)t * ldo;
-        for (int d = 0; d < Dh; d++) orow[d] = accs[d][r] * inv;
-        lse[t] = ms[r] + logf(ls[r]);
+        float *orow = o + (long)(i0 + r) * ldo;
+        for (int d = 0; d < Dh; d++) orow[d] = accs[d][r];
+    }
+    if (lse) { /* NULL: not wanted (inference) */
+        float ms[SF_ATT_RL], ls[SF_ATT_RL];
+        memcpy(ms, &m, sizeof(v16sf));
+        memcpy(ls, &l, sizeof(v16sf));
+        for (int r = 0; r < ni; r++) lse[i0 + r] = ms[r] + logf(ls[r]);
     }
 }
 
@@ -786,7 +793,7 @@ static inline __attribute__((always_inline)) void fwd_query_tile_w(
         const float inv = 1.0f / l[i];
         float *orow = o + (long)t * ldo;
         for (int d = 0; d < Dh; d++) orow[d] = acc[i * Dh + d] * inv;
-        lse[t] = m[i] + logf(l[i]);
+        if (lse) lse[t] = m[i] + logf(l[i]);
     }
 }
 
@@ -915,7 +922,7 @@ void sf_attention_forward(float *o, int ldo, float *lse, const float *q, const f
         /* Padding: the tile kernels see a sequence of n tokens (keys j >= n and rows i >= n
          * never enter), and rows [max(i0, n), i0 + br) of this tile are zeroed. */
         const int n = lens ? lens[b] : T;
-        float *ob = o + (long)b * T * ldo + (long)h * Dh, *lb = lse + pair * T;
+        float *ob = o + (long)b * T * ldo + (long)h * Dh, *lb = lse ? lse + pair * T : NULL;
         if (i0 < n) {
 #if SF_ATT_HAVE_VEC
             if (small)
@@ -931,7 +938,8 @@ void sf_attention_forward(float *o, int ldo, float *lse, const float *q, const f
         if (n < T) {
             const int r0 = i0 > n ? i0 : n, r1 = imin(i0 + br, T);
             zero_rows(ob, ldo, r0, r1, Dh);
-            for (int r = r0; r < r1; r++) lb[r] = 0.0f;
+            if (lb)
+                for (int r = r0; r < r1; r++) lb[r] = 0.0f;
         }
     }
 }

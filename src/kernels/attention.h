@@ -39,7 +39,8 @@
  * thread-count tests can size their work above it.) */
 #define SF_ATTENTION_PAR_MIN 262144L
 
-/* o[B,T,H*Dh] (row stride ldo) and lse[B,H,T] from q, k, v (row stride ld). */
+/* o[B,T,H*Dh] (row stride ldo) and lse[B,H,T] from q, k, v (row stride ld). lse may be NULL
+ * when no backward follows (inference): the log-sum-exp is then not computed. */
 void sf_attention_forward(float *o, int ldo, float *lse, const float *q, const float *k,
                           const float *v, int ld, int B, int T, int H, int Dh, float scale,
                           int causal, const int *lens);

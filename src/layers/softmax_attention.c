@@ -114,8 +114,9 @@ static void attn_forward(sf_mixer *m, sf_ctx *ctx, const float *x, float *y) {
         sf_attention_bias_forward(sv->a, s->d, sv->lse, q, k, v, 3 * s->d, ctx->B, ctx->T, s->H,
                                   s->Dh, s->scale, s->causal, ctx->lens, sv->bias, W, s->max_T - 1);
     } else {
-        sf_attention_forward(sv->a, s->d, sv->lse, q, k, v, 3 * s->d, ctx->B, ctx->T, s->H, s->Dh,
-                             s->scale, s->causal, ctx->lens);
+        /* lse serves only backward and the kept-forward probabilities */
+        sf_attention_forward(sv->a, s->d, ctx->keep ? sv->lse : NULL, q, k, v, 3 * s->d, ctx->B,
+                             ctx->T, s->H, s->Dh, s->scale, s->causal, ctx->lens);
     });
     sf_linear_forward(&s->proj.out, y, sv->a, N);
 }
