@@ -18,7 +18,7 @@
  *     time table (core/profile.h).
  *     (c) with --config FILE, any model config instead (e.g. the tiny-shakespeare lm of
  *         bench/lm_budget.sh: runs/lm_budget_1800/softmax_config.json), at --batch N (default 16).
- * Usage: bench_mfu [--threads N] [--steps N] [--only encoder|lm] [--config FILE [--batch N]] */
+ * Usage: bench_mfu [--threads N] [--steps N] [--only encoder|lm|gemm] [--config FILE [--batch N]] */
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -198,8 +198,9 @@ static int bench_model(const char *name, const char *json, int batch, int steps,
 
 /* The Linear layers' GEMMs of a training step at one (tokens, in, out) shape: forward
  * y = x W^T, backward dx = dy W and dW += dy^T x (src/layers/linear.c), GFLOP/s of each through
- * sf_gemm (best of 10) and % of the FMA peak. */
-static void gemm_shape_rows(const char *what, int tokens, int in, int out, double peak) {
+ * sf_gemm (best of reps) and % of the FMA peak; with fwd_only the forward alone (inference). */
+static void gemm_shape_rows_n(const char *what, int tokens, int in, int out, double peak, int reps,
+                              int fwd_only) {
     const long n = (long)tokens * (in > out ? in : out);
     float *x = malloc((size_t)n * 4), *dy = malloc((size_t)n * 4), *w = malloc((size_t)in * out * 4),
           *dw = calloc((size_t)in * out, 4), *y = malloc((size_t)n * 4);
@@ -210,20 +211,25 @@ static void gemm_shape_rows(const char *what, int tokens, int in, int out, doubl
         {"bwd dx = dy W", 0, 0, tokens, in, out, dy, w, y, 0.0f},
         {"bwd dW += dy^T x", 1, 0, out, in, tokens, dy, x, dw, 1.0f},
     };
-    for (int k = 0; k < 3; k++) {
+    for (int k = 0; k < (fwd_only ? 1 : 3); k++) {
         const int lda = g[k].ta ? g[k].M : g[k].K, ldb = g[k].tb ? g[k].K : g[k].N;
         double best = 0;
-        for (int r = 0; r < 10; r++) { /* best of 10: this host's speed drifts */
+        for (int r = 0; r < reps; r++) { /* best of reps: this host's speed drifts */
             double t = wall_seconds();
             sf_gemm(g[k].ta, g[k].tb, g[k].M, g[k].N, g[k].K, 1.0f, g[k].A, lda, g[k].B, ldb, g[k].beta,
                     g[k].C, g[k].N);
             double gf = 2.0 * g[k].M * g[k].N * g[k].K / (wall_seconds() - t) / 1e9;
             if (gf > best) best = gf;
         }
-        printf("  %-8s %-17s M %5d N %5d K %5d: %6.1f GFLOP/s = %5.1f%% of peak\n", what, g[k].op,
-               g[k].M, g[k].N, g[k].K, best, 100 * best / peak);
+        printf("  %-8s %-17s M %5d N %5d K %5d: %6.1f GFLOP/s = %5.1f%% of peak (%.2f us)\n", what,
+               g[k].op, g[k].M, g[k].N, g[k].K, best, 100 * best / peak,
+               2.0 * g[k].M * g[k].N * g[k].K / best / 1e3);
     }
     free(x), free(dy), free(w), free(dw), free(y);
+}
+
+static void gemm_shape_rows(const char *what, int tokens, int in, int out, double peak) {
+    gemm_shape_rows_n(what, tokens, in, out, peak, 10, 0);
 }
 
 int main(int argc, char **argv) {
@@ -237,7 +243,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--config")) config = argv[i + 1];
         else if (!strcmp(argv[i], "--batch")) batch = atoi(argv[i + 1]);
         else {
-            fprintf(stderr, "usage: bench_mfu [--threads N] [--steps N] [--only encoder|lm] "
+            fprintf(stderr, "usage: bench_mfu [--threads N] [--steps N] [--only encoder|lm|gemm] "
                             "[--config FILE [--batch N]]\n");
             return 2;
         }
@@ -273,7 +279,7 @@ int main(int argc, char **argv) {
     }
     printf("sgemm 1024^3, %d threads: packed %.1f GFLOP/s, cblas_sgemm %.1f GFLOP/s\n", threads,
            sgemm_gflops(sf_gemm_packed, 1024), sgemm_gflops(sf_gemm_blas, 1024));
-    if (!config_json && (!only || !strcmp(only, "encoder"))) {
+    if (!config_json && (!only || !strcmp(only, "encoder") || !strcmp(only, "gemm"))) {
         printf("encoder Linear GEMMs (8192 tokens), %d threads:\n", threads);
         gemm_shape_rows("qkv", 8192, 256, 768, peak);
         gemm_shape_rows("out", 8192, 256, 256, peak);
@@ -286,6 +292,18 @@ int main(int argc, char **argv) {
         gemm_shape_rows("out", 37632, 16, 16, peak);
         gemm_shape_rows("fc1", 37632, 16, 128, peak);
         gemm_shape_rows("fc2", 37632, 128, 16, peak);
+        /* batch-1 inference: 7 series x 42 patches on one thread, 4 of them on the busier thread
+         * of the 2-thread split; the head (7 x 672 -> 96). Small calls: best of 2000. */
+        const int b1_tokens[2] = {294, 168};
+        for (int r = 0; r < 2; r++) {
+            printf("PatchTST batch-1 Linear forward GEMMs (%d tokens), on the calling thread:\n",
+                   b1_tokens[r]);
+            gemm_shape_rows_n("qkv", b1_tokens[r], 16, 48, peak, 2000, 1);
+            gemm_shape_rows_n("out", b1_tokens[r], 16, 16, peak, 2000, 1);
+            gemm_shape_rows_n("fc1", b1_tokens[r], 16, 128, peak, 2000, 1);
+            gemm_shape_rows_n("fc2", b1_tokens[r], 128, 16, peak, 2000, 1);
+        }
+        gemm_shape_rows_n("head", 7, 672, 96, peak, 2000, 1);
     }
     sf_profile_enable(1);
     int bad = 0;
@@ -294,6 +312,7 @@ int main(int argc, char **argv) {
         free(config_json);
         return bad;
     }
+    if (only && !strcmp(only, "gemm")) return 0; /* the GEMM tables only */
     if (!only || !strcmp(only, "encoder")) bad |= bench_model("encoder", encoder_json, 16, steps, 0, peak);
     if (!only || !strcmp(only, "lm")) bad |= bench_model("lm", lm_json, 16, steps, 1, peak);
     return bad;

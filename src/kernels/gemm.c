@@ -116,8 +116,8 @@ SF_MULTIVERSION static void small_gemm_nt_dot(int M, int N, int K, float alpha,
  * columns (lanes 0-7 column j, 8-15 column j + 1), the row chunk of A broadcast to both halves,
  * so each FMA does two elements' work; each half gets exactly the operations of the 8-lane kernel
  * (the same lane partials, the same hsum tree), so the same bits (test_gemm compares). Blocks of
- * 2 rows x 8 columns (8 accumulators), then 2 x 2, and an odd last column or row by the 8-lane
- * code. Called for K a multiple of 8 only: GCC compiles the tail loop of dot_tail (k >= K/8*8)
+ * 4 rows x 8 columns (16 accumulators), then 2 x 8, 2 x 2, and an odd last column or row by the
+ * 8-lane code. Called for K a multiple of 8 only: GCC compiles the tail loop of dot_tail (k >= K/8*8)
  * differently per target (in the x86-64-v3 clone partly as vector products added in order, not
  * FMAs), so a tail here would not give the bits of the AVX2 kernel. */
 typedef float g16sf __attribute__((vector_size(64)));
@@ -156,16 +156,19 @@ static inline __attribute__((always_inline)) void dot_store_pair(g16sf s, const 
     store_c(c + 1, dot_tail(hi, a, w + ldb, K8, K), alpha, beta);
 }
 
-SF_TARGET_V4 static void small_gemm_nt_dot_512(int M, int N, int K, float alpha,
-                                               const float *restrict A, int lda,
-                                               const float *restrict W, int ldb, float beta,
-                                               float *restrict C, int ldc) {
+/* rows [i0, i1), columns from j0 on, of small_gemm_nt_dot_512: 2 rows x 8 columns, 2 x 2, and
+ * an odd last column or row by the 8-lane code */
+SF_TARGET_V4 static void small_dot_512_rows(int i0, int i1, int j0, int M, int N, int K,
+                                            float alpha, const float *restrict A, int lda,
+                                            const float *restrict W, int ldb, float beta,
+                                            float *restrict C, int ldc) {
+    (void)M;
     const int K8 = K / 8 * 8, N2 = N / 2 * 2;
-    int i = 0;
-    for (; i + 2 <= M; i += 2) {
+    int i = i0;
+    for (; i + 2 <= i1; i += 2) {
         const float *restrict a0 = A + (long)i * lda, *restrict a1 = a0 + lda;
         float *c0 = C + (long)i * ldc, *c1 = c0 + ldc;
-        int j = 0;
+        int j = j0;
         for (; j + 8 <= N; j += 8) {
             const float *w = W + (long)j * ldb;
             g16sf s00 = {0}, s01 = {0}, s02 = {0}, s03 = {0}, s10 = {0}, s11 = {0}, s12 = {0},
@@ -211,10 +214,10 @@ SF_TARGET_V4 static void small_gemm_nt_dot_512(int M, int N, int K, float alpha,
             }
         }
     }
-    for (; i < M; i++) {
+    for (; i < i1; i++) {
         const float *restrict a = A + (long)i * lda;
         float *c = C + (long)i * ldc;
-        int j = 0;
+        int j = j0;
         for (; j < N2; j += 2) {
             const float *w = W + (long)j * ldb;
             g16sf s0 = {0};
@@ -232,6 +235,41 @@ SF_TARGET_V4 static void small_gemm_nt_dot_512(int M, int N, int K, float alpha,
         }
     }
 }
+
+SF_TARGET_V4 static void small_gemm_nt_dot_512(int M, int N, int K, float alpha,
+                                               const float *restrict A, int lda,
+                                               const float *restrict W, int ldb, float beta,
+                                               float *restrict C, int ldc) {
+    const int K8 = K / 8 * 8;
+    int i = 0;
+    /* 4 rows x 8 columns: 16 accumulators of AVX-512's 32 registers, 4 + 4 operand loads per 16
+     * FMAs */
+    for (; i + 4 <= M && N >= 8; i += 4) {
+        const float *restrict a0 = A + (long)i * lda;
+        int j = 0;
+        for (; j + 8 <= N; j += 8) {
+            const float *w = W + (long)j * ldb;
+            g16sf s[4][4];
+            for (int r = 0; r < 4; r++) /* not an = {0} initializer: GCC made that a rep stos */
+                for (int q = 0; q < 4; q++) s[r][q] = (g16sf){0};
+            for (int p = 0; p < K8; p += 8) {
+                g16sf x[4], y[4];
+                for (int r = 0; r < 4; r++) x[r] = bcast16(a0 + (long)r * lda + p);
+                for (int q = 0; q < 4; q++) y[q] = pair16(w + 2L * q * ldb + p, w + (2L * q + 1) * ldb + p);
+                for (int r = 0; r < 4; r++)
+                    for (int q = 0; q < 4; q++) s[r][q] += x[r] * y[q];
+            }
+            for (int r = 0; r < 4; r++)
+                for (int q = 0; q < 4; q++)
+                    dot_store_pair(s[r][q], a0 + (long)r * lda, w + 2L * q * ldb, ldb, K8, K, alpha,
+                                   beta, C + (long)(i + r) * ldc + j + 2 * q);
+        }
+        if (j < N) /* the last < 8 columns of these rows by the 2-row code below */
+            small_dot_512_rows(i, i + 4, j, M, N, K, alpha, A, lda, W, ldb, beta, C, ldc);
+    }
+    small_dot_512_rows(i, M, 0, M, N, K, alpha, A, lda, W, ldb, beta, C, ldc);
+}
+
 #endif
 
 /* General small case: op(B) packed per 16-column panel, 4x16 register block. */
