@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/parallel.h"
 #include "kernels/softmax.h" /* sf_expf_fast, sf_selectf */
 
 #define SF_ACT_PAR_MIN 65536L
@@ -102,12 +103,11 @@ SF_MULTIVERSION static void elu1_bwd_range(float *dx, const float *dy, const flo
 #define CHUNKED(call_lo_len)                                                                   \
     do {                                                                                       \
         const long nchunks = (n + SF_ACT_CHUNK - 1) / SF_ACT_CHUNK;                            \
-        _Pragma("omp parallel for schedule(static) if (n >= SF_ACT_PAR_MIN)")                  \
-        for (long c = 0; c < nchunks; c++) {                                                   \
+        SF_PARALLEL_FOR_IF(n >= SF_ACT_PAR_MIN, for (long c = 0; c < nchunks; c++) {           \
             const long lo = c * SF_ACT_CHUNK;                                                  \
             const long len = n - lo < SF_ACT_CHUNK ? n - lo : SF_ACT_CHUNK;                    \
             call_lo_len;                                                                       \
-        }                                                                                      \
+        });                                                                                    \
     } while (0)
 
 void sf_gelu_forward(float *y, const float *x, long n) {
@@ -136,14 +136,16 @@ void sf_elu1_backward(float *dx, const float *dy, const float *x, long n) {
 }
 
 void sf_elu1_forward_rows(float *y, int ldy, const float *x, int ldx, long rows, int cols) {
-#pragma omp parallel for schedule(static) if (rows * cols >= SF_ACT_PAR_MIN)
-    for (long r = 0; r < rows; r++) elu1_fwd_range(y + r * ldy, x + r * ldx, cols);
+    SF_PARALLEL_FOR_IF(rows * cols >= SF_ACT_PAR_MIN,
+        for (long r = 0; r < rows; r++) elu1_fwd_range(y + r * ldy, x + r * ldx, cols);
+    );
 }
 
 void sf_elu1_backward_rows(float *dx, int lddx, const float *dy, int lddy, const float *x, int ldx,
                            long rows, int cols) {
-#pragma omp parallel for schedule(static) if (rows * cols >= SF_ACT_PAR_MIN)
-    for (long r = 0; r < rows; r++) elu1_bwd_range(dx + r * lddx, dy + r * lddy, x + r * ldx, cols);
+    SF_PARALLEL_FOR_IF(rows * cols >= SF_ACT_PAR_MIN,
+        for (long r = 0; r < rows; r++) elu1_bwd_range(dx + r * lddx, dy + r * lddy, x + r * ldx, cols);
+    );
 }
 
 void sf_gelu_forward_ref(float *y, const float *x, long n) {

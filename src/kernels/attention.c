@@ -19,6 +19,7 @@
 #endif
 
 #include "core/error.h"
+#include "core/parallel.h"
 #include "kernels/softmax.h" /* sf_expf_fast */
 #include "kernels/tile_gemm.h"
 
@@ -897,6 +898,46 @@ SF_TARGET_V4 static void bwd_head_512(float *restrict dq, float *restrict dk, fl
 #define bwd_head_512 bwd_head
 #endif
 
+/* One call's arguments and tiling, shared by its work items. */
+typedef struct {
+    float *o, *lse;
+    const float *q, *k, *v;
+    const int *lens;
+    int ldo, ld, T, H, Dh, causal, small, br, nqt, wide;
+    float scale;
+} fwd_job;
+
+/* Work item it = (pair, query tile), pair-major. */
+static inline void fwd_item(const fwd_job *J, long it) {
+    const long pair = it / J->nqt;
+    const int qt = (int)(it % J->nqt), T = J->T, Dh = J->Dh, br = J->br;
+    const int b = (int)(pair / J->H), h = (int)(pair % J->H);
+    const long base = (long)b * T * J->ld + (long)h * Dh;
+    const int i0 = qt * br;
+    /* Padding: the tile kernels see a sequence of n tokens (keys j >= n and rows i >= n never
+     * enter), and rows [max(i0, n), i0 + br) of this tile are zeroed. */
+    const int n = J->lens ? J->lens[b] : T;
+    float *ob = J->o + (long)b * T * J->ldo + (long)h * Dh, *lb = J->lse ? J->lse + pair * T : NULL;
+    if (i0 < n) {
+#if SF_ATT_HAVE_VEC
+        if (J->small)
+            (J->wide ? fwd_rows_small_512 : fwd_rows_small)(
+                ob, J->ldo, lb, J->q + base, J->k + base, J->v + base, J->ld, n, Dh, J->scale,
+                J->causal, i0, imin(br, n - i0));
+        else
+#endif
+            (J->wide ? fwd_query_tile_512 : fwd_query_tile)(
+                ob, J->ldo, lb, J->q + base, J->k + base, J->v + base, J->ld, n, Dh, J->scale,
+                J->causal, i0, imin(br, n - i0));
+    }
+    if (n < T) {
+        const int r0 = i0 > n ? i0 : n, r1 = imin(i0 + br, T);
+        zero_rows(ob, J->ldo, r0, r1, Dh);
+        if (lb)
+            for (int r = r0; r < r1; r++) lb[r] = 0.0f;
+    }
+}
+
 void sf_attention_forward(float *o, int ldo, float *lse, const float *q, const float *k,
                           const float *v, int ld, int B, int T, int H, int Dh, float scale,
                           int causal, const int *lens) {
@@ -911,40 +952,54 @@ void sf_attention_forward(float *o, int ldo, float *lse, const float *q, const f
     /* Items are (pair, query tile), pair-major, handed out in contiguous chunks so neighbouring
      * heads of the same token (which share cache lines of o) mostly stay on one thread. */
     const long chunk = nitems / ((long)nth * 16) > 1 ? nitems / ((long)nth * 16) : 1;
-    const int wide = sf_avx512(); /* outside the region */
+    const fwd_job J = {.o = o, .lse = lse, .q = q, .k = k, .v = v, .lens = lens, .ldo = ldo,
+                       .ld = ld, .T = T, .H = H, .Dh = Dh, .causal = causal, .small = small,
+                       .br = br, .nqt = nqt, .wide = sf_avx512() /* outside the region */,
+                       .scale = scale};
+    if (sf_parallel_worth(nth > 1)) { /* no region at all when one thread would run it */
 #pragma omp parallel for schedule(dynamic, chunk) num_threads(nth)
-    for (long it = 0; it < nitems; it++) {
-        const long pair = it / nqt;
-        const int qt = (int)(it % nqt);
-        const int b = (int)(pair / H), h = (int)(pair % H);
-        const long base = (long)b * T * ld + (long)h * Dh;
-        const int i0 = qt * br;
-        /* Padding: the tile kernels see a sequence of n tokens (keys j >= n and rows i >= n
-         * never enter), and rows [max(i0, n), i0 + br) of this tile are zeroed. */
-        const int n = lens ? lens[b] : T;
-        float *ob = o + (long)b * T * ldo + (long)h * Dh, *lb = lse ? lse + pair * T : NULL;
-        if (i0 < n) {
-#if SF_ATT_HAVE_VEC
-            if (small)
-                (wide ? fwd_rows_small_512 : fwd_rows_small)(ob, ldo, lb, q + base, k + base,
-                                                             v + base, ld, n, Dh, scale, causal,
-                                                             i0, imin(br, n - i0));
-            else
-#endif
-                (wide ? fwd_query_tile_512 : fwd_query_tile)(ob, ldo, lb, q + base, k + base,
-                                                             v + base, ld, n, Dh, scale, causal,
-                                                             i0, imin(br, n - i0));
-        }
-        if (n < T) {
-            const int r0 = i0 > n ? i0 : n, r1 = imin(i0 + br, T);
-            zero_rows(ob, ldo, r0, r1, Dh);
-            if (lb)
-                for (int r = r0; r < r1; r++) lb[r] = 0.0f;
-        }
+        for (long it = 0; it < nitems; it++) fwd_item(&J, it);
+    } else {
+        for (long it = 0; it < nitems; it++) fwd_item(&J, it);
     }
 }
 
 /* ---- backward ------------------------------------------------------------------------ */
+
+typedef struct {
+    float *dq, *dk, *dv;
+    const float *dout, *o, *lse, *q, *k, *v;
+    const int *lens;
+    int ldo, ld, T, H, Dh, causal, wide;
+    float scale;
+} bwd_job;
+
+/* Work item: one (batch, head) pair. */
+static inline void bwd_item(const bwd_job *J, long pair) {
+    const int T = J->T, Dh = J->Dh, ld = J->ld, ldo = J->ldo;
+    const int b = (int)(pair / J->H), h = (int)(pair % J->H);
+    const long base = (long)b * T * ld + (long)h * Dh;
+    const long obase = (long)b * T * ldo + (long)h * Dh;
+    /* Padding: the head kernels see the first n tokens only; gradient rows >= n are 0. */
+    const int n = J->lens ? J->lens[b] : T;
+#if SF_ATT_HAVE_VEC
+    if (Dh <= SF_ATT_SMALL_DH)
+        (J->wide ? bwd_rows_small_512 : bwd_rows_small)(
+            J->dq + base, J->dk + base, J->dv + base, J->dout + obase, ldo, J->o + obase,
+            J->lse + pair * T, J->q + base, J->k + base, J->v + base, ld, n, Dh, J->scale,
+            J->causal);
+    else
+#endif
+        (J->wide ? bwd_head_512 : bwd_head)(J->dq + base, J->dk + base, J->dv + base,
+                                            J->dout + obase, ldo, J->o + obase, J->lse + pair * T,
+                                            J->q + base, J->k + base, J->v + base, ld, n, Dh,
+                                            J->scale, J->causal);
+    if (n < T) {
+        zero_rows(J->dq + base, ld, n, T, Dh);
+        zero_rows(J->dk + base, ld, n, T, Dh);
+        zero_rows(J->dv + base, ld, n, T, Dh);
+    }
+}
 
 void sf_attention_backward(float *dq, float *dk, float *dv, const float *dout, int ldo,
                            const float *o, const float *lse, const float *q, const float *k,
@@ -956,30 +1011,15 @@ void sf_attention_backward(float *dq, float *dk, float *dv, const float *dout, i
     const long npairs = (long)B * H;
     const int nth = n_threads_for(npairs * T * T);
     const long chunk = npairs / ((long)nth * 16) > 1 ? npairs / ((long)nth * 16) : 1;
-    const int wide = sf_avx512(); /* outside the region */
+    const bwd_job J = {.dq = dq, .dk = dk, .dv = dv, .dout = dout, .o = o, .lse = lse, .q = q,
+                       .k = k, .v = v, .lens = lens, .ldo = ldo, .ld = ld, .T = T, .H = H,
+                       .Dh = Dh, .causal = causal, .wide = sf_avx512() /* outside the region */,
+                       .scale = scale};
+    if (sf_parallel_worth(nth > 1)) {
 #pragma omp parallel for schedule(dynamic, chunk) num_threads(nth)
-    for (long pair = 0; pair < npairs; pair++) {
-        const int b = (int)(pair / H), h = (int)(pair % H);
-        const long base = (long)b * T * ld + (long)h * Dh;
-        const long obase = (long)b * T * ldo + (long)h * Dh;
-        /* Padding: the head kernels see the first n tokens only; gradient rows >= n are 0. */
-        const int n = lens ? lens[b] : T;
-#if SF_ATT_HAVE_VEC
-        if (Dh <= SF_ATT_SMALL_DH)
-            (wide ? bwd_rows_small_512 : bwd_rows_small)(dq + base, dk + base, dv + base,
-                                                         dout + obase, ldo, o + obase,
-                                                         lse + pair * T, q + base, k + base,
-                                                         v + base, ld, n, Dh, scale, causal);
-        else
-#endif
-            (wide ? bwd_head_512 : bwd_head)(dq + base, dk + base, dv + base, dout + obase, ldo,
-                                             o + obase, lse + pair * T, q + base, k + base,
-                                             v + base, ld, n, Dh, scale, causal);
-        if (n < T) {
-            zero_rows(dq + base, ld, n, T, Dh);
-            zero_rows(dk + base, ld, n, T, Dh);
-            zero_rows(dv + base, ld, n, T, Dh);
-        }
+        for (long pair = 0; pair < npairs; pair++) bwd_item(&J, pair);
+    } else {
+        for (long pair = 0; pair < npairs; pair++) bwd_item(&J, pair);
     }
 }
 
@@ -1030,10 +1070,11 @@ void sf_attention_step(float *o, const float *q, const float *kcache, const floa
     SF_ASSERT(n_keys >= 1 && H >= 1 && Dh >= 1 && Dh <= SF_ATTENTION_MAX_DH);
     const long stride = (long)H * Dh;
     const int nth = n_threads_for(n_keys * stride >= 65536 ? SF_ATT_PAR_MIN : 0);
-#pragma omp parallel for schedule(static) num_threads(nth)
-    for (int h = 0; h < H; h++)
-        step_head(o + (long)h * Dh, q + (long)h * Dh, kcache + (long)h * Dh,
-                  vcache + (long)h * Dh, stride, n_keys, Dh, scale);
+    SF_PARALLEL_FOR_IF(nth > 1,
+        for (int h = 0; h < H; h++)
+            step_head(o + (long)h * Dh, q + (long)h * Dh, kcache + (long)h * Dh,
+                      vcache + (long)h * Dh, stride, n_keys, Dh, scale);
+    );
 }
 
 /* ---- references (kernels/attention_ref.h) ------------------------------------------------ */

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/parallel.h"
 
 /* The per-feature sums over rows (mean, variance, the backward's two) are taken in P row chunks,
  * P from N and D only (not the thread count), each chunk's double partials on one thread, then
@@ -24,19 +25,20 @@ static int bn_chunks(long N, int D) {
 static void bn_col_sums(double *out, const float *x, const double *c, long N, int D) {
     const int P = bn_chunks(N, D);
     double part[SF_BN_PART];
-#pragma omp parallel for schedule(static) if (P > 1)
-    for (int p = 0; p < P; p++) {
-        double *acc = part + (long)p * D;
-        for (int j = 0; j < D; j++) acc[j] = 0.0;
-        for (long i = N * p / P; i < N * (p + 1) / P; i++)
-            if (c)
-                for (int j = 0; j < D; j++) {
-                    const double e = x[i * D + j] - c[j];
-                    acc[j] += e * e;
-                }
-            else
-                for (int j = 0; j < D; j++) acc[j] += x[i * D + j];
-    }
+    SF_PARALLEL_FOR_IF(P > 1,
+        for (int p = 0; p < P; p++) {
+            double *acc = part + (long)p * D;
+            for (int j = 0; j < D; j++) acc[j] = 0.0;
+            for (long i = N * p / P; i < N * (p + 1) / P; i++)
+                if (c)
+                    for (int j = 0; j < D; j++) {
+                        const double e = x[i * D + j] - c[j];
+                        acc[j] += e * e;
+                    }
+                else
+                    for (int j = 0; j < D; j++) acc[j] += x[i * D + j];
+        }
+    );
     for (int j = 0; j < D; j++) out[j] = 0.0;
     for (int p = 0; p < P; p++)
         for (int j = 0; j < D; j++) out[j] += part[(long)p * D + j];
@@ -60,10 +62,11 @@ void sf_batchnorm_forward_train(float *y, float *mean, float *rstd, float *var_u
 
 void sf_batchnorm_forward_fixed(float *y, const float *x, const float *mean, const float *rstd,
                                 const float *w, const float *b, int N, int D) {
-#pragma omp parallel for schedule(static) if ((long)N * D >= 65536)
-    for (long i = 0; i < N; i++)
-        for (int j = 0; j < D; j++)
-            y[i * D + j] = (x[i * D + j] - mean[j]) * rstd[j] * w[j] + b[j];
+    SF_PARALLEL_FOR_IF((long)N * D >= 65536,
+        for (long i = 0; i < N; i++)
+            for (int j = 0; j < D; j++)
+                y[i * D + j] = (x[i * D + j] - mean[j]) * rstd[j] * w[j] + b[j];
+    );
 }
 
 void sf_batchnorm_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
@@ -74,17 +77,18 @@ void sf_batchnorm_backward(float *dx, float *dw, float *db, const float *dy, con
     double sdy[SF_BATCHNORM_MAX_D] = {0}, sdyx[SF_BATCHNORM_MAX_D] = {0};
     const int P = 2 * D <= SF_BN_PART ? bn_chunks(N, 2 * D) : 1;
     double part[SF_BN_PART];
-#pragma omp parallel for schedule(static) if (P > 1)
-    for (int p = 0; p < P; p++) {
-        double *a = P > 1 ? part + 2L * p * D : sdy, *ax = P > 1 ? a + D : sdyx;
-        for (int j = 0; j < D; j++) a[j] = ax[j] = 0.0;
-        for (long i = (long)N * p / P; i < (long)N * (p + 1) / P; i++)
-            for (int j = 0; j < D; j++) {
-                double g = dy[i * D + j], xh = (x[i * D + j] - mean[j]) * rstd[j];
-                a[j] += g;
-                ax[j] += g * xh;
-            }
-    }
+    SF_PARALLEL_FOR_IF(P > 1,
+        for (int p = 0; p < P; p++) {
+            double *a = P > 1 ? part + 2L * p * D : sdy, *ax = P > 1 ? a + D : sdyx;
+            for (int j = 0; j < D; j++) a[j] = ax[j] = 0.0;
+            for (long i = (long)N * p / P; i < (long)N * (p + 1) / P; i++)
+                for (int j = 0; j < D; j++) {
+                    double g = dy[i * D + j], xh = (x[i * D + j] - mean[j]) * rstd[j];
+                    a[j] += g;
+                    ax[j] += g * xh;
+                }
+        }
+    );
     if (P > 1)
         for (int p = 0; p < P; p++)
             for (int j = 0; j < D; j++) {
@@ -102,12 +106,13 @@ void sf_batchnorm_backward(float *dx, float *dw, float *db, const float *dy, con
         k1[j] = batch_stats ? (float)(sdy[j] / N) : 0.0f;
         k2[j] = batch_stats ? (float)(sdyx[j] / N) : 0.0f;
     }
-#pragma omp parallel for schedule(static) if ((long)N * D >= 65536)
-    for (long i = 0; i < N; i++)
-        for (int j = 0; j < D; j++) {
-            float xh = (x[i * D + j] - mean[j]) * rstd[j];
-            dx[i * D + j] = k0[j] * (dy[i * D + j] - k1[j] - xh * k2[j]);
-        }
+    SF_PARALLEL_FOR_IF((long)N * D >= 65536,
+        for (long i = 0; i < N; i++)
+            for (int j = 0; j < D; j++) {
+                float xh = (x[i * D + j] - mean[j]) * rstd[j];
+                dx[i * D + j] = k0[j] * (dy[i * D + j] - k1[j] - xh * k2[j]);
+            }
+    );
 }
 
 /* ---- padding masks ----------------------------------------------------------------------
@@ -155,15 +160,16 @@ void sf_batchnorm_forward_fixed_masked(float *y, const float *x, const float *me
         sf_batchnorm_forward_fixed(y, x, mean, rstd, w, b, N, D);
         return;
     }
-#pragma omp parallel for schedule(static) if ((long)N * D >= 65536)
-    for (long i = 0; i < N; i++) {
-        if (!row_valid[i]) {
-            memset(y + i * D, 0, sizeof(float) * (size_t)D);
-            continue;
+    SF_PARALLEL_FOR_IF((long)N * D >= 65536,
+        for (long i = 0; i < N; i++) {
+            if (!row_valid[i]) {
+                memset(y + i * D, 0, sizeof(float) * (size_t)D);
+                continue;
+            }
+            for (int j = 0; j < D; j++)
+                y[i * D + j] = (x[i * D + j] - mean[j]) * rstd[j] * w[j] + b[j];
         }
-        for (int j = 0; j < D; j++)
-            y[i * D + j] = (x[i * D + j] - mean[j]) * rstd[j] * w[j] + b[j];
-    }
+    );
 }
 
 void sf_batchnorm_backward_masked(float *dx, float *dw, float *db, const float *dy,
@@ -198,15 +204,16 @@ void sf_batchnorm_backward_masked(float *dx, float *dw, float *db, const float *
         k1[j] = batch_stats ? (float)(sdy[j] / n) : 0.0f;
         k2[j] = batch_stats ? (float)(sdyx[j] / n) : 0.0f;
     }
-#pragma omp parallel for schedule(static) if ((long)N * D >= 65536)
-    for (long i = 0; i < N; i++) {
-        if (!row_valid[i]) {
-            memset(dx + i * D, 0, sizeof(float) * (size_t)D);
-            continue;
+    SF_PARALLEL_FOR_IF((long)N * D >= 65536,
+        for (long i = 0; i < N; i++) {
+            if (!row_valid[i]) {
+                memset(dx + i * D, 0, sizeof(float) * (size_t)D);
+                continue;
+            }
+            for (int j = 0; j < D; j++) {
+                float xh = (x[i * D + j] - mean[j]) * rstd[j];
+                dx[i * D + j] = k0[j] * (dy[i * D + j] - k1[j] - xh * k2[j]);
+            }
         }
-        for (int j = 0; j < D; j++) {
-            float xh = (x[i * D + j] - mean[j]) * rstd[j];
-            dx[i * D + j] = k0[j] * (dy[i * D + j] - k1[j] - xh * k2[j]);
-        }
-    }
+    );
 }

@@ -9,6 +9,7 @@
 #include <math.h>
 
 #include "core/error.h"
+#include "core/parallel.h"
 
 /* Rows are spread over threads only when there is enough work to pay for the fork. */
 #define SF_SOFTMAX_PAR_MIN 32768L
@@ -32,8 +33,9 @@ static void softmax_row(float *y, const float *x, int D) {
 
 void sf_softmax_forward(float *y, const float *x, int N, int D) {
     SF_ASSERT(N >= 0 && D >= 1);
-#pragma omp parallel for schedule(static) if ((long)N * D >= SF_SOFTMAX_PAR_MIN)
-    for (int i = 0; i < N; i++) softmax_row(y + (long)i * D, x + (long)i * D, D);
+    SF_PARALLEL_FOR_IF((long)N * D >= SF_SOFTMAX_PAR_MIN,
+        for (int i = 0; i < N; i++) softmax_row(y + (long)i * D, x + (long)i * D, D);
+    );
 }
 
 void sf_softmax_backward(float *dx, const float *dy, const float *y, int N, int D) {

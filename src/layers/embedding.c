@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/parallel.h"
 
 void sf_embedding_declare(sf_embedding *e, sf_params *ps, const char *name, int vocab, int d) {
     char buf[SF_PARAM_NAME_MAX];
@@ -19,11 +20,12 @@ void sf_embedding_init(sf_embedding *e, sf_rng *rng) {
 
 void sf_embedding_forward(const sf_embedding *e, float *y, const int32_t *ids, long N) {
     size_t row = (size_t)e->d * sizeof(float);
-#pragma omp parallel for schedule(static) if (N * e->d >= 65536)
-    for (long n = 0; n < N; n++) {
-        SF_ASSERT(ids[n] >= 0 && ids[n] < e->vocab);
-        memcpy(y + (size_t)n * e->d, e->w + (size_t)ids[n] * e->d, row);
-    }
+    SF_PARALLEL_FOR_IF(N * e->d >= 65536,
+        for (long n = 0; n < N; n++) {
+            SF_ASSERT(ids[n] >= 0 && ids[n] < e->vocab);
+            memcpy(y + (size_t)n * e->d, e->w + (size_t)ids[n] * e->d, row);
+        }
+    );
 }
 
 void sf_embedding_backward(sf_embedding *e, const float *dy, const int32_t *ids, long N) {

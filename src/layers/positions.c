@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/parallel.h"
 
 static const sf_option rope_options[] = {
     {"base", SF_OPT_FLOAT, 10000, NULL, 1, 1e9, NULL, "rotation frequencies base^(-2i/head_dim)"},
@@ -81,11 +82,12 @@ void sf_positions_forward(const sf_positions *p, const sf_ctx *ctx, float *x) {
     SF_ASSERT(ctx->pos_offset >= 0 && ctx->pos_offset + T <= p->n);
     pos += (size_t)ctx->pos_offset * d;
     long total = (long)ctx->B * T * d;
-#pragma omp parallel for schedule(static) if (total >= POS_PAR_MIN)
-    for (int b = 0; b < ctx->B; b++) {
-        float *xb = x + (size_t)b * T * d;
-        for (int i = 0; i < T * d; i++) xb[i] += pos[i];
-    }
+    SF_PARALLEL_FOR_IF(total >= POS_PAR_MIN,
+        for (int b = 0; b < ctx->B; b++) {
+            float *xb = x + (size_t)b * T * d;
+            for (int i = 0; i < T * d; i++) xb[i] += pos[i];
+        }
+    );
 }
 
 void sf_positions_backward(sf_positions *p, const sf_ctx *ctx, const float *dx) {

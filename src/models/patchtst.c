@@ -15,6 +15,7 @@
 #include "layers/norm.h"
 #include "layers/positions.h"
 #include "models/model.h"
+#include "core/parallel.h"
 
 /* Elementwise loops over fewer than this many floats run on the calling thread: waking the team
 costs more than the loop (batch-1 inference is 294 tokens x 16). */
@@ -223,31 +224,32 @@ static void pt_forward(sf_model *m, sf_ctx *ctx, const float *x, float *y) {
     for (int i = 0; i <= s->E; i++) sv->z[i] = sf_arena_push(a, (size_t)ntok * d);
     if (!plan) {
         /* RevIN statistics and patching, one (b, c) series at a time. */
-#pragma omp parallel for schedule(static) if (ntok * d >= SF_PT_PAR_MIN)
-        for (int bc = 0; bc < BC; bc++) {
-            int b = bc / C, ch = bc % C;
-            const float *xs = x + (size_t)b * L * C + ch;
-            double mu = 0, var = 0;
-            if (s->revin) {
-                for (int t = 0; t < L; t++) mu += xs[(size_t)t * C];
-                mu /= L;
-                for (int t = 0; t < L; t++) {
-                    double e = xs[(size_t)t * C] - mu;
-                    var += e * e;
+        SF_PARALLEL_FOR_IF(ntok * d >= SF_PT_PAR_MIN,
+            for (int bc = 0; bc < BC; bc++) {
+                int b = bc / C, ch = bc % C;
+                const float *xs = x + (size_t)b * L * C + ch;
+                double mu = 0, var = 0;
+                if (s->revin) {
+                    for (int t = 0; t < L; t++) mu += xs[(size_t)t * C];
+                    mu /= L;
+                    for (int t = 0; t < L; t++) {
+                        double e = xs[(size_t)t * C] - mu;
+                        var += e * e;
+                    }
+                    var /= L;
                 }
-                var /= L;
+                float fmu = (float)mu, fsd = s->revin ? (float)sqrt(var + 1e-5) : 1.0f;
+                sv->mean[bc] = fmu;
+                sv->stdev[bc] = fsd;
+                float *pt = sv->patches + (size_t)bc * N * s->pl;
+                for (int p = 0; p < N; p++)
+                    for (int j = 0; j < s->pl; j++) {
+                        int t = p * s->s + j;
+                        if (t >= L) t = L - 1; /* end padding repeats the last value */
+                        pt[p * s->pl + j] = (xs[(size_t)t * C] - fmu) / fsd;
+                    }
             }
-            float fmu = (float)mu, fsd = s->revin ? (float)sqrt(var + 1e-5) : 1.0f;
-            sv->mean[bc] = fmu;
-            sv->stdev[bc] = fsd;
-            float *pt = sv->patches + (size_t)bc * N * s->pl;
-            for (int p = 0; p < N; p++)
-                for (int j = 0; j < s->pl; j++) {
-                    int t = p * s->s + j;
-                    if (t >= L) t = L - 1; /* end padding repeats the last value */
-                    pt[p * s->pl + j] = (xs[(size_t)t * C] - fmu) / fsd;
-                }
-        }
+        );
         sf_linear_forward(&s->patch_embed, sv->z[0], sv->patches, ntok);
     }
     sf_positions_forward(&s->pos, &inner, sv->z[0]);
@@ -271,13 +273,14 @@ static void pt_forward(sf_model *m, sf_ctx *ctx, const float *x, float *y) {
     sv->flat = sf_arena_push(a, (size_t)ntok * d);
     sv->head_out = sf_arena_push(a, (size_t)BC * s->P);
     if (!plan) {
-#pragma omp parallel for schedule(static) if (ntok * d >= SF_PT_PAR_MIN)
-        for (int bc = 0; bc < BC; bc++) {
-            const float *zb = zl + (size_t)bc * N * d;
-            float *fb = sv->flat + (size_t)bc * N * d;
-            for (int p = 0; p < N; p++)
-                for (int di = 0; di < d; di++) fb[di * N + p] = zb[p * d + di];
-        }
+        SF_PARALLEL_FOR_IF(ntok * d >= SF_PT_PAR_MIN,
+            for (int bc = 0; bc < BC; bc++) {
+                const float *zb = zl + (size_t)bc * N * d;
+                float *fb = sv->flat + (size_t)bc * N * d;
+                for (int p = 0; p < N; p++)
+                    for (int di = 0; di < d; di++) fb[di * N + p] = zb[p * d + di];
+            }
+        );
         sf_linear_forward(&s->head, sv->head_out, sv->flat, BC);
     }
     sv->mask_head = sf_dropout_fwd(ctx, sv->head_out, (long)BC * s->P, s->head_dropout);
@@ -318,13 +321,14 @@ static void pt_backward(sf_model *m, sf_ctx *ctx, const float *dy) {
     if (!plan) {
         sf_linear_backward(&s->head, dflat, dhead, sv->flat, BC);
         float *dz = s->has_norm_f ? g1 : g0;
-#pragma omp parallel for schedule(static) if (ntok * d >= SF_PT_PAR_MIN)
-        for (int bc = 0; bc < BC; bc++) {
-            const float *fb = dflat + (size_t)bc * N * d;
-            float *zb = dz + (size_t)bc * N * d;
-            for (int p = 0; p < N; p++)
-                for (int di = 0; di < d; di++) zb[p * d + di] = fb[di * N + p];
-        }
+        SF_PARALLEL_FOR_IF(ntok * d >= SF_PT_PAR_MIN,
+            for (int bc = 0; bc < BC; bc++) {
+                const float *fb = dflat + (size_t)bc * N * d;
+                float *zb = dz + (size_t)bc * N * d;
+                for (int p = 0; p < N; p++)
+                    for (int di = 0; di < d; di++) zb[p * d + di] = fb[di * N + p];
+            }
+        );
     }
     if (s->has_norm_f) sf_norm_backward(&s->norm_f, &inner, g1, g0, ntok);
     for (int i = s->E - 1; i >= 0; i--) {
