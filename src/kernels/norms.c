@@ -14,6 +14,7 @@
 #endif
 
 #include "core/error.h"
+#include "core/parallel.h"
 
 /* Below this many elements the work runs on the calling thread only. */
 #define SF_NORM_PAR_MIN 16384L
@@ -31,59 +32,92 @@ static int want_threads(long work) {
 
 /* ---- LayerNorm ----------------------------------------------------------------------- */
 
+/* The row loops are functions of their own (not inlined), so the threaded and the plain loop
+ * run the very same code per row (SF_ROWS_FOR_IF). */
+#define SF_ROWS_FOR_IF(cond, N, call_i)                                                        \
+    do {                                                                                       \
+        if (sf_parallel_worth(cond)) {                                                         \
+            _Pragma("omp parallel for schedule(static)") for (int i = 0; i < (N); i++) call_i; \
+        } else {                                                                               \
+            for (int i = 0; i < (N); i++) call_i;                                              \
+        }                                                                                      \
+    } while (0)
+
+static void layernorm_back_row(float *dx, const float *dy, const float *x, const float *w,
+                               const float *mean, const float *rstd, int i, int D, float invD);
+static void rmsnorm_row(float *y, float *rstd, const float *x, const float *w, int i, int D,
+                        float invD, float eps);
+static void rmsnorm_back_row(float *dx, const float *dy, const float *x, const float *w,
+                             const float *rstd, int i, int D, float invD);
+
+static __attribute__((noinline)) void layernorm_row(float *y, float *mean, float *rstd,
+                                                    const float *x, const float *w,
+                                                    const float *b, int i, int D, float invD,
+                                                    float eps) {
+    const float *xr = x + (long)i * D;
+    float *yr = y + (long)i * D;
+    float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+    for (int j = 0; j < D; j++) s += xr[j];
+    const float m = s * invD;
+    float v = 0.0f;
+#pragma omp simd reduction(+ : v)
+    for (int j = 0; j < D; j++) v += (xr[j] - m) * (xr[j] - m);
+    const float r = 1.0f / sqrtf(v * invD + eps);
+#pragma omp simd
+    for (int j = 0; j < D; j++) yr[j] = (xr[j] - m) * r * w[j] + b[j];
+    if (mean) mean[i] = m;
+    if (rstd) rstd[i] = r;
+}
+
 void sf_layernorm_forward(float *y, float *mean, float *rstd, const float *x, const float *w,
                           const float *b, int N, int D, float eps) {
     SF_ASSERT(N >= 0 && D >= 1);
     const float invD = 1.0f / (float)D;
-#pragma omp parallel for schedule(static) if ((long)N * D >= SF_NORM_PAR_MIN)
-    for (int i = 0; i < N; i++) {
-        const float *xr = x + (long)i * D;
-        float *yr = y + (long)i * D;
-        float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-        for (int j = 0; j < D; j++) s += xr[j];
-        const float m = s * invD;
-        float v = 0.0f;
-#pragma omp simd reduction(+ : v)
-        for (int j = 0; j < D; j++) v += (xr[j] - m) * (xr[j] - m);
-        const float r = 1.0f / sqrtf(v * invD + eps);
-#pragma omp simd
-        for (int j = 0; j < D; j++) yr[j] = (xr[j] - m) * r * w[j] + b[j];
-        if (mean) mean[i] = m;
-        if (rstd) rstd[i] = r;
-    }
+    SF_ROWS_FOR_IF((long)N * D >= SF_NORM_PAR_MIN, N,
+                   layernorm_row(y, mean, rstd, x, w, b, i, D, invD, eps));
 }
 
 /* dw[c] += sum_i dy[i,c] * xhat[i,c], db[c] += sum_i dy[i,c] (db may be NULL: RMSNorm, where
  * mean is NULL too). Each thread owns a contiguous column range and sweeps all rows once. */
+static void param_grads_cols(float *dw, float *db, const float *dy, const float *x,
+                             const float *mean, const float *rstd, int N, int D, int cb, int ce) {
+    for (int c0 = cb; c0 < ce; c0 += SF_NORM_COLS) {
+        const int cn = ce - c0 < SF_NORM_COLS ? ce - c0 : SF_NORM_COLS;
+        double aw[SF_NORM_COLS], ab[SF_NORM_COLS];
+        for (int j = 0; j < cn; j++) aw[j] = ab[j] = 0.0;
+        for (int i = 0; i < N; i++) {
+            const float *g = dy + (long)i * D + c0, *xr = x + (long)i * D + c0;
+            const float m = mean ? mean[i] : 0.0f, r = rstd[i];
+#pragma omp simd
+            for (int j = 0; j < cn; j++) {
+                aw[j] += (double)(g[j] * ((xr[j] - m) * r));
+                ab[j] += (double)g[j];
+            }
+        }
+        for (int j = 0; j < cn; j++) {
+            dw[c0 + j] += (float)aw[j];
+            if (db) db[c0 + j] += (float)ab[j];
+        }
+    }
+}
+
 static void norm_param_grads(float *dw, float *db, const float *dy, const float *x,
                              const float *mean, const float *rstd, int N, int D) {
-#pragma omp parallel num_threads(want_threads((long)N * D))
+    const int want = want_threads((long)N * D);
+    if (!sf_parallel_worth(want > 1)) { /* each column's sum is the same either way */
+        param_grads_cols(dw, db, dy, x, mean, rstd, N, D, 0, D);
+        return;
+    }
+#pragma omp parallel num_threads(want)
     {
         int tid = 0, nth = 1;
 #ifdef _OPENMP
         tid = omp_get_thread_num();
         nth = omp_get_num_threads();
 #endif
-        const int cb = (int)((long)D * tid / nth), ce = (int)((long)D * (tid + 1) / nth);
-        for (int c0 = cb; c0 < ce; c0 += SF_NORM_COLS) {
-            const int cn = ce - c0 < SF_NORM_COLS ? ce - c0 : SF_NORM_COLS;
-            double aw[SF_NORM_COLS], ab[SF_NORM_COLS];
-            for (int j = 0; j < cn; j++) aw[j] = ab[j] = 0.0;
-            for (int i = 0; i < N; i++) {
-                const float *g = dy + (long)i * D + c0, *xr = x + (long)i * D + c0;
-                const float m = mean ? mean[i] : 0.0f, r = rstd[i];
-#pragma omp simd
-                for (int j = 0; j < cn; j++) {
-                    aw[j] += (double)(g[j] * ((xr[j] - m) * r));
-                    ab[j] += (double)g[j];
-                }
-            }
-            for (int j = 0; j < cn; j++) {
-                dw[c0 + j] += (float)aw[j];
-                if (db) db[c0 + j] += (float)ab[j];
-            }
-        }
+        param_grads_cols(dw, db, dy, x, mean, rstd, N, D, (int)((long)D * tid / nth),
+                         (int)((long)D * (tid + 1) / nth));
     }
 }
 
@@ -93,23 +127,28 @@ void sf_layernorm_backward(float *dx, float *dw, float *db, const float *dy, con
     /* parameter gradients first: dx may overwrite dy */
     norm_param_grads(dw, db, dy, x, mean, rstd, N, D);
     const float invD = 1.0f / (float)D;
-#pragma omp parallel for schedule(static) if ((long)N * D >= SF_NORM_PAR_MIN)
-    for (int i = 0; i < N; i++) {
-        const float *g = dy + (long)i * D, *xr = x + (long)i * D;
-        float *o = dx + (long)i * D;
-        const float m = mean[i], r = rstd[i];
-        float sg = 0.0f, sgx = 0.0f;
+    SF_ROWS_FOR_IF((long)N * D >= SF_NORM_PAR_MIN, N,
+                   layernorm_back_row(dx, dy, x, w, mean, rstd, i, D, invD));
+}
+
+static __attribute__((noinline)) void layernorm_back_row(float *dx, const float *dy,
+                                                         const float *x, const float *w,
+                                                         const float *mean, const float *rstd,
+                                                         int i, int D, float invD) {
+    const float *g = dy + (long)i * D, *xr = x + (long)i * D;
+    float *o = dx + (long)i * D;
+    const float m = mean[i], r = rstd[i];
+    float sg = 0.0f, sgx = 0.0f;
 #pragma omp simd reduction(+ : sg, sgx)
-        for (int j = 0; j < D; j++) {
-            const float gw = g[j] * w[j];
-            sg += gw;
-            sgx += gw * ((xr[j] - m) * r);
-        }
-        sg *= invD;
-        sgx *= invD;
-#pragma omp simd
-        for (int j = 0; j < D; j++) o[j] = r * (g[j] * w[j] - sg - (xr[j] - m) * r * sgx);
+    for (int j = 0; j < D; j++) {
+        const float gw = g[j] * w[j];
+        sg += gw;
+        sgx += gw * ((xr[j] - m) * r);
     }
+    sg *= invD;
+    sgx *= invD;
+#pragma omp simd
+    for (int j = 0; j < D; j++) o[j] = r * (g[j] * w[j] - sg - (xr[j] - m) * r * sgx);
 }
 
 /* ---- RMSNorm ------------------------------------------------------------------------- */
@@ -118,18 +157,21 @@ void sf_rmsnorm_forward(float *y, float *rstd, const float *x, const float *w, i
                         float eps) {
     SF_ASSERT(N >= 0 && D >= 1);
     const float invD = 1.0f / (float)D;
-#pragma omp parallel for schedule(static) if ((long)N * D >= SF_NORM_PAR_MIN)
-    for (int i = 0; i < N; i++) {
-        const float *xr = x + (long)i * D;
-        float *yr = y + (long)i * D;
-        float s = 0.0f;
+    SF_ROWS_FOR_IF((long)N * D >= SF_NORM_PAR_MIN, N, rmsnorm_row(y, rstd, x, w, i, D, invD, eps));
+}
+
+static __attribute__((noinline)) void rmsnorm_row(float *y, float *rstd, const float *x,
+                                                  const float *w, int i, int D, float invD,
+                                                  float eps) {
+    const float *xr = x + (long)i * D;
+    float *yr = y + (long)i * D;
+    float s = 0.0f;
 #pragma omp simd reduction(+ : s)
-        for (int j = 0; j < D; j++) s += xr[j] * xr[j];
-        const float r = 1.0f / sqrtf(s * invD + eps);
+    for (int j = 0; j < D; j++) s += xr[j] * xr[j];
+    const float r = 1.0f / sqrtf(s * invD + eps);
 #pragma omp simd
-        for (int j = 0; j < D; j++) yr[j] = xr[j] * r * w[j];
-        if (rstd) rstd[i] = r;
-    }
+    for (int j = 0; j < D; j++) yr[j] = xr[j] * r * w[j];
+    if (rstd) rstd[i] = r;
 }
 
 void sf_rmsnorm_backward(float *dx, float *dw, const float *dy, const float *x, const float *w,
@@ -137,18 +179,22 @@ void sf_rmsnorm_backward(float *dx, float *dw, const float *dy, const float *x, 
     SF_ASSERT(N >= 0 && D >= 1);
     norm_param_grads(dw, NULL, dy, x, NULL, rstd, N, D);
     const float invD = 1.0f / (float)D;
-#pragma omp parallel for schedule(static) if ((long)N * D >= SF_NORM_PAR_MIN)
-    for (int i = 0; i < N; i++) {
-        const float *g = dy + (long)i * D, *xr = x + (long)i * D;
-        float *o = dx + (long)i * D;
-        const float r = rstd[i];
-        float sgx = 0.0f;
+    SF_ROWS_FOR_IF((long)N * D >= SF_NORM_PAR_MIN, N,
+                   rmsnorm_back_row(dx, dy, x, w, rstd, i, D, invD));
+}
+
+static __attribute__((noinline)) void rmsnorm_back_row(float *dx, const float *dy, const float *x,
+                                                       const float *w, const float *rstd, int i,
+                                                       int D, float invD) {
+    const float *g = dy + (long)i * D, *xr = x + (long)i * D;
+    float *o = dx + (long)i * D;
+    const float r = rstd[i];
+    float sgx = 0.0f;
 #pragma omp simd reduction(+ : sgx)
-        for (int j = 0; j < D; j++) sgx += g[j] * w[j] * (xr[j] * r);
-        sgx *= invD;
+    for (int j = 0; j < D; j++) sgx += g[j] * w[j] * (xr[j] * r);
+    sgx *= invD;
 #pragma omp simd
-        for (int j = 0; j < D; j++) o[j] = r * (g[j] * w[j] - xr[j] * r * sgx);
-    }
+    for (int j = 0; j < D; j++) o[j] = r * (g[j] * w[j] - xr[j] * r * sgx);
 }
 
 /* ---- references ---------------------------------------------------------------------- */
