@@ -207,7 +207,8 @@ static inline __attribute__((always_inline)) v16sf v16_sel(v16si m, v16sf a, v16
  * select was the first pass's critical path (a running max over the keys). */
 static inline __attribute__((always_inline, target("arch=x86-64-v4"))) v16sf v16_max(v16sf s,
                                                                                    v16sf m) {
-    return (v16sf)__builtin_ia32_maxps512_mask((v16sf)s, (v16sf)m, (v16sf)m, (unsigned short)0xFFFF, 4);
+    return (v16sf)__builtin_ia32_maxps512_mask((v16sf)s, (v16sf)m, (v16sf)m,
+                                               (unsigned short)0xFFFF, 4);
 }
 /* exp(x) for x = s - max <= 0 (or -inf on masked lanes): the forward's only use. Clamped below
  * at -87 so that one power-of-two scale stays a normal float (below -87 the result is 1.6e-38

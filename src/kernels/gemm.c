@@ -38,13 +38,15 @@ static inline __attribute__((always_inline)) void store_c(float *c, float acc, f
  * memory stalled on store forwarding); the same additions, so the same bits */
 typedef float g4sf __attribute__((vector_size(16)));
 static inline __attribute__((always_inline)) float hsum8(g8sf v) {
-    const g4sf u = __builtin_shufflevector(v, v, 0, 1, 2, 3) + __builtin_shufflevector(v, v, 4, 5, 6, 7);
+    const g4sf u =
+        __builtin_shufflevector(v, v, 0, 1, 2, 3) + __builtin_shufflevector(v, v, 4, 5, 6, 7);
     const g4sf w = u + __builtin_shufflevector(u, u, 1, 0, 3, 2);
     return w[0] + w[2];
 }
 
 /* One element's dot product of a row of A with a row of W: lane l of the 8-lane partial sum
- * takes k = l, l + 8, ..., then hsum8, then the k >= K8 tail in order. */
+ * takes k = l, l + 8, ..., then hsum8, then this tail k >= K8 (GCC compiles it differently per
+ * target; see small_gemm_nt_dot_512). */
 static inline __attribute__((always_inline)) float dot_tail(float r, const float *a,
                                                             const float *w, int K8, int K) {
     for (int p = K8; p < K; p++) r += a[p] * w[p];
@@ -117,9 +119,9 @@ SF_MULTIVERSION static void small_gemm_nt_dot(int M, int N, int K, float alpha,
  * so each FMA does two elements' work; each half gets exactly the operations of the 8-lane kernel
  * (the same lane partials, the same hsum tree), so the same bits (test_gemm compares). Blocks of
  * 4 rows x 8 columns (16 accumulators), then 2 x 8, 2 x 2, and an odd last column or row by the
- * 8-lane code. Called for K a multiple of 8 only: GCC compiles the tail loop of dot_tail (k >= K/8*8)
- * differently per target (in the x86-64-v3 clone partly as vector products added in order, not
- * FMAs), so a tail here would not give the bits of the AVX2 kernel. */
+ * 8-lane code. Called for K a multiple of 8 only: GCC compiles the tail loop of dot_tail
+ * (k >= K/8*8) differently per target (in the x86-64-v3 clone partly as vector products added in
+ * order, not FMAs), so a tail here would not give the bits of the AVX2 kernel. */
 typedef float g16sf __attribute__((vector_size(64)));
 
 static inline __attribute__((always_inline)) void hsum8x2(g16sf v, float *lo, float *hi) {
@@ -255,7 +257,8 @@ SF_TARGET_V4 static void small_gemm_nt_dot_512(int M, int N, int K, float alpha,
             for (int p = 0; p < K8; p += 8) {
                 g16sf x[4], y[4];
                 for (int r = 0; r < 4; r++) x[r] = bcast16(a0 + (long)r * lda + p);
-                for (int q = 0; q < 4; q++) y[q] = pair16(w + 2L * q * ldb + p, w + (2L * q + 1) * ldb + p);
+                for (int q = 0; q < 4; q++)
+                    y[q] = pair16(w + 2L * q * ldb + p, w + (2L * q + 1) * ldb + p);
                 for (int r = 0; r < 4; r++)
                     for (int q = 0; q < 4; q++) s[r][q] += x[r] * y[q];
             }

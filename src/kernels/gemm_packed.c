@@ -396,8 +396,8 @@ static void gemm_ksplit(int transA, int transB, int M, int N, int K, float alpha
         const int k0 = (int)((long)K * s / S), k1 = (int)((long)K * (s + 1) / S);
         const float *As = transA ? A + (long)k0 * lda : A + k0;
         const float *Bs = transB ? B + k0 : B + (long)k0 * ldb;
-        packed_body(transA, transB, M, N, k1 - k0, 1.0f, As, lda, Bs, ldb, 0.0f, NULL, part + s * mn,
-                    N, SF_PK_MC, 1, pack_b /* this thread's own */, wide, 1);
+        packed_body(transA, transB, M, N, k1 - k0, 1.0f, As, lda, Bs, ldb, 0.0f, NULL,
+                    part + s * mn, N, SF_PK_MC, 1, pack_b /* this thread's own */, wide, 1);
     }
     for (int i = 0; i < M; i++)
         for (int j = 0; j < N; j++) {
