@@ -1,10 +1,10 @@
 /* A hash of sf_gemm / sf_gemm_bias results over random small problems (M*N*K <= 2^20: the
  * small-problem paths of src/kernels/gemm.c), all transposes, beta 0 and 1, with and without
  * bias, at OMP_NUM_THREADS. Link it against two builds of the library and compare the hashes to
- * show that a change kept the bits, e.g.
+ * show that a change kept the bits: built with the project (./build/gemm_small_hash) and by hand
+ * against another build's library,
  *   cc -O2 -fopenmp -Isrc bench/gemm_small_hash.c OLD/libseqformer.a -lopenblas -lm -o /tmp/h_old
- *   cc -O2 -fopenmp -Isrc bench/gemm_small_hash.c build/libseqformer.a -lopenblas -lm -o /tmp/h_new
- *   OMP_NUM_THREADS=2 /tmp/h_old; OMP_NUM_THREADS=2 /tmp/h_new
+ *   OMP_NUM_THREADS=2 /tmp/h_old; OMP_NUM_THREADS=2 ./build/gemm_small_hash
  * (rand() with a fixed seed: the same problems for both, on one machine). */
 #include <stdint.h>
 #include <stdio.h>

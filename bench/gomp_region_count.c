@@ -1,10 +1,11 @@
 /* LD_PRELOAD shim that counts the OpenMP parallel regions a program enters (GOMP_parallel calls),
  * per outlined function, and prints each count with the function's offset in its object at exit;
  * `addr2line -f -e BINARY 0xOFFSET` names it. How src/core/parallel.h's regions were counted:
- *   cc -O2 -shared -fPIC bench/gomp_region_count.c -o /tmp/gomp_region_count.so -ldl
- *   LD_PRELOAD=/tmp/gomp_region_count.so ./build/bench_patchtst --threads 2 --batch 1 --reps 1 \
+ *   LD_PRELOAD=./build/libgomp_region_count.so ./build/bench_patchtst --threads 2 --batch 1 --reps 1 \
  *       --steps 1 --infer-runs 1000 >/dev/null */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <dlfcn.h>
 #include <stdio.h>
 

@@ -1,7 +1,7 @@
 /* What an OpenMP parallel region costs when it runs on one thread (src/core/parallel.h): the time
  * per `#pragma omp parallel if (0)` and `parallel for if (0)` region, outside any region and nested
  * in a 2-thread one, after a 2-thread team exists (as in seqformer, which uses both cores).
- * Build and run: cc -O2 -fopenmp bench/omp_region_cost.c -o /tmp/omp_region_cost && /tmp/omp_region_cost
+ * Built with the project: ./build/omp_region_cost
  * (`strace -c -f` on it shows the futex calls each region makes). */
 #include <omp.h>
 #include <stdio.h>
