@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/lens.h"
 #include "kernels/gemm.h"
 
 static int n_chunks(int T, int C) { return (T + C - 1) / C; }
@@ -46,11 +47,6 @@ static dr_ws ws_at(float *scratch, int C, int D, int worker) {
     return w;
 }
 
-static int seq_len(const int *lens, int b, int T) {
-    if (!lens) return T;
-    SF_ASSERT(lens[b] >= 1 && lens[b] <= T);
-    return lens[b];
-}
 
 /* The chunk's WY factors from its m tokens (rows of stride ld, beta of stride ldb) and entry
  * state S0: w->Kb, w->A, w->R = [U | W], w->Up = U - W S0. */
@@ -103,7 +99,7 @@ void sf_delta_rule_forward(float *o, int ldo, const float *q, const float *k, co
     if (n_workers < 1) n_workers = 1;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(n_workers)
     for (int bh = 0; bh < B * H; bh++) {
-        const int b = bh / H, h = bh % H, n = seq_len(lens, b, T);
+        const int b = bh / H, h = bh % H, n = sf_seq_len(lens, b, T);
         dr_ws w = ws_at(scratch, C, D, omp_get_thread_num());
         float *S = states + (size_t)bh * NC * D * D; /* entry state of chunk c at S + c*D*D */
         memset(S, 0, sizeof(float) * D * D);
@@ -136,7 +132,7 @@ void sf_delta_rule_backward(float *dq, float *dk, float *dv, float *dbeta, const
     if (n_workers < 1) n_workers = 1;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(n_workers)
     for (int bh = 0; bh < B * H; bh++) {
-        const int b = bh / H, h = bh % H, n = seq_len(lens, b, T);
+        const int b = bh / H, h = bh % H, n = sf_seq_len(lens, b, T);
         dr_ws w = ws_at(scratch, C, D, omp_get_thread_num());
         const float *S = states + (size_t)bh * NC * D * D;
         const size_t row0 = (size_t)b * T;
@@ -238,7 +234,7 @@ void sf_delta_rule_forward_ref(float *o, int ldo, const float *q, const float *k
     double *S = sf_malloc(sizeof(double) * D * D), *u = sf_malloc(sizeof(double) * D);
     for (int b = 0; b < B; b++)
         for (int h = 0; h < H; h++) {
-            const int n = seq_len(lens, b, T);
+            const int n = sf_seq_len(lens, b, T);
             memset(S, 0, sizeof(double) * D * D);
             for (int t = 0; t < T; t++) {
                 const size_t r = (size_t)b * T + t;
@@ -278,7 +274,7 @@ void sf_delta_rule_backward_ref(float *dq, float *dk, float *dv, float *dbeta, c
     double *du = sf_malloc(sizeof(double) * D), *dp = sf_malloc(sizeof(double) * D);
     for (int b = 0; b < B; b++)
         for (int h = 0; h < H; h++) {
-            const int n = seq_len(lens, b, T);
+            const int n = sf_seq_len(lens, b, T);
             memset(S, 0, sizeof(double) * DD);
             for (int t = 0; t < n; t++) { /* forward, keeping every state */
                 const size_t r = (size_t)b * T + t;

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/lens.h"
 #include "kernels/softmax.h" /* sf_expf_fast */
 
 /* ---- elementwise nonlinearities (vectorisable; a few float ulps) ---------------------------- */
@@ -367,7 +368,6 @@ void sf_linrec_solve_ref(int T, int n, int block, int reverse, const float *A, c
 
 /* ---- batched drivers ------------------------------------------------------------------------ */
 
-static inline int seq_len(const int *lens, int b, int T) { return lens ? lens[b] : T; }
 
 /* Chunks per sequence: enough (b, chunk) items to occupy the threads, each at least 8 tokens. */
 static int chunks_per_seq(int B, int T) {
@@ -411,7 +411,7 @@ void sf_diag_rnn_sequential(const sf_diag_cell *c, int B, int T, const float *u,
     const int S = sf_diag_cell_state(c), N = c->N;
 #pragma omp parallel for schedule(dynamic, 1) if (B > 1)
     for (int b = 0; b < B; b++) {
-        const int n = seq_len(lens, b, T);
+        const int n = sf_seq_len(lens, b, T);
         for (int t = 0; t < n; t++) {
             const size_t o = (size_t)b * T + t;
             cell_eval(c, t ? s + (o - 1) * S : NULL, u + o * 3 * N, s + o * S, NULL);
@@ -428,7 +428,7 @@ static void newton_linsolve(const sf_diag_cell *c, int B, int T, const int *lens
     const int N = c->N, items = B * K;
 #pragma omp parallel for schedule(static, 1) num_threads(n_threads())
     for (int it = 0; it < items; it++) {
-        int b = it / K, k = it % K, n = seq_len(lens, b, T), bounds[SF_PARARNN_MAX_THREADS + 1];
+        int b = it / K, k = it % K, n = sf_seq_len(lens, b, T), bounds[SF_PARARNN_MAX_THREADS + 1];
         int Kb = K < n ? K : n;
         if (k >= Kb) continue;
         chunk_bounds(n, Kb, bounds);
@@ -437,7 +437,7 @@ static void newton_linsolve(const sf_diag_cell *c, int B, int T, const int *lens
                     k ? P + (size_t)it * W : NULL);
     }
     for (int b = 0; b < B; b++) {
-        int n = seq_len(lens, b, T), bounds[SF_PARARNN_MAX_THREADS + 1], Kb = K < n ? K : n;
+        int n = sf_seq_len(lens, b, T), bounds[SF_PARARNN_MAX_THREADS + 1], Kb = K < n ? K : n;
         chunk_bounds(n, Kb, bounds);
         const size_t o = (size_t)b * T;
         chunk_scan(n, N, block, reverse, r + o * S, bounds, Kb, P + (size_t)b * K * W,
@@ -445,7 +445,7 @@ static void newton_linsolve(const sf_diag_cell *c, int B, int T, const int *lens
     }
 #pragma omp parallel for schedule(static, 1) num_threads(n_threads())
     for (int it = 0; it < items; it++) {
-        int b = it / K, k = it % K, n = seq_len(lens, b, T), bounds[SF_PARARNN_MAX_THREADS + 1];
+        int b = it / K, k = it % K, n = sf_seq_len(lens, b, T), bounds[SF_PARARNN_MAX_THREADS + 1];
         int Kb = K < n ? K : n;
         if (k >= Kb) continue;
         chunk_bounds(n, Kb, bounds);
@@ -464,7 +464,7 @@ static float newton_eval(const sf_diag_cell *c, int B, int T, const int *lens, c
 #pragma omp parallel for schedule(static) reduction(max : res) num_threads(n_threads())
     for (long o = 0; o < total; o++) {
         int b = (int)(o / T), t = (int)(o % T);
-        if (t >= seq_len(lens, b, T)) continue;
+        if (t >= sf_seq_len(lens, b, T)) continue;
         float *rt = r + o * S;
         cell_eval(c, t ? s + (o - 1) * S : NULL, u + o * 3 * N, rt, J ? J + o * W : NULL);
         const float *st = s + o * S;
@@ -494,7 +494,7 @@ void sf_diag_rnn_newton(const sf_diag_cell *c, int B, int T, const float *u, flo
 #pragma omp parallel for schedule(static) num_threads(n_threads())
     for (long o = 0; o < total; o++) {
         int b = (int)(o / T), t = (int)(o % T);
-        if (t < seq_len(lens, b, T)) cell_eval(c, NULL, u + o * 3 * N, s + o * S, NULL);
+        if (t < sf_seq_len(lens, b, T)) cell_eval(c, NULL, u + o * 3 * N, s + o * S, NULL);
     }
     zero_padding(B, T, S, s, lens);
     sf_newton_stats st = {0, 0.0f, 0, 0.0f};
@@ -560,7 +560,7 @@ void sf_diag_rnn_backward(const sf_diag_cell *c, int B, int T, const float *u, c
         /* A_t = J_{t+1}^T (0 at the last token), rhs = g on the h part */
 #pragma omp parallel for schedule(static) num_threads(nt)
         for (long o = 0; o < total; o++) {
-            int b = (int)(o / T), t = (int)(o % T), n = seq_len(lens, b, T);
+            int b = (int)(o / T), t = (int)(o % T), n = sf_seq_len(lens, b, T);
             if (t >= n) continue;
             float *At = w.J + o * W, *lt = lam + o * S;
             if (t + 1 < n) { /* the value goes to lt and is overwritten below */
@@ -579,7 +579,7 @@ void sf_diag_rnn_backward(const sf_diag_cell *c, int B, int T, const float *u, c
 #pragma omp for schedule(static)
             for (long o = 0; o < total; o++) {
                 int b = (int)(o / T), t = (int)(o % T);
-                if (t >= seq_len(lens, b, T)) {
+                if (t >= sf_seq_len(lens, b, T)) {
                     memset(du + o * 3 * N, 0, (size_t)3 * N * sizeof(float));
                     continue;
                 }
@@ -594,7 +594,7 @@ void sf_diag_rnn_backward(const sf_diag_cell *c, int B, int T, const float *u, c
             float *da_t = w.part + (size_t)omp_get_thread_num() * 5 * N, *dp_t = da_t + 3 * N;
 #pragma omp for schedule(dynamic, 1)
             for (int b = 0; b < B; b++) {
-                const int n = seq_len(lens, b, T);
+                const int n = sf_seq_len(lens, b, T);
                 const size_t o0 = (size_t)b * T;
                 float *l = lam + o0 * S; /* two rolling rows are enough; use the sequence's rows */
                 memset(du + (o0 + n) * 3 * N, 0, (size_t)(T - n) * 3 * N * sizeof(float));

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/lens.h"
 #include "kernels/fft.h"
 
 /* Powers z^l are a running product inside blocks of this many l, each block starting from an
@@ -147,11 +148,6 @@ size_t sf_s4d_conv_scratch_doubles(int T, int n_workers) {
     return sf_fft_plan_doubles(n) + (size_t)n_workers * 4 * (n + 2);
 }
 
-static int seq_len(const int *lens, int b, int T) {
-    if (!lens) return T;
-    SF_ASSERT(lens[b] >= 1 && lens[b] <= T);
-    return lens[b];
-}
 
 /* buf[0..n) = column h of rows 0..len of x (stride ld), zero beyond. */
 static void gather(double *buf, int n, const float *x, int ld, int len) {
@@ -197,7 +193,7 @@ void sf_s4d_conv_forward(float *y, const float *u, int ld, const float *K, const
         circulant(Kf, n, K + (size_t)h * L, Kb ? Kb + (size_t)h * L : NULL, T);
         sf_rfft(&plan, Kf);
         for (int b = 0; b < B; b++) {
-            const int len = seq_len(lens, b, T);
+            const int len = sf_seq_len(lens, b, T);
             const float *ub = u + (size_t)b * T * ld + h;
             float *yb = y + (size_t)b * T * ld + h;
             gather(X, n, ub, ld, len);
@@ -226,7 +222,7 @@ void sf_s4d_conv_backward(float *du, float *dK, float *dKb, float *dD, const flo
         sf_rfft(&plan, Kf);
         memset(acc, 0, sizeof(double) * (n + 2));
         for (int b = 0; b < B; b++) {
-            const int len = seq_len(lens, b, T);
+            const int len = sf_seq_len(lens, b, T);
             const float *ub = u + (size_t)b * T * ld + h, *gb = dy + (size_t)b * T * ld + h;
             float *db = du + (size_t)b * T * ld + h;
             gather(X, n, ub, ld, len);
@@ -311,7 +307,7 @@ void sf_s4d_conv_forward_ref(float *y, const float *u, int ld, const float *K, c
                              int L, const float *D, int B, int T, int H, const int *lens) {
     for (int b = 0; b < B; b++)
         for (int h = 0; h < H; h++) {
-            const int len = seq_len(lens, b, T);
+            const int len = sf_seq_len(lens, b, T);
             const float *ub = u + (size_t)b * T * ld + h;
             for (int t = 0; t < T; t++) {
                 double s = 0;
@@ -334,7 +330,7 @@ void sf_s4d_conv_backward_ref(float *du, float *dK, float *dKb, float *dD, const
         for (int j = 0; j < T; j++) {
             double s = 0;
             for (int b = 0; b < B; b++) {
-                const int len = seq_len(lens, b, T);
+                const int len = sf_seq_len(lens, b, T);
                 for (int t = j; t < len; t++)
                     s += (double)dy[((size_t)b * T + t) * ld + h] * u[((size_t)b * T + t - j) * ld + h];
             }
@@ -342,14 +338,14 @@ void sf_s4d_conv_backward_ref(float *du, float *dK, float *dKb, float *dD, const
             if (!Kb) continue;
             s = 0; /* lag -(j+1): dy_t u_{t+j+1} */
             for (int b = 0; b < B; b++) {
-                const int len = seq_len(lens, b, T);
+                const int len = sf_seq_len(lens, b, T);
                 for (int t = 0; t + j + 1 < len; t++)
                     s += (double)dy[((size_t)b * T + t) * ld + h] * u[((size_t)b * T + t + j + 1) * ld + h];
             }
             dKb[(size_t)h * L + j] = (float)s;
         }
         for (int b = 0; b < B; b++) {
-            const int len = seq_len(lens, b, T);
+            const int len = sf_seq_len(lens, b, T);
             for (int s0 = 0; s0 < T; s0++) {
                 double s = 0;
                 if (s0 < len) {

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/lens.h"
 #include "kernels/multiversion.h"
 #include "kernels/softmax.h" /* sf_expf_fast */
 
@@ -17,7 +18,6 @@
  * function multi-versioning, SF_MULTIVERSION_512); multiply-adds fuse in the first two. */
 #define SS_TASK_TARGET 8 /* enough tasks for the cores we run on, independent of the thread count */
 
-static inline int seq_len(const int *lens, int b, int T) { return lens ? lens[b] : T; }
 
 /* softplus with torch's threshold (x > 20: x), branch-free so the tile loops vectorise (libm's
  * log1pf and expf took a tenth of a PatchTST + Mamba training step): max(x, 0) + log1p(e) with
@@ -137,7 +137,7 @@ void sf_selective_scan_forward(float *y, float *states, const float *u, const fl
         group_tiles(Di, groups, g, &t0, &t1);
         for (int tile = t0; tile < t1; tile++)
             fwd_tile(y, states, u, delta, A, Bm, Cm, ldbc, D, z, ldz, b, T, Di, N,
-                     seq_len(lens, b, T), tile * TW);
+                     sf_seq_len(lens, b, T), tile * TW);
     }
 }
 
@@ -287,7 +287,7 @@ void sf_selective_scan_backward(float *du, float *ddelta, float *dA, float *dBm,
         int t0, t1;
         group_tiles(Di, groups, g, &t0, &t1);
         for (int tile = t0; tile < t1; tile++)
-            bwd_tile(&p, b, seq_len(lens, b, T), tile * TW, hbuf, abuf, dlbuf, dbc,
+            bwd_tile(&p, b, sf_seq_len(lens, b, T), tile * TW, hbuf, abuf, dlbuf, dbc,
                      dA_part + (size_t)b * Di * N, dD_part + (size_t)b * Di);
     }
     /* fixed-order reductions: dB/dC over the channel groups, dA/dD over the batch */
@@ -347,7 +347,7 @@ void sf_selective_scan_forward_ref(float *y, float *states, const float *u, cons
             for (int n = 0; n < N; n++) h[n] = 0.0;
             for (int t = 0; t < T; t++) {
                 const size_t row = (size_t)b * T + t;
-                if (t >= seq_len(lens, b, T)) {
+                if (t >= sf_seq_len(lens, b, T)) {
                     y[row * Di + c] = 0.0f;
                     continue;
                 }
@@ -376,7 +376,7 @@ void sf_selective_scan_backward_ref(float *du, float *ddelta, float *dA, float *
     double *gA = sf_calloc((size_t)Di * N, sizeof(double)), *gD = sf_calloc((size_t)Di, sizeof(double));
     double *gB = sf_calloc((size_t)B * T * N, sizeof(double)), *gC = sf_calloc((size_t)B * T * N, sizeof(double));
     for (int b = 0; b < B; b++) {
-        const int len = seq_len(lens, b, T);
+        const int len = sf_seq_len(lens, b, T);
         for (int c = 0; c < Di; c++) {
             for (int n = 0; n < N; n++) h[n] = 0.0, dh[n] = 0.0;
             for (int t = 0; t < len; t++) {

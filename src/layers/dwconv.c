@@ -21,6 +21,7 @@
 #include "core/scratch.h"
 #include "layers/layer.h"
 #include "layers/mixers.h"
+#include "core/lens.h"
 
 typedef struct {
     float *w, *b, *dw, *db; /* weight [d][K], bias [d] */
@@ -31,7 +32,6 @@ typedef struct {
     const float *x;
 } dwconv_saved;
 
-static inline int seq_len(const sf_ctx *ctx, int b) { return ctx->lens ? ctx->lens[b] : ctx->T; }
 
 static void dwconv_declare(sf_mixer *m, sf_params *ps, const char *prefix) {
     sf_dwconv *s = m->self;
@@ -66,7 +66,7 @@ static void dwconv_forward(sf_mixer *m, sf_ctx *ctx, const float *x, float *y) {
     size_t mark = sf_scratch_mark();
     const float *wT = weights_by_tap(s);
     for (int b = 0; b < ctx->B; b++) {
-        const int len = seq_len(ctx, b);
+        const int len = sf_seq_len(ctx->lens, b, ctx->T);
         const float *xb = x + (size_t)b * T * d;
         float *yb = y + (size_t)b * T * d;
         for (int t = 0; t < T; t++) {
@@ -98,7 +98,7 @@ static void dwconv_backward(sf_mixer *m, sf_ctx *ctx, const float *dy, float *dx
     memset(dwT, 0, (size_t)K * d * sizeof(float));
     memset(dx, 0, (size_t)ctx->B * T * d * sizeof(float));
     for (int b = 0; b < ctx->B; b++) {
-        const int len = seq_len(ctx, b);
+        const int len = sf_seq_len(ctx->lens, b, ctx->T);
         const float *xb = x + (size_t)b * T * d, *dyb = dy + (size_t)b * T * d;
         float *dxb = dx + (size_t)b * T * d;
         for (int t = 0; t < len; t++) {

@@ -31,6 +31,7 @@
 #include "layers/layer.h"
 #include "layers/linear.h"
 #include "layers/mixers.h"
+#include "core/lens.h"
 
 typedef struct {
     sf_linear in_proj, x_proj, dt_proj, out_proj;
@@ -59,7 +60,6 @@ typedef struct {
 
 /* sf_expf_fast: branch-free, so the loops over channels vectorise (libm's expf does not) */
 static inline float silu(float v) { return v / (1.0f + sf_expf_fast(-v)); }
-static inline int seq_len(const sf_ctx *ctx, int b) { return ctx->lens ? ctx->lens[b] : ctx->T; }
 
 static void mb_declare_dir(const sf_mamba *s, mamba_dir *m, sf_params *ps, const char *prefix) {
     char buf[SF_PARAM_NAME_MAX];
@@ -199,7 +199,7 @@ static void mb_dir_backward(const sf_mamba *s, mamba_dir *m, sf_ctx *ctx, const 
         /* silu', padded rows cut off (their du is 0 already; this also stops 0 * inf there) */
 #pragma omp parallel for schedule(static) if (rows * Di >= 65536)
         for (long r = 0; r < rows; r++) {
-            const int valid = (int)(r % T) < seq_len(ctx, (int)(r / T));
+            const int valid = (int)(r % T) < sf_seq_len(ctx->lens, (int)(r / T), ctx->T);
             for (int c = 0; c < Di; c++) {
                 const float v = sv->xc[r * Di + c], sg = 1.0f / (1.0f + sf_expf_fast(-v));
                 const float g = du[r * Di + c] + du2[r * Di + c];
@@ -250,7 +250,7 @@ static void mb_dir_backward(const sf_mamba *s, mamba_dir *m, sf_ctx *ctx, const 
 /* dst[b, t] = src[b, n_b - 1 - t] for t < n_b (the valid part reversed), 0 on padding. */
 static void mb_flip(const sf_ctx *ctx, int d, float *dst, const float *src) {
     for (int b = 0; b < ctx->B; b++) {
-        const int n = seq_len(ctx, b);
+        const int n = sf_seq_len(ctx->lens, b, ctx->T);
         for (int t = 0; t < ctx->T; t++) {
             float *o = dst + ((size_t)b * ctx->T + t) * d;
             if (t < n)
@@ -264,7 +264,7 @@ static void mb_flip(const sf_ctx *ctx, int d, float *dst, const float *src) {
 /* dst[b, t] += src[b, n_b - 1 - t] for t < n_b. */
 static void mb_flip_add(const sf_ctx *ctx, int d, float *dst, const float *src) {
     for (int b = 0; b < ctx->B; b++) {
-        const int n = seq_len(ctx, b);
+        const int n = sf_seq_len(ctx->lens, b, ctx->T);
         for (int t = 0; t < n; t++) {
             float *o = dst + ((size_t)b * ctx->T + t) * d;
             const float *i = src + ((size_t)b * ctx->T + (n - 1 - t)) * d;
