@@ -22,6 +22,7 @@
 #include "layers/layer.h"
 #include "layers/mixers.h"
 #include "core/lens.h"
+#include "kernels/causal_conv.h"
 
 typedef struct {
     float *w, *b, *dw, *db; /* weight [d][K], bias [d] */
@@ -132,15 +133,7 @@ static void dwconv_step(const sf_mixer *m, const float *x_t, const float *state_
     const int d = s->d, K = s->K;
     (void)t;
     SF_ASSERT(s->causal && "streaming needs a causal mixer");
-    for (int c = 0; c < d; c++) {
-        float acc = s->b[c] + s->w[(size_t)c * K + K - 1] * x_t[c];
-        for (int k = 0; k < K - 1; k++) acc += s->w[(size_t)c * K + k] * state_in[(size_t)k * d + c];
-        y_t[c] = acc;
-    }
-    if (K > 1) { /* the window moves on by one input (memmove: state_in may be state_out) */
-        memmove(state_out, state_in + d, (size_t)(K - 2) * d * sizeof(float));
-        memcpy(state_out + (size_t)(K - 2) * d, x_t, (size_t)d * sizeof(float));
-    }
+    sf_causal_conv_step(s->w, s->b, d, K, x_t, state_in, state_out, y_t);
 }
 
 static void dwconv_destroy(sf_mixer *m) { free(m->self); }

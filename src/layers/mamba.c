@@ -32,6 +32,7 @@
 #include "layers/linear.h"
 #include "layers/mixers.h"
 #include "core/lens.h"
+#include "kernels/causal_conv.h"
 
 typedef struct {
     sf_linear in_proj, x_proj, dt_proj, out_proj;
@@ -322,15 +323,8 @@ static void mb_step(const sf_mixer *mx, const float *x_t, const float *state_in,
     float *xz = buf, *u = xz + 2 * Di, *xdbl = u + Di, *delta = xdbl + R + 2 * N, *y = delta + Di;
     float *A = y + Di;
     sf_linear_forward(&m->in_proj, xz, x_t, 1);
-    for (int c = 0; c < Di; c++) {
-        float acc = m->conv_b[c] + m->conv_w[(size_t)c * K + K - 1] * xz[c];
-        for (int k = 0; k < K - 1; k++) acc += m->conv_w[(size_t)c * K + k] * win[(size_t)k * Di + c];
-        u[c] = silu(acc);
-    }
-    if (K > 1) { /* the window moves on by one input */
-        memmove(win, win + Di, (size_t)(K - 2) * Di * sizeof(float));
-        memcpy(win + (size_t)(K - 2) * Di, xz, (size_t)Di * sizeof(float));
-    }
+    sf_causal_conv_step(m->conv_w, m->conv_b, Di, K, xz, win, win, u);
+    for (int c = 0; c < Di; c++) u[c] = silu(u[c]);
     sf_linear_forward(&m->x_proj, xdbl, u, 1);
     sf_linear_forward(&m->dt_proj, delta, xdbl, 1); /* reads the first R entries: dt */
     for (size_t i = 0; i < (size_t)Di * N; i++) A[i] = -expf(m->A_log[i]);
