@@ -30,6 +30,17 @@ m2=$(sed -n 's/.*"mse":\([0-9.]*\).*/\1/p' "$tmp/eval.json")
 check "[ -n '$m1' ] && [ '$m1' = '$m2' ]" "eval mse ($m2) equals train's test mse ($m1)"
 check "grep -q '\"windows\":2857' '$tmp/eval.json'" "eval scores all 2857 test windows"
 
+# --eval-batch-size sets the windows per forward of the validation and test passes: eval at the
+# same batch size gives the same test mse
+"$SF" train "${small[@]}" --epochs 1 --eval-batch-size 7 --out "$tmp/e7" >"$tmp/e7.json" 2>/dev/null
+check '[ $? -eq 0 ]' "train --eval-batch-size 7 exit code"
+"$SF" eval --model "$tmp/e7/model.safetensors" --data data/ETTh1.csv --batch-size 7 >"$tmp/e7eval.json"
+m1=$(sed -n 's/.*"test":{"mse":\([0-9.]*\).*/\1/p' "$tmp/e7.json")
+m2=$(sed -n 's/.*"mse":\([0-9.]*\).*/\1/p' "$tmp/e7eval.json")
+check "[ -n '$m1' ] && [ '$m1' = '$m2' ]" "eval --batch-size 7 mse ($m2) equals train --eval-batch-size 7's ($m1)"
+expect 2 "'--eval-batch-size': 0 is out of range" -- "$SF" train --data data/ETTh1.csv --out "$tmp/x" \
+    --eval-batch-size 0
+
 # predict: 24 rows after the last timestamp, original units (OT around 10..20 degrees, not z-scores)
 "$SF" predict --model "$tmp/a/model.safetensors" --data data/ETTh1.csv --out "$tmp/p.csv" --plot "$tmp/p.svg" 2>/dev/null
 check '[ $? -eq 0 ]' "predict exit code"

@@ -385,6 +385,10 @@ int cmd_train(int argc, char **argv) {
         {"moving-avg", ARG_INT, &c.kernel_size, 1, 1001, NULL, "TSLib name of --kernel-size", 0},
         {"batch-size", ARG_INT, &o.batch_size, 0, 65536, NULL,
          "training batch size (classify: 0 = min(n/10, 16) of the n training series, Fawaz et al.)", 0},
+        {"eval-batch-size", ARG_INT, &o.eval_batch_size, 1, 65536, NULL,
+         "windows per forward of the validation and test passes (default: the larger of 256 and "
+         "the training batch; lm 32); only speed and the last bits of the metrics depend on it",
+         0},
         {"lr", ARG_FLOAT, &o.lr, 1e-9, 10, NULL, "peak learning rate", 0},
         {"learning-rate", ARG_FLOAT, &o.lr, 1e-9, 10, NULL, "TSLib name of --lr", 0},
         {"lradj", ARG_CHOICE, &lradj, 0, 0, "type3|type1|cosine|constant",
@@ -578,7 +582,8 @@ int cmd_train(int argc, char **argv) {
                       : !strcmp(progress, "plain") ? SF_PROGRESS_PLAIN
                       : !strcmp(progress, "quiet") ? SF_PROGRESS_QUIET
                                                    : SF_PROGRESS_AUTO;
-    if (o.eval_batch_size < o.batch_size) o.eval_batch_size = o.batch_size;
+    if (!args_seen(specs, ns, "eval-batch-size") && o.eval_batch_size < o.batch_size)
+        o.eval_batch_size = o.batch_size;
     cli_set_threads(threads);
 
     if (strcmp(task, sf_opt_str(cfg, "task")) != 0 && args_seen(specs, ns, "task")) {
