@@ -53,6 +53,17 @@ static inline __attribute__((always_inline)) float dot_tail(float r, const float
     return r;
 }
 
+/* One element by the 8-lane kernel's order alone (the edges of the blocked loops). */
+static inline __attribute__((always_inline)) float dot1(const float *a, const float *w, int K8,
+                                                        int K) {
+    g8sf s0 = {0}, av, wv;
+    for (int p = 0; p < K8; p += 8) {
+        memcpy(&av, a + p, sizeof av);
+        memcpy(&wv, w + p, sizeof wv), s0 += av * wv;
+    }
+    return dot_tail(hsum8(s0), a, w, K8, K);
+}
+
 /* C = alpha * A W^T + beta * C, A [M,K] (lda), W [N,K] (ldb). Blocks of 2 rows x 4 columns (8
  * independent FMA chains: the FMA latency times two pipes; 16 spilled the AVX2 clone's
  * registers), then 2 x 1 and 1 x 1 at the edges; every element gets the same operations in the
@@ -99,18 +110,10 @@ SF_MULTIVERSION static void small_gemm_nt_dot(int M, int N, int K, float alpha,
             store_c(C + (long)(i + 1) * ldc + j, dot_tail(hsum8(s1), a1, w0, K8, K), alpha, beta);
         }
     }
-    for (; i < M; i++) {
-        const float *restrict a = A + (long)i * lda;
-        for (int j = 0; j < N; j++) {
-            const float *w0 = W + (long)j * ldb;
-            g8sf s0 = {0}, av, wv;
-            for (int p = 0; p < K8; p += 8) {
-                memcpy(&av, a + p, sizeof av);
-                memcpy(&wv, w0 + p, sizeof wv), s0 += av * wv;
-            }
-            store_c(C + (long)i * ldc + j, dot_tail(hsum8(s0), a, w0, K8, K), alpha, beta);
-        }
-    }
+    for (; i < M; i++)
+        for (int j = 0; j < N; j++)
+            store_c(C + (long)i * ldc + j, dot1(A + (long)i * lda, W + (long)j * ldb, K8, K), alpha,
+                    beta);
 }
 
 #if SF_HAVE_CLONES
@@ -158,41 +161,41 @@ static inline __attribute__((always_inline)) void dot_store_pair(g16sf s, const 
     store_c(c + 1, dot_tail(hi, a, w + ldb, K8, K), alpha, beta);
 }
 
-/* rows [i0, i1), columns from j0 on, of small_gemm_nt_dot_512: 2 rows x 8 columns, 2 x 2, and
- * an odd last column or row by the 8-lane code */
-SF_TARGET_V4 static void small_dot_512_rows(int i0, int i1, int j0, int M, int N, int K,
-                                            float alpha, const float *restrict A, int lda,
+/* R (4 or 2) rows from i x 8 columns from j: R x 4 accumulators of column pairs (zeroed one by
+ * one: an = {0} initializer of the array became a rep stos per block) */
+static inline __attribute__((always_inline)) void dot_rows8_512(
+    const int R, int i, int j, int K8, int K, float alpha, const float *restrict A, int lda,
+    const float *restrict W, int ldb, float beta, float *restrict C, int ldc) {
+    const float *a0 = A + (long)i * lda, *w = W + (long)j * ldb;
+    g16sf s[4][4];
+    for (int r = 0; r < R; r++)
+        for (int q = 0; q < 4; q++) s[r][q] = (g16sf){0};
+    for (int p = 0; p < K8; p += 8) {
+        g16sf x[4], y[4];
+        for (int r = 0; r < R; r++) x[r] = bcast16(a0 + (long)r * lda + p);
+        for (int q = 0; q < 4; q++) y[q] = pair16(w + 2L * q * ldb + p, w + (2L * q + 1) * ldb + p);
+        for (int r = 0; r < R; r++)
+            for (int q = 0; q < 4; q++) s[r][q] += x[r] * y[q];
+    }
+    for (int r = 0; r < R; r++)
+        for (int q = 0; q < 4; q++)
+            dot_store_pair(s[r][q], a0 + (long)r * lda, w + 2L * q * ldb, ldb, K8, K, alpha, beta,
+                           C + (long)(i + r) * ldc + j + 2 * q);
+}
+
+/* rows [i0, i1), columns from j0 on: 2 rows x 8 columns, 2 x 2, then an odd last column or row
+ * by the 8-lane code */
+SF_TARGET_V4 static void small_dot_512_rows(int i0, int i1, int j0, int N, int K, float alpha,
+                                            const float *restrict A, int lda,
                                             const float *restrict W, int ldb, float beta,
                                             float *restrict C, int ldc) {
-    (void)M;
     const int K8 = K / 8 * 8, N2 = N / 2 * 2;
     int i = i0;
     for (; i + 2 <= i1; i += 2) {
         const float *restrict a0 = A + (long)i * lda, *restrict a1 = a0 + lda;
         float *c0 = C + (long)i * ldc, *c1 = c0 + ldc;
         int j = j0;
-        for (; j + 8 <= N; j += 8) {
-            const float *w = W + (long)j * ldb;
-            g16sf s00 = {0}, s01 = {0}, s02 = {0}, s03 = {0}, s10 = {0}, s11 = {0}, s12 = {0},
-                  s13 = {0};
-            for (int p = 0; p < K8; p += 8) {
-                const g16sf x0 = bcast16(a0 + p), x1 = bcast16(a1 + p);
-                g16sf y = pair16(w + p, w + ldb + p);
-                s00 += x0 * y, s10 += x1 * y;
-                y = pair16(w + 2 * ldb + p, w + 3 * ldb + p);
-                s01 += x0 * y, s11 += x1 * y;
-                y = pair16(w + 4 * ldb + p, w + 5 * ldb + p);
-                s02 += x0 * y, s12 += x1 * y;
-                y = pair16(w + 6 * ldb + p, w + 7 * ldb + p);
-                s03 += x0 * y, s13 += x1 * y;
-            }
-            const g16sf r0[4] = {s00, s01, s02, s03}, r1[4] = {s10, s11, s12, s13};
-            for (int q = 0; q < 4; q++) {
-                const float *wq = w + (long)2 * q * ldb;
-                dot_store_pair(r0[q], a0, wq, ldb, K8, K, alpha, beta, c0 + j + 2 * q);
-                dot_store_pair(r1[q], a1, wq, ldb, K8, K, alpha, beta, c1 + j + 2 * q);
-            }
-        }
+        for (; j + 8 <= N; j += 8) dot_rows8_512(2, i, j, K8, K, alpha, A, lda, W, ldb, beta, C, ldc);
         for (; j < N2; j += 2) {
             const float *w = W + (long)j * ldb;
             g16sf s0 = {0}, s1 = {0};
@@ -203,17 +206,10 @@ SF_TARGET_V4 static void small_dot_512_rows(int i0, int i1, int j0, int M, int N
             dot_store_pair(s0, a0, w, ldb, K8, K, alpha, beta, c0 + j);
             dot_store_pair(s1, a1, w, ldb, K8, K, alpha, beta, c1 + j);
         }
-        for (; j < N; j++) {
+        if (j < N) {
             const float *w0 = W + (long)j * ldb;
-            for (int r = 0; r < 2; r++) {
-                const float *a = r ? a1 : a0;
-                g8sf s0 = {0}, av, wv;
-                for (int p = 0; p < K8; p += 8) {
-                    memcpy(&av, a + p, sizeof av);
-                    memcpy(&wv, w0 + p, sizeof wv), s0 += av * wv;
-                }
-                store_c((r ? c1 : c0) + j, dot_tail(hsum8(s0), a, w0, K8, K), alpha, beta);
-            }
+            store_c(c0 + j, dot1(a0, w0, K8, K), alpha, beta);
+            store_c(c1 + j, dot1(a1, w0, K8, K), alpha, beta);
         }
     }
     for (; i < i1; i++) {
@@ -226,15 +222,7 @@ SF_TARGET_V4 static void small_dot_512_rows(int i0, int i1, int j0, int M, int N
             for (int p = 0; p < K8; p += 8) s0 += bcast16(a + p) * pair16(w + p, w + ldb + p);
             dot_store_pair(s0, a, w, ldb, K8, K, alpha, beta, c + j);
         }
-        for (; j < N; j++) {
-            const float *w0 = W + (long)j * ldb;
-            g8sf s0 = {0}, av, wv;
-            for (int p = 0; p < K8; p += 8) {
-                memcpy(&av, a + p, sizeof av);
-                memcpy(&wv, w0 + p, sizeof wv), s0 += av * wv;
-            }
-            store_c(c + j, dot_tail(hsum8(s0), a, w0, K8, K), alpha, beta);
-        }
+        if (j < N) store_c(c + j, dot1(a, W + (long)j * ldb, K8, K), alpha, beta);
     }
 }
 
@@ -247,32 +235,13 @@ SF_TARGET_V4 static void small_gemm_nt_dot_512(int M, int N, int K, float alpha,
     /* 4 rows x 8 columns: 16 accumulators of AVX-512's 32 registers, 4 + 4 operand loads per 16
      * FMAs */
     for (; i + 4 <= M && N >= 8; i += 4) {
-        const float *restrict a0 = A + (long)i * lda;
         int j = 0;
-        for (; j + 8 <= N; j += 8) {
-            const float *w = W + (long)j * ldb;
-            g16sf s[4][4];
-            for (int r = 0; r < 4; r++) /* not an = {0} initializer: GCC made that a rep stos */
-                for (int q = 0; q < 4; q++) s[r][q] = (g16sf){0};
-            for (int p = 0; p < K8; p += 8) {
-                g16sf x[4], y[4];
-                for (int r = 0; r < 4; r++) x[r] = bcast16(a0 + (long)r * lda + p);
-                for (int q = 0; q < 4; q++)
-                    y[q] = pair16(w + 2L * q * ldb + p, w + (2L * q + 1) * ldb + p);
-                for (int r = 0; r < 4; r++)
-                    for (int q = 0; q < 4; q++) s[r][q] += x[r] * y[q];
-            }
-            for (int r = 0; r < 4; r++)
-                for (int q = 0; q < 4; q++)
-                    dot_store_pair(s[r][q], a0 + (long)r * lda, w + 2L * q * ldb, ldb, K8, K, alpha,
-                                   beta, C + (long)(i + r) * ldc + j + 2 * q);
-        }
-        if (j < N) /* the last < 8 columns of these rows by the 2-row code below */
-            small_dot_512_rows(i, i + 4, j, M, N, K, alpha, A, lda, W, ldb, beta, C, ldc);
+        for (; j + 8 <= N; j += 8) dot_rows8_512(4, i, j, K8, K, alpha, A, lda, W, ldb, beta, C, ldc);
+        if (j < N) /* the last < 8 columns of these rows by the 2-row code */
+            small_dot_512_rows(i, i + 4, j, N, K, alpha, A, lda, W, ldb, beta, C, ldc);
     }
-    small_dot_512_rows(i, M, 0, M, N, K, alpha, A, lda, W, ldb, beta, C, ldc);
+    small_dot_512_rows(i, M, 0, N, K, alpha, A, lda, W, ldb, beta, C, ldc);
 }
-
 #endif
 
 /* General small case: op(B) packed per 16-column panel, 4x16 register block. */
