@@ -2,9 +2,10 @@
  *
  * `#pragma omp parallel for if (0)` is not free: libgomp still builds a one-thread team for the
  * region and ends it through its barrier, which wakes waiters with futex syscalls, whether or not
- * anyone waits. On this project's VMs that is 1.6 us per region, 2.9 us inside another parallel
- * region (where nested regions get one thread anyway) — more than most of the small loops of a
- * batch-1 forecast cost, and such a call entered about 20 of them per thread. SF_PARALLEL_FOR_IF
+ * anyone waits. On this project's VMs that is 1.4-1.6 us per region, 2.7-2.9 us inside another
+ * parallel region (where nested regions get one thread anyway; bench/omp_region_cost.c) — more
+ * than most of the small loops of a batch-1 forecast cost, and such a call entered 18 of them per
+ * thread (bench/gomp_region_count.c). SF_PARALLEL_FOR_IF
  * runs the loop as a plain loop on the calling thread unless `cond` holds and no parallel region
  * is active; each iteration does the same work either way, so results do not change. */
 #ifndef SF_CORE_PARALLEL_H

@@ -32,24 +32,8 @@ static int want_threads(long work) {
 
 /* ---- LayerNorm ----------------------------------------------------------------------- */
 
-/* The row loops are functions of their own (not inlined), so the threaded and the plain loop
- * run the very same code per row (SF_ROWS_FOR_IF). */
-#define SF_ROWS_FOR_IF(cond, N, call_i)                                                        \
-    do {                                                                                       \
-        if (sf_parallel_worth(cond)) {                                                         \
-            _Pragma("omp parallel for schedule(static)") for (int i = 0; i < (N); i++) call_i; \
-        } else {                                                                               \
-            for (int i = 0; i < (N); i++) call_i;                                              \
-        }                                                                                      \
-    } while (0)
-
-static void layernorm_back_row(float *dx, const float *dy, const float *x, const float *w,
-                               const float *mean, const float *rstd, int i, int D, float invD);
-static void rmsnorm_row(float *y, float *rstd, const float *x, const float *w, int i, int D,
-                        float invD, float eps);
-static void rmsnorm_back_row(float *dx, const float *dy, const float *x, const float *w,
-                             const float *rstd, int i, int D, float invD);
-
+/* The row bodies are functions of their own (not inlined), so the threaded and the plain loop
+ * of SF_PARALLEL_FOR_IF run the very same code per row. */
 static __attribute__((noinline)) void layernorm_row(float *y, float *mean, float *rstd,
                                                     const float *x, const float *w,
                                                     const float *b, int i, int D, float invD,
@@ -74,8 +58,9 @@ void sf_layernorm_forward(float *y, float *mean, float *rstd, const float *x, co
                           const float *b, int N, int D, float eps) {
     SF_ASSERT(N >= 0 && D >= 1);
     const float invD = 1.0f / (float)D;
-    SF_ROWS_FOR_IF((long)N * D >= SF_NORM_PAR_MIN, N,
-                   layernorm_row(y, mean, rstd, x, w, b, i, D, invD, eps));
+    SF_PARALLEL_FOR_IF((long)N * D >= SF_NORM_PAR_MIN,
+        for (int i = 0; i < N; i++) layernorm_row(y, mean, rstd, x, w, b, i, D, invD, eps);
+    );
 }
 
 /* dw[c] += sum_i dy[i,c] * xhat[i,c], db[c] += sum_i dy[i,c] (db may be NULL: RMSNorm, where
@@ -121,16 +106,6 @@ static void norm_param_grads(float *dw, float *db, const float *dy, const float 
     }
 }
 
-void sf_layernorm_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
-                           const float *w, const float *mean, const float *rstd, int N, int D) {
-    SF_ASSERT(N >= 0 && D >= 1);
-    /* parameter gradients first: dx may overwrite dy */
-    norm_param_grads(dw, db, dy, x, mean, rstd, N, D);
-    const float invD = 1.0f / (float)D;
-    SF_ROWS_FOR_IF((long)N * D >= SF_NORM_PAR_MIN, N,
-                   layernorm_back_row(dx, dy, x, w, mean, rstd, i, D, invD));
-}
-
 static __attribute__((noinline)) void layernorm_back_row(float *dx, const float *dy,
                                                          const float *x, const float *w,
                                                          const float *mean, const float *rstd,
@@ -151,14 +126,18 @@ static __attribute__((noinline)) void layernorm_back_row(float *dx, const float 
     for (int j = 0; j < D; j++) o[j] = r * (g[j] * w[j] - sg - (xr[j] - m) * r * sgx);
 }
 
-/* ---- RMSNorm ------------------------------------------------------------------------- */
-
-void sf_rmsnorm_forward(float *y, float *rstd, const float *x, const float *w, int N, int D,
-                        float eps) {
+void sf_layernorm_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
+                           const float *w, const float *mean, const float *rstd, int N, int D) {
     SF_ASSERT(N >= 0 && D >= 1);
+    /* parameter gradients first: dx may overwrite dy */
+    norm_param_grads(dw, db, dy, x, mean, rstd, N, D);
     const float invD = 1.0f / (float)D;
-    SF_ROWS_FOR_IF((long)N * D >= SF_NORM_PAR_MIN, N, rmsnorm_row(y, rstd, x, w, i, D, invD, eps));
+    SF_PARALLEL_FOR_IF((long)N * D >= SF_NORM_PAR_MIN,
+        for (int i = 0; i < N; i++) layernorm_back_row(dx, dy, x, w, mean, rstd, i, D, invD);
+    );
 }
+
+/* ---- RMSNorm ------------------------------------------------------------------------- */
 
 static __attribute__((noinline)) void rmsnorm_row(float *y, float *rstd, const float *x,
                                                   const float *w, int i, int D, float invD,
@@ -174,13 +153,13 @@ static __attribute__((noinline)) void rmsnorm_row(float *y, float *rstd, const f
     if (rstd) rstd[i] = r;
 }
 
-void sf_rmsnorm_backward(float *dx, float *dw, const float *dy, const float *x, const float *w,
-                         const float *rstd, int N, int D) {
+void sf_rmsnorm_forward(float *y, float *rstd, const float *x, const float *w, int N, int D,
+                        float eps) {
     SF_ASSERT(N >= 0 && D >= 1);
-    norm_param_grads(dw, NULL, dy, x, NULL, rstd, N, D);
     const float invD = 1.0f / (float)D;
-    SF_ROWS_FOR_IF((long)N * D >= SF_NORM_PAR_MIN, N,
-                   rmsnorm_back_row(dx, dy, x, w, rstd, i, D, invD));
+    SF_PARALLEL_FOR_IF((long)N * D >= SF_NORM_PAR_MIN,
+        for (int i = 0; i < N; i++) rmsnorm_row(y, rstd, x, w, i, D, invD, eps);
+    );
 }
 
 static __attribute__((noinline)) void rmsnorm_back_row(float *dx, const float *dy, const float *x,
@@ -195,6 +174,16 @@ static __attribute__((noinline)) void rmsnorm_back_row(float *dx, const float *d
     sgx *= invD;
 #pragma omp simd
     for (int j = 0; j < D; j++) o[j] = r * (g[j] * w[j] - xr[j] * r * sgx);
+}
+
+void sf_rmsnorm_backward(float *dx, float *dw, const float *dy, const float *x, const float *w,
+                         const float *rstd, int N, int D) {
+    SF_ASSERT(N >= 0 && D >= 1);
+    norm_param_grads(dw, NULL, dy, x, NULL, rstd, N, D);
+    const float invD = 1.0f / (float)D;
+    SF_PARALLEL_FOR_IF((long)N * D >= SF_NORM_PAR_MIN,
+        for (int i = 0; i < N; i++) rmsnorm_back_row(dx, dy, x, w, rstd, i, D, invD);
+    );
 }
 
 /* ---- references ---------------------------------------------------------------------- */
