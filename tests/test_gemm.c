@@ -188,7 +188,10 @@ int main(void) {
                             /* batch-1 PatchTST shapes (small-GEMM kernels), one past the small limit (packed) */
                             {7, 96, 672}, {294, 128, 16}, {294, 16, 128}, {13, 19, 1025}, {300, 128, 40},
                             /* packed-kernel edges: 6x16 micro-tiles, MC 96, NC 256, KC 256 (and tile splitting) */
-                            {6, 16, 256}, {97, 257, 257}, {203, 301, 515}, {16, 16, 5000}, {1000, 23, 300}};
+                            {6, 16, 256}, {97, 257, 257}, {203, 301, 515}, {16, 16, 5000}, {1000, 23, 300},
+                            /* op(A) = A^T read in place (lda <= 512) or packed (600), B read in place
+                             * (M <= 256) or packed (M > 256), also in K chunks (weight gradients) */
+                            {600, 40, 300}, {250, 40, 1100}, {257, 33, 700}, {128, 16, 4100}};
     const int has512 = sf_avx512();
     const int n_impls = (int)(sizeof impls / sizeof impls[0]) - (has512 ? 0 : 1); /* no512 = packed elsewhere */
     for (impl = 0; impl < n_impls; impl++)

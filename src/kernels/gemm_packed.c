@@ -114,7 +114,7 @@ static void pack_b_block(int transB, const float *B, int ldb, int j0, int nc, in
  * alpha * acc + beta * bias[0..nr) in every row (the same expression with the bias in place of
  * C's old value, so the same bits as copying the bias into C first; C not read). */
 SF_MULTIVERSION static void micro_6x16(int kc, const float *restrict a, long rs, long ks,
-                                       const float *restrict b, float alpha, float beta,
+                                       const float *restrict b, long bk, float alpha, float beta,
                                        const float *restrict bias, float *restrict C, int ldc,
                                        int mr, int nr) {
     /* the C tile is stored after kc FMAs: fetch its lines now so the stores do not miss */
@@ -138,7 +138,7 @@ SF_MULTIVERSION static void micro_6x16(int kc, const float *restrict a, long rs,
         c40 += a4 * b0, c41 += a4 * b1;
         c50 += a5 * b0, c51 += a5 * b1;
         r0 += ks, r1 += ks, r2 += ks, r3 += ks, r4 += ks, r5 += ks;
-        b += SF_PK_NR;
+        b += bk;
     }
     const pk8 acc[SF_PK_MR][2] = {{c00, c01}, {c10, c11}, {c20, c21},
                                   {c30, c31}, {c40, c41}, {c50, c51}};
@@ -174,10 +174,10 @@ typedef float pk16 __attribute__((vector_size(64)));
 /* The 6x32 micro-kernel (AVX-512): b0, b1 two full 16-column micro-panels ([kc][16] each),
  * C[0..mr)[0..32) = alpha * acc + beta * C. Per element of C the operations of micro_6x16's
  * x86-64-v3 clone (one FMA per k, in k order; the same alpha/beta expression). */
-SF_TARGET_V4 static void micro_6x32_512(int kc, const float *restrict a, long rs, long ks,
-                                        const float *restrict b0p, const float *restrict b1p,
-                                        float alpha, float beta, const float *restrict bias,
-                                        float *restrict C, int ldc, int mr) {
+static inline __attribute__((always_inline, target("arch=x86-64-v4"))) void micro_6x32_body(
+    int kc, const float *restrict a, long rs, long ks, const float *restrict b0p,
+    const float *restrict b1p, long bk, float alpha, float beta, const float *restrict bias,
+    float *restrict C, int ldc, int mr) {
     for (int r = 0; r < mr; r++) {
         __builtin_prefetch(C + (long)r * ldc, 1, 3);
         __builtin_prefetch(C + (long)r * ldc + 2 * SF_PK_NR - 1, 1, 3);
@@ -198,7 +198,7 @@ SF_TARGET_V4 static void micro_6x32_512(int kc, const float *restrict a, long rs
         c40 += a4 * b0, c41 += a4 * b1;
         c50 += a5 * b0, c51 += a5 * b1;
         r0 += ks, r1 += ks, r2 += ks, r3 += ks, r4 += ks, r5 += ks;
-        b0p += SF_PK_NR, b1p += SF_PK_NR;
+        b0p += bk, b1p += bk;
     }
     const pk16 acc[SF_PK_MR][2] = {{c00, c01}, {c10, c11}, {c20, c21},
                                    {c30, c31}, {c40, c41}, {c50, c51}};
@@ -219,10 +219,10 @@ SF_TARGET_V4 static void micro_6x32_512(int kc, const float *restrict a, long rs
  * left after the 6x32 pairs): two 6-row blocks of A (a and a2, the same strides) against one B
  * panel, 12 accumulators of 16 lanes (the 6x16 kernel's 6 would not cover the FMA latency). Per
  * element of C the operations of micro_6x16 in k order, so the same bits; C[0..12)[0..16). */
-SF_TARGET_V4 static void micro_12x16_512(int kc, const float *restrict a, const float *restrict a2,
-                                         long rs, long ks, const float *restrict bp, float alpha,
-                                         float beta, const float *restrict bias,
-                                         float *restrict C, int ldc) {
+static inline __attribute__((always_inline, target("arch=x86-64-v4"))) void micro_12x16_body(
+    int kc, const float *restrict a, const float *restrict a2, long rs, long ks,
+    const float *restrict bp, long bk, float alpha, float beta, const float *restrict bias,
+    float *restrict C, int ldc) {
     for (int r = 0; r < 2 * SF_PK_MR; r++) __builtin_prefetch(C + (long)r * ldc, 1, 3);
     pk16 c0 = {0}, c1 = {0}, c2 = {0}, c3 = {0}, c4 = {0}, c5 = {0};
     pk16 c6 = {0}, c7 = {0}, c8 = {0}, c9 = {0}, c10 = {0}, c11 = {0};
@@ -237,7 +237,7 @@ SF_TARGET_V4 static void micro_12x16_512(int kc, const float *restrict a, const 
         c6 += *r6 * b, c7 += *r7 * b, c8 += *r8 * b, c9 += *r9 * b, c10 += *r10 * b, c11 += *r11 * b;
         r0 += ks, r1 += ks, r2 += ks, r3 += ks, r4 += ks, r5 += ks;
         r6 += ks, r7 += ks, r8 += ks, r9 += ks, r10 += ks, r11 += ks;
-        bp += SF_PK_NR;
+        bp += bk;
     }
     const pk16 acc[2 * SF_PK_MR] = {c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11};
     for (int r = 0; r < 2 * SF_PK_MR; r++) {
@@ -250,6 +250,42 @@ SF_TARGET_V4 static void micro_12x16_512(int kc, const float *restrict a, const 
         memcpy(c, &v, sizeof v);
     }
 }
+
+/* The kernels proper. The strides come in a few fixed patterns, and each gets its own copy of
+ * the loop with its constants folded into the addressing (variable strides measured 5-15% slower
+ * on the small-K shapes): A packed (rs 1, ks 6), row-major A in place (ks 1), transposed A in
+ * place (rs 1); B packed (bk = 16) or read in place (bk = ldb, b_in_place). */
+#define SF_PK_STRIDES(CALL, rs, ks, bk)                                                        \
+    do {                                                                                       \
+        if ((bk) == SF_PK_NR) {                                                                \
+            if ((rs) == 1 && (ks) == SF_PK_MR) CALL(1, SF_PK_MR, SF_PK_NR);                     \
+            else if ((ks) == 1) CALL(rs, 1, SF_PK_NR);                                         \
+            else if ((rs) == 1) CALL(1, ks, SF_PK_NR);                                         \
+            else CALL(rs, ks, SF_PK_NR);                                                       \
+        } else {                                                                               \
+            if ((rs) == 1 && (ks) == SF_PK_MR) CALL(1, SF_PK_MR, bk);                           \
+            else if ((ks) == 1) CALL(rs, 1, bk);                                               \
+            else if ((rs) == 1) CALL(1, ks, bk);                                               \
+            else CALL(rs, ks, bk);                                                             \
+        }                                                                                      \
+    } while (0)
+SF_TARGET_V4 static void micro_6x32_512(int kc, const float *restrict a, long rs, long ks,
+                                        const float *restrict b0p, const float *restrict b1p,
+                                        long bk, float alpha, float beta,
+                                        const float *restrict bias, float *restrict C, int ldc,
+                                        int mr) {
+#define SF_PK_CALL(R, S, BK) micro_6x32_body(kc, a, R, S, b0p, b1p, BK, alpha, beta, bias, C, ldc, mr)
+    SF_PK_STRIDES(SF_PK_CALL, rs, ks, bk);
+#undef SF_PK_CALL
+}
+SF_TARGET_V4 static void micro_12x16_512(int kc, const float *restrict a, const float *restrict a2,
+                                         long rs, long ks, const float *restrict bp, long bk,
+                                         float alpha, float beta, const float *restrict bias,
+                                         float *restrict C, int ldc) {
+#define SF_PK_CALL(R, S, BK) micro_12x16_body(kc, a, a2, R, S, bp, BK, alpha, beta, bias, C, ldc)
+    SF_PK_STRIDES(SF_PK_CALL, rs, ks, bk);
+#undef SF_PK_CALL
+}
 #else
 #define SF_PK_HAVE_512 0
 #endif
@@ -258,18 +294,29 @@ SF_TARGET_V4 static void micro_12x16_512(int kc, const float *restrict a, const 
 #define SF_PK_PAR_MIN (1L << 18)
 
 /* One work unit of one K slice: rows [i0, i0 + mcu) of C against the packed micro-panels
- * [q0, q1) of the op(B) block at bbuf (columns j0 + 16 q ..), K slice p0..p0+kc-1. Row-major A
- * is read in place: six row streams of kc <= 256 floats cost less than transposing it into
- * micro-panels (first for the models' K = 16..128; on Zen 5 also for K = 256..1024, +25-35% on
- * the encoder's shapes of bench_mfu). Only a partial last micro-panel is packed (its missing
- * rows must read as 0), into this thread's pack_a. */
+ * [q0, q1) of the op(B) block at bbuf (columns j0 + 16 q ..), K slice p0..p0+kc-1. op(A) is read
+ * in place: six row streams of kc <= 256 floats cost less than transposing it into micro-panels
+ * (first for the models' K = 16..128; on Zen 5 also for K = 256..1024, +25-35% on the encoder's
+ * shapes of bench_mfu). A transposed A ([K, M], a weight gradient's dY) is read in place too
+ * (six adjacent floats per k, rows lda apart) while lda <= SF_PK_TA_LDA_MAX: packing it was most
+ * of a weight gradient's time; a wider lda walks k in steps of a multiple of 4 KiB, which
+ * fall into one L1 set. Only a partial last micro-panel, or a transposed A wider than that, is
+ * packed (missing rows must read as 0), into this thread's pack_a. Each element of C gets the
+ * same multiply-adds in the same k order either way: the same bits. */
+#define SF_PK_TA_LDA_MAX 512
 static inline __attribute__((always_inline)) void packed_unit(
-    int transA, const float *A, int lda, float alpha, float bt, const float *bs, float *C,
-    int ldc, int i0, int mcu, int q0, int q1, int j0, int nc, int p0, int kc,
-    const float *bbuf, int wide) {
+    int transA, const float *A, int lda, int bin, const float *B, int ldb, float alpha,
+    float bt, const float *bs, float *C, int ldc, int i0, int mcu, int q0, int q1, int j0, int nc,
+    int p0, int kc, const float *bbuf, int wide) {
     (void)wide;
-    const int direct = !transA;
+    const int direct = !transA || lda <= SF_PK_TA_LDA_MAX;
     const int full = direct ? mcu / SF_PK_MR * SF_PK_MR : 0;
+    const long ars = transA ? 1 : lda, aks = transA ? lda : 1; /* a(r, p) = a[r ars + p aks] */
+#define SF_PK_AIN(ir) (transA ? A + (long)p0 * lda + i0 + (ir) : A + (long)(i0 + (ir)) * lda + p0)
+    /* bin: the full 16-column panels of an untransposed B are read in place (b_in_place) */
+#define SF_PK_BIN(jr) (bin && (jr) + SF_PK_NR <= nc)
+#define SF_PK_BP(jr) (SF_PK_BIN(jr) ? B + (long)p0 * ldb + j0 + (jr) : bbuf + (long)(jr) * kc)
+#define SF_PK_BK(jr) (SF_PK_BIN(jr) ? (long)ldb : (long)SF_PK_NR)
     if (full < mcu) pack_a_block(transA, A, lda, i0 + full, mcu - full, p0, kc, pack_a);
     for (int q = q0; q < q1; q++) {
         const int jr = q * SF_PK_NR, nr = nc - jr < SF_PK_NR ? nc - jr : SF_PK_NR;
@@ -278,13 +325,14 @@ static inline __attribute__((always_inline)) void packed_unit(
             for (int ir = 0; ir < mcu; ir += SF_PK_MR) {
                 const int mr = mcu - ir < SF_PK_MR ? mcu - ir : SF_PK_MR;
                 float *c = C + (long)(i0 + ir) * ldc + j0 + jr;
-                const float *b0 = bbuf + (long)jr * kc, *b1 = b0 + SF_PK_NR * kc;
+                const float *b0 = SF_PK_BP(jr), *b1 = SF_PK_BP(jr + SF_PK_NR);
+                const long bk = SF_PK_BK(jr); /* both panels full: both in place or packed */
                 const float *bj = bs ? bs + jr : NULL;
                 if (ir < full)
-                    micro_6x32_512(kc, A + (long)(i0 + ir) * lda + p0, lda, 1, b0, b1, alpha, bt,
-                                   bj, c, ldc, mr);
+                    micro_6x32_512(kc, SF_PK_AIN(ir), ars, aks, b0, b1, bk, alpha, bt, bj, c,
+                                   ldc, mr);
                 else
-                    micro_6x32_512(kc, pack_a + (long)(ir - full) * kc, 1, SF_PK_MR, b0, b1,
+                    micro_6x32_512(kc, pack_a + (long)(ir - full) * kc, 1, SF_PK_MR, b0, b1, bk,
                                    alpha, bt, bj, c, ldc, mr);
             }
             q++;
@@ -300,29 +348,43 @@ static inline __attribute__((always_inline)) void packed_unit(
              * packed */
             if (wide && nr == SF_PK_NR &&
                 (ir + 2 * SF_PK_MR <= full || (ir >= full && ir + 2 * SF_PK_MR <= mcu))) {
-                const float *b = bbuf + (long)jr * kc;
+                const float *b = SF_PK_BP(jr);
+                const long bk = SF_PK_BK(jr);
                 if (ir < full) {
-                    const float *ar = A + (long)(i0 + ir) * lda + p0;
-                    micro_12x16_512(kc, ar, ar + (long)SF_PK_MR * lda, lda, 1, b, alpha, bt, bj,
+                    const float *ar = SF_PK_AIN(ir);
+                    micro_12x16_512(kc, ar, ar + SF_PK_MR * ars, ars, aks, b, bk, alpha, bt, bj,
                                     c, ldc);
                 } else {
                     const float *ap = pack_a + (long)(ir - full) * kc;
-                    micro_12x16_512(kc, ap, ap + (long)SF_PK_MR * kc, 1, SF_PK_MR, b, alpha, bt,
-                                    bj, c, ldc);
+                    micro_12x16_512(kc, ap, ap + (long)SF_PK_MR * kc, 1, SF_PK_MR, b, bk, alpha,
+                                    bt, bj, c, ldc);
                 }
                 ir += SF_PK_MR; /* and the loop's own step: 12 rows */
                 continue;
             }
 #endif
             if (ir < full)
-                micro_6x16(kc, A + (long)(i0 + ir) * lda + p0, lda, 1, bbuf + (long)jr * kc,
-                           alpha, bt, bj, c, ldc, mr, nr);
+                micro_6x16(kc, SF_PK_AIN(ir), ars, aks, SF_PK_BP(jr), SF_PK_BK(jr), alpha, bt, bj,
+                           c, ldc, mr, nr);
             else
-                micro_6x16(kc, pack_a + (long)(ir - full) * kc, 1, SF_PK_MR, bbuf + (long)jr * kc,
-                           alpha, bt, bj, c, ldc, mr, nr);
+                micro_6x16(kc, pack_a + (long)(ir - full) * kc, 1, SF_PK_MR, SF_PK_BP(jr),
+                           SF_PK_BK(jr), alpha, bt, bj, c, ldc, mr, nr);
         }
     }
 }
+
+#undef SF_PK_AIN
+#undef SF_PK_BIN
+#undef SF_PK_BP
+#undef SF_PK_BK
+
+/* An untransposed B ([K, N], rows contiguous) is read in place instead of packed when few row
+ * blocks of A reuse it (a weight gradient: M = a layer's width, K = tokens): packing was a whole
+ * extra pass over a large B for two or three reads of it. With many row blocks (the data
+ * gradients' B = a small weight matrix, read M / mc times) the packed panels measured faster
+ * (fc2's dx 0.44-0.45 vs 0.49-0.51 ms in place). Same bits either way. */
+#define SF_PK_B_IN_PLACE_MMAX 256
+static inline int b_in_place(int transB, int M) { return !transB && M <= SF_PK_B_IN_PLACE_MMAX; }
 
 /* One call, inside its parallel region (or on the calling thread alone). For each NC-wide
  * column block and KC slice of K: the op(B) block is packed once into the caller's buffer
@@ -336,7 +398,7 @@ static inline __attribute__((always_inline)) void packed_unit(
 static void packed_body(int transA, int transB, int M, int N, int K, float alpha, const float *A,
                         int lda, const float *B, int ldb, float beta, const float *bias, float *C,
                         int ldc, int mc, int jchunks, float *bbuf, int wide, int serial) {
-    const int tm = (M + mc - 1) / mc;
+    const int tm = (M + mc - 1) / mc, bin = b_in_place(transB, M);
     for (int j0 = 0; j0 < N; j0 += SF_PK_NC) {
         const int nc = N - j0 < SF_PK_NC ? N - j0 : SF_PK_NC;
         const int panels = (nc + SF_PK_NR - 1) / SF_PK_NR;
@@ -346,6 +408,7 @@ static void packed_body(int transA, int transB, int M, int N, int K, float alpha
             const float bt = p0 == 0 ? beta : 1.0f; /* later K slices accumulate */
             const float *bs = p0 == 0 && bias ? bias + j0 : NULL; /* the first adds the bias */
 #define SF_PK_PACK_B(q)                                                                        \
+    if (!bin || nc - (q) * SF_PK_NR < SF_PK_NR)                                                \
     pack_b_block(transB, B, ldb, j0 + (q) * SF_PK_NR,                                          \
                  nc - (q) * SF_PK_NR < SF_PK_NR ? nc - (q) * SF_PK_NR : SF_PK_NR, p0, kc,       \
                  bbuf + (long)(q) * SF_PK_NR * kc)
@@ -355,16 +418,18 @@ static void packed_body(int transA, int transB, int M, int N, int K, float alpha
         const int q0 = ((u) % jchunks) * per_chunk;                                            \
         const int q1 = q0 + per_chunk < panels ? q0 + per_chunk : panels;                      \
         if (q0 < q1)                                                                           \
-            packed_unit(transA, A, lda, alpha, bt, bs, C, ldc, i0, mcu, q0, q1, j0, nc, p0, kc, \
-                        bbuf, wide);                                                           \
+            packed_unit(transA, A, lda, bin, B, ldb, alpha, bt, bs, C, ldc, i0, mcu, q0, q1, \
+                        j0, nc, p0, kc, bbuf, wide);                                           \
     } while (0)
             if (serial) {
                 for (int q = 0; q < panels; q++) SF_PK_PACK_B(q);
                 for (int u = 0; u < tm * jchunks; u++) SF_PK_UNIT(u);
                 continue;
             }
+            if (!bin || nc % SF_PK_NR) { /* the same for every thread */
 #pragma omp for schedule(static)
-            for (int q = 0; q < panels; q++) SF_PK_PACK_B(q);
+                for (int q = 0; q < panels; q++) SF_PK_PACK_B(q);
+            }
 #pragma omp for schedule(static)
             for (int u = 0; u < tm * jchunks; u++) SF_PK_UNIT(u);
 #undef SF_PK_PACK_B
