@@ -202,8 +202,11 @@ static inline __attribute__((always_inline)) void dropout_fwd_loop(float *y, uin
     float *go = gelu ? dgelu + lo : NULL; /* may be x */
     uint8_t *restrict mo = mask + lo;
     const uint32_t base = (uint32_t)lo + s0;
+    /* a 32-bit counter (len <= SF_ACT_CHUNK): with a long one GCC built the hash input in
+     * 64-bit lanes and narrowed it, a fifth of the loop's instructions */
+    const int n = (int)len;
 #pragma omp simd
-    for (long i = 0; i < len; i++) {
+    for (int i = 0; i < n; i++) {
         const uint32_t u = mix32(((uint32_t)i + base) ^ s1) >> 8;
         const int keep = u >= thresh;
         mo[i] = (uint8_t)keep;

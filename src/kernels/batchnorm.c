@@ -1,4 +1,5 @@
 #include "kernels/batchnorm.h"
+#include "kernels/multiversion.h"
 
 #include <math.h>
 #include <string.h>
@@ -21,23 +22,104 @@ static int bn_chunks(long N, int D) {
     return p < 1 ? 1 : (int)p;
 }
 
+/* The row loops as range functions over rows [lo, hi), compiled for AVX-512, AVX2 and baseline
+ * without fused multiply-adds (SF_MULTIVERSION_512_EXACT): vectorised across the D features,
+ * each element gets the baseline's operations, so the same bits on any CPU. D = 16 (PatchTST's
+ * width) gets its own copy with the width a constant. */
+#define SF_BN_BY_D(body, ...)                                                                   \
+    do {                                                                                       \
+        if (D == 16) body(__VA_ARGS__, 16);                                                    \
+        else body(__VA_ARGS__, D);                                                             \
+    } while (0)
+
+static inline __attribute__((always_inline)) void sum_rows_d(double *restrict acc,
+                                                             const float *restrict x,
+                                                             const double *restrict c, long lo,
+                                                             long hi, const int D) {
+    for (int j = 0; j < D; j++) acc[j] = 0.0;
+    for (long i = lo; i < hi; i++)
+        if (c)
+            for (int j = 0; j < D; j++) {
+                const double e = x[i * D + j] - c[j];
+                acc[j] += e * e;
+            }
+        else
+            for (int j = 0; j < D; j++) acc[j] += x[i * D + j];
+}
+/* acc[j] = sum over rows lo..hi-1 of x[i][j] (c == NULL) or of (x[i][j] - c[j])^2 */
+SF_MULTIVERSION_512_EXACT static void sum_rows(double *acc, const float *x, const double *c,
+                                               long lo, long hi, int D) {
+    SF_BN_BY_D(sum_rows_d, acc, x, c, lo, hi);
+}
+
+static inline __attribute__((always_inline)) void normalize_rows_d(
+    float *restrict y, const float *restrict x, const float *restrict mean,
+    const float *restrict rstd, const float *restrict w, const float *restrict b, long lo,
+    long hi, const int D) {
+    for (long i = lo; i < hi; i++)
+        for (int j = 0; j < D; j++)
+            y[i * D + j] = (x[i * D + j] - mean[j]) * rstd[j] * w[j] + b[j];
+}
+SF_MULTIVERSION_512_EXACT static void normalize_rows(float *y, const float *x, const float *mean,
+                                                     const float *rstd, const float *w,
+                                                     const float *b, long lo, long hi, int D) {
+    SF_BN_BY_D(normalize_rows_d, y, x, mean, rstd, w, b, lo, hi);
+}
+
+static inline __attribute__((always_inline)) void grad_sums_d(
+    double *restrict a, double *restrict ax, const float *restrict dy, const float *restrict x,
+    const float *restrict mean, const float *restrict rstd, long lo, long hi, const int D) {
+    for (int j = 0; j < D; j++) a[j] = ax[j] = 0.0;
+    for (long i = lo; i < hi; i++)
+        for (int j = 0; j < D; j++) {
+            double g = dy[i * D + j], xh = (x[i * D + j] - mean[j]) * rstd[j];
+            a[j] += g;
+            ax[j] += g * xh;
+        }
+}
+/* a[j], ax[j] = sums over rows lo..hi-1 of dy[i][j] and dy[i][j] * xhat[i][j] */
+SF_MULTIVERSION_512_EXACT static void grad_sums(double *a, double *ax, const float *dy,
+                                                const float *x, const float *mean,
+                                                const float *rstd, long lo, long hi, int D) {
+    SF_BN_BY_D(grad_sums_d, a, ax, dy, x, mean, rstd, lo, hi);
+}
+
+static inline __attribute__((always_inline)) void input_grad_rows_d(
+    float *restrict dx, const float *restrict dy, const float *restrict x,
+    const float *restrict mean, const float *restrict rstd, const float *restrict k0,
+    const float *restrict k1, const float *restrict k2, long lo, long hi, const int D) {
+    for (long i = lo; i < hi; i++)
+        for (int j = 0; j < D; j++) {
+            float xh = (x[i * D + j] - mean[j]) * rstd[j];
+            dx[i * D + j] = k0[j] * (dy[i * D + j] - k1[j] - xh * k2[j]);
+        }
+}
+SF_MULTIVERSION_512_EXACT static void input_grad_rows(float *dx, const float *dy, const float *x,
+                                                      const float *mean, const float *rstd,
+                                                      const float *k0, const float *k1,
+                                                      const float *k2, long lo, long hi, int D) {
+    SF_BN_BY_D(input_grad_rows_d, dx, dy, x, mean, rstd, k0, k1, k2, lo, hi);
+}
+
+/* rows of the elementwise passes handed to a thread at a time */
+#define SF_BN_ROW_CHUNK 1024L
+#define SF_BN_ROWS_FOR(N, D, call_lo_hi)                                                        \
+    do {                                                                                       \
+        const long nch_ = ((long)(N) + SF_BN_ROW_CHUNK - 1) / SF_BN_ROW_CHUNK;                 \
+        SF_PARALLEL_FOR_IF((long)(N) * (D) >= 65536, for (long c_ = 0; c_ < nch_; c_++) {       \
+            const long lo = c_ * SF_BN_ROW_CHUNK;                                              \
+            const long hi = lo + SF_BN_ROW_CHUNK < (long)(N) ? lo + SF_BN_ROW_CHUNK : (long)(N); \
+            call_lo_hi;                                                                        \
+        });                                                                                    \
+    } while (0)
+
 /* sum over rows of x[i][j] (c == NULL) or of (x[i][j] - c[j])^2, per feature j */
 static void bn_col_sums(double *out, const float *x, const double *c, long N, int D) {
     const int P = bn_chunks(N, D);
     double part[SF_BN_PART];
     SF_PARALLEL_FOR_IF(P > 1,
-        for (int p = 0; p < P; p++) {
-            double *acc = part + (long)p * D;
-            for (int j = 0; j < D; j++) acc[j] = 0.0;
-            for (long i = N * p / P; i < N * (p + 1) / P; i++)
-                if (c)
-                    for (int j = 0; j < D; j++) {
-                        const double e = x[i * D + j] - c[j];
-                        acc[j] += e * e;
-                    }
-                else
-                    for (int j = 0; j < D; j++) acc[j] += x[i * D + j];
-        }
+        for (int p = 0; p < P; p++)
+            sum_rows(part + (long)p * D, x, c, N * p / P, N * (p + 1) / P, D);
     );
     for (int j = 0; j < D; j++) out[j] = 0.0;
     for (int p = 0; p < P; p++)
@@ -62,11 +144,7 @@ void sf_batchnorm_forward_train(float *y, float *mean, float *rstd, float *var_u
 
 void sf_batchnorm_forward_fixed(float *y, const float *x, const float *mean, const float *rstd,
                                 const float *w, const float *b, int N, int D) {
-    SF_PARALLEL_FOR_IF((long)N * D >= 65536,
-        for (long i = 0; i < N; i++)
-            for (int j = 0; j < D; j++)
-                y[i * D + j] = (x[i * D + j] - mean[j]) * rstd[j] * w[j] + b[j];
-    );
+    SF_BN_ROWS_FOR(N, D, normalize_rows(y, x, mean, rstd, w, b, lo, hi, D));
 }
 
 void sf_batchnorm_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
@@ -80,13 +158,7 @@ void sf_batchnorm_backward(float *dx, float *dw, float *db, const float *dy, con
     SF_PARALLEL_FOR_IF(P > 1,
         for (int p = 0; p < P; p++) {
             double *a = P > 1 ? part + 2L * p * D : sdy, *ax = P > 1 ? a + D : sdyx;
-            for (int j = 0; j < D; j++) a[j] = ax[j] = 0.0;
-            for (long i = (long)N * p / P; i < (long)N * (p + 1) / P; i++)
-                for (int j = 0; j < D; j++) {
-                    double g = dy[i * D + j], xh = (x[i * D + j] - mean[j]) * rstd[j];
-                    a[j] += g;
-                    ax[j] += g * xh;
-                }
+            grad_sums(a, ax, dy, x, mean, rstd, (long)N * p / P, (long)N * (p + 1) / P, D);
         }
     );
     if (P > 1)
@@ -106,13 +178,7 @@ void sf_batchnorm_backward(float *dx, float *dw, float *db, const float *dy, con
         k1[j] = batch_stats ? (float)(sdy[j] / N) : 0.0f;
         k2[j] = batch_stats ? (float)(sdyx[j] / N) : 0.0f;
     }
-    SF_PARALLEL_FOR_IF((long)N * D >= 65536,
-        for (long i = 0; i < N; i++)
-            for (int j = 0; j < D; j++) {
-                float xh = (x[i * D + j] - mean[j]) * rstd[j];
-                dx[i * D + j] = k0[j] * (dy[i * D + j] - k1[j] - xh * k2[j]);
-            }
-    );
+    SF_BN_ROWS_FOR(N, D, input_grad_rows(dx, dy, x, mean, rstd, k0, k1, k2, lo, hi, D));
 }
 
 /* ---- padding masks ----------------------------------------------------------------------

@@ -18,10 +18,16 @@
 #define SF_MULTIVERSION_512                                                                     \
     __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"),               \
                    optimize("fp-contract=fast")))
+/* the same three clones with no fused multiply-adds: each clone rounds as the baseline does, so
+ * the results do not depend on the CPU (loops that used to be baseline-only keep their bits) */
+#define SF_MULTIVERSION_512_EXACT                                                               \
+    __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"),               \
+                   optimize("fp-contract=off")))
 #define SF_HAVE_CLONES 1
 #else
 #define SF_MULTIVERSION
 #define SF_MULTIVERSION_512
+#define SF_MULTIVERSION_512_EXACT
 #define SF_HAVE_CLONES 0
 #endif
 
