@@ -41,14 +41,12 @@ static void peri_backward(sf_block *b, sf_ctx *ctx, const mf_saved *sv, const fl
     sf_mixer *tok = b->mixer[0], *ch = b->mixer[1];
     float *g1 = sf_arena_push(a, (size_t)n), *g2 = sf_arena_push(a, (size_t)n);
     float *g3 = sf_arena_push(a, (size_t)n);
-    if (!plan) memcpy(g1, dy, (size_t)n * sizeof(float));
-    sf_dropout_back(ctx, g1, sv->mask2, n, b->dropout);
+    sf_dropout_back_into(ctx, g1, dy, sv->mask2, n, b->dropout);
     sf_norm_backward(&b->norm_out[1], ctx, g1, g2, N);
     ch->ops->backward(ch, ctx, g2, g3);
     sf_norm_backward(&b->norm[1], ctx, g3, g1, N);
     if (!plan) sf_block_add(g1, g1, dy, n); /* g1 = dh1 */
-    if (!plan) memcpy(g2, g1, (size_t)n * sizeof(float));
-    sf_dropout_back(ctx, g2, sv->mask1, n, b->dropout);
+    sf_dropout_back_into(ctx, g2, g1, sv->mask1, n, b->dropout);
     sf_norm_backward(&b->norm_out[0], ctx, g2, g3, N);
     tok->ops->backward(tok, ctx, g3, g2);
     sf_norm_backward(&b->norm[0], ctx, g2, dx, N);
@@ -110,13 +108,11 @@ static void mf_backward(sf_block *b, sf_ctx *ctx, const float *dy, float *dx) {
     float *g1 = sf_arena_push(a, (size_t)n), *g2 = sf_arena_push(a, (size_t)n);
     if (b->pre) {
         /* dh1 = dy + norm2'(channel'(drop'(dy)));  dx = dh1 + norm1'(token'(drop'(dh1))) */
-        if (!plan) memcpy(g1, dy, (size_t)n * sizeof(float));
-        sf_dropout_back(ctx, g1, sv->mask2, n, p);
+        sf_dropout_back_into(ctx, g1, dy, sv->mask2, n, p);
         ch->ops->backward(ch, ctx, g1, g2);
         sf_norm_backward(norm2, ctx, g2, g1, N);
         if (!plan) sf_block_add(g1, g1, dy, n); /* g1 = dh1 */
-        if (!plan) memcpy(g2, g1, (size_t)n * sizeof(float));
-        sf_dropout_back(ctx, g2, sv->mask1, n, p);
+        sf_dropout_back_into(ctx, g2, g1, sv->mask1, n, p);
         tok->ops->backward(tok, ctx, g2, dx);
         sf_norm_backward(norm1, ctx, dx, g2, N);
         if (!plan) sf_block_add(dx, g1, g2, n);
@@ -124,13 +120,11 @@ static void mf_backward(sf_block *b, sf_ctx *ctx, const float *dy, float *dx) {
         /* dh2 = norm2'(dy); dn1 = dh2 + channel'(drop'(dh2)); dh1 = norm1'(dn1);
          * dx = dh1 + token'(drop'(dh1)) */
         sf_norm_backward(norm2, ctx, dy, g1, N); /* g1 = dh2 */
-        if (!plan) memcpy(g2, g1, (size_t)n * sizeof(float));
-        sf_dropout_back(ctx, g2, sv->mask2, n, p);
+        sf_dropout_back_into(ctx, g2, g1, sv->mask2, n, p);
         ch->ops->backward(ch, ctx, g2, dx);
         if (!plan) sf_block_add(g1, g1, dx, n); /* g1 = dn1 */
         sf_norm_backward(norm1, ctx, g1, g2, N); /* g2 = dh1 */
-        if (!plan) memcpy(g1, g2, (size_t)n * sizeof(float));
-        sf_dropout_back(ctx, g1, sv->mask1, n, p);
+        sf_dropout_back_into(ctx, g1, g2, sv->mask1, n, p);
         tok->ops->backward(tok, ctx, g1, dx);
         if (!plan) sf_block_add(dx, dx, g2, n);
     }

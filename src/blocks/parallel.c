@@ -55,11 +55,9 @@ static void par_backward(sf_block *b, sf_ctx *ctx, const float *dy, float *dx) {
         sf_norm_backward(&b->norm[0], ctx, dy, dh, N);
     }
     /* din = tok'(drop'(dh)) + ch'(drop'(dh)), the gradient at the mixers' shared input */
-    if (!plan) memcpy(g, dh, (size_t)n * sizeof(float));
-    sf_dropout_back(ctx, g, sv->mask_t, n, b->dropout);
+    sf_dropout_back_into(ctx, g, dh, sv->mask_t, n, b->dropout);
     tok->ops->backward(tok, ctx, g, din);
-    if (!plan) memcpy(g, dh, (size_t)n * sizeof(float));
-    sf_dropout_back(ctx, g, sv->mask_c, n, b->dropout);
+    sf_dropout_back_into(ctx, g, dh, sv->mask_c, n, b->dropout);
     ch->ops->backward(ch, ctx, g, dc);
     if (!plan) sf_block_add(din, din, dc, n);
     if (b->pre) {

@@ -44,16 +44,14 @@ static void res_backward(sf_block *b, sf_ctx *ctx, const float *dy, float *dx) {
     float *g1 = sf_arena_push(a, (size_t)n), *g2 = sf_arena_push(a, (size_t)n);
     if (b->pre) {
         /* dx = dy + norm'(mix'(drop'(dy))) */
-        if (!plan) memcpy(g1, dy, (size_t)n * sizeof(float));
-        sf_dropout_back(ctx, g1, sv->mask, n, b->dropout);
+        sf_dropout_back_into(ctx, g1, dy, sv->mask, n, b->dropout);
         mix->ops->backward(mix, ctx, g1, g2);
         sf_norm_backward(&b->norm[0], ctx, g2, dx, N);
         if (!plan) sf_block_add(dx, dx, dy, n);
     } else {
         /* dh = norm'(dy); dx = dh + mix'(drop'(dh)) */
         sf_norm_backward(&b->norm[0], ctx, dy, g1, N);
-        if (!plan) memcpy(g2, g1, (size_t)n * sizeof(float));
-        sf_dropout_back(ctx, g2, sv->mask, n, b->dropout);
+        sf_dropout_back_into(ctx, g2, g1, sv->mask, n, b->dropout);
         mix->ops->backward(mix, ctx, g2, dx);
         if (!plan) sf_block_add(dx, dx, g1, n);
     }

@@ -449,6 +449,29 @@ static int ksplit_chunks(int M, int N, int K) {
     return s < SF_PK_KSPLIT_MAX ? s : SF_PK_KSPLIT_MAX;
 }
 
+/* C = alpha * (the S partials [M, N] summed in order from 0.0f) + beta * C, vectorised along
+ * each row (the loop over s per element walked the partials mn floats apart, on one thread while
+ * the other waited); no clone fuses a multiply-add, so the same bits as that loop. */
+SF_MULTIVERSION_512_EXACT static void sum_partials(float *C, int ldc, const float *part, int S,
+                                                   int M, int N, float alpha, float beta) {
+    const long mn = (long)M * N;
+    float acc[SF_PK_NC] __attribute__((aligned(64)));
+    for (int i = 0; i < M; i++)
+        for (int j0 = 0; j0 < N; j0 += SF_PK_NC) {
+            const int w = N - j0 < SF_PK_NC ? N - j0 : SF_PK_NC;
+            for (int j = 0; j < w; j++) acc[j] = 0.0f;
+            for (int s = 0; s < S; s++) {
+                const float *ps = part + s * mn + (long)i * N + j0;
+                for (int j = 0; j < w; j++) acc[j] += ps[j];
+            }
+            float *c = C + (long)i * ldc + j0;
+            if (beta == 0.0f)
+                for (int j = 0; j < w; j++) c[j] = alpha * acc[j];
+            else
+                for (int j = 0; j < w; j++) c[j] = alpha * acc[j] + beta * c[j];
+        }
+}
+
 static void gemm_ksplit(int transA, int transB, int M, int N, int K, float alpha, const float *A,
                         int lda, const float *B, int ldb, float beta, float *C, int ldc) {
     const int S = ksplit_chunks(M, N, K), wide = sf_avx512();
@@ -464,13 +487,7 @@ static void gemm_ksplit(int transA, int transB, int M, int N, int K, float alpha
         packed_body(transA, transB, M, N, k1 - k0, 1.0f, As, lda, Bs, ldb, 0.0f, NULL,
                     part + s * mn, N, SF_PK_MC, 1, pack_b /* this thread's own */, wide, 1);
     }
-    for (int i = 0; i < M; i++)
-        for (int j = 0; j < N; j++) {
-            float acc = 0.0f;
-            for (int s = 0; s < S; s++) acc += part[s * mn + (long)i * N + j];
-            float *c = C + (long)i * ldc + j;
-            *c = beta == 0.0f ? alpha * acc : alpha * acc + beta * *c;
-        }
+    sum_partials(C, ldc, part, S, M, N, alpha, beta);
     sf_scratch_release(mark);
 }
 

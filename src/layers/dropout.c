@@ -1,5 +1,7 @@
 #include "layers/dropout.h"
 
+#include <string.h>
+
 #include "core/profile.h"
 #include "kernels/activations.h"
 
@@ -14,4 +16,14 @@ uint8_t *sf_dropout_fwd(sf_ctx *ctx, float *x, long n, float p) {
 void sf_dropout_back(const sf_ctx *ctx, float *dx, const uint8_t *mask, long n, float p) {
     if (!mask || sf_arena_planning(ctx->arena)) return;
     SF_PROF(SF_PROF_DROPOUT, sf_dropout_backward(dx, dx, mask, n, p));
+}
+
+void sf_dropout_back_into(const sf_ctx *ctx, float *dx, const float *dy, const uint8_t *mask,
+                          long n, float p) {
+    if (sf_arena_planning(ctx->arena)) return;
+    if (!mask) {
+        if (dx != dy) memcpy(dx, dy, (size_t)n * sizeof(float));
+        return;
+    }
+    SF_PROF(SF_PROF_DROPOUT, sf_dropout_backward(dx, dy, mask, n, p));
 }
