@@ -252,8 +252,8 @@ static inline __attribute__((always_inline, target("arch=x86-64-v4"))) void micr
 }
 
 /* The kernels proper. The strides come in a few fixed patterns, and each gets its own copy of
- * the loop with its constants folded into the addressing (variable strides measured 5-15% slower
- * on the small-K shapes): A packed (rs 1, ks 6), row-major A in place (ks 1), transposed A in
+ * the loop with its constants folded into the addressing (with variable strides the small-K
+ * shapes ran slower, measured while writing this with a scratch build): A packed (rs 1, ks 6), row-major A in place (ks 1), transposed A in
  * place (rs 1); B packed (bk = 16) or read in place (bk = ldb, b_in_place). */
 #define SF_PK_STRIDES(CALL, rs, ks, bk)                                                        \
     do {                                                                                       \
@@ -382,7 +382,8 @@ static inline __attribute__((always_inline)) void packed_unit(
  * blocks of A reuse it (a weight gradient: M = a layer's width, K = tokens): packing was a whole
  * extra pass over a large B for two or three reads of it. With many row blocks (the data
  * gradients' B = a small weight matrix, read M / mc times) the packed panels measured faster
- * (fc2's dx 0.44-0.45 vs 0.49-0.51 ms in place). Same bits either way. */
+ * (gemm_train_shapes' dx rows, with a scratch build that read every such B in place). Same bits
+ * either way. */
 #define SF_PK_B_IN_PLACE_MMAX 256
 static inline int b_in_place(int transB, int M) { return !transB && M <= SF_PK_B_IN_PLACE_MMAX; }
 
