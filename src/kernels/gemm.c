@@ -226,6 +226,60 @@ SF_TARGET_V4 static void small_dot_512_rows(int i0, int i1, int j0, int N, int K
     }
 }
 
+/* The same bits with the columns in the lanes (alpha 1, beta 0 or 1, K a multiple of 8, 16
+ * columns at a time): the dot kernels keep, per element of C, eight lane partials over k = l,
+ * l + 8, ... and add them across the lanes, ((0+4)+(1+5))+((2+6)+(3+7)). Here partial l of 16
+ * adjacent columns is one vector s[l] (W's 16 rows transposed into wt[k][16] once per call), so
+ * a k step is one vector load of wt and one broadcast multiply-add per row of A, and the eight
+ * partials are added by that tree across vectors: seven vector adds for 16 elements, where the
+ * dot kernel spent a shuffle tree per pair of elements (fc2 of batch-1 PatchTST, K = 128, ran at
+ * about a fifth of the FMA peak). Each partial gets the same multiply-adds in the same order,
+ * and alpha * acc + beta * c is acc (+ c) exactly for these alpha and beta: the same bits as
+ * small_gemm_nt_dot (test_gemm's small_path_order checks both against the written-out order). */
+static inline __attribute__((always_inline)) void dot_cols_rows(const int R,
+                                                                const float *restrict a, int lda,
+                                                                const float *restrict wt, int K,
+                                                                float beta, float *restrict c,
+                                                                int ldc) {
+    g16sf s[2][8];
+    for (int r = 0; r < R; r++)
+        for (int l = 0; l < 8; l++) s[r][l] = (g16sf){0};
+    for (int p = 0; p < K; p += 8)
+        for (int l = 0; l < 8; l++) {
+            g16sf w;
+            memcpy(&w, wt + (long)(p + l) * 16, sizeof w);
+            for (int r = 0; r < R; r++) s[r][l] += a[(long)r * lda + p + l] * w;
+        }
+    for (int r = 0; r < R; r++) {
+        g16sf t = ((s[r][0] + s[r][4]) + (s[r][1] + s[r][5])) +
+                  ((s[r][2] + s[r][6]) + (s[r][3] + s[r][7]));
+        float *cr = c + (long)r * ldc;
+        if (beta != 0.0f) {
+            g16sf old;
+            memcpy(&old, cr, sizeof old);
+            t += old;
+        }
+        memcpy(cr, &t, sizeof t);
+    }
+}
+
+/* Columns [0, N / 16 * 16) of C = A W^T (+ C): see dot_cols_rows. */
+SF_TARGET_V4 static void small_dot_cols_512(int M, int N, int K, const float *restrict A, int lda,
+                                            const float *restrict W, int ldb, float beta,
+                                            float *restrict C, int ldc) {
+    float wt[SF_GEMM_SMALL_KMAX * 16] __attribute__((aligned(64)));
+    for (int j0 = 0; j0 + 16 <= N; j0 += 16) {
+        for (int jj = 0; jj < 16; jj++) {
+            const float *w = W + (long)(j0 + jj) * ldb;
+            for (int p = 0; p < K; p++) wt[p * 16 + jj] = w[p];
+        }
+        int i = 0;
+        for (; i + 2 <= M; i += 2)
+            dot_cols_rows(2, A + (long)i * lda, lda, wt, K, beta, C + (long)i * ldc + j0, ldc);
+        if (i < M) dot_cols_rows(1, A + (long)i * lda, lda, wt, K, beta, C + (long)i * ldc + j0, ldc);
+    }
+}
+
 SF_TARGET_V4 static void small_gemm_nt_dot_512(int M, int N, int K, float alpha,
                                                const float *restrict A, int lda,
                                                const float *restrict W, int ldb, float beta,
@@ -408,7 +462,16 @@ static void gemm_dispatch(int transA, int transB, int M, int N, int K, float alp
     case SF_GEMM_PATH_SMALL_DOT:
 #if SF_HAVE_CLONES
         if (sf_avx512() && K % 8 == 0) { /* see small_gemm_nt_dot_512 on the tail */
-            small_gemm_nt_dot_512(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+            /* 16 columns at a time in the lanes where there are rows enough to pay for
+             * transposing them (small_dot_cols_512), the rest by the dot kernel: the same bits */
+            const int N16 = M >= 16 && alpha == 1.0f && (beta == 0.0f || beta == 1.0f) &&
+                                    K <= SF_GEMM_SMALL_KMAX
+                                ? N / 16 * 16
+                                : 0;
+            if (N16) small_dot_cols_512(M, N16, K, A, lda, B, ldb, beta, C, ldc);
+            if (N16 < N)
+                small_gemm_nt_dot_512(M, N - N16, K, alpha, A, lda, B + (long)N16 * ldb, ldb,
+                                      beta, C + N16, ldc);
             return;
         }
 #endif
