@@ -429,6 +429,36 @@ static void check_split_inference(void) {
     sf_model_destroy(&m);
 }
 
+/* The split cuts the patch embedding and head GEMMs by series too, but only where each piece
+ * takes a path with the whole call's per-row order (sf_gemm_row_class). With 20 series the head
+ * (K = 672, 96 outputs) is a packed-kernel call for all 20 and a small dot-product call for 10:
+ * the split must not run, and the output is the usual path's. */
+static void check_split_row_classes(void) {
+    const char *json =
+        "{\"model\":\"patchtst\",\"seq_len\":336,\"pred_len\":96,\"n_channels\":20,\"d_model\":16,"
+        "\"input\":{\"kind\":\"patches\",\"patch_len\":16,\"stride\":8},"
+        "\"blocks\":[{\"kind\":\"metaformer\",\"token_mixer\":{\"kind\":\"softmax\",\"n_heads\":4}}]}";
+    sf_model m;
+    CHECK_MSG(sf_model_create_json(&m, json, "model") == SF_OK, "%s", sf_error_message());
+    sf_model_init_weights(&m, 5);
+    const long nx = (long)m.seq_len * m.n_channels, ny = (long)m.pred_len * m.n_channels;
+    float *x = sf_malloc((size_t)nx * sizeof(float)), *yu = sf_malloc((size_t)ny * sizeof(float)),
+          *ys = sf_malloc((size_t)ny * sizeof(float));
+    sf_rng_fill_normal(&g_rng, x, nx, 0, 1);
+    const int saved = omp_get_max_threads();
+    omp_set_num_threads(2);
+    sf_patchtst_split_enable(0);
+    sf_model_forward(&m, x, yu, 1, 0, NULL);
+    sf_patchtst_split_enable(1);
+    const unsigned long c0 = sf_patchtst_split_calls();
+    sf_model_forward(&m, x, ys, 1, 0, NULL);
+    CHECK_MSG(sf_patchtst_split_calls() == c0, "20 series: the split ran across a GEMM path change");
+    CHECK(!memcmp(ys, yu, (size_t)ny * sizeof(float)));
+    omp_set_num_threads(saved);
+    free(x), free(yu), free(ys);
+    sf_model_destroy(&m);
+}
+
 /* Every token mixer inside the split: each series' blocks on its own thread, nested kernels on
  * that thread, each thread with its own arena and records. At 2 threads the split output equals
  * the usual path's (split turned off) bit for bit, and 1 thread's. Except the ParaRNN mixers: their
@@ -439,25 +469,28 @@ static void check_split_mixers(void) {
     static const struct {
         const char *json;
         int batch_coupled;
+        const char *block; /* further block options: the split runs the final norm too */
     } mixers[] = {
-        {"{\"kind\":\"softmax\",\"n_heads\":4}", 0},
-        {"{\"kind\":\"linear\",\"n_heads\":4}", 0},
-        {"{\"kind\":\"linear\",\"feature_map\":\"favor\",\"n_features\":8}", 0},
-        {"{\"kind\":\"local\",\"window\":4}", 0},
-        {"{\"kind\":\"fastformer\"}", 0},
-        {"{\"kind\":\"linformer\",\"k\":4}", 0},
-        {"{\"kind\":\"ls\",\"n_heads\":4,\"local_heads\":2,\"window\":4}", 0},
-        {"{\"kind\":\"rpe\"}", 0},
-        {"{\"kind\":\"cosformer\"}", 0},
-        {"{\"kind\":\"probsparse\",\"factor\":1}", 0},
-        {"{\"kind\":\"mamba\",\"bidirectional\":true}", 0},
-        {"{\"kind\":\"deltanet\"}", 0},
-        {"{\"kind\":\"s4d\"}", 0},
-        {"{\"kind\":\"gru_diag\"}", 1},
-        {"{\"kind\":\"lstm_cifg\"}", 1},
-        {"{\"kind\":\"gru\"}", 0},
-        {"{\"kind\":\"lstm\"}", 0},
-        {"{\"kind\":\"dwconv\",\"kernel_size\":5}", 0},
+        {"{\"kind\":\"softmax\",\"n_heads\":4}", 0, NULL},
+        {"{\"kind\":\"softmax\",\"n_heads\":4}", 0, "\"placement\":\"post\",\"norm\":{\"kind\":\"batchnorm\"}"},
+        {"{\"kind\":\"softmax\",\"n_heads\":4}", 0, "\"placement\":\"pre\",\"norm\":{\"kind\":\"batchnorm\"}"},
+        {"{\"kind\":\"linear\",\"n_heads\":4}", 0, NULL},
+        {"{\"kind\":\"linear\",\"feature_map\":\"favor\",\"n_features\":8}", 0, NULL},
+        {"{\"kind\":\"local\",\"window\":4}", 0, NULL},
+        {"{\"kind\":\"fastformer\"}", 0, NULL},
+        {"{\"kind\":\"linformer\",\"k\":4}", 0, NULL},
+        {"{\"kind\":\"ls\",\"n_heads\":4,\"local_heads\":2,\"window\":4}", 0, NULL},
+        {"{\"kind\":\"rpe\"}", 0, NULL},
+        {"{\"kind\":\"cosformer\"}", 0, NULL},
+        {"{\"kind\":\"probsparse\",\"factor\":1}", 0, NULL},
+        {"{\"kind\":\"mamba\",\"bidirectional\":true}", 0, NULL},
+        {"{\"kind\":\"deltanet\"}", 0, NULL},
+        {"{\"kind\":\"s4d\"}", 0, NULL},
+        {"{\"kind\":\"gru_diag\"}", 1, NULL},
+        {"{\"kind\":\"lstm_cifg\"}", 1, NULL},
+        {"{\"kind\":\"gru\"}", 0, NULL},
+        {"{\"kind\":\"lstm\"}", 0, NULL},
+        {"{\"kind\":\"dwconv\",\"kernel_size\":5}", 0, NULL},
     };
     const int n_mixers = (int)(sizeof mixers / sizeof mixers[0]);
     const int saved = omp_get_max_threads();
@@ -467,8 +500,8 @@ static void check_split_mixers(void) {
         snprintf(json, sizeof json,
                  "{\"model\":\"patchtst\",\"seq_len\":64,\"pred_len\":12,\"n_channels\":3,\"d_model\":16,"
                  "\"input\":{\"kind\":\"patches\",\"patch_len\":8,\"stride\":4},"
-                 "\"blocks\":[{\"kind\":\"metaformer\",\"repeat\":2,\"token_mixer\":%s}]}",
-                 mixers[k].json);
+                 "\"blocks\":[{\"kind\":\"metaformer\",\"repeat\":2,\"token_mixer\":%s%s%s}]}",
+                 mixers[k].json, mixers[k].block ? "," : "", mixers[k].block ? mixers[k].block : "");
         sf_model m;
         if (sf_model_create_json(&m, json, "split mixer") != SF_OK) {
             CHECK_MSG(0, "%s: %s", mixers[k].json, sf_error_message());
@@ -531,5 +564,6 @@ int main(void) {
     check_concurrent_inference();
     check_split_inference();
     check_split_mixers();
+    check_split_row_classes();
     return test_finish();
 }

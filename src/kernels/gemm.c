@@ -425,6 +425,18 @@ static unsigned choose_path(int transA, int transB, int M, int N, int K) {
     return use_packed() ? SF_GEMM_PATH_PACKED : SF_GEMM_PATH_OPENBLAS;
 }
 
+int sf_gemm_row_class(int transB, int M, int N, int K) {
+    if (M <= 0 || N <= 0 || K <= 0) return 0;
+    const unsigned path = choose_path(0, transB, M, N, K);
+#if SF_GEMM_HAVE_SMALL
+    if (path == SF_GEMM_PATH_SMALL_DOT) return 1; /* every variant: the same order per element */
+    if (path == SF_GEMM_PATH_SMALL_PANEL && K > SF_GEMM_SMALL_PACKED_KMAX) return 2;
+    /* the rest of the small panel path is the packed kernel on the calling thread */
+#endif
+    if (path == SF_GEMM_PATH_OPENBLAS) return -1;
+    return 16 + sf_gemm_packed_ksplit(M, N, K); /* per element, only a K split changes the order */
+}
+
 /* bias (not NULL): C = alpha * op(A) op(B) + bias in every row; the packed kernel adds it in its
  * store, the other paths get it copied into C and beta = 1 (the same bits either way). */
 static void gemm_dispatch(int transA, int transB, int M, int N, int K, float alpha,

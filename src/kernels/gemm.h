@@ -37,6 +37,13 @@ void sf_gemm_packed_serial(int transA, int transB, int M, int N, int K, float al
                            const float *bias, float *C, int ldc);
 void sf_gemm_packed_bias(int transA, int transB, int M, int N, int K, float alpha, const float *A,
                          int lda, const float *B, int ldb, const float *bias, float *C, int ldc);
+/* Row subsets: two products that differ only in M (op(A) not transposed) compute each row of C
+ * with the same operations when sf_gemm_row_class gives the same value for both, so a model may
+ * split a call's rows across threads without changing any bit (models/patchtst.c). Negative:
+ * a path whose bits may depend on M (OpenBLAS). */
+int sf_gemm_row_class(int transB, int M, int N, int K);
+/* The packed kernel's K-split count for a shape (1: none; gemm_packed.c). */
+int sf_gemm_packed_ksplit(int M, int N, int K);
 /* cblas_sgemm with the same argument checks (the fallback; tests compare it too). */
 void sf_gemm_blas(int transA, int transB, int M, int N, int K, float alpha, const float *A,
                   int lda, const float *B, int ldb, float beta, float *C, int ldc);

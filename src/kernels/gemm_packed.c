@@ -559,6 +559,8 @@ void sf_gemm_packed_serial(int transA, int transB, int M, int N, int K, float al
                 1);
 }
 
+int sf_gemm_packed_ksplit(int M, int N, int K) { return ksplit_chunks(M, N, K); }
+
 const char *sf_gemm_packed_path(void) {
 #if SF_HAVE_CLONES
     __builtin_cpu_init();

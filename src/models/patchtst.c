@@ -10,6 +10,7 @@
 
 #include "blocks/block.h"
 #include "core/error.h"
+#include "kernels/gemm.h"
 #include "layers/dropout.h"
 #include "layers/linear.h"
 #include "layers/norm.h"
@@ -109,6 +110,56 @@ static void pt_init(sf_model *m, sf_rng *rng) {
     sf_linear_init(&s->head, rng);
 }
 
+/* RevIN statistics and patching of series [lo, hi) (one (b, c) series at a time). */
+static void pt_patch_series(const patchtst *s, const float *x, pt_saved *sv, int lo, int hi) {
+    const int N = s->N, L = s->L, C = s->C;
+    for (int bc = lo; bc < hi; bc++) {
+        int b = bc / C, ch = bc % C;
+        const float *xs = x + (size_t)b * L * C + ch;
+        double mu = 0, var = 0;
+        if (s->revin) {
+            for (int t = 0; t < L; t++) mu += xs[(size_t)t * C];
+            mu /= L;
+            for (int t = 0; t < L; t++) {
+                double e = xs[(size_t)t * C] - mu;
+                var += e * e;
+            }
+            var /= L;
+        }
+        float fmu = (float)mu, fsd = s->revin ? (float)sqrt(var + 1e-5) : 1.0f;
+        sv->mean[bc] = fmu;
+        sv->stdev[bc] = fsd;
+        float *pt = sv->patches + (size_t)bc * N * s->pl;
+        for (int p = 0; p < N; p++)
+            for (int j = 0; j < s->pl; j++) {
+                int t = p * s->s + j;
+                if (t >= L) t = L - 1; /* end padding repeats the last value */
+                pt[p * s->pl + j] = (xs[(size_t)t * C] - fmu) / fsd;
+            }
+    }
+}
+
+/* The flatten of series [lo, hi): token-major [N, d] to d-major [d * N] (index di * N + p). */
+static void pt_flatten_series(const patchtst *s, const float *zl, float *flat, int lo, int hi) {
+    const int N = s->N, d = s->d;
+    for (int bc = lo; bc < hi; bc++) {
+        const float *zb = zl + (size_t)bc * N * d;
+        float *fb = flat + (size_t)bc * N * d;
+        for (int p = 0; p < N; p++)
+            for (int di = 0; di < d; di++) fb[di * N + p] = zb[p * d + di];
+    }
+}
+
+/* RevIN inverse of series [lo, hi) into y [B, P, C]. */
+static void pt_output_series(const patchtst *s, const pt_saved *sv, float *y, int lo, int hi) {
+    for (int bc = lo; bc < hi; bc++) {
+        int b = bc / s->C, ch = bc % s->C;
+        const float *h = sv->head_out + (size_t)bc * s->P;
+        float *yb = y + (size_t)b * s->P * s->C + ch;
+        for (int t = 0; t < s->P; t++) yb[(size_t)t * s->C] = h[t] * sv->stdev[bc] + sv->mean[bc];
+    }
+}
+
 /* Small inference calls (batch 1 is 7 series of 42 patches) on several threads: the series are
  * independent, so the block stack runs in ONE parallel region, each thread on its own contiguous
  * slice of series with its own arena and layer records, instead of each operation opening its
@@ -127,8 +178,9 @@ static int split_on = 1;
 unsigned long sf_patchtst_split_calls(void) { return __atomic_load_n(&split_calls, __ATOMIC_RELAXED); }
 void sf_patchtst_split_enable(int on) { __atomic_store_n(&split_on, on != 0, __ATOMIC_RELAXED); }
 
-/* Floats of arena the block stack needs for nb series (one block at a time, as inference). */
-static size_t pt_blocks_arena(patchtst *s, const sf_ctx *inner, int nb) {
+/* Floats of arena the per-series work needs for nb series: the blocks one at a time, as
+ * inference, then the final norm. */
+static size_t pt_split_arena(patchtst *s, const sf_ctx *inner, int nb) {
     sf_arena pa;
     sf_arena_init_plan(&pa);
     sf_ctx sub = *inner;
@@ -138,37 +190,60 @@ static size_t pt_blocks_arena(patchtst *s, const sf_ctx *inner, int nb) {
         sf_block_forward(&s->blocks[i], &sub, NULL, NULL);
         sf_arena_reset_to(&pa, 0);
     }
+    if (s->has_norm_f) sf_norm_forward(&s->norm_f, &sub, NULL, NULL, (long)nb * s->N);
     return pa.peak;
 }
 
-static int pt_blocks_split(sf_model *m, const sf_ctx *inner, float *const *z) {
+/* The whole forward of a small inference call, split by series (see above): each thread patches
+ * its series, embeds them, runs the blocks and the final norm, flattens them and computes their
+ * rows of the head and their outputs. The embedding and head GEMMs are cut by rows only where
+ * every piece computes its rows with the operations of the whole call (sf_gemm_row_class);
+ * otherwise the call runs the usual way. Returns 1 when it ran. */
+static int pt_forward_split(sf_model *m, const sf_ctx *inner, pt_saved *sv, const float *x,
+                            float *y) {
     patchtst *s = m->self;
-    const int BC = inner->B;
+    const int BC = inner->B, N = s->N, d = s->d;
     if (!__atomic_load_n(&split_on, __ATOMIC_RELAXED) || inner->keep || inner->training ||
-        inner->newton || omp_in_parallel() || BC < 2 ||
-        (long)BC * s->N * s->d > SF_PT_SPLIT_MAX)
+        inner->newton || omp_in_parallel() || BC < 2 || (long)BC * N * d > SF_PT_SPLIT_MAX)
         return 0;
     int nth = omp_get_max_threads();
     if (nth > BC) nth = BC;
     if (nth > SF_PT_SPLIT_THREADS) nth = SF_PT_SPLIT_THREADS;
     if (nth < 2) return 0;
-    sf_arena *a = inner->arena;
-    const int plan = sf_arena_planning(a);
     /* thread t takes series [lo[t], lo[t+1]); its arena and (but for thread 0) its own records */
     int lo[SF_PT_SPLIT_THREADS + 1];
+    for (int t = 0; t <= nth; t++) lo[t] = (int)((long)BC * t / nth);
+    const int embed_class = sf_gemm_row_class(1, BC * N, d, s->pl);
+    const int head_class = sf_gemm_row_class(1, BC, s->P, d * N);
+    if (embed_class < 0 || head_class < 0) return 0;
+    for (int t = 0; t < nth; t++) {
+        const int nb = lo[t + 1] - lo[t];
+        if (sf_gemm_row_class(1, nb * N, d, s->pl) != embed_class ||
+            sf_gemm_row_class(1, nb, s->P, d * N) != head_class)
+            return 0;
+    }
+    sf_arena *a = inner->arena;
+    const int plan = sf_arena_planning(a);
+    const long ntok = (long)BC * N;
+    const size_t mark = sf_arena_mark(a);
+    sv->zf = s->has_norm_f ? sf_arena_push(a, (size_t)ntok * d) : NULL;
+    sv->flat = sf_arena_push(a, (size_t)ntok * d);
+    sv->head_out = sf_arena_push(a, (size_t)BC * s->P);
+    const size_t outputs = sf_arena_mark(a);
     size_t need[SF_PT_SPLIT_THREADS], total = 0;
     /* a records buffer as the run's own (saved_bytes + 16), in whole 16-float arena units */
     const size_t rec_bytes = m->params.saved_bytes + 16;
     const size_t rec_floats = ((rec_bytes + 3) / 4 + 15) & ~(size_t)15;
-    for (int t = 0; t <= nth; t++) lo[t] = (int)((long)BC * t / nth);
     for (int t = 0; t < nth; t++) {
-        need[t] = (pt_blocks_arena(s, inner, lo[t + 1] - lo[t]) + 15) & ~(size_t)15;
+        need[t] = (pt_split_arena(s, inner, lo[t + 1] - lo[t]) + 15) & ~(size_t)15;
         total += need[t] + (t ? rec_floats : 0);
     }
     /* The planning pass covered the split at the run's thread count (sf_model_reserve re-plans
-     * when it grows); should the pieces still not fit, the stack runs the usual way. */
-    if (!plan && a->used + total > a->cap) return 0;
-    const size_t mark = sf_arena_mark(a);
+     * when it grows); should the pieces still not fit, the call runs the usual way. */
+    if (!plan && a->used + total > a->cap) {
+        sf_arena_reset_to(a, mark);
+        return 0;
+    }
     float *base = sf_arena_push(a, total);
     if (plan) {
         sf_arena_reset_to(a, mark); /* the planning pass then plans the usual way too */
@@ -186,22 +261,39 @@ static int pt_blocks_split(sf_model *m, const sf_ctx *inner, float *const *z) {
             at += rec_floats;
         }
     }
-    const long per_series = (long)s->N * s->d;
+    const long per_series = (long)N * d;
     /* OpenMP may grant fewer threads than asked (OMP_DYNAMIC, thread limits): each thread then
      * takes every n-th slice, so every slice is computed whatever the team size */
 #pragma omp parallel num_threads(nth)
     for (int t = omp_get_thread_num(); t < nth; t += omp_get_num_threads()) {
+        const int l0 = lo[t], l1 = lo[t + 1], nb = l1 - l0;
         sf_ctx sub = *inner;
         sub.arena = &sub_arena[t];
         sub.saved = sub_saved[t];
-        sub.B = lo[t + 1] - lo[t];
+        sub.B = nb;
+        pt_patch_series(s, x, sv, l0, l1);
+        sf_linear_forward(&s->patch_embed, sv->z[0] + l0 * per_series,
+                          sv->patches + (size_t)l0 * N * s->pl, (long)nb * N);
+        sf_positions_forward(&s->pos, &sub, sv->z[0] + l0 * per_series);
         for (int i = 0; i < s->E; i++) {
-            sf_block_forward(&s->blocks[i], &sub, z[i] + lo[t] * per_series,
-                             z[i + 1] + lo[t] * per_series);
+            sf_block_forward(&s->blocks[i], &sub, sv->z[i] + l0 * per_series,
+                             sv->z[i + 1] + l0 * per_series);
             sf_arena_reset_to(&sub_arena[t], 0);
         }
+        const float *zl = sv->z[s->E];
+        if (s->has_norm_f) {
+            sf_norm_forward(&s->norm_f, &sub, zl + l0 * per_series, sv->zf + l0 * per_series,
+                            (long)nb * N);
+            zl = sv->zf;
+        }
+        pt_flatten_series(s, zl, sv->flat, l0, l1);
+        sf_linear_forward(&s->head, sv->head_out + (size_t)l0 * s->P,
+                          sv->flat + (size_t)l0 * per_series, nb);
+        pt_output_series(s, sv, y, l0, l1);
+        sf_arena_reset_to(&sub_arena[t], 0);
     }
-    sf_arena_reset_to(a, mark);
+    sf_arena_reset_to(a, outputs);
+    sv->mask_emb = sv->mask_head = NULL;
     __atomic_fetch_add(&split_calls, 1, __ATOMIC_RELAXED);
     return 1;
 }
@@ -211,7 +303,7 @@ static void pt_forward(sf_model *m, sf_ctx *ctx, const float *x, float *y) {
     pt_saved *sv = SF_SAVED(ctx, s->slot, pt_saved);
     sf_arena *a = ctx->arena;
     int plan = sf_arena_planning(a);
-    int B = ctx->B, BC = B * s->C, N = s->N, d = s->d, L = s->L, C = s->C;
+    int B = ctx->B, BC = B * s->C, N = s->N, d = s->d;
     long ntok = (long)BC * N;
     sf_ctx inner = *ctx;
     inner.B = BC;
@@ -222,47 +314,24 @@ static void pt_forward(sf_model *m, sf_ctx *ctx, const float *x, float *y) {
     sv->stdev = sf_arena_push(a, (size_t)BC);
     sv->patches = sf_arena_push(a, (size_t)ntok * s->pl);
     for (int i = 0; i <= s->E; i++) sv->z[i] = sf_arena_push(a, (size_t)ntok * d);
+    if (pt_forward_split(m, &inner, sv, x, y)) return;
     if (!plan) {
         /* RevIN statistics and patching, one (b, c) series at a time. */
         SF_PARALLEL_FOR_IF(ntok * d >= SF_PT_PAR_MIN,
-            for (int bc = 0; bc < BC; bc++) {
-                int b = bc / C, ch = bc % C;
-                const float *xs = x + (size_t)b * L * C + ch;
-                double mu = 0, var = 0;
-                if (s->revin) {
-                    for (int t = 0; t < L; t++) mu += xs[(size_t)t * C];
-                    mu /= L;
-                    for (int t = 0; t < L; t++) {
-                        double e = xs[(size_t)t * C] - mu;
-                        var += e * e;
-                    }
-                    var /= L;
-                }
-                float fmu = (float)mu, fsd = s->revin ? (float)sqrt(var + 1e-5) : 1.0f;
-                sv->mean[bc] = fmu;
-                sv->stdev[bc] = fsd;
-                float *pt = sv->patches + (size_t)bc * N * s->pl;
-                for (int p = 0; p < N; p++)
-                    for (int j = 0; j < s->pl; j++) {
-                        int t = p * s->s + j;
-                        if (t >= L) t = L - 1; /* end padding repeats the last value */
-                        pt[p * s->pl + j] = (xs[(size_t)t * C] - fmu) / fsd;
-                    }
-            }
+            for (int bc = 0; bc < BC; bc++) pt_patch_series(s, x, sv, bc, bc + 1);
         );
         sf_linear_forward(&s->patch_embed, sv->z[0], sv->patches, ntok);
     }
     sf_positions_forward(&s->pos, &inner, sv->z[0]);
     sv->mask_emb = sf_dropout_fwd(ctx, sv->z[0], ntok * d, s->dropout);
-    if (!pt_blocks_split(m, &inner, sv->z))
-        for (int i = 0; i < s->E; i++) {
-            /* Inference keeps nothing for backward: what a block pushed besides its output (which
-             * was pushed above) is free once the block is done, so the arena holds one block at a
-             * time. */
-            size_t mark = sf_arena_mark(a);
-            sf_block_forward(&s->blocks[i], &inner, sv->z[i], sv->z[i + 1]);
-            if (!ctx->keep) sf_arena_reset_to(a, mark);
-        }
+    for (int i = 0; i < s->E; i++) {
+        /* Inference keeps nothing for backward: what a block pushed besides its output (which
+         * was pushed above) is free once the block is done, so the arena holds one block at a
+         * time. */
+        size_t mark = sf_arena_mark(a);
+        sf_block_forward(&s->blocks[i], &inner, sv->z[i], sv->z[i + 1]);
+        if (!ctx->keep) sf_arena_reset_to(a, mark);
+    }
     const float *zl = sv->z[s->E];
     sv->zf = NULL;
     if (s->has_norm_f) {
@@ -274,24 +343,12 @@ static void pt_forward(sf_model *m, sf_ctx *ctx, const float *x, float *y) {
     sv->head_out = sf_arena_push(a, (size_t)BC * s->P);
     if (!plan) {
         SF_PARALLEL_FOR_IF(ntok * d >= SF_PT_PAR_MIN,
-            for (int bc = 0; bc < BC; bc++) {
-                const float *zb = zl + (size_t)bc * N * d;
-                float *fb = sv->flat + (size_t)bc * N * d;
-                for (int p = 0; p < N; p++)
-                    for (int di = 0; di < d; di++) fb[di * N + p] = zb[p * d + di];
-            }
+            for (int bc = 0; bc < BC; bc++) pt_flatten_series(s, zl, sv->flat, bc, bc + 1);
         );
         sf_linear_forward(&s->head, sv->head_out, sv->flat, BC);
     }
     sv->mask_head = sf_dropout_fwd(ctx, sv->head_out, (long)BC * s->P, s->head_dropout);
-    if (!plan) {
-        for (int bc = 0; bc < BC; bc++) {
-            int b = bc / C, ch = bc % C;
-            const float *h = sv->head_out + (size_t)bc * s->P;
-            float *yb = y + (size_t)b * s->P * C + ch;
-            for (int t = 0; t < s->P; t++) yb[(size_t)t * C] = h[t] * sv->stdev[bc] + sv->mean[bc];
-        }
-    }
+    if (!plan) pt_output_series(s, sv, y, 0, BC);
 }
 
 static void pt_backward(sf_model *m, sf_ctx *ctx, const float *dy) {
