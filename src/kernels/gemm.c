@@ -241,13 +241,16 @@ static inline __attribute__((always_inline)) void dot_cols_rows(const int R,
                                                                 const float *restrict wt, int K,
                                                                 float beta, float *restrict c,
                                                                 int ldc) {
-    g16sf s[2][8];
+    g16sf s[3][8];
     for (int r = 0; r < R; r++)
         for (int l = 0; l < 8; l++) s[r][l] = (g16sf){0};
     for (int p = 0; p < K; p += 8)
         for (int l = 0; l < 8; l++) {
             g16sf w;
             memcpy(&w, wt + (long)(p + l) * 16, sizeof w);
+            /* w in a register: without this GCC loaded it again as the memory operand of each
+             * row's FMA and broadcast a into a register, two loads per FMA */
+            __asm__("" : "+v"(w));
             for (int r = 0; r < R; r++) s[r][l] += a[(long)r * lda + p + l] * w;
         }
     for (int r = 0; r < R; r++) {
@@ -274,8 +277,12 @@ SF_TARGET_V4 static void small_dot_cols_512(int M, int N, int K, const float *re
             for (int p = 0; p < K; p++) wt[p * 16 + jj] = w[p];
         }
         int i = 0;
-        for (; i + 2 <= M; i += 2)
+        for (; i + 3 <= M; i += 3)
+            dot_cols_rows(3, A + (long)i * lda, lda, wt, K, beta, C + (long)i * ldc + j0, ldc);
+        if (i + 2 <= M) {
             dot_cols_rows(2, A + (long)i * lda, lda, wt, K, beta, C + (long)i * ldc + j0, ldc);
+            i += 2;
+        }
         if (i < M) dot_cols_rows(1, A + (long)i * lda, lda, wt, K, beta, C + (long)i * ldc + j0, ldc);
     }
 }
