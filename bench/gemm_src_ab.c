@@ -58,8 +58,11 @@ int main(int argc, char **argv) {
         {"fc2 dW", 1, 0, 16, 128, 37632, 16, 0, 1.0f},
         {"enc out fwd", 0, 1, 8192, 256, 256, 768, 1, 0.0f},
         {"enc fc1 dx", 0, 0, 8192, 256, 1024, 768, 0, 0.0f},
+        {"enc out dW", 1, 0, 256, 256, 8192, 256, 0, 1.0f},
+        {"enc fc2 dW", 1, 0, 256, 1024, 8192, 256, 0, 1.0f},
+        {"enc fc1 dW", 1, 0, 1024, 256, 8192, 1024, 0, 1.0f},
     };
-    const size_t nx = 37632L * 1024, nw = 1024L * 1024, nc = 1L << 20;
+    const size_t nx = 37632L * 1024, nw = 8192L * 1024, nc = 1L << 20;
     X = malloc(nx * sizeof(float)), W = malloc(nw * sizeof(float)), C = malloc(nc * sizeof(float));
     Bias = malloc(1024 * sizeof(float));
     for (size_t i = 0; i < nx; i++) X[i] = (float)((i * 37) % 101) * 0.02f - 1.0f;

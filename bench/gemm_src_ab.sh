@@ -12,10 +12,10 @@ bash scripts/build.sh >/dev/null
 d=$(mktemp -d)
 trap 'rm -rf "$d"' EXIT
 git show "$REV:src/kernels/gemm_packed.c" >"$d/gemm_packed_old.c"
-cc -std=c11 -O3 -DNDEBUG -D_GNU_SOURCE -Wno-psabi -fopenmp -Isrc \
-    -Dsf_gemm_packed=old_gemm_packed -Dsf_gemm_packed_bias=old_gemm_packed_bias \
-    -Dsf_gemm_packed_path=old_gemm_packed_path -Dsf_gemm_packed_serial=old_gemm_packed_serial \
-    -c "$d/gemm_packed_old.c" -o "$d/old.o"
+cc -std=c11 -O3 -DNDEBUG -D_GNU_SOURCE -Wno-psabi -fopenmp -Isrc -c "$d/gemm_packed_old.c" -o "$d/old.o"
+# every global the old file defines gets an old_ prefix (sf_gemm_packed_serial -> old_gemm_packed_serial)
+nm --defined-only -g "$d/old.o" | awk '$3 ~ /^sf_/ {print $3, "old_" substr($3, 4)}' >"$d/syms"
+objcopy --redefine-syms="$d/syms" "$d/old.o"
 cc -std=c11 -O2 -D_GNU_SOURCE -fopenmp -Isrc -Ibench bench/gemm_src_ab.c "$d/old.o" \
     build/libseqformer.a -lopenblas -lm -o "$d/gemm_src_ab"
 echo "gemm_packed.c: this tree ($(git rev-parse --short HEAD)$(git diff --quiet -- src/kernels/gemm_packed.c || echo '+changes')) vs $REV; $(lscpu | sed -n 's/^Model name: *//p')"

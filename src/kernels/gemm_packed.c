@@ -392,7 +392,9 @@ static inline __attribute__((always_inline)) void packed_unit(
  * (gemm_train_shapes' dx rows, with a scratch build that read every such B in place). Same bits
  * either way. */
 #define SF_PK_B_IN_PLACE_MMAX 256
-static inline int b_in_place(int transB, int M) { return !transB && M <= SF_PK_B_IN_PLACE_MMAX; }
+static inline int b_in_place(int transB, int M, int ldb) {
+    return !transB && M <= SF_PK_B_IN_PLACE_MMAX && ldb <= SF_PK_TA_LDA_MAX;
+}
 
 /* One call, inside its parallel region (or on the calling thread alone). For each NC-wide
  * column block and KC slice of K: the op(B) block is packed once into the caller's buffer
@@ -406,7 +408,7 @@ static inline int b_in_place(int transB, int M) { return !transB && M <= SF_PK_B
 static void packed_body(int transA, int transB, int M, int N, int K, float alpha, const float *A,
                         int lda, const float *B, int ldb, float beta, const float *bias, float *C,
                         int ldc, int mc, int jchunks, float *bbuf, int wide, int serial) {
-    const int tm = (M + mc - 1) / mc, bin = b_in_place(transB, M);
+    const int tm = (M + mc - 1) / mc, bin = b_in_place(transB, M, ldb);
     for (int j0 = 0; j0 < N; j0 += SF_PK_NC) {
         const int nc = N - j0 < SF_PK_NC ? N - j0 : SF_PK_NC;
         const int panels = (nc + SF_PK_NR - 1) / SF_PK_NR;
