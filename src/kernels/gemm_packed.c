@@ -231,11 +231,11 @@ static inline __attribute__((always_inline, target("arch=x86-64-v4"))) void micr
                 *r5 = a + 5 * rs;
     const float *r6 = a2, *r7 = a2 + rs, *r8 = a2 + 2 * rs, *r9 = a2 + 3 * rs, *r10 = a2 + 4 * rs,
                 *r11 = a2 + 5 * rs;
-    /* Unrolled: one k step is 13 loads, 12 FMAs and 13 pointer increments, more than a 6-wide
-     * front end (Intel Golden Cove) issues in the 6 cycles the FMAs take; unrolled, the
-     * increments are shared by 4 steps (the N = 16 GEMMs of PatchTST's training step ran 12-25%
-     * faster on the 2-core Xeon, bench/gemm_src_ab.sh, bench/results/gemm_unroll_ab_xeon.txt). Per accumulator the same FMAs in the same
-     * order: the same bits. */
+    /* Unrolled: one k step is 13 loads, 12 FMAs and 13 pointer increments, more than the 2-core
+     * Xeon's 6-wide front end issues in the 6 cycles the FMAs take; unrolled, 4 steps share the
+     * increments (the N = 16 GEMMs of PatchTST's training step in 0.85-0.92x the time there:
+     * bench/gemm_src_ab.sh, bench/results/gemm_unroll_ab_xeon.txt). Per accumulator the same
+     * FMAs in the same order: the same bits. */
 #pragma GCC unroll 4
     for (int p = 0; p < kc; p++) {
         pk16 b;

@@ -161,10 +161,11 @@ static void pt_output_series(const patchtst *s, const pt_saved *sv, float *y, in
 }
 
 /* Small inference calls (batch 1 is 7 series of 42 patches) on several threads: the series are
- * independent, so the block stack runs in ONE parallel region, each thread on its own contiguous
- * slice of series with its own arena and layer records, instead of each operation opening its
- * own region (about 20 per call, each too short to pay for waking the other thread). Up to
- * SF_PT_SPLIT_MAX floats per block output; above that the per-operation parallelism is efficient.
+ * independent, so the whole forward (patching, embedding, blocks, head rows) runs in ONE parallel
+ * region, each thread on its own contiguous slice of series with its own arena and layer
+ * records, instead of each operation opening its own region (about 20 per call, each too short
+ * to pay for waking the other thread). Up to SF_PT_SPLIT_MAX floats per block output; above
+ * that the per-operation parallelism is efficient.
  * Each series is computed by the same code on the same values either way, so the output does not
  * depend on the split (test_model checks it bit for bit for every token mixer). The exception is
  * ParaRNN's Newton solve, which stops on the largest residual over all series of the call, so a
