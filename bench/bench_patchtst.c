@@ -20,6 +20,7 @@
 #include "train/adamw.h"
 #include "bench_args.h"
 #include "bench_clock.h"
+#include "patchtst_setup.h"
 
 static double median(double *v, int n) {
     qsort(v, (size_t)n, sizeof *v, cmp_double);
@@ -64,41 +65,12 @@ int main(int argc, char **argv) {
         }
     }
     omp_set_num_threads(threads);
-    sf_flat_config cfg;
-    sf_flat_config_defaults(&cfg, "patchtst");
-    snprintf(cfg.mixer, sizeof cfg.mixer, "%s", mixer);
-    snprintf(cfg.norm, sizeof cfg.norm, "%s", norm);
-    sf_model m;
-    cJSON *json = sf_flat_config_to_json(&cfg);
-    int bad = sf_model_create(&m, json);
-    cJSON_Delete(json);
-    if (bad) {
-        fprintf(stderr, "bench_patchtst: %s\n", sf_error_message());
-        return 1;
-    }
-    sf_model_init_weights(&m, 0);
-    long nx = (long)batch * cfg.seq_len * cfg.n_channels, ny = (long)batch * cfg.pred_len * cfg.n_channels;
-    float *x = malloc((size_t)nx * 4), *y = malloc((size_t)ny * 4), *out = malloc((size_t)ny * 4),
-          *dy = malloc((size_t)ny * 4);
-    sf_rng rng;
-    sf_rng_seed(&rng, 0);
-    sf_rng_fill_normal(&rng, x, nx, 0, 1);
-    sf_rng_fill_normal(&rng, y, ny, 0, 1);
-    sf_adamw opt;
-    sf_adamw_init(&opt, &m.params, 0.0f);
-    double t_alloc = wall_seconds();
-    sf_model_reserve(&m, &m.run, batch, 1);
-    t_alloc = wall_seconds() - t_alloc;
+    bench_patchtst_setup B;
+    if (bench_patchtst_init(&B, "bench_patchtst", batch, mixer, norm)) return 1;
     double *rep_ms = malloc((size_t)reps * sizeof(double)), *rep_cpu_ms = malloc((size_t)reps * sizeof(double));
     for (int r = -1; r < reps; r++) { /* r = -1: warm-up */
         double t = wall_seconds(), tc = cpu_seconds();
-        for (int s = 0; s < steps; s++) {
-            sf_params_zero_grad(&m.params);
-            sf_model_forward(&m, x, out, batch, 1, &rng);
-            sf_mse_loss(out, y, dy, ny);
-            sf_model_backward(&m, dy, batch);
-            sf_adamw_step(&opt, &m.params, 1e-4f);
-        }
+        for (int s = 0; s < steps; s++) bench_patchtst_step(&B, batch);
         if (r >= 0) rep_ms[r] = (wall_seconds() - t) * 1e3 / steps, rep_cpu_ms[r] = (cpu_seconds() - tc) * 1e3 / steps;
     }
     double step_ms = median(rep_ms, reps), step_cpu_ms = median(rep_cpu_ms, reps);
@@ -108,7 +80,7 @@ int main(int argc, char **argv) {
     double *lat = malloc((size_t)infer_runs * sizeof(double));
     for (int r = -20; r < infer_runs; r++) {
         double t = wall_seconds();
-        sf_model_forward(&m, x, out, 1, 0, NULL);
+        sf_model_forward(&B.m, B.x, B.out, 1, 0, NULL);
         if (r >= 0) lat[r] = (wall_seconds() - t) * 1e3;
     }
     const unsigned infer_paths = sf_gemm_paths_used();
@@ -119,11 +91,11 @@ int main(int argc, char **argv) {
         sf_profile_enable(1);
         double t = wall_seconds();
         for (int s = 0; s < steps; s++) {
-            SF_PROF(SF_PROF_OPTIMIZER, sf_params_zero_grad(&m.params));
-            sf_model_forward(&m, x, out, batch, 1, &rng);
-            SF_PROF(SF_PROF_DATA, sf_mse_loss(out, y, dy, ny));
-            sf_model_backward(&m, dy, batch);
-            SF_PROF(SF_PROF_OPTIMIZER, sf_adamw_step(&opt, &m.params, 1e-4f));
+            SF_PROF(SF_PROF_OPTIMIZER, sf_params_zero_grad(&B.m.params));
+            sf_model_forward(&B.m, B.x, B.out, batch, 1, &B.rng);
+            SF_PROF(SF_PROF_DATA, sf_mse_loss(B.out, B.y, B.dy, B.ny));
+            sf_model_backward(&B.m, B.dy, batch);
+            SF_PROF(SF_PROF_OPTIMIZER, sf_adamw_step(&B.opt, &B.m.params, 1e-4f));
         }
         sf_profile_print(stderr, "training step, batch 128", wall_seconds() - t, steps);
         sf_profile_reset();
@@ -131,17 +103,17 @@ int main(int argc, char **argv) {
          * threads the batch-1 blocks run inside one (split by series, models/patchtst.c) */
         omp_set_num_threads(1);
         t = wall_seconds();
-        for (int r = 0; r < 200; r++) sf_model_forward(&m, x, out, 1, 0, NULL);
+        for (int r = 0; r < 200; r++) sf_model_forward(&B.m, B.x, B.out, 1, 0, NULL);
         sf_profile_print(stderr, "batch-1 forward at one thread", wall_seconds() - t, 200);
         omp_set_num_threads(threads);
         sf_profile_enable(0);
     }
     /* Weights after the training steps, read through one eval forward: equal checksums at two
      * thread counts (same --reps, --steps) show the run does not depend on the thread count. */
-    sf_model_forward(&m, x, out, batch, 0, NULL);
+    sf_model_forward(&B.m, B.x, B.out, batch, 0, NULL);
     double checksum = 0;
-    for (long i = 0; i < ny; i++) checksum += (double)out[i] * (double)(1 + i % 13);
-    double gflop_step = 3.0 * m.def->ops->flops(&m) * batch / 1e9; /* fwd + ~2x for bwd */
+    for (long i = 0; i < B.ny; i++) checksum += (double)B.out[i] * (double)(1 + i % 13);
+    double gflop_step = 3.0 * B.m.def->ops->flops(&B.m) * batch / 1e9; /* fwd + ~2x for bwd */
     double peak = blas_peak_gflops();
     printf("{\"impl\":\"seqformer\",\"threads\":%d,\"batch\":%d,\"mixer\":\"%s\",\"norm\":\"%s\",\"params\":%ld,"
            "\"train_step_ms\":%.2f,\"train_step_cpu_ms\":%.2f,\"train_steps_per_s\":%.3f,\"infer_b1_latency_ms\":%.4f,"
@@ -149,13 +121,11 @@ int main(int argc, char **argv) {
            "\"train_gflops\":%.2f,\"blas_peak_gflops\":%.1f,\"arena_mb\":%.1f,"
            "\"blas_library\":\"%s\",\"blas_core\":\"%s\",\"our_kernels\":\"%s\","
            "\"gemm_paths_train\":%u,\"gemm_paths_infer\":%u,\"infer_split_calls\":%lu,\"out_checksum\":%.17g}\n",
-           threads, batch, mixer, cfg.norm, sf_model_n_params(&m), step_ms, step_cpu_ms, 1e3 / step_ms, lat_ms,
+           threads, batch, mixer, B.cfg.norm, sf_model_n_params(&B.m), step_ms, step_cpu_ms, 1e3 / step_ms, lat_ms,
            lat_ms, lat_p99, infer_runs, gflop_step / (step_ms / 1e3), peak,
-           (double)m.run.arena.cap * 4 / 1048576.0, sf_blas_library(), sf_blas_corename(),
+           (double)B.m.run.arena.cap * 4 / 1048576.0, sf_blas_library(), sf_blas_corename(),
            sf_gemm_packed_path(), train_paths, infer_paths, infer_split, checksum);
-    (void)t_alloc;
-    sf_adamw_free(&opt);
-    sf_model_destroy(&m);
-    free(x); free(y); free(out); free(dy); free(rep_ms); free(rep_cpu_ms); free(lat);
+    bench_patchtst_free(&B);
+    free(rep_ms), free(rep_cpu_ms), free(lat);
     return 0;
 }

@@ -6,18 +6,16 @@
  *   sum       checksum of a batch eval forward (equal for two builds that keep the bits, after
  *             the same commands) -> "sum <value>"
  *   quit
- * Usage: step_worker [--threads N (2)] [--batch N (128)]. Uses only long-standing library calls,
- * so bench/step_ab.sh can build it against an older commit's library too. */
+ * Usage: step_worker [--threads N (2)] [--batch N (128)]. Set up by patchtst_setup.h, which uses
+ * only long-standing library calls, so bench/step_ab.sh can build it against an older commit's
+ * library too. */
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/error.h"
-#include "models/model.h"
-#include "tasks/forecast.h"
-#include "train/adamw.h"
 #include "bench_clock.h"
+#include "patchtst_setup.h"
 
 int main(int argc, char **argv) {
     int threads = 2, batch = 128;
@@ -27,56 +25,30 @@ int main(int argc, char **argv) {
     }
     if (threads < 1 || batch < 1) return 2;
     omp_set_num_threads(threads);
-    sf_flat_config cfg;
-    sf_flat_config_defaults(&cfg, "patchtst");
-    sf_model m;
-    cJSON *json = sf_flat_config_to_json(&cfg);
-    int bad = sf_model_create(&m, json);
-    cJSON_Delete(json);
-    if (bad) {
-        fprintf(stderr, "step_worker: %s\n", sf_error_message());
-        return 1;
-    }
-    sf_model_init_weights(&m, 0);
-    const long nx = (long)batch * cfg.seq_len * cfg.n_channels,
-               ny = (long)batch * cfg.pred_len * cfg.n_channels;
-    float *x = malloc((size_t)nx * 4), *y = malloc((size_t)ny * 4), *out = malloc((size_t)ny * 4),
-          *dy = malloc((size_t)ny * 4);
-    sf_rng rng;
-    sf_rng_seed(&rng, 0);
-    sf_rng_fill_normal(&rng, x, nx, 0, 1);
-    sf_rng_fill_normal(&rng, y, ny, 0, 1);
-    sf_adamw opt;
-    sf_adamw_init(&opt, &m.params, 0.0f);
-    sf_model_reserve(&m, &m.run, batch, 1);
+    bench_patchtst_setup B;
+    if (bench_patchtst_init(&B, "step_worker", batch, NULL, NULL)) return 1;
     char line[64];
     setvbuf(stdout, NULL, _IOLBF, 0);
     while (fgets(line, sizeof line, stdin)) {
         int n = 0;
         if (sscanf(line, "train %d", &n) == 1 && n > 0) {
             const double t = wall_seconds();
-            for (int s = 0; s < n; s++) {
-                sf_params_zero_grad(&m.params);
-                sf_model_forward(&m, x, out, batch, 1, &rng);
-                sf_mse_loss(out, y, dy, ny);
-                sf_model_backward(&m, dy, batch);
-                sf_adamw_step(&opt, &m.params, 1e-4f);
-            }
+            for (int s = 0; s < n; s++) bench_patchtst_step(&B, batch);
             printf("ms %.4f\n", (wall_seconds() - t) * 1e3 / n);
         } else if (sscanf(line, "b1 %d", &n) == 1 && n > 0) {
             double *lat = malloc((size_t)n * sizeof(double));
             for (int r = 0; r < n; r++) {
                 const double t = wall_seconds();
-                sf_model_forward(&m, x, out, 1, 0, NULL);
+                sf_model_forward(&B.m, B.x, B.out, 1, 0, NULL);
                 lat[r] = (wall_seconds() - t) * 1e3;
             }
             qsort(lat, (size_t)n, sizeof *lat, cmp_double);
             printf("ms %.5f\n", n % 2 ? lat[n / 2] : 0.5 * (lat[n / 2 - 1] + lat[n / 2]));
             free(lat);
         } else if (!strncmp(line, "sum", 3)) {
-            sf_model_forward(&m, x, out, batch, 0, NULL);
+            sf_model_forward(&B.m, B.x, B.out, batch, 0, NULL);
             double sum = 0;
-            for (long i = 0; i < ny; i++) sum += (double)out[i] * (double)(1 + i % 13);
+            for (long i = 0; i < B.ny; i++) sum += (double)B.out[i] * (double)(1 + i % 13);
             printf("sum %.17g\n", sum);
         } else if (!strncmp(line, "quit", 4)) {
             break;
@@ -84,8 +56,6 @@ int main(int argc, char **argv) {
             printf("error: unknown command\n");
         }
     }
-    sf_adamw_free(&opt);
-    sf_model_destroy(&m);
-    free(x), free(y), free(out), free(dy);
+    bench_patchtst_free(&B);
     return 0;
 }

@@ -21,6 +21,7 @@
 #include "layers/norm.h"
 #include "layers/positions.h"
 #include "models/model.h"
+#include "models/series_norm.h"
 
 typedef struct {
     int L, P, C, d, E, use_norm, has_norm_f;
@@ -131,17 +132,8 @@ static void it_forward(sf_model *m, sf_ctx *ctx, const float *x, float *y) {
         for (int bc = 0; bc < BC; bc++) {
             int b = bc / C, ch = bc % C;
             const float *xv = x + (size_t)b * xs + ch;
-            double mu = 0, var = 0;
-            if (s->use_norm) {
-                for (int t = 0; t < L; t++) mu += xv[(size_t)t * C];
-                mu /= L;
-                for (int t = 0; t < L; t++) {
-                    double e = xv[(size_t)t * C] - mu;
-                    var += e * e;
-                }
-                var /= L;
-            }
-            float fmu = (float)mu, fsd = s->use_norm ? (float)sqrt(var + 1e-5) : 1.0f;
+            float fmu, fsd;
+            sf_series_stats(xv, (size_t)C, L, s->use_norm, &fmu, &fsd);
             sv->mean[bc] = fmu;
             sv->stdev[bc] = fsd;
             float *row = sv->series + ((size_t)b * T + ch) * L;

@@ -16,6 +16,7 @@
 #include "layers/norm.h"
 #include "layers/positions.h"
 #include "models/model.h"
+#include "models/series_norm.h"
 #include "core/parallel.h"
 
 /* Elementwise loops over fewer than this many floats run on the calling thread: waking the team
@@ -116,17 +117,8 @@ static void pt_patch_series(const patchtst *s, const float *x, pt_saved *sv, int
     for (int bc = lo; bc < hi; bc++) {
         int b = bc / C, ch = bc % C;
         const float *xs = x + (size_t)b * L * C + ch;
-        double mu = 0, var = 0;
-        if (s->revin) {
-            for (int t = 0; t < L; t++) mu += xs[(size_t)t * C];
-            mu /= L;
-            for (int t = 0; t < L; t++) {
-                double e = xs[(size_t)t * C] - mu;
-                var += e * e;
-            }
-            var /= L;
-        }
-        float fmu = (float)mu, fsd = s->revin ? (float)sqrt(var + 1e-5) : 1.0f;
+        float fmu, fsd;
+        sf_series_stats(xs, (size_t)C, L, s->revin, &fmu, &fsd);
         sv->mean[bc] = fmu;
         sv->stdev[bc] = fsd;
         float *pt = sv->patches + (size_t)bc * N * s->pl;
