@@ -26,6 +26,10 @@
 typedef float sf_tg8 __attribute__((vector_size(32)));
 
 #define SF_TG_INLINE static inline __attribute__((always_inline))
+/* B's vectors of one k step in registers (16-lane blocks, x86-64-v4 callers only): without this
+ * GCC folded the load of B into each row's FMA and broadcast A into a register instead, two
+ * loads per FMA (the same sums either way) */
+#define SF_TG_IN_REGISTER(x) __asm__("" : "+v"(x))
 
 SF_TG_INLINE sf_tg8 sf_tg_load(const float *p) {
     sf_tg8 x;
@@ -86,7 +90,10 @@ SF_TG_INLINE void sf_tg_block16(const int MR, const int NV, int k, const float *
         const float *b = B + p * b_ks;
         sf_tg16 bv[2];
 #pragma GCC unroll 2
-        for (int v = 0; v < NV; v++) bv[v] = sf_tg_load16(b + 16 * v);
+        for (int v = 0; v < NV; v++) {
+            bv[v] = sf_tg_load16(b + 16 * v);
+            SF_TG_IN_REGISTER(bv[v]);
+        }
 #pragma GCC unroll 6
         for (int r = 0; r < MR; r++) {
             const float a = A[r * a_rs + p * a_ks];
