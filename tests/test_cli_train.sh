@@ -172,5 +172,19 @@ check "[ -n '$m1' ] && [ '$m1' = '$m2' ]" "time_tokens: eval mse ($m2) equals tr
 "$SF" predict --model "$tmp/itt/model.safetensors" --data "$tmp/etth1_head.csv" --out "$tmp/itt.csv" 2>/dev/null
 check "[ \$(wc -l < '$tmp/itt.csv') -eq 25 ]" "time_tokens: predict writes 24 rows + header"
 
+# The final validation metrics reuse the best epoch's pass (trainer.c): the same values, to all
+# 17 digits of metrics.json, as evaluating the restored best weights again. A run whose best
+# epoch is not its last, so the weights were restored from the copy.
+for r in 0 1; do
+  SF_TRAIN_REEVALUATE_VAL=$r "$SF" train "${small[@]}" --epochs 6 --lr 0.05 --out "$tmp/rv$r" >/dev/null 2>&1
+  check '[ $? -eq 0 ]' "train (SF_TRAIN_REEVALUATE_VAL=$r) exit code"
+done
+metric_block() { tr -d ' \t\n' < "$1" | sed 's/"train_seconds".*//'; }
+be=$(sed -n 's/.*"best_epoch":[[:space:]]*\([0-9]*\).*/\1/p' "$tmp/rv0/metrics.json")
+er=$(sed -n 's/.*"epochs_run":[[:space:]]*\([0-9]*\).*/\1/p' "$tmp/rv0/metrics.json")
+check "[ -n '$be' ] && [ -n '$er' ] && [ $be -lt $er ]" "best epoch ($be) before the last ($er)"
+check "[ \"\$(metric_block '$tmp/rv0/metrics.json')\" = \"\$(metric_block '$tmp/rv1/metrics.json')\" ]" \
+  "reused best-epoch validation metrics equal a second evaluation"
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
