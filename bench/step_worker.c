@@ -14,16 +14,25 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench_args.h"
 #include "bench_clock.h"
 #include "patchtst_setup.h"
 
 int main(int argc, char **argv) {
     int threads = 2, batch = 128;
-    for (int i = 1; i + 1 < argc; i += 2) {
+    for (int i = 1; i < argc; i += 2) {
+        if (bench_flag_lacks_value(argc, argv, i, "step_worker")) return 2;
         if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--batch")) batch = atoi(argv[i + 1]);
+        else {
+            fprintf(stderr, "usage: step_worker [--threads N] [--batch N]\n");
+            return 2;
+        }
     }
-    if (threads < 1 || batch < 1) return 2;
+    if (threads < 1 || batch < 1) {
+        fprintf(stderr, "step_worker: --threads and --batch must be >= 1\n");
+        return 2;
+    }
     omp_set_num_threads(threads);
     bench_patchtst_setup B;
     if (bench_patchtst_init(&B, "step_worker", batch, NULL, NULL)) return 1;

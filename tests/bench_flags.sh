@@ -6,7 +6,7 @@ dir=${1:?usage: tests/bench_flags.sh BUILD_DIR}
 fail=0
 # each with a flag of its own: a valid pair first, then the same flag without its value
 for b_flag in bench_generate:--d bench_mamba:--d bench_mfu:--threads bench_mixers:--threads \
-              bench_patchtst:--threads bench_t2:--threads; do
+              bench_patchtst:--threads bench_t2:--threads step_worker:--batch; do
     b=${b_flag%%:*} flag=${b_flag#*:}
     for args in "--help" "$flag 1 $flag"; do
         # shellcheck disable=SC2086 # args are split on purpose

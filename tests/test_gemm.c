@@ -231,7 +231,7 @@ int main(void) {
         /* batch-1 PatchTST (fc1, fc2, qkv, out, head), t2-like and edge shapes, all below the small limit */
         const int small[][3] = {{294, 128, 16}, {168, 16, 128}, {294, 48, 16}, {126, 16, 16}, {7, 96, 672},
                                 {16, 5, 32}, {33, 7, 40}, {5, 130, 256}, {3, 3, 1}, {9, 21, 5}, {7, 9, 48}, {2, 3, 64}, {1, 17, 40},
-                                /* columns in the lanes (16 at a time, rows in pairs), the rest by the dot kernel */
+                                /* columns in the lanes (16 at a time, rows in threes, twos and ones), the rest by the dot kernel */
                                 {294, 16, 128}, {40, 37, 64}, {17, 48, 40}, {30, 130, 256}, {16, 16, 1024}};
         for (int s = 0; s < (int)(sizeof small / sizeof small[0]); s++)
             for (int ta = 0; ta < 2; ta++)

@@ -607,8 +607,8 @@ int sf_train(sf_model *m, const sf_task *t, const sf_train_opts *o, sf_train_res
     memset(&newton, 0, sizeof newton);
     /* The best epoch's validation ran on exactly these values (weights, BatchNorm buffers and
      * random features are all in params.data, and evaluation does not depend on the thread
-     * count), so its metrics are reused instead of a second pass over the validation set -- a
-     * sixteenth of a one-epoch run. Evaluated again when the best epoch is from before a
+     * count), so its metrics are reused instead of a second pass over the validation set.
+     * Evaluated again when the best epoch is from before a
      * --resume, when the Newton tally of the final passes goes into metrics.json, or with
      * SF_TRAIN_REEVALUATE_VAL=1 (test_cli_train.sh compares the two). */
     const char *reeval = getenv("SF_TRAIN_REEVALUATE_VAL");
