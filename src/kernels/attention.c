@@ -20,13 +20,16 @@
 
 #include "core/error.h"
 #include "core/parallel.h"
+#include "core/scratch.h"
 #include "kernels/softmax.h" /* sf_expf_fast */
 #include "kernels/tile_gemm.h"
 
 /* Tiles. A key tile holds bc keys transposed as [Dh][bc] in SF_ATT_TILE floats, so
  * bc = min(SF_ATT_BC, SF_ATT_TILE / Dh) (64 keys up to Dh = 64, 16 at Dh = 256); a query tile of
- * the forward holds br = min(SF_ATT_BR, SF_ATT_TILE / Dh) rows of output accumulators. Stack use
- * per thread: about 60 KB in the forward, 70 KB in the backward. */
+ * the forward holds br = min(SF_ATT_BR, SF_ATT_TILE / Dh) rows of output accumulators, one of the
+ * backward twice as many rows (min(2 SF_ATT_BR, SF_ATT_TILE / Dh): longer reductions in its
+ * dK and dV products). Stack use per thread: about 75 KB in the forward, 145 KB in the
+ * backward. */
 #define SF_ATT_TILE 4096
 #define SF_ATT_BC 64
 #define SF_ATT_BR 32
@@ -706,12 +709,56 @@ static void bwd_rows_small_512(float *restrict dq, float *restrict dk,
 
 /* ---- heads wider than SF_ATT_SMALL_DH: tiles as small matrix products ------------------- */
 
+/* exp(x) for the wide-head kernels' softmax arguments (s - max <= 0 in the forward, scale s - lse
+ * <= ~0 in the backward): clamped to [-87, 88] so that one power-of-two scale stays a normal float
+ * (below -87 the result is 1.6e-38 instead of 0 or a subnormal: against a row sum >= 1 that is
+ * below float resolution), and sf_expf_fast's degree-7 polynomial in Estrin form (a shorter
+ * dependency chain), as the small-head kernels' v16_exp_bwd. NaN passes through. Fewer operations
+ * than sf_expf_fast's full-range form (one scale instead of a split one, Estrin's shorter
+ * chains). */
+static inline float exp_softmax_arg(float x) {
+    union {
+        float f;
+        uint32_t u;
+    } t, e;
+    float xc = sf_selectf(-87.0f > x, -87.0f, x);
+    xc = sf_selectf(xc > 88.0f, 88.0f, xc);
+    t.f = xc * 1.44269504088896341f + 12582912.0f;
+    const float kf = t.f - 12582912.0f;
+    float r = xc - kf * 0.693359375f;
+    r = r - kf * -2.12194440e-4f;
+    const float r2 = r * r, r4 = r2 * r2;
+    const float a = r + 1.0f, b = r * (1.0f / 6.0f) + 0.5f;
+    const float c = r * (1.0f / 120.0f) + 1.0f / 24.0f, d = r * (1.0f / 5040.0f) + 1.0f / 720.0f;
+    const float p = (a + r2 * b) + r4 * (c + r2 * d);
+    e.u = (t.u - 0x4B400000u + 127u) << 23;
+    return p * e.f;
+}
+
+#if SF_ATT_HAVE_VEC
+/* exp_softmax_arg on 16 lanes (the same operations: the same bits) */
+static inline __attribute__((always_inline)) v16sf v16_exp_softmax_arg(v16sf x) {
+    v16sf xc = v16_sel(v16_splat(-87.0f) > x, v16_splat(-87.0f), x);
+    xc = v16_sel(xc > v16_splat(88.0f), v16_splat(88.0f), xc);
+    const v16sf t = xc * 1.44269504088896341f + 12582912.0f;
+    const v16sf kf = t - 12582912.0f;
+    v16sf r = xc - kf * 0.693359375f;
+    r = r - kf * -2.12194440e-4f;
+    const v16sf r2 = r * r, r4 = r2 * r2;
+    const v16sf a = r + 1.0f, b = r * (1.0f / 6.0f) + 0.5f;
+    const v16sf c = r * (1.0f / 120.0f) + 1.0f / 24.0f, d = r * (1.0f / 5040.0f) + 1.0f / 720.0f;
+    const v16sf p = (a + r2 * b) + r4 * (c + r2 * d);
+    return p * (v16sf)(((v16si)t - 0x4B400000 + 127) << 23);
+}
+#endif
+
 /* One query tile [i0, i0+ni) of one (b, h). Pointers are already offset to the head. The
  * scaled queries are transposed once, to [Dh][brp] (brp = ni padded to 8 lanes); per key tile of
- * bc keys, S^T [nj][brp] = k q^T is a register-blocked tile product (kernels/tile_gemm.h) with
- * the QUERIES in the lanes and k read in place, so the online softmax runs down the keys with
+ * bc keys (its k and v rows first copied contiguous, as in bwd_head_w), S^T [nj][brp] = k q^T is
+ * a register-blocked tile product (kernels/tile_gemm.h) with
+ * the QUERIES in the lanes and k read from its copy, so the online softmax runs down the keys with
  * one vector lane per query row (no transposes of k, no horizontal reductions), and
- * acc [ni][Dh] += P v reads P^T in place and v in place, head columns in the lanes. */
+ * acc [ni][Dh] += P v reads P^T in place and v from its copy, head columns in the lanes. */
 static inline __attribute__((always_inline)) void fwd_query_tile_w(
     const int W, float *restrict o, long ldo, float *restrict lse, const float *restrict q,
     const float *restrict k, const float *restrict v, long ld, int T, int Dh, float scale,
@@ -719,6 +766,7 @@ static inline __attribute__((always_inline)) void fwd_query_tile_w(
     float qt[SF_ATT_TILE];             /* [Dh][brp] scaled queries, transposed */
     float acc[SF_ATT_TILE];            /* [ni][Dh] unnormalised output */
     float st[SF_ATT_BC * SF_ATT_BR];   /* [nj][brp] scores, then probabilities */
+    float kb[SF_ATT_TILE], vb[SF_ATT_TILE]; /* [nj][Dh] key and value tiles, contiguous */
     float m[SF_ATT_BR], l[SF_ATT_BR], mx[SF_ATT_BR], alpha[SF_ATT_BR];
     const int bc = key_tile(Dh), brp = pad_up(ni);
     for (int d = 0; d < Dh; d++) {
@@ -730,13 +778,49 @@ static inline __attribute__((always_inline)) void fwd_query_tile_w(
     const int jend = causal ? i0 + ni : T; /* keys beyond the last row are masked */
     for (int j0 = 0; j0 < jend; j0 += bc) {
         const int nj = imin(bc, jend - j0);
-        sf_tile_gemm_w(W, nj, brp, Dh, k + (long)j0 * ld, ld, 1, qt, brp, st, brp, 0);
+        for (int j = 0; j < nj; j++) {
+            memcpy(kb + j * Dh, k + (long)(j0 + j) * ld, sizeof(float) * (size_t)Dh);
+            memcpy(vb + j * Dh, v + (long)(j0 + j) * ld, sizeof(float) * (size_t)Dh);
+        }
+        sf_tile_gemm_w(W, nj, brp, Dh, kb, Dh, 1, qt, brp, st, brp, 0);
         /* lane i (query i0 + i) sees key j0 + j when i < ni and, causal, j0 + j <= i0 + i */
         const int lim = causal ? i0 - j0 : T; /* causal: visible iff j <= i + lim */
         /* every lane sees every key of the tile: no masks (most tiles) */
         const int full = ni == brp && (!causal || j0 + nj - 1 <= i0);
         float sum[SF_ATT_BR];
         for (int i = 0; i < brp; i++) mx[i] = m[i], sum[i] = 0.0f;
+#if SF_ATT_HAVE_VEC
+        if (W == 16 && full && brp == 32) {
+            /* explicit 16-lane code with the running maxima and sums in registers: the omp simd
+             * loops kept mx[] and sum[] in memory, a store-to-load chain per key (the same
+             * operations per lane in the same order: the same bits) */
+            v16sf m0, m1, l0 = v16_splat(0.0f), l1 = v16_splat(0.0f);
+            memcpy(&m0, mx, sizeof m0);
+            memcpy(&m1, mx + 16, sizeof m1);
+            for (int j = 0; j < nj; j++) {
+                v16sf s0, s1;
+                memcpy(&s0, st + j * 32, sizeof s0);
+                memcpy(&s1, st + j * 32 + 16, sizeof s1);
+                m0 = v16_sel(s0 > m0, s0, m0);
+                m1 = v16_sel(s1 > m1, s1, m1);
+            }
+            for (int j = 0; j < nj; j++) {
+                float *sr = st + j * 32;
+                v16sf s0, s1;
+                memcpy(&s0, sr, sizeof s0);
+                memcpy(&s1, sr + 16, sizeof s1);
+                const v16sf p0 = v16_exp_softmax_arg(s0 - m0), p1 = v16_exp_softmax_arg(s1 - m1);
+                memcpy(sr, &p0, sizeof p0);
+                memcpy(sr + 16, &p1, sizeof p1);
+                l0 += p0;
+                l1 += p1;
+            }
+            memcpy(mx, &m0, sizeof m0);
+            memcpy(mx + 16, &m1, sizeof m1);
+            memcpy(sum, &l0, sizeof l0);
+            memcpy(sum + 16, &l1, sizeof l1);
+        } else
+#endif
         if (full) {
             for (int j = 0; j < nj; j++) {
                 const float *restrict sr = st + j * brp;
@@ -747,7 +831,7 @@ static inline __attribute__((always_inline)) void fwd_query_tile_w(
                 float *restrict sr = st + j * brp;
 #pragma omp simd
                 for (int i = 0; i < brp; i++) {
-                    const float p = sf_expf_fast(sr[i] - mx[i]);
+                    const float p = exp_softmax_arg(sr[i] - mx[i]);
                     sr[i] = p;
                     sum[i] += p;
                 }
@@ -766,7 +850,7 @@ static inline __attribute__((always_inline)) void fwd_query_tile_w(
 #pragma omp simd
                 for (int i = 0; i < brp; i++) {
                     const int vis = i < ni && j <= i + lim;
-                    const float p = sf_selectf(vis, sf_expf_fast(sr[i] - mx[i]), 0.0f);
+                    const float p = sf_selectf(vis, exp_softmax_arg(sr[i] - mx[i]), 0.0f);
                     sr[i] = p;
                     sum[i] += p;
                 }
@@ -788,7 +872,7 @@ static inline __attribute__((always_inline)) void fwd_query_tile_w(
 #pragma omp simd
                 for (int d = 0; d < Dh; d++) a[d] *= al;
             }
-        sf_tile_gemm_w(W, ni, Dh, nj, st, 1, brp, v + (long)j0 * ld, ld, acc, Dh, 1);
+        sf_tile_gemm_w(W, ni, Dh, nj, st, 1, brp, vb, Dh, acc, Dh, 1);
     }
     for (int i = 0; i < ni; i++) {
         const int t = i0 + i;
@@ -799,13 +883,16 @@ static inline __attribute__((always_inline)) void fwd_query_tile_w(
     }
 }
 
-/* All gradients of one (b, h). Outer loop over key tiles (their dK, dV accumulate on the stack,
- * [bc][Dh]), inner loop over the query tiles that see them (dQ accumulates in dq, which this
- * thread owns for this head). Per (key tile, query tile), five tile products:
+/* All gradients of one (b, h). D_t = dout_t . o_t for every row first (this thread's scratch),
+ * then an outer loop over key tiles (their dK, dV accumulate on the stack, [bc][Dh]) and an inner
+ * loop over the query tiles that see them (dQ accumulates in dq, which this thread owns for this
+ * head). The tiles' rows of k, q and dout are copied contiguous first: read in place, rows
+ * 3 H Dh floats apart fall into few L1 sets (a multiple of 1 KiB apart at H Dh = 256) and evict
+ * each other between the tile products. Per (key tile, query tile), five tile products:
  *   S = q k^T, dP = dout v^T       (keys in the lanes, against k, v transposed to [Dh][bc])
  *   P = exp(scale S - lse), dS' = scale P (dP - D),  D_t = dout_t . o_t
  *   dV += P^T dout, dK += dS'^T q  (A read transposed in place)
- *   dQ += dS' k                    (k read in place) */
+ *   dQ += dS' k                    (k from its row copy) */
 static inline __attribute__((always_inline)) void bwd_head_w(
     const int W, float *restrict dq, float *restrict dk, float *restrict dv,
     const float *restrict dout, long ldo, const float *restrict o, const float *restrict lse,
@@ -813,53 +900,63 @@ static inline __attribute__((always_inline)) void bwd_head_w(
     int Dh, float scale, int causal) {
     float kt[SF_ATT_TILE], vt[SF_ATT_TILE];   /* [Dh][bc] */
     float dkt[SF_ATT_TILE], dvt[SF_ATT_TILE]; /* [bc][Dh] */
-    float p[SF_ATT_BR * SF_ATT_BC], ds[SF_ATT_BR * SF_ATT_BC]; /* [br][bc] */
-    float Dr[SF_ATT_BR];
-    const int bc = key_tile(Dh), br = query_tile(Dh);
+    float p[2 * SF_ATT_BR * SF_ATT_BC], ds[2 * SF_ATT_BR * SF_ATT_BC]; /* [br][bc] */
+    float kc[SF_ATT_TILE], qc[SF_ATT_TILE], gc[SF_ATT_TILE]; /* [rows][Dh] contiguous copies */
+    const int bc = key_tile(Dh), br = imin(2 * SF_ATT_BR, SF_ATT_TILE / Dh);
     for (int t = 0; t < T; t++) memset(dq + (long)t * ld, 0, sizeof(float) * (size_t)Dh);
+    const size_t mark = sf_scratch_mark();
+    float *Dall = sf_scratch_push((size_t)T);
+    for (int t = 0; t < T; t++) { /* D_t = sum_j P_tj dP_tj = dout_t . o_t */
+        const float *gr = dout + (long)t * ldo, *orow = o + (long)t * ldo;
+        /* eight partial sums in a fixed order (not an omp simd reduction, whose order
+         * follows the vector width): the 8- and 16-lane versions give the same bits */
+        float part[8] = {0, 0, 0, 0, 0, 0, 0, 0}, Dt = 0.0f;
+        int d = 0;
+        for (; d + 8 <= Dh; d += 8)
+            for (int e = 0; e < 8; e++) part[e] += gr[d + e] * orow[d + e];
+        for (; d < Dh; d++) Dt += gr[d] * orow[d];
+        Dall[t] = Dt + (((part[0] + part[4]) + (part[1] + part[5])) +
+                        ((part[2] + part[6]) + (part[3] + part[7])));
+    }
     for (int j0 = 0; j0 < T; j0 += bc) {
         const int nj = imin(bc, T - j0), jp = pad_up(nj);
         load_transposed(kt, k, ld, j0, nj, bc, Dh);
         load_transposed(vt, v, ld, j0, nj, bc, Dh);
+        for (int j = 0; j < nj; j++)
+            memcpy(kc + j * Dh, k + (long)(j0 + j) * ld, sizeof(float) * (size_t)Dh);
         memset(dkt, 0, sizeof(float) * (size_t)nj * Dh);
         memset(dvt, 0, sizeof(float) * (size_t)nj * Dh);
         for (int i0 = causal ? j0 / br * br : 0; i0 < T; i0 += br) {
             const int ni = imin(br, T - i0);
-            const float *qb = q + (long)i0 * ld, *gb = dout + (long)i0 * ldo;
-            for (int i = 0; i < ni; i++) { /* D_t = sum_j P_tj dP_tj = dout_t . o_t */
-                const float *gr = gb + (long)i * ldo, *orow = o + (long)(i0 + i) * ldo;
-                /* eight partial sums in a fixed order (not an omp simd reduction, whose order
-                 * follows the vector width): the 8- and 16-lane versions give the same bits */
-                float part[8] = {0, 0, 0, 0, 0, 0, 0, 0}, Dt = 0.0f;
-                int d = 0;
-                for (; d + 8 <= Dh; d += 8)
-                    for (int e = 0; e < 8; e++) part[e] += gr[d + e] * orow[d + e];
-                for (; d < Dh; d++) Dt += gr[d] * orow[d];
-                Dr[i] = Dt + (((part[0] + part[4]) + (part[1] + part[5])) +
-                              ((part[2] + part[6]) + (part[3] + part[7])));
+            const float *qb = qc, *gb = gc; /* the tile's rows, copied contiguous */
+            for (int i = 0; i < ni; i++) {
+                memcpy(qc + i * Dh, q + (long)(i0 + i) * ld, sizeof(float) * (size_t)Dh);
+                memcpy(gc + i * Dh, dout + (long)(i0 + i) * ldo, sizeof(float) * (size_t)Dh);
             }
-            sf_tile_gemm_w(W, ni, jp, Dh, qb, ld, 1, kt, bc, p, bc, 0);
-            sf_tile_gemm_w(W, ni, jp, Dh, gb, ldo, 1, vt, bc, ds, bc, 0);
+            const float *Dr = Dall + i0;
+            sf_tile_gemm_w(W, ni, jp, Dh, qb, Dh, 1, kt, bc, p, bc, 0);
+            sf_tile_gemm_w(W, ni, jp, Dh, gb, Dh, 1, vt, bc, ds, bc, 0);
             for (int i = 0; i < ni; i++) {
                 const int jn = causal ? imin(nj, i0 + i - j0 + 1) : nj;
                 const float lt = lse[i0 + i], Dt = Dr[i];
                 float *restrict pr = p + i * bc, *restrict dr = ds + i * bc;
 #pragma omp simd
                 for (int j = 0; j < jp; j++) {
-                    const float pj = sf_selectf(j < jn, sf_expf_fast(scale * pr[j] - lt), 0.0f);
+                    const float pj = sf_selectf(j < jn, exp_softmax_arg(scale * pr[j] - lt), 0.0f);
                     pr[j] = pj;
                     dr[j] = scale * pj * (dr[j] - Dt);
                 }
             }
-            sf_tile_gemm_w(W, nj, Dh, ni, p, 1, bc, gb, ldo, dvt, Dh, 1);
-            sf_tile_gemm_w(W, nj, Dh, ni, ds, 1, bc, qb, ld, dkt, Dh, 1);
-            sf_tile_gemm_w(W, ni, Dh, nj, ds, bc, 1, k + (long)j0 * ld, ld, dq + (long)i0 * ld, ld, 1);
+            sf_tile_gemm_w(W, nj, Dh, ni, p, 1, bc, gb, Dh, dvt, Dh, 1);
+            sf_tile_gemm_w(W, nj, Dh, ni, ds, 1, bc, qb, Dh, dkt, Dh, 1);
+            sf_tile_gemm_w(W, ni, Dh, nj, ds, bc, 1, kc, Dh, dq + (long)i0 * ld, ld, 1);
         }
         for (int j = 0; j < nj; j++) {
             memcpy(dk + (long)(j0 + j) * ld, dkt + j * Dh, sizeof(float) * (size_t)Dh);
             memcpy(dv + (long)(j0 + j) * ld, dvt + j * Dh, sizeof(float) * (size_t)Dh);
         }
     }
+    sf_scratch_release(mark);
 }
 
 /* The wide-head kernels: the AVX2 (and portable) clones with 8-lane tile products, and an

@@ -13,9 +13,11 @@
  * Every element is summed over p = 0..k-1 in order in all paths, so results do not depend on the
  * blocking. The functions are static and always inlined, so they are compiled into the caller's
  * target clones (AVX2 + FMA there). GCC vector extensions; plain loops for other compilers.
- * sf_tile_gemm_w(16, ...) first takes columns in 6 x 32 and 6 x 16 blocks of 16-lane vectors: for
- * callers compiled for x86-64-v4 (AVX-512) only; the same sums in the same order, so the same bits
- * as sf_tile_gemm. */
+ * sf_tile_gemm_w(16, ...) first takes rows in blocks of 8 (16 accumulators of 16 lanes: AVX-512
+ * has 32 registers; the attention tiles' m = 32 or 64 then leave no row tail, whose 2- and 4-row
+ * blocks have too few FMA chains to cover the latency), then 6, 4, 2, 1, and columns in 32- and
+ * 16-wide blocks of 16-lane vectors: for callers compiled for x86-64-v4 (AVX-512) only; the same
+ * sums in the same order, so the same bits as sf_tile_gemm. */
 #ifndef SF_KERNELS_TILE_GEMM_H
 #define SF_KERNELS_TILE_GEMM_H
 
@@ -37,12 +39,12 @@ SF_TG_INLINE sf_tg8 sf_tg_load(const float *p) {
     return x;
 }
 
-/* One block of MR rows (1, 2, 4 or 6) x 8*NV columns (NV 1 or 2). */
+/* One block of MR rows (1, 2, 4, 6, or 8 in 16-lane callers) x 8*NV columns (NV 1 or 2). */
 SF_TG_INLINE void sf_tg_block(const int MR, const int NV, int k, const float *A, long a_rs,
                               long a_ks, const float *B, long b_ks, float *C, long c_rs,
                               int accumulate) {
-    sf_tg8 c[6][2];
-#pragma GCC unroll 6
+    sf_tg8 c[8][2]; /* MR 8: sf_tile_gemm_w(16, ...) callers only */
+#pragma GCC unroll 8
     for (int r = 0; r < MR; r++)
 #pragma GCC unroll 2
         for (int v = 0; v < NV; v++) c[r][v] = (sf_tg8){0};
@@ -51,14 +53,14 @@ SF_TG_INLINE void sf_tg_block(const int MR, const int NV, int k, const float *A,
         sf_tg8 bv[2];
 #pragma GCC unroll 2
         for (int v = 0; v < NV; v++) bv[v] = sf_tg_load(b + 8 * v);
-#pragma GCC unroll 6
+#pragma GCC unroll 8
         for (int r = 0; r < MR; r++) {
             const float a = A[r * a_rs + p * a_ks]; /* scalar * vector: one broadcast */
 #pragma GCC unroll 2
             for (int v = 0; v < NV; v++) c[r][v] += a * bv[v];
         }
     }
-#pragma GCC unroll 6
+#pragma GCC unroll 8
     for (int r = 0; r < MR; r++)
 #pragma GCC unroll 2
         for (int v = 0; v < NV; v++) {
@@ -77,12 +79,12 @@ SF_TG_INLINE sf_tg16 sf_tg_load16(const float *p) {
     return x;
 }
 
-/* sf_tg_block with 16-lane vectors: MR rows x 16*NV columns. */
+/* sf_tg_block with 16-lane vectors: MR (up to 8) rows x 16*NV columns. */
 SF_TG_INLINE void sf_tg_block16(const int MR, const int NV, int k, const float *A, long a_rs,
                                 long a_ks, const float *B, long b_ks, float *C, long c_rs,
                                 int accumulate) {
-    sf_tg16 c[6][2];
-#pragma GCC unroll 6
+    sf_tg16 c[8][2];
+#pragma GCC unroll 8
     for (int r = 0; r < MR; r++)
 #pragma GCC unroll 2
         for (int v = 0; v < NV; v++) c[r][v] = (sf_tg16){0};
@@ -94,14 +96,14 @@ SF_TG_INLINE void sf_tg_block16(const int MR, const int NV, int k, const float *
             bv[v] = sf_tg_load16(b + 16 * v);
             SF_TG_IN_REGISTER(bv[v]);
         }
-#pragma GCC unroll 6
+#pragma GCC unroll 8
         for (int r = 0; r < MR; r++) {
             const float a = A[r * a_rs + p * a_ks];
 #pragma GCC unroll 2
             for (int v = 0; v < NV; v++) c[r][v] += a * bv[v];
         }
     }
-#pragma GCC unroll 6
+#pragma GCC unroll 8
     for (int r = 0; r < MR; r++)
 #pragma GCC unroll 2
         for (int v = 0; v < NV; v++) {
@@ -137,6 +139,9 @@ SF_TG_INLINE void sf_tile_gemm_w(const int W, int m, int n, int k, const float *
                                  long a_ks, const float *B, long b_ks, float *C, long c_rs,
                                  int accumulate) {
     int i = 0;
+    if (W == 16) /* 8 rows x 32 columns: 16 accumulators of 16 lanes, no row tail for m % 8 == 0 */
+        for (; i + 8 <= m; i += 8)
+            sf_tg_rows_w(W, 8, n, k, A + i * a_rs, a_rs, a_ks, B, b_ks, C + i * c_rs, c_rs, accumulate);
     for (; i + 6 <= m; i += 6)
         sf_tg_rows_w(W, 6, n, k, A + i * a_rs, a_rs, a_ks, B, b_ks, C + i * c_rs, c_rs, accumulate);
     if (i + 4 <= m) {
