@@ -26,13 +26,13 @@
 
 /* Tiles. A key tile holds bc keys transposed as [Dh][bc] in SF_ATT_TILE floats, so
  * bc = min(SF_ATT_BC, SF_ATT_TILE / Dh) (64 keys up to Dh = 64, 16 at Dh = 256); a query tile of
- * the forward holds br = min(SF_ATT_BR, SF_ATT_TILE / Dh) rows of output accumulators, one of the
- * backward twice as many rows (min(2 SF_ATT_BR, SF_ATT_TILE / Dh): longer reductions in its
- * dK and dV products). Stack use per thread: about 75 KB in the forward, 145 KB in the
+ * the forward holds br = min(SF_ATT_BR, SF_ATT_TILE / Dh) rows of output accumulators (64 rows
+ * up to Dh = 64: each copied key tile serves more rows; the backward's dK and dV products get
+ * longer reductions). Stack use per thread: about 90 KB in the forward, 145 KB in the
  * backward. */
 #define SF_ATT_TILE 4096
 #define SF_ATT_BC 64
-#define SF_ATT_BR 32
+#define SF_ATT_BR 64
 #define SF_ATT_PAD 8
 #define SF_ATT_PAR_MIN SF_ATTENTION_PAR_MIN /* attention.h */
 
@@ -752,6 +752,38 @@ static inline __attribute__((always_inline)) v16sf v16_exp_softmax_arg(v16sf x) 
 }
 #endif
 
+
+#if SF_ATT_HAVE_VEC
+/* The forward's two passes over a full tile of scores st [nj][16 G] (G 16-lane groups of query
+ * rows) with the running maxima and sums in registers: the omp simd loops kept mx[] and sum[] in
+ * memory, a store-to-load chain per key (the same operations per lane in the same order: the same
+ * bits). mx: in the maxima so far, out the new ones; sum: out the sums of exp(s - mx). */
+static inline __attribute__((always_inline)) void softmax_tile16(const int G, float *st, int nj,
+                                                               float *mx, float *sum) {
+    v16sf m[4], l[4];
+    for (int g = 0; g < G; g++) memcpy(&m[g], mx + 16 * g, sizeof m[g]), l[g] = v16_splat(0.0f);
+    for (int j = 0; j < nj; j++)
+        for (int g = 0; g < G; g++) {
+            v16sf s;
+            memcpy(&s, st + (j * G + g) * 16, sizeof s);
+            m[g] = v16_sel(s > m[g], s, m[g]);
+        }
+    for (int j = 0; j < nj; j++)
+        for (int g = 0; g < G; g++) {
+            float *sr = st + (j * G + g) * 16;
+            v16sf s;
+            memcpy(&s, sr, sizeof s);
+            const v16sf p = v16_exp_softmax_arg(s - m[g]);
+            memcpy(sr, &p, sizeof p);
+            l[g] += p;
+        }
+    for (int g = 0; g < G; g++) {
+        memcpy(mx + 16 * g, &m[g], sizeof m[g]);
+        memcpy(sum + 16 * g, &l[g], sizeof l[g]);
+    }
+}
+#endif
+
 /* One query tile [i0, i0+ni) of one (b, h). Pointers are already offset to the head. The
  * scaled queries are transposed once, to [Dh][brp] (brp = ni padded to 8 lanes); per key tile of
  * bc keys (its k and v rows first copied contiguous, as in bwd_head_w), S^T [nj][brp] = k q^T is
@@ -790,35 +822,9 @@ static inline __attribute__((always_inline)) void fwd_query_tile_w(
         float sum[SF_ATT_BR];
         for (int i = 0; i < brp; i++) mx[i] = m[i], sum[i] = 0.0f;
 #if SF_ATT_HAVE_VEC
-        if (W == 16 && full && brp == 32) {
-            /* explicit 16-lane code with the running maxima and sums in registers: the omp simd
-             * loops kept mx[] and sum[] in memory, a store-to-load chain per key (the same
-             * operations per lane in the same order: the same bits) */
-            v16sf m0, m1, l0 = v16_splat(0.0f), l1 = v16_splat(0.0f);
-            memcpy(&m0, mx, sizeof m0);
-            memcpy(&m1, mx + 16, sizeof m1);
-            for (int j = 0; j < nj; j++) {
-                v16sf s0, s1;
-                memcpy(&s0, st + j * 32, sizeof s0);
-                memcpy(&s1, st + j * 32 + 16, sizeof s1);
-                m0 = v16_sel(s0 > m0, s0, m0);
-                m1 = v16_sel(s1 > m1, s1, m1);
-            }
-            for (int j = 0; j < nj; j++) {
-                float *sr = st + j * 32;
-                v16sf s0, s1;
-                memcpy(&s0, sr, sizeof s0);
-                memcpy(&s1, sr + 16, sizeof s1);
-                const v16sf p0 = v16_exp_softmax_arg(s0 - m0), p1 = v16_exp_softmax_arg(s1 - m1);
-                memcpy(sr, &p0, sizeof p0);
-                memcpy(sr + 16, &p1, sizeof p1);
-                l0 += p0;
-                l1 += p1;
-            }
-            memcpy(mx, &m0, sizeof m0);
-            memcpy(mx + 16, &m1, sizeof m1);
-            memcpy(sum, &l0, sizeof l0);
-            memcpy(sum + 16, &l1, sizeof l1);
+        if (W == 16 && full && (brp == 32 || brp == 64)) {
+            if (brp == 64) softmax_tile16(4, st, nj, mx, sum);
+            else softmax_tile16(2, st, nj, mx, sum);
         } else
 #endif
         if (full) {
@@ -900,9 +906,9 @@ static inline __attribute__((always_inline)) void bwd_head_w(
     int Dh, float scale, int causal) {
     float kt[SF_ATT_TILE], vt[SF_ATT_TILE];   /* [Dh][bc] */
     float dkt[SF_ATT_TILE], dvt[SF_ATT_TILE]; /* [bc][Dh] */
-    float p[2 * SF_ATT_BR * SF_ATT_BC], ds[2 * SF_ATT_BR * SF_ATT_BC]; /* [br][bc] */
+    float p[SF_ATT_BR * SF_ATT_BC], ds[SF_ATT_BR * SF_ATT_BC]; /* [br][bc] */
     float kc[SF_ATT_TILE], qc[SF_ATT_TILE], gc[SF_ATT_TILE]; /* [rows][Dh] contiguous copies */
-    const int bc = key_tile(Dh), br = imin(2 * SF_ATT_BR, SF_ATT_TILE / Dh);
+    const int bc = key_tile(Dh), br = query_tile(Dh);
     for (int t = 0; t < T; t++) memset(dq + (long)t * ld, 0, sizeof(float) * (size_t)Dh);
     const size_t mark = sf_scratch_mark();
     float *Dall = sf_scratch_push((size_t)T);
