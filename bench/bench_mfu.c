@@ -14,7 +14,8 @@
  *     Model FLOPs per step = 3 x the model's forward FLOPs (ops->flops: the GEMMs and the
  *     attention score and value products, a multiply-add = 2; causal attention counts only the
  *     unmasked half; norms, activations, softmax exponentials, dropout, the optimizer are not
- *     counted), as GFLOP/s and % of the FMA peak at the same thread count, plus the per-operation
+ *     counted), as GFLOP/s and % of the FMA peak at the same thread count (the higher of the peak
+ *     measured first and the peak measured again right after the model's steps), plus the per-operation
  *     time table (core/profile.h).
  *     (c) with --config FILE, any model config instead (e.g. the tiny-shakespeare lm of
  *         bench/lm_budget.sh: runs/lm_budget_1800/softmax_config.json), at --batch N (default 16).
@@ -146,7 +147,7 @@ static const char *lm_json =
 /* One model: warm-up step, then `steps` timed steps with the profile on; prints one line and the
  * per-operation table. Returns 0 on success. */
 static int bench_model(const char *name, const char *json, int batch, int steps, int is_lm,
-                       double peak) {
+                       double *peak, int threads, int lanes) {
     sf_model m;
     if (sf_model_create_json(&m, json, name)) {
         fprintf(stderr, "bench_mfu: %s\n", sf_error_message());
@@ -185,10 +186,17 @@ static int bench_model(const char *name, const char *json, int batch, int steps,
     }
     const double gflop = 3.0 * m.def->ops->flops(&m) * batch / 1e9;
     const double step_s = t_total / steps;
+    /* the peak again, right after the steps: a shared machine can lend the run one core for the
+     * whole first measurement (seen: 174.6 instead of ~335 GFLOP/s at 2 threads, so "100.6% of
+     * peak"); the % is against the higher of the two, never the lower */
+    const double again = fma_peak_gflops(threads, lanes);
+    printf("fp32 FMA peak, %d thread%s, measured again after the %s steps: %.1f GFLOP/s\n", threads,
+           threads > 1 ? "s" : "", name, again);
+    if (again > *peak) *peak = again;
     printf("%-8s params %ld, batch %d, %.1f GFLOP/step (3 x forward), %.1f ms/step, %.1f GFLOP/s = %.1f%% of "
            "the %.1f GFLOP/s FMA peak\n",
-           name, sf_model_n_params(&m), batch, gflop, 1e3 * step_s, gflop / step_s, 100.0 * gflop / step_s / peak,
-           peak);
+           name, sf_model_n_params(&m), batch, gflop, 1e3 * step_s, gflop / step_s, 100.0 * gflop / step_s / *peak,
+           *peak);
     sf_profile_print(stdout, name, t_total, steps);
     sf_adamw_free(&opt);
     sf_model_destroy(&m);
@@ -308,12 +316,14 @@ int main(int argc, char **argv) {
     sf_profile_enable(1);
     int bad = 0;
     if (config_json) {
-        bad = bench_model(config, config_json, batch, steps, strstr(config_json, "\"lm\"") != NULL, peak);
+        bad = bench_model(config, config_json, batch, steps, strstr(config_json, "\"lm\"") != NULL, &peak,
+                          threads, lanes);
         free(config_json);
         return bad;
     }
     if (only && !strcmp(only, "gemm")) return 0; /* the GEMM tables only */
-    if (!only || !strcmp(only, "encoder")) bad |= bench_model("encoder", encoder_json, 16, steps, 0, peak);
-    if (!only || !strcmp(only, "lm")) bad |= bench_model("lm", lm_json, 16, steps, 1, peak);
+    if (!only || !strcmp(only, "encoder"))
+        bad |= bench_model("encoder", encoder_json, 16, steps, 0, &peak, threads, lanes);
+    if (!only || !strcmp(only, "lm")) bad |= bench_model("lm", lm_json, 16, steps, 1, &peak, threads, lanes);
     return bad;
 }
