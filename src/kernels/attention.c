@@ -233,6 +233,23 @@ static inline __attribute__((always_inline)) v16sf v16_exp_nonpos(v16sf x) {
     return p * (v16sf)((k + 127) << 23);
 }
 
+/* v8_exp_bwd's operations on 16 lanes (clamped to [-87, 88]): the small-head backward's exp, and
+ * the wide-head forward's on full tiles (softmax_tile16), where it is exp_softmax_arg's. */
+static inline __attribute__((always_inline)) v16sf v16_exp_bwd(v16sf x) {
+    v16sf xc = v16_sel(v16_splat(-87.0f) > x, v16_splat(-87.0f), x);
+    xc = v16_sel(xc > v16_splat(88.0f), v16_splat(88.0f), xc);
+    const v16sf t = xc * 1.44269504088896341f + 12582912.0f;
+    const v16sf kf = t - 12582912.0f;
+    v16sf r = xc - kf * 0.693359375f;
+    r = r - kf * -2.12194440e-4f;
+    const v16sf r2 = r * r, r4 = r2 * r2;
+    const v16sf a = r + 1.0f, b = r * (1.0f / 6.0f) + 0.5f;
+    const v16sf c = r * (1.0f / 120.0f) + 1.0f / 24.0f, d = r * (1.0f / 5040.0f) + 1.0f / 720.0f;
+    const v16sf p = (a + r2 * b) + r4 * (c + r2 * d);
+    const v16si k = (v16si)t - 0x4B400000;
+    return p * (v16sf)((k + 127) << 23);
+}
+
 static inline __attribute__((always_inline, target("arch=x86-64-v4"))) void fwd_rows_small16_dh(
     float *restrict o, long ldo, float *restrict lse, const float *restrict q,
     const float *restrict k, const float *restrict v, long ld, int T, const int Dh, float scale,
@@ -558,21 +575,6 @@ static inline __attribute__((always_inline)) v16sf v16_bcast(float x) {
     t[0] = x;
     return __builtin_shufflevector(t, t, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
 }
-/* v8_exp_bwd's operations on 16 lanes */
-static inline __attribute__((always_inline)) v16sf v16_exp_bwd(v16sf x) {
-    v16sf xc = v16_sel(v16_splat(-87.0f) > x, v16_splat(-87.0f), x);
-    xc = v16_sel(xc > v16_splat(88.0f), v16_splat(88.0f), xc);
-    const v16sf t = xc * 1.44269504088896341f + 12582912.0f;
-    const v16sf kf = t - 12582912.0f;
-    v16sf r = xc - kf * 0.693359375f;
-    r = r - kf * -2.12194440e-4f;
-    const v16sf r2 = r * r, r4 = r2 * r2;
-    const v16sf a = r + 1.0f, b = r * (1.0f / 6.0f) + 0.5f;
-    const v16sf c = r * (1.0f / 120.0f) + 1.0f / 24.0f, d = r * (1.0f / 5040.0f) + 1.0f / 720.0f;
-    const v16sf p = (a + r2 * b) + r4 * (c + r2 * d);
-    const v16si k = (v16si)t - 0x4B400000;
-    return p * (v16sf)((k + 127) << 23);
-}
 
 #define SF_ATT_BW_NV16 (SF_ATT_BW_CH / 16)
 static inline __attribute__((always_inline)) void bwd_rows_small16_dh(
@@ -713,7 +715,7 @@ static void bwd_rows_small_512(float *restrict dq, float *restrict dk,
  * <= ~0 in the backward): clamped to [-87, 88] so that one power-of-two scale stays a normal float
  * (below -87 the result is 1.6e-38 instead of 0 or a subnormal: against a row sum >= 1 that is
  * below float resolution), and sf_expf_fast's degree-7 polynomial in Estrin form (a shorter
- * dependency chain), as the small-head kernels' v16_exp_bwd. NaN passes through. Fewer operations
+ * dependency chain): per lane the operations of v16_exp_bwd. NaN passes through. Fewer operations
  * than sf_expf_fast's full-range form (one scale instead of a split one, Estrin's shorter
  * chains). */
 static inline float exp_softmax_arg(float x) {
@@ -736,24 +738,6 @@ static inline float exp_softmax_arg(float x) {
 }
 
 #if SF_ATT_HAVE_VEC
-/* exp_softmax_arg on 16 lanes (the same operations: the same bits) */
-static inline __attribute__((always_inline)) v16sf v16_exp_softmax_arg(v16sf x) {
-    v16sf xc = v16_sel(v16_splat(-87.0f) > x, v16_splat(-87.0f), x);
-    xc = v16_sel(xc > v16_splat(88.0f), v16_splat(88.0f), xc);
-    const v16sf t = xc * 1.44269504088896341f + 12582912.0f;
-    const v16sf kf = t - 12582912.0f;
-    v16sf r = xc - kf * 0.693359375f;
-    r = r - kf * -2.12194440e-4f;
-    const v16sf r2 = r * r, r4 = r2 * r2;
-    const v16sf a = r + 1.0f, b = r * (1.0f / 6.0f) + 0.5f;
-    const v16sf c = r * (1.0f / 120.0f) + 1.0f / 24.0f, d = r * (1.0f / 5040.0f) + 1.0f / 720.0f;
-    const v16sf p = (a + r2 * b) + r4 * (c + r2 * d);
-    return p * (v16sf)(((v16si)t - 0x4B400000 + 127) << 23);
-}
-#endif
-
-
-#if SF_ATT_HAVE_VEC
 /* The forward's two passes over a full tile of scores st [nj][16 G] (G 16-lane groups of query
  * rows) with the running maxima and sums in registers: the omp simd loops kept mx[] and sum[] in
  * memory, a store-to-load chain per key (the same operations per lane in the same order: the same
@@ -773,7 +757,7 @@ static inline __attribute__((always_inline)) void softmax_tile16(const int G, fl
             float *sr = st + (j * G + g) * 16;
             v16sf s;
             memcpy(&s, sr, sizeof s);
-            const v16sf p = v16_exp_softmax_arg(s - m[g]);
+            const v16sf p = v16_exp_bwd(s - m[g]); /* exp_softmax_arg's operations */
             memcpy(sr, &p, sizeof p);
             l[g] += p;
         }
