@@ -13,7 +13,7 @@ pass=0; fail=0
 small=(--data data/ETTh1.csv --seq-len 96 --pred-len 24 --d-model 8 --n-heads 2 --e-layers 1
        --d-ff 16 --patch-len 16 --stride 8 --norm layernorm --norm-place pre)
 "$SF" train "${small[@]}" --print-config > "$tmp/base.json"
-sed 's/"channel_mixer": {"kind": "mlp", "d_ff": 16, "activation": "gelu", "dropout": 0[.0-9]*}/"channel_mixer": {"kind": "lut", "tau": 4}/; s/"placement": "pre"/"placement": "peri"/; s/"positions": {"kind": "learned"}/"positions": {"kind": "rope"}/' \
+sed 's/"channel_mixer": {"kind": "mlp", "d_ff": 16, "activation": "gelu", "dropout": 0[.0-9]*, "fuse": "auto"}/"channel_mixer": {"kind": "lut", "tau": 4}/; s/"placement": "pre"/"placement": "peri"/; s/"positions": {"kind": "learned"}/"positions": {"kind": "rope"}/' \
   "$tmp/base.json" > "$tmp/lut.json"
 check "grep -q '\"kind\": \"lut\"' '$tmp/lut.json' && grep -q peri '$tmp/lut.json' && grep -q rope '$tmp/lut.json'" \
   "config with lut, peri, rope ($(grep -c lut "$tmp/lut.json"))"

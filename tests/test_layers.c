@@ -282,9 +282,10 @@ static void check_mixer(const char *kind, int causal) {
     char json[256];
     if (!strncmp(kind, "glu-", 4))
         snprintf(json, sizeof json, "{\"kind\":\"glu\",\"d_ff\":10,\"activation\":\"%s\"}", kind + 4);
-    else if (!strcmp(kind, "mlp") || !strcmp(kind, "mlp-relu"))
-        snprintf(json, sizeof json, "{\"kind\":\"mlp\",\"d_ff\":12,\"activation\":\"%s\"}",
-                 strcmp(kind, "mlp") ? "relu" : "gelu");
+    else if (!strncmp(kind, "mlp", 3)) /* mlp, mlp-relu: fused (auto); -never: layer by layer */
+        snprintf(json, sizeof json,
+                 "{\"kind\":\"mlp\",\"d_ff\":12,\"activation\":\"%s\",\"fuse\":\"%s\"}",
+                 strstr(kind, "relu") ? "relu" : "gelu", strstr(kind, "never") ? "never" : "auto");
     else if (!strcmp(kind, "rpe-relu"))
         snprintf(json, sizeof json, "{\"kind\":\"rpe\",\"n_heads\":2,\"causal\":%s,\"feature_map\":\"relu\"}",
                  causal ? "true" : "false");
@@ -1731,6 +1732,8 @@ int main(void) {
     check_itransformer_time_tokens("pre");
     g_kinked = 1;
     check_mixer("mlp-relu", 0);
+    check_mixer("mlp-never", 0);
+    check_mixer("mlp-relu-never", 0);
     g_kinked = 0;
     check_mixer("identity", 0);
     check_mixer("glu-silu", 0);

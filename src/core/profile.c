@@ -14,8 +14,9 @@ static double excl[SF_PROF_N];
 static double child[SF_PROF_MAX_DEPTH + 1];
 static int depth;
 
-static const char *const names[SF_PROF_N] = {"GEMM",    "attention", "norms", "activations",
-                                             "dropout", "optimizer", "data"};
+static const char *const names[SF_PROF_N] = {"GEMM",    "attention", "norms",
+                                             "activations", "ffn fused", "dropout",
+                                             "optimizer", "data"};
 
 static double now(void) {
     struct timespec ts;

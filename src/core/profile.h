@@ -16,6 +16,7 @@ typedef enum {
     SF_PROF_ATTENTION,
     SF_PROF_NORMS,
     SF_PROF_ACTIVATIONS,
+    SF_PROF_FFN, /* the fused feed-forward kernel (kernels/ffn.c): its GEMMs and activation */
     SF_PROF_DROPOUT,
     SF_PROF_OPTIMIZER,
     SF_PROF_DATA, /* batch assembly and the loss (the caller times these) */

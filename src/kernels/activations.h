@@ -2,9 +2,9 @@
  *
  * GELU, exact form (PyTorch nn.GELU() default, approximate='none'):
  *   gelu(x) = x * Phi(x),  Phi(x) = 0.5 * erfc(-x / sqrt(2)),  gelu'(x) = Phi(x) + x * phi(x).
- * The fast version evaluates erfc with a branch-free fitted formula (erfc(z) = t*exp(-z^2 + P(t)),
- * t = 1/(1+z/2), degree-10 polynomial P fitted for this project) and sf_expf_fast, so the loops
- * vectorise; its error is ~1e-7 relative to max(|x|, 1) (measured in tests/test_norm_kernels.c).
+ * The fast version evaluates erf with a clamped rational fit (z P(z^2) / Q(z^2), degrees 5/5,
+ * fitted for this project) and phi with an exp for non-positive arguments, so the loops
+ * vectorise; its error is ~2e-7 relative to max(|x|, 1) (measured in tests/test_norm_kernels.c).
  * ELU+1 feature map (linear attention): phi(x) = x > 0 ? x + 1 : exp(x); phi'(x) = x > 0 ? 1 : exp(x).
  *
  * Forward may run in place (y == x); backward may run in place (dx == dy). Backward OVERWRITES dx
@@ -54,5 +54,14 @@ void sf_gelu_dropout_backward(float *dx, const float *dy, const uint8_t *mask, c
 /* The same masks and values by a plain scalar loop over the documented hash (tests pin the
  * vectorised, threaded forward to it bit for bit). */
 void sf_dropout_forward_ref(float *y, uint8_t *mask, const float *x, long n, float p, sf_rng *rng);
+
+/* One block of a hidden layer (the fused feed-forward network, kernels/ffn.c), on the calling
+ * thread: h := act(h) * keep(i) / (1 - p) in place and, when g is not NULL,
+ * g := act'(h) * keep(i) / (1 - p), with act = GELU (relu == 0) or ReLU, i = idx0 + k the
+ * element's index in the whole tensor and keep(i) the mask the dropouts above draw for a call
+ * whose sf_rng_u64 draw was `seed` (p == 0: no dropout, seed unused). */
+void sf_act_dropout_block(float *h, float *g, long n, long idx0, int relu, float p, uint64_t seed);
+/* keep(i) of that mask, by the plain scalar hash (the references' definition). */
+int sf_dropout_keep(uint64_t seed, long i, float p);
 
 #endif

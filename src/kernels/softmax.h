@@ -70,4 +70,27 @@ static inline float sf_expf_fast(float x) {
     return p * e1.f * e2.f;
 }
 
+/* exp(x) for x <= 0 only (a Gaussian's exp(-x^2/2), say): clamped below at -87 so one power of
+ * two scales the result (below -87 it returns about 1.6e-38 instead of a subnormal or 0), no
+ * upper clamp, and the same degree-7 polynomial in Estrin's form (a shorter dependency chain);
+ * the scalar form of the attention kernels' v16_exp_nonpos, about 40% fewer operations than
+ * sf_expf_fast. NaN passes through. */
+static inline float sf_expf_nonpos(float x) {
+    union {
+        float f;
+        uint32_t u;
+    } t, s;
+    const float xc = sf_selectf(-87.0f > x, -87.0f, x);
+    t.f = xc * 1.44269504088896341f + 12582912.0f;
+    const float kf = t.f - 12582912.0f;
+    float r = xc - kf * 0.693359375f;
+    r = r - kf * -2.12194440e-4f;
+    const float r2 = r * r, r4 = r2 * r2;
+    const float a = r + 1.0f, b = r * (1.0f / 6.0f) + 0.5f;
+    const float c = r * (1.0f / 120.0f) + 1.0f / 24.0f, d = r * (1.0f / 5040.0f) + 1.0f / 720.0f;
+    const float p = (a + r2 * b) + r4 * (c + r2 * d);
+    s.u = (uint32_t)((int32_t)(t.u - 0x4B400000u) + 127) << 23;
+    return p * s.f;
+}
+
 #endif

@@ -1,25 +1,35 @@
 /* Channel mixer "mlp": fc2(dropout(act(fc1(x)))), the Transformer feed-forward network, with
  * act = GELU (erf form, PyTorch's default) or ReLU.
  * Names: <prefix>.fc1.{weight,bias} [d_ff, d], <prefix>.fc2.{weight,bias} [d, d_ff].
- * Token-wise, so step is forward on one row and needs no state. */
+ * Token-wise, so step is forward on one row and needs no state.
+ *
+ * Narrow layers (d * d_ff <= SF_MLP_FUSE_MAX, PatchTST's 16 x 128) run as one fused kernel over
+ * blocks of rows (kernels/ffn.c): the hidden layer never leaves the cache, and the backward
+ * recomputes it from x. Wider ones, whose weights no longer fit beside a block in the cache, run
+ * layer by layer, saving the hidden layer. */
 #include <string.h>
 
 #include "core/error.h"
 #include "core/scratch.h"
 #include "kernels/activations.h"
+#include "kernels/ffn.h"
 #include "layers/dropout.h"
 #include "layers/linear.h"
 #include "layers/mixers.h"
 #include "core/profile.h"
 
+#define SF_MLP_FUSE_MAX 65536L
+
 typedef struct {
     sf_linear fc1, fc2;
-    int d, d_ff, relu;
+    int d, d_ff, relu, fused;
     float dropout;
 } sf_mlp;
 
 typedef struct {
     const float *x;
+    float p;       /* fused: the dropout applied (0 when not training) and its rng draw */
+    uint64_t seed;
     float *pre, *act; /* [N, d_ff]: fc1 output (gelu'(fc1 output) once the fused training
                        * GELU + dropout has run), act(pre) after dropout */
     uint8_t *mask;
@@ -58,11 +68,24 @@ static void act_backward(const sf_mlp *s, float *dx, const float *dy, const floa
     SF_PROF(SF_PROF_ACTIVATIONS, sf_relu_backward(dx, dy, x, n));
 }
 
+static sf_ffn ffn_of(const sf_mlp *s, const mlp_saved *sv) {
+    return (sf_ffn){s->d,       s->d_ff,  s->fc1.w, s->fc1.b, s->fc2.w,
+                    s->fc2.b,   s->relu,  sv->p,    sv->seed, 0};
+}
+
 static void mlp_forward(sf_mixer *m, sf_ctx *ctx, const float *x, float *y) {
     const sf_mlp *s = m->self;
     mlp_saved *sv = SF_SAVED(ctx, m->slot, mlp_saved);
     long N = (long)ctx->B * ctx->T;
     sv->x = x;
+    if (s->fused) {
+        if (sf_arena_planning(ctx->arena)) return;
+        sv->p = ctx->training ? s->dropout : 0.0f;
+        sv->seed = sv->p > 0.0f ? sf_rng_u64(ctx->rng) : 0; /* the draw the dropout would make */
+        const sf_ffn f = ffn_of(s, sv);
+        SF_PROF(SF_PROF_FFN, sf_ffn_forward(&f, y, x, N));
+        return;
+    }
     sv->pre = sf_arena_push(ctx->arena, (size_t)N * s->d_ff);
     sv->act = sf_arena_push(ctx->arena, (size_t)N * s->d_ff);
     /* training GELU + dropout: one fused pass over the hidden layer (same bits as two) */
@@ -85,6 +108,13 @@ static void mlp_backward(sf_mixer *m, sf_ctx *ctx, const float *dy, float *dx) {
     sf_mlp *s = m->self;
     const mlp_saved *sv = SF_SAVED(ctx, m->slot, mlp_saved);
     long N = (long)ctx->B * ctx->T;
+    if (s->fused) {
+        if (sf_arena_planning(ctx->arena)) return;
+        const sf_ffn f = ffn_of(s, sv);
+        SF_PROF(SF_PROF_FFN, sf_ffn_backward(&f, dx, s->fc1.dw, s->fc1.db, s->fc2.dw, s->fc2.db,
+                                             dy, sv->x, N));
+        return;
+    }
     size_t mark = sf_arena_mark(ctx->arena);
     float *dact = sf_arena_push(ctx->arena, (size_t)N * s->d_ff);
     if (!sf_arena_planning(ctx->arena)) {
@@ -134,6 +164,9 @@ static sf_mixer *mlp_create(const sf_mixer_args *a) {
     s->d_ff = sf_opt_int(a->opts, "d_ff");
     s->relu = strcmp(sf_opt_str(a->opts, "activation"), "relu") == 0;
     s->dropout = sf_opt_float(a->opts, "dropout");
+    const char *fuse = sf_opt_str(a->opts, "fuse");
+    s->fused = strcmp(fuse, "auto") == 0 ? (long)s->d * s->d_ff <= SF_MLP_FUSE_MAX
+                                         : strcmp(fuse, "always") == 0;
     return sf_mixer_wrap(&mlp_ops, a->d_model, s);
 }
 
@@ -141,6 +174,8 @@ static const sf_option mlp_options[] = {
     {"d_ff", SF_OPT_INT, 128, NULL, 1, 1 << 20, NULL, "hidden width"},
     {"activation", SF_OPT_CHOICE, 0, "gelu", 0, 0, "gelu|relu", "activation (gelu: erf form)"},
     {"dropout", SF_OPT_FLOAT, 0, NULL, 0, 0.99, NULL, "dropout after the activation"},
+    {"fuse", SF_OPT_CHOICE, 0, "auto", 0, 0, "auto|always|never",
+     "one fused kernel over row blocks (auto: when d * d_ff <= 65536) or layer by layer"},
 };
 
 const sf_mixer_def sf_mixer_mlp = {
