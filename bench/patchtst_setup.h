@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include <cjson/cJSON.h>
+
 #include "core/error.h"
 #include "models/model.h"
 #include "tasks/forecast.h"
@@ -23,13 +25,22 @@ typedef struct {
     long nx, ny;
 } bench_patchtst_setup;
 
-/* 0 on success; prints the library's message and returns 1 otherwise */
-static inline int bench_patchtst_init(bench_patchtst_setup *b, const char *who, int batch,
-                                      const char *mixer, const char *norm) {
+/* 0 on success; prints the library's message and returns 1 otherwise. mlp_fuse (not NULL): the
+ * channel mixers' "fuse" option (auto|always|never; libraries from before d9586b4 reject it). */
+static inline int bench_patchtst_init_fuse(bench_patchtst_setup *b, const char *who, int batch,
+                                           const char *mixer, const char *norm,
+                                           const char *mlp_fuse) {
     sf_flat_config_defaults(&b->cfg, "patchtst");
     if (mixer) snprintf(b->cfg.mixer, sizeof b->cfg.mixer, "%s", mixer);
     if (norm) snprintf(b->cfg.norm, sizeof b->cfg.norm, "%s", norm);
     cJSON *json = sf_flat_config_to_json(&b->cfg);
+    const cJSON *blocks = cJSON_GetObjectItemCaseSensitive(json, "blocks");
+    cJSON *blk;
+    if (mlp_fuse)
+        cJSON_ArrayForEach(blk, blocks) {
+            cJSON *cm = cJSON_GetObjectItemCaseSensitive(blk, "channel_mixer");
+            if (cm) cJSON_AddStringToObject(cm, "fuse", mlp_fuse);
+        }
     const int bad = sf_model_create(&b->m, json);
     cJSON_Delete(json);
     if (bad) {
@@ -47,6 +58,11 @@ static inline int bench_patchtst_init(bench_patchtst_setup *b, const char *who, 
     sf_adamw_init(&b->opt, &b->m.params, 0.0f);
     sf_model_reserve(&b->m, &b->m.run, batch, 1);
     return 0;
+}
+
+static inline int bench_patchtst_init(bench_patchtst_setup *b, const char *who, int batch,
+                                      const char *mixer, const char *norm) {
+    return bench_patchtst_init_fuse(b, who, batch, mixer, norm, NULL);
 }
 
 /* one training step: forward, MSE, backward, AdamW at lr 1e-4 */

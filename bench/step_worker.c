@@ -6,7 +6,8 @@
  *   sum       checksum of a batch eval forward (equal for two builds that keep the bits, after
  *             the same commands) -> "sum <value>"
  *   quit
- * Usage: step_worker [--threads N (2)] [--batch N (128)]. Set up by patchtst_setup.h, which uses
+ * Usage: step_worker [--threads N (2)] [--batch N (128)] [--mlp-fuse auto|always|never] (the
+ * last for bench/ffn_step_ab.sh; libraries from before d9586b4 reject it). Set up by patchtst_setup.h, which uses
  * only long-standing library calls, so bench/step_ab.sh can build it against an older commit's
  * library too. */
 #include <omp.h>
@@ -20,12 +21,14 @@
 
 int main(int argc, char **argv) {
     int threads = 2, batch = 128;
+    const char *mlp_fuse = NULL;
     for (int i = 1; i < argc; i += 2) {
         if (bench_flag_lacks_value(argc, argv, i, "step_worker")) return 2;
         if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--batch")) batch = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--mlp-fuse")) mlp_fuse = argv[i + 1];
         else {
-            fprintf(stderr, "usage: step_worker [--threads N] [--batch N]\n");
+            fprintf(stderr, "usage: step_worker [--threads N] [--batch N] [--mlp-fuse F]\n");
             return 2;
         }
     }
@@ -35,7 +38,7 @@ int main(int argc, char **argv) {
     }
     omp_set_num_threads(threads);
     bench_patchtst_setup B;
-    if (bench_patchtst_init(&B, "step_worker", batch, NULL, NULL)) return 1;
+    if (bench_patchtst_init_fuse(&B, "step_worker", batch, NULL, NULL, mlp_fuse)) return 1;
     char line[64];
     setvbuf(stdout, NULL, _IOLBF, 0);
     while (fgets(line, sizeof line, stdin)) {
