@@ -79,6 +79,7 @@ int main(void) {
     check_case(5000, 16, 128, 0, 0.1f, 0);   /* parallel, two gradient groups */
     check_case(9001, 5, 40, 0, 0.0f, 64);    /* four groups, a ragged last block */
     check_case(4100, 16, 128, 1, 0.3f, 256);
+    check_case(20, 1, 20000, 0, 0.3f, 0);    /* blocks longer than one elementwise chunk */
     printf("fused ffn vs reference: worst relative error y %.2e, gradients %.2e\n", worst_y,
            worst_g);
 

@@ -372,11 +372,15 @@ SF_MULTIVERSION_512 static void act_dropout_range(float *h, float *g, int n, uin
 
 void sf_act_dropout_block(float *h, float *g, long n, long idx0, int relu, float p,
                           uint64_t seed) {
-    SF_ASSERT(n >= 0 && n <= SF_ACT_CHUNK * 64 && p >= 0.0f && p < 1.0f);
+    SF_ASSERT(n >= 0 && p >= 0.0f && p < 1.0f);
     const uint32_t s0 = (uint32_t)seed, s1 = (uint32_t)(seed >> 32);
     const uint32_t thresh = (uint32_t)((double)p * 16777216.0);
     const float keep_scale = p > 0.0f ? 1.0f / (1.0f - p) : 1.0f;
-    act_dropout_range(h, g, (int)n, (uint32_t)idx0 + s0, s1, thresh, keep_scale, relu, p > 0.0f);
+    for (long lo = 0; lo < n; lo += SF_ACT_CHUNK) { /* int counters inside (see dropout_fwd_loop) */
+        const long len = n - lo < SF_ACT_CHUNK ? n - lo : SF_ACT_CHUNK;
+        act_dropout_range(h + lo, g ? g + lo : NULL, (int)len, (uint32_t)(idx0 + lo) + s0, s1,
+                          thresh, keep_scale, relu, p > 0.0f);
+    }
 }
 
 int sf_dropout_keep(uint64_t seed, long i, float p) {
