@@ -1,5 +1,6 @@
 #include "core/scratch.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 
 #include "core/error.h"
@@ -37,10 +38,34 @@ static void free_chunks(void) {
     }
 }
 
+/* A thread that ends frees its chunks: kernels push scratch from OpenMP worker threads too (the
+ * fused feed-forward blocks, kernels/ffn.c), and a nested team's threads may end before the
+ * process does (their _Thread_local pointers would then be the only references). A pthread key
+ * with a destructor runs at thread exit, before the thread's TLS goes away; it is set for a thread
+ * when the thread opens its first chunk. The main thread keeps its chunks until exit. */
+static pthread_key_t exit_key;
+static pthread_once_t exit_key_once = PTHREAD_ONCE_INIT;
+
+static void on_thread_exit(void *unused) {
+    (void)unused;
+    free_chunks();
+    height = peak = 0;
+}
+
+static void make_exit_key(void) {
+    if (pthread_key_create(&exit_key, on_thread_exit) != 0) SF_ASSERT(!"scratch: no pthread key");
+}
+
+static void register_thread(void) {
+    pthread_once(&exit_key_once, make_exit_key);
+    pthread_setspecific(exit_key, &exit_key); /* any non-NULL value: the destructor runs */
+}
+
 float *sf_scratch_push(size_t n) {
     size_t need = (n + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS;
     if (need == 0) need = ALIGN_FLOATS;
     if (!top || height - top->used_before + need > top->cap) {
+        if (!top) register_thread();
         size_t cap = top ? 2 * top->cap : 4096;
         if (cap < need) cap = need;
         top = new_chunk(cap, top, height);

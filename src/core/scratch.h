@@ -6,7 +6,7 @@
  * before. The stack grows (allocates) only when a step needs more than any step before it on
  * this thread; after the first token of a stream (sf_stream_create runs one to warm it up),
  * every further step allocates nothing. Memory stays with the thread until
- * sf_scratch_free_thread. */
+ * sf_scratch_free_thread or the thread's end (kernels also push from OpenMP worker threads). */
 #ifndef SF_CORE_SCRATCH_H
 #define SF_CORE_SCRATCH_H
 
