@@ -11,6 +11,7 @@
 
 #include "core/rng.h"
 #include "kernels/gemm.h"
+#include "kernels/gemm_rows.h"
 #include "kernels/multiversion.h"
 #include "test_util.h"
 
@@ -180,8 +181,62 @@ static void small_path_order(int ta, int tb, int M, int N, int K, float beta) {
     free(A), free(B), free(C), free(R[0]), free(R[1]);
 }
 
+/* sf_gemm_rows (kernels/gemm_rows.h) against sf_gemm_ref within float32 accuracy, in its three
+ * modes (plain, + bias, +=), op(A) = A or A^T, padded strides; where its AVX-512 kernel runs and
+ * K <= 256, the same bits as sf_gemm (the packed kernel's per-element order). */
+static void rows_case(int ta, int M, int N, int K, int mode, int pad) {
+    const int lda = (ta ? M : K) + pad + ((ta ? M : K) + pad == 0), ldb = N + pad, ldc = N + pad;
+    float *A = malloc(sizeof(float) * (size_t)((ta ? K : M) * lda + 1));
+    float *B = malloc(sizeof(float) * (size_t)(K * ldb + 1)), *bias = malloc(sizeof(float) * (size_t)N);
+    float *C = malloc(sizeof(float) * (size_t)(M * ldc + 1)), *R = malloc(sizeof(float) * (size_t)(M * ldc + 1));
+    float *G = malloc(sizeof(float) * (size_t)(M * ldc + 1));
+    sf_rng_fill_normal(&rng, A, (ta ? K : M) * lda + 1, 0, 1);
+    sf_rng_fill_normal(&rng, B, K * ldb + 1, 0, 1);
+    sf_rng_fill_normal(&rng, bias, N, 0, 1);
+    sf_rng_fill_normal(&rng, C, M * ldc + 1, 0, 1);
+    memcpy(R, C, sizeof(float) * (size_t)(M * ldc + 1));
+    memcpy(G, C, sizeof(float) * (size_t)(M * ldc + 1));
+    if (mode == 1) /* bias: the reference gets it copied into C and beta 1 */
+        for (int i = 0; i < M; i++) memcpy(R + (long)i * ldc, bias, sizeof(float) * (size_t)N);
+    sf_gemm_rows(ta, M, N, K, A, lda, B, ldb, mode == 1 ? bias : NULL, mode == 2, C, ldc);
+    sf_gemm_ref(ta, 0, M, N, K, 1.0f, A, lda, B, ldb, mode == 0 ? 0.0f : 1.0f, R, ldc);
+    double worst = 0, scale = 1e-6;
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            const double d = fabs((double)C[(long)i * ldc + j] - R[(long)i * ldc + j]);
+            if (d > worst || d != d) worst = d;
+            if (fabs(R[(long)i * ldc + j]) > scale) scale = fabs(R[(long)i * ldc + j]);
+        }
+    CHECK_MSG(worst / scale <= 1e-5, "gemm_rows ta %d M %d N %d K %d mode %d: rel err %.3g", ta, M, N, K,
+              mode, worst / scale);
+    if (sf_gemm_rows_fast(N) && K <= 256) {
+        if (mode == 1) sf_gemm_bias(ta, 0, M, N, K, 1.0f, A, lda, B, ldb, bias, G, ldc);
+        else sf_gemm(ta, 0, M, N, K, 1.0f, A, lda, B, ldb, mode == 2 ? 1.0f : 0.0f, G, ldc);
+        int same = 1;
+        for (int i = 0; i < M; i++)
+            same &= memcmp(C + (long)i * ldc, G + (long)i * ldc, sizeof(float) * (size_t)N) == 0;
+        CHECK_MSG(same, "gemm_rows ta %d M %d N %d K %d mode %d: bits differ from sf_gemm", ta, M, N, K, mode);
+    }
+    free(A), free(B), free(bias), free(C), free(R), free(G);
+}
+
 int main(void) {
     sf_rng_seed(&rng, test_seed());
+    {
+        /* the fused feed-forward's shapes (d 16, d_ff 128, blocks of 256 rows; the kernel takes
+         * the N = 128 ones, sf_gemm the rest), N = 64, row counts with every remainder of the
+         * 6-row blocks, N the kernel does not take, K = 0 */
+        const int rs[][3] = {{256, 128, 16}, {256, 16, 128}, {16, 128, 256}, {128, 16, 256}, {42, 32, 128},
+                             {13, 64, 7}, {7, 64, 33}, {9, 128, 5}, {5, 128, 9}, {4, 64, 2}, {8, 128, 1},
+                             {11, 64, 300}, {3, 24, 5}, {1, 64, 0}};
+        for (int s = 0; s < (int)(sizeof rs / sizeof rs[0]); s++)
+            for (int ta = 0; ta < 2; ta++)
+                for (int mode = 0; mode < 3; mode++) {
+                    rows_case(ta, rs[s][0], rs[s][1], rs[s][2], mode, 0);
+                    rows_case(ta, rs[s][0], rs[s][1], rs[s][2], mode, 3);
+                }
+        printf("gemm_rows: AVX-512 kernel %s\n", sf_gemm_rows_fast(16) ? "on" : "off (sf_gemm)");
+    }
     sf_set_blas_threads(1);
     printf("packed kernel clone: %s\n", sf_gemm_packed_path());
     const int sizes[][3] = {{1, 1, 1}, {3, 5, 7}, {17, 13, 11}, {64, 33, 129}, {100, 1, 37}, {1, 70, 3}, {5, 9, 0},

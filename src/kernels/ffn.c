@@ -9,6 +9,7 @@
 #include "core/scratch.h"
 #include "kernels/activations.h"
 #include "kernels/gemm.h"
+#include "kernels/gemm_rows.h"
 #include "kernels/multiversion.h"
 
 /* one block of the hidden layer: 128 KiB (three of them in the backward: within a 2 MiB L2).
@@ -25,21 +26,32 @@ int sf_ffn_block_rows(int f) {
     return r < 8 ? 8 : (int)r;
 }
 
-/* rows r0 .. r0+rows-1: y = fc2(drop(act(fc1(x)))) with the hidden block in this thread's
- * scratch. sf_gemm on these shapes runs on the calling thread (small problems never enter a
- * parallel region), and each row's arithmetic does not depend on how many rows share the call
- * (sf_gemm_row_class is the same for every block size used here). */
 static int block_rows(const sf_ffn *f) {
     return f->block_rows > 0 ? f->block_rows : sf_ffn_block_rows(f->f);
 }
 
-static void forward_block(const sf_ffn *f, float *y, const float *x, long r0, int rows) {
+/* W1^T [d, f] and W2^T [f, d] in wt (2 d f floats): the right-hand sides of fc1 and fc2 as
+ * sf_gemm_rows reads them (row-major, in cache for the whole call) */
+static void transpose_weights(const sf_ffn *f, float *wt) {
+    const int d = f->d, F = f->f;
+    for (int j = 0; j < F; j++)
+        for (int k = 0; k < d; k++) {
+            wt[(long)k * F + j] = f->w1[(long)j * d + k];
+            wt[(long)d * F + (long)j * d + k] = f->w2[(long)k * F + j];
+        }
+}
+
+/* rows r0 .. r0+rows-1: y = fc2(drop(act(fc1(x)))) with the hidden block in this thread's
+ * scratch. The products run on the calling thread (sf_gemm_rows never opens a parallel region),
+ * and each row's arithmetic does not depend on how many rows share the call. */
+static void forward_block(const sf_ffn *f, const float *wt, float *y, const float *x, long r0,
+                          int rows) {
     const int d = f->d, F = f->f;
     const size_t mark = sf_scratch_mark();
     float *h = sf_scratch_push((size_t)rows * F);
-    sf_gemm_bias(0, 1, rows, F, d, 1.0f, x, d, f->w1, d, f->b1, h, F);
+    sf_gemm_rows(0, rows, F, d, x, d, wt, F, f->b1, 0, h, F);
     sf_act_dropout_block(h, NULL, (long)rows * F, r0 * F, f->relu, f->p, f->seed);
-    sf_gemm_bias(0, 1, rows, d, F, 1.0f, h, F, f->w2, F, f->b2, y, d);
+    sf_gemm_rows(0, rows, d, F, h, F, wt + (long)d * F, d, f->b2, 0, y, d);
     sf_scratch_release(mark);
 }
 
@@ -47,11 +59,15 @@ void sf_ffn_forward(const sf_ffn *f, float *y, const float *x, long N) {
     if (N <= 0) return;
     const int R = block_rows(f);
     const long nb = (N + R - 1) / R;
+    const size_t mark = sf_scratch_mark();
+    float *wt = sf_scratch_push((size_t)2 * f->d * f->f);
+    transpose_weights(f, wt);
     SF_PARALLEL_FOR_IF(N * f->f >= SF_FFN_PAR_MIN, for (long b = 0; b < nb; b++) {
         const long r0 = b * R;
         const int rows = N - r0 < R ? (int)(N - r0) : R;
-        forward_block(f, y + r0 * f->d, x + r0 * f->d, r0, rows);
+        forward_block(f, wt, y + r0 * f->d, x + r0 * f->d, r0, rows);
     });
+    sf_scratch_release(mark);
 }
 
 /* acc[j] += sum over rows of m[i][j] (row by row, vectorised across j: the order is fixed) */
@@ -74,21 +90,22 @@ SF_MULTIVERSION_512_EXACT static void mul_add_col_sums(float *restrict acc, floa
 }
 
 /* One block's gradients; pw1, pb1, pw2, pb2: its group's partial sums (+=). */
-static void backward_block(const sf_ffn *f, float *dx, float *pw1, float *pb1, float *pw2,
-                           float *pb2, const float *dy, const float *x, long r0, int rows) {
+static void backward_block(const sf_ffn *f, const float *wt, float *dx, float *pw1, float *pb1,
+                           float *pw2, float *pb2, const float *dy, const float *x, long r0,
+                           int rows) {
     const int d = f->d, F = f->f;
     const size_t mark = sf_scratch_mark();
     float *a = sf_scratch_push((size_t)rows * F);  /* h, then drop(act(h)) */
     float *g = sf_scratch_push((size_t)rows * F);  /* act'(h) * drop scale */
     float *dh = sf_scratch_push((size_t)rows * F); /* dL/da, then dL/dh */
-    sf_gemm_bias(0, 1, rows, F, d, 1.0f, x, d, f->w1, d, f->b1, a, F); /* recompute h */
+    sf_gemm_rows(0, rows, F, d, x, d, wt, F, f->b1, 0, a, F); /* recompute h */
     sf_act_dropout_block(a, g, (long)rows * F, r0 * F, f->relu, f->p, f->seed);
-    sf_gemm(0, 0, rows, F, d, 1.0f, dy, d, f->w2, F, 0.0f, dh, F);     /* dL/da = dy W2 */
-    sf_gemm(1, 0, d, F, rows, 1.0f, dy, d, a, F, 1.0f, pw2, F);         /* dW2 += dy^T a */
+    sf_gemm_rows(0, rows, F, d, dy, d, f->w2, F, NULL, 0, dh, F); /* dL/da = dy W2 */
+    sf_gemm_rows(1, d, F, rows, dy, d, a, F, NULL, 1, pw2, F);    /* dW2 += dy^T a */
     add_col_sums(pb2, dy, rows, d);
-    mul_add_col_sums(pb1, dh, g, rows, F);                              /* dL/dh, db1 */
-    sf_gemm(1, 0, F, d, rows, 1.0f, dh, F, x, d, 1.0f, pw1, d);         /* dW1 += dh^T x */
-    if (dx) sf_gemm(0, 0, rows, d, F, 1.0f, dh, F, f->w1, d, 0.0f, dx, d); /* dx = dh W1 */
+    mul_add_col_sums(pb1, dh, g, rows, F);                        /* dL/dh, db1 */
+    sf_gemm_rows(1, F, d, rows, dh, F, x, d, NULL, 1, pw1, d);    /* dW1 += dh^T x */
+    if (dx) sf_gemm_rows(0, rows, d, F, dh, F, f->w1, d, NULL, 0, dx, d); /* dx = dh W1 */
     sf_scratch_release(mark);
 }
 
@@ -104,6 +121,8 @@ void sf_ffn_backward(const sf_ffn *f, float *dx, float *dw1, float *db1, float *
     if (G < 1) G = 1;
     const long stride = 2L * d * F + F + d;
     const size_t mark = sf_scratch_mark();
+    float *wt = sf_scratch_push((size_t)2 * d * F);
+    transpose_weights(f, wt);
     float *part = sf_scratch_push((size_t)(G * stride));
     memset(part, 0, (size_t)(G * stride) * sizeof(float));
     SF_PARALLEL_FOR_IF(N * F >= SF_FFN_PAR_MIN && G > 1, for (long gi = 0; gi < G; gi++) {
@@ -112,7 +131,7 @@ void sf_ffn_backward(const sf_ffn *f, float *dx, float *dw1, float *db1, float *
         const long lo = nb * gi / G * R, hi = gi == G - 1 ? N : nb * (gi + 1) / G * R;
         for (long r0 = lo; r0 < hi; r0 += R) {
             const int rows = hi - r0 < R ? (int)(hi - r0) : R;
-            backward_block(f, dx ? dx + r0 * d : NULL, pw1, pb1, pw2, pb2, dy + r0 * d,
+            backward_block(f, wt, dx ? dx + r0 * d : NULL, pw1, pb1, pw2, pb2, dy + r0 * d,
                            x + r0 * d, r0, rows);
         }
     });
