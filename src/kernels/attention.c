@@ -21,7 +21,6 @@
 #include "core/error.h"
 #include "core/parallel.h"
 #include "core/scratch.h"
-#include "kernels/vec16.h"
 #include "kernels/softmax.h" /* sf_expf_fast */
 #include "kernels/tile_gemm.h"
 
@@ -196,7 +195,13 @@ static inline __attribute__((always_inline)) void fwd_rows_small_dh(
  * 16-lane vector instead of two 8-lane ones, the same operations per lane (the same bits;
  * test_attention_kernel compares). A separate copy on purpose: written once with 16-lane vectors
  * for both, GCC's lowering of them to 8-lane pairs in the AVX2 clone ran t2 3.5x slower. */
+typedef float v16sf __attribute__((vector_size(64)));
 #define SF_ATT_S_CACHE 256
+typedef int32_t v16si __attribute__((vector_size(64)));
+
+static inline __attribute__((always_inline)) v16sf v16_splat(float x) {
+    return (v16sf){x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x};
+}
 static inline __attribute__((always_inline)) v16sf v16_sel(v16si m, v16sf a, v16sf b) {
     return (v16sf)(((v16si)a & m) | ((v16si)b & ~m));
 }
@@ -552,11 +557,23 @@ SF_MULTIVERSION static void bwd_rows_small(float *restrict dq, float *restrict d
  * 8-lane vectors there), which are added before the same shuffle tree, as the 8-lane kernel does
  * with its even/odd accumulators: the same bits (test_attention_kernel compares). Blocks the
  * 8-lane kernel skips (causal: rows before the key; rows past the end) add exact zeros here. */
+static inline __attribute__((always_inline)) v16sf v16_load(const float *p) {
+    v16sf x;
+    memcpy(&x, p, sizeof x);
+    return x;
+}
 static inline __attribute__((always_inline)) v8sf v16_lo(v16sf x) {
     return __builtin_shufflevector(x, x, 0, 1, 2, 3, 4, 5, 6, 7);
 }
 static inline __attribute__((always_inline)) v8sf v16_hi(v16sf x) {
     return __builtin_shufflevector(x, x, 8, 9, 10, 11, 12, 13, 14, 15);
+}
+/* x in every lane by one broadcast (GCC builds v16_splat of a loaded value lane by lane, 16
+ * masked broadcasts) */
+static inline __attribute__((always_inline)) v16sf v16_bcast(float x) {
+    v16sf t = v16_splat(0.0f);
+    t[0] = x;
+    return __builtin_shufflevector(t, t, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
 }
 
 #define SF_ATT_BW_NV16 (SF_ATT_BW_CH / 16)

@@ -1,88 +1,44 @@
 #include "kernels/gemm_rows.h"
 
+#include <string.h>
+
 #include "core/error.h"
 #include "kernels/gemm.h"
 #include "kernels/multiversion.h"
+#include "kernels/tile_gemm.h"
 
 #if SF_HAVE_CLONES
-#include <immintrin.h>
-
-#include "kernels/vec16.h"
-
-/* MB rows x NV 16-lane vectors of C in registers (MB * NV <= 24 accumulators), K steps of one
- * row of B (NV loads) and MB broadcasts of A's elements. MB, NV: constants after inlining. */
-static inline __attribute__((always_inline, target("arch=x86-64-v4"))) void rows_block(const int MB, const int NV, int K,
-                                                             const float *restrict A, long ars,
-                                                             long aks, const float *restrict B,
-                                                             long ldb, const float *bias,
-                                                             int accumulate, float *restrict C,
-                                                             long ldc) {
-    v16sf acc[6][4];
-#pragma GCC unroll 6
-    for (int r = 0; r < MB; r++)
-#pragma GCC unroll 4
-        for (int v = 0; v < NV; v++) acc[r][v] = v16_splat(0.0f);
-    for (int k = 0; k < K; k++) {
-        const float *bk = B + (long)k * ldb;
-        v16sf b[4];
-#pragma GCC unroll 4
-        for (int v = 0; v < NV; v++) b[v] = v16_load(bk + 16 * v);
-#pragma GCC unroll 6
-        for (int r = 0; r < MB; r++) {
-            /* _mm512_set1_ps of a load: one broadcast load (v16_bcast: a masked load and a
-             * shuffle, both on the FMA ports' side) */
-            const v16sf a = (v16sf)_mm512_set1_ps(A[r * ars + k * aks]);
-#pragma GCC unroll 4
-            for (int v = 0; v < NV; v++) acc[r][v] += a * b[v];
-        }
-    }
-#pragma GCC unroll 6
-    for (int r = 0; r < MB; r++)
-#pragma GCC unroll 4
-        for (int v = 0; v < NV; v++) {
-            float *c = C + r * ldc + 16 * v;
-            v16sf out = acc[r][v];
-            if (bias) out = out + v16_load(bias + 16 * v);
-            else if (accumulate) out = v16_load(c) + out;
-            v16_store(c, out);
-        }
-}
-
-/* all of C's rows for one panel of NV vectors: blocks of MB rows, then one block of the rest (the
- * same chain per element either way) */
+/* Panels of 64 columns, rows in blocks of 6 inside each: the attention tiles' 16-lane register
+ * block (sf_tg_block16, kernels/tile_gemm.h) at 6 x 4 vectors, 24 accumulators with B's four
+ * vectors and a broadcast in the 32 registers, so B is read once per k and block (with
+ * sf_tile_gemm_w(16, ...)'s own 8 x 32 blocking the PatchTST step ran slower in two runs of
+ * bench/step_ab.sh). A bias is copied into C's rows first and added as an accumulation: the same
+ * sum (acc + bias) as the packed kernel's store. */
 #define SF_GR_REST(R)                                                                           \
     case R:                                                                                     \
-        if ((R) < MB)                                                                           \
-            rows_block((R) < MB ? (R) : 1, NV, K, A + i * ars, ars, aks, B, ldb, bias,         \
-                       accumulate, C + i * ldc, ldc);                                           \
+        sf_tg_block16(R, 4, K, A + i * ars, ars, aks, B + j, ldb, C + i * ldc + j, ldc,         \
+                      accumulate);                                                              \
         break;
-static inline __attribute__((always_inline, target("arch=x86-64-v4"))) void rows_all(
-    const int MB, const int NV, int M, int K, const float *A, long ars, long aks, const float *B,
-    long ldb, const float *bias, int accumulate, float *C, long ldc) {
-    int i = 0;
-    for (; i + MB <= M; i += MB)
-        rows_block(MB, NV, K, A + i * ars, ars, aks, B, ldb, bias, accumulate, C + i * ldc, ldc);
-    switch (M - i) {
-        SF_GR_REST(1) SF_GR_REST(2) SF_GR_REST(3) SF_GR_REST(4) SF_GR_REST(5)
-        default: break;
+SF_TARGET_V4 static void rows_512(int M, int N, int K, const float *A, long ars, long aks,
+                                  const float *B, long ldb, const float *bias, int accumulate,
+                                  float *C, long ldc) {
+    SF_ASSERT(N % 64 == 0);
+    if (bias) {
+        for (int i = 0; i < M; i++) memcpy(C + i * ldc, bias, sizeof(float) * (size_t)N);
+        accumulate = 1;
+    }
+    for (int j = 0; j < N; j += 64) {
+        int i = 0;
+        for (; i + 6 <= M; i += 6)
+            sf_tg_block16(6, 4, K, A + i * ars, ars, aks, B + j, ldb, C + i * ldc + j, ldc,
+                          accumulate);
+        switch (M - i) {
+            SF_GR_REST(1) SF_GR_REST(2) SF_GR_REST(3) SF_GR_REST(4) SF_GR_REST(5)
+            default: break;
+        }
     }
 }
 #undef SF_GR_REST
-
-/* Column panels of 64 (4 vectors, 6 rows: 24 accumulators, the 4 vectors of B's row and a
- * broadcast stay in the 32 registers, so B is read once per k and row block). Only N = 64, 128
- * (sf_gemm_rows_fast): narrower panels (16 columns, 12 rows) ran slower than the packed GEMM's
- * 12x16 kernel in a scratch comparison at N = 16 (PatchTST's fc2, dx, dW1), so those stay with
- * sf_gemm. */
-/* optimize("no-tree-vectorize"): the explicit vectors only (see bwd_rows_small_512) */
-__attribute__((target("arch=x86-64-v4"), optimize("fp-contract=fast", "no-tree-vectorize")))
-static void rows_512(int M, int N, int K, const float *A, long ars, long aks, const float *B,
-                     long ldb, const float *bias, int accumulate, float *C, long ldc) {
-    SF_ASSERT(N % 64 == 0);
-    for (int j = 0; j < N; j += 64)
-        rows_all(6, 4, M, K, A, ars, aks, B + j, ldb, bias ? bias + j : NULL, accumulate, C + j,
-                 ldc);
-}
 #endif
 
 int sf_gemm_rows_fast(int N) {

@@ -5,8 +5,9 @@
  *   C[M,N] = op(A)[M,K] B[K,N] (+ bias[N])   or   C[M,N] += op(A)[M,K] B[K,N]
  *
  * op(A) = A ([M,K], row stride lda) or, transA, A^T with A stored [K,M] (row stride lda); B is
- * row-major [K,N] (row stride ldb). Nothing is packed: the AVX-512 kernel holds a block of rows of
- * C in registers and broadcasts the elements of A from where they are. Each element of C is one
+ * row-major [K,N] (row stride ldb). Nothing is packed: the attention tiles' AVX-512 register block
+ * (sf_tg_block16, kernels/tile_gemm.h) holds 6 rows x 64 columns of C and broadcasts the elements
+ * of A from where they are. Each element of C is one
  * FMA chain over k from 0, then + bias or + C: the order of the packed kernel on one K slice
  * (K <= 256), so for those shapes the same bits as sf_gemm. The kernel runs where sf_avx512() and
  * N is 64 or 128 (sf_gemm_rows_fast: PatchTST's fc1, its input gradient dL/da and dW2);

@@ -79,19 +79,20 @@ SF_TG_INLINE sf_tg16 sf_tg_load16(const float *p) {
     return x;
 }
 
-/* sf_tg_block with 16-lane vectors: MR (up to 8) rows x 16*NV columns. */
+/* sf_tg_block with 16-lane vectors: MR (up to 8) rows x 16*NV columns (NV up to 4, MR * NV up to
+ * 24 accumulators; kernels/gemm_rows.c takes 6 x 4). */
 SF_TG_INLINE void sf_tg_block16(const int MR, const int NV, int k, const float *A, long a_rs,
                                 long a_ks, const float *B, long b_ks, float *C, long c_rs,
                                 int accumulate) {
-    sf_tg16 c[8][2];
+    sf_tg16 c[8][4];
 #pragma GCC unroll 8
     for (int r = 0; r < MR; r++)
-#pragma GCC unroll 2
+#pragma GCC unroll 4
         for (int v = 0; v < NV; v++) c[r][v] = (sf_tg16){0};
     for (int p = 0; p < k; p++) {
         const float *b = B + p * b_ks;
-        sf_tg16 bv[2];
-#pragma GCC unroll 2
+        sf_tg16 bv[4];
+#pragma GCC unroll 4
         for (int v = 0; v < NV; v++) {
             bv[v] = sf_tg_load16(b + 16 * v);
             SF_TG_IN_REGISTER(bv[v]);
@@ -99,13 +100,13 @@ SF_TG_INLINE void sf_tg_block16(const int MR, const int NV, int k, const float *
 #pragma GCC unroll 8
         for (int r = 0; r < MR; r++) {
             const float a = A[r * a_rs + p * a_ks];
-#pragma GCC unroll 2
+#pragma GCC unroll 4
             for (int v = 0; v < NV; v++) c[r][v] += a * bv[v];
         }
     }
 #pragma GCC unroll 8
     for (int r = 0; r < MR; r++)
-#pragma GCC unroll 2
+#pragma GCC unroll 4
         for (int v = 0; v < NV; v++) {
             float *dst = C + r * c_rs + 16 * v;
             sf_tg16 x = c[r][v];
