@@ -715,26 +715,12 @@ static void bwd_rows_small_512(float *restrict dq, float *restrict dk,
  * <= ~0 in the backward): clamped to [-87, 88] so that one power-of-two scale stays a normal float
  * (below -87 the result is 1.6e-38 instead of 0 or a subnormal: against a row sum >= 1 that is
  * below float resolution), and sf_expf_fast's degree-7 polynomial in Estrin form (a shorter
- * dependency chain): per lane the operations of v16_exp_bwd. NaN passes through. Fewer operations
+ * dependency chain): sf_expf_nonpos after the upper clamp, per lane the operations of
+ * v16_exp_bwd. NaN passes through. Fewer operations
  * than sf_expf_fast's full-range form (one scale instead of a split one, Estrin's shorter
  * chains). */
 static inline float exp_softmax_arg(float x) {
-    union {
-        float f;
-        uint32_t u;
-    } t, e;
-    float xc = sf_selectf(-87.0f > x, -87.0f, x);
-    xc = sf_selectf(xc > 88.0f, 88.0f, xc);
-    t.f = xc * 1.44269504088896341f + 12582912.0f;
-    const float kf = t.f - 12582912.0f;
-    float r = xc - kf * 0.693359375f;
-    r = r - kf * -2.12194440e-4f;
-    const float r2 = r * r, r4 = r2 * r2;
-    const float a = r + 1.0f, b = r * (1.0f / 6.0f) + 0.5f;
-    const float c = r * (1.0f / 120.0f) + 1.0f / 24.0f, d = r * (1.0f / 5040.0f) + 1.0f / 720.0f;
-    const float p = (a + r2 * b) + r4 * (c + r2 * d);
-    e.u = (t.u - 0x4B400000u + 127u) << 23;
-    return p * e.f;
+    return sf_expf_nonpos(sf_selectf(x > 88.0f, 88.0f, x)); /* the lower clamp is its own */
 }
 
 #if SF_ATT_HAVE_VEC

@@ -73,8 +73,8 @@ static inline float sf_expf_fast(float x) {
 /* exp(x) for x <= 0 only (a Gaussian's exp(-x^2/2), say): clamped below at -87 so one power of
  * two scales the result (below -87 it returns about 1.6e-38 instead of a subnormal or 0), no
  * upper clamp, and the same degree-7 polynomial in Estrin's form (a shorter dependency chain);
- * the scalar form of the attention kernels' v16_exp_nonpos, about 40% fewer operations than
- * sf_expf_fast. NaN passes through. */
+ * the scalar form of the attention kernels' v16_exp_nonpos (and, after an upper clamp at 88,
+ * their exp_softmax_arg), about 40% fewer operations than sf_expf_fast. NaN passes through. */
 static inline float sf_expf_nonpos(float x) {
     union {
         float f;
