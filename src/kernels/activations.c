@@ -189,6 +189,10 @@ static inline uint32_t mix32(uint32_t x) {
     return x;
 }
 
+/* The mask's 24-bit uniform for the element whose index plus the seed's low word is `counter`;
+ * the element is kept iff it is >= p * 2^24. Every dropout path draws its masks from this. */
+static inline uint32_t drop_u24(uint32_t counter, uint32_t s1) { return mix32(counter ^ s1) >> 8; }
+
 /* Elements lo..lo+len-1 (the hash takes the global index). Multi-versioned like the activations:
  * the baseline x86-64 build has no 32-bit vector multiply (SSE4.1), so the hash ran scalar. Integer
  * hash and one float product per element: every clone gives the same bits. */
@@ -211,7 +215,7 @@ static inline __attribute__((always_inline)) void dropout_fwd_loop(float *y, uin
     const int n = (int)len;
 #pragma omp simd
     for (int i = 0; i < n; i++) {
-        const uint32_t u = mix32(((uint32_t)i + base) ^ s1) >> 8;
+        const uint32_t u = drop_u24((uint32_t)i + base, s1);
         const int keep = u >= thresh;
         mo[i] = (uint8_t)keep;
         const float xi = xo[i];
@@ -298,12 +302,9 @@ void sf_dropout_forward_ref(float *y, uint8_t *mask, const float *x, long n, flo
         return;
     }
     const uint64_t seed = sf_rng_u64(rng);
-    const uint32_t s0 = (uint32_t)seed, s1 = (uint32_t)(seed >> 32);
-    const uint32_t thresh = (uint32_t)((double)p * 16777216.0);
     const float keep_scale = 1.0f / (1.0f - p);
     for (long i = 0; i < n; i++) {
-        const uint32_t u = mix32(((uint32_t)i + s0) ^ s1) >> 8;
-        mask[i] = (uint8_t)(u >= thresh);
+        mask[i] = (uint8_t)sf_dropout_keep(seed, i, p);
         y[i] = x[i] * (keep_scale * (float)mask[i]);
     }
 }
@@ -329,7 +330,7 @@ static inline __attribute__((always_inline)) void act_dropout_loop(float *restri
     for (int i = 0; i < n; i++) {
         float scale = 1.0f;
         if (drop) {
-            const uint32_t u = mix32(((uint32_t)i + base) ^ s1) >> 8;
+            const uint32_t u = drop_u24((uint32_t)i + base, s1);
             scale = sf_selectf(u >= thresh, keep_scale, 0.0f);
         }
         const float xi = h[i];
@@ -387,5 +388,5 @@ int sf_dropout_keep(uint64_t seed, long i, float p) {
     if (p == 0.0f) return 1;
     const uint32_t s0 = (uint32_t)seed, s1 = (uint32_t)(seed >> 32);
     const uint32_t thresh = (uint32_t)((double)p * 16777216.0);
-    return (mix32(((uint32_t)i + s0) ^ s1) >> 8) >= thresh;
+    return drop_u24((uint32_t)i + s0, s1) >= thresh;
 }

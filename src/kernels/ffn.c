@@ -70,13 +70,6 @@ void sf_ffn_forward(const sf_ffn *f, float *y, const float *x, long N) {
     sf_scratch_release(mark);
 }
 
-/* acc[j] += sum over rows of m[i][j] (row by row, vectorised across j: the order is fixed) */
-SF_MULTIVERSION_512_EXACT static void add_col_sums(float *restrict acc, const float *restrict m,
-                                                   int rows, int cols) {
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < cols; j++) acc[j] += m[(long)i * cols + j];
-}
-
 /* dh := dh * g elementwise, and acc[j] += the column sums of the product (db1) in the same pass */
 SF_MULTIVERSION_512_EXACT static void mul_add_col_sums(float *restrict acc, float *restrict dh,
                                                        const float *restrict g, int rows,
@@ -102,7 +95,7 @@ static void backward_block(const sf_ffn *f, const float *wt, float *dx, float *p
     sf_act_dropout_block(a, g, (long)rows * F, r0 * F, f->relu, f->p, f->seed);
     sf_gemm_rows(0, rows, F, d, dy, d, f->w2, F, NULL, 0, dh, F); /* dL/da = dy W2 */
     sf_gemm_rows(1, d, F, rows, dy, d, a, F, NULL, 1, pw2, F);    /* dW2 += dy^T a */
-    add_col_sums(pb2, dy, rows, d);
+    sf_add_col_sums(pb2, dy, rows, d);
     mul_add_col_sums(pb1, dh, g, rows, F);                        /* dL/dh, db1 */
     sf_gemm_rows(1, F, d, rows, dh, F, x, d, NULL, 1, pw1, d);    /* dW1 += dh^T x */
     if (dx) sf_gemm_rows(0, rows, d, F, dh, F, f->w1, d, NULL, 0, dx, d); /* dx = dh W1 */

@@ -562,3 +562,17 @@ void sf_set_blas_threads(int n) {
     (void)n;
 #endif
 }
+
+static inline __attribute__((always_inline)) void add_col_sums_d(float *restrict acc,
+                                                                 const float *restrict m,
+                                                                 long rows, const int cols) {
+    for (long i = 0; i < rows; i++)
+        for (int j = 0; j < cols; j++) acc[j] += m[i * cols + j];
+}
+/* cols == 16 (PatchTST's width) gets its own copy with the width a constant */
+SF_MULTIVERSION_512_EXACT void sf_add_col_sums(float *acc, const float *m, long rows, int cols) {
+    if (cols == 16)
+        add_col_sums_d(acc, m, rows, 16);
+    else
+        add_col_sums_d(acc, m, rows, cols);
+}

@@ -42,6 +42,11 @@ void sf_gemm_packed_bias(int transA, int transB, int M, int N, int K, float alph
  * split a call's rows across threads without changing any bit (models/patchtst.c). Negative:
  * a path whose bits may depend on M (OpenBLAS). */
 int sf_gemm_row_class(int transB, int M, int N, int K);
+/* acc[j] += the column sums of m[rows, cols] (row-major), added row by row: vectorised across j
+ * with no reordering of any sum and no fused multiply-add, so the same bits as the plain loop on
+ * every CPU (a Linear layer's bias gradient, layers/linear.c; the fused feed-forward's,
+ * kernels/ffn.c). */
+void sf_add_col_sums(float *acc, const float *m, long rows, int cols);
 /* The packed kernel's K-split count for a shape (1: none; gemm_packed.c). */
 int sf_gemm_packed_ksplit(int M, int N, int K);
 /* cblas_sgemm with the same argument checks (the fallback; tests compare it too). */

@@ -1,5 +1,4 @@
 #include "layers/linear.h"
-#include "kernels/multiversion.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -35,28 +34,12 @@ void sf_linear_forward(const sf_linear *l, float *y, const float *x, long N) {
         sf_gemm(0, 1, (int)N, l->out, l->in, 1.0f, x, l->in, l->w, l->in, 0.0f, y, l->out);
 }
 
-/* acc[o] += sum over rows lo..hi-1 of dy[i][o], row by row: vectorised across o, no reordering
- * of any sum (SF_MULTIVERSION_512_EXACT), so the same bits as the plain loop */
-static inline __attribute__((always_inline)) void add_col_sums_d(float *restrict acc,
-                                                                 const float *restrict dy,
-                                                                 long lo, long hi, const int out) {
-    for (long i = lo; i < hi; i++)
-        for (int o = 0; o < out; o++) acc[o] += dy[i * out + o];
-}
-SF_MULTIVERSION_512_EXACT static void add_col_sums(float *acc, const float *dy, long lo, long hi,
-                                                   int out) {
-    if (out == 16)
-        add_col_sums_d(acc, dy, lo, hi, 16);
-    else
-        add_col_sums_d(acc, dy, lo, hi, out);
-}
-
 /* db[out] += column sums of dy[N, out]: partial sums over P row ranges, combined in range order.
  * P depends on N only (not on the thread count), so the result is the same at any thread count
  * (issue #11). */
 static void bias_grad(float *db, const float *dy, long N, int out) {
     if (out > 1024 || N < 4096) {
-        add_col_sums(db, dy, 0, N, out);
+        sf_add_col_sums(db, dy, N, out);
         return;
     }
     float part[64][1024];
@@ -65,7 +48,7 @@ static void bias_grad(float *db, const float *dy, long N, int out) {
     for (int t = 0; t < P; t++) {
         float *acc = part[t];
         for (int o = 0; o < out; o++) acc[o] = 0;
-        add_col_sums(acc, dy, N * t / P, N * (t + 1) / P, out);
+        sf_add_col_sums(acc, dy + N * t / P * out, N * (t + 1) / P - N * t / P, out);
     }
     for (int k = 0; k < P; k++)
         for (int o = 0; o < out; o++) db[o] += part[k][o];
