@@ -30,14 +30,14 @@ static int block_rows(const sf_ffn *f) {
     return f->block_rows > 0 ? f->block_rows : sf_ffn_block_rows(f->f);
 }
 
-/* W1^T [d, f] and W2^T [f, d] in wt (2 d f floats): the right-hand sides of fc1 and fc2 as
- * sf_gemm_rows reads them (row-major, in cache for the whole call) */
-static void transpose_weights(const sf_ffn *f, float *wt) {
+/* W1^T [d, f] in w1t and, when w2t is not NULL (the forward), W2^T [f, d] in w2t: the right-hand
+ * sides of fc1 and fc2 as sf_gemm_rows reads them (row-major, in cache for the whole call) */
+static void transpose_weights(const sf_ffn *f, float *w1t, float *w2t) {
     const int d = f->d, F = f->f;
     for (int j = 0; j < F; j++)
         for (int k = 0; k < d; k++) {
-            wt[(long)k * F + j] = f->w1[(long)j * d + k];
-            wt[(long)d * F + (long)j * d + k] = f->w2[(long)k * F + j];
+            w1t[(long)k * F + j] = f->w1[(long)j * d + k];
+            if (w2t) w2t[(long)j * d + k] = f->w2[(long)k * F + j];
         }
 }
 
@@ -60,8 +60,8 @@ void sf_ffn_forward(const sf_ffn *f, float *y, const float *x, long N) {
     const int R = block_rows(f);
     const long nb = (N + R - 1) / R;
     const size_t mark = sf_scratch_mark();
-    float *wt = sf_scratch_push((size_t)2 * f->d * f->f);
-    transpose_weights(f, wt);
+    float *wt = sf_scratch_push((size_t)2 * f->d * f->f); /* W1^T, then W2^T */
+    transpose_weights(f, wt, wt + (long)f->d * f->f);
     SF_PARALLEL_FOR_IF(N * f->f >= SF_FFN_PAR_MIN, for (long b = 0; b < nb; b++) {
         const long r0 = b * R;
         const int rows = N - r0 < R ? (int)(N - r0) : R;
@@ -114,8 +114,8 @@ void sf_ffn_backward(const sf_ffn *f, float *dx, float *dw1, float *db1, float *
     if (G < 1) G = 1;
     const long stride = 2L * d * F + F + d;
     const size_t mark = sf_scratch_mark();
-    float *wt = sf_scratch_push((size_t)2 * d * F);
-    transpose_weights(f, wt);
+    float *wt = sf_scratch_push((size_t)d * F); /* W1^T: the backward reads W2 as it is */
+    transpose_weights(f, wt, NULL);
     float *part = sf_scratch_push((size_t)(G * stride));
     memset(part, 0, (size_t)(G * stride) * sizeof(float));
     SF_PARALLEL_FOR_IF(N * F >= SF_FFN_PAR_MIN && G > 1, for (long gi = 0; gi < G; gi++) {
