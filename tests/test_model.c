@@ -174,6 +174,9 @@ static void check_efficient_mixer_errors(void) {
                  "blocks[0].mixer: k: 100 exceeds the sequence length 42");
     expect_error("{\"model\":\"patchtst\",\"blocks\":[{\"channel_mixer\":{\"kind\":\"local\"}}]}",
                  "blocks[0].channel_mixer.kind: unknown mixer 'local'");
+    expect_error("{\"model\":\"patchtst\",\"blocks\":[{\"channel_mixer\":{\"kind\":\"mlp\","
+                 "\"fuse\":\"sometimes\"}}]}",
+                 "blocks[0].channel_mixer.fuse: 'sometimes' is not one of auto|always|never");
 #undef TOK
     /* the largest accepted values build */
     sf_model m;
