@@ -110,22 +110,29 @@ static inline __attribute__((always_inline)) v8sf v8_splat(float x) {
 static inline __attribute__((always_inline)) v8sf v8_sel(v8si m, v8sf a, v8sf b) {
     return (v8sf)(((v8si)a & m) | ((v8si)b & ~m));
 }
-/* exp(x) for x = s - max <= 0 (or -inf on masked lanes): the forward's only use. Clamped below
- * at -87 so that one power-of-two scale stays a normal float (below -87 the result is 1.6e-38
- * instead of 0 or a subnormal: against a row sum >= 1 that is below float resolution), no upper
- * clamp (x <= 0), and sf_expf_fast's degree-7 polynomial in Estrin form (shorter dependency
- * chain). NaN passes through. About 40% fewer operations than sf_expf_fast's full-range form,
- * which is what this kernel spends most of its time on at Dh <= 4. */
-static inline __attribute__((always_inline)) v8sf v8_exp_nonpos(v8sf x) {
-    const v8sf xc = v8_sel(v8_splat(-87.0f) > x, v8_splat(-87.0f), x);
-    const v8sf t = xc * 1.44269504088896341f + 12582912.0f;
+/* The small-head kernels work in base 2: their scores are scaled by log2(e) (folded into the
+ * query scale in the forward, into one FMA with the pre-scaled lse in the backward), so that each
+ * exponential is 2^x = 2^k 2^r with k = round(x) and r = x - k in [-1/2, 1/2] exactly, and
+ * 2^r a degree-6 polynomial fitted for this project (Lawson-weighted least squares on Chebyshev
+ * nodes, constant term 1: 2.0e-9 relative in exact arithmetic, ~1e-7 in float). Against the
+ * natural-base form (a two-constant Cody-Waite reduction and a degree-7 polynomial in Estrin
+ * form) that is 5 fewer vector operations per exponential, which is most of what these kernels
+ * do at Dh <= 4. x is clamped below at -126 (below it the result is < 1.2e-38, nothing against a
+ * row sum >= 1) so that 2^k stays a normal float; NaN passes through. With `upper`, also clamped
+ * above at 127 (the backward, where x = s - lse may exceed 0 by rounding, or by much on a
+ * caller's inconsistent lse: then the result is large but finite, as in both vector widths). */
+#define SF_EXP2_POLY(r)                                                                    \
+    ((((((r) * 1.535336196e-04f + 1.339887502e-03f) * (r) + 9.618436918e-03f) * (r) +       \
+       5.550332367e-02f) * (r) + 2.402264774e-01f) * (r) + 6.931471825e-01f) * (r) + 1.0f
+#define SF_LOG2E 1.44269504088896341f
+#define SF_LN2 0.693147180559945309f
+static inline __attribute__((always_inline)) v8sf v8_exp2(v8sf x, const int upper) {
+    v8sf xc = v8_sel(v8_splat(-126.0f) > x, v8_splat(-126.0f), x);
+    if (upper) xc = v8_sel(xc > v8_splat(127.0f), v8_splat(127.0f), xc);
+    const v8sf t = xc + 12582912.0f; /* 1.5 * 2^23: the low mantissa bits of t hold round(x) */
     const v8sf kf = t - 12582912.0f;
-    v8sf r = xc - kf * 0.693359375f;
-    r = r - kf * -2.12194440e-4f;
-    const v8sf r2 = r * r, r4 = r2 * r2;
-    const v8sf a = r + 1.0f, b = r * (1.0f / 6.0f) + 0.5f;
-    const v8sf c = r * (1.0f / 120.0f) + 1.0f / 24.0f, d = r * (1.0f / 5040.0f) + 1.0f / 720.0f;
-    const v8sf p = (a + r2 * b) + r4 * (c + r2 * d);
+    const v8sf r = xc - kf;
+    const v8sf p = SF_EXP2_POLY(r);
     const v8si k = (v8si)t - 0x4B400000;
     return p * (v8sf)((k + 127) << 23);
 }
@@ -136,8 +143,9 @@ static inline __attribute__((always_inline)) void fwd_rows_small_dh(
     int causal, int i0, int ni) {
     v8sf qa[SF_ATT_SMALL_DH], qb[SF_ATT_SMALL_DH], aa[SF_ATT_SMALL_DH], ab[SF_ATT_SMALL_DH];
     float tq[SF_ATT_RL];
+    const float scale2 = scale * SF_LOG2E; /* scores in base-2 units (see v8_exp2) */
     for (int d = 0; d < Dh; d++) {
-        for (int r = 0; r < SF_ATT_RL; r++) tq[r] = q[(long)(i0 + imin(r, ni - 1)) * ld + d] * scale;
+        for (int r = 0; r < SF_ATT_RL; r++) tq[r] = q[(long)(i0 + imin(r, ni - 1)) * ld + d] * scale2;
         memcpy(&qa[d], tq, sizeof(v8sf));
         memcpy(&qb[d], tq + 8, sizeof(v8sf));
         aa[d] = ab[d] = v8_splat(0.0f);
@@ -163,7 +171,7 @@ static inline __attribute__((always_inline)) void fwd_rows_small_dh(
         const float *restrict vr = v + (long)j * ld;
         v8sf sa = qa[0] * kr[0], sb = qb[0] * kr[0];
         for (int d = 1; d < Dh; d++) sa += qa[d] * kr[d], sb += qb[d] * kr[d];
-        v8sf pa = v8_exp_nonpos(sa - ma), pb = v8_exp_nonpos(sb - mb);
+        v8sf pa = v8_exp2(sa - ma, 0), pb = v8_exp2(sb - mb, 0);
         if (causal) {
             const v8si js = (v8si){j, j, j, j, j, j, j, j};
             pa = v8_sel(js <= rowa, pa, v8_splat(0.0f));
@@ -187,7 +195,7 @@ static inline __attribute__((always_inline)) void fwd_rows_small_dh(
         const float inv = 1.0f / l[r];
         float *orow = o + (long)t * ldo;
         for (int d = 0; d < Dh; d++) orow[d] = acc[d][r] * inv;
-        if (lse) lse[t] = m[r] + logf(l[r]);
+        if (lse) lse[t] = m[r] * SF_LN2 + logf(l[r]);
     }
 }
 
@@ -213,28 +221,38 @@ static inline __attribute__((always_inline, target("arch=x86-64-v4"))) v16sf v16
     return (v16sf)__builtin_ia32_maxps512_mask((v16sf)s, (v16sf)m, (v16sf)m,
                                                (unsigned short)0xFFFF, 4);
 }
-/* exp(x) for x = s - max <= 0 (or -inf on masked lanes): the forward's only use. Clamped below
- * at -87 so that one power-of-two scale stays a normal float (below -87 the result is 1.6e-38
- * instead of 0 or a subnormal: against a row sum >= 1 that is below float resolution), no upper
- * clamp (x <= 0), and sf_expf_fast's degree-7 polynomial in Estrin form (shorter dependency
- * chain). NaN passes through. About 40% fewer operations than sf_expf_fast's full-range form,
- * which is what this kernel spends most of its time on at Dh <= 4. */
-static inline __attribute__((always_inline)) v16sf v16_exp_nonpos(v16sf x) {
-    const v16sf xc = v16_sel(v16_splat(-87.0f) > x, v16_splat(-87.0f), x);
-    const v16sf t = xc * 1.44269504088896341f + 12582912.0f;
+/* v8_exp2's operations on 16 lanes, with no AVX-512 builtins: for bwd_rows_small16_dh, which
+ * has no target attribute of its own (with one, GCC built its vector constants lane by lane,
+ * under the caller's no-tree-vectorize, and the backward ran 1.4x slower). */
+static inline __attribute__((always_inline)) v16sf v16_exp2_generic(v16sf x, const int upper) {
+    v16sf xc = v16_sel(v16_splat(-126.0f) > x, v16_splat(-126.0f), x);
+    if (upper) xc = v16_sel(xc > v16_splat(127.0f), v16_splat(127.0f), xc);
+    const v16sf t = xc + 12582912.0f;
     const v16sf kf = t - 12582912.0f;
-    v16sf r = xc - kf * 0.693359375f;
-    r = r - kf * -2.12194440e-4f;
-    const v16sf r2 = r * r, r4 = r2 * r2;
-    const v16sf a = r + 1.0f, b = r * (1.0f / 6.0f) + 0.5f;
-    const v16sf c = r * (1.0f / 120.0f) + 1.0f / 24.0f, d = r * (1.0f / 5040.0f) + 1.0f / 720.0f;
-    const v16sf p = (a + r2 * b) + r4 * (c + r2 * d);
+    const v16sf r = xc - kf;
+    const v16sf p = SF_EXP2_POLY(r);
     const v16si k = (v16si)t - 0x4B400000;
     return p * (v16sf)((k + 127) << 23);
 }
 
-/* v8_exp_bwd's operations on 16 lanes (clamped to [-87, 88]): the small-head backward's exp, and
- * the wide-head forward's on full tiles (softmax_tile16), where it is exp_softmax_arg's. */
+/* The forward's v8_exp2(x, 0) on 16 lanes, the same bits in fewer operations: the clamp is one
+ * vmaxps with the constant first (it returns its second operand, x, when x is NaN, as the select
+ * does), and 2^k is applied by vscalefps instead of building the float 2^k and multiplying (both
+ * exact while 2^k is normal). The constant is not a v16_splat: GCC built that lane by lane. */
+static inline __attribute__((always_inline, target("arch=x86-64-v4"))) v16sf v16_exp2_nonpos(
+    v16sf x) {
+    const v16sf zero = {0};
+    const v16sf xc = v16_max(zero - 126.0f, x);
+    const v16sf t = xc + 12582912.0f;
+    const v16sf kf = t - 12582912.0f;
+    const v16sf r = xc - kf;
+    const v16sf p = SF_EXP2_POLY(r);
+    return (v16sf)__builtin_ia32_scalefps512_mask(p, kf, p, (unsigned short)0xFFFF, 4);
+}
+
+/* exp(x) clamped to [-87, 88] (one power-of-two scale stays a normal float), a two-constant
+ * Cody-Waite reduction and sf_expf_fast's degree-7 polynomial in Estrin form: the wide-head
+ * forward's exp on full tiles (softmax_tile16), per lane exp_softmax_arg's operations. */
 static inline __attribute__((always_inline)) v16sf v16_exp_bwd(v16sf x) {
     v16sf xc = v16_sel(v16_splat(-87.0f) > x, v16_splat(-87.0f), x);
     xc = v16_sel(xc > v16_splat(88.0f), v16_splat(88.0f), xc);
@@ -256,8 +274,9 @@ static inline __attribute__((always_inline, target("arch=x86-64-v4"))) void fwd_
     int causal, int i0, int ni) {
     v16sf qv[SF_ATT_SMALL_DH], acc[SF_ATT_SMALL_DH];
     float tq[SF_ATT_RL];
+    const float scale2 = scale * SF_LOG2E; /* scores in base-2 units (see v8_exp2) */
     for (int d = 0; d < Dh; d++) {
-        for (int r = 0; r < SF_ATT_RL; r++) tq[r] = q[(long)(i0 + imin(r, ni - 1)) * ld + d] * scale;
+        for (int r = 0; r < SF_ATT_RL; r++) tq[r] = q[(long)(i0 + imin(r, ni - 1)) * ld + d] * scale2;
         memcpy(&qv[d], tq, sizeof(v16sf));
         acc[d] = v16_splat(0.0f);
     }
@@ -287,7 +306,7 @@ static inline __attribute__((always_inline, target("arch=x86-64-v4"))) void fwd_
             s = qv[0] * kr[0];
             for (int d = 1; d < Dh; d++) s += qv[d] * kr[d];
         }
-        v16sf p = v16_exp_nonpos(s - m);
+        v16sf p = v16_exp2_nonpos(s - m);
         if (causal) p = v16_sel((v16si){0} + j <= row, p, v16_splat(0.0f));
         l += p;
         for (int d = 0; d < Dh; d++) acc[d] += p * vr[d];
@@ -308,7 +327,7 @@ static inline __attribute__((always_inline, target("arch=x86-64-v4"))) void fwd_
         float ms[SF_ATT_RL], ls[SF_ATT_RL];
         memcpy(ms, &m, sizeof(v16sf));
         memcpy(ls, &l, sizeof(v16sf));
-        for (int r = 0; r < ni; r++) lse[i0 + r] = ms[r] + logf(ls[r]);
+        for (int r = 0; r < ni; r++) lse[i0 + r] = ms[r] * SF_LN2 + logf(ls[r]);
     }
 }
 
@@ -388,25 +407,6 @@ static inline __attribute__((always_inline)) v8sf v8_hsum8(const v8sf *a) {
                       v8_quadsum(v8_pairsum(a[4], a[5]), v8_pairsum(a[6], a[7])));
 }
 
-/* exp for the backward's x = s - lse (<= ~0 on every lane that is not masked afterwards):
- * clamped to [-87, 88] so that one power-of-two scale stays a normal float (below -87 the result
- * is 1.6e-38 instead of 0 or a subnormal), and the degree-7 polynomial of sf_expf_fast in
- * Estrin form (shorter dependency chain). */
-static inline __attribute__((always_inline)) v8sf v8_exp_bwd(v8sf x) {
-    v8sf xc = v8_sel(v8_splat(-87.0f) > x, v8_splat(-87.0f), x);
-    xc = v8_sel(xc > v8_splat(88.0f), v8_splat(88.0f), xc);
-    const v8sf t = xc * 1.44269504088896341f + 12582912.0f;
-    const v8sf kf = t - 12582912.0f;
-    v8sf r = xc - kf * 0.693359375f;
-    r = r - kf * -2.12194440e-4f;
-    const v8sf r2 = r * r, r4 = r2 * r2;
-    const v8sf a = r + 1.0f, b = r * (1.0f / 6.0f) + 0.5f;
-    const v8sf c = r * (1.0f / 120.0f) + 1.0f / 24.0f, d = r * (1.0f / 5040.0f) + 1.0f / 720.0f;
-    const v8sf p = (a + r2 * b) + r4 * (c + r2 * d);
-    const v8si k = (v8si)t - 0x4B400000;
-    return p * (v8sf)((k + 127) << 23);
-}
-
 static inline __attribute__((always_inline)) void bwd_rows_small_dh(
     float *restrict dq, float *restrict dk, float *restrict dv, const float *restrict dout,
     long ldo, const float *restrict o, const float *restrict lse, const float *restrict q,
@@ -431,7 +431,7 @@ static inline __attribute__((always_inline)) void bwd_rows_small_dh(
                 gf[d][i] = gr[d];
                 Dt += gr[d] * orow[d];
             }
-            lf[i] = lse[t];
+            lf[i] = lse[t] * SF_LOG2E; /* base 2: p = 2^(s log2(e) - lf) */
             Df[i] = Dt;
         }
         for (int i = nr; i < nv * 8; i++) {
@@ -466,7 +466,7 @@ static inline __attribute__((always_inline)) void bwd_rows_small_dh(
                 }
                 s += s1;
                 dp += dp1;
-                v8sf p = v8_exp_bwd(s - v8_load(lf + 8 * b));
+                v8sf p = v8_exp2(s * SF_LOG2E - v8_load(lf + 8 * b), 1);
                 if (causal && b == b0) /* rows r0 + 8b + lane < j are masked */
                     p = v8_sel(lane + (r0 + 8 * b) >= j, p, v8_splat(0.0f));
                 pb[b] = p;
@@ -599,7 +599,7 @@ static inline __attribute__((always_inline)) void bwd_rows_small16_dh(
                 gf[d][i] = gr[d];
                 Dt += gr[d] * orow[d];
             }
-            lf[i] = lse[t];
+            lf[i] = lse[t] * SF_LOG2E; /* base 2: p = 2^(s log2(e) - lf) */
             Df[i] = Dt;
         }
         for (int i = nr; i < nv * 16; i++) {
@@ -632,7 +632,7 @@ static inline __attribute__((always_inline)) void bwd_rows_small16_dh(
                 }
                 s += s1;
                 dp += dp1;
-                v16sf p = v16_exp_bwd(s - v16_load(lf + 16 * b));
+                v16sf p = v16_exp2_generic(s * SF_LOG2E - v16_load(lf + 16 * b), 1);
                 if (causal && b == b0)
                     p = v16_sel(lane + (r0 + 16 * b) >= j, p, v16_splat(0.0f));
                 pb[b] = p;
