@@ -4,10 +4,13 @@
  *     stars of the RR Lyrae file: curves per second;
  *   - the model at t2's default size (d 32, 16 heads, d_ff 128, 1 post-LN block) on regularly
  *     sampled curves of 100 steps x 5 bands (all valid): batch-1 latency p50/p99 over --runs
- *     calls, and batched inference throughput (batch --batch, curves per second over >= --secs).
+ *     calls, and batched inference throughput (batch --batch, curves per second over >= --secs):
+ *     the whole batch through one forward of the thread team, and the same batch through
+ *     sf_model_infer_chunked (chunks of --chunk curves, one thread each, default 8).
  * Random inputs and weights (seeded); eval mode. Prints one JSON line.
- * usage: bench_t2 --config JSON [--threads 2] [--batch 512] [--runs 2000] [--secs 2]
+ * usage: bench_t2 --config JSON [--threads 2] [--batch 512] [--runs 2000] [--secs 2] [--chunk 8]
  *                 [--gp-objects 40] [--data OBS.csv.gz --labels LABELS.csv] */
+#include <math.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,6 +61,7 @@ static double gp_curves_per_s(const char *data, const char *labels, int n, int *
 int main(int argc, char **argv) {
     int threads = 2, batch = 512, runs = 2000, gp_objects = 40;
     double secs = 2;
+    int chunk = 8;
     const char *config = NULL, *data = "../shared/data/lightcurves/rrlyrae_sdss_stripe82.csv.gz",
                *labels = "../shared/data/lightcurves/rrlyrae_periods.csv";
     for (int i = 1; i < argc; i += 2) {
@@ -66,6 +70,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--batch")) batch = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--runs")) runs = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--secs")) secs = atof(argv[i + 1]);
+        else if (!strcmp(argv[i], "--chunk")) chunk = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--gp-objects")) gp_objects = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--config")) config = argv[i + 1];
         else if (!strcmp(argv[i], "--data")) data = argv[i + 1];
@@ -75,9 +80,9 @@ int main(int argc, char **argv) {
             return 2;
         }
     }
-    if (!config || batch < 1 || runs < 1) {
+    if (!config || batch < 1 || runs < 1 || chunk < 1) {
         fprintf(stderr, "usage: bench_t2 --config JSON [--threads N] [--batch B] [--runs R] "
-                        "[--secs S] [--gp-objects N] [--data F --labels F]\n");
+                        "[--secs S] [--chunk C] [--gp-objects N] [--data F --labels F]\n");
         return 2;
     }
     omp_set_num_threads(threads);
@@ -114,15 +119,38 @@ int main(int argc, char **argv) {
         t = wall_seconds();
     } while (t - t0 < secs);
     double tput = curves / (t - t0), per_cpu = curves / (cpu_seconds() - c0);
+    /* the same batch through sf_model_infer_chunked: chunks of --chunk curves, one thread each */
+    sf_run *team_runs = calloc((size_t)omp_get_max_threads(), sizeof *team_runs);
+    float *yc = malloc((size_t)batch * K * sizeof(float));
+    for (int i = 0; i < omp_get_max_threads(); i++) sf_run_init(&team_runs[i]);
+    sf_model_infer_chunked(&m, team_runs, x, yc, K, batch, chunk); /* plans the team_runs */
+    double cdiff = 0; /* against the batched forward: the same to float rounding */
+    for (long i = 0; i < (long)batch * K; i++) {
+        const double dd = fabs((double)yc[i] - y[i]) / (fabs((double)y[i]) > 1 ? fabs((double)y[i]) : 1);
+        if (dd > cdiff) cdiff = dd;
+    }
+    curves = 0;
+    t0 = wall_seconds(), c0 = cpu_seconds();
+    do {
+        sf_model_infer_chunked(&m, team_runs, x, yc, K, batch, chunk);
+        curves += batch;
+        t = wall_seconds();
+    } while (t - t0 < secs);
+    double ctput = curves / (t - t0), cper_cpu = curves / (cpu_seconds() - c0);
+    for (int i = 0; i < omp_get_max_threads(); i++) sf_run_free(&team_runs[i]);
+    free(team_runs);
+    free(yc);
     int used = 0;
     double gp_cpu = -1;
     double gp = gp_objects > 0 ? gp_curves_per_s(data, labels, gp_objects, &used, &gp_cpu) : -1;
     printf("{\"impl\":\"seqformer\",\"threads\":%d,\"seq_len\":%d,\"channels\":%d,\"params\":%ld,"
            "\"b1_latency_ms_p50\":%.4f,\"b1_latency_ms_p99\":%.4f,\"b1_curves_per_s\":%.1f,"
            "\"batch\":%d,\"batched_curves_per_s\":%.1f,\"batched_curves_per_cpu_s\":%.1f,"
+           "\"chunk\":%d,\"chunked_curves_per_s\":%.1f,\"chunked_curves_per_cpu_s\":%.1f,"
+           "\"chunked_max_rel_diff\":%.2e,"
            "\"gp_objects\":%d,\"gp_curves_per_s\":%.2f,\"gp_curves_per_cpu_s\":%.2f}\n",
-           threads, L, C, sf_model_n_params(&m), p50, p99, 1e3 / p50, batch, tput, per_cpu, used, gp,
-           gp_cpu);
+           threads, L, C, sf_model_n_params(&m), p50, p99, 1e3 / p50, batch, tput, per_cpu, chunk,
+           ctput, cper_cpu, cdiff, used, gp, gp_cpu);
     free(lat);
     free(x);
     free(y);

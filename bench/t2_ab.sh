@@ -17,7 +17,7 @@ CFG=$(sed -n "s/^CFG='\(.*\)'$/\1/p" "$(dirname "$0")/t2_throughput.sh")
 one_run() {
     printf '%s: ' "$2"
     "$1" --config "$CFG" --threads "$T" --batch "$B" --runs 500 --secs 3 --gp-objects 0 |
-        grep -o '"b1_latency_ms_p50":[0-9.]*\|"batched_curves_per_s":[0-9.]*' | tr '\n' ' '
+        grep -o '"b1_latency_ms_p50":[0-9.]*\|"batched_curves_per_s":[0-9.]*\|"chunked_curves_per_s":[0-9.]*' | tr '\n' ' '
     echo
 }
 ab_rounds "$REPS" one_run

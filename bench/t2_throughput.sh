@@ -28,6 +28,10 @@ for k, name, better in [("b1_latency_ms_p50", "batch-1 latency p50 (ms)", "lower
                         ("batched_curves_per_cpu_s", "batched curves per CPU-second", "higher")]:
     r = c[k] / p[k] if better == "higher" else p[k] / c[k]
     print(f"| {name} | {c[k]:,.4g} | {p[k]:,.4g} | {r:.2f}x {'faster' if r >= 1 else 'slower'} |")
+r = c['chunked_curves_per_s'] / p['batched_curves_per_s']
+print(f"| chunked (sf_model_infer_chunked, {c['chunk']} curves per thread at a time) curves/s, wall; "
+      f"twin: its batched figure | {c['chunked_curves_per_s']:,.4g} | {p['batched_curves_per_s']:,.4g} | "
+      f"{r:.2f}x {'faster' if r >= 1 else 'slower'} |")
 print(f"| GP preprocessing (first {c['gp_objects']} stars, 100 x 5 grid) curves/s, wall | "
       f"{c['gp_curves_per_s']:.2f} | - | |")
 print(f"| GP preprocessing curves per CPU-second | {c['gp_curves_per_cpu_s']:.2f} | - | |")

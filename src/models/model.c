@@ -167,6 +167,27 @@ void sf_model_forward(sf_model *m, const float *x, float *y, int B, int training
     sf_model_forward_run(m, &m->run, x, y, B, training, rng);
 }
 
+void sf_model_infer_chunked(sf_model *m, sf_run *runs, const float *x, float *y, long y_floats,
+                            int B, int chunk) {
+    SF_ASSERT(B >= 0 && chunk >= 1 && y_floats >= 1);
+    const long xs = sf_model_x_floats(m);
+    const int nc = (B + chunk - 1) / chunk;
+    if (nc <= 1) { /* one chunk: the whole team on it */
+        sf_model_forward_run(m, &runs[0], x, y, B, 0, NULL);
+        return;
+    }
+#pragma omp parallel
+    {
+        sf_run *r = &runs[omp_get_thread_num()];
+        omp_set_num_threads(1); /* this thread's ICV: the kernels inside run alone */
+#pragma omp for schedule(dynamic, 1)
+        for (int c = 0; c < nc; c++) {
+            const int b0 = c * chunk, n = B - b0 < chunk ? B - b0 : chunk;
+            sf_model_forward_run(m, r, x + (size_t)b0 * xs, y + (size_t)b0 * y_floats, n, 0, NULL);
+        }
+    }
+}
+
 void sf_model_backward(sf_model *m, const float *dy, int B) {
     sf_model_backward_run(m, &m->run, dy, B);
 }

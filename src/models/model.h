@@ -133,6 +133,16 @@ void sf_model_forward_run(sf_model *m, sf_run *r, const float *x, float *y, int 
 void sf_model_backward_run(sf_model *m, sf_run *r, const float *dy, int B);
 /* The same in the model's own run. */
 void sf_model_forward(sf_model *m, const float *x, float *y, int B, int training, sf_rng *rng);
+/* Inference on B examples for throughput: the batch is cut into chunks of `chunk` examples
+ * (the last one shorter) which the OpenMP threads take in turn, each thread running the whole
+ * model on its chunk with one thread inside (its kernels open no team) in its own run. A team
+ * working on one large batch streams every layer's activations through memory; a chunk's stay in
+ * its core's cache, and no layer waits at a barrier. runs: omp_get_max_threads() caller-owned
+ * runs (sf_run_init), kept between calls so their arenas are planned once. y_floats: outputs
+ * per example. Each chunk's outputs are bit for bit those of sf_model_forward_run on that chunk
+ * at one thread. */
+void sf_model_infer_chunked(sf_model *m, sf_run *runs, const float *x, float *y, long y_floats,
+                            int B, int chunk);
 void sf_model_backward(sf_model *m, const float *dy, int B);
 long sf_model_n_params(const sf_model *m);
 /* Floats of one example of x: seq_len*C, plus (seq_len+pred_len)*time_features, plus 1 (the
