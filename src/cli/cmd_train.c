@@ -386,8 +386,9 @@ int cmd_train(int argc, char **argv) {
         {"batch-size", ARG_INT, &o.batch_size, 0, 65536, NULL,
          "training batch size (classify: 0 = min(n/10, 16) of the n training series, Fawaz et al.)", 0},
         {"eval-batch-size", ARG_INT, &o.eval_batch_size, 1, 65536, NULL,
-         "windows per forward of the validation and test passes (default: the larger of 256 and "
-         "the training batch; lm 32); only speed and the last bits of the metrics depend on it",
+         "windows per step of the validation and test passes, inferred in chunks of up to 8 per "
+         "thread (default: the larger of 256 and the training batch; lm 32); only speed and the "
+         "last bits of the metrics depend on it",
          0},
         {"lr", ARG_FLOAT, &o.lr, 1e-9, 10, NULL, "peak learning rate", 0},
         {"learning-rate", ARG_FLOAT, &o.lr, 1e-9, 10, NULL, "TSLib name of --lr", 0},

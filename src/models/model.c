@@ -69,6 +69,8 @@ void sf_model_destroy(sf_model *m) {
     if (m->def && m->self) m->def->ops->destroy(m);
     sf_params_free(&m->params);
     sf_run_free(&m->run);
+    for (int i = 0; i < m->pool_n; i++) sf_run_free(&m->pool[i]);
+    free(m->pool);
     cJSON_Delete(m->config);
     memset(m, 0, sizeof *m);
 }
@@ -172,9 +174,19 @@ void sf_model_infer_chunked(sf_model *m, sf_run *runs, const float *x, float *y,
     SF_ASSERT(B >= 0 && chunk >= 1 && y_floats >= 1);
     const long xs = sf_model_x_floats(m);
     const int nc = (B + chunk - 1) / chunk;
-    if (nc <= 1) { /* one chunk: the whole team on it */
-        sf_model_forward_run(m, &runs[0], x, y, B, 0, NULL);
+    if (nc <= 1 || (!runs && m->run.newton)) { /* one chunk (or a Newton tally to fill, which
+                                                  * is not thread-safe): the team, one forward */
+        sf_model_forward_run(m, runs ? &runs[0] : &m->run, x, y, B, 0, NULL);
         return;
+    }
+    if (!runs) {
+        const int nt = omp_get_max_threads();
+        if (m->pool_n < nt) {
+            m->pool = sf_realloc(m->pool, (size_t)nt * sizeof *m->pool);
+            for (int i = m->pool_n; i < nt; i++) sf_run_init(&m->pool[i]);
+            m->pool_n = nt;
+        }
+        runs = m->pool;
     }
 #pragma omp parallel
     {

@@ -112,6 +112,8 @@ struct sf_model {
     void *self;
     sf_params params;
     sf_run run; /* used by sf_model_forward / sf_model_backward */
+    sf_run *pool; /* one run per thread for sf_model_infer_chunked(runs = NULL) */
+    int pool_n;
 };
 
 /* Build from a config (normalised here; the model keeps its own copy). Parameters are allocated
@@ -140,7 +142,9 @@ void sf_model_forward(sf_model *m, const float *x, float *y, int B, int training
  * its core's cache, and no layer waits at a barrier. runs: omp_get_max_threads() caller-owned
  * runs (sf_run_init), kept between calls so their arenas are planned once. y_floats: outputs
  * per example. Each chunk's outputs are bit for bit those of sf_model_forward_run on that chunk
- * at one thread. */
+ * at one thread. runs NULL: the model's own pool (grown to the thread count; one caller at a
+ * time, as for sf_model_forward); then, when the model's run collects Newton statistics
+ * (run.newton), one forward in that run instead. One chunk: one forward of the team. */
 void sf_model_infer_chunked(sf_model *m, sf_run *runs, const float *x, float *y, long y_floats,
                             int B, int chunk);
 void sf_model_backward(sf_model *m, const float *dy, int B);
