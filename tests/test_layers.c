@@ -950,9 +950,13 @@ static void check_t2(const char *mixer, const char *pos) {
     subject s = {model_fwd, model_bwd, &m, &m.params, B * xs, (long)B * 4, B, 10, name, 1, 1};
     float *x = rnd(s.nx, 1.0f);
     t2_set_lens(x, s.nx);
-    g_kinked = 1; /* ReLU in the embedding and the feed-forward */
-    grad_check(&s, x);
-    g_kinked = 0;
+    /* ReLU in the embedding and the feed-forward. Seed 5989575020 put an embedding weight's
+     * quotients 2.2% off (gradient 1.3e-3), at 33b0b8c as at 8a2bc23: a kink within the step.
+     * As for conv_patches below, a miss repeats the check at a fresh point, which a wrong
+     * gradient misses too. */
+    g_kinked = g_retry = 1;
+    grad_check_retry_refill(&s, &x, t2_set_lens);
+    g_kinked = g_retry = 0;
     free(x);
     sf_model_destroy(&m);
 }
