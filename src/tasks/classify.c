@@ -754,7 +754,7 @@ static int write_attribution(sf_model *m, const sf_class_data *d, int e, int cls
             memcpy(xi, x0, (size_t)xs * sizeof(float));
             xi[j] += (start + i) % 2 ? -h : h;
         }
-        sf_model_forward(m, xb, z, k, 0, NULL);
+        sf_model_infer(m, xb, z, K, k);
         for (int i = 0; i < k; i++) {
             softmax_row(z + (size_t)i * K, p, K);
             lp[start + i] = log(p[cls] > 1e-30f ? p[cls] : 1e-30f);
@@ -847,7 +847,7 @@ static void probabilities_of(sf_model *m, const sf_class_data *d, int K, float *
             memcpy(xk, d->x + (size_t)e * d->T * d->C, (size_t)d->len[e] * d->C * sizeof(float));
             xk[LC] = (float)d->len[e];
         }
-        sf_model_forward(m, x, z, n, 0, NULL);
+        sf_model_infer(m, x, z, K, n);
         for (int k = 0; k < n; k++) softmax_row(z + (size_t)k * K, prob + (size_t)(start + k) * K, K);
     }
     free(x);

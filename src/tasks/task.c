@@ -1,7 +1,6 @@
 /* The task registry and what every task shares: whole-split evaluation. */
 #include "tasks/task.h"
 
-#include <omp.h>
 #include <string.h>
 
 #include "core/error.h"
@@ -23,11 +22,6 @@ void sf_task_names(char *buf, size_t n) {
                                 sf_task_registry[i]->info.name);
 }
 
-/* Examples per chunk of the evaluation's inference: small enough that a chunk's activations stay
- * in a core's cache (PatchTST's validation pass ran 1.17x faster at 8 windows per chunk than as
- * one forward of the team on 256, bench/results/xeon_s35). */
-#define SF_EVAL_CHUNK 8
-
 void sf_task_evaluate(const sf_task *t, sf_model *m, sf_split s, int batch, sf_metrics *out) {
     int n = t->ops->n_examples(t, s);
     if (batch > n) batch = n;
@@ -40,11 +34,7 @@ void sf_task_evaluate(const sf_task *t, sf_model *m, sf_split s, int batch, sf_m
         int k = n - start < batch ? n - start : batch;
         for (int i = 0; i < k; i++) idx[i] = start + i;
         t->ops->gather(t, s, idx, k, x, y);
-        /* chunks of up to SF_EVAL_CHUNK examples, one thread each (sf_model_infer_chunked) */
-        const int nt = omp_get_max_threads();
-        int chunk = (k + nt - 1) / nt;
-        if (chunk > SF_EVAL_CHUNK) chunk = SF_EVAL_CHUNK;
-        sf_model_infer_chunked(m, NULL, x, o, t->y_floats, k, chunk);
+        sf_model_infer(m, x, o, t->y_floats, k); /* in chunks, one thread each */
         t->ops->metrics_add(t, o, y, k, acc);
     }
     t->ops->metrics_finish(t, acc, n, out);
