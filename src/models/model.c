@@ -201,10 +201,7 @@ void sf_model_infer_chunked(sf_model *m, sf_run *runs, const float *x, float *y,
 }
 
 void sf_model_infer(sf_model *m, const float *x, float *y, long y_floats, int B) {
-    const int nt = omp_get_max_threads();
-    int chunk = (B + nt - 1) / nt;
-    if (chunk > SF_INFER_CHUNK) chunk = SF_INFER_CHUNK;
-    sf_model_infer_chunked(m, NULL, x, y, y_floats, B, chunk > 0 ? chunk : 1);
+    sf_model_infer_chunked(m, NULL, x, y, y_floats, B, SF_INFER_CHUNK);
 }
 
 void sf_model_backward(sf_model *m, const float *dy, int B) {

@@ -147,10 +147,10 @@ void sf_model_forward(sf_model *m, const float *x, float *y, int B, int training
  * (run.newton), one forward in that run instead. One chunk: one forward of the team. */
 void sf_model_infer_chunked(sf_model *m, sf_run *runs, const float *x, float *y, long y_floats,
                             int B, int chunk);
-/* Inference on B examples with the default chunking, in the model's own pool: chunks of up to
- * SF_INFER_CHUNK examples, fewer when B is small so that every thread gets one. Evaluation,
- * class probabilities and attributions use it. At PatchTST's ETTh1 shapes a chunk of 8 windows
- * per thread ran the validation pass 1.17x faster than one forward of the team on 256 windows. */
+/* Inference on B examples in chunks of SF_INFER_CHUNK, in the model's own pool. The chunks do
+ * not depend on the thread count, so neither do the results. Evaluation, class probabilities and
+ * attributions use it. At PatchTST's ETTh1 shapes a chunk of 8 windows per thread ran the
+ * validation pass 1.17x faster than one forward of the team on 256 windows. */
 #define SF_INFER_CHUNK 8
 void sf_model_infer(sf_model *m, const float *x, float *y, long y_floats, int B);
 void sf_model_backward(sf_model *m, const float *dy, int B);
