@@ -120,10 +120,10 @@ int main(int argc, char **argv) {
     } while (t - t0 < secs);
     double tput = curves / (t - t0), per_cpu = curves / (cpu_seconds() - c0);
     /* the same batch through sf_model_infer_chunked: chunks of --chunk curves, one thread each */
-    sf_run *team_runs = calloc((size_t)omp_get_max_threads(), sizeof *team_runs);
+    sf_run *thread_runs = calloc((size_t)omp_get_max_threads(), sizeof *thread_runs);
     float *yc = malloc((size_t)batch * K * sizeof(float));
-    for (int i = 0; i < omp_get_max_threads(); i++) sf_run_init(&team_runs[i]);
-    sf_model_infer_chunked(&m, team_runs, x, yc, K, batch, chunk); /* plans the team_runs */
+    for (int i = 0; i < omp_get_max_threads(); i++) sf_run_init(&thread_runs[i]);
+    sf_model_infer_chunked(&m, thread_runs, x, yc, K, batch, chunk); /* plans the runs */
     double cdiff = 0; /* against the batched forward: the same to float rounding */
     for (long i = 0; i < (long)batch * K; i++) {
         const double dd = fabs((double)yc[i] - y[i]) / (fabs((double)y[i]) > 1 ? fabs((double)y[i]) : 1);
@@ -132,13 +132,13 @@ int main(int argc, char **argv) {
     curves = 0;
     t0 = wall_seconds(), c0 = cpu_seconds();
     do {
-        sf_model_infer_chunked(&m, team_runs, x, yc, K, batch, chunk);
+        sf_model_infer_chunked(&m, thread_runs, x, yc, K, batch, chunk);
         curves += batch;
         t = wall_seconds();
     } while (t - t0 < secs);
     double ctput = curves / (t - t0), cper_cpu = curves / (cpu_seconds() - c0);
-    for (int i = 0; i < omp_get_max_threads(); i++) sf_run_free(&team_runs[i]);
-    free(team_runs);
+    for (int i = 0; i < omp_get_max_threads(); i++) sf_run_free(&thread_runs[i]);
+    free(thread_runs);
     free(yc);
     int used = 0;
     double gp_cpu = -1;

@@ -140,8 +140,9 @@ static inline __attribute__((always_inline)) v8sf v8_exp2(v8sf x, const int uppe
 /* A block of rows' log-sum-exp in natural units from their base-2 maxima m and sums l >= 1 of
  * 2^(s - m): ln 2 (m + e) + ln(mant) for l = 2^e mant, mant in [sqrt(1/2), sqrt(2)), and
  * ln(1 + f) = f - f^2/2 + f^3 P(f) (f = mant - 1, P of degree 7 fitted for this project as for
- * 2^r: 5.8e-9 relative in exact arithmetic, 7.6e-8 in float). One vector for the block where a
- * scalar logf per row had been a tenth of the forward at PatchTST's shapes. NaN in l stays NaN;
+ * 2^r: 5.8e-9 relative in exact arithmetic, 7.6e-8 in float). One vector for the block instead
+ * of a scalar logf per row (bench/attention_ab.sh: the forward 0.85x at PatchTST's shapes,
+ * bench/results/xeon_s35/attention_ab_vector_lse_vs_9e05f07.txt). NaN in l stays NaN;
  * l is never below 1 (the row's largest term is 2^0 = 1 exactly). */
 #define SF_LOG1P_P(f)                                                                         \
     ((((((((f) * -7.634496689e-02f + 1.276157647e-01f) * (f) - 1.316018254e-01f) * (f) +       \
@@ -203,22 +204,24 @@ static inline __attribute__((always_inline)) void fwd_rows_small_dh(
         lb += pb;
         for (int d = 0; d < Dh; d++) aa[d] += pa * vr[d], ab[d] += pb * vr[d];
     }
-    float acc[SF_ATT_SMALL_DH][SF_ATT_RL], m[SF_ATT_RL], l[SF_ATT_RL];
+    float acc[SF_ATT_SMALL_DH][SF_ATT_RL], l[SF_ATT_RL];
     for (int d = 0; d < Dh; d++) {
         memcpy(acc[d], &aa[d], sizeof(v8sf));
         memcpy(acc[d] + 8, &ab[d], sizeof(v8sf));
     }
-    const v8sf lsa = v8_lse(ma, la), lsb = v8_lse(mb, lb);
-    memcpy(m, &lsa, sizeof(v8sf)); /* m: the rows' log-sum-exp from here on */
-    memcpy(m + 8, &lsb, sizeof(v8sf));
     memcpy(l, &la, sizeof(v8sf));
     memcpy(l + 8, &lb, sizeof(v8sf));
     for (int r = 0; r < ni; r++) {
-        const int t = i0 + r;
         const float inv = 1.0f / l[r];
-        float *orow = o + (long)t * ldo;
+        float *orow = o + (long)(i0 + r) * ldo;
         for (int d = 0; d < Dh; d++) orow[d] = acc[d][r] * inv;
-        if (lse) lse[t] = m[r];
+    }
+    if (lse) { /* NULL: not wanted (inference) */
+        float ls[SF_ATT_RL];
+        const v8sf lsa = v8_lse(ma, la), lsb = v8_lse(mb, lb);
+        memcpy(ls, &lsa, sizeof(v8sf));
+        memcpy(ls + 8, &lsb, sizeof(v8sf));
+        for (int r = 0; r < ni; r++) lse[i0 + r] = ls[r];
     }
 }
 
@@ -246,7 +249,7 @@ static inline __attribute__((always_inline, target("arch=x86-64-v4"))) v16sf v16
 }
 /* v8_exp2's operations on 16 lanes, with no AVX-512 builtins: for bwd_rows_small16_dh, which
  * has no target attribute of its own (with one, GCC built its vector constants lane by lane,
- * under the caller's no-tree-vectorize, and the backward ran 1.4x slower). */
+ * under the caller's no-tree-vectorize, and the backward ran much slower). */
 static inline __attribute__((always_inline)) v16sf v16_exp2_generic(v16sf x, const int upper) {
     v16sf xc = v16_sel(v16_splat(-126.0f) > x, v16_splat(-126.0f), x);
     if (upper) xc = v16_sel(xc > v16_splat(127.0f), v16_splat(127.0f), xc);
