@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The C benchmarks refuse a flag without its value (e.g. --help) with exit 2 and a message naming
-# the flag, instead of running with their defaults. Usage: tests/bench_flags.sh BUILD_DIR
+# the flag, instead of running with their defaults; bench_t2 refuses --chunk 0. Usage: tests/bench_flags.sh BUILD_DIR
 set -u
 dir=${1:?usage: tests/bench_flags.sh BUILD_DIR}
 fail=0
@@ -21,4 +21,13 @@ for b_flag in bench_generate:--d bench_mamba:--d bench_mfu:--threads bench_mixer
         fi
     done
 done
+# a value out of range is refused the same way: bench_t2 --chunk 0 (chunks of at least one curve)
+err=$(timeout 20 "$dir/bench_t2" --config '{}' --chunk 0 2>&1 >/dev/null)
+rc=$?
+if [ "$rc" -ne 2 ] || [[ "$err" != "usage: bench_t2"*"[--chunk C]"* ]]; then
+    echo "FAIL bench_t2 --chunk 0: exit $rc, stderr '$err'"
+    fail=1
+else
+    echo "ok   bench_t2 --chunk 0: exit 2, usage"
+fi
 exit "$fail"
